@@ -1,0 +1,34 @@
+"""Bodies of the NATS request/reply commands between the gateway and the aggregate owners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class SubmitTasksCommand(msgspec.Struct, frozen=True):
+    workspace_id: str
+    tasks: list[dict[str, Any]]  # validated `TaskRequest`s, in wire form
+
+
+class DecideReviewCommand(msgspec.Struct, frozen=True):
+    workspace_id: str
+    task_id: str
+    decision: str
+    feedback: str | None = None
+
+
+class CommandError(msgspec.Struct, frozen=True):
+    status: int
+    error: str
+    message: str
+
+
+class CommandReply(msgspec.Struct, frozen=True, omit_defaults=True):
+    """`seq` is the last event the command appended: reads wait for the read models to reach it."""
+
+    seq: int = 0
+    task_ids: list[str] = []
+    status: str | None = None
+    error: CommandError | None = None

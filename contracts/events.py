@@ -1,0 +1,29 @@
+"""The domain event envelope: what every API, stream and bus message carries for an event.
+
+`seq` is the event store's notification id (global order, strictly increasing, gaps allowed);
+`type` is `<aggregate>.<event>` in snake case, e.g. `task.submitted`, `run.succeeded`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class EventEnvelope(msgspec.Struct, frozen=True):
+    seq: int
+    type: str
+    workspace_id: str
+    aggregate_id: str
+    version: int
+    occurred_at: int  # epoch milliseconds
+    payload: dict[str, Any]
+
+
+class FeedEvent(msgspec.Struct, frozen=True):
+    """The `data:` of an SSE frame on spec 001's events feed."""
+
+    seq: int
+    type: str
+    payload: dict[str, Any]

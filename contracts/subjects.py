@@ -1,0 +1,25 @@
+"""NATS names: the event stream, its subjects, and the command subjects of each owner."""
+
+from __future__ import annotations
+
+EVENTS_STREAM = "EVENTS"
+EVENTS_SUBJECTS = "events.>"
+
+
+def event_subject(workspace_id: str, event_type: str) -> str:
+    """`events.<workspace>.<aggregate>.<event>`; event types are `<aggregate>.<event>`."""
+    return f"events.{workspace_id}.{event_type}"
+
+
+def workspace_events(workspace_id: str) -> str:
+    return f"events.{workspace_id}.>"
+
+
+def aggregate_events(aggregate: str) -> str:
+    """Every workspace's events of one aggregate type, for a service's durable consumer."""
+    return f"events.*.{aggregate}.>"
+
+
+# Commands go to the single writer of the aggregate they change (request/reply, queue group).
+SUBMIT_TASKS = "cmd.planner.submit-tasks"
+DECIDE_REVIEW = "cmd.review.decide"

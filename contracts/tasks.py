@@ -1,0 +1,169 @@
+"""Spec 000 wire bodies: task submission, task state, review, costs, errors.
+
+Field names are the spec's (camelCase on the wire); Python attributes are snake_case and
+`rename="camel"` maps them, so the code reads like Python and the JSON reads like the spec.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+
+DEFAULT_MODEL = "claude-sonnet-4-20250514"
+DEFAULT_PROVIDER = "anthropic"
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_TEMPERATURE = 0.0
+# The spec leaves maxRetries' default open; three self-heal attempts is what its example shows.
+DEFAULT_MAX_RETRIES = 3
+MAX_TASKS_PER_REQUEST = 100
+
+
+class AgentType(enum.StrEnum):
+    CODEGEN = "codegen"
+    TEST = "test"
+    REVIEW = "review"
+    REFACTOR = "refactor"
+    DEBUG = "debug"
+    DEPENDENCY = "dependency"
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    REVIEW = "review"
+    APPROVED = "approved"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Provider(enum.StrEnum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVISE = "revise"
+
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
+    owner: NonEmpty
+    repo: NonEmpty
+    branch: NonEmpty
+    base_branch: NonEmpty
+    files: dict[str, str]
+
+
+class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False):
+    model: NonEmpty = DEFAULT_MODEL
+    provider: Provider = Provider.ANTHROPIC
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=200_000)] = DEFAULT_MAX_TOKENS
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = DEFAULT_TEMPERATURE
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = DEFAULT_MAX_RETRIES
+
+
+class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):
+    description: NonEmpty
+    agent_type: AgentType
+    repo: RepoContext
+    config: AgentConfig = AgentConfig()
+    parent_task_id: str | None = None
+
+
+class SubmitTasks(msgspec.Struct, frozen=True):
+    tasks: Annotated[list[TaskRequest], msgspec.Meta(min_length=1, max_length=MAX_TASKS_PER_REQUEST)]
+
+
+class TaskIds(msgspec.Struct, frozen=True, rename="camel"):
+    task_ids: list[str]
+
+
+class Subtask(msgspec.Struct, frozen=True, rename="camel"):
+    id: str
+    agent_type: AgentType
+    description: str
+    dependencies: list[str]
+
+
+class AgentOutput(msgspec.Struct, frozen=True):
+    files: dict[str, str]
+    summary: str
+
+
+class CostBreakdown(msgspec.Struct, frozen=True, rename="camel"):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+    cpu_time_ms: int = 0
+    subrequests: int = 0
+
+
+class AgentResult(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    subtask_id: str
+    agent_type: AgentType
+    success: bool
+    cost: CostBreakdown
+    duration_ms: int
+    output: AgentOutput | None = None
+    error: str | None = None
+
+
+class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    id: str
+    status: TaskStatus
+    request: TaskRequest
+    subtasks: list[Subtask]
+    results: dict[str, AgentResult]
+    cost: CostBreakdown
+    created_at: int
+    updated_at: int
+    error: str | None = None
+    pr_url: str | None = None
+    revision_of: str | None = None
+    revised_by: str | None = None
+
+
+class TaskEnvelope(msgspec.Struct, frozen=True):
+    task: TaskState
+
+
+class ReviewDecision(msgspec.Struct, frozen=True, rename="camel"):
+    task_id: NonEmpty
+    decision: Decision
+    feedback: str | None = None
+
+
+class ReviewAccepted(msgspec.Struct, frozen=True):
+    status: str
+
+
+class TaskCost(msgspec.Struct, frozen=True, rename="camel"):
+    task_id: str
+    cost: CostBreakdown
+
+
+class CostsReport(msgspec.Struct, frozen=True):
+    tasks: list[TaskCost]
+    aggregate: CostBreakdown
+
+
+class Health(msgspec.Struct, frozen=True):
+    service: str
+    status: str
+    version: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Spec 000's error format: a short code and a human-readable message."""
+
+    error: str
+    message: str

@@ -1,0 +1,36 @@
+# Agent orchestrator: run `./just --list` for the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# uv must use the machine's Python 3.11, never download one
+export UV_PYTHON_DOWNLOADS := "never"
+
+default:
+    @just --list
+
+# Install the locked dependencies into .venv
+sync:
+    uv sync --frozen --quiet
+
+# Start the whole system on its embedded defaults (PostgreSQL, NATS, six services)
+up: sync
+    uv run --frozen orchestrator-up
+
+# Lint, then every test: unit, integration (real NATS + PostgreSQL) and end-to-end
+test *args: sync
+    uv run --frozen ruff check .
+    uv run --frozen ruff format --check .
+    uv run --frozen pytest {{args}}
+
+# Reference workload RW-1 against the embedded system (N tasks, C in flight)
+bench n="400" concurrency="20": sync
+    uv run --frozen python -m libs.bench.rw1 --tasks {{n}} --concurrency {{concurrency}}
+
+# Export JSON Schema for every contract and the OpenAPI document into contracts/schemas
+contracts: sync
+    uv run --frozen python -m contracts.export
+
+# Format the code
+fmt: sync
+    uv run --frozen ruff format .
+    uv run --frozen ruff check --fix .

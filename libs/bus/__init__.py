@@ -1,0 +1,1 @@
+"""The bus: NATS JetStream for events (through the outbox relay), request/reply for commands."""

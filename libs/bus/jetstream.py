@@ -1,0 +1,44 @@
+"""The EVENTS stream: declared the same way by every process that touches it."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+
+# Long enough to cover a relay restart; the relay also resumes from the stream's last msg id.
+DUPLICATE_WINDOW_S = 600.0
+
+
+def events_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[EVENTS_SUBJECTS],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+    )
+
+
+async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    config = events_stream_config(replicas)
+    try:
+        await js.stream_info(EVENTS_STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
+
+
+async def last_relayed_seq(js: JetStreamContext) -> int:
+    """The event `seq` of the stream's last message (its `Nats-Msg-Id`), 0 when empty."""
+    info = await js.stream_info(EVENTS_STREAM)
+    if info.state.last_seq == 0 or info.state.messages == 0:
+        return 0
+    msg = await js.get_msg(EVENTS_STREAM, seq=info.state.last_seq)
+    headers = msg.headers or {}
+    return int(headers.get("Nats-Msg-Id", 0))

@@ -1,0 +1,60 @@
+"""Process configuration from the environment (12-factor): one Struct, read once at start."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    database_url: str
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    workspace: str = "default"
+    log_level: str = "INFO"
+    # How long a read waits for the read models to reach a write it depends on.
+    read_your_writes_timeout_s: float = 2.0
+    command_timeout_s: float = 10.0
+    consumer_batch: int = 256
+    anthropic_base_url: str | None = None
+    anthropic_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    llm_timeout_s: float = 120.0
+    llm_max_retries: int = 2
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+
+    def __repr__(self) -> str:  # keys never reach a log line through a repr
+        return f"Settings(service={self.service!r}, nats_url={self.nats_url!r})"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def load_settings(service: str, default_port: int) -> Settings:
+    database_url = _env("DATABASE_URL")
+    if database_url is None:
+        raise SystemExit("DATABASE_URL is not set: point it at the PostgreSQL event store")
+    return Settings(
+        service=service,
+        database_url=database_url,
+        nats_url=_env("NATS_URL") or "nats://127.0.0.1:4222",
+        http_host=_env("HTTP_HOST") or "127.0.0.1",
+        http_port=int(_env("HTTP_PORT") or default_port),
+        workspace=_env("DEFAULT_WORKSPACE") or "default",
+        log_level=_env("LOG_LEVEL") or "INFO",
+        anthropic_base_url=_env("ANTHROPIC_BASE_URL"),
+        anthropic_api_key=_env("ANTHROPIC_API_KEY"),
+        openai_base_url=_env("OPENAI_BASE_URL"),
+        openai_api_key=_env("OPENAI_API_KEY"),
+        llm_timeout_s=float(_env("LLM_TIMEOUT_S") or 120.0),
+        llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
+        github_token=_env("GITHUB_TOKEN"),
+        github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
+    )

@@ -1,0 +1,166 @@
+"""The whole system on one machine: PostgreSQL and NATS from their wheels, the local model
+server, and the six services as separate processes. Used by `just up`, the end-to-end tests
+and the benchmark, so all three run exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from libs.devstack.nats import EmbeddedNats
+from libs.devstack.postgres import EmbeddedPostgres
+from libs.devstack.processes import ServiceProcess, free_port
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("stream", "gateway", "planner", "executor", "review", "cost-ledger")
+PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+
+
+@dataclass
+class Ports:
+    nats: int = 4222
+    nats_monitor: int = 8222
+    model_server: int = 8900
+    services: dict[str, int] = field(
+        default_factory=lambda: {
+            "gateway": 8080,
+            "stream": 8081,
+            "planner": 9101,
+            "executor": 9102,
+            "review": 9103,
+            "cost-ledger": 9104,
+        }
+    )
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), {name: free_port() for name in SERVICES})
+
+
+def _script(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+class Stack:
+    def __init__(self, data_dir: Path, ports: Ports | None = None, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.ports = ports or Ports()
+        self.extra_env = extra_env or {}
+        self.postgres = EmbeddedPostgres(data_dir / "postgres")
+        self.nats = EmbeddedNats(data_dir / "nats", port=self.ports.nats, monitor_port=self.ports.nats_monitor)
+        self.model_server: ServiceProcess | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.database_url = ""
+        self.uses_local_model = False
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.services['gateway']}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.services['stream']}"
+
+    @property
+    def model_server_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.model_server}"
+
+    def start(self) -> None:
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.database_url = self.postgres.start()
+        self.nats.start()
+        self.model_server = ServiceProcess(
+            name="model-server",
+            argv=[_script("orchestrator-model-server")],
+            env={"MODEL_SERVER_PORT": str(self.ports.model_server)},
+            log_path=self.data_dir / "logs" / "model-server.log",
+            health_url=f"{self.model_server_url}/health",
+        )
+        self.model_server.start()
+        self.model_server.wait_healthy()
+        for name in SERVICES:
+            self.start_service(name)
+        for name in SERVICES:
+            self.services[name].wait_healthy(timeout=60)
+            self._wait_ready(name)
+
+    def service_env(self, name: str) -> dict[str, str]:
+        env = {
+            "DATABASE_URL": self.database_url,
+            "NATS_URL": self.nats.url,
+            "HTTP_PORT": str(self.ports.services[name]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        # Without provider keys the agents talk to the local model server; with keys, the
+        # real providers (the SDKs' default base URLs, unless one is configured).
+        if not any(os.environ.get(k) for k in PROVIDER_KEYS):
+            self.uses_local_model = True
+            env.update(
+                ANTHROPIC_BASE_URL=self.model_server_url,
+                ANTHROPIC_API_KEY="local-model-server",
+                OPENAI_BASE_URL=f"{self.model_server_url}/v1",
+                OPENAI_API_KEY="local-model-server",
+            )
+        env.update(self.extra_env)
+        return env
+
+    def start_service(self, name: str) -> ServiceProcess:
+        process = ServiceProcess(
+            name=name,
+            argv=[_script(f"orchestrator-{name}")],
+            env=self.service_env(name),
+            log_path=self.data_dir / "logs" / f"{name}.log",
+            health_url=f"http://127.0.0.1:{self.ports.services[name]}/health",
+        )
+        process.start()
+        self.services[name] = process
+        return process
+
+    def restart_service(self, name: str) -> None:
+        self.start_service(name).wait_healthy(timeout=60)
+        self._wait_ready(name)
+
+    def _wait_ready(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.ports.services[name]}/ready"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not become ready in {timeout}s:\n{self.services[name].log_tail()}")
+
+    def stop(self) -> None:
+        for name in reversed(SERVICES):
+            if name in self.services:
+                self.services[name].stop()
+        if self.model_server:
+            self.model_server.stop()
+        self.nats.stop()
+        self.postgres.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

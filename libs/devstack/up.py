@@ -1,0 +1,52 @@
+"""`just up`: the whole system on its embedded defaults, until Ctrl-C.
+
+Data lives under `.data/` in the checkout (ignored by git), so a second `just up` finds
+its tasks and events again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from libs.devstack.stack import Stack
+
+log = logging.getLogger("up")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s up %(levelname)s: %(message)s")
+    data_dir = Path(os.environ.get("ORCHESTRATOR_DATA_DIR", ".data")).resolve()
+    stack = Stack(data_dir)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    log.info("starting PostgreSQL, NATS JetStream, the local model server and six services (data: %s)", data_dir)
+    try:
+        stack.start()
+    except Exception as exc:
+        log.error("could not start: %s", exc)
+        stack.stop()
+        sys.exit(1)
+    if stack.uses_local_model:
+        log.info("no provider keys set: agents use the local model server at %s", stack.model_server_url)
+    log.info("logs: %s", data_dir / "logs")
+    print(
+        f"\nAgent orchestrator is up.\n"
+        f"  API (spec 000):        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/schema)\n"
+        f"  Events feed (SSE):     {stack.stream_url}/api/v1/workspaces/default/orchestration/events\n"
+        f"  Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    stopping.wait()
+    log.info("stopping")
+    stack.stop()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

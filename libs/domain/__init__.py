@@ -1,0 +1,1 @@
+"""The domain model: aggregates whose event methods are their state machines."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL event store (eventsourcing + psycopg): one log, one global order."""

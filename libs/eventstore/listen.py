@@ -1,0 +1,59 @@
+"""Wake-ups from PostgreSQL LISTEN/NOTIFY, coalesced into an asyncio event.
+
+Followers of the log (relay, projector, read-your-writes waits) sleep on `wait()` and are
+woken by the NOTIFY of each appending transaction; the timeout keeps them correct even if
+a notification is lost with a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    def __init__(self, database_url: str, channel: str, on_payload: Callable[[str], None] | None = None) -> None:
+        self.database_url = database_url
+        self.channel = channel
+        self.on_payload = on_payload
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"listen:{self.channel}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+
+    def poke(self) -> None:
+        self._event.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+                    await conn.execute(f'LISTEN "{self.channel}"')
+                    self._event.set()  # anything appended while we were not listening
+                    async for notify in conn.notifies():
+                        if self.on_payload is not None:
+                            self.on_payload(notify.payload)
+                        self._event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("LISTEN %s lost its connection; reconnecting", self.channel, exc_info=True)
+                await asyncio.sleep(0.5)

@@ -1,0 +1,63 @@
+"""The application recorder with per-consumer tracking written in the same transaction.
+
+eventsourcing's process recorder tracks one position per application. Our consumers are
+scaled out (replicas share a durable JetStream consumer), so a single high-water mark would
+make a replica skip an older message another replica has not finished. We record every
+handled `seq` instead: a redelivered message finds its row and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+TRACKING_TABLE = "consumer_tracking"
+
+
+class ConsumerTracking(msgspec.Struct, frozen=True):
+    consumer: str
+    seqs: list[int]
+
+
+class TrackingApplicationRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+                "consumer text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (consumer, seq))"
+            ).format(schema, Identifier(TRACKING_TABLE))
+        )
+        self._insert_tracking = SQL("INSERT INTO {0}.{1} (consumer, seq) VALUES (%s, %s)").format(
+            schema, Identifier(TRACKING_TABLE)
+        )
+        self._select_tracking = SQL("SELECT seq FROM {0}.{1} WHERE consumer = %s AND seq = ANY(%s)").format(
+            schema, Identifier(TRACKING_TABLE)
+        )
+        self._select_positions = SQL(
+            "SELECT consumer, max(seq) AS position, count(*) AS handled FROM {0}.{1} GROUP BY consumer"
+        ).format(schema, Identifier(TRACKING_TABLE))
+
+    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")
+        if tracking and tracking.seqs:
+            # A duplicate raises IntegrityError and rolls back the whole batch with it.
+            curs.executemany(self._insert_tracking, [(tracking.consumer, s) for s in tracking.seqs])
+
+    def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_tracking, (consumer, list(seqs)), prepare=True)
+            return {row["seq"] for row in curs.fetchall()}
+
+    def positions(self) -> dict[str, dict[str, int]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_positions)
+            return {r["consumer"]: {"position": r["position"], "handled": r["handled"]} for r in curs.fetchall()}

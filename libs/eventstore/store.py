@@ -1,0 +1,130 @@
+"""EventStore: load and save aggregates in batches, and read the log as wire envelopes.
+
+Built on eventsourcing's Application (mapper, transcoder, PostgreSQL recorder). Every
+service's application has the same name, so all aggregates share one events table and one
+notification sequence: that sequence is the public `seq`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification, StoredEvent
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.sql import SQL, Identifier
+
+from contracts.events import EventEnvelope
+from libs.domain.base import EventTypes, event_payload
+from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder
+
+EVENTS_TABLE = "orchestrator_events"
+# eventsourcing NOTIFYs a channel named for the table inside each appending transaction.
+EVENTS_CHANNEL = EVENTS_TABLE
+SCHEMA_LOCK = 4242
+
+
+class OrchestratorApplication(Application[UUID]):
+    name = "orchestrator"
+
+
+def eventsourcing_env(database_url: str, pool_size: int = 4) -> dict[str, str]:
+    params = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "libs.eventstore.recorder:TrackingApplicationRecorder",
+        "POSTGRES_DBNAME": str(params.get("dbname", "orchestrator")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_LOCK_TIMEOUT": "5",
+    }
+
+
+class EventStore:
+    def __init__(self, database_url: str, pool_size: int = 4) -> None:
+        # Services start together and each creates the tables if missing; PostgreSQL's DDL
+        # is not safe to race (CREATE TYPE IF NOT EXISTS can still collide), so take turns.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                self.app = OrchestratorApplication(env=eventsourcing_env(database_url, pool_size))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        recorder = self.app.recorder
+        assert isinstance(recorder, TrackingApplicationRecorder)
+        self.recorder = recorder
+        self._select_many = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+
+    def close(self) -> None:
+        self.app.close()
+
+    # --- aggregates ----------------------------------------------------------------------
+
+    def load_many(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """Every requested aggregate that exists, rebuilt from its events in one query."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        with self.recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_many, (wanted,), prepare=True)
+            rows = curs.fetchall()
+        aggregates: dict[UUID, Any] = {}
+        for row in rows:
+            event = self.app.mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+            )
+            aggregates[row["originator_id"]] = event.mutate(aggregates.get(row["originator_id"]))
+        return aggregates
+
+    def save(self, aggregates: Sequence[Aggregate], tracking: ConsumerTracking | None = None) -> int:
+        """Appends all pending events (and the tracking rows) in one transaction.
+
+        Returns the highest `seq` written, or 0 when there was nothing to append.
+        """
+        recordings = self.app.save(*aggregates, consumer_tracking=tracking)
+        return max((r.notification.id for r in recordings), default=0)
+
+    def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
+        return self.recorder.handled(consumer, seqs) if seqs else set()
+
+    def consumer_positions(self) -> dict[str, dict[str, int]]:
+        return self.recorder.positions()
+
+    # --- the log --------------------------------------------------------------------------
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def read(self, after: int, limit: int = 1000, stop: int | None = None) -> list[EventEnvelope]:
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, stop=stop, inclusive_of_start=False
+        )
+        return [self.envelope(n) for n in notifications]
+
+    def envelope(self, notification: Notification) -> EventEnvelope:
+        event = self.app.mapper.to_domain_event(notification)
+        return EventEnvelope(
+            seq=notification.id,
+            type=EventTypes.name(type(event)),
+            workspace_id=event.workspace_id,
+            aggregate_id=str(event.originator_id),
+            version=event.originator_version,
+            occurred_at=int(event.timestamp.timestamp() * 1000),
+            payload=event_payload(event),
+        )

@@ -1,0 +1,1 @@
+"""LLM providers through their official SDKs, and the agents' prompt protocol."""

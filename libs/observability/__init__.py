@@ -1,0 +1,1 @@
+"""Metrics, logs and health checks shared by every service."""

@@ -1,0 +1,38 @@
+"""Logging set-up: one line per record, service name first, secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+_SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN")
+_KEY_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|ghp_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})")
+
+
+class RedactSecrets(logging.Filter):
+    """Masks configured keys and anything shaped like a provider key, whatever logged it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets = [v for k in _SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _KEY_PATTERN.sub("[redacted]", message)
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpx2", "uvicorn.access", "nats"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,136 @@
+"""The projector: folds the event log into the read models, one transaction per batch.
+
+It follows the notification log itself (not the bus), so its position is the log's own
+`seq`; the rows it writes and its position commit together, so a crash replays cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from contracts.events import EventEnvelope
+from libs.eventstore.store import EventStore
+from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
+from libs.readmodels.tasks import TaskView
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+
+
+def position(conn: psycopg.Connection, name: str = PROJECTOR) -> int:
+    row = conn.execute("SELECT position FROM rm_position WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else 0
+
+
+def _task_id(e: EventEnvelope) -> str | None:
+    if e.type.startswith("task."):
+        return e.aggregate_id
+    if e.type == "ledger.charged":
+        return e.payload["task_id"]
+    return None
+
+
+def project(conn: psycopg.Connection, events: list[EventEnvelope]) -> int:
+    """Applies one batch of events (in seq order) and records the new position."""
+    ids = {UUID(t) for e in events if (t := _task_id(e))}
+    views: dict[str, TaskView] = {}
+    if ids:
+        rows = conn.execute(
+            "SELECT task_id, state, subtask_costs FROM rm_tasks WHERE task_id = ANY(%s)", (list(ids),)
+        ).fetchall()
+        views = {str(r[0]): TaskView(r[1], r[2]) for r in rows}
+    charges: list[tuple[Any, ...]] = []
+    touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
+    for e in events:
+        task_id = _task_id(e)
+        if e.type == "task.submitted":
+            views[e.aggregate_id] = TaskView.submitted(e)
+        elif task_id is not None:
+            view = views.get(task_id)
+            if view is None:
+                log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
+                continue
+            view.apply(e)
+        if task_id is not None:
+            touched[task_id] = e.workspace_id
+        if e.type == "ledger.charged":
+            charges.append(_charge_row(e))
+
+    with conn.cursor() as cur:
+        if touched:
+            cur.executemany(
+                "INSERT INTO rm_tasks (task_id, workspace_id, status, created_at, updated_at, state, subtask_costs) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (task_id) DO UPDATE SET "
+                "status = excluded.status, updated_at = excluded.updated_at, state = excluded.state, "
+                "subtask_costs = excluded.subtask_costs",
+                [
+                    (
+                        task_id,
+                        workspace_id,
+                        (v := views[task_id]).state["status"],
+                        v.state["createdAt"],
+                        v.state["updatedAt"],
+                        Jsonb(v.state),
+                        Jsonb(v.subtask_costs),
+                    )
+                    for task_id, workspace_id in touched.items()
+                    if task_id in views
+                ],
+            )
+        if charges:
+            cur.executemany(
+                "INSERT INTO rm_charges VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                charges,
+            )
+        cur.executemany(
+            "INSERT INTO rm_feed (seq, workspace_id, type, aggregate_id, occurred_at, payload) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (seq) DO NOTHING",
+            [(e.seq, e.workspace_id, e.type, e.aggregate_id, e.occurred_at, Jsonb(e.payload)) for e in events],
+        )
+        last = events[-1].seq
+        cur.execute(
+            "INSERT INTO rm_position (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (PROJECTOR, last),
+        )
+        cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, str(last)))
+    return last
+
+
+def _charge_row(e: EventEnvelope) -> tuple[Any, ...]:
+    p = e.payload
+    return (
+        p["run_id"],
+        e.seq,
+        e.workspace_id,
+        p["task_id"],
+        p["subtask_id"],
+        e.occurred_at,
+        p["model"],
+        p["input_tokens"],
+        p["output_tokens"],
+        p["cache_read_tokens"],
+        p["cache_write_tokens"],
+        p["cost_usd"],
+        p["cpu_time_ms"],
+        p["subrequests"],
+        p["priced"],
+    )
+
+
+def catch_up(store: EventStore, conn: psycopg.Connection) -> int:
+    """Projects everything after the current position; returns the new position."""
+    pos = position(conn)
+    while True:
+        events = store.read(pos, BATCH)
+        if not events:
+            return pos
+        with conn.transaction():
+            pos = project(conn, events)

@@ -1,0 +1,119 @@
+"""Queries on the read models, for the gateway and the stream service (async psycopg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from libs.readmodels.schema import PROJECTOR
+from libs.readmodels.tasks import ZERO_COST, add_charge
+
+
+async def task_state(pool: AsyncConnectionPool, workspace_id: str, task_id: str) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task_id, workspace_id)
+        )
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def task_status(pool: AsyncConnectionPool, workspace_id: str, task_id: str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task_id, workspace_id)
+        )
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def costs(pool: AsyncConnectionPool, workspace_id: str, since_ms: int | None) -> dict[str, Any]:
+    """Per-task totals of the charges after `since_ms` (all when None), and their sum."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT task_id::text, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+            "sum(cache_write_tokens), sum(cost_usd), sum(cpu_time_ms), sum(subrequests), min(seq) "
+            "FROM rm_charges WHERE workspace_id = %s AND occurred_at > %s GROUP BY task_id ORDER BY min(seq)",
+            (workspace_id, since_ms if since_ms is not None else -1),
+        )
+        rows = await cur.fetchall()
+    tasks, aggregate = [], dict(ZERO_COST)
+    for task_id, tin, tout, cread, cwrite, usd, cpu, subreq, _ in rows:
+        charge = {
+            "input_tokens": int(tin),
+            "output_tokens": int(tout),
+            "cache_read_tokens": int(cread),
+            "cache_write_tokens": int(cwrite),
+            "cost_usd": float(usd),
+            "cpu_time_ms": int(cpu),
+            "subrequests": int(subreq),
+        }
+        cost = dict(ZERO_COST)
+        add_charge(cost, charge)
+        add_charge(aggregate, charge)
+        tasks.append({"taskId": task_id, "cost": cost})
+    return {"tasks": tasks, "aggregate": aggregate}
+
+
+async def projector_position(conn: AsyncConnection) -> int:
+    cur = await conn.execute("SELECT position FROM rm_position WHERE name = %s", (PROJECTOR,))
+    row = await cur.fetchone()
+    return row[0] if row else 0
+
+
+async def feed(
+    pool: AsyncConnectionPool, workspace_id: str, after: int, limit: int = 1000
+) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
+    """Feed rows after `after`, and the projector position they are complete up to."""
+    async with pool.connection() as conn, conn.transaction():
+        # One snapshot: every event at or below the position is in the rows we read.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        position = await projector_position(conn)
+        cur = await conn.execute(
+            "SELECT seq, type, payload FROM rm_feed WHERE workspace_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (workspace_id, after, limit),
+        )
+        rows = await cur.fetchall()
+    return [(r[0], r[1], r[2]) for r in rows], position
+
+
+DUMP_EVENT_LIMIT = 10_000
+
+
+async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, Any]:
+    """Everything the read models hold for one workspace, read in one snapshot."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        position = await projector_position(conn)
+        cur = await conn.execute(
+            "SELECT state FROM rm_tasks WHERE workspace_id = %s ORDER BY created_at, task_id", (workspace_id,)
+        )
+        tasks = [r[0] for r in await cur.fetchall()]
+        cur = await conn.execute(
+            "SELECT seq, type, aggregate_id, occurred_at, payload FROM rm_feed WHERE workspace_id = %s "
+            "ORDER BY seq DESC LIMIT %s",
+            (workspace_id, DUMP_EVENT_LIMIT + 1),
+        )
+        rows = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT run_id::text, seq, task_id::text, subtask_id, occurred_at, model, input_tokens, output_tokens, "
+            "cache_read_tokens, cache_write_tokens, cost_usd, cpu_time_ms, subrequests, priced "
+            "FROM rm_charges WHERE workspace_id = %s ORDER BY seq",
+            (workspace_id,),
+        )
+        charge_columns = [c.name for c in cur.description or []]
+        charges = [dict(zip(charge_columns, r, strict=True)) for r in await cur.fetchall()]
+    events = [
+        {"seq": r[0], "type": r[1], "aggregateId": r[2], "occurredAt": r[3], "payload": r[4]}
+        for r in reversed(rows[:DUMP_EVENT_LIMIT])
+    ]
+    return {
+        "workspaceID": workspace_id,
+        "projectorPosition": position,
+        "tasks": tasks,
+        "events": events,
+        "eventsTruncated": len(rows) > DUMP_EVENT_LIMIT,
+        "costRecords": charges,
+    }

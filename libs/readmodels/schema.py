@@ -1,0 +1,68 @@
+"""The read-model tables. Dropping them all and replaying the log rebuilds them exactly."""
+
+from __future__ import annotations
+
+import psycopg
+
+TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS rm_tasks (
+    task_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    status text NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    state jsonb NOT NULL,
+    subtask_costs jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_tasks_workspace ON rm_tasks (workspace_id, created_at);
+CREATE TABLE IF NOT EXISTS rm_charges (
+    run_id uuid PRIMARY KEY,
+    seq bigint NOT NULL,
+    workspace_id text NOT NULL,
+    task_id uuid NOT NULL,
+    subtask_id text NOT NULL,
+    occurred_at bigint NOT NULL,
+    model text NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_read_tokens bigint NOT NULL,
+    cache_write_tokens bigint NOT NULL,
+    cost_usd double precision NOT NULL,
+    cpu_time_ms bigint NOT NULL,
+    subrequests bigint NOT NULL,
+    priced boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_charges_workspace ON rm_charges (workspace_id, occurred_at);
+CREATE TABLE IF NOT EXISTS rm_feed (
+    seq bigint PRIMARY KEY,
+    workspace_id text NOT NULL,
+    type text NOT NULL,
+    aggregate_id text NOT NULL,
+    occurred_at bigint NOT NULL,
+    payload jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_feed_workspace ON rm_feed (workspace_id, seq);
+CREATE TABLE IF NOT EXISTS rm_position (
+    name text PRIMARY KEY,
+    position bigint NOT NULL
+);
+"""
+
+# The projector NOTIFYs this channel with its new position after each commit.
+READMODELS_CHANNEL = "readmodels"
+PROJECTOR = "readmodels"
+
+
+def create(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        # Several services start at once; serialize the DDL so CREATE IF NOT EXISTS races
+        # cannot fail on the catalog's unique indexes.
+        conn.execute("SELECT pg_advisory_xact_lock(4242)")  # the event store's schema lock
+        conn.execute(DDL)
+
+
+def drop(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS " + ", ".join(TABLES))

@@ -1,0 +1,118 @@
+"""How a bus worker service (planner, executor, review, cost-ledger) is wired and run.
+
+One place: settings from the environment, the event store, the FastStream broker with the
+service's command handlers, its durable event consumers, and an ops HTTP port with
+`/health`, `/ready` and `/metrics`. Each service's `main.py` only names its parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import nats
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
+from prometheus_client import make_asgi_app
+
+from libs.bus.consumer import EventConsumer, Subscription
+from libs.bus.jetstream import ensure_events_stream
+from libs.config import Settings, load_settings
+from libs.eventstore.store import EventStore
+from libs.observability.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[bytes], Awaitable[bytes]]
+
+
+@dataclass
+class Service:
+    """What a worker service is made of; `main.py` builds one and calls `run`."""
+
+    name: str
+    default_port: int
+    subscriptions: Callable[[Settings, EventStore], list[Subscription]] = lambda s, e: []
+    commands: Callable[[Settings, EventStore], dict[str, CommandHandler]] = lambda s, e: {}
+    on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
+    on_stop: Callable[[], Awaitable[None]] | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(body: object, status: int = 200) -> AsgiResponse:
+    return AsgiResponse(msgspec.json.encode(body), status, headers={"content-type": "application/json"})
+
+
+def build_app(service: Service, settings: Settings) -> AsgiFastStream:
+    store = EventStore(settings.database_url)
+    broker = NatsBroker(settings.nats_url, logger=None)
+    for subject, handler in service.commands(settings, store).items():
+        broker.subscriber(subject, queue=service.name)(_bytes_handler(handler))
+
+    consumers: list[EventConsumer] = []
+    nc_holder: list[NatsClient] = []
+
+    async def start_consumers() -> None:
+        nc = await nats.connect(settings.nats_url, name=f"{service.name}-consumers")
+        nc_holder.append(nc)
+        js = nc.jetstream()
+        await ensure_events_stream(js)
+        for sub in service.subscriptions(settings, store):
+            consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
+            await consumer.start()
+            consumers.append(consumer)
+        if service.on_start:
+            await service.on_start(settings, store)
+        log.info("%s ready: %d consumers, %d command subjects", service.name, len(consumers), len(broker.subscribers))
+
+    async def stop_consumers() -> None:
+        await asyncio.gather(*(c.stop() for c in consumers))
+        if service.on_stop:
+            await service.on_stop()
+        for nc in nc_holder:
+            await nc.drain()
+        store.close()
+
+    @get
+    async def health(scope: Any) -> AsgiResponse:
+        return _json({"service": service.name, "status": "healthy"})
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:
+        ok = bool(consumers or not service.subscriptions) and await broker.ping(timeout=1.0)
+        return _json({"service": service.name, "ready": ok}, 200 if ok else 503)
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", make_asgi_app())],
+        after_startup=[start_consumers],
+        on_shutdown=[stop_consumers],
+        logger=None,
+    )
+
+
+def _bytes_handler(handler: CommandHandler) -> Callable[[Any], Awaitable[bytes]]:
+    # Commands are raw msgspec JSON both ways: the handler decodes into its own Struct so a
+    # malformed command becomes a typed error reply, not a framework exception.
+    async def on_command(body: Any) -> bytes:
+        raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
+        return await handler(raw)
+
+    return on_command
+
+
+def run(service: Service) -> None:
+    settings = load_settings(service.name, service.default_port)
+    setup_logging(service.name, settings.log_level)
+    app = build_app(service, settings)
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_level="warning", loop="uvloop", lifespan="on"
+    )
+    log.info("%s listening on http://%s:%d", service.name, settings.http_host, settings.http_port)
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""HTTP edge pieces shared by the Litestar services."""

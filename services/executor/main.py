@@ -1,0 +1,40 @@
+"""Executor service entry point: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from contracts.events import EventEnvelope
+from libs.bus.consumer import Subscription
+from libs.config import Settings
+from libs.eventstore.store import EventStore
+from libs.llm.providers import Providers
+from libs.runtime import Service, run
+from services.executor import handlers
+
+_state: dict[str, Providers] = {}
+
+
+def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
+    providers = Providers(settings)
+    _state["providers"] = providers
+    deps = handlers.Deps(settings, store, providers, asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS))
+
+    async def handle(events: list[EventEnvelope]) -> list[Any]:
+        return await handlers.on_events(events, deps)
+
+    subjects = ("events.*.task.subtask_dispatched", "events.*.task.approved")
+    return [Subscription("executor", subjects, handle)]
+
+
+async def _stop() -> None:
+    if "providers" in _state:
+        await _state["providers"].close()
+
+
+SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_stop=_stop)
+
+
+def main() -> None:
+    run(SERVICE)

@@ -1,0 +1,1 @@
+"""Gateway: the HTTP edge. Validates, sends commands to owners, answers from read models."""

@@ -1,0 +1,69 @@
+"""Gateway wiring: Litestar app, broker client, read-model pool, read-your-writes watch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import psycopg
+from faststream.nats import NatsBroker
+from litestar import Litestar, Request
+from litestar.openapi import OpenAPIConfig
+from psycopg_pool import AsyncConnectionPool
+
+from libs.config import Settings
+from libs.readmodels import schema
+from libs.web.errors import HANDLERS
+from libs.web.ops import VERSION, metrics, ready_route
+from services.gateway import routes
+from services.gateway.readyourwrites import ProjectionWatch
+
+ROUTES = [routes.health, routes.submit_tasks, routes.get_task, routes.review_task, routes.get_costs]
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(title="Agent orchestrator", version=VERSION, path="/schema")
+
+
+async def _is_ready(request: Request[Any, Any, Any]) -> bool:
+    broker: NatsBroker = request.app.state.broker
+    return await broker.ping(timeout=1.0)
+
+
+def create_app(settings: Settings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        state = app.state
+        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
+            schema.create(conn)
+        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
+        await pool.open()
+        broker = NatsBroker(settings.nats_url, logger=None)
+        await broker.connect()
+        watch = ProjectionWatch(settings.database_url)
+        await watch.listener.start()
+
+        async def head() -> int:
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT coalesce(max(notification_id), 0) FROM orchestrator_events")
+                row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        state.settings, state.pool, state.broker, state.watch, state.head = settings, pool, broker, watch, head
+        state.workspace = settings.workspace
+        try:
+            yield
+        finally:
+            await watch.listener.stop()
+            await broker.stop()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[*ROUTES, ready_route(_is_ready), metrics],
+        lifespan=[lifespan],
+        exception_handlers=HANDLERS,
+        logging_config=None,
+        openapi_config=openapi_config(),
+    )

@@ -1,0 +1,14 @@
+"""Gateway service entry point."""
+
+from __future__ import annotations
+
+from libs.config import load_settings
+from libs.observability.logs import setup_logging
+from libs.web.serve import serve
+from services.gateway.app import create_app
+
+
+def main() -> None:
+    settings = load_settings("gateway", 8080)
+    setup_logging("gateway", settings.log_level)
+    serve(create_app(settings), settings)

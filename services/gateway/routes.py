@@ -1,0 +1,103 @@
+"""Spec 000 routes: health, tasks, review, costs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import Parameter
+
+from contracts.commands import DecideReviewCommand, SubmitTasksCommand
+from contracts.subjects import DECIDE_REVIEW, SUBMIT_TASKS
+from contracts.tasks import (
+    CostsReport,
+    Health,
+    ReviewAccepted,
+    ReviewDecision,
+    SubmitTasks,
+    TaskEnvelope,
+    TaskIds,
+    TaskState,
+)
+from libs.readmodels import queries
+from libs.web.errors import ApiError
+from libs.web.ops import VERSION
+from services.gateway.commands import send
+
+State = Any
+
+
+@get("/health", sync_to_thread=False)
+def health() -> Health:
+    return Health(service="agent-orchestrator", status="healthy", version=VERSION)
+
+
+@post("/tasks", status_code=201)
+async def submit_tasks(request: Request[Any, Any, Any], data: SubmitTasks) -> TaskIds:
+    state = request.app.state
+    command = SubmitTasksCommand(workspace_id=state.workspace, tasks=[msgspec.to_builtins(t) for t in data.tasks])
+    reply = await send(state.broker, SUBMIT_TASKS, command, state.settings.command_timeout_s)
+    state.watch.wrote(reply.seq)
+    return TaskIds(task_ids=reply.task_ids)
+
+
+@get("/tasks/{task_id:str}")
+async def get_task(request: Request[Any, Any, Any], task_id: str) -> TaskEnvelope:
+    task = await _find_task(request.app.state, task_id)
+    return TaskEnvelope(task=msgspec.convert(task, TaskState))
+
+
+@post("/tasks/{task_id:str}/review", status_code=200)
+async def review_task(request: Request[Any, Any, Any], task_id: str, data: ReviewDecision) -> ReviewAccepted:
+    state = request.app.state
+    if data.task_id != task_id:
+        raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
+    task = await _find_task(state, task_id)
+    if task["status"] != "review":
+        raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{task['status']}', not 'review'")
+    command = DecideReviewCommand(state.workspace, task_id, data.decision.value, data.feedback)
+    reply = await send(state.broker, DECIDE_REVIEW, command, state.settings.command_timeout_s)
+    state.watch.wrote(reply.seq)
+    # The planner turns the recorded decision into the task's next status; wait (briefly)
+    # for it so that a read right after this answer already sees that status.
+    await _wait_for_status_change(state, task_id, "review")
+    return ReviewAccepted(status=reply.status or "")
+
+
+@get("/costs")
+async def get_costs(
+    request: Request[Any, Any, Any], since: Annotated[int | None, Parameter(query="since", ge=0)] = None
+) -> CostsReport:
+    state = request.app.state
+    await state.watch.reach(state.watch.written, state.settings.read_your_writes_timeout_s)
+    report = await queries.costs(state.pool, state.workspace, since)
+    return msgspec.convert(report, CostsReport)
+
+
+async def _find_task(state: State, task_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        raise ApiError(404, "Not found", f"task {task_id} not found") from None
+    timeout = state.settings.read_your_writes_timeout_s
+    await state.watch.reach(state.watch.written, timeout)
+    task = await queries.task_state(state.pool, state.workspace, task_id)
+    if task is None:
+        # Possibly written through another gateway replica: wait for the log's head once.
+        head = await state.head()
+        if await state.watch.reach(head, timeout):
+            task = await queries.task_state(state.pool, state.workspace, task_id)
+    if task is None:
+        raise ApiError(404, "Not found", f"task {task_id} not found")
+    return task
+
+
+async def _wait_for_status_change(state: State, task_id: str, status: str) -> None:
+    deadline = time.monotonic() + state.settings.read_your_writes_timeout_s
+    while time.monotonic() < deadline:
+        if await queries.task_status(state.pool, state.workspace, task_id) != status:
+            return
+        await state.watch.changed(timeout=max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,1 @@
+"""Planner: owns the Task lifecycle; plans subtask DAGs, dispatches them, advances status."""

@@ -1,0 +1,1 @@
+"""Stream: the read side. Outbox relay to JetStream, read-model projector, SSE fan-out."""

@@ -1,0 +1,116 @@
+"""Stream service wiring: relay, projector, broadcaster and the SSE routes in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import nats
+import psycopg
+from litestar import Litestar, Request, get
+from psycopg_pool import AsyncConnectionPool
+
+from libs.bus.jetstream import ensure_events_stream
+from libs.config import Settings
+from libs.eventstore.listen import Listener
+from libs.eventstore.store import EVENTS_CHANNEL, EventStore
+from libs.readmodels import schema
+from libs.web.errors import HANDLERS
+from libs.web.ops import VERSION, metrics, ready_route
+from services.stream import routes
+from services.stream.broadcast import Broadcaster
+from services.stream.leader import hold_lock
+from services.stream.projection import project_forever
+from services.stream.relay import relay_forever
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
+
+
+@get("/health", include_in_schema=False, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"service": "stream", "status": "healthy", "version": VERSION}
+
+
+async def _is_ready(request: Request[Any, Any, Any]) -> bool:
+    return bool(request.app.state.ready)
+
+
+async def _run_as_leader(settings: Settings, key: int, name: str, body: Any) -> None:
+    while True:
+        conn = await hold_lock(settings.database_url, key, name)
+        try:
+            await body()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s stopped; restarting it", name)
+            await asyncio.sleep(1.0)
+        finally:
+            await conn.close()
+
+
+def create_app(settings: Settings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        state = app.state
+        state.ready = False
+        store = EventStore(settings.database_url)
+        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as c:
+            schema.create(c)
+        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
+        await pool.open()
+        nc = await nats.connect(settings.nats_url, name="stream", max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        await ensure_events_stream(js)
+        broadcaster = Broadcaster()
+        await broadcaster.start(js)
+        relay_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
+        projector_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
+        await relay_wakeups.start()
+        await projector_wakeups.start()
+        tasks = [
+            asyncio.create_task(
+                _run_as_leader(settings, RELAY_LOCK, "relay", lambda: relay_forever(store, js, relay_wakeups))
+            ),
+            asyncio.create_task(
+                _run_as_leader(
+                    settings,
+                    PROJECTOR_LOCK,
+                    "projector",
+                    lambda: project_forever(store, settings.database_url, projector_wakeups),
+                )
+            ),
+        ]
+        state.store, state.pool, state.broadcaster = store, pool, broadcaster
+        state.workspaces = {settings.workspace}
+        state.ready = True
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relay_wakeups.stop()
+            await projector_wakeups.stop()
+            await nc.drain()
+            await pool.close()
+            store.close()
+
+    return Litestar(
+        route_handlers=[
+            health,
+            ready_route(_is_ready),
+            metrics,
+            routes.stream_events,
+            routes.events_connections,
+            routes.debug_dump,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=HANDLERS,
+        logging_config=None,
+    )

@@ -1,0 +1,70 @@
+"""One ordered JetStream consumer per stream replica, fanned out to every SSE client.
+
+A client registers its queue before it reads its catch-up from PostgreSQL: whatever is
+committed after that read began is published after the registration, so it reaches the
+queue. The feed then drops what the catch-up already sent (seq <= last sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from contracts.events import EventEnvelope
+from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+from libs.observability.metrics import SSE_CONNECTIONS
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 10_000
+_decoder = msgspec.json.Decoder(EventEnvelope)
+
+
+class Overflowed:
+    """Put on a client's queue when it fell too far behind: it reconnects and resumes."""
+
+
+class Broadcaster:
+    def __init__(self) -> None:
+        self.clients: dict[str, set[asyncio.Queue[EventEnvelope | Overflowed]]] = defaultdict(set)
+
+    async def start(self, js: JetStreamContext) -> None:
+        await js.subscribe(
+            EVENTS_SUBJECTS,
+            stream=EVENTS_STREAM,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            cb=self._on_message,
+            pending_msgs_limit=1_000_000,
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        queues = self.clients.get(msg.subject.split(".", 2)[1])
+        if not queues:
+            return
+        event = _decoder.decode(msg.data)
+        for queue in list(queues):
+            if queue.qsize() >= QUEUE_LIMIT:
+                queues.discard(queue)
+                queue.put_nowait(Overflowed())
+            else:
+                queue.put_nowait(event)
+
+    def register(self, workspace_id: str) -> asyncio.Queue[EventEnvelope | Overflowed]:
+        queue: asyncio.Queue[EventEnvelope | Overflowed] = asyncio.Queue()
+        self.clients[workspace_id].add(queue)
+        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]))
+        return queue
+
+    def unregister(self, workspace_id: str, queue: asyncio.Queue[EventEnvelope | Overflowed]) -> None:
+        self.clients[workspace_id].discard(queue)
+        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]))
+
+    def count(self, workspace_id: str) -> int:
+        return len(self.clients.get(workspace_id, ()))

@@ -1,0 +1,14 @@
+"""Stream service entry point."""
+
+from __future__ import annotations
+
+from libs.config import load_settings
+from libs.observability.logs import setup_logging
+from libs.web.serve import serve
+from services.stream.app import create_app
+
+
+def main() -> None:
+    settings = load_settings("stream", 8081)
+    setup_logging("stream", settings.log_level)
+    serve(create_app(settings), settings)

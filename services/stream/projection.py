@@ -1,0 +1,26 @@
+"""Runs the read-model projector, woken by the log's NOTIFY; one active replica."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+
+from libs.eventstore.listen import Listener
+from libs.eventstore.store import EventStore
+from libs.observability.metrics import PROJECTOR_POSITION
+from libs.readmodels import projector
+
+log = logging.getLogger(__name__)
+
+
+async def project_forever(store: EventStore, database_url: str, wakeups: Listener) -> None:
+    conn = await asyncio.to_thread(psycopg.connect, database_url, autocommit=True)
+    try:
+        while True:
+            position = await asyncio.to_thread(projector.catch_up, store, conn)
+            PROJECTOR_POSITION.set(position)
+            await wakeups.wait(timeout=1.0)
+    finally:
+        conn.close()

@@ -1,0 +1,81 @@
+"""Stream service HTTP routes (spec 001): the events feed, its subscriber count, the debug dump."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+
+from libs.eventstore.store import EventStore
+from libs.readmodels import queries
+from libs.web.errors import ApiError
+from services.stream.broadcast import Broadcaster
+from services.stream.feed import events_feed
+
+PREFIX = "/api/v1/workspaces/{workspace_id:str}/orchestration"
+
+
+def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
+    if since_seq is not None:
+        return since_seq
+    if last_event_id is None or last_event_id.strip() == "":
+        return 0
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event seq (an integer)") from None
+    if value < 0:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must not be negative")
+    return value
+
+
+@get(f"{PREFIX}/events", sync_to_thread=False)
+def stream_events(
+    request: Request[Any, Any, Any],
+    workspace_id: str,
+    since_seq: Annotated[int | None, Parameter(query="since_seq", ge=0)] = None,
+    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+) -> ServerSentEvent:
+    state = request.app.state
+    _known_workspace(state, workspace_id)
+    since = _resume_point(since_seq, last_event_id)
+    feed = events_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
+    return ServerSentEvent(feed, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@get(f"{PREFIX}/events/connections", sync_to_thread=False)
+def events_connections(request: Request[Any, Any, Any], workspace_id: str) -> dict[str, int]:
+    _known_workspace(request.app.state, workspace_id)
+    broadcaster: Broadcaster = request.app.state.broadcaster
+    return {"count": broadcaster.count(workspace_id)}
+
+
+@get(f"{PREFIX}/debug-dump")
+async def debug_dump(request: Request[Any, Any, Any], workspace_id: str) -> dict[str, Any]:
+    state = request.app.state
+    _known_workspace(state, workspace_id)
+    store: EventStore = state.store
+    dump = await queries.debug_dump(state.pool, workspace_id)
+    dump["consumers"] = await _consumers(state)
+    dump["logHead"] = await _to_thread(store.head)
+    return dump
+
+
+async def _consumers(state: Any) -> dict[str, Any]:
+    positions = await _to_thread(state.store.consumer_positions)
+    relay = state.relay_position() if callable(getattr(state, "relay_position", None)) else None
+    return {"relay": relay, "durable": positions}
+
+
+async def _to_thread(fn: Any, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
+def _known_workspace(state: Any, workspace_id: str) -> None:
+    # Until workspaces are aggregates of their own, one `default` workspace holds everything.
+    if workspace_id not in state.workspaces:
+        raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
