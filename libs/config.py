@@ -19,6 +19,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_your_writes_timeout_s: float = 2.0
     command_timeout_s: float = 10.0
     consumer_batch: int = 256
+    # 3 in a JetStream cluster, so the event stream survives losing a node.
+    events_stream_replicas: int = 1
     anthropic_base_url: str | None = None
     anthropic_api_key: str | None = None
     openai_base_url: str | None = None
@@ -27,6 +29,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_max_retries: int = 2
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS_URL may list several servers of a cluster, comma-separated."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     def __repr__(self) -> str:  # keys never reach a log line through a repr
         return f"Settings(service={self.service!r}, nats_url={self.nats_url!r})"
@@ -57,4 +64,5 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
+        events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
     )

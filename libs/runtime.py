@@ -51,7 +51,7 @@ def _json(body: object, status: int = 200) -> AsgiResponse:
 
 def build_app(service: Service, settings: Settings) -> AsgiFastStream:
     store = EventStore(settings.database_url)
-    broker = NatsBroker(settings.nats_url, logger=None)
+    broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
         broker.subscriber(subject, queue=service.name)(_bytes_handler(handler))
 
@@ -59,10 +59,10 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
     nc_holder: list[NatsClient] = []
 
     async def start_consumers() -> None:
-        nc = await nats.connect(settings.nats_url, name=f"{service.name}-consumers")
+        nc = await nats.connect(settings.nats_servers, name=f"{service.name}-consumers")
         nc_holder.append(nc)
         js = nc.jetstream()
-        await ensure_events_stream(js)
+        await ensure_events_stream(js, settings.events_stream_replicas)
         for sub in service.subscriptions(settings, store):
             consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
             await consumer.start()

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS rm_position (
 # The projector NOTIFYs this channel with its new position after each commit.
 READMODELS_CHANNEL = "readmodels"
 PROJECTOR = "readmodels"
+# Advisory locks that make the relay and the projector single-active across replicas.
+RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
 
 
 def create(conn: psycopg.Connection) -> None:

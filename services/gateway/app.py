@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Litestar:
             schema.create(conn)
         pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
         await pool.open()
-        broker = NatsBroker(settings.nats_url, logger=None)
+        broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()
         watch = ProjectionWatch(settings.database_url)
         await watch.listener.start()

@@ -18,6 +18,7 @@ from libs.config import Settings
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from libs.readmodels import schema
+from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
 from services.stream import routes
@@ -27,8 +28,6 @@ from services.stream.projection import project_forever
 from services.stream.relay import relay_forever
 
 log = logging.getLogger(__name__)
-
-RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
 
 
 @get("/health", include_in_schema=False, sync_to_thread=False)
@@ -64,18 +63,21 @@ def create_app(settings: Settings) -> Litestar:
             schema.create(c)
         pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
         await pool.open()
-        nc = await nats.connect(settings.nats_url, name="stream", max_reconnect_attempts=-1)
+        nc = await nats.connect(settings.nats_servers, name="stream", max_reconnect_attempts=-1)
         js = nc.jetstream()
-        await ensure_events_stream(js)
+        await ensure_events_stream(js, settings.events_stream_replicas)
         broadcaster = Broadcaster()
         await broadcaster.start(js)
         relay_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
         projector_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
         await relay_wakeups.start()
         await projector_wakeups.start()
+        relay_progress = {"position": 0}
         tasks = [
             asyncio.create_task(
-                _run_as_leader(settings, RELAY_LOCK, "relay", lambda: relay_forever(store, js, relay_wakeups))
+                _run_as_leader(
+                    settings, RELAY_LOCK, "relay", lambda: relay_forever(store, js, relay_wakeups, relay_progress)
+                )
             ),
             asyncio.create_task(
                 _run_as_leader(
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
             ),
         ]
         state.store, state.pool, state.broadcaster = store, pool, broadcaster
+        state.relay_progress = relay_progress
         state.workspaces = {settings.workspace}
         state.ready = True
         try:

@@ -25,8 +25,8 @@ BATCH = 1000
 _encoder = msgspec.json.Encoder()
 
 
-async def relay_forever(store: EventStore, js: JetStreamContext, wakeups: Listener) -> None:
-    position = await last_relayed_seq(js)
+async def relay_forever(store: EventStore, js: JetStreamContext, wakeups: Listener, progress: dict[str, int]) -> None:
+    position = progress["position"] = await last_relayed_seq(js)
     log.info("relay resuming after seq %d", position)
     while True:
         events = await asyncio.to_thread(store.read, position, BATCH)
@@ -44,6 +44,6 @@ async def relay_forever(store: EventStore, js: JetStreamContext, wakeups: Listen
             for e in events
         ]
         await asyncio.gather(*futures)
-        position = events[-1].seq
+        position = progress["position"] = events[-1].seq
         EVENTS_RELAYED.inc(len(events))
         RELAY_POSITION.set(position)

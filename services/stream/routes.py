@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from litestar import Request, get
@@ -14,7 +15,8 @@ from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
 from services.stream.feed import events_feed
 
-PREFIX = "/api/v1/workspaces/{workspace_id:str}/orchestration"
+# Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
+PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
 
 
 def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
@@ -34,11 +36,11 @@ def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
 @get(f"{PREFIX}/events", sync_to_thread=False)
 def stream_events(
     request: Request[Any, Any, Any],
-    workspace_id: str,
+    workspaceID: str,
     since_seq: Annotated[int | None, Parameter(query="since_seq", ge=0)] = None,
     last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
 ) -> ServerSentEvent:
-    state = request.app.state
+    state, workspace_id = request.app.state, workspaceID
     _known_workspace(state, workspace_id)
     since = _resume_point(since_seq, last_event_id)
     feed = events_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
@@ -46,18 +48,18 @@ def stream_events(
 
 
 @get(f"{PREFIX}/events/connections", sync_to_thread=False)
-def events_connections(request: Request[Any, Any, Any], workspace_id: str) -> dict[str, int]:
-    _known_workspace(request.app.state, workspace_id)
+def events_connections(request: Request[Any, Any, Any], workspaceID: str) -> dict[str, int]:
+    _known_workspace(request.app.state, workspaceID)
     broadcaster: Broadcaster = request.app.state.broadcaster
-    return {"count": broadcaster.count(workspace_id)}
+    return {"count": broadcaster.count(workspaceID)}
 
 
 @get(f"{PREFIX}/debug-dump")
-async def debug_dump(request: Request[Any, Any, Any], workspace_id: str) -> dict[str, Any]:
+async def debug_dump(request: Request[Any, Any, Any], workspaceID: str) -> dict[str, Any]:
     state = request.app.state
-    _known_workspace(state, workspace_id)
+    _known_workspace(state, workspaceID)
     store: EventStore = state.store
-    dump = await queries.debug_dump(state.pool, workspace_id)
+    dump = await queries.debug_dump(state.pool, workspaceID)
     dump["consumers"] = await _consumers(state)
     dump["logHead"] = await _to_thread(store.head)
     return dump
@@ -65,13 +67,10 @@ async def debug_dump(request: Request[Any, Any, Any], workspace_id: str) -> dict
 
 async def _consumers(state: Any) -> dict[str, Any]:
     positions = await _to_thread(state.store.consumer_positions)
-    relay = state.relay_position() if callable(getattr(state, "relay_position", None)) else None
-    return {"relay": relay, "durable": positions}
+    return {"relay": state.relay_progress["position"], "durable": positions}
 
 
 async def _to_thread(fn: Any, *args: Any) -> Any:
-    import asyncio
-
     return await asyncio.to_thread(fn, *args)
 
 

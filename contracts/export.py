@@ -1,0 +1,92 @@
+"""`just contracts`: JSON Schema for every wire contract and the product's OpenAPI document.
+
+The files under contracts/schemas are committed; a test regenerates them and fails when
+they differ, so the published contracts never drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from contracts import commands, events, tasks
+
+SCHEMAS_DIR = Path(__file__).parent / "schemas"
+
+CONTRACTS: dict[str, type[msgspec.Struct]] = {
+    "TaskRequest": tasks.TaskRequest,
+    "SubmitTasks": tasks.SubmitTasks,
+    "TaskIds": tasks.TaskIds,
+    "RepoContext": tasks.RepoContext,
+    "AgentConfig": tasks.AgentConfig,
+    "TaskState": tasks.TaskState,
+    "AgentResult": tasks.AgentResult,
+    "CostBreakdown": tasks.CostBreakdown,
+    "ReviewDecision": tasks.ReviewDecision,
+    "CostsReport": tasks.CostsReport,
+    "Health": tasks.Health,
+    "ErrorBody": tasks.ErrorBody,
+    "EventEnvelope": events.EventEnvelope,
+    "FeedEvent": events.FeedEvent,
+    "SubmitTasksCommand": commands.SubmitTasksCommand,
+    "DecideReviewCommand": commands.DecideReviewCommand,
+    "CommandReply": commands.CommandReply,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    return {name: msgspec.json.schema(struct) for name, struct in CONTRACTS.items()}
+
+
+def openapi() -> dict[str, Any]:
+    """One document for the product: the gateway's routes and the stream service's."""
+    from libs.config import Settings
+    from services.gateway.app import create_app as gateway_app
+    from services.stream.app import create_app as stream_app
+
+    settings = Settings(service="export", database_url="postgresql://unused")
+    gateway = gateway_app(settings).openapi_schema.to_schema()
+    stream = stream_app(settings).openapi_schema.to_schema()
+    gateway["paths"].update(stream["paths"])
+    gateway.setdefault("components", {}).setdefault("schemas", {}).update(
+        stream.get("components", {}).get("schemas", {})
+    )
+    for path, item in gateway["paths"].items():
+        # Litestar lists SSE routes as JSON; they are event streams.
+        if path.endswith("/orchestration/events"):
+            item["get"]["responses"]["200"]["content"] = {
+                "text/event-stream": {
+                    "schema": {"type": "string", "description": "SSE frames: event=<type>, id=<seq>, data=FeedEvent"}
+                }
+            }
+    return gateway
+
+
+def render() -> dict[str, str]:
+    files = {f"{name}.schema.json": _dump(schema) for name, schema in json_schemas().items()}
+    files["openapi.json"] = _dump(openapi())
+    return files
+
+
+def _dump(document: dict[str, Any]) -> str:
+    # msgspec first: OpenAPI defaults can be Structs, which the json module cannot encode.
+    return json.dumps(json.loads(msgspec.json.encode(document)), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    SCHEMAS_DIR.mkdir(exist_ok=True)
+    rendered = render()
+    for stale in SCHEMAS_DIR.glob("*.json"):
+        if stale.name not in rendered:
+            stale.unlink()
+    for name, text in rendered.items():
+        (SCHEMAS_DIR / name).write_text(text)
+    print(f"wrote {len(rendered)} files to {SCHEMAS_DIR}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Shared fixtures: the embedded stack (real PostgreSQL, NATS JetStream, six services)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from libs.devstack.stack import Ports, Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """All six services as processes on free ports, against the local model server."""
+    data_dir = Path(tmp_path_factory.mktemp("stack"))
+    # Tests never need (nor use) real provider keys: the services inherit this environment.
+    saved = {k: os.environ.pop(k) for k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN") if k in os.environ}
+    with Stack(data_dir, Ports.free(), extra_env={"LOG_LEVEL": "INFO"}) as running:
+        yield running
+    os.environ.update(saved)

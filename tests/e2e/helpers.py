@@ -1,0 +1,80 @@
+"""What an API client does: submit, poll, review, read the SSE feed. HTTP only."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+FEED = "/api/v1/workspaces/default/orchestration/events"
+
+
+def task_request(description: str = "Add input validation", agent_type: str = "codegen", **extra: Any) -> dict:
+    return {
+        "description": description,
+        "agentType": agent_type,
+        "repo": {
+            "owner": "acme",
+            "repo": "api",
+            "branch": "agent/validation",
+            "baseBranch": "main",
+            "files": {"src/register.py": "def register(user):\n    return user\n"},
+        },
+        **extra,
+    }
+
+
+def submit(client: httpx.Client, *requests: dict) -> list[str]:
+    response = client.post("/tasks", json={"tasks": list(requests)})
+    assert response.status_code == 201, response.text
+    return response.json()["taskIds"]
+
+
+def get_task(client: httpx.Client, task_id: str) -> dict:
+    response = client.get(f"/tasks/{task_id}")
+    assert response.status_code == 200, response.text
+    return response.json()["task"]
+
+
+def wait_for(
+    client: httpx.Client, task_id: str, predicate: Callable[[dict], bool], timeout: float = 30.0
+) -> dict:
+    deadline = time.monotonic() + timeout
+    task = get_task(client, task_id)
+    while not predicate(task):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task_id} did not get there in {timeout}s: {json.dumps(task)[:2000]}")
+        time.sleep(0.05)
+        task = get_task(client, task_id)
+    return task
+
+
+def charged_calls(task: dict) -> int:
+    return task["cost"]["subrequests"]
+
+
+def in_review_and_charged(task: dict) -> bool:
+    """In review with every subtask's provider call priced by the cost ledger."""
+    return task["status"] == "review" and charged_calls(task) == len(task["subtasks"])
+
+
+def status_is(*statuses: str) -> Callable[[dict], bool]:
+    return lambda task: task["status"] in statuses
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict]:
+    """Parses an SSE body into {id, event, data} frames; comments are skipped."""
+    frame: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line == "":
+            if "data" in frame:
+                yield {"id": int(frame["id"]), "event": frame.get("event"), "data": json.loads(frame["data"])}
+            frame = {}
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            frame[field] = value[1:] if value.startswith(" ") else value

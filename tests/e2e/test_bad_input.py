@@ -1,0 +1,87 @@
+"""Bad bodies get a 400 with spec 000's error body and append nothing to the event log."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from libs.devstack.stack import Stack
+from tests.e2e.helpers import task_request
+
+pytestmark = pytest.mark.e2e
+
+DUMP = "/api/v1/workspaces/default/orchestration/debug-dump"
+
+
+def _without(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key}
+
+
+BAD_BODIES = {
+    "not json": b"{tasks: [",
+    "empty object": b"{}",
+    "tasks not a list": b'{"tasks": "codegen"}',
+    "no tasks": b'{"tasks": []}',
+    "missing description": {"tasks": [_without(task_request(), "description")]},
+    "missing repo": {"tasks": [_without(task_request(), "repo")]},
+    "missing repo files": {"tasks": [{**task_request(), "repo": _without(task_request()["repo"], "files")}]},
+    "unknown agent type": {"tasks": [task_request(agent_type="poet")]},
+    "unknown provider": {"tasks": [task_request(config={"provider": "cohere"})]},
+    "maxTokens a string": {"tasks": [task_request(config={"maxTokens": "many"})]},
+    "negative maxTokens": {"tasks": [task_request(config={"maxTokens": -1})]},
+    "files not strings": {"tasks": [{**task_request(), "repo": {**task_request()["repo"], "files": {"a": 1}}}]},
+    "description a number": {"tasks": [task_request(description=42)]},
+    "one good one bad": {"tasks": [task_request(), task_request(agent_type="poet")]},
+}
+
+
+@pytest.fixture
+def api(stack: Stack) -> httpx.Client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        yield client
+
+
+def _log_head(stack: Stack) -> int:
+    return httpx.get(stack.stream_url + DUMP, timeout=30).json()["logHead"]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_bad_task_submission_is_a_400_and_changes_nothing(stack: Stack, api: httpx.Client, body: object) -> None:
+    head = _log_head(stack)
+    if isinstance(body, bytes):
+        response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+    else:
+        response = api.post("/tasks", json=body)
+
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert set(error) == {"error", "message"}
+    assert error["error"] and error["message"]
+    assert _log_head(stack) == head
+
+
+BAD_REVIEWS = {
+    "not json": b"approve",
+    "unknown decision": {"taskId": "550e8400-e29b-41d4-a716-446655440000", "decision": "maybe"},
+    "missing decision": {"taskId": "550e8400-e29b-41d4-a716-446655440000"},
+    "taskId a number": {"taskId": 7, "decision": "approve"},
+}
+
+
+@pytest.mark.parametrize("body", BAD_REVIEWS.values(), ids=BAD_REVIEWS.keys())
+def test_bad_review_body_is_a_400(stack: Stack, api: httpx.Client, body: object) -> None:
+    head = _log_head(stack)
+    path = "/tasks/550e8400-e29b-41d4-a716-446655440000/review"
+    if isinstance(body, bytes):
+        response = api.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        response = api.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error", "message"}
+    assert _log_head(stack) == head
+
+
+def test_bad_since_is_a_400(api: httpx.Client) -> None:
+    response = api.get("/costs", params={"since": "yesterday"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "message"}
