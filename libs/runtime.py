@@ -76,7 +76,9 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
         if service.on_stop:
             await service.on_stop()
         for nc in nc_holder:
-            await nc.drain()
+            # close, not drain: draining waits out pending pull requests; anything not
+            # acked is redelivered to another replica.
+            await nc.close()
         store.close()
 
     @get

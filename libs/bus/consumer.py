@@ -76,10 +76,9 @@ class EventConsumer:
         self._running = False
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # A fetch can hold the cancellation until its own timeout; unacked messages are
+            # redelivered anyway, so do not wait for it.
+            await asyncio.wait([self._task], timeout=1.0)
 
     async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
         while self._running:

@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay_wakeups.stop()
             await projector_wakeups.stop()
-            await nc.drain()
+            await nc.close()
             await pool.close()
             store.close()
 

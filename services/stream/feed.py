@@ -17,6 +17,7 @@ from services.stream.broadcast import Broadcaster, Overflowed
 
 PAGE = 1000
 KEEPALIVE_S = 15.0
+RECONNECT_MS = 1000
 _encoder = msgspec.json.Encoder()
 
 
@@ -30,6 +31,9 @@ async def events_feed(
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
     queue = broadcaster.register(workspace_id)
     try:
+        # Opens the stream at once (proxies and clients see it live) and sets the
+        # reconnection delay; a comment, so no event is dispatched.
+        yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MS)
         last = since
         # 1. The projected feed, page by page; complete up to the projector's position.
         while True:
@@ -55,7 +59,7 @@ async def events_feed(
             try:
                 item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keep-alive")
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
                 continue
             if isinstance(item, Overflowed):
                 return  # the client resumes with Last-Event-ID = the last id it got

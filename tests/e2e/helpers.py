@@ -39,9 +39,7 @@ def get_task(client: httpx.Client, task_id: str) -> dict:
     return response.json()["task"]
 
 
-def wait_for(
-    client: httpx.Client, task_id: str, predicate: Callable[[dict], bool], timeout: float = 30.0
-) -> dict:
+def wait_for(client: httpx.Client, task_id: str, predicate: Callable[[dict], bool], timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     task = get_task(client, task_id)
     while not predicate(task):

@@ -66,9 +66,7 @@ def test_three_tasks_in_one_request_reach_review_with_correct_costs(api: httpx.C
     assert set(ids) <= set(by_task)
     for task in tasks:
         assert by_task[task["id"]] == task["cost"]
-    assert costs["aggregate"]["estimatedCostUsd"] == pytest.approx(
-        sum(c["estimatedCostUsd"] for c in by_task.values())
-    )
+    assert costs["aggregate"]["estimatedCostUsd"] == pytest.approx(sum(c["estimatedCostUsd"] for c in by_task.values()))
     assert costs["aggregate"]["inputTokens"] == sum(c["inputTokens"] for c in by_task.values())
 
 
