@@ -15,7 +15,7 @@ VERSION = "0.1.0"
 _metrics_app = make_asgi_app()
 
 
-@asgi("/metrics", is_mount=True, include_in_schema=False)
+@asgi("/metrics", is_mount=True, include_in_schema=False, copy_scope=True)
 async def metrics(scope: Any, receive: Any, send: Any) -> None:
     await _metrics_app(scope, receive, send)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from contracts.commands import DecideReviewCommand, SubmitTasksCommand
 from contracts.subjects import DECIDE_REVIEW, SUBMIT_TASKS
@@ -36,7 +36,7 @@ def health() -> Health:
 
 
 @post("/tasks", status_code=201)
-async def submit_tasks(request: Request[Any, Any, Any], data: SubmitTasks) -> TaskIds:
+async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTasks]) -> TaskIds:
     state = request.app.state
     command = SubmitTasksCommand(workspace_id=state.workspace, tasks=[msgspec.to_builtins(t) for t in data.tasks])
     reply = await send(state.broker, SUBMIT_TASKS, command, state.settings.command_timeout_s)
@@ -45,13 +45,15 @@ async def submit_tasks(request: Request[Any, Any, Any], data: SubmitTasks) -> Ta
 
 
 @get("/tasks/{task_id:str}")
-async def get_task(request: Request[Any, Any, Any], task_id: str) -> TaskEnvelope:
+async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskEnvelope:
     task = await _find_task(request.app.state, task_id)
     return TaskEnvelope(task=msgspec.convert(task, TaskState))
 
 
 @post("/tasks/{task_id:str}/review", status_code=200)
-async def review_task(request: Request[Any, Any, Any], task_id: str, data: ReviewDecision) -> ReviewAccepted:
+async def review_task(
+    request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[ReviewDecision]
+) -> ReviewAccepted:
     state = request.app.state
     if data.task_id != task_id:
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
@@ -69,7 +71,7 @@ async def review_task(request: Request[Any, Any, Any], task_id: str, data: Revie
 
 @get("/costs")
 async def get_costs(
-    request: Request[Any, Any, Any], since: Annotated[int | None, Parameter(query="since", ge=0)] = None
+    request: Request[Any, Any, Any], since: Annotated[int | None, QueryParameter(name="since", ge=0)] = None
 ) -> CostsReport:
     state = request.app.state
     await state.watch.reach(state.watch.written, state.settings.read_your_writes_timeout_s)

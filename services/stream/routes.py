@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from libs.eventstore.store import EventStore
@@ -36,9 +36,9 @@ def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
 @get(f"{PREFIX}/events", sync_to_thread=False)
 def stream_events(
     request: Request[Any, Any, Any],
-    workspaceID: str,
-    since_seq: Annotated[int | None, Parameter(query="since_seq", ge=0)] = None,
-    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+    workspaceID: FromPath[str],
+    since_seq: Annotated[int | None, QueryParameter(name="since_seq", ge=0)] = None,
+    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
 ) -> ServerSentEvent:
     state, workspace_id = request.app.state, workspaceID
     _known_workspace(state, workspace_id)
@@ -48,14 +48,14 @@ def stream_events(
 
 
 @get(f"{PREFIX}/events/connections", sync_to_thread=False)
-def events_connections(request: Request[Any, Any, Any], workspaceID: str) -> dict[str, int]:
+def events_connections(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, int]:
     _known_workspace(request.app.state, workspaceID)
     broadcaster: Broadcaster = request.app.state.broadcaster
     return {"count": broadcaster.count(workspaceID)}
 
 
 @get(f"{PREFIX}/debug-dump")
-async def debug_dump(request: Request[Any, Any, Any], workspaceID: str) -> dict[str, Any]:
+async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, Any]:
     state = request.app.state
     _known_workspace(state, workspaceID)
     store: EventStore = state.store
