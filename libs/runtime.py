@@ -21,6 +21,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from prometheus_client import make_asgi_app
 
+from contracts.commands import CommandError, CommandReply
 from libs.bus.consumer import EventConsumer, Subscription
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings, load_settings
@@ -104,7 +105,12 @@ def _bytes_handler(handler: CommandHandler) -> Callable[[Any], Awaitable[bytes]]
     # malformed command becomes a typed error reply, not a framework exception.
     async def on_command(body: Any) -> bytes:
         raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
-        return await handler(raw)
+        try:
+            return await handler(raw)
+        except Exception:
+            # Answer anyway: a caller left waiting turns a bug into a timeout far away.
+            log.exception("command failed")
+            return msgspec.json.encode(CommandReply(error=CommandError(500, "internal_error", "command failed")))
 
     return on_command
 

@@ -1,9 +1,12 @@
 """Durable JetStream consumers that handle events in batches, effectively once.
 
-FastStream's batch subscriber waits to fill a batch (or its timeout) before handing it over,
-which puts the timeout on every hop of a task's latency. nats-py's `fetch` returns as soon as
-it has anything, up to the batch size: so this loop uses nats-py directly (on the broker's
-own connection), and keeps FastStream for commands.
+nats-py's `fetch(n)` waits for all `n` messages (or its timeout) once the first one has
+arrived on a lingering pull, and FastStream's batch subscriber waits to fill its batch: both
+put a timeout on every hop of a task. So this loop keeps one pull request of up to `batch`
+messages outstanding on the consumer (the JetStream pull protocol: a request to
+`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` with a reply inbox), and hands over whatever
+has arrived the moment anything has: low latency when idle, large batches under load.
+FastStream stays in charge of commands.
 
 Each batch: drop what this consumer already handled (its tracking rows), let the handler
 change aggregates, then append their events together with the tracking rows in one
@@ -24,7 +27,6 @@ from eventsourcing.persistence import IntegrityError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM
@@ -33,6 +35,8 @@ from libs.eventstore.store import EventStore
 from libs.observability.metrics import CONSUMER_BATCH, CONSUMER_ERRORS, EVENTS_HANDLED
 
 log = logging.getLogger(__name__)
+
+PULL_EXPIRES_S = 5.0
 
 BatchHandler = Callable[[list[EventEnvelope]], Awaitable[Sequence[Aggregate]]]
 _decoder = msgspec.json.Decoder(EventEnvelope)
@@ -68,9 +72,8 @@ class EventConsumer:
                 filter_subjects=list(self.sub.filter_subjects),
             ),
         )
-        psub = await self.js.pull_subscribe_bind(durable=self.sub.durable, stream=EVENTS_STREAM)
         self._running = True
-        self._task = asyncio.create_task(self._loop(psub), name=f"consumer:{self.sub.durable}")
+        self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.sub.durable}")
 
     async def stop(self) -> None:
         self._running = False
@@ -80,19 +83,40 @@ class EventConsumer:
             # redelivered anyway, so do not wait for it.
             await asyncio.wait([self._task], timeout=1.0)
 
-    async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
-        while self._running:
-            try:
-                msgs = await psub.fetch(batch=self.batch, timeout=5)
-            except (TimeoutError, FetchTimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("fetch failed on %s", self.sub.durable)
-                await asyncio.sleep(1)
-                continue
-            await self._handle(msgs)
+    async def _loop(self) -> None:
+        nc = self.js._nc  # the JetStream context's own connection
+        inbox = nc.new_inbox()
+        arrived: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_message(msg: Msg) -> None:
+            arrived.put_nowait(msg)
+
+        sub = await nc.subscribe(inbox, cb=on_message)
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.{self.sub.durable}"
+        outstanding = 0
+        try:
+            while self._running:
+                if outstanding == 0:
+                    request = {"batch": self.batch, "expires": int(PULL_EXPIRES_S * 1e9)}
+                    await nc.publish(next_subject, msgspec.json.encode(request), reply=inbox)
+                    outstanding = self.batch
+                try:
+                    first = await asyncio.wait_for(arrived.get(), PULL_EXPIRES_S + 1)
+                except TimeoutError:
+                    outstanding = 0  # the request is gone (server restart, lost reply): ask again
+                    continue
+                batch: list[Msg] = []
+                for msg in _with_arrived(first, arrived, self.batch):
+                    if _status(msg):
+                        # 408 expired, 409 limits/leadership, 404 none: this request is over.
+                        outstanding = 0
+                    else:
+                        batch.append(msg)
+                        outstanding = max(0, outstanding - 1)
+                if batch:
+                    await self._handle(batch)
+        finally:
+            await sub.unsubscribe()
 
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
@@ -119,3 +143,15 @@ class EventConsumer:
             await asyncio.gather(*(m.nak(delay=1.0) for m in msgs), return_exceptions=True)
             return
         await asyncio.gather(*(m.ack() for m in msgs), return_exceptions=True)
+
+
+def _status(msg: Msg) -> str | None:
+    return msg.headers.get("Status") if msg.headers else None
+
+
+def _with_arrived(first: Msg, arrived: asyncio.Queue[Msg], limit: int) -> list[Msg]:
+    """The message just received plus whatever else already arrived, without waiting."""
+    msgs = [first]
+    while len(msgs) < limit and not arrived.empty():
+        msgs.append(arrived.get_nowait())
+    return msgs

@@ -59,6 +59,10 @@ async def review_task(
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
     task = await _find_task(state, task_id)
     if task["status"] != "review":
+        # The client may have seen `review` on the feed before the read models caught up.
+        await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+        task = await _find_task(state, task_id)
+    if task["status"] != "review":
         raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{task['status']}', not 'review'")
     command = DecideReviewCommand(state.workspace, task_id, data.decision.value, data.feedback)
     reply = await send(state.broker, DECIDE_REVIEW, command, state.settings.command_timeout_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 
 from contracts.commands import CommandError, CommandReply, DecideReviewCommand
 from contracts.events import EventEnvelope
@@ -32,6 +33,14 @@ def decide(raw: bytes, store: EventStore) -> CommandReply:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
     if decision in (Decision.REJECT, Decision.REVISE) and not (command.feedback or "").strip():
         return CommandReply(error=CommandError(400, "feedback_required", f"'{decision}' needs feedback"))
+    try:
+        return _decide(command, decision, store)
+    except IntegrityError:
+        # The gate was opened by this service's consumer at the same moment: decide on it.
+        return _decide(command, decision, store)
+
+
+def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore) -> CommandReply:
     gate = store.load_many([review_gate_id(command.task_id)]).get(review_gate_id(command.task_id))
     if gate is not None and gate.workspace_id != command.workspace_id:
         return CommandReply(error=CommandError(404, "Not found", f"task {command.task_id} not found"))

@@ -21,8 +21,11 @@ RECONNECT_MS = 1000
 _encoder = msgspec.json.Encoder()
 
 
-def frame(seq: int, type_: str, payload: dict[str, Any]) -> ServerSentEventMessage:
-    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload=payload)).decode()
+def frame(seq: int, type_: str, aggregate_id: str, payload: dict[str, Any]) -> ServerSentEventMessage:
+    # The payload names what it is about (`task_id` for `task.*`, `run_id` for `run.*`, ...)
+    # so a subscriber can follow one task without knowing the envelope.
+    about = f"{type_.partition('.')[0]}_id"
+    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload={about: aggregate_id, **payload})).decode()
     return ServerSentEventMessage(data=data, event=type_, id=seq)
 
 
@@ -38,8 +41,8 @@ async def events_feed(
         # 1. The projected feed, page by page; complete up to the projector's position.
         while True:
             rows, position = await queries.feed(pool, workspace_id, last, PAGE)
-            for seq, type_, payload in rows:
-                yield frame(seq, type_, payload)
+            for seq, type_, aggregate_id, payload in rows:
+                yield frame(seq, type_, aggregate_id, payload)
                 last = seq
             if len(rows) < PAGE:
                 break
@@ -49,7 +52,7 @@ async def events_feed(
             events = await asyncio.to_thread(store.read, cursor, PAGE)
             for e in events:
                 if e.workspace_id == workspace_id and e.seq > last:
-                    yield frame(e.seq, e.type, e.payload)
+                    yield frame(e.seq, e.type, e.aggregate_id, e.payload)
                     last = e.seq
             if len(events) < PAGE:
                 break
@@ -64,7 +67,7 @@ async def events_feed(
             if isinstance(item, Overflowed):
                 return  # the client resumes with Last-Event-ID = the last id it got
             if item.seq > last:
-                yield frame(item.seq, item.type, item.payload)
+                yield frame(item.seq, item.type, item.aggregate_id, item.payload)
                 last = item.seq
     finally:
         broadcaster.unregister(workspace_id, queue)
