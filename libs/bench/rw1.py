@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -123,6 +124,21 @@ async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
     }
 
 
+def cpu_seconds(pid: int | None, children: bool = False) -> float:
+    """User + system CPU of a process (and, for PostgreSQL, its backends) so far."""
+    if pid is None:
+        return 0.0
+    pids = [pid]
+    if children:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    ticks = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=400)
@@ -136,6 +152,10 @@ def main() -> None:
         asyncio.run(run_workload(stack, args.warmup, args.concurrency))
         result = asyncio.run(run_workload(stack, args.tasks, args.concurrency))
         result["peak_rss_mb"] = {name: round((stack.services[name].peak_rss_kb() or 0) / 1024, 1) for name in SERVICES}
+        result["cpu_seconds"] = {name: cpu_seconds(stack.services[name].pid) for name in SERVICES}
+        result["cpu_seconds"]["postgres"] = cpu_seconds(stack.postgres.pid, children=True)
+        result["cpu_seconds"]["nats"] = cpu_seconds(stack.nats.pid)
+        result["cpu_seconds"]["model-server"] = cpu_seconds(stack.model_server.pid if stack.model_server else None)
     width = max(len(k) for k in result)
     print("\nRW-1: submit -> review (SSE) -> approve -> completed, through HTTP")
     for key, value in result.items():

@@ -118,17 +118,25 @@ class EventConsumer:
         finally:
             await sub.unsubscribe()
 
+    async def _apply(self, events: list[EventEnvelope]) -> None:
+        # Optimistic: no look-up of the tracking rows first; a duplicate fails the commit.
+        aggregates = await self.sub.handle(events)
+        tracking = ConsumerTracking(self.sub.durable, [e.seq for e in events])
+        await asyncio.to_thread(self.store.save, list(aggregates), tracking)
+
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         try:
-            envelopes = [_decoder.decode(m.data) for m in msgs]
-            seqs = [e.seq for e in envelopes]
-            handled = await asyncio.to_thread(self.store.handled, self.sub.durable, seqs)
-            todo = [e for e in envelopes if e.seq not in handled]
-            if todo:
-                aggregates = await self.sub.handle(todo)
-                tracking = ConsumerTracking(self.sub.durable, [e.seq for e in todo])
-                await asyncio.to_thread(self.store.save, list(aggregates), tracking)
+            todo = [_decoder.decode(m.data) for m in msgs]
+            try:
+                await self._apply(todo)
+            except IntegrityError:
+                # A redelivery (its tracking rows exist) or another replica's concurrent
+                # write: drop what is already handled and apply the rest to fresh state.
+                handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for e in todo])
+                todo = [e for e in todo if e.seq not in handled]
+                if todo:
+                    await self._apply(todo)
             EVENTS_HANDLED.labels(self.sub.durable).inc(len(todo))
         except IntegrityError:
             # Another replica handled some of these first: redeliver, and the tracking rows

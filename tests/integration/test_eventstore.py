@@ -1,0 +1,240 @@
+"""The event store on a real PostgreSQL: batches, tracking, concurrency and the log."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from libs.domain.base import ENVELOPE_FIELDS
+from libs.domain.gate import Gate, review_gate_id
+from libs.domain.ledger import Ledger
+from libs.domain.task import Task
+from libs.eventstore.recorder import ConsumerTracking
+from libs.eventstore.store import EVENTS_TABLE, EventStore
+from services.planner.plans import plan
+
+pytestmark = pytest.mark.integration
+
+WORKSPACE = "ws-store"
+
+
+def request(description: str = "Add input validation") -> dict[str, Any]:
+    return {
+        "description": description,
+        "agentType": "codegen",
+        "repo": {
+            "owner": "acme",
+            "repo": "api",
+            "branch": "agent/validation",
+            "baseBranch": "main",
+            "files": {"src/register.py": "def register(user):\n    return user\n"},
+        },
+        "config": {
+            "model": "claude-sonnet-4-20250514",
+            "provider": "anthropic",
+            "maxTokens": 4096,
+            "temperature": 0.0,
+            "maxRetries": 3,
+        },
+        "parentTaskId": None,
+    }
+
+
+def new_task(description: str = "Add input validation", dispatch: bool = True) -> Task:
+    task_id = uuid.uuid4()
+    req = request(description)
+    task = Task.submit(task_id, WORKSPACE, req, plan(str(task_id), "codegen", description))
+    if dispatch:
+        for subtask in task.ready_subtasks():
+            task.dispatch(subtask)
+    return task
+
+
+def state(aggregate: Any) -> dict[str, Any]:
+    """Everything an aggregate holds except the events waiting to be saved."""
+    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
+
+
+def event_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {EVENTS_TABLE}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_saved_task_loads_back_with_the_same_state(store: EventStore) -> None:
+    task = new_task()
+    store.save([task])
+    assert not task.pending_events
+
+    loaded = store.load_many([task.id, uuid.uuid4()])  # an unknown id is simply absent
+
+    assert set(loaded) == {task.id}
+    again = loaded[task.id]
+    assert isinstance(again, Task)
+    assert state(again) == state(task)
+    assert again.version == 2 and again.status == "assigned"
+    assert again.dispatched == [task.subtasks[0]["id"]]
+
+
+def test_load_many_applies_events_saved_later(store: EventStore) -> None:
+    task = new_task()
+    store.save([task])
+    task.start()
+    store.save([task])
+
+    again = store.load_many([task.id])[task.id]
+
+    assert again.version == 3 and again.status == "running"
+    assert state(again) == state(task)
+
+
+def test_save_returns_highest_seq_strictly_increasing(store: EventStore) -> None:
+    assert store.head() == 0
+    seqs = []
+    for i in range(5):
+        seqs.append(store.save([new_task(f"task {i}")]))  # two events each: submitted, dispatched
+        assert seqs[-1] == store.head()
+    assert all(b > a for a, b in itertools.pairwise(seqs))
+    assert seqs[0] >= 2
+
+    assert store.save([]) == 0, "nothing to append"
+    assert store.head() == seqs[-1]
+
+
+def test_batch_of_100_aggregates_is_one_append(store: EventStore, postgres_url: str) -> None:
+    before = store.head()
+    tasks = [new_task(f"task {i}", dispatch=False) for i in range(100)]
+
+    seq = store.save(tasks)
+
+    assert seq == store.head()
+    events = store.read(before, limit=1000)
+    assert len(events) == 100
+    assert events[-1].seq == seq
+    assert {e.aggregate_id for e in events} == {str(t.id) for t in tasks}
+    # One transaction wrote them all: every row carries the same inserting transaction id.
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            f"SELECT count(DISTINCT xmin::text) FROM {EVENTS_TABLE} WHERE notification_id > %s", (before,)
+        ).fetchone()
+    assert row == (1,)
+    assert set(store.load_many(t.id for t in tasks)) == {t.id for t in tasks}
+
+
+def test_handled_reports_tracked_seqs(store: EventStore) -> None:
+    store.save([new_task()], ConsumerTracking("planner", [3, 5, 8]))
+    store.save([], ConsumerTracking("planner", [9]))  # tracking alone, no events
+
+    assert store.handled("planner", [1, 3, 5, 7, 8, 9]) == {3, 5, 8, 9}
+    assert store.handled("executor", [3, 5, 8]) == set(), "tracking is per consumer"
+    assert store.handled("planner", []) == set()
+    positions = store.consumer_positions()
+    assert positions["planner"] == {"position": 9, "handled": 4}
+
+
+def test_duplicate_tracking_raises_and_appends_nothing(store: EventStore, postgres_url: str) -> None:
+    first = new_task("first")
+    store.save([first], ConsumerTracking("cost-ledger", [41, 42]))
+    head = store.head()
+    rows = event_count(postgres_url)
+
+    ledger = Ledger.open(WORKSPACE, str(first.id))
+    second = new_task("second")
+    with pytest.raises(IntegrityError):
+        # seq 42 was handled already: the whole batch, 43 included, must roll back.
+        store.save([ledger, second], ConsumerTracking("cost-ledger", [42, 43]))
+
+    assert store.head() == head
+    assert event_count(postgres_url) == rows
+    assert store.load_many([ledger.id, second.id]) == {}
+    assert store.handled("cost-ledger", [41, 42, 43]) == {41, 42}
+    # A fresh attempt with only the new seq goes through.
+    retry = Ledger.open(WORKSPACE, str(first.id))
+    assert store.save([retry], ConsumerTracking("cost-ledger", [43])) > head
+    assert store.handled("cost-ledger", [43]) == {43}
+
+
+def test_two_writers_creating_the_same_aggregate_conflict(store: EventStore, postgres_url: str) -> None:
+    other = EventStore(postgres_url)
+    try:
+        task_id = str(uuid.uuid4())
+        mine, theirs = Gate.open_review(WORKSPACE, task_id), Gate.open_review(WORKSPACE, task_id)
+        assert mine.id == theirs.id == review_gate_id(task_id)
+        store.save([mine])
+        head = store.head()
+
+        with pytest.raises(IntegrityError):
+            other.save([theirs])
+
+        assert other.head() == head
+        gates = [e for e in store.read(0) if e.aggregate_id == str(mine.id)]
+        assert [e.type for e in gates] == ["gate.opened"]
+        # The loser reloads and carries on from the winner's version.
+        gate = other.load_many([mine.id])[mine.id]
+        gate.decide("approve", "looks good")
+        other.save([gate])
+        assert store.load_many([mine.id])[mine.id].decision == "approve"
+    finally:
+        other.close()
+
+
+def test_stale_writer_of_an_existing_aggregate_conflicts(store: EventStore, postgres_url: str) -> None:
+    task = new_task()
+    store.save([task])
+    other = EventStore(postgres_url)
+    try:
+        a = store.load_many([task.id])[task.id]
+        b = other.load_many([task.id])[task.id]
+        a.start()
+        store.save([a])
+        b.cancel("user asked")
+        with pytest.raises(IntegrityError):
+            other.save([b])
+        assert store.load_many([task.id])[task.id].status == "running"
+    finally:
+        other.close()
+
+
+def test_read_returns_wire_envelopes(store: EventStore) -> None:
+    before_ms = int(time.time() * 1000)
+    task = new_task()
+    seq = store.save([task])
+    after_ms = int(time.time() * 1000)
+
+    events = store.read(0)
+
+    assert [e.seq for e in events] == [seq - 1, seq]
+    submitted, dispatched = events
+    assert submitted.type == "task.submitted"
+    assert dispatched.type == "task.subtask_dispatched"
+    for version, e in enumerate(events, start=1):
+        assert e.workspace_id == WORKSPACE
+        assert e.aggregate_id == str(task.id)
+        assert e.version == version
+        assert before_ms - 1 <= e.occurred_at <= after_ms + 1, "epoch milliseconds"
+        assert not ENVELOPE_FIELDS & set(e.payload), "envelope fields stay out of the payload"
+    assert submitted.occurred_at == int(task.created_on.timestamp() * 1000)
+    assert submitted.payload == {"request": task.request, "subtasks": task.subtasks, "revision_of": None}
+    subtask = task.subtasks[0]
+    assert dispatched.payload["subtask_id"] == subtask["id"]
+    assert dispatched.payload["agent_type"] == "codegen"
+    assert dispatched.payload["files"] == task.request["repo"]["files"]
+    assert dispatched.payload["attempt"] == 1
+
+
+def test_read_pages_by_after_limit_and_stop(store: EventStore) -> None:
+    for i in range(4):
+        store.save([new_task(f"task {i}")])
+    seqs = [e.seq for e in store.read(0)]
+    assert len(seqs) == 8
+
+    assert [e.seq for e in store.read(seqs[2], limit=3)] == seqs[3:6]
+    assert [e.seq for e in store.read(seqs[2], stop=seqs[4])] == seqs[3:5]
+    assert store.read(seqs[-1]) == []

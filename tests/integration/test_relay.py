@@ -1,0 +1,255 @@
+"""The outbox relay between a real PostgreSQL log and a real JetStream EVENTS stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+from nats.js import JetStreamContext
+
+from contracts.events import EventEnvelope
+from contracts.subjects import EVENTS_STREAM, event_subject
+from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, last_relayed_seq
+from libs.domain.task import Task
+from libs.eventstore.listen import Listener
+from libs.eventstore.store import EVENTS_CHANNEL, EventStore
+from services.planner.plans import plan
+from services.stream import relay as relay_module
+from services.stream.relay import relay_forever
+
+pytestmark = pytest.mark.integration
+
+WORKSPACES = ("ws-relay-a", "ws-relay-b")
+REQUEST: dict[str, Any] = {
+    "description": "Add input validation",
+    "agentType": "codegen",
+    "repo": {"owner": "acme", "repo": "api", "branch": "feature", "baseBranch": "main", "files": {"a.py": "x = 1\n"}},
+    "config": {"model": "m", "provider": "anthropic", "maxTokens": 16, "temperature": 0.0, "maxRetries": 0},
+    "parentTaskId": None,
+}
+
+
+class Relay:
+    """relay_forever as a task, with its own LISTEN connection, stoppable like a crash."""
+
+    def __init__(self, store: EventStore, js: JetStreamContext, database_url: str) -> None:
+        self.store, self.js = store, js
+        self.listener = Listener(database_url, EVENTS_CHANNEL)
+        self.progress: dict[str, int] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.listener.start()
+        self.task = asyncio.create_task(relay_forever(self.store, self.js, self.listener, self.progress))
+        await eventually(lambda: "position" in self.progress, "the relay did not start")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task  # a relay that crashed raises its error here
+        await self.listener.stop()
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str, timeout: float = 10.0) -> None:
+    """Polls `check` (plain or async) until it holds, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _holds(check):
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(0.01)
+
+
+async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = check()
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+@pytest.fixture
+async def relay(store: EventStore, js: JetStreamContext, postgres_url: str) -> AsyncIterator[Relay]:
+    running = Relay(store, js, postgres_url)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def save_tasks(store: EventStore, n: int) -> int:
+    """n tasks across two workspaces, two events each (submitted, dispatched); returns the head."""
+    seq = 0
+    for i in range(n):
+        task_id = uuid.uuid4()
+        task = Task.submit(task_id, WORKSPACES[i % 2], REQUEST, plan(str(task_id), "codegen", f"task {i}"))
+        for subtask in task.ready_subtasks():
+            task.dispatch(subtask)
+        seq = store.save([task])
+    return seq
+
+
+async def stream_count(js: JetStreamContext) -> int:
+    return (await js.stream_info(EVENTS_STREAM)).state.messages
+
+
+async def wait_for_count(js: JetStreamContext, n: int, timeout: float = 10.0) -> None:
+    async def reached() -> bool:
+        return await stream_count(js) >= n
+
+    await eventually(reached, f"the stream did not reach {n} messages", timeout)
+
+
+async def stream_messages(js: JetStreamContext) -> list[tuple[str, str, EventEnvelope]]:
+    """(subject, Nats-Msg-Id, envelope) of every message in the stream, in stream order."""
+    info = await js.stream_info(EVENTS_STREAM)
+    out = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(EVENTS_STREAM, seq=seq)
+        headers = msg.headers or {}
+        out.append((msg.subject, headers.get("Nats-Msg-Id", ""), msgspec.json.decode(msg.data, type=EventEnvelope)))
+    return out
+
+
+async def assert_stream_mirrors_log(js: JetStreamContext, store: EventStore) -> None:
+    """The stream holds every event of the log exactly once, in seq order, as the relay encodes them."""
+    log = await asyncio.to_thread(store.read, 0, 10_000)
+    messages = await stream_messages(js)
+    assert [int(msg_id) for _, msg_id, _ in messages] == [e.seq for e in log]
+    assert [envelope for _, _, envelope in messages] == log
+    assert [subject for subject, _, _ in messages] == [event_subject(e.workspace_id, e.type) for e in log]
+
+
+async def test_events_saved_after_start_are_published_in_order(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    assert relay.progress["position"] == 0
+    head = await asyncio.to_thread(save_tasks, store, 10)
+
+    await wait_for_count(js, 20)
+
+    await assert_stream_mirrors_log(js, store)
+    messages = await stream_messages(js)
+    assert {subject for subject, _, _ in messages} == {
+        f"events.{ws}.task.{kind}" for ws in WORKSPACES for kind in ("submitted", "subtask_dispatched")
+    }
+    await eventually(lambda: relay.progress["position"] == head, "progress does not report the head")
+    assert await last_relayed_seq(js) == head
+
+
+async def test_a_notify_wakes_the_relay_before_its_fallback_poll(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    for round_ in range(3):
+        await asyncio.to_thread(save_tasks, store, 1)
+        await wait_for_count(js, 4 * round_ + 2)
+        # Let the relay settle into its wait (a fallback poll of 1 s) with nothing left to read.
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await asyncio.to_thread(save_tasks, store, 1)
+        await wait_for_count(js, 4 * round_ + 4, timeout=5.0)
+        elapsed = time.monotonic() - started
+        # 0.2 s idle + 0.5 s is still short of the 1 s poll: only the NOTIFY can explain it.
+        assert elapsed < 0.5, f"round {round_}: published {elapsed:.3f}s after the commit"
+    await assert_stream_mirrors_log(js, store)
+
+
+async def test_a_new_relay_resumes_after_the_last_published_seq(
+    store: EventStore, js: JetStreamContext, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=relay_module.__name__)
+    first = Relay(store, js, postgres_url)
+    await first.start()
+    published = await asyncio.to_thread(save_tasks, store, 5)
+    await wait_for_count(js, 10)
+    await first.stop()
+
+    head = await asyncio.to_thread(save_tasks, store, 5)  # written while no relay runs
+    assert await stream_count(js) == 10
+    assert await last_relayed_seq(js) == published
+
+    second = Relay(store, js, postgres_url)
+    await second.start()
+    try:
+        await eventually(lambda: second.progress["position"] == head, "the new relay did not catch up")
+    finally:
+        await second.stop()
+
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("relay resuming")]
+    assert resumed == ["relay resuming after seq 0", f"relay resuming after seq {published}"]
+    assert await stream_count(js) == 20 == len(store.read(0))
+    await assert_stream_mirrors_log(js, store)
+
+
+async def test_republishing_a_published_seq_is_deduplicated(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    await asyncio.to_thread(save_tasks, store, 3)
+    await wait_for_count(js, 6)
+    event = store.read(0)[2]
+
+    ack = await js.publish(
+        event_subject(event.workspace_id, event.type),
+        msgspec.json.encode(event),
+        headers={"Nats-Msg-Id": str(event.seq)},
+        stream=EVENTS_STREAM,
+    )
+
+    assert ack.duplicate
+    assert await stream_count(js) == 6
+    await assert_stream_mirrors_log(js, store)
+
+
+async def relay_then_lose(store: EventStore, js: JetStreamContext, postgres_url: str, lose: str) -> int:
+    """Relays 4 tasks (8 events), stops the relay, then makes the bus lose them."""
+    first = Relay(store, js, postgres_url)
+    await first.start()
+    head = await asyncio.to_thread(save_tasks, store, 4)
+    await wait_for_count(js, 8)
+    await first.stop()
+    if lose == "purge":
+        await js.purge_stream(EVENTS_STREAM)
+    else:  # the stream is gone and declared again, as after losing the server's store
+        await js.delete_stream(EVENTS_STREAM)
+        await ensure_events_stream(js)
+    assert await stream_count(js) == 0
+    assert await last_relayed_seq(js) == 0
+    return head
+
+
+async def republish_with_new_relay(store: EventStore, js: JetStreamContext, postgres_url: str, head: int) -> None:
+    second = Relay(store, js, postgres_url)
+    await second.start()
+    try:
+        # Once its position is the head, the relay has had every publish acknowledged.
+        await eventually(lambda: second.progress["position"] == head, "the new relay did not reach the head")
+    finally:
+        await second.stop()
+
+
+async def test_after_the_stream_is_recreated_a_new_relay_republishes_everything(
+    store: EventStore, js: JetStreamContext, postgres_url: str
+) -> None:
+    head = await relay_then_lose(store, js, postgres_url, "recreate")
+    await republish_with_new_relay(store, js, postgres_url, head)
+    await assert_stream_mirrors_log(js, store)
+
+
+async def test_after_the_stream_is_purged_a_new_relay_republishes_everything(
+    store: EventStore, js: JetStreamContext, postgres_url: str
+) -> None:
+    head = await relay_then_lose(store, js, postgres_url, "purge")
+    await republish_with_new_relay(store, js, postgres_url, head)
+    # A purge keeps the stream's duplicate-window state: the re-published seqs come back as
+    # `duplicate` acks, and the relay moves on without them ever reaching a consumer.
+    assert await stream_count(js) == 8, (
+        "the relay re-published seqs 1..8 after the purge, but JetStream dropped them as "
+        f"duplicates (duplicate window {DUPLICATE_WINDOW_S:.0f}s) and the relay advanced anyway"
+    )
+    await assert_stream_mirrors_log(js, store)
