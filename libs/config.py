@@ -65,4 +65,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
+        read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
+        command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),
+        consumer_batch=int(_env("CONSUMER_BATCH") or 256),
     )

@@ -27,6 +27,7 @@ from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings, load_settings
 from libs.eventstore.store import EventStore
 from libs.observability.logs import setup_logging
+from libs.observability.metrics import COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
     store = EventStore(settings.database_url)
     broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
-        broker.subscriber(subject, queue=service.name)(_bytes_handler(handler))
+        broker.subscriber(subject, queue=service.name)(_bytes_handler(subject, handler))
 
     consumers: list[EventConsumer] = []
     nc_holder: list[NatsClient] = []
@@ -100,17 +101,20 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
     )
 
 
-def _bytes_handler(handler: CommandHandler) -> Callable[[Any], Awaitable[bytes]]:
+def _bytes_handler(subject: str, handler: CommandHandler) -> Callable[[Any], Awaitable[bytes]]:
     # Commands are raw msgspec JSON both ways: the handler decodes into its own Struct so a
     # malformed command becomes a typed error reply, not a framework exception.
     async def on_command(body: Any) -> bytes:
         raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
         try:
-            return await handler(raw)
+            reply = await handler(raw)
         except Exception:
             # Answer anyway: a caller left waiting turns a bug into a timeout far away.
             log.exception("command failed")
+            COMMANDS.labels(subject, "error").inc()
             return msgspec.json.encode(CommandReply(error=CommandError(500, "internal_error", "command failed")))
+        COMMANDS.labels(subject, "ok").inc()
+        return reply
 
     return on_command
 

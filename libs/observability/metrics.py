@@ -19,4 +19,3 @@ PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied 
 SSE_CONNECTIONS = Gauge("orchestrator_sse_connections", "Open SSE subscribers", ["workspace"])
 LLM_CALLS = Counter("orchestrator_llm_calls_total", "Provider calls", ["provider", "outcome"])
 LLM_LATENCY = Histogram("orchestrator_llm_call_seconds", "Provider call latency", ["provider"])
-HTTP_REQUESTS = Counter("orchestrator_http_requests_total", "HTTP requests at the edge", ["route", "status"])

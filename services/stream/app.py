@@ -40,17 +40,33 @@ async def _is_ready(request: Request[Any, Any, Any]) -> bool:
 
 
 async def _run_as_leader(settings: Settings, key: int, name: str, body: Any) -> None:
+    """Runs `body` only while this replica holds the advisory lock; restarts it on failure."""
     while True:
         conn = await hold_lock(settings.database_url, key, name)
+        work = asyncio.create_task(body())
+        watch = asyncio.create_task(_lock_lost(conn))
         try:
-            await body()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s stopped; restarting it", name)
-            await asyncio.sleep(1.0)
+            done, _ = await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch in done:
+                log.warning("%s: lost the database session holding its lock; standing down", name)
+            elif work.exception() is not None:
+                log.error("%s stopped; restarting it", name, exc_info=work.exception())
+                await asyncio.sleep(1.0)
         finally:
+            for task in (work, watch):
+                task.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
             await conn.close()
+
+
+async def _lock_lost(conn: psycopg.AsyncConnection) -> None:
+    """Returns when the session that holds the lock is gone (and with it the lock)."""
+    while True:
+        await asyncio.sleep(2.0)
+        try:
+            await conn.execute("SELECT 1")
+        except psycopg.Error:
+            return
 
 
 def create_app(settings: Settings) -> Litestar:
