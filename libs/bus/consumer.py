@@ -101,7 +101,8 @@ class EventConsumer:
                     await nc.publish(next_subject, msgspec.json.encode(request), reply=inbox)
                     outstanding = self.batch
                 try:
-                    first = await asyncio.wait_for(arrived.get(), PULL_EXPIRES_S + 1)
+                    async with asyncio.timeout(PULL_EXPIRES_S + 1):
+                        first = await arrived.get()
                 except TimeoutError:
                     outstanding = 0  # the request is gone (server restart, lost reply): ask again
                     continue
@@ -119,7 +120,6 @@ class EventConsumer:
             await sub.unsubscribe()
 
     async def _apply(self, events: list[EventEnvelope]) -> None:
-        # Optimistic: no look-up of the tracking rows first; a duplicate fails the commit.
         aggregates = await self.sub.handle(events)
         tracking = ConsumerTracking(self.sub.durable, [e.seq for e in events])
         await asyncio.to_thread(self.store.save, list(aggregates), tracking)
@@ -127,16 +127,23 @@ class EventConsumer:
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         try:
-            todo = [_decoder.decode(m.data) for m in msgs]
-            try:
-                await self._apply(todo)
-            except IntegrityError:
-                # A redelivery (its tracking rows exist) or another replica's concurrent
-                # write: drop what is already handled and apply the rest to fresh state.
-                handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for e in todo])
-                todo = [e for e in todo if e.seq not in handled]
-                if todo:
+            envelopes = [_decoder.decode(m.data) for m in msgs]
+            for attempt in (1, 2):
+                # Handlers never see what this consumer already handled, so their effects
+                # (a model call, a pull request) are not repeated by a redelivery.
+                seqs = [e.seq for e in envelopes]
+                handled = await asyncio.to_thread(self.store.handled, self.sub.durable, seqs)
+                todo = [e for e in envelopes if e.seq not in handled]
+                if not todo:
+                    break
+                try:
                     await self._apply(todo)
+                    break
+                except IntegrityError:
+                    # Another replica committed some of these, or wrote the same aggregate,
+                    # first: once more on fresh state, then let JetStream redeliver.
+                    if attempt == 2:
+                        raise
             EVENTS_HANDLED.labels(self.sub.durable).inc(len(todo))
         except IntegrityError:
             # Another replica handled some of these first: redeliver, and the tracking rows

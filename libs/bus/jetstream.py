@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -35,10 +36,14 @@ async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
 
 
 async def last_relayed_seq(js: JetStreamContext) -> int:
-    """The event `seq` of the stream's last message (its `Nats-Msg-Id`), 0 when empty."""
+    """The event `seq` of the stream's last message, 0 when the stream is empty."""
     info = await js.stream_info(EVENTS_STREAM)
     if info.state.last_seq == 0 or info.state.messages == 0:
         return 0
     msg = await js.get_msg(EVENTS_STREAM, seq=info.state.last_seq)
-    headers = msg.headers or {}
-    return int(headers.get("Nats-Msg-Id", 0))
+    # From the envelope, not the `Nats-Msg-Id`: a re-published event has a recovery id.
+    return msgspec.json.decode(msg.data or b"{}", type=_Seq).seq
+
+
+class _Seq(msgspec.Struct):
+    seq: int = 0

@@ -36,7 +36,10 @@ class Listener:
 
     async def wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives together with the event, and the follower would never stop.
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         self._event.clear()
 
     def poke(self) -> None:

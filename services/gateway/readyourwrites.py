@@ -32,7 +32,8 @@ class ProjectionWatch:
                 return False
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
             except TimeoutError:
                 return self.position >= seq
         return True
@@ -40,6 +41,7 @@ class ProjectionWatch:
     async def changed(self, timeout: float) -> None:
         self._changed.clear()
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             pass

@@ -60,7 +60,8 @@ async def events_feed(
         # 3. Live, skipping what the catch-up already sent.
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                async with asyncio.timeout(KEEPALIVE_S):
+                    item = await queue.get()
             except TimeoutError:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
                 continue

@@ -53,7 +53,14 @@ class Relay:
 
     async def stop(self) -> None:
         if self.task is not None:
-            self.task.cancel()
+            # Cancel until it is gone: a cancel that lands together with a wake-up can be
+            # swallowed (see test_cancelling_the_relay_as_a_notify_arrives_stops_it).
+            for _ in range(10):
+                self.task.cancel()
+                done, _ = await asyncio.wait([self.task], timeout=1.0)
+                if done:
+                    break
+            assert self.task.done(), "the relay ignored every cancellation"
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task  # a relay that crashed raises its error here
         await self.listener.stop()
@@ -117,12 +124,18 @@ async def stream_messages(js: JetStreamContext) -> list[tuple[str, str, EventEnv
     return out
 
 
-async def assert_stream_mirrors_log(js: JetStreamContext, store: EventStore) -> None:
-    """The stream holds every event of the log exactly once, in seq order, as the relay encodes them."""
+async def assert_stream_mirrors_log(js: JetStreamContext, store: EventStore, ids_are_seqs: bool = True) -> None:
+    """The stream holds every event of the log exactly once, in seq order, as the relay encodes them.
+
+    `ids_are_seqs=False` only requires distinct message ids (a re-publish may need new ones)."""
     log = await asyncio.to_thread(store.read, 0, 10_000)
     messages = await stream_messages(js)
-    assert [int(msg_id) for _, msg_id, _ in messages] == [e.seq for e in log]
     assert [envelope for _, _, envelope in messages] == log
+    ids = [msg_id for _, msg_id, _ in messages]
+    if ids_are_seqs:
+        assert ids == [str(e.seq) for e in log]
+    else:
+        assert all(ids) and len(set(ids)) == len(ids)
     assert [subject for subject, _, _ in messages] == [event_subject(e.workspace_id, e.type) for e in log]
 
 
@@ -158,6 +171,27 @@ async def test_a_notify_wakes_the_relay_before_its_fallback_poll(
         # 0.2 s idle + 0.5 s is still short of the 1 s poll: only the NOTIFY can explain it.
         assert elapsed < 0.5, f"round {round_}: published {elapsed:.3f}s after the commit"
     await assert_stream_mirrors_log(js, store)
+
+
+async def test_cancelling_the_relay_as_a_notify_arrives_stops_it(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    """How a leader stands down (and the stream service shuts down): cancel, then await.
+
+    Under load a NOTIFY can wake the Listener in the same loop iteration as the cancel; the
+    relay must still stop, or the await never returns and the ex-leader keeps relaying."""
+    head = await asyncio.to_thread(save_tasks, store, 1)
+    await eventually(lambda: relay.progress["position"] == head, "the relay did not publish")
+    await asyncio.sleep(0.05)  # idle in `wakeups.wait`
+    task = relay.task
+    assert task is not None
+
+    relay.listener.poke()  # what a NOTIFY does
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2.0)
+
+    assert task in done, "the relay swallowed its cancellation and is still running"
+    assert task.cancelled()
 
 
 async def test_a_new_relay_resumes_after_the_last_published_seq(
@@ -223,21 +257,21 @@ async def relay_then_lose(store: EventStore, js: JetStreamContext, postgres_url:
     return head
 
 
-async def republish_with_new_relay(store: EventStore, js: JetStreamContext, postgres_url: str, head: int) -> None:
-    second = Relay(store, js, postgres_url)
-    await second.start()
+async def run_relay_to(store: EventStore, js: JetStreamContext, postgres_url: str, head: int) -> None:
+    relay = Relay(store, js, postgres_url)
+    await relay.start()
     try:
         # Once its position is the head, the relay has had every publish acknowledged.
-        await eventually(lambda: second.progress["position"] == head, "the new relay did not reach the head")
+        await eventually(lambda: relay.progress["position"] == head, f"the relay did not reach seq {head}")
     finally:
-        await second.stop()
+        await relay.stop()
 
 
 async def test_after_the_stream_is_recreated_a_new_relay_republishes_everything(
     store: EventStore, js: JetStreamContext, postgres_url: str
 ) -> None:
     head = await relay_then_lose(store, js, postgres_url, "recreate")
-    await republish_with_new_relay(store, js, postgres_url, head)
+    await run_relay_to(store, js, postgres_url, head)
     await assert_stream_mirrors_log(js, store)
 
 
@@ -245,11 +279,17 @@ async def test_after_the_stream_is_purged_a_new_relay_republishes_everything(
     store: EventStore, js: JetStreamContext, postgres_url: str
 ) -> None:
     head = await relay_then_lose(store, js, postgres_url, "purge")
-    await republish_with_new_relay(store, js, postgres_url, head)
-    # A purge keeps the stream's duplicate-window state: the re-published seqs come back as
-    # `duplicate` acks, and the relay moves on without them ever reaching a consumer.
+    await run_relay_to(store, js, postgres_url, head)
+    # A purge keeps the stream's duplicate-window state: publishing seq 1..8 under the same
+    # Nats-Msg-Id again is acknowledged as a `duplicate` and stores nothing.
     assert await stream_count(js) == 8, (
         "the relay re-published seqs 1..8 after the purge, but JetStream dropped them as "
         f"duplicates (duplicate window {DUPLICATE_WINDOW_S:.0f}s) and the relay advanced anyway"
     )
-    await assert_stream_mirrors_log(js, store)
+    await assert_stream_mirrors_log(js, store, ids_are_seqs=False)
+
+    # And the relay still restarts cleanly after that recovery, resuming after seq 8.
+    later = await asyncio.to_thread(save_tasks, store, 2)
+    await run_relay_to(store, js, postgres_url, later)
+    assert await stream_count(js) == 12
+    await assert_stream_mirrors_log(js, store, ids_are_seqs=False)

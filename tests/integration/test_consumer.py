@@ -1,0 +1,280 @@
+"""EventConsumer on a real JetStream durable and a real event store: effectively-once handling."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import msgspec
+import nats
+import pytest
+from eventsourcing.domain import Aggregate
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from contracts.events import EventEnvelope
+from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
+from libs.bus.consumer import EventConsumer, Subscription
+from libs.domain.ledger import Ledger
+from libs.domain.run import Run
+from libs.eventstore.store import EventStore
+
+pytestmark = pytest.mark.integration
+
+WORKSPACE = "ws-consumer"
+DURABLE = "it-ledger"
+
+
+class Handler:
+    """Records every batch it is given and answers with one new Ledger per event."""
+
+    def __init__(self, fail_first: int = 0, work_s: float = 0.0) -> None:
+        self.fail_first = fail_first
+        self.work_s = work_s
+        self.failed: list[list[int]] = []
+        self.succeeded: list[list[int]] = []
+
+    async def __call__(self, events: list[EventEnvelope]) -> Sequence[Aggregate]:
+        seqs = [e.seq for e in events]
+        if self.work_s:
+            await asyncio.sleep(self.work_s)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            self.failed.append(seqs)
+            raise RuntimeError("the handler broke")
+        self.succeeded.append(seqs)
+        return [ledger_for(e) for e in events]
+
+    def handled(self) -> Counter[int]:
+        return Counter(seq for batch in self.succeeded for seq in batch)
+
+
+def ledger_for(e: EventEnvelope) -> Ledger:
+    # A new aggregate each time it is called: a second handling would append a second set.
+    ledger = Ledger.open(e.workspace_id, f"{e.seq}/{uuid.uuid4()}")
+    ledger.charge(
+        run_id=e.aggregate_id,
+        subtask_id="s1",
+        model="claude-sonnet-4-20250514",
+        input_tokens=10,
+        output_tokens=5,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        cost_usd=0.001,
+        cpu_time_ms=100,
+        subrequests=1,
+        priced=True,
+    )
+    return ledger
+
+
+def save_runs(store: EventStore, n: int) -> list[EventEnvelope]:
+    """n finished runs (run.started, run.succeeded each), saved in one append; their envelopes."""
+    before = store.head()
+    runs = []
+    for i in range(n):
+        run = Run.start(WORKSPACE, str(uuid.uuid4()), f"sub{i}", "codegen", 1, "anthropic", "m")
+        run.succeed({"files": {}, "summary": "ok"}, {"input_tokens": 10, "output_tokens": 5}, 100, 1)
+        runs.append(run)
+    store.save(runs)
+    return store.read(before, limit=10_000)
+
+
+async def publish(js: JetStreamContext, e: EventEnvelope, msg_id: str | None = None) -> PubAck:
+    """As the relay does: the envelope as JSON under its seq (or another id, to get a copy in)."""
+    return await js.publish(
+        event_subject(e.workspace_id, e.type),
+        msgspec.json.encode(e),
+        headers={"Nats-Msg-Id": msg_id or str(e.seq)},
+        stream=EVENTS_STREAM,
+    )
+
+
+async def publish_all(js: JetStreamContext, events: list[EventEnvelope]) -> None:
+    for e in events:
+        await publish(js, e)
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(0.02)
+
+
+async def wait_handled(store: EventStore, seqs: list[int], durable: str = DURABLE) -> None:
+    async def all_tracked() -> bool:
+        return await asyncio.to_thread(store.handled, durable, seqs) == set(seqs)
+
+    await eventually(all_tracked, f"{durable} did not handle seqs {seqs[0]}..{seqs[-1]}")
+
+
+async def wait_drained(js: JetStreamContext, durable: str = DURABLE) -> None:
+    """Every message of the stream delivered to the durable and acknowledged."""
+
+    async def drained() -> bool:
+        stream = await js.stream_info(EVENTS_STREAM)
+        info = await js.consumer_info(EVENTS_STREAM, durable)
+        return (
+            info.num_pending == 0 and info.num_ack_pending == 0 and info.ack_floor.stream_seq == stream.state.last_seq
+        )
+
+    await eventually(drained, f"{durable} did not ack everything")
+
+
+def ledger_events_by_source(store: EventStore, after: int) -> Counter[tuple[int, str]]:
+    """(source seq, event type) of every ledger event appended after `after`."""
+    counts: Counter[tuple[int, str]] = Counter()
+    ledgers: dict[str, int] = {}
+    for e in store.read(after, limit=10_000):
+        if e.type == "ledger.opened":
+            ledgers[e.aggregate_id] = int(e.payload["task_id"].split("/")[0])
+        if e.type.startswith("ledger."):
+            counts[(ledgers[e.aggregate_id], e.type)] += 1
+    return counts
+
+
+def exactly_once(seqs: list[int]) -> Counter[tuple[int, str]]:
+    return Counter({(s, t): 1 for s in seqs for t in ("ledger.opened", "ledger.charged")})
+
+
+@pytest.fixture
+async def start_consumer() -> AsyncIterator[Callable[..., Awaitable[EventConsumer]]]:
+    started: list[EventConsumer] = []
+
+    async def start(js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256) -> EventConsumer:
+        sub = Subscription(durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handler)
+        consumer = EventConsumer(js, store, sub, batch=batch)
+        await consumer.start()
+        started.append(consumer)
+        return consumer
+
+    try:
+        yield start
+    finally:
+        for consumer in started:
+            await consumer.stop()
+
+
+Start = Callable[..., Awaitable[EventConsumer]]
+
+
+async def test_events_are_handled_saved_and_tracked(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    handler = Handler()
+    await start_consumer(js, store, handler)
+    events = await asyncio.to_thread(save_runs, store, 10)
+    seqs = [e.seq for e in events]
+    head = store.head()
+
+    await publish_all(js, events)
+    await wait_handled(store, seqs)
+    await wait_drained(js)
+
+    assert handler.handled() == Counter(seqs), "each event given to the handler once"
+    assert ledger_events_by_source(store, head) == exactly_once(seqs)
+    assert store.consumer_positions()[DURABLE] == {"position": max(seqs), "handled": len(seqs)}
+    assert store.handled("someone-else", seqs) == set()
+
+
+async def test_a_redelivery_after_the_commit_appends_nothing(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    handler = Handler()
+    await start_consumer(js, store, handler)
+    events = await asyncio.to_thread(save_runs, store, 2)
+    seqs = [e.seq for e in events]
+    first, fresh = events[:3], events[3]
+    before = store.head()
+    await publish_all(js, first)
+    await wait_handled(store, seqs[:3])
+    await wait_drained(js)
+    head = store.head()
+
+    # The same envelope again under another Nats-Msg-Id: JetStream stores and delivers it twice.
+    again = await publish(js, first[0], msg_id=f"{first[0].seq}-redelivered")
+    assert not again.duplicate
+    await wait_drained(js)
+
+    # The consumer tracks optimistically: the copy may reach the handler again, but the
+    # commit of its output fails on the tracking row, and the copy is acked with nothing added.
+    assert store.head() == head, "a handled seq appends nothing"
+
+    # A copy that arrives next to new work: only the new event reaches the handler.
+    await publish(js, first[1], msg_id=f"{first[1].seq}-redelivered")
+    await publish(js, fresh)
+    await wait_handled(store, [fresh.seq])
+    await wait_drained(js)
+
+    assert ledger_events_by_source(store, before) == exactly_once(seqs)
+    assert store.consumer_positions()[DURABLE] == {"position": fresh.seq, "handled": len(seqs)}
+    assert (await js.stream_info(EVENTS_STREAM)).state.messages == 6
+
+
+async def test_a_failing_batch_is_redelivered_and_handled_once_it_succeeds(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    handler = Handler(fail_first=1)
+    await start_consumer(js, store, handler)
+    events = await asyncio.to_thread(save_runs, store, 2)
+    seqs = [e.seq for e in events]
+    head = store.head()
+
+    await publish_all(js, events)
+    await wait_handled(store, seqs)
+    await wait_drained(js)
+
+    assert len(handler.failed) == 1
+    assert set(handler.failed[0]) <= set(seqs)
+    assert handler.handled() == Counter(seqs), "the failed batch came back and was handled once"
+    assert ledger_events_by_source(store, head) == exactly_once(seqs)
+
+
+async def test_two_replicas_share_the_durable_and_handle_each_event_once(
+    postgres_url: str, nats_url: str, store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    other_nc: NatsClient = await nats.connect(nats_url, name="replica-2")
+    other_store = EventStore(postgres_url)
+    consumers: list[EventConsumer] = []
+    try:
+        replicas = [Handler(work_s=0.005), Handler(work_s=0.005)]
+        consumers += [
+            await start_consumer(js, store, replicas[0], batch=8),
+            await start_consumer(other_nc.jetstream(), other_store, replicas[1], batch=8),
+        ]
+        events = await asyncio.to_thread(save_runs, store, 100)
+        seqs = [e.seq for e in events]
+        head = store.head()
+
+        acks = [
+            await js.publish_async(
+                event_subject(e.workspace_id, e.type),
+                msgspec.json.encode(e),
+                headers={"Nats-Msg-Id": str(e.seq)},
+                stream=EVENTS_STREAM,
+            )
+            for e in events
+        ]
+        await asyncio.gather(*acks)
+        await wait_handled(store, seqs)
+        await wait_drained(js)
+
+        assert all(r.succeeded for r in replicas), "both replicas did some of the work"
+        assert set(replicas[0].handled() + replicas[1].handled()) == set(seqs)
+        assert ledger_events_by_source(store, head) == exactly_once(seqs)
+        assert store.consumer_positions()[DURABLE]["handled"] == len(seqs)
+    finally:
+        for consumer in consumers:
+            await consumer.stop()  # before their store and connection go away
+        other_store.close()
+        await other_nc.close()

@@ -1,0 +1,394 @@
+"""The read-model projector on a real PostgreSQL, fed by a realistic log from the real aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from contracts.tasks import (
+    AgentOutput,
+    AgentResult,
+    AgentType,
+    CostBreakdown,
+    Subtask,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+)
+from libs.domain.gate import Gate
+from libs.domain.ledger import Ledger
+from libs.domain.pull_request import PullRequest
+from libs.domain.run import Run
+from libs.domain.task import Task
+from libs.eventstore.store import EventStore
+from libs.readmodels import projector, schema
+from services.planner.plans import plan
+
+pytestmark = pytest.mark.integration
+
+WS, OTHER_WS = "ws-projector", "ws-projector-2"
+MODEL = "claude-sonnet-4-20250514"
+PR_URL = "https://github.com/acme/api/pull/7"
+
+
+def request(description: str, agent_type: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "agentType": agent_type,
+        "repo": {
+            "owner": "acme",
+            "repo": "api",
+            "branch": "agent/validation",
+            "baseBranch": "main",
+            "files": {"src/register.py": "def register(user):\n    return user\n"},
+        },
+        "config": {"model": MODEL, "provider": "anthropic", "maxTokens": 4096, "temperature": 0.0, "maxRetries": 3},
+        "parentTaskId": None,
+    }
+
+
+def submitted(task_id: uuid.UUID, workspace_id: str, description: str, agent_type: str) -> Task:
+    subtasks = plan(str(task_id), agent_type, description)
+    return Task.submit(task_id, workspace_id, request(description, agent_type), subtasks)
+
+
+@dataclass(frozen=True)
+class Charge:
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+    cpu_time_ms: int
+    subrequests: int = 1
+
+    def breakdown(self) -> CostBreakdown:
+        tokens_in = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return CostBreakdown(
+            input_tokens=tokens_in,
+            output_tokens=self.output_tokens,
+            total_tokens=tokens_in + self.output_tokens,
+            estimated_cost_usd=self.cost_usd,
+            cpu_time_ms=self.cpu_time_ms,
+            subrequests=self.subrequests,
+        )
+
+
+CODEGEN_CHARGE = Charge(1200, 300, 100, 50, 0.0123, 1500)
+TEST_CHARGE = Charge(800, 200, 0, 0, 0.0456, 900)
+FAILED_CHARGE = Charge(400, 0, 0, 0, 0.002, 50)
+CODEGEN_OUTPUT = {"files": {"src/register.py": "def register(user):\n    validate(user)\n"}, "summary": "validated"}
+TEST_OUTPUT = {"files": {"tests/test_register.py": "def test_register():\n    pass\n"}, "summary": "tested"}
+
+
+def charge(ledger: Ledger, run: Run, c: Charge) -> None:
+    ledger.charge(
+        run_id=str(run.id),
+        subtask_id=run.subtask_id,
+        model=MODEL,
+        input_tokens=c.input_tokens,
+        output_tokens=c.output_tokens,
+        cache_read_tokens=c.cache_read_tokens,
+        cache_write_tokens=c.cache_write_tokens,
+        cost_usd=c.cost_usd,
+        cpu_time_ms=c.cpu_time_ms,
+        subrequests=c.subrequests,
+        priced=True,
+    )
+
+
+def usage(c: Charge) -> dict[str, int]:
+    return {
+        "input_tokens": c.input_tokens,
+        "output_tokens": c.output_tokens,
+        "cache_read_tokens": c.cache_read_tokens,
+        "cache_write_tokens": c.cache_write_tokens,
+    }
+
+
+def succeeded(run: Run, output: dict[str, Any], duration_ms: int) -> dict[str, Any]:
+    """The result the planner records for a succeeded run."""
+    return {
+        "subtaskId": run.subtask_id,
+        "agentType": run.agent_type,
+        "success": True,
+        "output": output,
+        "durationMs": duration_ms,
+    }
+
+
+@dataclass
+class Scenario:
+    done: Task  # submit -> dispatch -> run -> charges -> review -> approve -> complete
+    failed: Task  # another workspace: its only run fails
+    runs: list[Run]
+
+
+def live_the_lifecycle(store: EventStore) -> Scenario:
+    """What the services would append, step by step, each step its own transaction."""
+    done_id, failed_id = uuid.uuid4(), uuid.uuid4()
+    done = submitted(done_id, WS, "Add input validation", "codegen")
+    failed = submitted(failed_id, OTHER_WS, "Fix the crash", "review")
+    for task in (done, failed):
+        for subtask in task.ready_subtasks():
+            task.dispatch(subtask)
+    store.save([done, failed])  # one command, two tasks
+    codegen, test = done.subtasks
+
+    run1 = Run.start(WS, str(done.id), codegen["id"], "codegen", 1, "anthropic", MODEL)
+    run3 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0]["id"], "review", 1, "anthropic", MODEL)
+    store.save([run1, run3])
+    done.start()
+    failed.start()
+    store.save([done, failed])
+    run1.succeed(CODEGEN_OUTPUT, usage(CODEGEN_CHARGE), 1500, 1)
+    store.save([run1])
+    # The cost ledger is faster than the planner for this run...
+    ledger = Ledger.open(WS, str(done.id))
+    charge(ledger, run1, CODEGEN_CHARGE)
+    store.save([ledger])
+    done.record_success(codegen["id"], str(run1.id), succeeded(run1, CODEGEN_OUTPUT, 1500))
+    for subtask in done.ready_subtasks():
+        done.dispatch(subtask)
+    store.save([done])
+
+    run3.fail("provider exploded", usage(FAILED_CHARGE), 50, 1)
+    store.save([run3])
+    failed.record_failure(run3.subtask_id, str(run3.id), "provider exploded")
+    store.save([failed])
+    other_ledger = Ledger.open(OTHER_WS, str(failed.id))
+    charge(other_ledger, run3, FAILED_CHARGE)  # charged after the task already failed
+    store.save([other_ledger])
+
+    run2 = Run.start(WS, str(done.id), test["id"], "test", 1, "anthropic", MODEL)
+    store.save([run2])
+    run2.succeed(TEST_OUTPUT, usage(TEST_CHARGE), 900, 1)
+    store.save([run2])
+    # ...and slower for this one: the result is recorded before it is priced.
+    done.record_success(test["id"], str(run2.id), succeeded(run2, TEST_OUTPUT, 900))
+    done.request_review()
+    store.save([done])
+    charge(ledger, run2, TEST_CHARGE)
+    store.save([ledger])
+
+    gate = Gate.open_review(WS, str(done.id))
+    store.save([gate])
+    gate.decide("approve", "ship it")
+    store.save([gate])
+    done.approve("ship it")
+    store.save([done])
+    store.save([PullRequest.opened(WS, str(done.id), PR_URL, 7)])
+    done.complete(PR_URL, None)
+    store.save([done])
+    return Scenario(done=done, failed=failed, runs=[run1, run2, run3])
+
+
+@pytest.fixture
+def conn(postgres_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        schema.create(connection)
+        yield connection
+
+
+@pytest.fixture
+def scenario(store: EventStore) -> Scenario:
+    return live_the_lifecycle(store)
+
+
+def dump(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Every read-model row as PostgreSQL prints it, in a stable order."""
+    return {table: [r[0] for r in conn.execute(f"SELECT t::text FROM {table} t ORDER BY 1")] for table in schema.TABLES}
+
+
+def served(conn: psycopg.Connection, task: Task) -> TaskState:
+    """What GET /tasks/{id} answers for the task: its rm_tasks state as a TaskState."""
+    row = conn.execute(
+        "SELECT state FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task.id, task.workspace_id)
+    ).fetchone()
+    assert row is not None, f"task {task.id} is not in rm_tasks"
+    return msgspec.convert(row[0], TaskState)
+
+
+def task_times(store: EventStore, task: Task) -> tuple[int, int]:
+    """(created, updated): the submission, and the latest event of the task or charged to it."""
+    times = [
+        e.occurred_at
+        for e in store.read(0)
+        if e.aggregate_id == str(task.id) or (e.type == "ledger.charged" and e.payload["task_id"] == str(task.id))
+    ]
+    return times[0], max(times)
+
+
+def test_catch_up_serves_the_task_as_get_tasks_would(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    head = projector.catch_up(store, conn)
+
+    assert head == store.head()
+    done, failed = scenario.done, scenario.failed
+    codegen, test = done.subtasks
+    created, updated = task_times(store, done)
+    assert served(conn, done) == TaskState(
+        id=str(done.id),
+        status=TaskStatus.COMPLETED,
+        request=msgspec.convert(request("Add input validation", "codegen"), TaskRequest),
+        subtasks=msgspec.convert(done.subtasks, list[Subtask]),
+        results={
+            codegen["id"]: AgentResult(
+                subtask_id=codegen["id"],
+                agent_type=AgentType.CODEGEN,
+                success=True,
+                cost=CODEGEN_CHARGE.breakdown(),
+                duration_ms=1500,
+                output=msgspec.convert(CODEGEN_OUTPUT, AgentOutput),
+            ),
+            test["id"]: AgentResult(
+                subtask_id=test["id"],
+                agent_type=AgentType.TEST,
+                success=True,
+                cost=TEST_CHARGE.breakdown(),
+                duration_ms=900,
+                output=msgspec.convert(TEST_OUTPUT, AgentOutput),
+            ),
+        },
+        cost=CostBreakdown(
+            input_tokens=1350 + 800,
+            output_tokens=300 + 200,
+            total_tokens=1650 + 1000,
+            estimated_cost_usd=0.0579,
+            cpu_time_ms=2400,
+            subrequests=2,
+        ),
+        created_at=created,
+        updated_at=updated,
+        pr_url=PR_URL,
+    )
+
+    failed_state = served(conn, failed)
+    subtask_id = failed.subtasks[0]["id"]
+    assert failed_state.status == TaskStatus.FAILED
+    assert failed_state.error == f"subtask {subtask_id} failed: provider exploded"
+    assert failed_state.results == {
+        subtask_id: AgentResult(
+            subtask_id=subtask_id,
+            agent_type=AgentType.REVIEW,
+            success=False,
+            error="provider exploded",
+            cost=FAILED_CHARGE.breakdown(),
+            duration_ms=0,
+        )
+    }
+    assert failed_state.cost == FAILED_CHARGE.breakdown()
+    assert (failed_state.created_at, failed_state.updated_at) == task_times(store, failed)
+
+    rows = conn.execute("SELECT task_id, workspace_id, status, created_at, updated_at FROM rm_tasks").fetchall()
+    assert sorted(rows, key=str) == sorted(
+        [
+            (done.id, WS, "completed", created, updated),
+            (failed.id, OTHER_WS, "failed", *task_times(store, failed)),
+        ],
+        key=str,
+    )
+
+
+def test_feed_charges_and_position(store: EventStore, conn: psycopg.Connection, scenario: Scenario) -> None:
+    head = projector.catch_up(store, conn)
+
+    log = store.read(0)
+    feed = conn.execute(
+        "SELECT seq, workspace_id, type, aggregate_id, occurred_at, payload FROM rm_feed ORDER BY seq"
+    ).fetchall()
+    assert feed == [(e.seq, e.workspace_id, e.type, e.aggregate_id, e.occurred_at, e.payload) for e in log]
+    assert {e.type for e in log} >= {
+        "task.submitted",
+        "task.subtask_dispatched",
+        "task.started",
+        "run.started",
+        "run.succeeded",
+        "run.failed",
+        "ledger.opened",
+        "ledger.charged",
+        "task.subtask_succeeded",
+        "task.subtask_failed",
+        "task.failed",
+        "task.review_requested",
+        "gate.opened",
+        "gate.decided",
+        "task.approved",
+        "pull_request.opened",
+        "task.completed",
+    }
+
+    charges = [e for e in log if e.type == "ledger.charged"]
+    rows = conn.execute(
+        "SELECT run_id::text, seq, workspace_id, task_id::text, subtask_id, occurred_at, model, input_tokens, "
+        "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cpu_time_ms, subrequests, priced "
+        "FROM rm_charges ORDER BY seq"
+    ).fetchall()
+    assert [r[:6] for r in rows] == [
+        (e.payload["run_id"], e.seq, e.workspace_id, e.payload["task_id"], e.payload["subtask_id"], e.occurred_at)
+        for e in charges
+    ]
+    assert {r[0] for r in rows} == {str(run.id) for run in scenario.runs}
+    priced = (CODEGEN_CHARGE, TEST_CHARGE, FAILED_CHARGE)
+    expected = {str(run.id): c for run, c in zip(scenario.runs, priced, strict=True)}
+    for r in rows:
+        c = expected[r[0]]
+        assert r[6:] == (
+            MODEL,
+            c.input_tokens,
+            c.output_tokens,
+            c.cache_read_tokens,
+            c.cache_write_tokens,
+            c.cost_usd,
+            c.cpu_time_ms,
+            c.subrequests,
+            True,
+        )
+
+    assert conn.execute("SELECT name, position FROM rm_position").fetchall() == [(schema.PROJECTOR, head)]
+    assert projector.position(conn) == head == log[-1].seq
+
+
+def test_catch_up_again_changes_nothing(store: EventStore, conn: psycopg.Connection, scenario: Scenario) -> None:
+    head = projector.catch_up(store, conn)
+    before = dump(conn)
+
+    assert projector.catch_up(store, conn) == head
+    assert dump(conn) == before
+
+
+def test_catch_up_follows_new_events(store: EventStore, conn: psycopg.Connection, scenario: Scenario) -> None:
+    projector.catch_up(store, conn)
+    failed = store.load_many([scenario.failed.id])[scenario.failed.id]
+    revision = Task.submit(uuid.uuid4(), OTHER_WS, failed.request, failed.subtasks, revision_of=str(failed.id))
+    head = store.save([revision])
+
+    assert projector.catch_up(store, conn) == head
+    state = served(conn, revision)
+    assert state.status == TaskStatus.PENDING
+    assert state.revision_of == str(failed.id)
+    assert conn.execute("SELECT count(*) FROM rm_feed").fetchone() == (len(store.read(0)),)
+
+
+@pytest.mark.parametrize("batch", [projector.BATCH, 1, 7])
+def test_drop_create_and_catch_up_rebuilds_identical_tables(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = projector.catch_up(store, conn)
+    original = dump(conn)
+    assert all(original.values())
+
+    monkeypatch.setattr(projector, "BATCH", batch)  # batch boundaries must not show in the result
+    schema.drop(conn)
+    schema.create(conn)
+    assert dump(conn) == {table: [] for table in schema.TABLES}
+    assert projector.catch_up(store, conn) == head
+
+    assert dump(conn) == original
