@@ -14,13 +14,14 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
 from libs.domain.base import EventTypes, event_payload
 from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder
+from libs.eventstore.transcoder import MsgspecTranscoder
 
 EVENTS_TABLE = "orchestrator_events"
 # eventsourcing NOTIFYs a channel named for the table inside each appending transaction.
@@ -30,6 +31,9 @@ SCHEMA_LOCK = 4242
 
 class OrchestratorApplication(Application[UUID]):
     name = "orchestrator"
+
+    def construct_transcoder(self) -> Transcoder:
+        return MsgspecTranscoder()
 
 
 def eventsourcing_env(database_url: str, pool_size: int = 4) -> dict[str, str]:

@@ -7,7 +7,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
-from litestar.response import ServerSentEventMessage
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import FeedEvent
@@ -21,39 +20,41 @@ RECONNECT_MS = 1000
 _encoder = msgspec.json.Encoder()
 
 
-def frame(seq: int, type_: str, aggregate_id: str, payload: dict[str, Any]) -> ServerSentEventMessage:
+def frame(seq: int, type_: str, aggregate_id: str, payload: dict[str, Any]) -> bytes:
     # The payload names what it is about (`task_id` for `task.*`, `run_id` for `run.*`, ...)
     # so a subscriber can follow one task without knowing the envelope.
     about = f"{type_.partition('.')[0]}_id"
-    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload={about: aggregate_id, **payload})).decode()
-    return ServerSentEventMessage(data=data, event=type_, id=seq)
+    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload={about: aggregate_id, **payload}))
+    # msgspec's JSON has no raw newlines, so the whole event fits one `data:` line.
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, type_.encode(), data)
 
 
 async def events_feed(
     workspace_id: str, since: int, pool: AsyncConnectionPool, store: EventStore, broadcaster: Broadcaster
-) -> AsyncGenerator[ServerSentEventMessage, None]:
+) -> AsyncGenerator[bytes, None]:
+    """SSE bytes; frames that are ready together go out in one write."""
     queue = broadcaster.register(workspace_id)
     try:
         # Opens the stream at once (proxies and clients see it live) and sets the
         # reconnection delay; a comment, so no event is dispatched.
-        yield ServerSentEventMessage(data=None, comment="connected", retry=RECONNECT_MS)
+        yield b": connected\nretry: %d\n\n" % RECONNECT_MS
         last = since
         # 1. The projected feed, page by page; complete up to the projector's position.
         while True:
             rows, position = await queries.feed(pool, workspace_id, last, PAGE)
-            for seq, type_, aggregate_id, payload in rows:
-                yield frame(seq, type_, aggregate_id, payload)
-                last = seq
+            if rows:
+                yield b"".join(frame(*row) for row in rows)
+                last = rows[-1][0]
             if len(rows) < PAGE:
                 break
         # 2. What the projector has not reached yet, from the log itself.
         cursor = max(last, position)
         while True:
             events = await asyncio.to_thread(store.read, cursor, PAGE)
-            for e in events:
-                if e.workspace_id == workspace_id and e.seq > last:
-                    yield frame(e.seq, e.type, e.aggregate_id, e.payload)
-                    last = e.seq
+            mine = [e for e in events if e.workspace_id == workspace_id and e.seq > last]
+            if mine:
+                yield b"".join(frame(e.seq, e.type, e.aggregate_id, e.payload) for e in mine)
+                last = mine[-1].seq
             if len(events) < PAGE:
                 break
             cursor = events[-1].seq
@@ -61,14 +62,22 @@ async def events_feed(
         while True:
             try:
                 async with asyncio.timeout(KEEPALIVE_S):
-                    item = await queue.get()
+                    items = [await queue.get()]
             except TimeoutError:
-                yield ServerSentEventMessage(data=None, comment="keep-alive")
+                yield b": keep-alive\n\n"
                 continue
-            if isinstance(item, Overflowed):
-                return  # the client resumes with Last-Event-ID = the last id it got
-            if item.seq > last:
-                yield frame(item.seq, item.type, item.aggregate_id, item.payload)
-                last = item.seq
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            chunk = []
+            for item in items:
+                if isinstance(item, Overflowed):
+                    if chunk:
+                        yield b"".join(chunk)
+                    return  # the client resumes with Last-Event-ID = the last id it got
+                if item.seq > last:
+                    chunk.append(frame(item.seq, item.type, item.aggregate_id, item.payload))
+                    last = item.seq
+            if chunk:
+                yield b"".join(chunk)
     finally:
         broadcaster.unregister(workspace_id, queue)

@@ -49,12 +49,15 @@ class Relay:
     async def start(self) -> None:
         await self.listener.start()
         self.task = asyncio.create_task(relay_forever(self.store, self.js, self.listener, self.progress))
-        await eventually(lambda: "position" in self.progress, "the relay did not start")
+        task = self.task
+        await eventually(lambda: "position" in self.progress or task.done(), "the relay did not start")
+        if task.done():
+            task.result()  # it died on start: raise its error
 
     async def stop(self) -> None:
         if self.task is not None:
-            # Cancel until it is gone: a cancel that lands together with a wake-up can be
-            # swallowed (see test_cancelling_the_relay_as_a_notify_arrives_stops_it).
+            # Cancel until it is gone, so that a swallowed cancellation fails only the test
+            # written for it (test_cancelling_the_relay_as_a_notify_arrives_stops_it), not all.
             for _ in range(10):
                 self.task.cancel()
                 done, _ = await asyncio.wait([self.task], timeout=1.0)
