@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,8 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import make_asgi_app
 
 from contracts.commands import CommandError, CommandReply
-from libs.bus.consumer import EventConsumer, Subscription
+from contracts.events import EventEnvelope
+from libs.bus.consumer import BatchHandler, EventConsumer, Subscription
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings, load_settings
 from libs.eventstore.store import EventStore
@@ -45,6 +46,24 @@ class Service:
     on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
     on_stop: Callable[[], Awaitable[None]] | None = None
     state: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> BatchHandler:
+    """A synchronous batch handler `(events, *deps)`, run off the event loop."""
+
+    async def handle(events: list[EventEnvelope]) -> Sequence[Any]:
+        return await asyncio.to_thread(handler, events, *deps)
+
+    return handle
+
+
+def command_in_thread(handler: Callable[..., msgspec.Struct], *deps: Any) -> CommandHandler:
+    """A synchronous command handler `(raw, *deps) -> reply Struct`, run off the event loop."""
+
+    async def handle(raw: bytes) -> bytes:
+        return msgspec.json.encode(await asyncio.to_thread(handler, raw, *deps))
+
+    return handle
 
 
 def _json(body: object, status: int = 200) -> AsgiResponse:
