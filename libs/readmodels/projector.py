@@ -45,6 +45,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope]) -> int:
             "SELECT task_id, state, subtask_costs FROM rm_tasks WHERE task_id = ANY(%s)", (list(ids),)
         ).fetchall()
         views = {str(r[0]): TaskView(r[1], r[2]) for r in rows}
+    status_before = {task_id: v.state["status"] for task_id, v in views.items()}
     charges: list[tuple[Any, ...]] = []
     touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
     for e in events:
@@ -100,8 +101,28 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope]) -> int:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (PROJECTOR, last),
         )
-        cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, str(last)))
+        changed = {t: views[t].state["status"] for t in touched if t in views}
+        changed = {t: status for t, status in changed.items() if status_before.get(t) != status}
+        cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, position_notice(last, changed)))
     return last
+
+
+NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
+
+
+def position_notice(position: int, statuses: dict[str, str]) -> str:
+    """`<position>` then `;<task id>=<status>` per task whose status changed in the batch, so
+    readers waiting for a status need no query; `;*` when they do not all fit."""
+    notice = str(position) + "".join(f";{t}={status}" for t, status in statuses.items())
+    return notice if len(notice) <= NOTIFY_LIMIT else f"{position};*"
+
+
+def parse_notice(notice: str) -> tuple[int, dict[str, str] | None]:
+    """The position and the status changes, or None for the changes when they were left out."""
+    position, *changes = notice.split(";")
+    if changes == ["*"]:
+        return int(position), None
+    return int(position), dict(change.split("=", 1) for change in changes)
 
 
 def _charge_row(e: EventEnvelope) -> tuple[Any, ...]:

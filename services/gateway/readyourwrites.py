@@ -1,11 +1,19 @@
-"""Read-your-writes: a read waits (briefly) for the read models to reach a write's seq."""
+"""Read-your-writes: a read waits (briefly) for the read models to reach what it depends on.
+
+The projector NOTIFYs its position after each commit, with the tasks whose status changed in
+that commit; reads that wait for a position or for a status change are answered from these
+notices, with no query per wake-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from libs.eventstore.listen import Listener
+from libs.readmodels.projector import parse_notice
 from libs.readmodels.schema import READMODELS_CHANNEL
 
 
@@ -13,35 +21,78 @@ class ProjectionWatch:
     def __init__(self, database_url: str) -> None:
         self.position = 0
         self.written = 0  # the highest seq a command through this gateway appended
-        self._changed = asyncio.Event()
-        self.listener = Listener(database_url, READMODELS_CHANNEL, on_payload=self._on_position)
+        # One event per waiting request: a shared one could be cleared by one waiter between
+        # another's check and its wait, and that one would sleep through the notice.
+        self._waiters: set[asyncio.Event] = set()
+        # Tasks a request is waiting on -> the statuses announced for them since.
+        self._watched: dict[str, list[str | None]] = {}
+        self.listener = Listener(database_url, READMODELS_CHANNEL, on_payload=self._on_notice)
 
-    def _on_position(self, payload: str) -> None:
-        if payload.isdigit():
-            self.position = max(self.position, int(payload))
-            self._changed.set()
+    def _on_notice(self, payload: str) -> None:
+        try:
+            position, statuses = parse_notice(payload)
+        except ValueError:
+            return
+        self.position = max(self.position, position)
+        for task_id, seen in self._watched.items():
+            if statuses is None:
+                seen.append(None)  # unknown: the waiter has to look
+            elif task_id in statuses:
+                seen.append(statuses[task_id])
+        for waiter in self._waiters:
+            waiter.set()
 
     def wrote(self, seq: int) -> None:
         self.written = max(self.written, seq)
 
     async def reach(self, seq: int, timeout: float) -> bool:
+        async with self._waiting(timeout) as next_notice:
+            while self.position < seq:
+                if not await next_notice():
+                    return self.position >= seq
+        return True
+
+    async def status_change(
+        self, task_id: str, status: str, current: Callable[[], Awaitable[str | None]], timeout: float
+    ) -> str | None:
+        """Waits until the task's projected status is no longer `status`; returns the new one."""
+        seen = self._watched.setdefault(task_id, [])
+        try:
+            async with self._waiting(timeout) as next_notice:
+                now = await current()
+                while now == status:
+                    if seen:
+                        announced = seen.pop(0)
+                        now = announced if announced is not None else await current()
+                    elif not await next_notice():
+                        break
+                return now
+        finally:
+            self._watched.pop(task_id, None)
+
+    @contextlib.asynccontextmanager
+    async def _waiting(self, timeout: float) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+        """Yields `next_notice()`: True once a notice arrived since the last call (or since
+        entering), False when the deadline passed. Registered before the caller's first check."""
+        event = asyncio.Event()
+        event.set()  # the caller checks once before it ever waits
         deadline = time.monotonic() + timeout
-        while self.position < seq:
+        self._waiters.add(event)
+
+        async def next_notice() -> bool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._changed.clear()
             try:
                 async with asyncio.timeout(remaining):
-                    await self._changed.wait()
+                    await event.wait()
             except TimeoutError:
-                return self.position >= seq
-        return True
+                return False
+            event.clear()
+            return True
 
-    async def changed(self, timeout: float) -> None:
-        self._changed.clear()
         try:
-            async with asyncio.timeout(timeout):
-                await self._changed.wait()
-        except TimeoutError:
-            pass
+            await next_notice()  # consumes the initial set
+            yield next_notice
+        finally:
+            self._waiters.discard(event)

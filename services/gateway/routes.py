@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Annotated, Any
 
@@ -102,8 +101,7 @@ async def _find_task(state: State, task_id: str) -> dict[str, Any]:
 
 
 async def _wait_for_status_change(state: State, task_id: str, status: str) -> None:
-    deadline = time.monotonic() + state.settings.read_your_writes_timeout_s
-    while time.monotonic() < deadline:
-        if await queries.task_status(state.pool, state.workspace, task_id) != status:
-            return
-        await state.watch.changed(timeout=max(0.0, deadline - time.monotonic()))
+    async def current() -> str | None:
+        return await queries.task_status(state.pool, state.workspace, task_id)
+
+    await state.watch.status_change(task_id, status, current, state.settings.read_your_writes_timeout_s)
