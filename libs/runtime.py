@@ -22,8 +22,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import make_asgi_app
 
 from contracts.commands import CommandError, CommandReply
-from contracts.events import EventEnvelope
-from libs.bus.consumer import BatchHandler, EventConsumer, Subscription
+from libs.bus.consumer import EventConsumer, InThread, Subscription
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings, load_settings
 from libs.eventstore.store import EventStore
@@ -48,13 +47,9 @@ class Service:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> BatchHandler:
+def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> InThread:
     """A synchronous batch handler `(events, *deps)`, run off the event loop."""
-
-    async def handle(events: list[EventEnvelope]) -> Sequence[Any]:
-        return await asyncio.to_thread(handler, events, *deps)
-
-    return handle
+    return InThread(handler, deps)
 
 
 def command_in_thread(handler: Callable[..., msgspec.Struct], *deps: Any) -> CommandHandler:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from eventsourcing.domain import Aggregate
@@ -43,10 +44,19 @@ _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
 @dataclass(frozen=True)
+class InThread:
+    """A synchronous handler `(events, *deps) -> aggregates`: the tracking look-up, the handler
+    and the save then run as one call off the event loop, not three."""
+
+    fn: Callable[..., Sequence[Aggregate]]
+    deps: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class Subscription:
     durable: str
     filter_subjects: tuple[str, ...]
-    handle: BatchHandler
+    handle: BatchHandler | InThread
 
 
 class EventConsumer:
@@ -119,32 +129,43 @@ class EventConsumer:
         finally:
             await sub.unsubscribe()
 
-    async def _apply(self, events: list[EventEnvelope]) -> None:
-        aggregates = await self.sub.handle(events)
-        tracking = ConsumerTracking(self.sub.durable, [e.seq for e in events])
-        await asyncio.to_thread(self.store.save, list(aggregates), tracking)
+    def _unhandled(self, events: list[EventEnvelope]) -> list[EventEnvelope]:
+        # Handlers never see what this consumer already handled, so their effects (a model
+        # call, a pull request) are not repeated by a redelivery.
+        handled = self.store.handled(self.sub.durable, [e.seq for e in events])
+        return [e for e in events if e.seq not in handled]
+
+    def _tracking(self, events: list[EventEnvelope]) -> ConsumerTracking:
+        return ConsumerTracking(self.sub.durable, [e.seq for e in events])
+
+    def _apply_in_thread(self, handler: InThread, events: list[EventEnvelope]) -> int:
+        todo = self._unhandled(events)
+        if todo:
+            self.store.save(handler.fn(todo, *handler.deps), self._tracking(todo))
+        return len(todo)
+
+    async def _apply(self, events: list[EventEnvelope]) -> int:
+        """Handles what is new in `events` and saves the result with its tracking rows."""
+        handler = self.sub.handle
+        if isinstance(handler, InThread):
+            return await asyncio.to_thread(self._apply_in_thread, handler, events)
+        todo = await asyncio.to_thread(self._unhandled, events)
+        if todo:
+            aggregates = await handler(todo)
+            await asyncio.to_thread(self.store.save, aggregates, self._tracking(todo))
+        return len(todo)
 
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         try:
             envelopes = [_decoder.decode(m.data) for m in msgs]
-            for attempt in (1, 2):
-                # Handlers never see what this consumer already handled, so their effects
-                # (a model call, a pull request) are not repeated by a redelivery.
-                seqs = [e.seq for e in envelopes]
-                handled = await asyncio.to_thread(self.store.handled, self.sub.durable, seqs)
-                todo = [e for e in envelopes if e.seq not in handled]
-                if not todo:
-                    break
-                try:
-                    await self._apply(todo)
-                    break
-                except IntegrityError:
-                    # Another replica committed some of these, or wrote the same aggregate,
-                    # first: once more on fresh state, then let JetStream redeliver.
-                    if attempt == 2:
-                        raise
-            EVENTS_HANDLED.labels(self.sub.durable).inc(len(todo))
+            try:
+                applied = await self._apply(envelopes)
+            except IntegrityError:
+                # Another replica committed some of these, or wrote the same aggregate, first:
+                # once more on fresh state, then let JetStream redeliver.
+                applied = await self._apply(envelopes)
+            EVENTS_HANDLED.labels(self.sub.durable).inc(applied)
         except IntegrityError:
             # Another replica handled some of these first: redeliver, and the tracking rows
             # will filter out what is done.

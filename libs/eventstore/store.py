@@ -96,7 +96,7 @@ class EventStore:
             aggregates[row["originator_id"]] = event.mutate(aggregates.get(row["originator_id"]))
         return aggregates
 
-    def save(self, aggregates: Sequence[Aggregate], tracking: ConsumerTracking | None = None) -> int:
+    def save(self, aggregates: Iterable[Aggregate], tracking: ConsumerTracking | None = None) -> int:
         """Appends all pending events (and the tracking rows) in one transaction.
 
         Returns the highest `seq` written, or 0 when there was nothing to append.
