@@ -7,19 +7,23 @@ notification sequence: that sequence is the public `seq`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
+from eventsourcing.utils import resolve_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
-from libs.domain.base import EventTypes, event_payload
+from libs.domain.base import EventTypes
 from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder
 from libs.eventstore.transcoder import MsgspecTranscoder
 
@@ -122,13 +126,26 @@ class EventStore:
         return [self.envelope(n) for n in notifications]
 
     def envelope(self, notification: Notification) -> EventEnvelope:
-        event = self.app.mapper.to_domain_event(notification)
+        # Straight from the stored JSON, without building the domain event object: every
+        # follower of the log (relay, projector, SSE catch-up) reads each event through here.
+        state = _state_decoder.decode(notification.state)
+        timestamp = datetime.fromisoformat(state.pop("timestamp"))
+        workspace_id = state.pop("workspace_id")
+        state.pop("originator_topic", None)
         return EventEnvelope(
             seq=notification.id,
-            type=EventTypes.name(type(event)),
-            workspace_id=event.workspace_id,
-            aggregate_id=str(event.originator_id),
-            version=event.originator_version,
-            occurred_at=int(event.timestamp.timestamp() * 1000),
-            payload=event_payload(event),
+            type=_event_type(notification.topic),
+            workspace_id=workspace_id,
+            aggregate_id=str(notification.originator_id),
+            version=notification.originator_version,
+            occurred_at=int(timestamp.timestamp() * 1000),
+            payload=state,
         )
+
+
+_state_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+@functools.cache
+def _event_type(topic: str) -> str:
+    return EventTypes.name(resolve_topic(topic))
