@@ -51,7 +51,10 @@ class Decision(enum.StrEnum):
     REVISE = "revise"
 
 
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+# PostgreSQL's text and jsonb cannot hold U+0000: refuse it at the edge rather than fail later.
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, msgspec.Meta(pattern=_NO_NUL)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, pattern=_NO_NUL)]
 
 
 class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
@@ -59,7 +62,7 @@ class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fi
     repo: NonEmpty
     branch: NonEmpty
     base_branch: NonEmpty
-    files: dict[str, str]
+    files: dict[NonEmpty, Text]
 
 
 class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False):
@@ -75,7 +78,7 @@ class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):
     agent_type: AgentType
     repo: RepoContext
     config: AgentConfig = AgentConfig()
-    parent_task_id: str | None = None
+    parent_task_id: NonEmpty | None = None
 
 
 class SubmitTasks(msgspec.Struct, frozen=True):
@@ -139,7 +142,7 @@ class TaskEnvelope(msgspec.Struct, frozen=True):
 class ReviewDecision(msgspec.Struct, frozen=True, rename="camel"):
     task_id: NonEmpty
     decision: Decision
-    feedback: str | None = None
+    feedback: Text | None = None
 
 
 class ReviewAccepted(msgspec.Struct, frozen=True):

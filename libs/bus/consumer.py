@@ -38,6 +38,7 @@ from libs.observability.metrics import CONSUMER_BATCH, CONSUMER_ERRORS, EVENTS_H
 log = logging.getLogger(__name__)
 
 PULL_EXPIRES_S = 5.0
+ACK_WAIT_S = 600
 
 BatchHandler = Callable[[list[EventEnvelope]], Awaitable[Sequence[Aggregate]]]
 _decoder = msgspec.json.Decoder(EventEnvelope)
@@ -77,7 +78,8 @@ class EventConsumer:
                 durable_name=self.sub.durable,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=60,
+                # Longer than a provider call with the SDK's retries: no redelivery mid-call.
+                ack_wait=ACK_WAIT_S,
                 max_ack_pending=10_000,
                 filter_subjects=list(self.sub.filter_subjects),
             ),

@@ -141,8 +141,8 @@ class Task(WorkspaceAggregate):
 
     def record_failure(self, subtask_id: str, run_id: str, error: str) -> None:
         self.subtask(subtask_id)
-        if self.status in TERMINAL:
-            return
+        if self.status not in (ASSIGNED, RUNNING) or subtask_id in self.succeeded:
+            return  # a stale failure: the task moved on, or another attempt already succeeded
         self.emit(self.SubtaskFailed, subtask_id=subtask_id, run_id=run_id, error=error)
         self.fail(f"subtask {subtask_id} failed: {error}")
 

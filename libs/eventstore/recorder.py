@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import Cursor
+from eventsourcing.utils import retry
+from psycopg import Cursor, InterfaceError, OperationalError
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -45,6 +46,18 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
         self._select_positions = SQL(
             "SELECT consumer, max(seq) AS position, count(*) AS handled FROM {0}.{1} GROUP BY consumer"
         ).format(schema, Identifier(TRACKING_TABLE))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        # Not in pipeline mode, unlike the base class: with libpq 18 a pipelined statement
+        # with a large parameter (about 150 KB on a Unix socket) deadlocks, and it would do so
+        # holding the events table's EXCLUSIVE lock, stopping every writer in the system.
+        with self.datastore.transaction(commit=True) as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return []
+            self._insert_stored_events(curs, stored_events, **kwargs)  # lock, notify, insert
+            return [row["notification_id"] for row in curs.fetchall()]
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")

@@ -61,4 +61,12 @@ def parse_answer(text: str, agent_type: str) -> AgentAnswer:
         raise AnswerError(f"the agent's answer is not the expected JSON object: {exc}") from None
     if agent_type == "review" and answer.files:
         raise AnswerError("a review agent must not change files")
-    return answer
+    return _without_nul(answer)
+
+
+def _without_nul(answer: AgentAnswer) -> AgentAnswer:
+    # A model can emit U+0000, which PostgreSQL cannot store: keep it visible, not fatal.
+    def clean(text: str) -> str:
+        return text.replace("\x00", "\ufffd")
+
+    return AgentAnswer(summary=clean(answer.summary), files={clean(k): clean(v) for k, v in answer.files.items()})

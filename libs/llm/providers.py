@@ -71,7 +71,9 @@ class Providers:
                 text, usage = await self._anthropic(model, system, prompt, max_tokens, temperature)
         except (anthropic.APIStatusError, openai.APIStatusError) as exc:
             LLM_CALLS.labels(provider, f"http_{exc.status_code}").inc()
-            raise ProviderError(f"{provider} returned HTTP {exc.status_code}: {_message(exc)}") from None
+            # A fixed text per status, never the provider's message: an authentication error
+            # can echo part of the key, and this text ends up in events and API responses.
+            raise ProviderError(f"{provider} returned HTTP {exc.status_code} ({_reason(exc.status_code)})") from None
         except (anthropic.APITimeoutError, openai.APITimeoutError):
             LLM_CALLS.labels(provider, "timeout").inc()
             raise ProviderError(f"{provider} call timed out") from None
@@ -123,10 +125,17 @@ class Providers:
         )
 
 
-def _message(exc: anthropic.APIStatusError | openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-    return str(exc.message)
+_REASONS = {
+    400: "the request was refused",
+    401: "authentication failed: check the API key",
+    403: "permission denied for this key or model",
+    404: "unknown model or endpoint",
+    408: "the provider timed out",
+    413: "the request is too large",
+    429: "rate limited",
+    529: "the provider is overloaded",
+}
+
+
+def _reason(status: int) -> str:
+    return _REASONS.get(status, "provider error" if status >= 500 else "request failed")

@@ -36,8 +36,13 @@ def _task_id(e: EventEnvelope) -> str | None:
     return None
 
 
-def project(conn: psycopg.Connection, events: list[EventEnvelope]) -> int:
-    """Applies one batch of events (in seq order) and records the new position."""
+class StaleProjector(Exception):
+    """Another projector advanced the read models: this one must stop."""
+
+
+def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int) -> int:
+    """Applies one batch of events (in seq order) after position `expected`, and records the
+    new position."""
     ids = {UUID(t) for e in events if (t := _task_id(e))}
     views: dict[str, TaskView] = {}
     if ids:
@@ -96,11 +101,15 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope]) -> int:
             [(e.seq, e.workspace_id, e.type, e.aggregate_id, e.occurred_at, Jsonb(e.payload)) for e in events],
         )
         last = events[-1].seq
+        # Compare-and-set: a projector that lost its leadership without noticing finds the
+        # position moved, and its whole batch rolls back instead of adding costs twice.
         cur.execute(
-            "INSERT INTO rm_position (name, position) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (PROJECTOR, last),
+            "INSERT INTO rm_position (name, position) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+            "SET position = excluded.position WHERE rm_position.position = %s",
+            (PROJECTOR, last, expected),
         )
+        if cur.rowcount != 1:
+            raise StaleProjector(f"the read models moved past seq {expected} under this projector")
         changed = {t: views[t].state["status"] for t in touched if t in views}
         changed = {t: status for t, status in changed.items() if status_before.get(t) != status}
         cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, position_notice(last, changed)))
@@ -154,4 +163,4 @@ def catch_up(store: EventStore, conn: psycopg.Connection) -> int:
         if not events:
             return pos
         with conn.transaction():
-            pos = project(conn, events)
+            pos = project(conn, events, expected=pos)

@@ -31,7 +31,9 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
 
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
-    code = {400: "invalid_request", 404: "Not found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {400: "invalid_request", 404: "Not found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error"
+    )
     return error_response(exc.status_code, code, str(exc.detail))
 
 

@@ -57,11 +57,24 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
     run = Run.start(
         event.workspace_id, event.aggregate_id, p["subtask_id"], p["agent_type"], p["attempt"], provider, model
     )
+    try:
+        await _attempt(run, p, deps)
+    except Exception:
+        # Whatever went wrong, the run ends as a recorded failure rather than sinking the
+        # batch, and with it the other runs' finished, paid-for provider calls.
+        log.exception("run %s failed unexpectedly", run.id)
+        if run.status == "started":
+            run.fail("the agent failed unexpectedly", usage={}, duration_ms=0, subrequests=1)
+    return run
+
+
+async def _attempt(run: Run, p: dict[str, Any], deps: Deps) -> None:
+    config = p["config"]
     async with deps.limit:
         try:
             completion = await deps.providers.complete(
-                provider,
-                model,
+                run.provider,
+                run.model,
                 system_prompt(p["agent_type"]),
                 user_prompt(p["description"], p["files"]),
                 max_tokens=config.get("maxTokens", 4096),
@@ -69,7 +82,7 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
             )
         except ProviderError as exc:
             run.fail(str(exc), usage={}, duration_ms=0, subrequests=1)
-            return run
+            return
     usage = {
         "input_tokens": completion.usage.input_tokens,
         "output_tokens": completion.usage.output_tokens,
@@ -80,10 +93,9 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
         answer = parse_answer(completion.text, p["agent_type"])
     except AnswerError as exc:
         run.fail(str(exc), usage=usage, duration_ms=completion.duration_ms, subrequests=1)
-        return run
+        return
     output = {"files": answer.files, "summary": answer.summary}
     run.succeed(output, usage=usage, duration_ms=completion.duration_ms, subrequests=1)
-    return run
 
 
 def publish(event: EventEnvelope, deps: Deps) -> PullRequest:

@@ -14,12 +14,13 @@ from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
-from libs.readmodels import schema
+from libs.readmodels import queries, schema
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
 from services.gateway import routes
 from services.gateway.readyourwrites import ProjectionWatch
 
+MAX_BODY_BYTES = 6 * 1024 * 1024
 ROUTES = [routes.health, routes.submit_tasks, routes.get_task, routes.review_task, routes.get_costs]
 
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings) -> Litestar:
         await broker.connect()
         watch = ProjectionWatch(settings.database_url)
         await watch.listener.start()
+        async with pool.connection() as conn:
+            watch.caught_up_to(await queries.projector_position(conn))
 
         async def head() -> int:
             async with pool.connection() as conn:
@@ -66,4 +69,6 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=HANDLERS,
         logging_config=None,
         openapi_config=openapi_config(),
+        # Below the bus's max_payload (8 MB), so every accepted body fits in one command.
+        request_max_body_size=MAX_BODY_BYTES,
     )

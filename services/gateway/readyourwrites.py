@@ -24,8 +24,8 @@ class ProjectionWatch:
         # One event per waiting request: a shared one could be cleared by one waiter between
         # another's check and its wait, and that one would sleep through the notice.
         self._waiters: set[asyncio.Event] = set()
-        # Tasks a request is waiting on -> the statuses announced for them since.
-        self._watched: dict[str, list[str | None]] = {}
+        # Task -> one list per waiting request of the statuses announced for it since.
+        self._watched: dict[str, list[list[str | None]]] = {}
         self.listener = Listener(database_url, READMODELS_CHANNEL, on_payload=self._on_notice)
 
     def _on_notice(self, payload: str) -> None:
@@ -34,13 +34,18 @@ class ProjectionWatch:
         except ValueError:
             return
         self.position = max(self.position, position)
-        for task_id, seen in self._watched.items():
-            if statuses is None:
-                seen.append(None)  # unknown: the waiter has to look
-            elif task_id in statuses:
-                seen.append(statuses[task_id])
+        for task_id, waiters in self._watched.items():
+            for seen in waiters:
+                if statuses is None:
+                    seen.append(None)  # unknown: the waiter has to look
+                elif task_id in statuses:
+                    seen.append(statuses[task_id])
         for waiter in self._waiters:
             waiter.set()
+
+    def caught_up_to(self, position: int) -> None:
+        """The projector's position read directly (at start: no notice has arrived yet)."""
+        self.position = max(self.position, position)
 
     def wrote(self, seq: int) -> None:
         self.written = max(self.written, seq)
@@ -56,7 +61,8 @@ class ProjectionWatch:
         self, task_id: str, status: str, current: Callable[[], Awaitable[str | None]], timeout: float
     ) -> str | None:
         """Waits until the task's projected status is no longer `status`; returns the new one."""
-        seen = self._watched.setdefault(task_id, [])
+        seen: list[str | None] = []
+        self._watched.setdefault(task_id, []).append(seen)
         try:
             async with self._waiting(timeout) as next_notice:
                 now = await current()
@@ -68,7 +74,10 @@ class ProjectionWatch:
                         break
                 return now
         finally:
-            self._watched.pop(task_id, None)
+            waiters = self._watched[task_id]
+            waiters.remove(seen)
+            if not waiters:
+                del self._watched[task_id]
 
     @contextlib.asynccontextmanager
     async def _waiting(self, timeout: float) -> AsyncIterator[Callable[[], Awaitable[bool]]]:

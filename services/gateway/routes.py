@@ -83,10 +83,10 @@ async def get_costs(
 
 
 async def _find_task(state: State, task_id: str) -> dict[str, Any]:
-    try:
-        uuid.UUID(task_id)
-    except ValueError:
-        raise ApiError(404, "Not found", f"task {task_id} not found") from None
+    if not _is_canonical_uuid(task_id):
+        # Only the form we hand out: PostgreSQL and Python disagree on the exotic ones, and
+        # two spellings of one id must never reach the owners as two different tasks.
+        raise ApiError(404, "Not found", f"task {task_id} not found")
     timeout = state.settings.read_your_writes_timeout_s
     await state.watch.reach(state.watch.written, timeout)
     task = await queries.task_state(state.pool, state.workspace, task_id)
@@ -98,6 +98,13 @@ async def _find_task(state: State, task_id: str) -> dict[str, Any]:
     if task is None:
         raise ApiError(404, "Not found", f"task {task_id} not found")
     return task
+
+
+def _is_canonical_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 async def _wait_for_status_change(state: State, task_id: str, status: str) -> None:

@@ -64,8 +64,9 @@ async def _lock_lost(conn: psycopg.AsyncConnection) -> None:
     while True:
         await asyncio.sleep(2.0)
         try:
-            await conn.execute("SELECT 1")
-        except psycopg.Error:
+            async with asyncio.timeout(5.0):
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, TimeoutError):
             return
 
 

@@ -33,8 +33,14 @@ class Overflowed:
 class Broadcaster:
     def __init__(self) -> None:
         self.clients: dict[str, set[asyncio.Queue[EventEnvelope | Overflowed]]] = defaultdict(set)
+        self.started_after = 0
 
     async def start(self, js: JetStreamContext) -> None:
+        # nats-py re-creates an ordered consumer from the last stream sequence it delivered,
+        # which is 0 until one arrives: after a reset before any event it would replay the
+        # whole stream. Anything at or below where we started is not live: skip it.
+        info = await js.stream_info(EVENTS_STREAM)
+        self.started_after = info.state.last_seq
         await js.subscribe(
             EVENTS_SUBJECTS,
             stream=EVENTS_STREAM,
@@ -46,7 +52,7 @@ class Broadcaster:
 
     async def _on_message(self, msg: Msg) -> None:
         queues = self.clients.get(msg.subject.split(".", 2)[1])
-        if not queues:
+        if not queues or msg.metadata.sequence.stream <= self.started_after:
             return
         event = _decoder.decode(msg.data)
         for queue in list(queues):

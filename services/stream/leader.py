@@ -13,9 +13,17 @@ log = logging.getLogger(__name__)
 async def hold_lock(database_url: str, key: int, name: str) -> psycopg.AsyncConnection:
     """Returns once this process holds the lock; the connection keeps it until closed."""
     while True:
-        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-        row = await cur.fetchone()
+        try:
+            conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        except psycopg.OperationalError:
+            log.warning("%s: PostgreSQL unreachable; trying again", name)
+            await asyncio.sleep(1.0)
+            continue
+        try:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            row = await cur.fetchone()
+        except psycopg.Error:
+            row = None
         if row and row[0]:
             log.info("%s: this replica is the active one", name)
             return conn

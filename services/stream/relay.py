@@ -26,6 +26,7 @@ from libs.observability.metrics import EVENTS_RELAYED, RELAY_POSITION
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+ACK_TIMEOUT_S = 30.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -42,7 +43,11 @@ async def _publish(
         )
         for e in events
     ]
-    return list(await asyncio.gather(*futures))
+    # nats-py never fails these futures on a reconnect: without a bound the relay could wait
+    # forever. On timeout the leader restarts the relay, which resumes after the stream's
+    # last stored message.
+    async with asyncio.timeout(ACK_TIMEOUT_S):
+        return list(await asyncio.gather(*futures))
 
 
 async def _recover_lost(js: JetStreamContext, duplicates: list[EventEnvelope]) -> None:

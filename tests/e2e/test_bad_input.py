@@ -32,6 +32,8 @@ BAD_BODIES = {
     "files not strings": {"tasks": [{**task_request(), "repo": {**task_request()["repo"], "files": {"a": 1}}}]},
     "description a number": {"tasks": [task_request(description=42)]},
     "one good one bad": {"tasks": [task_request(), task_request(agent_type="poet")]},
+    "NUL in the description": {"tasks": [task_request(description="add\u0000validation")]},
+    "NUL in a file": {"tasks": [{**task_request(), "repo": {**task_request()["repo"], "files": {"a.py": "x\u0000"}}}]},
 }
 
 
@@ -85,3 +87,30 @@ def test_bad_since_is_a_400(api: httpx.Client) -> None:
     response = api.get("/costs", params={"since": "yesterday"})
     assert response.status_code == 400
     assert set(response.json()) == {"error", "message"}
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "550E8400-E29B-41D4-A716-446655440000",
+        "urn:uuid:550e8400-e29b-41d4-a716-446655440000",
+        "{550e8400-e29b-41d4-a716-446655440000}",
+        "550e8400e29b41d4a716446655440000",
+        "550e8400-e29b-41d4-a716-44665544000_",
+    ],
+)
+def test_only_the_canonical_task_id_is_a_task_id(api: httpx.Client, task_id: str) -> None:
+    assert api.get(f"/tasks/{task_id}").status_code == 404
+    review = api.post(f"/tasks/{task_id}/review", json={"taskId": task_id, "decision": "approve"})
+    assert review.status_code == 404
+    assert set(review.json()) == {"error", "message"}
+
+
+def test_a_body_larger_than_the_limit_is_a_413(stack: Stack, api: httpx.Client) -> None:
+    head = _log_head(stack)
+    huge = task_request()
+    huge["repo"]["files"] = {"big.txt": "x" * (7 * 1024 * 1024)}
+    response = api.post("/tasks", json={"tasks": [huge]})
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert _log_head(stack) == head

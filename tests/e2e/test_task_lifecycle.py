@@ -166,3 +166,14 @@ def test_unknown_endpoint_is_a_404_with_the_error_body(api: httpx.Client) -> Non
     response = api.get("/nowhere")
     assert response.status_code == 404
     assert response.json()["error"] == "Not found"
+
+
+def test_a_large_repository_snapshot_goes_through(api: httpx.Client) -> None:
+    # Large parameters once deadlocked a pipelined insert while it held the events table lock.
+    request = task_request()
+    request["repo"]["files"]["docs/big.md"] = "# notes\n" + "lorem ipsum dolor sit amet\n" * 40_000
+    (task_id,) = submit(api, request)
+    task = wait_for(api, task_id, in_review_and_charged)
+    assert len(task["request"]["repo"]["files"]["docs/big.md"]) > 1_000_000
+    (small,) = submit(api, task_request("after the big one"))
+    wait_for(api, small, in_review_and_charged)

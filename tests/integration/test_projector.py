@@ -392,3 +392,19 @@ def test_drop_create_and_catch_up_rebuilds_identical_tables(
     assert projector.catch_up(store, conn) == head
 
     assert dump(conn) == original
+
+
+def test_a_projector_that_lost_the_race_rolls_back_its_batch(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    # Two projectors (one that missed losing its leadership) both start from position 0.
+    events = store.read(0, 10_000)
+    with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+        with other.transaction():
+            projector.project(other, events, expected=0)
+    before = dump(conn)
+
+    with pytest.raises(projector.StaleProjector), conn.transaction():
+        projector.project(conn, events, expected=0)
+
+    assert dump(conn) == before

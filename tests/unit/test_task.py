@@ -472,3 +472,25 @@ def test_reconstructing_a_revised_task() -> None:
     assert rebuilt.status == "failed"
     assert rebuilt.revised_by == str(revision_id)
     assert rebuilt.error == "revision requested: again"
+
+
+def test_a_late_failure_of_a_subtask_that_succeeded_changes_nothing() -> None:
+    task = in_review()
+    task.collect_events()
+    first = task.subtasks[0]["id"]
+
+    task.record_failure(first, "stale-run", "timed out")
+
+    assert task.status == "review"
+    assert task.collect_events() == []
+
+
+def test_a_failure_in_review_or_later_is_stale() -> None:
+    task = in_review()
+    task.approve(None)
+    task.collect_events()
+
+    task.record_failure(task.subtasks[1]["id"], "other-run", "boom")
+
+    assert task.status == "approved"
+    assert task.collect_events() == []
