@@ -75,11 +75,11 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             curs.execute(self._insert_tracking, (tracking.consumer, list(tracking.seqs)))
 
     def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: one round trip
             curs.execute(self._select_tracking, (consumer, list(seqs)), prepare=True)
             return {row["seq"] for row in curs.fetchall()}
 
     def positions(self) -> dict[str, dict[str, int]]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: one round trip
             curs.execute(self._select_positions)
             return {r["consumer"]: {"position": r["position"], "handled": r["handled"]} for r in curs.fetchall()}

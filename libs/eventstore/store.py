@@ -84,7 +84,8 @@ class EventStore:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        with self.recorder.datastore.transaction(commit=False) as curs:
+        # One statement on an autocommit connection: no BEGIN / ROLLBACK round trips.
+        with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_many, (wanted,), prepare=True)
             rows = curs.fetchall()
         aggregates: dict[UUID, Any] = {}
