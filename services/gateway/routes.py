@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, get, post
@@ -27,6 +28,7 @@ from libs.web.ops import VERSION
 from services.gateway.commands import send
 
 State = Any
+T = TypeVar("T")
 
 
 @get("/health", sync_to_thread=False)
@@ -56,13 +58,13 @@ async def review_task(
     state = request.app.state
     if data.task_id != task_id:
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
-    task = await _find_task(state, task_id)
-    if task["status"] != "review":
+    status = await _find_task(state, task_id, queries.task_status)
+    if status != "review":
         # The client may have seen `review` on the feed before the read models caught up.
         await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
-        task = await _find_task(state, task_id)
-    if task["status"] != "review":
-        raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{task['status']}', not 'review'")
+        status = await _find_task(state, task_id, queries.task_status)
+    if status != "review":
+        raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{status}', not 'review'")
     command = DecideReviewCommand(state.workspace, task_id, data.decision.value, data.feedback)
     reply = await send(state.broker, DECIDE_REVIEW, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
@@ -82,19 +84,21 @@ async def get_costs(
     return msgspec.convert(report, CostsReport)
 
 
-async def _find_task(state: State, task_id: str) -> dict[str, Any]:
+async def _find_task(state: State, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state) -> T:
+    """What `read` returns for the task (its state by default), once the read models have
+    reached this gateway's writes; 404 when there is no such task."""
     if not _is_canonical_uuid(task_id):
         # Only the form we hand out: PostgreSQL and Python disagree on the exotic ones, and
         # two spellings of one id must never reach the owners as two different tasks.
         raise ApiError(404, "Not found", f"task {task_id} not found")
     timeout = state.settings.read_your_writes_timeout_s
     await state.watch.reach(state.watch.written, timeout)
-    task = await queries.task_state(state.pool, state.workspace, task_id)
+    task = await read(state.pool, state.workspace, task_id)
     if task is None:
         # Possibly written through another gateway replica: wait for the log's head once.
         head = await state.head()
         if await state.watch.reach(head, timeout):
-            task = await queries.task_state(state.pool, state.workspace, task_id)
+            task = await read(state.pool, state.workspace, task_id)
     if task is None:
         raise ApiError(404, "Not found", f"task {task_id} not found")
     return task
