@@ -5,26 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 
+from tests.factories import task_request
+
+__all__ = ["task_request"]
+
 FEED = "/api/v1/workspaces/default/orchestration/events"
-
-
-def task_request(description: str = "Add input validation", agent_type: str = "codegen", **extra: Any) -> dict:
-    return {
-        "description": description,
-        "agentType": agent_type,
-        "repo": {
-            "owner": "acme",
-            "repo": "api",
-            "branch": "agent/validation",
-            "baseBranch": "main",
-            "files": {"src/register.py": "def register(user):\n    return user\n"},
-        },
-        **extra,
-    }
 
 
 def submit(client: httpx.Client, *requests: dict) -> list[str]:

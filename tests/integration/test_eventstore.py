@@ -18,6 +18,7 @@ from libs.domain.task import Task
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EVENTS_TABLE, EventStore
 from services.planner.plans import plan
+from tests.factories import stored_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,25 +26,7 @@ WORKSPACE = "ws-store"
 
 
 def request(description: str = "Add input validation") -> dict[str, Any]:
-    return {
-        "description": description,
-        "agentType": "codegen",
-        "repo": {
-            "owner": "acme",
-            "repo": "api",
-            "branch": "agent/validation",
-            "baseBranch": "main",
-            "files": {"src/register.py": "def register(user):\n    return user\n"},
-        },
-        "config": {
-            "model": "claude-sonnet-4-20250514",
-            "provider": "anthropic",
-            "maxTokens": 4096,
-            "temperature": 0.0,
-            "maxRetries": 3,
-        },
-        "parentTaskId": None,
-    }
+    return stored_request(description)
 
 
 def new_task(description: str = "Add input validation", dispatch: bool = True) -> Task:

@@ -29,6 +29,7 @@ from libs.domain.task import Task
 from libs.eventstore.store import EventStore
 from libs.readmodels import projector, schema
 from services.planner.plans import plan
+from tests.factories import stored_request
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +39,7 @@ PR_URL = "https://github.com/acme/api/pull/7"
 
 
 def request(description: str, agent_type: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "agentType": agent_type,
-        "repo": {
-            "owner": "acme",
-            "repo": "api",
-            "branch": "agent/validation",
-            "baseBranch": "main",
-            "files": {"src/register.py": "def register(user):\n    return user\n"},
-        },
-        "config": {"model": MODEL, "provider": "anthropic", "maxTokens": 4096, "temperature": 0.0, "maxRetries": 3},
-        "parentTaskId": None,
-    }
+    return stored_request(description, agent_type)
 
 
 def submitted(task_id: uuid.UUID, workspace_id: str, description: str, agent_type: str) -> Task:
