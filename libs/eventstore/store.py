@@ -17,9 +17,10 @@ import msgspec
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Notification, StoredEvent, Transcoder
+from eventsourcing.persistence import StoredEvent, Transcoder
 from eventsourcing.utils import resolve_topic
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
@@ -73,6 +74,10 @@ class EventStore:
             "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        self._select_log = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
 
     def close(self) -> None:
         self.app.close()
@@ -121,27 +126,29 @@ class EventStore:
         return self.recorder.max_notification_id() or 0
 
     def read(self, after: int, limit: int = 1000, stop: int | None = None) -> list[EventEnvelope]:
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, stop=stop, inclusive_of_start=False
-        )
-        return [self.envelope(n) for n in notifications]
+        """The log after `after` (up to `stop`), as envelopes. Every follower of the log reads
+        through here, so it takes plain tuples, not eventsourcing's Notification objects."""
+        with self.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_log, (after, stop if stop is not None else 2**63 - 1, limit), prepare=True)
+            rows = curs.fetchall()
+        return [_envelope(*row) for row in rows]
 
-    def envelope(self, notification: Notification) -> EventEnvelope:
-        # Straight from the stored JSON, without building the domain event object: every
-        # follower of the log (relay, projector, SSE catch-up) reads each event through here.
-        state = _state_decoder.decode(notification.state)
-        timestamp = datetime.fromisoformat(state.pop("timestamp"))
-        workspace_id = state.pop("workspace_id")
-        state.pop("originator_topic", None)
-        return EventEnvelope(
-            seq=notification.id,
-            type=_event_type(notification.topic),
-            workspace_id=workspace_id,
-            aggregate_id=str(notification.originator_id),
-            version=notification.originator_version,
-            occurred_at=int(timestamp.timestamp() * 1000),
-            payload=state,
-        )
+
+def _envelope(seq: int, originator_id: UUID, version: int, topic: str, state_bytes: bytes) -> EventEnvelope:
+    # Straight from the stored JSON, without building the domain event object.
+    state = _state_decoder.decode(state_bytes)
+    timestamp = datetime.fromisoformat(state.pop("timestamp"))
+    workspace_id = state.pop("workspace_id")
+    state.pop("originator_topic", None)
+    return EventEnvelope(
+        seq=seq,
+        type=_event_type(topic),
+        workspace_id=workspace_id,
+        aggregate_id=str(originator_id),
+        version=version,
+        occurred_at=int(timestamp.timestamp() * 1000),
+        payload=state,
+    )
 
 
 _state_decoder = msgspec.json.Decoder(dict[str, Any])
