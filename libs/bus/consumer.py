@@ -177,8 +177,15 @@ class EventConsumer:
             return
         except Exception:
             CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
-            log.exception("%s: handler failed, redelivering %d messages", self.sub.durable, len(msgs))
-            await asyncio.gather(*(m.nak(delay=1.0) for m in msgs), return_exceptions=True)
+            if len(msgs) > 1:
+                # One bad message must not hold back the others: handle them one by one, so
+                # only the one that fails is redelivered.
+                log.warning("%s: a batch of %d failed; handling its messages one by one", self.sub.durable, len(msgs))
+                for msg in msgs:
+                    await self._handle([msg])
+                return
+            log.exception("%s: handler failed on a message; redelivering it", self.sub.durable)
+            await msgs[0].nak(delay=1.0)
             return
         await asyncio.gather(*(m.ack() for m in msgs), return_exceptions=True)
 

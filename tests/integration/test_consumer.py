@@ -279,3 +279,36 @@ async def test_two_replicas_share_the_durable_and_handle_each_event_once(
             await consumer.stop()  # before their store and connection go away
         other_store.close()
         await other_nc.close()
+
+
+class PoisonHandler(Handler):
+    """Fails every batch that holds one particular event; handles everything else."""
+
+    def __init__(self, poison: int) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def __call__(self, events: list[EventEnvelope]) -> Sequence[Aggregate]:
+        if any(e.seq == self.poison for e in events):
+            self.failed.append([e.seq for e in events])
+            raise RuntimeError("this event breaks the handler")
+        return await super().__call__(events)
+
+
+async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    events = await asyncio.to_thread(save_runs, store, 4)
+    seqs = [e.seq for e in events]
+    poison = seqs[1]
+    handler = PoisonHandler(poison)
+    # Published before the consumer starts, so the first fetch gets them as one batch.
+    await publish_all(js, events)
+    await start_consumer(js, store, handler)
+
+    healthy = [s for s in seqs if s != poison]
+    await wait_handled(store, healthy)
+
+    assert any(len(batch) > 1 and poison in batch for batch in handler.failed), "it never came as a batch"
+    assert handler.handled() == Counter(healthy)
+    assert await asyncio.to_thread(store.handled, DURABLE, [poison]) == set()
