@@ -44,6 +44,7 @@ class Service:
     commands: Callable[[Settings, EventStore], dict[str, CommandHandler]] = lambda s, e: {}
     on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
     on_stop: Callable[[], Awaitable[None]] | None = None
+    # What the service's parts share at run time (e.g. provider clients to close on stop).
     state: dict[str, Any] = field(default_factory=dict)
 
 

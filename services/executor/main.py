@@ -13,12 +13,9 @@ from libs.llm.providers import Providers
 from libs.runtime import Service, run
 from services.executor import handlers
 
-_state: dict[str, Providers] = {}
-
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
-    providers = Providers(settings)
-    _state["providers"] = providers
+    providers = SERVICE.state["providers"] = Providers(settings)
     deps = handlers.Deps(settings, store, providers, asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS))
 
     async def handle(events: list[EventEnvelope]) -> list[Any]:
@@ -29,8 +26,8 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
 
 
 async def _stop() -> None:
-    if "providers" in _state:
-        await _state["providers"].close()
+    if "providers" in SERVICE.state:
+        await SERVICE.state["providers"].close()
 
 
 SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_stop=_stop)
