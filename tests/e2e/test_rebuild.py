@@ -27,6 +27,17 @@ def _snapshot(database_url: str) -> dict[str, list[str]]:
         }
 
 
+def _rebuild(stack: Stack) -> subprocess.CompletedProcess[str]:
+    """The operator's command: `python -m libs.readmodels.rebuild`."""
+    return subprocess.run(
+        [sys.executable, "-m", "libs.readmodels.rebuild"],
+        env={**os.environ, "DATABASE_URL": stack.database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _quiet(stack: Stack) -> None:
     """Waits until nothing is in flight: the projector has reached the log's head, twice."""
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
@@ -55,13 +66,7 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
 
     stack.services["stream"].stop()
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "libs.readmodels.rebuild"],
-            env={**os.environ, "DATABASE_URL": stack.database_url},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _rebuild(stack)
         assert result.returncode == 0, result.stderr
         rebuilt = _snapshot(stack.database_url)
     finally:
@@ -71,12 +76,6 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
 
 
 def test_rebuild_refuses_while_a_projector_runs(stack: Stack) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "libs.readmodels.rebuild"],
-        env={**os.environ, "DATABASE_URL": stack.database_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _rebuild(stack)
     assert result.returncode != 0
     assert "stop the stream service first" in result.stderr
