@@ -24,7 +24,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
-from libs.domain.base import EventTypes
+from libs.domain.base import ENVELOPE_FIELDS, EventTypes
 from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder
 from libs.eventstore.transcoder import MsgspecTranscoder
 
@@ -137,17 +137,15 @@ class EventStore:
 def _envelope(seq: int, originator_id: UUID, version: int, topic: str, state_bytes: bytes) -> EventEnvelope:
     # Straight from the stored JSON, without building the domain event object.
     state = _state_decoder.decode(state_bytes)
-    timestamp = datetime.fromisoformat(state.pop("timestamp"))
-    workspace_id = state.pop("workspace_id")
-    state.pop("originator_topic", None)
     return EventEnvelope(
         seq=seq,
         type=_event_type(topic),
-        workspace_id=workspace_id,
+        workspace_id=state["workspace_id"],
         aggregate_id=str(originator_id),
         version=version,
-        occurred_at=int(timestamp.timestamp() * 1000),
-        payload=state,
+        occurred_at=int(datetime.fromisoformat(state["timestamp"]).timestamp() * 1000),
+        # The same split as the domain's `event_payload`: envelope fields out, the rest is payload.
+        payload={k: v for k, v in state.items() if k not in ENVELOPE_FIELDS},
     )
 
 

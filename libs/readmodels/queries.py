@@ -5,28 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from libs.eventstore.store import EVENTS_TABLE
 from libs.readmodels.schema import PROJECTOR
 from libs.readmodels.tasks import ZERO_COST, add_charge
 
 
-async def task_state(pool: AsyncConnectionPool, workspace_id: str, task_id: str) -> dict[str, Any] | None:
+async def _task_column(pool: AsyncConnectionPool, column: str, workspace_id: str, task_id: str) -> Any:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT state FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task_id, workspace_id)
+            SQL("SELECT {} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s").format(Identifier(column)),
+            (task_id, workspace_id),
         )
         row = await cur.fetchone()
     return row[0] if row else None
+
+
+async def task_state(pool: AsyncConnectionPool, workspace_id: str, task_id: str) -> dict[str, Any] | None:
+    return await _task_column(pool, "state", workspace_id, task_id)
 
 
 async def task_status(pool: AsyncConnectionPool, workspace_id: str, task_id: str) -> str | None:
+    """Only the status: the review check needs no full state (which carries the files)."""
+    return await _task_column(pool, "status", workspace_id, task_id)
+
+
+async def log_head(pool: AsyncConnectionPool) -> int:
+    """The event store's highest seq."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT status FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task_id, workspace_id)
+            SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(Identifier(EVENTS_TABLE))
         )
         row = await cur.fetchone()
-    return row[0] if row else None
+    return int(row[0]) if row else 0
 
 
 async def costs(pool: AsyncConnectionPool, workspace_id: str, since_ms: int | None) -> dict[str, Any]:

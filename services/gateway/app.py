@@ -49,10 +49,7 @@ def create_app(settings: Settings) -> Litestar:
             watch.caught_up_to(await queries.projector_position(conn))
 
         async def head() -> int:
-            async with pool.connection() as conn:
-                cur = await conn.execute("SELECT coalesce(max(notification_id), 0) FROM orchestrator_events")
-                row = await cur.fetchone()
-            return int(row[0]) if row else 0
+            return await queries.log_head(pool)
 
         state.settings, state.pool, state.broker, state.watch, state.head = settings, pool, broker, watch, head
         state.workspace = settings.workspace

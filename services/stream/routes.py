@@ -66,17 +66,13 @@ async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]
     store: EventStore = state.store
     dump = await queries.debug_dump(state.pool, workspaceID)
     dump["consumers"] = await _consumers(state)
-    dump["logHead"] = await _to_thread(store.head)
+    dump["logHead"] = await asyncio.to_thread(store.head)
     return dump
 
 
 async def _consumers(state: Any) -> dict[str, Any]:
-    positions = await _to_thread(state.store.consumer_positions)
+    positions = await asyncio.to_thread(state.store.consumer_positions)
     return {"relay": state.relay_progress["position"], "durable": positions}
-
-
-async def _to_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
 
 
 def _known_workspace(state: Any, workspace_id: str) -> None:

@@ -1,0 +1,39 @@
+"""Invariant 7: keys never reach a log line, whoever logs them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from libs.observability.logs import RedactSecrets
+
+
+def _render(record: logging.LogRecord) -> str:
+    assert RedactSecrets().filter(record) is True
+    return record.getMessage()
+
+
+def _record(msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("test", logging.ERROR, __file__, 1, msg, args, None)
+
+
+def test_a_configured_key_is_masked_wherever_it_appears(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "local-secret-value-123")
+    line = _render(_record("calling with key=%s failed", "local-secret-value-123"))
+    assert "local-secret-value-123" not in line
+    assert "[redacted]" in line
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["sk-ant-api03-abcdefghijklmnop", "sk-proj-ABCDEFGHijklmnop", "ghp_abcdefghijklmnop12", "github_pat_11ABCDEFG_x"],
+)
+def test_anything_shaped_like_a_provider_or_github_key_is_masked(key: str) -> None:
+    line = _render(_record("request failed: %s", f"Authorization: Bearer {key}"))
+    assert key not in line
+    assert "[redacted]" in line
+
+
+def test_a_line_without_secrets_is_left_alone() -> None:
+    assert _render(_record("task %s reached review", "550e8400")) == "task 550e8400 reached review"
