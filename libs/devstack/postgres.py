@@ -294,6 +294,9 @@ class EmbeddedPostgres:
         account = _server_account()
         if account is not None:
             _make_install_usable(self._bin.parent)
+            # The binaries live in the checkout's .venv; a checkout in a 0700 folder (mktemp -d)
+            # would hide them from the server user.
+            _make_reachable(self._bin.parent)
             _make_reachable(self.data_dir)
             _make_reachable(self.socket_dir)
             os.chown(self.socket_dir, account.pw_uid, account.pw_gid)
