@@ -17,6 +17,7 @@ redelivery a no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ class Subscription:
     durable: str
     filter_subjects: tuple[str, ...]
     handle: BatchHandler | InThread
+    # A handler with effects outside the store (a model call, a pull request) must never see
+    # an event twice, so its tracking rows are read before it runs. A pure handler skips that
+    # round trip: on a redelivery the tracking insert conflicts, and the batch is redone with
+    # the look-up.
+    side_effects: bool = False
 
 
 class EventConsumer:
@@ -131,27 +137,27 @@ class EventConsumer:
         finally:
             await sub.unsubscribe()
 
-    def _unhandled(self, events: list[EventEnvelope]) -> list[EventEnvelope]:
-        # Handlers never see what this consumer already handled, so their effects (a model
-        # call, a pull request) are not repeated by a redelivery.
+    def _unhandled(self, events: list[EventEnvelope], check: bool) -> list[EventEnvelope]:
+        if not check:
+            return events
         handled = self.store.handled(self.sub.durable, [e.seq for e in events])
         return [e for e in events if e.seq not in handled]
 
     def _tracking(self, events: list[EventEnvelope]) -> ConsumerTracking:
         return ConsumerTracking(self.sub.durable, [e.seq for e in events])
 
-    def _apply_in_thread(self, handler: InThread, events: list[EventEnvelope]) -> int:
-        todo = self._unhandled(events)
+    def _apply_in_thread(self, handler: InThread, events: list[EventEnvelope], check: bool) -> int:
+        todo = self._unhandled(events, check)
         if todo:
             self.store.save(handler.fn(todo, *handler.deps), self._tracking(todo))
         return len(todo)
 
-    async def _apply(self, events: list[EventEnvelope]) -> int:
+    async def _apply(self, events: list[EventEnvelope], check: bool) -> int:
         """Handles what is new in `events` and saves the result with its tracking rows."""
         handler = self.sub.handle
         if isinstance(handler, InThread):
-            return await asyncio.to_thread(self._apply_in_thread, handler, events)
-        todo = await asyncio.to_thread(self._unhandled, events)
+            return await asyncio.to_thread(self._apply_in_thread, handler, events, check)
+        todo = await asyncio.to_thread(self._unhandled, events, check) if check else events
         if todo:
             aggregates = await handler(todo)
             await asyncio.to_thread(self.store.save, aggregates, self._tracking(todo))
@@ -162,11 +168,12 @@ class EventConsumer:
         try:
             envelopes = [_decoder.decode(m.data) for m in msgs]
             try:
-                applied = await self._apply(envelopes)
+                applied = await self._apply(envelopes, check=self.sub.side_effects)
             except IntegrityError:
-                # Another replica committed some of these, or wrote the same aggregate, first:
-                # once more on fresh state, then let JetStream redeliver.
-                applied = await self._apply(envelopes)
+                # A redelivery, or another replica committed some of these or wrote the same
+                # aggregate first: once more on fresh state without what is done, then let
+                # JetStream redeliver.
+                applied = await self._apply(envelopes, check=True)
             EVENTS_HANDLED.labels(self.sub.durable).inc(applied)
         except IntegrityError:
             # Another replica handled some of these first: redeliver, and the tracking rows
@@ -187,7 +194,10 @@ class EventConsumer:
             log.exception("%s: handler failed on a message; redelivering it", self.sub.durable)
             await msgs[0].nak(delay=1.0)
             return
-        await asyncio.gather(*(m.ack() for m in msgs), return_exceptions=True)
+        for msg in msgs:
+            # Buffered by the client, flushed together; a lost ack only means a redelivery.
+            with contextlib.suppress(Exception):
+                await msg.ack()
 
 
 def _status(msg: Msg) -> str | None:

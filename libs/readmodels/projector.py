@@ -10,8 +10,8 @@ import logging
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
 
 from contracts.events import EventEnvelope
 from libs.eventstore.store import EventStore
@@ -51,7 +51,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         ).fetchall()
         views = {str(r[0]): TaskView(r[1], r[2]) for r in rows}
     status_before = {task_id: v.state["status"] for task_id, v in views.items()}
-    charges: list[tuple[Any, ...]] = []
+    charges: list[dict[str, Any]] = []
     touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
     for e in events:
         task_id = _task_id(e)
@@ -68,46 +68,49 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         if e.type == "ledger.charged":
             charges.append(_charge_row(e))
 
-    # One statement per table with array parameters (unnest): executemany pipelines a
-    # statement per row, and its per-row Python cost showed up first in the stream's profile.
+    # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
+    # where psycopg's array dumpers escaped every element in Python (the stream's top cost).
     with conn.cursor() as cur:
-        rows = [(t, w, views[t]) for t, w in touched.items() if t in views]
-        if rows:
+        tasks = [
+            {
+                "task_id": t,
+                "workspace_id": w,
+                "status": views[t].state["status"],
+                "created_at": views[t].state["createdAt"],
+                "updated_at": views[t].state["updatedAt"],
+                "state": views[t].state,
+                "subtask_costs": views[t].subtask_costs,
+            }
+            for t, w in touched.items()
+            if t in views
+        ]
+        if tasks:
             cur.execute(
-                "INSERT INTO rm_tasks (task_id, workspace_id, status, created_at, updated_at, state, subtask_costs) "
-                "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], "
-                "%s::jsonb[], %s::jsonb[]) ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, "
-                "updated_at = excluded.updated_at, state = excluded.state, subtask_costs = excluded.subtask_costs",
-                _columns(
-                    [
-                        (
-                            t,
-                            w,
-                            v.state["status"],
-                            v.state["createdAt"],
-                            v.state["updatedAt"],
-                            Jsonb(v.state),
-                            Jsonb(v.subtask_costs),
-                        )
-                        for t, w, v in rows
-                    ],
-                    7,
-                ),
+                "INSERT INTO rm_tasks SELECT * FROM json_populate_recordset(NULL::rm_tasks, %s) "
+                "ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, "
+                "state = excluded.state, subtask_costs = excluded.subtask_costs",
+                (_json(tasks),),
             )
         if charges:
             cur.execute(
-                "INSERT INTO rm_charges SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::uuid[], "
-                "%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
-                "%s::float8[], %s::bigint[], %s::bigint[], %s::bool[]) ON CONFLICT (run_id) DO NOTHING",
-                _columns(charges, 15),
+                "INSERT INTO rm_charges SELECT * FROM json_populate_recordset(NULL::rm_charges, %s) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                (_json(charges),),
             )
+        feed = [
+            {
+                "seq": e.seq,
+                "workspace_id": e.workspace_id,
+                "type": e.type,
+                "aggregate_id": e.aggregate_id,
+                "occurred_at": e.occurred_at,
+                "payload": e.payload,
+            }
+            for e in events
+        ]
         cur.execute(
-            "INSERT INTO rm_feed (seq, workspace_id, type, aggregate_id, occurred_at, payload) "
-            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::jsonb[]) "
-            "ON CONFLICT (seq) DO NOTHING",
-            _columns(
-                [(e.seq, e.workspace_id, e.type, e.aggregate_id, e.occurred_at, Jsonb(e.payload)) for e in events], 6
-            ),
+            "INSERT INTO rm_feed SELECT * FROM json_populate_recordset(NULL::rm_feed, %s) ON CONFLICT (seq) DO NOTHING",
+            (_json(feed),),
         )
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
@@ -143,30 +146,29 @@ def parse_notice(notice: str) -> tuple[int, dict[str, str] | None]:
     return int(position), dict(change.split("=", 1) for change in changes)
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows to one list per column, the shape `unnest(%s, %s, ...)` takes."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def _json(rows: list[dict[str, Any]]) -> str:
+    return msgspec.json.encode(rows).decode()
 
 
-def _charge_row(e: EventEnvelope) -> tuple[Any, ...]:
+def _charge_row(e: EventEnvelope) -> dict[str, Any]:
     p = e.payload
-    return (
-        p["run_id"],
-        e.seq,
-        e.workspace_id,
-        p["task_id"],
-        p["subtask_id"],
-        e.occurred_at,
-        p["model"],
-        p["input_tokens"],
-        p["output_tokens"],
-        p["cache_read_tokens"],
-        p["cache_write_tokens"],
-        p["cost_usd"],
-        p["cpu_time_ms"],
-        p["subrequests"],
-        p["priced"],
-    )
+    return {
+        "run_id": p["run_id"],
+        "seq": e.seq,
+        "workspace_id": e.workspace_id,
+        "task_id": p["task_id"],
+        "subtask_id": p["subtask_id"],
+        "occurred_at": e.occurred_at,
+        "model": p["model"],
+        "input_tokens": p["input_tokens"],
+        "output_tokens": p["output_tokens"],
+        "cache_read_tokens": p["cache_read_tokens"],
+        "cache_write_tokens": p["cache_write_tokens"],
+        "cost_usd": p["cost_usd"],
+        "cpu_time_ms": p["cpu_time_ms"],
+        "subrequests": p["subrequests"],
+        "priced": p["priced"],
+    }
 
 
 def catch_up(store: EventStore, conn: psycopg.Connection) -> int:

@@ -22,7 +22,7 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
         return await handlers.on_events(events, deps)
 
     subjects = ("events.*.task.subtask_dispatched", "events.*.task.approved")
-    return [Subscription("executor", subjects, handle)]
+    return [Subscription("executor", subjects, handle, side_effects=True)]
 
 
 async def _stop() -> None:

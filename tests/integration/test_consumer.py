@@ -151,8 +151,12 @@ def exactly_once(seqs: list[int]) -> Counter[tuple[int, str]]:
 async def start_consumer() -> AsyncIterator[Callable[..., Awaitable[EventConsumer]]]:
     started: list[EventConsumer] = []
 
-    async def start(js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256) -> EventConsumer:
-        sub = Subscription(durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handler)
+    async def start(
+        js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256, side_effects: bool = True
+    ) -> EventConsumer:
+        sub = Subscription(
+            durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handler, side_effects=side_effects
+        )
         consumer = EventConsumer(js, store, sub, batch=batch)
         await consumer.start()
         started.append(consumer)
@@ -220,6 +224,34 @@ async def test_a_redelivery_after_the_commit_appends_nothing(
     assert ledger_events_by_source(store, before) == exactly_once(seqs)
     assert store.consumer_positions()[DURABLE] == {"position": fresh.seq, "handled": len(seqs)}
     assert (await js.stream_info(EVENTS_STREAM)).state.messages == 6
+
+
+async def test_a_pure_handler_redelivered_appends_nothing_without_a_tracking_lookup(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    handler = Handler()
+    await start_consumer(js, store, handler, side_effects=False)
+    events = await asyncio.to_thread(save_runs, store, 2)
+    seqs = [e.seq for e in events]
+    first, fresh = events[:3], events[3]
+    before = store.head()
+    await publish_all(js, first)
+    await wait_handled(store, seqs[:3])
+    await wait_drained(js)
+    head = store.head()
+
+    await publish(js, first[0], msg_id=f"{first[0].seq}-redelivered")
+    await wait_drained(js)
+    assert store.head() == head, "a handled seq appends nothing"
+
+    # A copy next to new work: the conflict on the copy's tracking row must not lose the new event.
+    await publish(js, first[1], msg_id=f"{first[1].seq}-redelivered")
+    await publish(js, fresh)
+    await wait_handled(store, [fresh.seq])
+    await wait_drained(js)
+
+    assert ledger_events_by_source(store, before) == exactly_once(seqs)
+    assert store.consumer_positions()[DURABLE] == {"position": fresh.seq, "handled": len(seqs)}
 
 
 async def test_a_failing_batch_is_redelivered_and_handled_once_it_succeeds(
