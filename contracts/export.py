@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import commands, events, tasks
+from contracts import commands, events, logs, tasks
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
@@ -30,6 +30,8 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "CostsReport": tasks.CostsReport,
     "Health": tasks.Health,
     "ErrorBody": tasks.ErrorBody,
+    "LogEntry": logs.LogEntry,
+    "LogsMessage": logs.LogsMessage,
     "EventEnvelope": events.EventEnvelope,
     "FeedEvent": events.FeedEvent,
     "SubmitTasksCommand": commands.SubmitTasksCommand,

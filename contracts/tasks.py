@@ -45,6 +45,14 @@ class Provider(enum.StrEnum):
     OPENAI = "openai"
 
 
+class Planner(enum.StrEnum):
+    """How a task is decomposed: the agent type's template plan, or a plan the model drafts
+    (validated, with the template as the fallback). Not in spec 000: an extension."""
+
+    TEMPLATE = "template"
+    LLM = "llm"
+
+
 class Decision(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
@@ -71,6 +79,7 @@ class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Fal
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=200_000)] = DEFAULT_MAX_TOKENS
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = DEFAULT_TEMPERATURE
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = DEFAULT_MAX_RETRIES
+    planner: Planner = Planner.TEMPLATE
 
 
 class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):
@@ -96,9 +105,18 @@ class Subtask(msgspec.Struct, frozen=True, rename="camel"):
     dependencies: list[str]
 
 
-class AgentOutput(msgspec.Struct, frozen=True):
+class ReviewComment(msgspec.Struct, frozen=True, omit_defaults=True):
+    path: str
+    body: str
+    line: int | None = None
+
+
+class AgentOutput(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     files: dict[str, str]
     summary: str
+    # Extensions to spec 000's output: files the agent deleted, a reviewer's findings.
+    deleted_files: list[str] = []
+    comments: list[ReviewComment] = []
 
 
 class CostBreakdown(msgspec.Struct, frozen=True, rename="camel"):
@@ -118,6 +136,7 @@ class AgentResult(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
     duration_ms: int
     output: AgentOutput | None = None
     error: str | None = None
+    attempts: int = 1  # self-heal attempts it took (an extension to spec 000)
 
 
 class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
@@ -133,6 +152,14 @@ class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True)
     pr_url: str | None = None
     revision_of: str | None = None
     revised_by: str | None = None
+    plan: PlanInfo | None = None
+
+
+class PlanInfo(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """How the subtasks were planned (an extension to spec 000)."""
+
+    source: Planner
+    fallback_reason: str | None = None
 
 
 class TaskEnvelope(msgspec.Struct, frozen=True):

@@ -24,6 +24,7 @@ from prometheus_client import make_asgi_app
 from contracts.commands import CommandError, CommandReply
 from libs.bus.consumer import EventConsumer, InThread, Subscription
 from libs.bus.jetstream import ensure_events_stream
+from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings, load_settings
 from libs.eventstore.store import EventStore
 from libs.observability.logs import setup_logging
@@ -45,7 +46,12 @@ class Service:
     on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
     on_stop: Callable[[], Awaitable[None]] | None = None
     # What the service's parts share at run time (e.g. provider clients to close on stop).
+    # The runtime puts the service's started `LogPublisher` under LOG_PUBLISHER before it
+    # builds the subscriptions, and flushes it on stop.
     state: dict[str, Any] = field(default_factory=dict)
+
+
+LOG_PUBLISHER = "log_publisher"
 
 
 def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> InThread:
@@ -80,6 +86,10 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
         nc_holder.append(nc)
         js = nc.jetstream()
         await ensure_events_stream(js, settings.events_stream_replicas)
+        await ensure_logs_stream(js, settings.logs)
+        publisher = LogPublisher(js)
+        await publisher.start()
+        service.state[LOG_PUBLISHER] = publisher
         for sub in service.subscriptions(settings, store):
             consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
             await consumer.start()
@@ -92,6 +102,8 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
         await asyncio.gather(*(c.stop() for c in consumers))
         if service.on_stop:
             await service.on_stop()
+        if (publisher := service.state.get(LOG_PUBLISHER)) is not None:
+            await publisher.close()  # the last lines of the runs that just finished
         for nc in nc_holder:
             # close, not drain: draining waits out pending pull requests; anything not
             # acked is redelivered to another replica.

@@ -144,6 +144,7 @@ def cpu_by_process(stack: Stack) -> dict[str, float]:
     cpu["postgres"] = cpu_seconds(stack.postgres.pid, children=True)
     cpu["nats"] = cpu_seconds(stack.nats.pid)
     cpu["model-server"] = cpu_seconds(stack.model_server.pid if stack.model_server else None)
+    cpu["github-server"] = cpu_seconds(stack.github_server.pid if stack.github_server else None)
     cpu["bench-client"] = cpu_seconds(os.getpid())
     return cpu
 

@@ -39,7 +39,10 @@ from libs.observability.metrics import CONSUMER_BATCH, CONSUMER_ERRORS, EVENTS_H
 log = logging.getLogger(__name__)
 
 PULL_EXPIRES_S = 5.0
-ACK_WAIT_S = 600
+# A batch still being handled tells JetStream so every PROGRESS_S (an agent run can take many
+# minutes); a replica that died stops doing so, and its messages come back after ACK_WAIT_S.
+ACK_WAIT_S = 120
+PROGRESS_S = 30.0
 
 BatchHandler = Callable[[list[EventEnvelope]], Awaitable[Sequence[Aggregate]]]
 _decoder = msgspec.json.Decoder(EventEnvelope)
@@ -84,7 +87,6 @@ class EventConsumer:
                 durable_name=self.sub.durable,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                # Longer than a provider call with the SDK's retries: no redelivery mid-call.
                 ack_wait=ACK_WAIT_S,
                 max_ack_pending=10_000,
                 filter_subjects=list(self.sub.filter_subjects),
@@ -165,6 +167,13 @@ class EventConsumer:
 
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
+        heartbeat = asyncio.create_task(_in_progress(msgs))
+        try:
+            await self._handle_batch(msgs)
+        finally:
+            heartbeat.cancel()
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
         try:
             envelopes = [_decoder.decode(m.data) for m in msgs]
             try:
@@ -189,7 +198,7 @@ class EventConsumer:
                 # only the one that fails is redelivered.
                 log.warning("%s: a batch of %d failed; handling its messages one by one", self.sub.durable, len(msgs))
                 for msg in msgs:
-                    await self._handle([msg])
+                    await self._handle_batch([msg])
                 return
             log.exception("%s: handler failed on a message; redelivering it", self.sub.durable)
             await msgs[0].nak(delay=1.0)
@@ -198,6 +207,14 @@ class EventConsumer:
             # Buffered by the client, flushed together; a lost ack only means a redelivery.
             with contextlib.suppress(Exception):
                 await msg.ack()
+
+
+async def _in_progress(msgs: list[Msg]) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_S)
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
 
 
 def _status(msg: Msg) -> str | None:

@@ -1,6 +1,7 @@
 """The whole system on one machine: PostgreSQL and NATS from their wheels, the local model
-server, and the six services as separate processes. Used by `just up`, the end-to-end tests
-and the benchmark, so all three run exactly the same thing.
+server, the local GitHub server (unless GITHUB_TOKEN is set), and the six services as separate
+processes. Used by `just up`, the end-to-end tests and the benchmark, so all three run exactly
+the same thing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("stream", "gateway", "planner", "executor", "review", "cost-ledger")
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+# The token the services present to the local GitHub server, which accepts only it.
+LOCAL_GITHUB_TOKEN = "local-github-server"
 
 
 @dataclass
@@ -41,10 +44,12 @@ class Ports:
             "cost-ledger": 9104,
         }
     )
+    github_server: int = 8901
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), {name: free_port() for name in SERVICES})
+        services = {name: free_port() for name in SERVICES}
+        return cls(free_port(), free_port(), free_port(), services, github_server=free_port())
 
 
 def _script(name: str) -> str:
@@ -59,9 +64,12 @@ class Stack:
         self.postgres = EmbeddedPostgres(data_dir / "postgres")
         self.nats = EmbeddedNats(data_dir / "nats", port=self.ports.nats, monitor_port=self.ports.nats_monitor)
         self.model_server: ServiceProcess | None = None
+        self.github_server: ServiceProcess | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.database_url = ""
         self.uses_local_model = False
+        # Decided once, at construction: the services and the server must agree.
+        self.uses_local_github = not (os.environ.get("GITHUB_TOKEN") or self.extra_env.get("GITHUB_TOKEN"))
 
     @property
     def gateway_url(self) -> str:
@@ -75,6 +83,15 @@ class Stack:
     def model_server_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.model_server}"
 
+    @property
+    def github_url(self) -> str:
+        """The local GitHub server (API and pull request pages), when `uses_local_github`."""
+        return f"http://127.0.0.1:{self.ports.github_server}"
+
+    @property
+    def github_token(self) -> str:
+        return LOCAL_GITHUB_TOKEN
+
     def start(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.database_url = self.postgres.start()
@@ -87,7 +104,18 @@ class Stack:
             health_url=f"{self.model_server_url}/health",
         )
         self.model_server.start()
+        if self.uses_local_github:
+            self.github_server = ServiceProcess(
+                name="github-server",
+                argv=[sys.executable, "-m", "libs.githubserver"],
+                env={"GITHUB_SERVER_PORT": str(self.ports.github_server), "GITHUB_SERVER_TOKEN": LOCAL_GITHUB_TOKEN},
+                log_path=self.data_dir / "logs" / "github-server.log",
+                health_url=f"{self.github_url}/health",
+            )
+            self.github_server.start()
         self.model_server.wait_healthy()
+        if self.github_server:
+            self.github_server.wait_healthy()
         for name in SERVICES:
             self.start_service(name)
         for name in SERVICES:
@@ -111,6 +139,10 @@ class Stack:
                 OPENAI_BASE_URL=f"{self.model_server_url}/v1",
                 OPENAI_API_KEY="local-model-server",
             )
+        # Without a GitHub token, pull requests go to the local GitHub server; with one, to
+        # GITHUB_API_URL (GitHub's API unless it is set).
+        if self.uses_local_github:
+            env.update(GITHUB_API_URL=self.github_url, GITHUB_TOKEN=LOCAL_GITHUB_TOKEN)
         env.update(self.extra_env)
         return env
 
@@ -147,6 +179,8 @@ class Stack:
         for name in reversed(SERVICES):
             if name in self.services:
                 self.services[name].stop()
+        if self.github_server:
+            self.github_server.stop()
         if self.model_server:
             self.model_server.stop()
         self.nats.stop()

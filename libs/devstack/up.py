@@ -25,7 +25,7 @@ def main() -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    log.info("starting PostgreSQL, NATS JetStream, the local model server and six services (data: %s)", data_dir)
+    log.info("starting PostgreSQL, NATS JetStream, the local servers and six services (data: %s)", data_dir)
     try:
         stack.start()
     except Exception as exc:
@@ -34,11 +34,15 @@ def main() -> None:
         sys.exit(1)
     if stack.uses_local_model:
         log.info("no provider keys set: agents use the local model server at %s", stack.model_server_url)
+    if stack.uses_local_github:
+        log.info("no GITHUB_TOKEN set: pull requests go to the local GitHub server at %s", stack.github_url)
     log.info("logs: %s", data_dir / "logs")
+    github = f"  Local GitHub server:   {stack.github_url}/_state\n" if stack.uses_local_github else ""
     print(
         f"\nAgent orchestrator is up.\n"
         f"  API (spec 000):        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/schema)\n"
         f"  Events feed (SSE):     {stack.stream_url}/api/v1/workspaces/default/orchestration/events\n"
+        f"{github}"
         f"  Press Ctrl-C to stop.\n",
         flush=True,
     )

@@ -1,7 +1,8 @@
 """PullRequest: the one publication of an approved task's changes, owned by the executor.
 
 Created once per task (its id derives from the task's), so a redelivered approval finds it
-and opens nothing. Without GitHub credentials it is recorded as skipped, with the reason.
+and opens nothing. Without GitHub credentials it is recorded as skipped, with the reason; when
+GitHub refuses or cannot be reached, as failed, with GitHub's error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class PullRequest(WorkspaceAggregate):
         task_id: str
         reason: str
 
+    class Failed(WorkspaceAggregate.Created):
+        task_id: str
+        error: str
+
     def __init__(
         self,
         workspace_id: str,
@@ -32,12 +37,14 @@ class PullRequest(WorkspaceAggregate):
         url: str | None = None,
         number: int | None = None,
         reason: str | None = None,
+        error: str | None = None,
     ) -> None:
         self.workspace_id = workspace_id
         self.task_id = task_id
         self.url = url
         self.number = number
         self.skipped_reason = reason
+        self.error = error
 
     @classmethod
     def opened(cls, workspace_id: str, task_id: str, url: str, number: int) -> PullRequest:
@@ -49,4 +56,10 @@ class PullRequest(WorkspaceAggregate):
     def skipped(cls, workspace_id: str, task_id: str, reason: str) -> PullRequest:
         return cls._create(
             cls.Skipped, id=pull_request_id(task_id), workspace_id=workspace_id, task_id=task_id, reason=reason
+        )
+
+    @classmethod
+    def failed(cls, workspace_id: str, task_id: str, error: str) -> PullRequest:
+        return cls._create(
+            cls.Failed, id=pull_request_id(task_id), workspace_id=workspace_id, task_id=task_id, error=error
         )

@@ -35,6 +35,8 @@ class Run(WorkspaceAggregate):
         self.provider = provider
         self.model = model
         self.status = STARTED
+        self.model_calls = 0
+        self.tool_calls = 0
 
     @classmethod
     def start(
@@ -68,6 +70,7 @@ class Run(WorkspaceAggregate):
             usage=usage,
             duration_ms=duration_ms,
             subrequests=subrequests,
+            attempt=self.attempt,
         )
 
     class Succeeded(WorkspaceAggregate.Event):
@@ -79,11 +82,97 @@ class Run(WorkspaceAggregate):
         usage: dict[str, int]
         duration_ms: int
         subrequests: int
+        attempt: int
 
         def apply(self, run: Run) -> None:
             run.status = SUCCEEDED
 
-    def fail(self, error: str, usage: dict[str, int], duration_ms: int, subrequests: int) -> None:
+    def record_model_call(
+        self,
+        turn: int,
+        ok: bool,
+        duration_ms: int,
+        usage: dict[str, int],
+        stop_reason: str | None,
+        tool_calls: int,
+        error: str | None,
+    ) -> None:
+        self._require_started()
+        self.emit(
+            self.ModelCalled,
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            provider=self.provider,
+            model=self.model,
+            turn=turn,
+            status="ok" if ok else "error",
+            duration_ms=duration_ms,
+            usage=usage,
+            stop_reason=stop_reason,
+            tool_calls=tool_calls,
+            error=error,
+        )
+
+    class ModelCalled(WorkspaceAggregate.Event):
+        task_id: str
+        subtask_id: str
+        provider: str
+        model: str
+        turn: int
+        status: str  # ok | error
+        duration_ms: int
+        usage: dict[str, int]
+        stop_reason: str | None
+        tool_calls: int
+        error: str | None
+
+        def apply(self, run: Run) -> None:
+            run.model_calls += 1
+
+    def record_tool_call(
+        self, call_id: str, tool: str, ok: bool, title: str, target: str | None, duration_ms: int, error: str | None
+    ) -> None:
+        self._require_started()
+        self.emit(
+            self.ToolCalled,
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
+            call_id=call_id,
+            tool=tool,
+            status="ok" if ok else "error",
+            title=title,
+            target=target,
+            duration_ms=duration_ms,
+            error=error,
+        )
+
+    class ToolCalled(WorkspaceAggregate.Event):
+        task_id: str
+        subtask_id: str
+        agent_type: str
+        call_id: str
+        tool: str
+        status: str  # ok | error
+        title: str
+        target: str | None
+        duration_ms: int
+        error: str | None
+
+        def apply(self, run: Run) -> None:
+            run.tool_calls += 1
+
+    def fail(
+        self,
+        error: str,
+        usage: dict[str, int],
+        duration_ms: int,
+        subrequests: int,
+        retryable: bool = False,
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        """`retryable`: another attempt may succeed (a check failed, a timeout); `output`: the
+        attempt's changes, which the next attempt starts from."""
         self._require_started()
         self.emit(
             self.Failed,
@@ -95,6 +184,9 @@ class Run(WorkspaceAggregate):
             usage=usage,
             duration_ms=duration_ms,
             subrequests=subrequests,
+            attempt=self.attempt,
+            retryable=retryable,
+            output=output,
         )
 
     class Failed(WorkspaceAggregate.Event):
@@ -106,6 +198,9 @@ class Run(WorkspaceAggregate):
         usage: dict[str, int]
         duration_ms: int
         subrequests: int
+        attempt: int
+        retryable: bool
+        output: dict[str, Any] | None
 
         def apply(self, run: Run) -> None:
             run.status = FAILED

@@ -37,6 +37,13 @@ class Task(WorkspaceAggregate):
         self.error: str | None = None
         self.revised_by: str | None = None
         self.pr_url: str | None = None
+        self.attempts: dict[str, int] = {}
+        # Chaining: a child waits for its parent, then starts from the parent's changes.
+        self.parent_task_id: str | None = request.get("parentTaskId")
+        self.waiting_for_parent = self.parent_task_id is not None
+        self.parent_changes: dict[str, Any] = {"files": {}, "deleted": []}
+        self.children: list[str] = []
+        self.awaiting_plan = False
 
     @classmethod
     def submit(
@@ -60,6 +67,8 @@ class Task(WorkspaceAggregate):
 
     def ready_subtasks(self) -> list[dict[str, Any]]:
         """Subtasks not yet dispatched whose dependencies have all succeeded."""
+        if self.awaiting_plan:
+            return []
         return [
             s
             for s in self.subtasks
@@ -67,7 +76,7 @@ class Task(WorkspaceAggregate):
         ]
 
     def all_succeeded(self) -> bool:
-        return all(s["id"] in self.succeeded for s in self.subtasks)
+        return not self.awaiting_plan and all(s["id"] in self.succeeded for s in self.subtasks)
 
     def subtask(self, subtask_id: str) -> dict[str, Any]:
         for s in self.subtasks:
@@ -75,12 +84,46 @@ class Task(WorkspaceAggregate):
                 return s
         raise IllegalTransition(f"task {self.id} has no subtask {subtask_id}")
 
+    def base_files(self) -> dict[str, str]:
+        """The request's repository with the parent task's changes applied (for a chained task)."""
+        return apply_changes(dict(self.request["repo"]["files"]), self.parent_changes)
+
     def files_for(self, subtask: dict[str, Any]) -> dict[str, str]:
-        """The repository as the subtask sees it: the snapshot plus its dependencies' outputs."""
-        files = dict(self.request["repo"]["files"])
+        """The repository as the subtask sees it: the base plus its dependencies' outputs."""
+        files = self.base_files()
         for dep in subtask["dependencies"]:
-            files.update(self.succeeded[dep].get("output", {}).get("files", {}))
+            files = apply_changes(files, self.succeeded[dep].get("output", {}))
         return files
+
+    def earlier_steps(self, subtask: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the subtasks it depends on did, for the agent's first message."""
+        return [self._summary(self.subtask(d)) for d in subtask["dependencies"]]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """What each finished subtask did, in plan order, for the pull request's body."""
+        return [self._summary(s) for s in self.subtasks if s["id"] in self.succeeded]
+
+    def _summary(self, subtask: dict[str, Any]) -> dict[str, Any]:
+        output = self.succeeded[subtask["id"]].get("output", {})
+        return {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "summary": output.get("summary")}
+
+    def changes(self) -> dict[str, Any]:
+        """Everything the task changed relative to the request's repository, subtask by subtask
+        in plan order (a later subtask's version of a file wins)."""
+        files: dict[str, str] = dict(self.parent_changes["files"])
+        deleted: set[str] = set(self.parent_changes["deleted"])
+        for s in self.subtasks:
+            output = self.succeeded.get(s["id"], {}).get("output", {})
+            for path, content in output.get("files", {}).items():
+                files[path] = content
+                deleted.discard(path)
+            for path in output.get("deletedFiles", []):
+                files.pop(path, None)
+                deleted.add(path)
+        return {"files": files, "deleted": sorted(deleted)}
+
+    def max_attempts(self) -> int:
+        return 1 + int(self.request.get("config", {}).get("maxRetries", 0))
 
     def _require(self, *allowed: str, action: str) -> None:
         if self.status not in allowed:
@@ -90,8 +133,17 @@ class Task(WorkspaceAggregate):
 
     def dispatch(self, subtask: dict[str, Any]) -> None:
         self._require(PENDING, ASSIGNED, RUNNING, action="dispatch a subtask of")
+        if self.awaiting_plan:
+            raise IllegalTransition(f"task {self.id} waits for its plan")
+        if self.waiting_for_parent:
+            raise IllegalTransition(f"task {self.id} waits for its parent task {self.parent_task_id}")
         if subtask["id"] in self.dispatched:
             return
+        self._dispatch(subtask, 1)
+
+    def _dispatch(
+        self, subtask: dict[str, Any], attempt: int, error: str | None = None, previous: dict[str, Any] | None = None
+    ) -> None:
         self.emit(
             self.SubtaskDispatched,
             subtask_id=subtask["id"],
@@ -99,7 +151,10 @@ class Task(WorkspaceAggregate):
             description=subtask["description"],
             files=self.files_for(subtask),
             config=self.request["config"],
-            attempt=1,
+            attempt=attempt,
+            earlier=self.earlier_steps(subtask),
+            previous_error=error,
+            previous_output=previous,
         )
 
     class SubtaskDispatched(WorkspaceAggregate.Event):
@@ -109,11 +164,44 @@ class Task(WorkspaceAggregate):
         files: dict[str, str]
         config: dict[str, Any]
         attempt: int
+        earlier: list[dict[str, Any]]
+        # Self-heal: why the previous attempt failed, and its changes, which this attempt
+        # starts from (they stay this subtask's changes, so the checks see them again).
+        previous_error: str | None
+        previous_output: dict[str, Any] | None
 
         def apply(self, task: Task) -> None:
-            task.dispatched.append(self.subtask_id)
+            if self.subtask_id not in task.dispatched:
+                task.dispatched.append(self.subtask_id)
+            task.attempts[self.subtask_id] = self.attempt
             if task.status == PENDING:
                 task.status = ASSIGNED
+
+    def attempt_failed(
+        self,
+        subtask_id: str,
+        run_id: str,
+        attempt: int,
+        error: str,
+        retryable: bool,
+        output: dict[str, Any] | None,
+    ) -> None:
+        """Self-heal: dispatch the next attempt, starting from this one's changes with its error,
+        while attempts remain and retrying can help; otherwise the subtask and the task fail."""
+        subtask = self.subtask(subtask_id)
+        if self.status not in (ASSIGNED, RUNNING) or subtask_id in self.succeeded:
+            return  # stale: the task moved on, or another attempt already succeeded
+        if attempt != self.attempts.get(subtask_id, 1):
+            return  # a failure of an attempt already superseded
+        if retryable and attempt < self.max_attempts():
+            self._dispatch(subtask, attempt + 1, error, output)
+            return
+        exhausted = retryable  # it would have been retried, had attempts remained
+        self.emit(
+            self.SubtaskFailed, subtask_id=subtask_id, run_id=run_id, error=error, attempts=attempt, exhausted=exhausted
+        )
+        reason = f"after {attempt} attempt(s), retries exhausted" if exhausted else "not retryable"
+        self.fail(f"subtask {subtask_id} failed ({reason}): {error}")
 
     def start(self) -> None:
         if self.status == ASSIGNED:
@@ -139,17 +227,12 @@ class Task(WorkspaceAggregate):
             task.succeeded[self.subtask_id] = self.result
             task.status = RUNNING
 
-    def record_failure(self, subtask_id: str, run_id: str, error: str) -> None:
-        self.subtask(subtask_id)
-        if self.status not in (ASSIGNED, RUNNING) or subtask_id in self.succeeded:
-            return  # a stale failure: the task moved on, or another attempt already succeeded
-        self.emit(self.SubtaskFailed, subtask_id=subtask_id, run_id=run_id, error=error)
-        self.fail(f"subtask {subtask_id} failed: {error}")
-
     class SubtaskFailed(WorkspaceAggregate.Event):
         subtask_id: str
         run_id: str
         error: str
+        attempts: int
+        exhausted: bool  # self-heal retried until no attempt was left
 
         def apply(self, task: Task) -> None:
             pass
@@ -166,10 +249,20 @@ class Task(WorkspaceAggregate):
 
     def approve(self, feedback: str | None) -> None:
         self._require(REVIEW, action="approve")
-        self.emit(self.Approved, feedback=feedback)
+        # Everything the pull request needs travels with the approval: the executor opens it
+        # from this event alone.
+        repo = {k: v for k, v in self.request["repo"].items() if k != "files"}
+        title = self.request["description"].strip().splitlines()[0][:120]
+        self.emit(
+            self.Approved, feedback=feedback, repo=repo, title=title, changes=self.changes(), summaries=self.summaries()
+        )
 
     class Approved(WorkspaceAggregate.Event):
         feedback: str | None
+        repo: dict[str, Any]
+        title: str
+        changes: dict[str, Any]
+        summaries: list[dict[str, Any]]
 
         def apply(self, task: Task) -> None:
             task.status = APPROVED
@@ -216,6 +309,86 @@ class Task(WorkspaceAggregate):
             task.status = COMPLETED
             task.pr_url = self.pr_url
 
+    # --- chaining ---------------------------------------------------------------------------
+
+    def link_child(self, child_id: str) -> None:
+        if child_id not in self.children:
+            self.emit(self.ChildLinked, child_id=child_id)
+
+    class ChildLinked(WorkspaceAggregate.Event):
+        child_id: str
+
+        def apply(self, task: Task) -> None:
+            task.children.append(self.child_id)
+
+    def start_after_parent(self, parent: Task) -> None:
+        """The parent completed: take its changes as this task's starting point, then run."""
+        if not self.waiting_for_parent or self.status != PENDING:
+            return
+        self.emit(self.ParentCompleted, parent_task_id=str(parent.id), changes=parent.changes())
+        for subtask in self.ready_subtasks():
+            self.dispatch(subtask)
+
+    class ParentCompleted(WorkspaceAggregate.Event):
+        parent_task_id: str
+        changes: dict[str, Any]
+
+        def apply(self, task: Task) -> None:
+            task.waiting_for_parent = False
+            task.parent_changes = self.changes
+
+    # --- planning by the model ---------------------------------------------------------------
+
+    def request_plan(self) -> None:
+        """The task waits for a drafted plan (its subtasks are not known yet)."""
+        self._require(PENDING, action="plan")
+        self.emit(self.PlanRequested)
+
+    class PlanRequested(WorkspaceAggregate.Event):
+        def apply(self, task: Task) -> None:
+            task.awaiting_plan = True
+
+    def record_plan(
+        self,
+        subtasks: list[dict[str, Any]],
+        source: str,
+        fallback_reason: str | None,
+        usage: dict[str, int] | None,
+        provider: str,
+        model: str,
+        duration_ms: int,
+    ) -> None:
+        """The plan to run, from the model or the template fallback (`fallback_reason` says why);
+        `usage` is what drafting it cost, charged to the task."""
+        if not self.awaiting_plan or self.status in TERMINAL:
+            return  # a redelivery, or the task ended meanwhile
+        self.emit(
+            self.Planned,
+            subtasks=subtasks,
+            source=source,
+            fallback_reason=fallback_reason,
+            usage=usage,
+            provider=provider,
+            model=model,
+            duration_ms=duration_ms,
+        )
+        if not self.waiting_for_parent:
+            for subtask in self.ready_subtasks():
+                self.dispatch(subtask)
+
+    class Planned(WorkspaceAggregate.Event):
+        subtasks: list[dict[str, Any]]
+        source: str  # "llm" | "template"
+        fallback_reason: str | None
+        usage: dict[str, int] | None
+        provider: str
+        model: str
+        duration_ms: int
+
+        def apply(self, task: Task) -> None:
+            task.subtasks = self.subtasks
+            task.awaiting_plan = False
+
     def cancel(self, reason: str) -> None:
         if self.status in TERMINAL:
             raise IllegalTransition(f"cannot cancel a task in status '{self.status}'")
@@ -227,3 +400,12 @@ class Task(WorkspaceAggregate):
         def apply(self, task: Task) -> None:
             task.status = CANCELLED
             task.error = self.reason
+
+
+def apply_changes(files: dict[str, str], changes: dict[str, Any]) -> dict[str, str]:
+    """`files` with a run's or a task's output applied: written files, then deletions."""
+    files = dict(files)
+    files.update(changes.get("files", {}))
+    for path in changes.get("deletedFiles", changes.get("deleted", [])):
+        files.pop(path, None)
+    return files

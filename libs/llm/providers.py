@@ -1,39 +1,39 @@
-"""One completion call through the official `anthropic` or `openai` SDK.
+"""Model calls through the official `anthropic` and `openai` SDKs, one conversation turn each.
 
-Base URLs, keys, timeouts and retries come from settings; the SDKs retry 429 and 5xx with
-backoff (honouring `retry-after`) themselves. Keys are held by the SDK clients only.
+Base URLs, keys, timeouts and retries come from settings. The SDKs retry 408, 409, 429 and 5xx
+with exponential backoff, honouring `retry-after`; what still fails arrives here and becomes a
+`ProviderError` that says whether trying again later can help (a timeout, an overload) or not
+(a bad key, an unknown model). Keys are held by the SDK clients only and never logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from typing import Any
 
 import anthropic
-import msgspec
 import openai
 
+from libs.agent.tools import Tool
 from libs.config import Settings
+from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
 from libs.observability.metrics import LLM_CALLS, LLM_LATENCY
 
 log = logging.getLogger(__name__)
 
-
-class Usage(msgspec.Struct, frozen=True):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-
-
-class Completion(msgspec.Struct, frozen=True):
-    text: str
-    usage: Usage
-    duration_ms: int
+# Failures no retry can fix: the key, the permission or the request itself is wrong.
+PERMANENT = frozenset({400, 401, 403, 404, 413, 422})
 
 
 class ProviderError(Exception):
-    """A provider call that failed for good (after the SDK's own retries)."""
+    """A model call that failed for good (after the SDK's own retries)."""
+
+    def __init__(self, message: str, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
 
 
 class Providers:
@@ -60,69 +60,98 @@ class Providers:
         await self.anthropic.close()
         await self.openai.close()
 
-    async def complete(
-        self, provider: str, model: str, system: str, prompt: str, max_tokens: int, temperature: float
-    ) -> Completion:
+    async def converse(
+        self,
+        provider: str,
+        model: str,
+        conversation: Conversation,
+        tools: tuple[Tool, ...],
+        max_tokens: int,
+        temperature: float,
+    ) -> Turn:
+        """One model answer to the conversation so far, offering `tools`."""
         started = time.perf_counter()
         try:
             if provider == "openai":
-                text, usage = await self._openai(model, system, prompt, max_tokens, temperature)
+                text, uses, usage, stop = await self._openai(model, conversation, tools, max_tokens, temperature)
             else:
-                text, usage = await self._anthropic(model, system, prompt, max_tokens, temperature)
+                text, uses, usage, stop = await self._anthropic(model, conversation, tools, max_tokens, temperature)
         except (anthropic.APIStatusError, openai.APIStatusError) as exc:
             LLM_CALLS.labels(provider, f"http_{exc.status_code}").inc()
             # A fixed text per status, never the provider's message: an authentication error
             # can echo part of the key, and this text ends up in events and API responses.
-            raise ProviderError(f"{provider} returned HTTP {exc.status_code} ({_reason(exc.status_code)})") from None
+            raise ProviderError(
+                f"{provider} returned HTTP {exc.status_code} ({_reason(exc.status_code)})",
+                retryable=exc.status_code not in PERMANENT,
+                status=exc.status_code,
+            ) from None
         except (anthropic.APITimeoutError, openai.APITimeoutError):
             LLM_CALLS.labels(provider, "timeout").inc()
-            raise ProviderError(f"{provider} call timed out") from None
+            raise ProviderError(f"{provider} call timed out", retryable=True) from None
         except (anthropic.APIConnectionError, openai.APIConnectionError):
             LLM_CALLS.labels(provider, "connection").inc()
-            raise ProviderError(f"{provider} could not be reached") from None
+            raise ProviderError(f"{provider} could not be reached", retryable=True) from None
         elapsed = time.perf_counter() - started
         LLM_CALLS.labels(provider, "ok").inc()
         LLM_LATENCY.labels(provider).observe(elapsed)
-        return Completion(text=text, usage=usage, duration_ms=int(elapsed * 1000))
+        return Turn(text=text, tool_uses=uses, usage=usage, stop_reason=stop, duration_ms=int(elapsed * 1000))
 
     async def _anthropic(
-        self, model: str, system: str, prompt: str, max_tokens: int, temperature: float
-    ) -> tuple[str, Usage]:
+        self, model: str, conversation: Conversation, tools: tuple[Tool, ...], max_tokens: int, temperature: float
+    ) -> tuple[str, list[ToolUse], Usage, str]:
         message = await self.anthropic.messages.create(
             model=model,
-            system=system,
+            system=conversation.system,
             max_tokens=max_tokens,
-            messages=[{"role": "user", "content": prompt}],
+            messages=conversation.messages,  # type: ignore[arg-type]
+            tools=conversation.tool_specs(tools),  # type: ignore[arg-type]
             # This SDK generation dropped `temperature` from its signature; the Messages API
             # still takes it for the models that support sampling control.
             extra_body={"temperature": temperature},
         )
         text = "".join(block.text for block in message.content if block.type == "text")
+        uses = [ToolUse(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
         u = message.usage
-        return text, Usage(
+        usage = Usage(
             input_tokens=u.input_tokens,
             output_tokens=u.output_tokens,
             cache_read_tokens=u.cache_read_input_tokens or 0,
             cache_write_tokens=u.cache_creation_input_tokens or 0,
         )
+        return text, uses, usage, message.stop_reason or "end_turn"
 
     async def _openai(
-        self, model: str, system: str, prompt: str, max_tokens: int, temperature: float
-    ) -> tuple[str, Usage]:
+        self, model: str, conversation: Conversation, tools: tuple[Tool, ...], max_tokens: int, temperature: float
+    ) -> tuple[str, list[ToolUse], Usage, str]:
         completion = await self.openai.chat.completions.create(
             model=model,
             max_tokens=max_tokens,
             temperature=temperature,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+            messages=conversation.messages,  # type: ignore[arg-type]
+            tools=conversation.tool_specs(tools),  # type: ignore[arg-type]
         )
-        text = completion.choices[0].message.content or ""
+        choice = completion.choices[0]
+        uses = [
+            ToolUse(call.id, call.function.name, _arguments(call.function.arguments))
+            for call in choice.message.tool_calls or []
+            if call.type == "function"
+        ]
         u = completion.usage
         cached = (u.prompt_tokens_details.cached_tokens or 0) if u and u.prompt_tokens_details else 0
-        return text, Usage(
+        usage = Usage(
             input_tokens=(u.prompt_tokens - cached) if u else 0,
             output_tokens=u.completion_tokens if u else 0,
             cache_read_tokens=cached,
         )
+        return choice.message.content or "", uses, usage, choice.finish_reason or "stop"
+
+
+def _arguments(raw: str) -> Any:
+    # The model wrote these; invalid JSON is answered as a tool error, not a crash.
+    try:
+        return json.loads(raw or "{}")
+    except ValueError:
+        return raw
 
 
 _REASONS = {
@@ -132,6 +161,7 @@ _REASONS = {
     404: "unknown model or endpoint",
     408: "the provider timed out",
     413: "the request is too large",
+    422: "the request was refused",
     429: "rate limited",
     529: "the provider is overloaded",
 }

@@ -35,7 +35,16 @@ from litestar.enums import MediaType
 from litestar.params import FromQuery, JSONBody
 from litestar.response import Response, ServerSentEvent, ServerSentEventMessage
 
-from libs.modelserver.script import Api, Behaviour, RecordedCall, Script, ToolCall, Usage, default_reply
+from libs.modelserver.script import (
+    Api,
+    Behaviour,
+    RecordedCall,
+    Script,
+    ToolCall,
+    Usage,
+    default_reply,
+    default_tool_calls,
+)
 
 # Agent prompts carry whole files, so allow more than Litestar's 10 MB default.
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -364,8 +373,29 @@ def answer_for(behaviour: Behaviour, body: dict[str, Any]) -> Answer:
     tool_calls = behaviour.tool_calls or []
     text = behaviour.reply
     if text is None and not tool_calls:
-        text = default_reply(last_user_text(body))
+        offered = offered_tools(body)
+        if offered:
+            tool_calls = default_tool_calls(first_user_text(body), offered)
+        else:
+            text = default_reply(last_user_text(body))
     return Answer(text=text, tool_calls=tool_calls, usage=behaviour.effective_usage)
+
+
+def offered_tools(body: dict[str, Any]) -> set[str]:
+    """Tool names the request offers, in either API's format."""
+    names: set[str] = set()
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            function = tool.get("function")
+            name = function.get("name") if isinstance(function, dict) else tool.get("name")
+            if isinstance(name, str):
+                names.add(name)
+    return names
+
+
+def first_user_text(body: dict[str, Any]) -> str:
+    users = [message for message in messages_of(body) if message.get("role") == "user"]
+    return content_text(users[0].get("content")) if users else ""
 
 
 def new_id(prefix: str) -> str:

@@ -35,6 +35,13 @@ otherwise, e.g. .py) and answers
 `{"summary": "Generated 1 file(s)", "files": {path: new content}}`. Without blocks it answers
 `{"summary": "Generated 0 file(s)", "files": {}}`. The answer is a pure function of the last user
 message, so the same prompt always gets the same reply.
+
+When the request offers tools (the product's agents always do), the default answer is the
+whole run in one turn, as tool calls instead of text: `write_file` with that same path and
+content (if `write_file` is offered and the FIRST user message has a block), then
+`finish` with the summary `Generated N file(s)`. The product's agent loop ends on `finish`,
+so an unscripted run makes exactly one model call. A request that offers `submit_plan` (the
+planner drafting a plan) gets `DEFAULT_PLAN`: a codegen subtask, then a test subtask after it.
 """
 
 from __future__ import annotations
@@ -184,6 +191,27 @@ def reviewed_content(path: str, content: str) -> str:
     kept = content.rstrip("\n")
     note = f"{comment_prefix(path)} {REVIEW_NOTE}\n"
     return f"{kept}\n{note}" if kept else note
+
+
+# The plan answered when a planner offers `submit_plan`: implement, then test it.
+DEFAULT_PLAN = [
+    {"id": "implement", "agentType": "codegen", "description": "Implement the task", "dependencies": []},
+    {"id": "verify", "agentType": "test", "description": "Write tests for the change", "dependencies": ["implement"]},
+]
+
+
+def default_tool_calls(first_user_text: str, offered: set[str]) -> list[ToolCall]:
+    """The default answer when the request offers tools (see the module docstring): the whole
+    agent run in one turn, `write_file` of the first block then `finish`."""
+    if "submit_plan" in offered:
+        return [ToolCall("submit_plan", {"subtasks": DEFAULT_PLAN}, "call_plan_0")]
+    block = first_file_block(first_user_text)
+    calls: list[ToolCall] = []
+    if block is not None and "write_file" in offered:
+        calls.append(ToolCall("write_file", {"path": block[0], "content": reviewed_content(*block)}, "call_write_0"))
+    if "finish" in offered:
+        calls.append(ToolCall("finish", {"summary": f"Generated {len(calls)} file(s)"}, "call_finish_0"))
+    return calls
 
 
 def default_reply(last_user_text: str) -> str:

@@ -5,9 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 _SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN")
 _KEY_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|ghp_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})")
+REDACTED = "[redacted]"
+
+
+def configured_secrets() -> list[str]:
+    """The keys this process was given (too short a value would mask ordinary words)."""
+    return [v for k in _SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 6]
+
+
+def redact(text: str, secrets: Sequence[str] | None = None) -> str:
+    """`text` with the configured keys (`secrets`, read from the environment when not given)
+    and anything shaped like a provider or GitHub key masked."""
+    redacted = _KEY_PATTERN.sub(REDACTED, text)
+    for secret in configured_secrets() if secrets is None else secrets:
+        redacted = redacted.replace(secret, REDACTED)
+    return redacted
 
 
 class RedactSecrets(logging.Filter):
@@ -15,13 +31,11 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.secrets = [v for k in _SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 6]
+        self.secrets = configured_secrets()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _KEY_PATTERN.sub("[redacted]", message)
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "[redacted]")
+        redacted = redact(message, self.secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -19,3 +19,7 @@ PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied 
 SSE_CONNECTIONS = Gauge("orchestrator_sse_connections", "Open SSE subscribers", ["workspace"])
 LLM_CALLS = Counter("orchestrator_llm_calls_total", "Provider calls", ["provider", "outcome"])
 LLM_LATENCY = Histogram("orchestrator_llm_call_seconds", "Provider call latency", ["provider"])
+LOG_ENTRIES = Counter(
+    "orchestrator_log_entries_total", "Task log entries given to the LOGS stream", ["outcome"]
+)  # outcome: stored, failed (no ack), dropped (buffer full or not publishable)
+LIVE_LOG_CONNECTIONS = Gauge("orchestrator_live_log_connections", "Open task-log WebSockets")

@@ -53,6 +53,11 @@ class TaskView:
                     s["status"] = "assigned"
             case "task.started":
                 s["status"] = "running"
+            case "task.planned":
+                s["subtasks"] = p["subtasks"]
+                s["plan"] = {"source": p["source"]}
+                if p.get("fallback_reason"):
+                    s["plan"]["fallbackReason"] = p["fallback_reason"]
             case "task.subtask_succeeded":
                 result = dict(p["result"])
                 result["cost"] = dict(self.subtask_costs.get(p["subtask_id"], ZERO_COST))
@@ -64,6 +69,7 @@ class TaskView:
                     "agentType": _agent_type(s, p["subtask_id"]),
                     "success": False,
                     "error": p["error"],
+                    "attempts": p.get("attempts", 1),
                     "cost": dict(self.subtask_costs.get(p["subtask_id"], ZERO_COST)),
                     "durationMs": 0,
                 }

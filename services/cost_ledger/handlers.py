@@ -2,37 +2,68 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from uuid import UUID
 
 from contracts.events import EventEnvelope
+from libs.domain.base import derived_id
 from libs.domain.ledger import Ledger, ledger_id
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
 
+PLANNING = "plan"  # the subtask id a drafted plan's model call is charged to
+
+
+class Charge(NamedTuple):
+    """One priced model usage: a run's, or a drafted plan's."""
+
+    charge_id: str
+    task_id: str
+    subtask_id: str
+    model: str
+    usage: dict[str, int]
+    duration_ms: int
+    subrequests: int
+
+
+def _charge_of(e: EventEnvelope) -> Charge | None:
+    p = e.payload
+    if e.type in ("run.succeeded", "run.failed"):
+        return Charge(
+            e.aggregate_id,
+            p["task_id"],
+            p["subtask_id"],
+            p["model"],
+            p["usage"],
+            p.get("duration_ms", 0),
+            p.get("subrequests", 0),
+        )
+    if e.type == "task.planned" and p.get("usage") is not None:
+        planned = str(derived_id(PLANNING, e.aggregate_id))
+        return Charge(planned, e.aggregate_id, PLANNING, p["model"], p["usage"], p.get("duration_ms", 0), 1)
+    return None
+
 
 def on_events(events: list[EventEnvelope], store: EventStore, prices: PriceTable) -> list[Ledger]:
-    finished = [e for e in events if e.type in ("run.succeeded", "run.failed")]
-    ledgers: dict[UUID, Ledger] = store.load_many(ledger_id(e.payload["task_id"]) for e in finished)
-    for e in finished:
-        p = e.payload
-        lid = ledger_id(p["task_id"])
+    charges = [(e.workspace_id, c) for e in events if (c := _charge_of(e)) is not None]
+    ledgers: dict[UUID, Ledger] = store.load_many(ledger_id(c.task_id) for _, c in charges)
+    for workspace_id, c in charges:
+        lid = ledger_id(c.task_id)
         ledger = ledgers.get(lid)
         if ledger is None:
-            ledger = ledgers[lid] = Ledger.open(e.workspace_id, p["task_id"])
-        usage = p["usage"]
-        model = p["model"]
-        price = prices.price(model, usage)
+            ledger = ledgers[lid] = Ledger.open(workspace_id, c.task_id)
+        price = prices.price(c.model, c.usage)
         ledger.charge(
-            run_id=e.aggregate_id,
-            subtask_id=p["subtask_id"],
-            model=model,
-            input_tokens=usage.get("input_tokens", 0),
-            output_tokens=usage.get("output_tokens", 0),
-            cache_read_tokens=usage.get("cache_read_tokens", 0),
-            cache_write_tokens=usage.get("cache_write_tokens", 0),
+            run_id=c.charge_id,
+            subtask_id=c.subtask_id,
+            model=c.model,
+            input_tokens=c.usage.get("input_tokens", 0),
+            output_tokens=c.usage.get("output_tokens", 0),
+            cache_read_tokens=c.usage.get("cache_read_tokens", 0),
+            cache_write_tokens=c.usage.get("cache_write_tokens", 0),
             cost_usd=price.usd,
-            cpu_time_ms=p.get("duration_ms", 0),
-            subrequests=p.get("subrequests", 0),
+            cpu_time_ms=c.duration_ms,
+            subrequests=c.subrequests,
             priced=price.known,
         )
     return [ledger for ledger in ledgers.values() if ledger.pending_events]

@@ -9,7 +9,8 @@ from libs.pricing import PriceTable
 from libs.runtime import Service, batch_in_thread, run
 from services.cost_ledger import handlers
 
-SUBJECTS = ("events.*.run.succeeded", "events.*.run.failed")
+# How runs end, and drafted plans: everything that used a model.
+SUBJECTS = ("events.*.run.succeeded", "events.*.run.failed", "events.*.task.planned")
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:

@@ -1,27 +1,41 @@
-"""Executor handlers: dispatched subtasks become Runs; approved tasks get their pull request.
+"""Executor handlers: dispatched subtasks become Runs of the agent; approved tasks get their
+pull request.
 
 A Run's id derives from (task, subtask, attempt), so a redelivered dispatch finds the Run it
-already recorded and calls no model again: the effect, and its cost, happen once.
+already recorded and calls no model again: the effect, and its cost, happen once. A Run found
+unfinished belongs to an executor that stopped mid-run: it is failed as retryable, and the
+planner's self-heal dispatches the next attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from githubkit import GitHub
+
 from contracts.events import EventEnvelope
+from contracts.logs import LogEntry, worker_id
+from libs.agent.checks import check
+from libs.agent.loop import AgentSpec, ModelCall, Outcome, run_agent
+from libs.agent.prompts import first_message, system_prompt
+from libs.agent.repository import Repository
+from libs.agent.tools import ToolResult
+from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest, pull_request_id
-from libs.domain.run import Run, run_id_for
+from libs.domain.run import STARTED, Run, run_id_for
 from libs.eventstore.store import EventStore
-from libs.llm.agent_protocol import AnswerError, parse_answer, system_prompt, user_prompt
-from libs.llm.providers import ProviderError, Providers
+from libs.llm.conversation import Usage
+from libs.llm.providers import Providers
+from services.executor.pulls import open_pull_request
 
 log = logging.getLogger(__name__)
 
-# Bounds concurrent provider calls per executor process; scale out with replicas.
+# Bounds concurrent agent runs per executor process; scale out with replicas.
 MAX_CONCURRENT_RUNS = 64
 
 
@@ -31,23 +45,77 @@ class Deps:
     store: EventStore
     providers: Providers
     limit: asyncio.Semaphore
+    logs: LogPublisher  # live task logs; `emit` never blocks or raises
+    github: GitHub[Any] | None  # None without GITHUB_TOKEN
 
 
 async def on_events(events: list[EventEnvelope], deps: Deps) -> list[Any]:
     dispatched = [e for e in events if e.type == "task.subtask_dispatched"]
     approved = [e for e in events if e.type == "task.approved"]
-    wanted = [run_id_for(e.aggregate_id, e.payload["subtask_id"], e.payload["attempt"]) for e in dispatched]
-    wanted += [pull_request_id(e.aggregate_id) for e in approved]
+    wanted = [_run_id(e) for e in dispatched] + [pull_request_id(e.aggregate_id) for e in approved]
     existing = await asyncio.to_thread(deps.store.load_many, wanted)
 
-    fresh = [
-        e
-        for e in dispatched
-        if run_id_for(e.aggregate_id, e.payload["subtask_id"], e.payload["attempt"]) not in existing
+    fresh = [e for e in dispatched if _run_id(e) not in existing]
+    interrupted = [
+        run for e in dispatched if isinstance(run := existing.get(_run_id(e)), Run) and run.status == STARTED
     ]
+    for run in interrupted:
+        run.fail(
+            "the run was interrupted (its executor stopped)", usage={}, duration_ms=0, subrequests=0, retryable=True
+        )
     runs = await asyncio.gather(*(execute(e, deps) for e in fresh))
-    pulls = [publish(e, deps) for e in approved if pull_request_id(e.aggregate_id) not in existing]
-    return [*runs, *pulls]
+    pulls = await asyncio.gather(
+        *(publish(e, deps) for e in approved if pull_request_id(e.aggregate_id) not in existing)
+    )
+    return [*runs, *interrupted, *pulls]
+
+
+def _run_id(e: EventEnvelope) -> Any:
+    return run_id_for(e.aggregate_id, e.payload["subtask_id"], e.payload["attempt"])
+
+
+class RunRecorder:
+    """The agent loop's observer: each model and tool call becomes an event on the Run and a
+    log line; the Run is saved after every turn that does not end it, so a long run shows its
+    progress (the last turn's events are saved with the run's end, in one transaction)."""
+
+    def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
+        self.run = run
+        self.deps = deps
+        self.task_id = task_id
+        self.worker = worker_id(task_id, run.subtask_id)
+
+    def line(self, message: str, level: str = "log") -> None:
+        entry = LogEntry(
+            level=level,  # type: ignore[arg-type]
+            message=f"[{self.run.agent_type}] {message}",
+            timestamp=int(time.time() * 1000),
+            worker_id=self.worker,
+            task_id=self.task_id,
+        )
+        self.deps.logs.emit(self.run.workspace_id, entry)
+
+    def model_called(self, call: ModelCall) -> None:
+        self.run.record_model_call(
+            call.turn, call.ok, call.duration_ms, _usage(call.usage), call.stop_reason, call.tool_calls, call.error
+        )
+        if call.ok:
+            u = call.usage
+            self.line(
+                f"model call {call.turn}: {u.input_tokens} in / {u.output_tokens} out tokens, "
+                f"{call.tool_calls} tool call(s), {call.duration_ms} ms"
+            )
+        else:
+            self.line(f"model call {call.turn} failed: {call.error}", "error")
+
+    def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None:
+        error = None if result.ok else result.content
+        self.run.record_tool_call(call_id, tool, result.ok, result.title, result.target, result.duration_ms, error)
+        self.line(result.title, "log" if result.ok else "warn")
+
+    async def turn_done(self, finished: bool) -> None:
+        if not finished:
+            await asyncio.to_thread(self.deps.store.save, [self.run])
 
 
 async def execute(event: EventEnvelope, deps: Deps) -> Run:
@@ -57,48 +125,118 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
     run = Run.start(
         event.workspace_id, event.aggregate_id, p["subtask_id"], p["agent_type"], p["attempt"], provider, model
     )
+    recorder = RunRecorder(run, event.aggregate_id, deps)
+    started = time.perf_counter()
     try:
-        await _attempt(run, p, deps)
+        await _attempt(recorder, p, deps, started)
     except Exception:
         # Whatever went wrong, the run ends as a recorded failure rather than sinking the
         # batch, and with it the other runs' finished, paid-for provider calls.
         log.exception("run %s failed unexpectedly", run.id)
-        if run.status == "started":
-            run.fail("the agent failed unexpectedly", usage={}, duration_ms=0, subrequests=1)
+        if run.status == STARTED:
+            run.fail("the agent failed unexpectedly", usage={}, duration_ms=_ms_since(started), subrequests=0)
+            recorder.line("the agent failed unexpectedly", "error")
     return run
 
 
-async def _attempt(run: Run, p: dict[str, Any], deps: Deps) -> None:
-    config = p["config"]
+async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
+    run, config, settings = recorder.run, p["config"], deps.settings
+    retry = f" (self-heal retry of: {_first_line(p['previous_error'])})" if p.get("previous_error") else ""
+    recorder.line(f"attempt {run.attempt} started with {run.provider} {run.model}{retry}")
+    repo = Repository(p["files"])
+    _carry_over(repo, p.get("previous_output"))
+    spec = AgentSpec(
+        agent_type=run.agent_type,
+        provider=run.provider,
+        model=run.model,
+        system=system_prompt(run.agent_type),
+        first_message=first_message(
+            p["description"], repo.current(), p.get("earlier"), p.get("previous_error"), run.attempt
+        ),
+        max_tokens=config.get("maxTokens", 4096),
+        temperature=config.get("temperature", 0.0),
+        max_turns=settings.agent_max_turns,
+    )
     async with deps.limit:
-        try:
-            completion = await deps.providers.complete(
-                run.provider,
-                run.model,
-                system_prompt(p["agent_type"]),
-                user_prompt(p["description"], p["files"]),
-                max_tokens=config.get("maxTokens", 4096),
-                temperature=config.get("temperature", 0.0),
-            )
-        except ProviderError as exc:
-            run.fail(str(exc), usage={}, duration_ms=0, subrequests=1)
-            return
-    usage = {
-        "input_tokens": completion.usage.input_tokens,
-        "output_tokens": completion.usage.output_tokens,
-        "cache_read_tokens": completion.usage.cache_read_tokens,
-        "cache_write_tokens": completion.usage.cache_write_tokens,
+        outcome = await run_agent(deps.providers, spec, repo, recorder)
+    problems = [] if outcome.error else await check(repo, outcome.summary, settings.self_heal_collect_tests)
+    output = _output(outcome)
+    usage = _usage(outcome.usage)
+    duration = _ms_since(started)
+    subrequests = outcome.model_calls + outcome.tool_calls
+    changed = bool(outcome.changes.files or outcome.changes.deleted)
+    if outcome.error:
+        run.fail(outcome.error, usage, duration, subrequests, outcome.retryable, output if changed else None)
+        recorder.line(f"attempt {run.attempt} failed: {outcome.error}", "error")
+    elif problems:
+        error = "the output failed the checks:\n" + "\n".join(problems)
+        run.fail(error, usage, duration, subrequests, retryable=True, output=output)
+        recorder.line(f"attempt {run.attempt} failed the checks: {_first_line(problems[0])}", "warn")
+    else:
+        run.succeed(output, usage, duration, subrequests)
+        recorder.line(f"finished in {duration} ms: {outcome.summary}")
+
+
+def _carry_over(repo: Repository, previous: dict[str, Any] | None) -> None:
+    """A self-heal attempt starts from the failed attempt's changes, as if it had made them."""
+    for path, content in (previous or {}).get("files", {}).items():
+        repo.write(path, content)
+    for path in (previous or {}).get("deletedFiles", []):
+        if repo.read(path) is not None:
+            repo.delete(path)
+
+
+def _output(outcome: Outcome) -> dict[str, Any]:
+    output: dict[str, Any] = {"files": outcome.changes.files, "summary": outcome.summary or ""}
+    if outcome.changes.deleted:
+        output["deletedFiles"] = outcome.changes.deleted
+    if outcome.comments:
+        output["comments"] = [{"path": c.path, "line": c.line, "body": c.body} for c in outcome.comments]
+    return output
+
+
+def _usage(u: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
     }
-    try:
-        answer = parse_answer(completion.text, p["agent_type"])
-    except AnswerError as exc:
-        run.fail(str(exc), usage=usage, duration_ms=completion.duration_ms, subrequests=1)
-        return
-    output = {"files": answer.files, "summary": answer.summary}
-    run.succeed(output, usage=usage, duration_ms=completion.duration_ms, subrequests=1)
 
 
-def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
-    # Opening a real pull request needs GitHub credentials; without them the task still
-    # completes, and the event says plainly that no pull request was opened and why.
-    return PullRequest.skipped(event.workspace_id, event.aggregate_id, "no GitHub credentials configured")
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else text
+
+
+async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
+    """The approved task's pull request. Without GitHub credentials the task still completes,
+    and the event says plainly that no pull request was opened and why."""
+    p, task_id = event.payload, event.aggregate_id
+    task_url = f"{deps.settings.public_url.rstrip('/')}/tasks/{task_id}" if deps.settings.public_url else None
+    pull = await open_pull_request(
+        deps.github,
+        event.workspace_id,
+        task_id,
+        p["repo"],
+        p["changes"]["files"],
+        p["changes"]["deleted"],
+        p["summaries"],
+        task_url,
+        p["title"],
+    )
+    line = _pull_line(pull)
+    deps.logs.emit(
+        event.workspace_id,
+        LogEntry(level="log", message=line, timestamp=int(time.time() * 1000), worker_id=task_id[:8], task_id=task_id),
+    )
+    return pull
+
+
+def _pull_line(pull: PullRequest) -> str:
+    if pull.url:
+        return f"[executor] pull request opened: {pull.url}"
+    return f"[executor] no pull request opened: {pull.skipped_reason or pull.error}"

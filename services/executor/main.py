@@ -10,13 +10,16 @@ from libs.bus.consumer import Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from libs.runtime import Service, run
+from libs.runtime import LOG_PUBLISHER, Service, run
 from services.executor import handlers
+from services.executor.pulls import close_github_client, github_client
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
-    deps = handlers.Deps(settings, store, providers, asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS))
+    limit = asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS)
+    github = SERVICE.state["github"] = github_client(settings)
+    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github)
 
     async def handle(events: list[EventEnvelope]) -> list[Any]:
         return await handlers.on_events(events, deps)
@@ -28,6 +31,7 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
 async def _stop() -> None:
     if "providers" in SERVICE.state:
         await SERVICE.state["providers"].close()
+    await close_github_client(SERVICE.state.get("github"))
 
 
 SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_stop=_stop)

@@ -1,4 +1,4 @@
-"""Gateway wiring: Litestar app, broker client, read-model pool, read-your-writes watch."""
+"""Gateway wiring: Litestar app, broker client, JetStream (task logs), read-model pool, read-your-writes watch."""
 
 from __future__ import annotations
 
@@ -7,21 +7,30 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import nats
 import psycopg
 from faststream.nats import NatsBroker
 from litestar import Litestar, Request
 from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
+from libs.bus.logs import ensure_logs_stream
 from libs.config import Settings
 from libs.readmodels import queries, schema
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
-from services.gateway import routes
+from services.gateway import livelogs, routes
 from services.gateway.readyourwrites import ProjectionWatch
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
-ROUTES = [routes.health, routes.submit_tasks, routes.get_task, routes.review_task, routes.get_costs]
+ROUTES = [
+    routes.health,
+    routes.submit_tasks,
+    routes.get_task,
+    routes.review_task,
+    routes.get_costs,
+    livelogs.task_logs,
+]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -29,8 +38,9 @@ def openapi_config() -> OpenAPIConfig:
 
 
 async def _is_ready(request: Request[Any, Any, Any]) -> bool:
-    broker: NatsBroker = request.app.state.broker
-    return await broker.ping(timeout=1.0)
+    state = request.app.state
+    broker: NatsBroker = state.broker
+    return state.nc.is_connected and await broker.ping(timeout=1.0)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -43,6 +53,10 @@ def create_app(settings: Settings) -> Litestar:
         await pool.open()
         broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()
+        # Its own connection for JetStream: the live task logs read the LOGS stream.
+        nc = await nats.connect(settings.nats_servers, name="gateway", max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        await ensure_logs_stream(js, settings.logs)
         watch = ProjectionWatch(settings.database_url)
         await watch.listener.start()
         async with pool.connection() as conn:
@@ -52,15 +66,17 @@ def create_app(settings: Settings) -> Litestar:
             return await queries.log_head(pool)
 
         state.settings, state.pool, state.broker, state.watch, state.head = settings, pool, broker, watch, head
+        state.nc, state.js = nc, js
         state.workspace = settings.workspace
         try:
             yield
         finally:
             await watch.listener.stop()
+            await nc.close()
             await broker.stop()
             await pool.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, ready_route(_is_ready), metrics],
         lifespan=[lifespan],
         exception_handlers=HANDLERS,
@@ -69,3 +85,5 @@ def create_app(settings: Settings) -> Litestar:
         # Below the bus's max_payload (8 MB), so every accepted body fits in one command.
         request_max_body_size=MAX_BODY_BYTES,
     )
+    livelogs.document(app.openapi_schema)
+    return app

@@ -61,12 +61,24 @@ class ProjectionWatch:
         self, task_id: str, status: str, current: Callable[[], Awaitable[str | None]], timeout: float
     ) -> str | None:
         """Waits until the task's projected status is no longer `status`; returns the new one."""
+        return await self.status_reaches(task_id, lambda now: now != status, current, timeout)
+
+    async def status_reaches(
+        self,
+        task_id: str,
+        reached: Callable[[str | None], bool],
+        current: Callable[[], Awaitable[str | None]],
+        timeout: float,
+    ) -> str | None:
+        """Waits (at most `timeout`) until `reached` holds for the task's projected status;
+        returns the last status known. `current` reads it: once at the start, then only when
+        a notice could not say (too many changes in one batch)."""
         seen: list[str | None] = []
         self._watched.setdefault(task_id, []).append(seen)
         try:
             async with self._waiting(timeout) as next_notice:
                 now = await current()
-                while now == status:
+                while not reached(now):
                     if seen:
                         announced = seen.pop(0)
                         now = announced if announced is not None else await current()
@@ -74,9 +86,11 @@ class ProjectionWatch:
                         break
                 return now
         finally:
-            waiters = self._watched[task_id]
-            waiters.remove(seen)
-            if not waiters:
+            # By identity: another waiter's list may be equal to this one (both empty, say).
+            waiters = [w for w in self._watched[task_id] if w is not seen]
+            if waiters:
+                self._watched[task_id] = waiters
+            else:
                 del self._watched[task_id]
 
     @contextlib.asynccontextmanager

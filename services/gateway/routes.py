@@ -47,7 +47,7 @@ async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTas
 
 @get("/tasks/{task_id:str}")
 async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskEnvelope:
-    task = await _find_task(request.app.state, task_id)
+    task = await find_task(request.app.state, task_id)
     return TaskEnvelope(task=msgspec.convert(task, TaskState))
 
 
@@ -58,11 +58,11 @@ async def review_task(
     state = request.app.state
     if data.task_id != task_id:
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
-    status = await _find_task(state, task_id, queries.task_status)
+    status = await find_task(state, task_id, queries.task_status)
     if status != "review":
         # The client may have seen `review` on the feed before the read models caught up.
         await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
-        status = await _find_task(state, task_id, queries.task_status)
+        status = await find_task(state, task_id, queries.task_status)
     if status != "review":
         raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{status}', not 'review'")
     command = DecideReviewCommand(state.workspace, task_id, data.decision.value, data.feedback)
@@ -84,7 +84,7 @@ async def get_costs(
     return msgspec.convert(report, CostsReport)
 
 
-async def _find_task(state: State, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state) -> T:
+async def find_task(state: State, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state) -> T:
     """What `read` returns for the task (its state by default), once the read models have
     reached this gateway's writes; 404 when there is no such task."""
     if not _is_canonical_uuid(task_id):

@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 
 from contracts.commands import CommandError, CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
 from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
-from libs.domain.task import Task
+from libs.domain.task import COMPLETED, TERMINAL, Task
 from libs.eventstore.store import EventStore
+from libs.llm.providers import Providers
+from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
 
 log = logging.getLogger(__name__)
 
 
 def new_task(workspace_id: str, request: dict[str, Any], task_id: UUID, revision_of: str | None = None) -> Task:
+    if request["config"].get("planner") == "llm":
+        # The model drafts the plan (see on_plan_requests); the task waits for it.
+        task = Task.submit(task_id, workspace_id, request, [], revision_of=revision_of)
+        task.request_plan()
+        return task
     subtasks = plan(str(task_id), request["agentType"], request["description"])
     task = Task.submit(task_id, workspace_id, request, subtasks, revision_of=revision_of)
-    for subtask in task.ready_subtasks():
-        task.dispatch(subtask)
+    if not task.waiting_for_parent:
+        for subtask in task.ready_subtasks():
+            task.dispatch(subtask)
     return task
 
 
@@ -36,9 +46,61 @@ def submit_tasks(raw: bytes, store: EventStore) -> CommandReply:
         requests = [msgspec.to_builtins(msgspec.convert(t, TaskRequest)) for t in command.tasks]
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
-    tasks = [new_task(command.workspace_id, r, uuid.uuid4()) for r in requests]
-    seq = store.save(tasks)
+    try:
+        return _submit(command.workspace_id, requests, store)
+    except IntegrityError:
+        # A parent task changed while its children were linked to it: once more on fresh state.
+        return _submit(command.workspace_id, requests, store)
+
+
+def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> CommandReply:
+    parents = _parents(workspace_id, requests, store)
+    if isinstance(parents, CommandError):
+        return CommandReply(error=parents)
+    tasks = [new_task(workspace_id, r, uuid.uuid4()) for r in requests]
+    for task in tasks:
+        if task.parent_task_id is not None:
+            _follow_parent(task, parents[task.parent_task_id])
+    seq = store.save([*tasks, *parents.values()])
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
+
+
+def _parents(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> dict[str, Task] | CommandError:
+    """The parent tasks the requests chain to; an error naming the first that is not known here."""
+    wanted = {r["parentTaskId"] for r in requests if r.get("parentTaskId")}
+    ids = {w: _uuid(w) for w in wanted}
+    loaded: dict[UUID, Task] = store.load_many([i for i in ids.values() if i is not None])
+    parents: dict[str, Task] = {}
+    for given, task_id in sorted(ids.items()):
+        parent = loaded.get(task_id) if task_id is not None else None
+        # Another workspace's task is as unknown here as one that does not exist.
+        if not isinstance(parent, Task) or parent.workspace_id != workspace_id:
+            return CommandError(400, "unknown_parent_task", f"parentTaskId '{given}' is not a known task")
+        parents[given] = parent
+    return parents
+
+
+def _follow_parent(child: Task, parent: Task) -> None:
+    """Link the child to its parent, or settle it at once when the parent has already ended."""
+    if parent.status == COMPLETED:
+        child.start_after_parent(parent)
+    elif parent.status in TERMINAL:
+        child.cancel(_parent_ended(parent))
+    else:
+        parent.link_child(str(child.id))
+
+
+def _parent_ended(parent: Task) -> str:
+    detail = f": {parent.error}" if parent.error else ""
+    return f"parent task {parent.id} {parent.status}{detail}"
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        value = UUID(text)
+    except ValueError:
+        return None
+    return value if str(value) == text.lower() else None
 
 
 class Batch:
@@ -61,6 +123,7 @@ def _task_id(event: EventEnvelope) -> str:
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
     batch = Batch(store, [UUID(_task_id(e)) for e in events if "task_id" in e.payload])
+    before = {task_id: task.status for task_id, task in batch.tasks.items()}
     for event in events:
         task = batch.get(_task_id(event)) if "task_id" in event.payload else None
         if task is None:
@@ -74,7 +137,30 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
         except DomainError as exc:
             # The state machine refused: the event is stale (e.g. a result for a cancelled task).
             log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
+    _settle_children(
+        batch, store, [t for i, t in batch.tasks.items() if t.status != before[i] and t.status in TERMINAL]
+    )
     return batch.changed()
+
+
+def _settle_children(batch: Batch, store: EventStore, ended: list[Task]) -> None:
+    """Children of tasks that just ended start (the parent completed) or are cancelled (it did
+    not); a cancelled child's own children follow, in the same batch."""
+    while ended:
+        waiting = [UUID(c) for t in ended for c in t.children if UUID(c) not in batch.tasks]
+        batch.tasks.update(store.load_many(waiting))
+        next_ended: list[Task] = []
+        for parent in ended:
+            for child_id in parent.children:
+                child = batch.tasks.get(UUID(child_id))
+                if child is None or not child.waiting_for_parent or child.status in TERMINAL:
+                    continue
+                if parent.status == COMPLETED:
+                    child.start_after_parent(parent)
+                else:
+                    child.cancel(_parent_ended(parent))
+                    next_ended.append(child)
+        ended = next_ended
 
 
 def _run_started(task: Task, event: EventEnvelope, batch: Batch) -> None:
@@ -90,6 +176,7 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
         "success": True,
         "output": p["output"],
         "durationMs": p["duration_ms"],
+        "attempts": p.get("attempt", 1),
     }
     task.record_success(p["subtask_id"], event.aggregate_id, result)
     for ready in task.ready_subtasks():
@@ -99,7 +186,10 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
 
 
 def _run_failed(task: Task, event: EventEnvelope, batch: Batch) -> None:
-    task.record_failure(event.payload["subtask_id"], event.aggregate_id, event.payload["error"])
+    p = event.payload
+    task.attempt_failed(
+        p["subtask_id"], event.aggregate_id, p.get("attempt", 1), p["error"], p.get("retryable", False), p.get("output")
+    )
 
 
 def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
@@ -119,6 +209,9 @@ def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
 def _pull_request(task: Task, event: EventEnvelope, batch: Batch) -> None:
     if event.type == "pull_request.opened":
         task.complete(event.payload["url"], None)
+    elif event.type == "pull_request.failed":
+        # The approved changes stay on the task (its results); the error says why no PR.
+        task.fail(f"the pull request could not be opened: {event.payload['error']}")
     else:
         task.complete(None, f"no pull request opened: {event.payload['reason']}")
 
@@ -130,4 +223,45 @@ REACTIONS = {
     "gate.decided": _gate_decided,
     "pull_request.opened": _pull_request,
     "pull_request.skipped": _pull_request,
+    "pull_request.failed": _pull_request,
 }
+
+
+class Drafts:
+    """Plans drafted but maybe not saved yet: when a save conflicts and the batch is redone,
+    the plan is not paid for twice."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.keep = keep
+        self.by_task: dict[str, Draft] = {}
+
+    async def get(self, providers: Providers, task: Task) -> Draft:
+        key = str(task.id)
+        if key not in self.by_task:
+            self.by_task[key] = await draft(providers, key, task.request)
+            while len(self.by_task) > self.keep:
+                del self.by_task[next(iter(self.by_task))]
+        return self.by_task[key]
+
+
+async def on_plan_requests(
+    events: list[EventEnvelope], store: EventStore, providers: Providers, drafts: Drafts
+) -> list[Task]:
+    wanted = [UUID(e.aggregate_id) for e in events if e.type == "task.plan_requested"]
+    tasks = [t for t in (await asyncio.to_thread(store.load_many, wanted)).values() if t.awaiting_plan]
+    results = await asyncio.gather(*(drafts.get(providers, t) for t in tasks))
+    for task, drafted in zip(tasks, results, strict=True):
+        config = task.request["config"]
+        usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
+        task.record_plan(
+            drafted.subtasks,
+            drafted.source,
+            drafted.fallback_reason,
+            usage,
+            config["provider"],
+            config["model"],
+            drafted.duration_ms,
+        )
+        if drafted.fallback_reason:
+            log.info("task %s: %s", task.id, drafted.fallback_reason)
+    return [t for t in tasks if t.pending_events]

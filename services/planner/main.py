@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from contracts.events import EventEnvelope
 from contracts.subjects import SUBMIT_TASKS, aggregate_events
 from libs.bus.consumer import Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
+from libs.llm.providers import Providers
 from libs.runtime import CommandHandler, Service, batch_in_thread, command_in_thread, run
 from services.planner import handlers
 
-SUBJECTS = (aggregate_events("run"), aggregate_events("gate"), aggregate_events("pull_request"))
+# Only how runs end matter here, not their model and tool calls.
+SUBJECTS = (
+    "events.*.run.started",
+    "events.*.run.succeeded",
+    "events.*.run.failed",
+    aggregate_events("gate"),
+    aggregate_events("pull_request"),
+)
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
-    return [Subscription("planner", SUBJECTS, batch_in_thread(handlers.on_events, store))]
+    providers = SERVICE.state["providers"] = Providers(settings)
+    drafts = handlers.Drafts()
+
+    async def draft_plans(events: list[EventEnvelope]) -> list[Any]:
+        return await handlers.on_plan_requests(events, store, providers, drafts)
+
+    return [
+        Subscription("planner", SUBJECTS, batch_in_thread(handlers.on_events, store)),
+        # Drafting a plan calls a model: a consumer of its own, so it holds up nothing else.
+        Subscription("planner-drafts", ("events.*.task.plan_requested",), draft_plans, side_effects=True),
+    ]
+
+
+async def _stop() -> None:
+    if "providers" in SERVICE.state:
+        await SERVICE.state["providers"].close()
 
 
 def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:
     return {SUBMIT_TASKS: command_in_thread(handlers.submit_tasks, store)}
 
 
-SERVICE = Service("planner", 9101, subscriptions=_subscriptions, commands=_commands)
+SERVICE = Service("planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop)
 
 
 def main() -> None:

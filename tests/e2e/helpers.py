@@ -38,13 +38,14 @@ def wait_for(client: httpx.Client, task_id: str, predicate: Callable[[dict], boo
     return task
 
 
-def charged_calls(task: dict) -> int:
-    return task["cost"]["subrequests"]
-
-
 def in_review_and_charged(task: dict) -> bool:
-    """In review with every subtask's provider call priced by the cost ledger."""
-    return task["status"] == "review" and charged_calls(task) == len(task["subtasks"])
+    """In review with every subtask's runs priced by the cost ledger."""
+    results = task["results"].values()
+    return (
+        task["status"] == "review"
+        and len(results) == len(task["subtasks"])
+        and all(r["cost"]["subrequests"] > 0 for r in results)
+    )
 
 
 def status_is(*statuses: str) -> Callable[[dict], bool]:

@@ -149,7 +149,7 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
 
     run3.fail("provider exploded", usage(FAILED_CHARGE), 50, 1)
     store.save([run3])
-    failed.record_failure(run3.subtask_id, str(run3.id), "provider exploded")
+    failed.attempt_failed(run3.subtask_id, str(run3.id), 1, "provider exploded", retryable=False, output=None)
     store.save([failed])
     other_ledger = Ledger.open(OTHER_WS, str(failed.id))
     charge(other_ledger, run3, FAILED_CHARGE)  # charged after the task already failed
@@ -262,7 +262,7 @@ def test_catch_up_serves_the_task_as_get_tasks_would(
     failed_state = served(conn, failed)
     subtask_id = failed.subtasks[0]["id"]
     assert failed_state.status == TaskStatus.FAILED
-    assert failed_state.error == f"subtask {subtask_id} failed: provider exploded"
+    assert failed_state.error == f"subtask {subtask_id} failed (not retryable): provider exploded"
     assert failed_state.results == {
         subtask_id: AgentResult(
             subtask_id=subtask_id,

@@ -224,11 +224,24 @@ def test_pull_request_skipped() -> None:
     assert pr.skipped_reason == "no GitHub credentials"
 
 
+def test_pull_request_failed() -> None:
+    error = "GitHub answered 401 to GET /repos/acme/app/pulls: Bad credentials"
+    pr = PullRequest.failed(WORKSPACE, TASK_ID, error)
+
+    (event,) = pr.collect_events()
+    assert EventTypes.name(type(event)) == "pull_request.failed"
+    assert event.workspace_id == WORKSPACE
+    assert event_payload(event) == {"task_id": TASK_ID, "error": error}
+    assert pr.error == error
+    assert pr.url is None
+
+
 def test_pull_request_id_is_deterministic_per_task() -> None:
     opened = PullRequest.opened(WORKSPACE, TASK_ID, "https://github.com/acme/app/pull/7", 7)
     skipped = PullRequest.skipped(WORKSPACE, TASK_ID, "no GitHub credentials")
+    failed = PullRequest.failed(WORKSPACE, TASK_ID, "GitHub could not be reached")
 
-    assert opened.id == skipped.id == pull_request_id(TASK_ID)
+    assert opened.id == skipped.id == failed.id == pull_request_id(TASK_ID)
     assert pull_request_id(OTHER_TASK_ID) != pull_request_id(TASK_ID)
 
 

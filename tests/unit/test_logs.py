@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from libs.observability.logs import RedactSecrets
+from libs.observability.logs import RedactSecrets, redact
 
 
 def _render(record: logging.LogRecord) -> str:
@@ -37,3 +37,10 @@ def test_anything_shaped_like_a_provider_or_github_key_is_masked(key: str) -> No
 
 def test_a_line_without_secrets_is_left_alone() -> None:
     assert _render(_record("task %s reached review", "550e8400")) == "task 550e8400 reached review"
+
+
+def test_redact_masks_keys_in_any_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "configured-openai-key")
+    text = "env: OPENAI_API_KEY=configured-openai-key, token ghp_abcdefghijklmnop12, key sk-proj-ABCDEFGHijklmnop"
+    assert redact(text) == "env: OPENAI_API_KEY=[redacted], token [redacted], key [redacted]"
+    assert redact("wrote src/register.py (2340 bytes)") == "wrote src/register.py (2340 bytes)"

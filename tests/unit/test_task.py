@@ -21,7 +21,7 @@ def request(description: str = "Add a greeting") -> dict[str, Any]:
         "description": description,
         "agentType": "codegen",
         "repo": {"owner": "acme", "repo": "app", "branch": "feature", "baseBranch": "main", "files": dict(REPO_FILES)},
-        "config": {"model": "claude-sonnet-4-20250514", "provider": "anthropic"},
+        "config": {"model": "claude-sonnet-4-20250514", "provider": "anthropic", "maxRetries": 3},
         "parentTaskId": None,
     }
 
@@ -345,18 +345,117 @@ def test_record_success_after_the_task_ended_emits_nothing() -> None:
     assert task.status == "cancelled"
 
 
-def test_record_failure_fails_the_task_with_the_subtask_error() -> None:
+def test_a_failure_that_retrying_cannot_fix_fails_the_task_at_once() -> None:
     task = new_task()
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
     task.collect_events()
 
-    task.record_failure(first["id"], "run-1", "model timed out")
+    task.attempt_failed(first["id"], "run-1", 1, "anthropic returned HTTP 401", retryable=False, output=None)
 
-    assert names(task.collect_events()) == ["task.subtask_failed", "task.failed"]
+    events = task.collect_events()
+    assert names(events) == ["task.subtask_failed", "task.failed"]
+    assert event_payload(events[0])["exhausted"] is False
     assert task.status == "failed"
-    assert task.error == f"subtask {first['id']} failed: model timed out"
+    assert task.error == f"subtask {first['id']} failed (not retryable): anthropic returned HTTP 401"
+
+
+def test_a_retryable_failure_dispatches_the_next_attempt_from_its_changes_with_the_error() -> None:
+    task = new_task()
+    first = two_step_plan()[0]
+    task.dispatch(first)
+    task.start()
+    task.collect_events()
+
+    broken = {"files": {"src/app.py": "def main(:\n"}, "summary": "oops", "deletedFiles": ["README.md"]}
+    task.attempt_failed(first["id"], "run-1", 1, "src/app.py:1: SyntaxError", retryable=True, output=broken)
+
+    (event,) = task.collect_events()
+    assert names([event]) == ["task.subtask_dispatched"]
+    payload = event_payload(event)
+    assert payload["attempt"] == 2
+    assert payload["previous_error"] == "src/app.py:1: SyntaxError"
+    assert payload["files"] == REPO_FILES, "the subtask's own starting point, unchanged"
+    assert payload["previous_output"] == broken, "the retry starts from the failed attempt's changes"
+    assert task.status == "running"
+    assert task.attempts[first["id"]] == 2
+
+
+def test_retries_stop_at_max_retries_and_say_so() -> None:
+    req = request()
+    req["config"]["maxRetries"] = 1
+    task = Task.submit(uuid.uuid4(), WORKSPACE, req, two_step_plan())
+    first = two_step_plan()[0]
+    task.dispatch(first)
+    task.start()
+    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)
+    task.collect_events()
+
+    task.attempt_failed(first["id"], "run-2", 2, "SyntaxError again", retryable=True, output=None)
+
+    events = task.collect_events()
+    assert names(events) == ["task.subtask_failed", "task.failed"]
+    assert event_payload(events[0]) | {} == {
+        "subtask_id": first["id"],
+        "run_id": "run-2",
+        "error": "SyntaxError again",
+        "attempts": 2,
+        "exhausted": True,
+    }
+    assert task.error == f"subtask {first['id']} failed (after 2 attempt(s), retries exhausted): SyntaxError again"
+
+
+def test_a_failure_of_a_superseded_attempt_is_stale() -> None:
+    task = new_task()
+    first = two_step_plan()[0]
+    task.dispatch(first)
+    task.start()
+    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)
+    task.collect_events()
+
+    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)  # redelivered
+
+    assert task.collect_events() == []
+    assert task.attempts[first["id"]] == 2
+
+
+def test_a_chained_task_waits_then_starts_from_its_parents_changes() -> None:
+    parent = in_review()
+    parent.approve(None)
+    parent.complete(None, "no pull request")
+    req = request("Document the greeting")
+    req["parentTaskId"] = str(parent.id)
+    child = Task.submit(uuid.uuid4(), WORKSPACE, req, two_step_plan())
+    child.collect_events()
+
+    assert child.waiting_for_parent
+    with pytest.raises(IllegalTransition):
+        child.dispatch(two_step_plan()[0])
+
+    child.start_after_parent(parent)
+
+    events = child.collect_events()
+    assert names(events) == ["task.parent_completed", "task.subtask_dispatched"]
+    assert event_payload(events[0])["changes"] == parent.changes()
+    expected = dict(REPO_FILES) | parent.changes()["files"]
+    assert event_payload(events[1])["files"] == expected
+    assert child.status == "assigned"
+
+
+def test_task_changes_fold_the_subtasks_outputs_in_plan_order() -> None:
+    task = new_task()
+    first, second = two_step_plan()
+    task.dispatch(first)
+    task.start()
+    task.record_success(first["id"], "r1", result(first["id"], {"a.py": "1", "b.py": "1"}))
+    task.dispatch(second)
+    later = result(second["id"], {"b.py": "2"})
+    later["output"]["deletedFiles"] = ["README.md"]
+    task.record_success(second["id"], "r2", later)
+
+    assert task.changes() == {"files": {"a.py": "1", "b.py": "2"}, "deleted": ["README.md"]}
+    assert [s["summary"] for s in task.summaries()] == ["changed 2 file(s)", "changed 1 file(s)"]
 
 
 def test_reject_fails_the_task_with_the_feedback_as_error() -> None:
@@ -479,7 +578,7 @@ def test_a_late_failure_of_a_subtask_that_succeeded_changes_nothing() -> None:
     task.collect_events()
     first = task.subtasks[0]["id"]
 
-    task.record_failure(first, "stale-run", "timed out")
+    task.attempt_failed(first, "stale-run", 1, "timed out", retryable=False, output=None)
 
     assert task.status == "review"
     assert task.collect_events() == []
@@ -490,7 +589,7 @@ def test_a_failure_in_review_or_later_is_stale() -> None:
     task.approve(None)
     task.collect_events()
 
-    task.record_failure(task.subtasks[1]["id"], "other-run", "boom")
+    task.attempt_failed(task.subtasks[1]["id"], "other-run", 1, "boom", retryable=False, output=None)
 
     assert task.status == "approved"
     assert task.collect_events() == []

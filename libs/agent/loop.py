@@ -1,0 +1,116 @@
+"""The agent loop: model turn, tool calls, results back, until the agent calls `finish`.
+
+Bounded by `max_turns` model calls. Every model call and every tool call is reported to the
+observer as it happens (the executor records each as an event and a log line); the loop
+itself keeps no state beyond the conversation and the repository.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from libs.agent.repository import Changes, Repository
+from libs.agent.tools import FINISH, Comment, Tool, ToolResult, Workbench
+from libs.llm.conversation import Conversation, ToolOutput, Turn, Usage, conversation_for
+from libs.llm.providers import ProviderError
+
+NUDGE = "Use the tools to make the change, then call finish with a summary. Do not answer in text only."
+
+
+class AgentSpec(msgspec.Struct, frozen=True):
+    agent_type: str
+    provider: str
+    model: str
+    system: str
+    first_message: str
+    max_tokens: int
+    temperature: float
+    max_turns: int
+
+
+class ModelCall(msgspec.Struct, frozen=True):
+    turn: int
+    ok: bool
+    duration_ms: int
+    usage: Usage
+    stop_reason: str | None = None
+    tool_calls: int = 0
+    error: str | None = None
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """How a run ended: finished with a summary, or an error (and whether retrying can help)."""
+
+    summary: str | None
+    changes: Changes
+    comments: list[Comment]
+    usage: Usage
+    model_calls: int
+    tool_calls: int
+    error: str | None = None
+    retryable: bool = False
+
+
+class Model(Protocol):
+    async def converse(
+        self,
+        provider: str,
+        model: str,
+        conversation: Conversation,
+        tools: tuple[Tool, ...],
+        max_tokens: int,
+        temperature: float,
+    ) -> Turn: ...
+
+
+class Observer(Protocol):
+    def model_called(self, call: ModelCall) -> None: ...
+    def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None: ...
+    async def turn_done(self, finished: bool) -> None: ...
+
+
+async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
+    bench = Workbench(spec.agent_type, repo)
+    conversation = conversation_for(spec.provider, spec.system)
+    conversation.add_user(spec.first_message)
+    usage, tool_calls = Usage(), 0
+
+    def outcome(summary: str | None, error: str | None = None, retryable: bool = False, calls: int = 0) -> Outcome:
+        return Outcome(summary, repo.changes(), bench.comments, usage, calls, tool_calls, error, retryable)
+
+    for turn_number in range(1, spec.max_turns + 1):
+        try:
+            turn = await model.converse(
+                spec.provider, spec.model, conversation, bench.tools, spec.max_tokens, spec.temperature
+            )
+        except ProviderError as exc:
+            observer.model_called(ModelCall(turn_number, False, 0, Usage(), error=str(exc)))
+            return outcome(None, str(exc), exc.retryable, turn_number)
+        usage = usage + turn.usage
+        observer.model_called(
+            ModelCall(turn_number, True, turn.duration_ms, turn.usage, turn.stop_reason, len(turn.tool_uses))
+        )
+        conversation.add_assistant(turn)
+        if not turn.tool_uses:
+            conversation.add_user(NUDGE)
+            await observer.turn_done(finished=False)
+            continue
+        outputs: list[ToolOutput] = []
+        summary: str | None = None
+        for use in turn.tool_uses:
+            result = bench.call(use.name, use.arguments)
+            tool_calls += 1
+            observer.tool_called(use.id, use.name, result)
+            outputs.append(ToolOutput(use.id, result.content, not result.ok))
+            if use.name == FINISH and result.ok:
+                summary = str(use.arguments["summary"]).strip()
+        if summary is not None:
+            await observer.turn_done(finished=True)
+            return outcome(summary, calls=turn_number)
+        conversation.add_tool_outputs(outputs)
+        await observer.turn_done(finished=False)
+    # Running out of turns is a failure self-heal may retry: the next attempt starts from
+    # this one's changes, with the reason in its first message.
+    return outcome(None, f"the agent did not call finish within {spec.max_turns} model calls", True, spec.max_turns)

@@ -1,0 +1,82 @@
+"""What each agent type is told: its system prompt, and the first message of a run.
+
+The first message carries the task, what earlier subtasks did, the previous attempt's error
+when self-heal retries, and the repository: small files inline as blocks (so most runs need
+no read calls), the rest by path only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FILE_MARKER = "--- FILE: {path} ---"
+END_FILES = "--- END FILES ---"
+INLINE_BUDGET_CHARS = 60_000
+
+_METHOD = (
+    "You work on a snapshot of the repository through tools: list_files, read_file and search to look, "
+    "{write}and finish to end. Make the smallest change that fully does the task, keep the project's "
+    "style, and never invent files you have not looked at. When you are done, call finish once with a "
+    "short summary for the human reviewer."
+)
+_WRITE = "write_file (always the whole new content) and delete_file to change files, "
+_COMMENT = "comment to record each finding (you cannot change files), "
+
+ROLES = {
+    "codegen": "You are a senior software engineer implementing a change in an existing codebase.",
+    "test": (
+        "You are a test engineer. Write focused automated tests for the change described, in the "
+        "repository's test framework (pytest for Python), next to its existing tests."
+    ),
+    "review": (
+        "You are a code reviewer. Read the change and the code around it, and report correctness, "
+        "security and maintainability findings. You change no file."
+    ),
+    "refactor": "You are a refactoring expert. Improve the structure of the code without changing its behaviour.",
+    "debug": "You are a debugging expert. Find the root cause of the problem described and fix it at its source.",
+    "dependency": (
+        "You are a dependency maintainer. Update the project's dependencies as asked, keeping every "
+        "manifest and lock file consistent."
+    ),
+}
+
+
+def system_prompt(agent_type: str) -> str:
+    method = _METHOD.format(write=_COMMENT if agent_type == "review" else _WRITE)
+    return f"{ROLES[agent_type]} {method}"
+
+
+def first_message(
+    description: str,
+    files: dict[str, str],
+    earlier: list[dict[str, Any]] | None = None,
+    previous_error: str | None = None,
+    attempt: int = 1,
+) -> str:
+    parts = [f"Task: {description}"]
+    if earlier:
+        done = "\n".join(f"- {e['agentType']} ({e['subtaskId']}): {e.get('summary') or 'no summary'}" for e in earlier)
+        parts.append(f"Earlier steps of this task, already applied to the files below:\n{done}")
+    if previous_error:
+        parts.append(
+            f"This is attempt {attempt}. The previous attempt's changes are applied to the files below, "
+            f"and they failed the checks:\n{previous_error}\nFix the problem, then call finish."
+        )
+    parts.append(repository_blocks(files))
+    return "\n\n".join(parts)
+
+
+def repository_blocks(files: dict[str, str]) -> str:
+    inline: list[str] = []
+    listed: list[str] = []
+    budget = INLINE_BUDGET_CHARS
+    for path, content in sorted(files.items()):
+        if len(content) <= budget:
+            inline.append(f"{FILE_MARKER.format(path=path)}\n{content}")
+            budget -= len(content)
+        else:
+            listed.append(path)
+    text = "Repository files:\n" + "\n".join(inline) + f"\n{END_FILES}"
+    if listed:
+        text += "\nMore files (use read_file to see them):\n" + "\n".join(listed)
+    return text

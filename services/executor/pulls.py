@@ -1,0 +1,316 @@
+"""Pull requests for approved tasks: the task's changes as one commit on its branch, proposed
+against its base branch through GitHub's REST API (githubkit), the git-data way: read the base
+branch, write a tree on the base commit's tree, one commit, point the branch at it, open the
+pull request.
+
+`open_pull_request` looks for an open pull request from the task's branch first and returns it
+when there is one, so a redelivered approval (or a second replica handling the same one) never
+opens a second pull request. A branch left without an open pull request (an earlier attempt that
+stopped half-way, or a closed pull request) is moved to the new commit: it is the task's branch.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import httpx
+import pydantic
+from githubkit import GitHub, TokenAuthStrategy
+from githubkit.exception import (
+    GitHubException,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
+from githubkit.retry import RetryRateLimit, RetryServerError
+from githubkit.typing import RetryOption
+
+from libs.config import Settings
+from libs.domain.pull_request import PullRequest
+
+NO_CREDENTIALS = "no GitHub credentials configured"
+NO_CHANGES = "the task changed no files"
+FILE_MODE = "100644"
+# GitHub cuts titles at 256 characters; a task description is often longer, and multi-line.
+MAX_TITLE_CHARS = 120
+# A rate limit is waited out only when it lifts within seconds: a longer wait would hold up the
+# executor's whole batch, so the pull request fails instead, with GitHub's message.
+LONGEST_RATE_LIMIT_WAIT = timedelta(seconds=10)
+SERVER_ERROR_RETRIES = 2
+
+
+class Target(NamedTuple):
+    owner: str
+    repo: str
+    branch: str
+    base: str
+
+
+class Opened(NamedTuple):
+    url: str
+    number: int
+    body: str
+
+
+class KeptOpen(httpx.AsyncBaseTransport):
+    """One connection pool for every GitHub call of the process.
+
+    githubkit opens an httpx client per call and closes it after, which closes its transport:
+    each call would pay for a new connection (and TLS handshake) and a new client's SSL context
+    (about 20 ms of CPU). This transport outlives those clients; it goes with the process.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass  # githubkit's per-call clients close this; the pool stays for the next call
+
+    async def close(self) -> None:
+        await self.transport.aclose()
+
+
+_retry_server_error = RetryServerError(SERVER_ERROR_RETRIES)
+_retry_rate_limit = RetryRateLimit(1)
+
+
+def retry_decision(exc: GitHubException, retry_count: int) -> RetryOption:
+    option = _retry_server_error(exc, retry_count)
+    if option.do_retry:
+        return option
+    option = _retry_rate_limit(exc, retry_count)
+    if option.do_retry and option.retry_after is not None and option.retry_after <= LONGEST_RATE_LIMIT_WAIT:
+        return option
+    return RetryOption(False)
+
+
+def transport_for(api_url: str) -> httpx.AsyncHTTPTransport:
+    # httpx reads HTTPS_PROXY / NO_PROXY only for the transports it builds itself, so a transport
+    # given to it takes the proxy from the environment here.
+    url = httpx.URL(api_url)
+    proxy = None if urllib.request.proxy_bypass(url.host) else urllib.request.getproxies().get(url.scheme)
+    return httpx.AsyncHTTPTransport(proxy=proxy)
+
+
+def github_client(settings: Settings) -> GitHub[TokenAuthStrategy] | None:
+    """githubkit's client for `GITHUB_API_URL` with `GITHUB_TOKEN`; None without a token."""
+    if not settings.github_token:
+        return None
+    return GitHub(
+        TokenAuthStrategy(settings.github_token),
+        base_url=settings.github_api_url,
+        timeout=settings.github_timeout_s,
+        # Only writes, and reads that must be fresh: a cached list of pull requests could hide
+        # the one opened a moment ago.
+        http_cache=False,
+        auto_retry=retry_decision,
+        async_transport=KeptOpen(transport_for(settings.github_api_url)),
+    )
+
+
+async def close_github_client(github: GitHub[Any] | None) -> None:
+    """Close the connections `github_client` keeps open (when the service stops)."""
+    transport = github.config.async_transport if github is not None else None
+    if isinstance(transport, KeptOpen):
+        await transport.close()
+
+
+async def open_pull_request(
+    github: GitHub[Any] | None,
+    workspace_id: str,
+    task_id: str,
+    repo: dict[str, Any],
+    files: dict[str, str],
+    deleted: list[str],
+    summaries: list[dict[str, Any]],
+    task_url: str | None,
+    title: str,
+) -> PullRequest:
+    """Open (or find) the task's pull request and record the outcome as a `PullRequest`.
+
+    `repo` is the task's RepoContext (`owner`, `repo`, `branch`, `baseBranch`), `files` maps each
+    changed path to its new content, `deleted` lists removed paths, `summaries` are the subtasks'
+    `{"subtaskId", "agentType", "summary"}`, `title` is the task's (its first line is used).
+    A GitHub error becomes `pull_request.failed` with GitHub's message; the token never appears.
+    """
+    if github is None:
+        return PullRequest.skipped(workspace_id, task_id, NO_CREDENTIALS)
+    target = Target(repo["owner"], repo["repo"], repo["branch"], repo["baseBranch"])
+    if target.branch == target.base:
+        refusal = f"the task's branch {target.branch!r} is its base branch; a pull request needs a branch of its own"
+        return PullRequest.failed(workspace_id, task_id, refusal)
+    removed = sorted(set(deleted) - set(files))
+    if not files and not removed:
+        return PullRequest.skipped(workspace_id, task_id, NO_CHANGES)
+    headline = pull_request_title(title)
+    reference = task_reference(task_id, task_url)
+    try:
+        opened = await find_open(github, target)
+        message = f"{headline}\n\n{reference}\n"
+        body = pull_request_body(reference, summaries, sorted(files), removed)
+        if opened is None:
+            commit = await commit_changes(github, target, files, removed, message, onto=target.base)
+            await point_branch(github, target, commit)
+            opened = await create(github, target, headline, body)
+        elif task_id not in opened.body:
+            # Another task's pull request from the same branch (a chained task building on its
+            # parent's, say): this task's changes go on top of it as one more commit, and its
+            # body gains this task's section, which also marks the task as published.
+            commit = await commit_changes(github, target, files, removed, message, onto=target.branch)
+            await github.rest.git.async_update_ref(
+                target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
+            )
+            await github.rest.pulls.async_update(
+                target.owner, target.repo, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
+            )
+    except (GitHubException, pydantic.ValidationError) as exc:
+        return PullRequest.failed(workspace_id, task_id, describe(exc, github))
+    return PullRequest.opened(workspace_id, task_id, opened.url, opened.number)
+
+
+# --- GitHub calls -----------------------------------------------------------------------------
+
+
+async def find_open(github: GitHub[Any], target: Target) -> Opened | None:
+    # `head` must carry its owner: GitHub silently ignores a bare branch name here.
+    response = await github.rest.pulls.async_list(
+        target.owner, target.repo, head=f"{target.owner}:{target.branch}", state="open"
+    )
+    found = response.parsed_data
+    return Opened(found[0].html_url, found[0].number, found[0].body or "") if found else None
+
+
+def branch_ref(branch: str) -> str:
+    # githubkit puts path parameters into the URL as they are.
+    return quote(f"heads/{branch}", safe="/")
+
+
+async def commit_changes(
+    github: GitHub[Any], target: Target, files: dict[str, str], removed: list[str], message: str, onto: str
+) -> str:
+    """One commit of the changes on top of branch `onto`; its sha."""
+    owner, repo = target.owner, target.repo
+    base = (await github.rest.git.async_get_ref(owner, repo, branch_ref(onto))).parsed_data.object_.sha
+    base_tree = (await github.rest.git.async_get_commit(owner, repo, base)).parsed_data.tree.sha
+    # Contents go inline (GitHub writes the blobs): one request, where a blob per file would
+    # count against GitHub's limit on content-creating requests.
+    entries: list[dict[str, Any]] = [
+        {"path": path, "mode": FILE_MODE, "type": "blob", "content": content} for path, content in sorted(files.items())
+    ]
+    entries += [{"path": path, "mode": FILE_MODE, "type": "blob", "sha": None} for path in removed]
+    tree = (await github.rest.git.async_create_tree(owner, repo, base_tree=base_tree, tree=entries)).parsed_data.sha
+    commit = await github.rest.git.async_create_commit(owner, repo, message=message, tree=tree, parents=[base])
+    return commit.parsed_data.sha
+
+
+async def point_branch(github: GitHub[Any], target: Target, commit: str) -> None:
+    try:
+        await github.rest.git.async_create_ref(target.owner, target.repo, ref=f"refs/heads/{target.branch}", sha=commit)
+    except RequestFailed as exc:
+        if not (exc.response.status_code == 422 and "already exists" in github_message(exc)):
+            raise
+        # No open pull request comes from it (checked first), so the branch is moved, not merged.
+        await github.rest.git.async_update_ref(
+            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=True
+        )
+
+
+async def create(github: GitHub[Any], target: Target, title: str, body: str) -> Opened:
+    try:
+        response = await github.rest.pulls.async_create(
+            target.owner, target.repo, title=title, head=target.branch, base=target.base, body=body
+        )
+    except RequestFailed as exc:
+        # Another replica handling the same approval may have opened it a moment ago.
+        if exc.response.status_code == 422 and (opened := await find_open(github, target)) is not None:
+            return opened
+        raise
+    return Opened(response.parsed_data.html_url, response.parsed_data.number, response.parsed_data.body or "")
+
+
+# --- words ------------------------------------------------------------------------------------
+
+
+def pull_request_title(title: str) -> str:
+    line = next((line.strip() for line in title.splitlines() if line.strip()), "")
+    line = " ".join(line.split()) or "Changes from the agent orchestrator"
+    return line if len(line) <= MAX_TITLE_CHARS else f"{line[: MAX_TITLE_CHARS - 1].rstrip()}…"
+
+
+def task_reference(task_id: str, task_url: str | None) -> str:
+    return f"Task: [{task_id}]({task_url})" if task_url else f"Task: `{task_id}`"
+
+
+def pull_request_body(reference: str, summaries: list[dict[str, Any]], changed: list[str], removed: list[str]) -> str:
+    lines = [f"Opened by the agent orchestrator for an approved task. {reference}", "", "## Subtasks", ""]
+    lines += [subtask_line(summary) for summary in summaries] or ["(none recorded)"]
+    lines += ["", "## Files", ""]
+    lines += [f"- changed `{path}`" for path in changed]
+    lines += [f"- deleted `{path}`" for path in removed]
+    return "\n".join(lines) + "\n"
+
+
+def subtask_line(summary: dict[str, Any]) -> str:
+    # A multi-line summary stays inside its list item: continuation lines are indented.
+    text = "\n  ".join(str(summary.get("summary") or "(no summary)").strip().splitlines())
+    return f"- **{summary.get('agentType', 'agent')}** `{summary.get('subtaskId', '?')}`: {text}"
+
+
+def github_message(exc: RequestFailed) -> str:
+    """GitHub's own words from an error body: its message and each error's detail."""
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return exc.response.raw_response.text[:200]
+    if not isinstance(body, dict):
+        return str(body)[:200]
+    details = [detail_text(error) for error in body.get("errors") or [] if isinstance(error, dict)]
+    return "; ".join(part for part in [str(body.get("message", "")), *details] if part)
+
+
+def detail_text(error: dict[str, Any]) -> str:
+    if error.get("message"):
+        return str(error["message"])
+    return " ".join(str(error[key]) for key in ("resource", "field", "code") if error.get(key))
+
+
+def describe(exc: Exception, github: GitHub[Any]) -> str:
+    """A clear, token-free sentence for a failed GitHub call."""
+    where = f"{github.config.base_url.scheme}://{github.config.base_url.netloc.decode()}"
+    if isinstance(exc, RequestFailed):
+        request = f"{exc.request.method} {exc.request.url.path}"
+        text = f"GitHub answered {exc.response.status_code} to {request}: {github_message(exc)}"
+        if isinstance(exc, RateLimitExceeded):
+            text += f" (rate limited; retry after {int(exc.retry_after.total_seconds())} s)"
+    elif isinstance(exc, RequestTimeout):
+        text = f"GitHub at {where} did not answer {exc.request.method} {exc.request.url.path} in time"
+    elif isinstance(exc, RequestError):
+        text = f"GitHub at {where} could not be reached: {str(exc.exc) or type(exc.exc).__name__}"
+    elif isinstance(exc, pydantic.ValidationError):
+        text = f"GitHub at {where} answered in an unexpected shape: {first_lines(str(exc))}"
+    else:
+        text = f"GitHub call failed: {type(exc).__name__}"
+    return redact(text, credentials(github))
+
+
+def first_lines(text: str, count: int = 3) -> str:
+    return " / ".join(text.splitlines()[:count])
+
+
+def credentials(github: GitHub[Any]) -> Iterable[str]:
+    token = getattr(github.auth, "token", None)
+    return [token] if isinstance(token, str) and token else []
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text

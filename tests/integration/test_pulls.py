@@ -1,0 +1,227 @@
+"""open_pull_request end to end, as the executor calls it for an approved task: githubkit, through
+`github_client`, against the local GitHub server over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from githubkit import GitHub, TokenAuthStrategy
+
+from libs.config import Settings
+from libs.devstack.processes import free_port
+from libs.domain.base import EventTypes, event_payload
+from libs.domain.pull_request import PullRequest, pull_request_id
+from libs.githubserver.app import create_app
+from libs.githubserver.state import Hosting
+from services.executor.pulls import close_github_client, github_client, open_pull_request
+
+TOKEN = "ghp_local_test_token_5f2c"
+WORKSPACE = "default"
+TASK_ID = "3f2b8c1e-0000-4000-8000-0000000000aa"
+TASK_URL = f"http://127.0.0.1:8080/tasks/{TASK_ID}"
+REPO = {"owner": "acme", "repo": "api", "branch": "agent/validation", "baseBranch": "main", "files": {}}
+FILES = {
+    "src/register.py": "def register(user):\n    if 'email' not in user:\n        raise ValueError\n    return user\n",
+    "tests/test_register.py": "def test_register():\n    assert True\n",
+}
+SUMMARIES = [
+    {"subtaskId": "1a2b3c4d", "agentType": "codegen", "summary": "Validated the email field."},
+    {"subtaskId": "5e6f7a8b", "agentType": "test", "summary": "Added a test for the validation."},
+]
+TITLE = "Add input validation to the user registration endpoint\n\nReject users without an email."
+
+
+@pytest.fixture(scope="module")
+def github_url() -> Iterator[str]:
+    """The local GitHub server on a port of its own, served by uvicorn in a thread."""
+    # Binding port 0 ourselves and handing uvicorn the socket avoids a free-port race.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(Hosting(TOKEN)), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the local GitHub server did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+async def control(github_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=github_url, timeout=10) as http:
+        (await http.delete("/_state")).raise_for_status()
+        yield http
+
+
+async def pulls(control: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Every pull request on the server, with the files of its head."""
+    return (await control.get("/_state")).json()["pulls"]
+
+
+def settings(api_url: str, token: str | None = TOKEN) -> Settings:
+    return Settings(service="executor", database_url="postgresql:///unused", github_token=token, github_api_url=api_url)
+
+
+@pytest.fixture
+async def github(github_url: str, control: httpx.AsyncClient) -> AsyncIterator[GitHub[TokenAuthStrategy]]:
+    client = github_client(settings(github_url))
+    assert client is not None
+    yield client
+    await close_github_client(client)
+
+
+def outcome(pull_request: PullRequest) -> tuple[str, dict[str, Any]]:
+    (event,) = pull_request.collect_events()
+    return EventTypes.name(type(event)), event_payload(event)
+
+
+async def publish(github: GitHub[Any] | None, **changes: Any) -> PullRequest:
+    arguments: dict[str, Any] = {
+        "repo": REPO,
+        "files": FILES,
+        "deleted": ["README.md"],
+        "summaries": SUMMARIES,
+        "task_url": TASK_URL,
+        "title": TITLE,
+    }
+    return await open_pull_request(github, WORKSPACE, TASK_ID, **(arguments | changes))
+
+
+async def test_an_approved_task_becomes_one_pull_request_with_its_changes(
+    github: GitHub[TokenAuthStrategy], github_url: str, control: httpx.AsyncClient
+) -> None:
+    pull_request = await publish(github)
+
+    kind, payload = outcome(pull_request)
+    assert kind == "pull_request.opened"
+    assert pull_request.id == pull_request_id(TASK_ID)
+    assert payload == {"task_id": TASK_ID, "url": f"{github_url}/acme/api/pull/1", "number": 1}
+    (pull,) = await pulls(control)
+    assert pull["title"] == "Add input validation to the user registration endpoint"
+    assert (pull["head"], pull["base"], pull["state"]) == ("agent/validation", "main", "open")
+    assert pull["files"] == FILES
+    assert (pull["changed"], pull["deleted"]) == (sorted(FILES), ["README.md"])
+    assert f"[{TASK_ID}]({TASK_URL})" in pull["body"]
+    assert "- **codegen** `1a2b3c4d`: Validated the email field." in pull["body"]
+    assert "- **test** `5e6f7a8b`: Added a test for the validation." in pull["body"]
+    # One commit, on top of the base branch.
+    main = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
+    head = (await github.rest.git.async_get_commit("acme", "api", pull["head_sha"])).parsed_data
+    assert [parent.sha for parent in head.parents] == [main]
+    assert head.message.startswith("Add input validation to the user registration endpoint\n")
+
+
+async def test_a_redelivered_approval_finds_the_same_pull_request(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    first = outcome(await publish(github))
+    head_before = (await pulls(control))[0]["head_sha"]
+
+    second = outcome(await publish(github))
+
+    (pull,) = await pulls(control)
+    assert second == first
+    assert pull["head_sha"] == head_before
+
+
+async def test_a_branch_left_without_a_pull_request_is_moved_to_the_new_commit(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    # An earlier attempt that stopped after pushing its branch.
+    main = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
+    base_tree = (await github.rest.git.async_get_commit("acme", "api", main)).parsed_data.tree.sha
+    stale_tree = await github.rest.git.async_create_tree(
+        "acme", "api", base_tree=base_tree, tree=[{"path": "stale.txt", "content": "half-way\n"}]
+    )
+    stale = await github.rest.git.async_create_commit(
+        "acme", "api", message="stale", tree=stale_tree.parsed_data.sha, parents=[main]
+    )
+    await github.rest.git.async_create_ref("acme", "api", ref="refs/heads/agent/validation", sha=stale.parsed_data.sha)
+
+    kind, _ = outcome(await publish(github))
+
+    (pull,) = await pulls(control)
+    assert kind == "pull_request.opened"
+    assert pull["files"] == FILES
+    assert pull["head_sha"] != stale.parsed_data.sha
+
+
+async def test_without_credentials_no_pull_request_is_opened() -> None:
+    assert github_client(settings("https://api.github.com", token=None)) is None
+
+    kind, payload = outcome(await publish(None))
+
+    assert (kind, payload) == (
+        "pull_request.skipped",
+        {"task_id": TASK_ID, "reason": "no GitHub credentials configured"},
+    )
+
+
+async def test_a_task_without_changes_opens_nothing(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    kind, payload = outcome(await publish(github, files={}, deleted=[]))
+
+    assert (kind, payload["reason"]) == ("pull_request.skipped", "the task changed no files")
+    assert await pulls(control) == []
+
+
+async def test_a_branch_that_is_its_base_is_never_rewritten(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    main_before = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
+
+    kind, payload = outcome(await publish(github, repo=REPO | {"branch": "main"}))
+
+    main_after = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
+    assert kind == "pull_request.failed"
+    assert "is its base branch" in payload["error"]
+    assert main_after == main_before
+
+
+async def test_a_wrong_token_fails_with_githubs_words_and_never_the_token(
+    github_url: str, control: httpx.AsyncClient
+) -> None:
+    secret = "ghp_not_the_right_token_9d1e"
+    wrong = github_client(settings(github_url, token=secret))
+
+    kind, payload = outcome(await publish(wrong))
+    await close_github_client(wrong)
+
+    assert kind == "pull_request.failed"
+    assert payload["error"] == "GitHub answered 401 to GET /repos/acme/api/pulls: Bad credentials"
+    assert secret not in payload["error"]
+
+
+async def test_a_missing_base_branch_fails_with_githubs_404(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    await control.post("/_repos", json={"owner": "acme", "repo": "web", "branch": "trunk", "files": {"a.js": "1\n"}})
+
+    kind, payload = outcome(await publish(github, repo=REPO | {"repo": "web", "baseBranch": "develop"}))
+
+    assert kind == "pull_request.failed"
+    assert payload["error"] == "GitHub answered 404 to GET /repos/acme/web/git/ref/heads/develop: Not Found"
+
+
+async def test_an_unreachable_github_fails_clearly() -> None:
+    nowhere = github_client(settings(f"http://127.0.0.1:{free_port()}"))
+
+    kind, payload = outcome(await publish(nowhere))
+    await close_github_client(nowhere)
+
+    assert kind == "pull_request.failed"
+    assert payload["error"].startswith("GitHub at http://127.0.0.1:")
+    assert "could not be reached" in payload["error"]
+    assert TOKEN not in payload["error"]
