@@ -27,6 +27,7 @@ from libs.bus.jetstream import ensure_events_stream
 from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings, load_settings
 from libs.eventstore.store import EventStore
+from libs.hardening import forbid_inspection
 from libs.observability.logs import setup_logging
 from libs.observability.metrics import COMMANDS
 
@@ -149,6 +150,7 @@ def _bytes_handler(subject: str, handler: CommandHandler) -> Callable[[Any], Awa
 def run(service: Service) -> None:
     settings = load_settings(service.name, service.default_port)
     setup_logging(service.name, settings.log_level)
+    forbid_inspection()
     app = build_app(service, settings)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning", loop="uvloop", lifespan="on"

@@ -5,16 +5,23 @@ collected by pytest without errors (when the repository is Python); and the run 
 summary. The problems found go back to the next attempt word for word.
 
 Collecting tests imports code the agent wrote, so it runs in a child process, in a throwaway
-folder holding only the repository snapshot, with an environment that carries no secret, a
-CPU and memory limit, and a timeout.
+folder holding only the repository snapshot, with an environment that carries no secret, CPU,
+memory and file-size limits, a timeout, and its whole process group killed at the end. The
+child cannot read the services' keys from /proc: they mark themselves not dumpable
+(`libs/hardening.py`), and the child holds no capability (as root, it would otherwise be
+allowed to read any process's /proc files) and can gain none.
+Network access stays open: for repositories you do not trust, run the executor in a sandbox
+(gVisor, a VM) or set SELF_HEAL_COLLECT_TESTS=false.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
+import signal
 import sys
 import tempfile
 import tomllib
@@ -23,10 +30,12 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from libs.agent.repository import PathError, Repository, normalize
+from libs.hardening import drop_capabilities
 
 COLLECT_TIMEOUT_S = 60.0
 COLLECT_MEMORY_BYTES = 1024 * 1024 * 1024
 COLLECT_CPU_S = 60
+COLLECT_FILE_BYTES = 64 * 1024 * 1024
 MAX_REPORT_CHARS = 4000
 
 
@@ -110,9 +119,12 @@ async def collect(files: dict[str, str], tests: list[str]) -> str | None:
             async with asyncio.timeout(COLLECT_TIMEOUT_S):
                 output, _ = await process.communicate()
         except TimeoutError:
-            process.kill()
-            await process.wait()
             return f"pytest did not finish collecting {', '.join(tests)} within {COLLECT_TIMEOUT_S:.0f} s"
+        finally:
+            # Whatever the collected code started (its own session: the child's pid is the group).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
     if process.returncode == 0:
         return None
     text = output.decode(errors="replace").replace(folder + os.sep, "").replace(folder, ".")
@@ -133,9 +145,13 @@ def _materialize(root: Path, files: dict[str, str]) -> None:
 
 
 def _limits() -> None:
-    # In the child, before exec: bounded CPU and memory for code nobody has reviewed yet.
+    # In the child, before exec: bounded CPU, memory and file sizes for code nobody reviewed,
+    # and no capabilities, now or after exec (root's CAP_SYS_PTRACE would open every process's
+    # /proc files, whether it is dumpable or not).
     resource.setrlimit(resource.RLIMIT_CPU, (COLLECT_CPU_S, COLLECT_CPU_S))
     resource.setrlimit(resource.RLIMIT_AS, (COLLECT_MEMORY_BYTES, COLLECT_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (COLLECT_FILE_BYTES, COLLECT_FILE_BYTES))
+    drop_capabilities()
 
 
 def _tail(text: str) -> str:

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import msgspec
 
-from libs.agent.repository import Changes, Repository
+from libs.agent.repository import Changes, Repository, printable
 from libs.agent.tools import FINISH, Comment, Tool, ToolResult, Workbench
 from libs.llm.conversation import Conversation, ToolOutput, Turn, Usage, conversation_for
 from libs.llm.providers import ProviderError
@@ -105,7 +105,7 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
             observer.tool_called(use.id, use.name, result)
             outputs.append(ToolOutput(use.id, result.content, not result.ok))
             if use.name == FINISH and result.ok:
-                summary = str(use.arguments["summary"]).strip()
+                summary = printable(str(use.arguments["summary"]).strip())
         if summary is not None:
             await observer.turn_done(finished=True)
             return outcome(summary, calls=turn_number)

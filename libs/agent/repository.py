@@ -14,6 +14,12 @@ import msgspec
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
+def printable(text: str) -> str:
+    """`text` without U+0000, which PostgreSQL cannot store in text or jsonb: anything a model
+    wrote passes through here before it can reach an event."""
+    return text.replace("\x00", "\ufffd")
+
+
 class PathError(ValueError):
     """A path an agent may not use: absolute, escaping the repository, or empty."""
 
@@ -51,8 +57,7 @@ class Repository:
 
     def write(self, path: str, content: str) -> str:
         path = normalize(path)
-        # U+0000 cannot be stored in PostgreSQL text: keep it visible instead of failing the run.
-        content = content.replace("\x00", "\ufffd")
+        content = printable(content)
         if len(content.encode()) > MAX_FILE_BYTES:
             raise PathError(f"'{path}' would be larger than {MAX_FILE_BYTES} bytes")
         existing = self.paths()

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from libs.agent.repository import PathError, Repository
+from libs.agent.repository import PathError, Repository, printable
 
 MAX_READ_CHARS = 100_000
 MAX_SEARCH_RESULTS = 100
@@ -129,7 +129,13 @@ class Workbench:
             except (PathError, KeyError, TypeError, ValueError, re.error) as exc:
                 detail = f"missing argument {exc}" if isinstance(exc, KeyError) else str(exc)
                 result = ToolResult(f"error: {detail}", False, f"{name} failed: {detail}", _target(arguments))
-        return msgspec.structs.replace(result, duration_ms=int((time.perf_counter() - started) * 1000))
+        return ToolResult(
+            printable(result.content),
+            result.ok,
+            printable(result.title),
+            printable(result.target) if result.target is not None else None,
+            int((time.perf_counter() - started) * 1000),
+        )
 
     def _list_files(self, args: dict[str, Any]) -> ToolResult:
         prefix = str(args.get("prefix") or "")
@@ -175,7 +181,7 @@ class Workbench:
         line = args.get("line")
         if line is not None and (isinstance(line, bool) or not isinstance(line, int) or line < 1):
             raise ValueError("line must be a positive integer")
-        self.comments.append(Comment(path=path, body=body, line=line))
+        self.comments.append(Comment(path=printable(path), body=printable(body), line=line))
         where = f"{path}:{line}" if line else path
         return ToolResult("comment recorded", True, f"Commented on {where}", path)
 

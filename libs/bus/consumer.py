@@ -58,15 +58,23 @@ class InThread:
 
 
 @dataclass(frozen=True)
+class EachAlone:
+    """A handler with effects outside the store (a model call, a pull request): `fn(event)`.
+
+    Its events are looked up in the tracking rows before it runs, so a redelivery never
+    reaches it, and each event's aggregates are saved with that event's tracking row as soon
+    as it is handled, so a failure anywhere else never makes an effect happen again."""
+
+    fn: Callable[[EventEnvelope], Awaitable[Sequence[Aggregate]]]
+
+
+@dataclass(frozen=True)
 class Subscription:
     durable: str
     filter_subjects: tuple[str, ...]
-    handle: BatchHandler | InThread
-    # A handler with effects outside the store (a model call, a pull request) must never see
-    # an event twice, so its tracking rows are read before it runs. A pure handler skips that
-    # round trip: on a redelivery the tracking insert conflicts, and the batch is redone with
-    # the look-up.
-    side_effects: bool = False
+    # A batch handler is pure (it only changes aggregates): a batch is saved in one transaction,
+    # and a redelivery is caught by the tracking insert's conflict, then redone without it.
+    handle: BatchHandler | InThread | EachAlone
 
 
 class EventConsumer:
@@ -145,6 +153,35 @@ class EventConsumer:
         handled = self.store.handled(self.sub.durable, [e.seq for e in events])
         return [e for e in events if e.seq not in handled]
 
+    async def _handle_each(self, handler: EachAlone, msgs: list[Msg]) -> None:
+        decoded: list[tuple[Msg, EventEnvelope]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, _decoder.decode(msg.data)))
+            except msgspec.DecodeError:
+                log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
+                await msg.term()
+        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
+        await asyncio.gather(*(self._one(handler, msg, e, e.seq in handled) for msg, e in decoded))
+
+    async def _one(self, handler: EachAlone, msg: Msg, event: EventEnvelope, done: bool) -> None:
+        if not done:
+            try:
+                aggregates = await handler.fn(event)
+                await asyncio.to_thread(self.store.save, aggregates, self._tracking([event]))
+                EVENTS_HANDLED.labels(self.sub.durable).inc()
+            except IntegrityError:
+                # Another replica recorded this event first: its outcome stands.
+                CONSUMER_ERRORS.labels(self.sub.durable, "conflict").inc()
+                log.info("%s: seq %d was handled elsewhere first", self.sub.durable, event.seq)
+            except Exception:
+                CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
+                log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
+                await msg.nak(delay=1.0)
+                return
+        with contextlib.suppress(Exception):
+            await msg.ack()
+
     def _tracking(self, events: list[EventEnvelope]) -> ConsumerTracking:
         return ConsumerTracking(self.sub.durable, [e.seq for e in events])
 
@@ -159,6 +196,7 @@ class EventConsumer:
         handler = self.sub.handle
         if isinstance(handler, InThread):
             return await asyncio.to_thread(self._apply_in_thread, handler, events, check)
+        assert not isinstance(handler, EachAlone)
         todo = await asyncio.to_thread(self._unhandled, events, check) if check else events
         if todo:
             aggregates = await handler(todo)
@@ -169,7 +207,10 @@ class EventConsumer:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         heartbeat = asyncio.create_task(_in_progress(msgs))
         try:
-            await self._handle_batch(msgs)
+            if isinstance(self.sub.handle, EachAlone):
+                await self._handle_each(self.sub.handle, msgs)
+            else:
+                await self._handle_batch(msgs)
         finally:
             heartbeat.cancel()
 
@@ -177,7 +218,7 @@ class EventConsumer:
         try:
             envelopes = [_decoder.decode(m.data) for m in msgs]
             try:
-                applied = await self._apply(envelopes, check=self.sub.side_effects)
+                applied = await self._apply(envelopes, check=False)
             except IntegrityError:
                 # A redelivery, or another replica committed some of these or wrote the same
                 # aggregate first: once more on fresh state without what is done, then let

@@ -37,6 +37,7 @@ class Run(WorkspaceAggregate):
         self.status = STARTED
         self.model_calls = 0
         self.tool_calls = 0
+        self.usage: dict[str, int] = {}  # what its recorded model calls used, summed
 
     @classmethod
     def start(
@@ -128,6 +129,8 @@ class Run(WorkspaceAggregate):
 
         def apply(self, run: Run) -> None:
             run.model_calls += 1
+            for key, tokens in self.usage.items():
+                run.usage[key] = run.usage.get(key, 0) + tokens
 
     def record_tool_call(
         self, call_id: str, tool: str, ok: bool, title: str, target: str | None, duration_ms: int, error: str | None

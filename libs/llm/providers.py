@@ -38,17 +38,21 @@ class ProviderError(Exception):
 
 class Providers:
     def __init__(self, settings: Settings) -> None:
+        # The SDKs' aiohttp transport (their `aiohttp` extra): the same client API, with a
+        # fraction of httpx's per-request CPU, which the executor's profile was dominated by.
         self.anthropic = anthropic.AsyncAnthropic(
             api_key=settings.anthropic_api_key or "missing-key",
             base_url=settings.anthropic_base_url,
             timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
+            http_client=anthropic.DefaultAioHttpClient(timeout=settings.llm_timeout_s),
         )
         self.openai = openai.AsyncOpenAI(
             api_key=settings.openai_api_key or "missing-key",
             base_url=settings.openai_base_url,
             timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
+            http_client=openai.DefaultAioHttpClient(timeout=settings.llm_timeout_s),
         )
         log.info(
             "providers: anthropic at %s, openai at %s",
@@ -76,6 +80,9 @@ class Providers:
                 text, uses, usage, stop = await self._openai(model, conversation, tools, max_tokens, temperature)
             else:
                 text, uses, usage, stop = await self._anthropic(model, conversation, tools, max_tokens, temperature)
+        except ProviderError:
+            LLM_CALLS.labels(provider, "bad_answer").inc()
+            raise
         except (anthropic.APIStatusError, openai.APIStatusError) as exc:
             LLM_CALLS.labels(provider, f"http_{exc.status_code}").inc()
             # A fixed text per status, never the provider's message: an authentication error
@@ -130,6 +137,9 @@ class Providers:
             messages=conversation.messages,  # type: ignore[arg-type]
             tools=conversation.tool_specs(tools),  # type: ignore[arg-type]
         )
+        if not completion.choices:
+            # Some OpenAI-compatible servers answer an overloaded request this way.
+            raise ProviderError("openai answered without a choice", retryable=True)
         choice = completion.choices[0]
         uses = [
             ToolUse(call.id, call.function.name, _arguments(call.function.arguments))

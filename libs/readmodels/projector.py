@@ -7,6 +7,7 @@ It follows the notification log itself (not the bus), so its position is the log
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from uuid import UUID
 
@@ -146,8 +147,15 @@ def parse_notice(notice: str) -> tuple[int, dict[str, str] | None]:
     return int(position), dict(change.split("=", 1) for change in changes)
 
 
+# An escaped U+0000 (not an escaped backslash followed by "u0000"): jsonb refuses it.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _json(rows: list[dict[str, Any]]) -> str:
-    return msgspec.json.encode(rows).decode()
+    text = msgspec.json.encode(rows).decode()
+    # A backstop: every writer cleans what a model wrote, but one event jsonb cannot hold would
+    # stop the projector for every workspace, so it is made storable here too.
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
 def _charge_row(e: EventEnvelope) -> dict[str, Any]:

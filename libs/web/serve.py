@@ -8,11 +8,13 @@ import uvicorn
 from litestar import Litestar
 
 from libs.config import Settings
+from libs.hardening import forbid_inspection
 
 log = logging.getLogger(__name__)
 
 
 def serve(app: Litestar, settings: Settings) -> None:
+    forbid_inspection()
     log.info("%s listening on http://%s:%d", settings.service, settings.http_host, settings.http_port)
     uvicorn.Server(
         uvicorn.Config(

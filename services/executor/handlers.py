@@ -22,7 +22,7 @@ from contracts.logs import LogEntry, worker_id
 from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
-from libs.agent.repository import Repository
+from libs.agent.repository import Repository, printable
 from libs.agent.tools import ToolResult
 from libs.bus.logs import LogPublisher
 from libs.config import Settings
@@ -31,6 +31,7 @@ from libs.domain.run import STARTED, Run, run_id_for
 from libs.eventstore.store import EventStore
 from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
+from libs.observability.logs import redact
 from services.executor.pulls import open_pull_request
 
 log = logging.getLogger(__name__)
@@ -49,25 +50,23 @@ class Deps:
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
 
 
-async def on_events(events: list[EventEnvelope], deps: Deps) -> list[Any]:
-    dispatched = [e for e in events if e.type == "task.subtask_dispatched"]
-    approved = [e for e in events if e.type == "task.approved"]
-    wanted = [_run_id(e) for e in dispatched] + [pull_request_id(e.aggregate_id) for e in approved]
-    existing = await asyncio.to_thread(deps.store.load_many, wanted)
-
-    fresh = [e for e in dispatched if _run_id(e) not in existing]
-    interrupted = [
-        run for e in dispatched if isinstance(run := existing.get(_run_id(e)), Run) and run.status == STARTED
-    ]
-    for run in interrupted:
-        run.fail(
-            "the run was interrupted (its executor stopped)", usage={}, duration_ms=0, subrequests=0, retryable=True
-        )
-    runs = await asyncio.gather(*(execute(e, deps) for e in fresh))
-    pulls = await asyncio.gather(
-        *(publish(e, deps) for e in approved if pull_request_id(e.aggregate_id) not in existing)
-    )
-    return [*runs, *interrupted, *pulls]
+async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
+    """One dispatched subtask's Run, or one approved task's pull request; saved by the consumer
+    with this event's tracking row the moment it returns."""
+    if event.type == "task.approved":
+        existing = await asyncio.to_thread(deps.store.load_many, [pull_request_id(event.aggregate_id)])
+        return [] if existing else [await publish(event, deps)]
+    if event.type != "task.subtask_dispatched":
+        return []
+    run_id = _run_id(event)
+    found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
+    if isinstance(found, Run):
+        if found.status != STARTED:
+            return []  # recorded already
+        # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
+        found.fail("the run was interrupted (its executor stopped)", found.usage, 0, 0, retryable=True)
+        return [found]
+    return [await execute(event, deps)]
 
 
 def _run_id(e: EventEnvelope) -> Any:
@@ -76,8 +75,8 @@ def _run_id(e: EventEnvelope) -> Any:
 
 class RunRecorder:
     """The agent loop's observer: each model and tool call becomes an event on the Run and a
-    log line; the Run is saved after every turn that does not end it, so a long run shows its
-    progress (the last turn's events are saved with the run's end, in one transaction)."""
+    live log line at once; the events are saved with the run's end, in one transaction (the
+    Run's start is saved before its first model call)."""
 
     def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
         self.run = run
@@ -114,8 +113,7 @@ class RunRecorder:
         self.line(result.title, "log" if result.ok else "warn")
 
     async def turn_done(self, finished: bool) -> None:
-        if not finished:
-            await asyncio.to_thread(self.deps.store.save, [self.run])
+        pass  # progress shows in the live log; the events are saved with the run's end
 
 
 async def execute(event: EventEnvelope, deps: Deps) -> Run:
@@ -125,6 +123,9 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
     run = Run.start(
         event.workspace_id, event.aggregate_id, p["subtask_id"], p["agent_type"], p["attempt"], provider, model
     )
+    # Saved before any model call, so a run whose executor stops is found unfinished and
+    # retried; if this save fails, nothing was spent and the message is simply redelivered.
+    await asyncio.to_thread(deps.store.save, [run])
     recorder = RunRecorder(run, event.aggregate_id, deps)
     started = time.perf_counter()
     try:
@@ -160,6 +161,8 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     async with deps.limit:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = [] if outcome.error else await check(repo, outcome.summary, settings.self_heal_collect_tests)
+    # What the checks report can quote the agent's code (and whatever it printed): no secrets.
+    problems = [printable(redact(p)) for p in problems]
     output = _output(outcome)
     usage = _usage(outcome.usage)
     duration = _ms_since(started)
@@ -178,12 +181,13 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
 
 
 def _carry_over(repo: Repository, previous: dict[str, Any] | None) -> None:
-    """A self-heal attempt starts from the failed attempt's changes, as if it had made them."""
-    for path, content in (previous or {}).get("files", {}).items():
-        repo.write(path, content)
+    """A self-heal attempt starts from the failed attempt's changes, as if it had made them:
+    deletions first (a deleted file may have become a folder), then the writes."""
     for path in (previous or {}).get("deletedFiles", []):
         if repo.read(path) is not None:
             repo.delete(path)
+    for path, content in (previous or {}).get("files", {}).items():
+        repo.write(path, content)
 
 
 def _output(outcome: Outcome) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from contracts.events import EventEnvelope
-from libs.bus.consumer import Subscription
+from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
@@ -21,11 +21,11 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     github = SERVICE.state["github"] = github_client(settings)
     deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github)
 
-    async def handle(events: list[EventEnvelope]) -> list[Any]:
-        return await handlers.on_events(events, deps)
+    async def handle(event: EventEnvelope) -> list[Any]:
+        return await handlers.on_event(event, deps)
 
     subjects = ("events.*.task.subtask_dispatched", "events.*.task.approved")
-    return [Subscription("executor", subjects, handle, side_effects=True)]
+    return [Subscription("executor", subjects, EachAlone(handle))]
 
 
 async def _stop() -> None:

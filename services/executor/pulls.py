@@ -11,7 +11,9 @@ stopped half-way, or a closed pull request) is moved to the new commit: it is th
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
+import weakref
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -153,27 +155,54 @@ async def open_pull_request(
     headline = pull_request_title(title)
     reference = task_reference(task_id, task_url)
     try:
-        opened = await find_open(github, target)
-        message = f"{headline}\n\n{reference}\n"
-        body = pull_request_body(reference, summaries, sorted(files), removed)
-        if opened is None:
-            commit = await commit_changes(github, target, files, removed, message, onto=target.base)
-            await point_branch(github, target, commit)
-            opened = await create(github, target, headline, body)
-        elif task_id not in opened.body:
-            # Another task's pull request from the same branch (a chained task building on its
-            # parent's, say): this task's changes go on top of it as one more commit, and its
-            # body gains this task's section, which also marks the task as published.
-            commit = await commit_changes(github, target, files, removed, message, onto=target.branch)
-            await github.rest.git.async_update_ref(
-                target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
-            )
-            await github.rest.pulls.async_update(
-                target.owner, target.repo, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
-            )
+        async with _branch_lock(target):
+            opened = await _publish(github, target, task_id, headline, reference, summaries, files, removed)
     except (GitHubException, pydantic.ValidationError) as exc:
         return PullRequest.failed(workspace_id, task_id, describe(exc, github))
     return PullRequest.opened(workspace_id, task_id, opened.url, opened.number)
+
+
+# Two approvals for one branch handled at once would both find no pull request and both commit
+# onto the base, the second moving the branch over the first: one at a time per branch.
+_BRANCH_LOCKS: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _branch_lock(target: Target) -> asyncio.Lock:
+    lock = _BRANCH_LOCKS.get(target)
+    if lock is None:
+        lock = _BRANCH_LOCKS[target] = asyncio.Lock()
+    return lock
+
+
+async def _publish(
+    github: GitHub[Any],
+    target: Target,
+    task_id: str,
+    headline: str,
+    reference: str,
+    summaries: list[dict[str, Any]],
+    files: dict[str, str],
+    removed: list[str],
+) -> Opened:
+    opened = await find_open(github, target)
+    message = f"{headline}\n\n{reference}\n"
+    body = pull_request_body(reference, summaries, sorted(files), removed)
+    if opened is None:
+        commit = await commit_changes(github, target, files, removed, message, onto=target.base)
+        await point_branch(github, target, commit)
+        opened = await create(github, target, headline, body)
+    elif task_id not in opened.body:
+        # Another task's pull request from the same branch (a chained task building on its
+        # parent's, say): this task's changes go on top of it as one more commit, and its
+        # body gains this task's section, which also marks the task as published.
+        commit = await commit_changes(github, target, files, removed, message, onto=target.branch)
+        await github.rest.git.async_update_ref(
+            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
+        )
+        await github.rest.pulls.async_update(
+            target.owner, target.repo, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
+        )
+    return opened
 
 
 # --- GitHub calls -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ enough to run (MAX_SUBTASKS). Its subtasks get the same deterministic ids as tem
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from libs.agent.tools import Tool
 from libs.llm.conversation import Usage, conversation_for
 from libs.llm.providers import ProviderError, Providers
 from services.planner.plans import plan, subtask_id
+
+log = logging.getLogger(__name__)
 
 MAX_SUBTASKS = 8
 MAX_DESCRIPTION_CHARS = 4000
@@ -98,10 +101,17 @@ async def draft(providers: Providers, task_id: str, request: dict[str, Any]) -> 
             raise PlanError(f"the model made {len(calls)} submit_plan calls, not one")
         subtasks = validate(task_id, calls[0].arguments)
     except (ProviderError, PlanError) as exc:
-        elapsed = int((time.perf_counter() - started) * 1000)
-        fallback = plan(task_id, request["agentType"], request["description"])
-        return Draft(fallback, "template", f"the drafted plan was not used: {exc}", usage, elapsed)
-    return Draft(subtasks, "llm", None, usage, int((time.perf_counter() - started) * 1000))
+        reason = str(exc)
+    except Exception as exc:
+        # Whatever else went wrong (an odd answer from an OpenAI-compatible server, say), the
+        # task runs on its template rather than waiting for a plan that will not come.
+        log.exception("drafting the plan of task %s failed", task_id)
+        reason = f"drafting failed ({exc.__class__.__name__})"
+    else:
+        return Draft(subtasks, "llm", None, usage, int((time.perf_counter() - started) * 1000))
+    elapsed = int((time.perf_counter() - started) * 1000)
+    fallback = plan(task_id, request["agentType"], request["description"])
+    return Draft(fallback, "template", f"the drafted plan was not used: {reason}", usage, elapsed)
 
 
 def validate(task_id: str, arguments: Any) -> list[dict[str, Any]]:

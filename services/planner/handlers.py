@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 import uuid
 from typing import Any
 from uuid import UUID
@@ -19,10 +21,12 @@ from libs.domain.errors import DomainError
 from libs.domain.task import COMPLETED, TERMINAL, Task
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from services.planner.drafting import Draft, draft
+from services.planner.drafting import draft
 from services.planner.plans import plan
 
 log = logging.getLogger(__name__)
+
+SUBMIT_ATTEMPTS = 8
 
 
 def new_task(workspace_id: str, request: dict[str, Any], task_id: UUID, revision_of: str | None = None) -> Task:
@@ -46,11 +50,16 @@ def submit_tasks(raw: bytes, store: EventStore) -> CommandReply:
         requests = [msgspec.to_builtins(msgspec.convert(t, TaskRequest)) for t in command.tasks]
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
-    try:
-        return _submit(command.workspace_id, requests, store)
-    except IntegrityError:
-        # A parent task changed while its children were linked to it: once more on fresh state.
-        return _submit(command.workspace_id, requests, store)
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            return _submit(command.workspace_id, requests, store)
+        except IntegrityError:
+            # A parent task changed while children were linked to it (other submissions, or
+            # the parent moving on): again on fresh state, after a short random pause.
+            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+    return CommandReply(
+        error=CommandError(503, "service_unavailable", "the parent task is changing too fast; try again")
+    )
 
 
 def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> CommandReply:
@@ -203,6 +212,10 @@ def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
         task.revise(feedback or "", revision_id)
         request = dict(task.request)
         request["description"] = f"{request['description']}\n\nRevision feedback: {feedback}"
+        # A chained task's parent has completed by now: the revision starts where the task
+        # started, with the parent's changes already in its files, and waits for nothing.
+        request["repo"] = {**request["repo"], "files": task.base_files()}
+        request["parentTaskId"] = None
         batch.created.append(new_task(task.workspace_id, request, revision_id, revision_of=str(task.id)))
 
 
@@ -227,41 +240,26 @@ REACTIONS = {
 }
 
 
-class Drafts:
-    """Plans drafted but maybe not saved yet: when a save conflicts and the batch is redone,
-    the plan is not paid for twice."""
-
-    def __init__(self, keep: int = 1000) -> None:
-        self.keep = keep
-        self.by_task: dict[str, Draft] = {}
-
-    async def get(self, providers: Providers, task: Task) -> Draft:
-        key = str(task.id)
-        if key not in self.by_task:
-            self.by_task[key] = await draft(providers, key, task.request)
-            while len(self.by_task) > self.keep:
-                del self.by_task[next(iter(self.by_task))]
-        return self.by_task[key]
-
-
-async def on_plan_requests(
-    events: list[EventEnvelope], store: EventStore, providers: Providers, drafts: Drafts
-) -> list[Task]:
-    wanted = [UUID(e.aggregate_id) for e in events if e.type == "task.plan_requested"]
-    tasks = [t for t in (await asyncio.to_thread(store.load_many, wanted)).values() if t.awaiting_plan]
-    results = await asyncio.gather(*(drafts.get(providers, t) for t in tasks))
-    for task, drafted in zip(tasks, results, strict=True):
-        config = task.request["config"]
-        usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
-        task.record_plan(
-            drafted.subtasks,
-            drafted.source,
-            drafted.fallback_reason,
-            usage,
-            config["provider"],
-            config["model"],
-            drafted.duration_ms,
-        )
-        if drafted.fallback_reason:
-            log.info("task %s: %s", task.id, drafted.fallback_reason)
-    return [t for t in tasks if t.pending_events]
+async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Providers) -> list[Task]:
+    """Drafts the plan of one task that asked for one (saved with this event's tracking row, so
+    a plan is paid for once)."""
+    if event.type != "task.plan_requested":
+        return []
+    task = (await asyncio.to_thread(store.load_many, [UUID(event.aggregate_id)])).get(UUID(event.aggregate_id))
+    if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
+        return []
+    drafted = await draft(providers, str(task.id), task.request)
+    config = task.request["config"]
+    usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
+    task.record_plan(
+        drafted.subtasks,
+        drafted.source,
+        drafted.fallback_reason,
+        usage,
+        config["provider"],
+        config["model"],
+        drafted.duration_ms,
+    )
+    if drafted.fallback_reason:
+        log.info("task %s: %s", task.id, drafted.fallback_reason)
+    return [task]

@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts.events import EventEnvelope
 from contracts.subjects import SUBMIT_TASKS, aggregate_events
-from libs.bus.consumer import Subscription
+from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
@@ -25,15 +25,14 @@ SUBJECTS = (
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
-    drafts = handlers.Drafts()
 
-    async def draft_plans(events: list[EventEnvelope]) -> list[Any]:
-        return await handlers.on_plan_requests(events, store, providers, drafts)
+    async def draft_plan(event: EventEnvelope) -> list[Any]:
+        return await handlers.on_plan_request(event, store, providers)
 
     return [
         Subscription("planner", SUBJECTS, batch_in_thread(handlers.on_events, store)),
         # Drafting a plan calls a model: a consumer of its own, so it holds up nothing else.
-        Subscription("planner-drafts", ("events.*.task.plan_requested",), draft_plans, side_effects=True),
+        Subscription("planner-drafts", ("events.*.task.plan_requested",), EachAlone(draft_plan)),
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -266,3 +267,36 @@ def test_an_invalid_drafted_plan_falls_back_to_the_template_and_says_why(
     assert task["plan"]["source"] == "template"
     assert "dependency cycle" in task["plan"]["fallbackReason"]
     assert [s["agentType"] for s in task["subtasks"]] == ["codegen", "test"], "the codegen template"
+
+
+def test_revising_a_chained_task_starts_the_revision_from_the_parents_files(api: httpx.Client) -> None:
+    (parent_id,) = submit(api, task_request(unique("Parent for a revision")))
+    (child_id,) = submit(api, task_request(unique("Child to revise"), parentTaskId=parent_id))
+    parent = wait_for(api, parent_id, in_review_and_charged)
+    assert api.post(f"/tasks/{parent_id}/review", json={"taskId": parent_id, "decision": "approve"}).status_code == 200
+    wait_for(api, child_id, in_review_and_charged)
+
+    body = {"taskId": child_id, "decision": "revise", "feedback": "also log it"}
+    assert api.post(f"/tasks/{child_id}/review", json=body).status_code == 200
+    revision_id = wait_for(api, child_id, lambda t: "revisedBy" in t)["revisedBy"]
+    revision = wait_for(api, revision_id, in_review_and_charged)
+
+    parent_file = parent["results"][parent["subtasks"][1]["id"]]["output"]["files"]["src/register.py"]
+    assert revision["request"]["repo"]["files"]["src/register.py"] == parent_file
+    assert revision["request"]["parentTaskId"] is None
+
+
+def test_many_children_submitted_at_once_to_one_parent_are_all_accepted(api: httpx.Client) -> None:
+    (parent_id,) = submit(api, task_request(unique("Busy parent")))
+
+    def child(i: int) -> httpx.Response:
+        body = {"tasks": [task_request(unique(f"Sibling {i}"), parentTaskId=parent_id)]}
+        return api.post("/tasks", json=body)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(child, range(6)))
+
+    assert [r.status_code for r in responses] == [201] * 6, [r.text for r in responses]
+    children = [r.json()["taskIds"][0] for r in responses]
+    wait_for(api, parent_id, in_review_and_charged)
+    assert {api.get(f"/tasks/{c}").json()["task"]["status"] for c in children} == {"pending"}

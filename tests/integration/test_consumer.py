@@ -19,7 +19,7 @@ from nats.js.api import PubAck
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
-from libs.bus.consumer import EventConsumer, Subscription
+from libs.bus.consumer import EachAlone, EventConsumer, Subscription
 from libs.domain.ledger import Ledger
 from libs.domain.run import Run
 from libs.eventstore.store import EventStore
@@ -152,11 +152,11 @@ async def start_consumer() -> AsyncIterator[Callable[..., Awaitable[EventConsume
     started: list[EventConsumer] = []
 
     async def start(
-        js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256, side_effects: bool = True
+        js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256, each: bool = False
     ) -> EventConsumer:
-        sub = Subscription(
-            durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handler, side_effects=side_effects
-        )
+        # `each`: as a handler with outside effects is subscribed, one event at a time.
+        handle = EachAlone(lambda e: handler([e])) if each else handler
+        sub = Subscription(durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handle)
         consumer = EventConsumer(js, store, sub, batch=batch)
         await consumer.start()
         started.append(consumer)
@@ -191,11 +191,11 @@ async def test_events_are_handled_saved_and_tracked(
     assert store.handled("someone-else", seqs) == set()
 
 
-async def test_a_redelivery_after_the_commit_appends_nothing(
+async def test_a_redelivery_never_reaches_a_handler_with_effects(
     store: EventStore, js: JetStreamContext, start_consumer: Start
 ) -> None:
     handler = Handler()
-    await start_consumer(js, store, handler)
+    await start_consumer(js, store, handler, each=True)
     events = await asyncio.to_thread(save_runs, store, 2)
     seqs = [e.seq for e in events]
     first, fresh = events[:3], events[3]
@@ -230,7 +230,7 @@ async def test_a_pure_handler_redelivered_appends_nothing_without_a_tracking_loo
     store: EventStore, js: JetStreamContext, start_consumer: Start
 ) -> None:
     handler = Handler()
-    await start_consumer(js, store, handler, side_effects=False)
+    await start_consumer(js, store, handler)
     events = await asyncio.to_thread(save_runs, store, 2)
     seqs = [e.seq for e in events]
     first, fresh = events[:3], events[3]
@@ -311,6 +311,31 @@ async def test_two_replicas_share_the_durable_and_handle_each_event_once(
             await consumer.stop()  # before their store and connection go away
         other_store.close()
         await other_nc.close()
+
+
+async def test_one_failing_event_never_makes_another_events_effect_happen_again(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    events = await asyncio.to_thread(save_runs, store, 3)
+    seqs = [e.seq for e in events]
+    poison = seqs[2]
+    effects: Counter[int] = Counter()
+
+    class Effects(Handler):
+        async def __call__(self, batch: list[EventEnvelope]) -> Sequence[Aggregate]:
+            effects.update(e.seq for e in batch)  # a model call, say: done before anything fails
+            if poison in {e.seq for e in batch} and effects[poison] < 3:
+                raise RuntimeError("this event breaks the handler, twice")
+            return await super().__call__(batch)
+
+    head = store.head()
+    await start_consumer(js, store, Effects(), each=True)
+    await publish_all(js, events)
+    await wait_handled(store, seqs)
+    await wait_drained(js)
+
+    assert effects == Counter({**dict.fromkeys(seqs, 1), poison: 3}), "only the failing event ran again"
+    assert ledger_events_by_source(store, head) == exactly_once(seqs)
 
 
 class PoisonHandler(Handler):
