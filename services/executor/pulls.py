@@ -16,12 +16,14 @@ import urllib.request
 import weakref
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
+import aiohttp
 import httpx
+import msgspec
 import pydantic
-from githubkit import GitHub, TokenAuthStrategy
+from githubkit import GitHub, Response, TokenAuthStrategy
 from githubkit.exception import (
     GitHubException,
     RateLimitExceeded,
@@ -31,6 +33,7 @@ from githubkit.exception import (
 )
 from githubkit.retry import RetryRateLimit, RetryServerError
 from githubkit.typing import RetryOption
+from httpx_aiohttp import AiohttpTransport
 
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
@@ -71,7 +74,15 @@ class KeptOpen(httpx.AsyncBaseTransport):
         self.transport = transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.transport.handle_async_request(request)
+        try:
+            return await self.transport.handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            # httpx-aiohttp reports a refused connection as a connect timeout: say what it was.
+            if isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
+                exc.__cause__, aiohttp.ServerTimeoutError
+            ):
+                raise httpx.ConnectError(str(exc.__cause__), request=request) from exc.__cause__
+            raise
 
     async def aclose(self) -> None:
         pass  # githubkit's per-call clients close this; the pool stays for the next call
@@ -94,12 +105,13 @@ def retry_decision(exc: GitHubException, retry_count: int) -> RetryOption:
     return RetryOption(False)
 
 
-def transport_for(api_url: str) -> httpx.AsyncHTTPTransport:
-    # httpx reads HTTPS_PROXY / NO_PROXY only for the transports it builds itself, so a transport
-    # given to it takes the proxy from the environment here.
+def transport_for(api_url: str) -> httpx.AsyncBaseTransport:
+    # aiohttp under httpx's interface: a fraction of httpcore's per-request CPU, which was most of
+    # the executor's time spent on pull requests. It reads HTTPS_PROXY / NO_PROXY only for the
+    # transports httpx builds itself, so the proxy is taken from the environment here.
     url = httpx.URL(api_url)
     proxy = None if urllib.request.proxy_bypass(url.host) else urllib.request.getproxies().get(url.scheme)
-    return httpx.AsyncHTTPTransport(proxy=proxy)
+    return AiohttpTransport(proxy=httpx.Proxy(proxy) if proxy else None)
 
 
 def github_client(settings: Settings) -> GitHub[TokenAuthStrategy] | None:
@@ -207,13 +219,49 @@ async def _publish(
 
 # --- GitHub calls -----------------------------------------------------------------------------
 
+# Only the fields read here, decoded with msgspec: githubkit's `parsed_data` builds a pydantic
+# model of the whole answer (and, for lists, a new TypeAdapter each call), which cost more CPU
+# than the request itself.
+
+
+class _Sha(msgspec.Struct):
+    sha: str
+
+
+class _Ref(msgspec.Struct):
+    object: _Sha
+
+
+class _Commit(msgspec.Struct):
+    tree: _Sha
+
+
+class _Pull(msgspec.Struct):
+    html_url: str
+    number: int
+    body: str | None = None
+
+
+T = TypeVar("T")
+
+
+class UnexpectedAnswer(GitHubException):
+    """GitHub answered 2xx with a body that is not what its API documents."""
+
+
+def _read(response: Response[Any], shape: type[T]) -> T:
+    try:
+        return msgspec.json.decode(response.content, type=shape)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise UnexpectedAnswer(f"{response.raw_request.method} {response.raw_request.url.path}: {exc}") from None
+
 
 async def find_open(github: GitHub[Any], target: Target) -> Opened | None:
     # `head` must carry its owner: GitHub silently ignores a bare branch name here.
     response = await github.rest.pulls.async_list(
         target.owner, target.repo, head=f"{target.owner}:{target.branch}", state="open"
     )
-    found = response.parsed_data
+    found = _read(response, list[_Pull])
     return Opened(found[0].html_url, found[0].number, found[0].body or "") if found else None
 
 
@@ -227,17 +275,17 @@ async def commit_changes(
 ) -> str:
     """One commit of the changes on top of branch `onto`; its sha."""
     owner, repo = target.owner, target.repo
-    base = (await github.rest.git.async_get_ref(owner, repo, branch_ref(onto))).parsed_data.object_.sha
-    base_tree = (await github.rest.git.async_get_commit(owner, repo, base)).parsed_data.tree.sha
+    base = _read(await github.rest.git.async_get_ref(owner, repo, branch_ref(onto)), _Ref).object.sha
+    base_tree = _read(await github.rest.git.async_get_commit(owner, repo, base), _Commit).tree.sha
     # Contents go inline (GitHub writes the blobs): one request, where a blob per file would
     # count against GitHub's limit on content-creating requests.
     entries: list[dict[str, Any]] = [
         {"path": path, "mode": FILE_MODE, "type": "blob", "content": content} for path, content in sorted(files.items())
     ]
     entries += [{"path": path, "mode": FILE_MODE, "type": "blob", "sha": None} for path in removed]
-    tree = (await github.rest.git.async_create_tree(owner, repo, base_tree=base_tree, tree=entries)).parsed_data.sha
+    tree = _read(await github.rest.git.async_create_tree(owner, repo, base_tree=base_tree, tree=entries), _Sha).sha
     commit = await github.rest.git.async_create_commit(owner, repo, message=message, tree=tree, parents=[base])
-    return commit.parsed_data.sha
+    return _read(commit, _Sha).sha
 
 
 async def point_branch(github: GitHub[Any], target: Target, commit: str) -> None:
@@ -262,7 +310,8 @@ async def create(github: GitHub[Any], target: Target, title: str, body: str) -> 
         if exc.response.status_code == 422 and (opened := await find_open(github, target)) is not None:
             return opened
         raise
-    return Opened(response.parsed_data.html_url, response.parsed_data.number, response.parsed_data.body or "")
+    pull = _read(response, _Pull)
+    return Opened(pull.html_url, pull.number, pull.body or "")
 
 
 # --- words ------------------------------------------------------------------------------------
@@ -323,7 +372,7 @@ def describe(exc: Exception, github: GitHub[Any]) -> str:
         text = f"GitHub at {where} did not answer {exc.request.method} {exc.request.url.path} in time"
     elif isinstance(exc, RequestError):
         text = f"GitHub at {where} could not be reached: {str(exc.exc) or type(exc.exc).__name__}"
-    elif isinstance(exc, pydantic.ValidationError):
+    elif isinstance(exc, UnexpectedAnswer | pydantic.ValidationError):
         text = f"GitHub at {where} answered in an unexpected shape: {first_lines(str(exc))}"
     else:
         text = f"GitHub call failed: {type(exc).__name__}"

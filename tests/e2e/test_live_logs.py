@@ -175,3 +175,25 @@ async def test_the_agents_own_log_lines_reach_a_client_that_connects_after_the_t
     assert any(line.startswith("[executor] pull request opened: ") for line in lines), lines
     assert f"{task_id[:8]}-{codegen['id']}" in {e["workerId"] for e in backlog}
     assert [e["timestamp"] for e in backlog] == sorted(e["timestamp"] for e in backlog)
+
+
+async def test_a_client_following_a_running_task_gets_the_agents_lines_live(stack: Stack, api: httpx.Client) -> None:
+    description = f"Slow model {uuid.uuid4().hex[:8]}"
+    # The codegen's model call takes a second: the client connects while the run waits on it.
+    script = {"behaviours": [{"match": f"Task: {description}\n", "delay_ms": 1000}]}
+    scripted = await asyncio.to_thread(httpx.post, f"{stack.model_server_url}/_script", json=script)
+    assert scripted.status_code == 200
+    (task_id,) = submit(api, task_request(description))
+
+    async with connect(stream_url(stack, task_id)) as ws:
+        backlog = [e["message"] for e in (await receive(ws))["data"]]
+        live: list[str] = []
+        while not any(line.startswith("[codegen] finished") for line in live):
+            live += [e["message"] for e in (await receive(ws))["data"]]
+
+    # Whatever had happened at connect time came first; the model's answer came a second later.
+    lines = backlog + live
+    assert lines[0] == "[codegen] attempt 1 started with anthropic claude-sonnet-4-20250514", lines
+    assert not any(line.startswith("[codegen] model call") for line in backlog)
+    assert any(line.startswith("[codegen] model call 1: 1000 in / 200 out tokens") for line in live), live
+    assert "[codegen] Wrote src/register.py (66 bytes)" in live
