@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import commands, events, logs, tasks
+from contracts import commands, events, logs, tasks, workspaces
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
@@ -30,6 +30,11 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "CostsReport": tasks.CostsReport,
     "Health": tasks.Health,
     "ErrorBody": tasks.ErrorBody,
+    "NewWorkspace": workspaces.NewWorkspace,
+    "NewKey": workspaces.NewKey,
+    "IssuedKey": workspaces.IssuedKey,
+    "WorkspaceInfo": workspaces.WorkspaceInfo,
+    "OrchestrationConfig": workspaces.OrchestrationConfig,
     "LogEntry": logs.LogEntry,
     "LogsMessage": logs.LogsMessage,
     "EventEnvelope": events.EventEnvelope,

@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_max_turns: int = 24
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
     self_heal_collect_tests: bool = True
+    # Guards the gateway's admin API (workspaces and their keys); unset, the admin API is off.
+    admin_token: str | None = None
     # Where people reach the gateway (e.g. https://agents.example.com): pull requests link
     # their task there.
     public_url: str | None = None
@@ -54,7 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """NATS_URL may list several servers of a cluster, comma-separated."""
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
-    def __repr__(self) -> str:  # keys never reach a log line through a repr
+    def __repr__(self) -> str:  # keys and tokens never reach a log line through a repr
         return f"Settings(service={self.service!r}, nats_url={self.nats_url!r})"
 
 
@@ -83,6 +85,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
         self_heal_collect_tests=(_env("SELF_HEAL_COLLECT_TESTS") or "true").lower() not in ("0", "false", "no"),
+        admin_token=_env("ADMIN_TOKEN"),
         public_url=_env("PUBLIC_URL"),
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",

@@ -18,5 +18,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Tests never need (nor use) real provider keys: the services inherit this environment.
     saved = {k: os.environ.pop(k) for k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN") if k in os.environ}
     with Stack(data_dir, Ports.free(), extra_env={"LOG_LEVEL": "INFO"}) as running:
+        created = running.create_workspace("default", "default")
+        assert created is not None
+        running.api_key = created["apiKey"]
         yield running
     os.environ.update(saved)

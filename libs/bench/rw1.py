@@ -67,8 +67,11 @@ class Waiters:
             future.set_result(now)
 
 
-async def read_feed(url: str, since: int, waiters: Waiters, ready: asyncio.Event) -> None:
-    async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", f"{url}?since_seq={since}") as r:
+async def read_feed(url: str, auth: dict[str, str], since: int, waiters: Waiters, ready: asyncio.Event) -> None:
+    async with (
+        httpx.AsyncClient(timeout=None, headers=auth) as client,
+        client.stream("GET", f"{url}?since_seq={since}") as r,
+    ):
         ready.set()
         event_type = None
         async for line in r.aiter_lines():
@@ -79,11 +82,13 @@ async def read_feed(url: str, since: int, waiters: Waiters, ready: asyncio.Event
 
 
 async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
-    api = httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, limits=httpx.Limits(max_connections=200))
+    api = httpx.AsyncClient(
+        base_url=stack.gateway_url, timeout=60, limits=httpx.Limits(max_connections=200), headers=stack.auth
+    )
     head_before = (await api.get(stack.stream_url + DUMP)).json()["logHead"]
     waiters = Waiters()
     ready = asyncio.Event()
-    reader = asyncio.create_task(read_feed(stack.stream_url + FEED, head_before, waiters, ready))
+    reader = asyncio.create_task(read_feed(stack.stream_url + FEED, stack.auth, head_before, waiters, ready))
     await ready.wait()
     limit = asyncio.Semaphore(concurrency)
     to_review: list[float] = []
@@ -159,6 +164,10 @@ def main() -> None:
     with contextlib.ExitStack() as scope:
         data_dir = args.keep or Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="rw1-")))
         stack = scope.enter_context(Stack(data_dir, Ports.free()))
+        created = stack.create_workspace("default", "default")
+        if created is None:
+            raise SystemExit(f"--keep {data_dir}: use an empty folder (its workspace's key is not known here)")
+        stack.api_key = created["apiKey"]
         asyncio.run(run_workload(stack, args.warmup, args.concurrency))
         before = cpu_by_process(stack)
         result = asyncio.run(run_workload(stack, args.tasks, args.concurrency))

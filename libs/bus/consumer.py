@@ -43,6 +43,7 @@ PULL_EXPIRES_S = 5.0
 # minutes); a replica that died stops doing so, and its messages come back after ACK_WAIT_S.
 ACK_WAIT_S = 120
 PROGRESS_S = 30.0
+CONFLICT_ATTEMPTS = 5
 
 BatchHandler = Callable[[list[EventEnvelope]], Awaitable[Sequence[Aggregate]]]
 _decoder = msgspec.json.Decoder(EventEnvelope)
@@ -84,6 +85,7 @@ class EventConsumer:
         self.sub = sub
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
         self._running = False
 
     async def start(self) -> None:
@@ -103,8 +105,15 @@ class EventConsumer:
         self._running = True
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.sub.durable}")
 
+    def _spawn(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._handle([msg]))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
     async def stop(self) -> None:
         self._running = False
+        for task in list(self._inflight):
+            task.cancel()
         if self._task:
             self._task.cancel()
             # A fetch can hold the cancellation until its own timeout; unacked messages are
@@ -142,7 +151,12 @@ class EventConsumer:
                     else:
                         batch.append(msg)
                         outstanding = max(0, outstanding - 1)
-                if batch:
+                if batch and isinstance(self.sub.handle, EachAlone):
+                    # Each message is handled on its own as soon as it arrives, with its own
+                    # heartbeat: none waits unannounced behind a slow one.
+                    for msg in batch:
+                        self._spawn(msg)
+                elif batch:
                     await self._handle(batch)
         finally:
             await sub.unsubscribe()
@@ -167,13 +181,7 @@ class EventConsumer:
     async def _one(self, handler: EachAlone, msg: Msg, event: EventEnvelope, done: bool) -> None:
         if not done:
             try:
-                aggregates = await handler.fn(event)
-                await asyncio.to_thread(self.store.save, aggregates, self._tracking([event]))
-                EVENTS_HANDLED.labels(self.sub.durable).inc()
-            except IntegrityError:
-                # Another replica recorded this event first: its outcome stands.
-                CONSUMER_ERRORS.labels(self.sub.durable, "conflict").inc()
-                log.info("%s: seq %d was handled elsewhere first", self.sub.durable, event.seq)
+                await self._save_one(handler, event)
             except Exception:
                 CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
                 log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
@@ -202,6 +210,22 @@ class EventConsumer:
             aggregates = await handler(todo)
             await asyncio.to_thread(self.store.save, aggregates, self._tracking(todo))
         return len(todo)
+
+    async def _save_one(self, handler: EachAlone, event: EventEnvelope) -> None:
+        for _ in range(CONFLICT_ATTEMPTS):
+            try:
+                aggregates = await handler.fn(event)
+                await asyncio.to_thread(self.store.save, aggregates, self._tracking([event]))
+                EVENTS_HANDLED.labels(self.sub.durable).inc()
+                return
+            except IntegrityError:
+                CONSUMER_ERRORS.labels(self.sub.durable, "conflict").inc()
+                if await asyncio.to_thread(self.store.handled, self.sub.durable, [event.seq]):
+                    log.info("%s: seq %d was handled elsewhere first", self.sub.durable, event.seq)
+                    return  # another replica recorded this event first: its outcome stands
+                # An aggregate it changes moved meanwhile: again on fresh state. Handlers keep
+                # what they paid for (a drafted plan) so that this costs nothing twice.
+        raise RuntimeError(f"seq {event.seq} kept conflicting with concurrent writes")
 
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))

@@ -6,8 +6,10 @@ the same thing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -52,6 +54,17 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), services, github_server=free_port())
 
 
+def admin_token_in(data_dir: Path) -> str:
+    """The admin token kept with the data (made on first start, readable by its owner only), so
+    a second `just up` and the admin command find the same one."""
+    path = data_dir / "admin-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
@@ -70,6 +83,14 @@ class Stack:
         self.uses_local_model = False
         # Decided once, at construction: the services and the server must agree.
         self.uses_local_github = not (os.environ.get("GITHUB_TOKEN") or self.extra_env.get("GITHUB_TOKEN"))
+        self.admin_token = os.environ.get("ADMIN_TOKEN") or admin_token_in(data_dir)
+        # The key of the workspace this stack made for its caller (tests, the benchmark).
+        self.api_key: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of `api_key`."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def gateway_url(self) -> str:
@@ -91,6 +112,24 @@ class Stack:
     @property
     def github_token(self) -> str:
         return LOCAL_GITHUB_TOKEN
+
+    def create_workspace(self, workspace_id: str | None = None, name: str | None = None) -> dict[str, str] | None:
+        """A new workspace and its first key (`workspaceId`, `keyId`, `apiKey`) through the admin
+        API; None when `workspace_id` exists already (its keys were shown when it was made)."""
+        body = {k: v for k, v in {"workspaceId": workspace_id, "name": name}.items() if v is not None}
+        request = urllib.request.Request(
+            f"{self.gateway_url}/admin/workspaces",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 409:
+                return None
+            raise
 
     def start(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -128,6 +167,7 @@ class Stack:
             "NATS_URL": self.nats.url,
             "HTTP_PORT": str(self.ports.services[name]),
             "PYTHONUNBUFFERED": "1",
+            "ADMIN_TOKEN": self.admin_token,
         }
         # Without provider keys the agents talk to the local model server; with keys, the
         # real providers (the SDKs' default base URLs, unless one is configured).

@@ -37,12 +37,26 @@ def main() -> None:
     if stack.uses_local_github:
         log.info("no GITHUB_TOKEN set: pull requests go to the local GitHub server at %s", stack.github_url)
     log.info("logs: %s", data_dir / "logs")
+    created = stack.create_workspace("default", "default")
+    if created:
+        key = (
+            f"  API key of workspace `default` (shown this once; keep it):\n"
+            f"      {created['apiKey']}\n"
+            f"  Use it as:  curl -H 'Authorization: Bearer <key>' {stack.gateway_url}/tasks/...\n"
+        )
+    else:
+        key = (
+            "  Workspace `default` exists; its key was shown when it was made. A new one:\n"
+            "      .venv/bin/orchestrator-admin issue-key default\n"
+        )
     github = f"  Local GitHub server:   {stack.github_url}/_state\n" if stack.uses_local_github else ""
     print(
         f"\nAgent orchestrator is up.\n"
         f"  API (spec 000):        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/schema)\n"
         f"  Events feed (SSE):     {stack.stream_url}/api/v1/workspaces/default/orchestration/events\n"
         f"{github}"
+        f"{key}"
+        f"  Admin (workspaces, keys): .venv/bin/orchestrator-admin --help\n"
         f"  Press Ctrl-C to stop.\n",
         flush=True,
     )

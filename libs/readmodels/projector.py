@@ -113,6 +113,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             "INSERT INTO rm_feed SELECT * FROM json_populate_recordset(NULL::rm_feed, %s) ON CONFLICT (seq) DO NOTHING",
             (_json(feed),),
         )
+        _project_workspaces(cur, events)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -127,6 +128,38 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         changed = {t: status for t, status in changed.items() if status_before.get(t) != status}
         cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, position_notice(last, changed)))
     return last
+
+
+def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+    """Workspaces and their keys: few events, written as they come, in order."""
+    for e in events:
+        if not e.type.startswith("workspace."):
+            continue
+        p = e.payload
+        if e.type == "workspace.created":
+            cur.execute(
+                "INSERT INTO rm_workspaces VALUES (%s, %s, %s, '{}'::jsonb, 0) ON CONFLICT DO NOTHING",
+                (e.workspace_id, p["name"], e.occurred_at),
+            )
+        elif e.type == "workspace.key_issued":
+            cur.execute(
+                "INSERT INTO rm_api_keys VALUES (%s, %s, %s, %s, %s, NULL) ON CONFLICT DO NOTHING",
+                (p["key_id"], e.workspace_id, p["key_hash"], p["label"], e.occurred_at),
+            )
+        elif e.type == "workspace.key_revoked":
+            cur.execute(
+                "UPDATE rm_api_keys SET revoked_at = %s WHERE key_id = %s AND workspace_id = %s",
+                (e.occurred_at, p["key_id"], e.workspace_id),
+            )
+        elif e.type == "workspace.config_updated":
+            cur.execute(
+                "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
+                (_json_value(p["config"]), e.workspace_id),
+            )
+
+
+def _json_value(value: Any) -> str:
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", msgspec.json.encode(value).decode())
 
 
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position")
+TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position", "rm_workspaces", "rm_api_keys")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -44,6 +44,21 @@ CREATE TABLE IF NOT EXISTS rm_feed (
     payload jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rm_feed_workspace ON rm_feed (workspace_id, seq);
+CREATE TABLE IF NOT EXISTS rm_workspaces (
+    workspace_id text PRIMARY KEY,
+    name text NOT NULL,
+    created_at bigint NOT NULL,
+    config jsonb NOT NULL,
+    purged_through bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rm_api_keys (
+    key_id text PRIMARY KEY,
+    workspace_id text NOT NULL,
+    key_hash text NOT NULL,
+    label text,
+    created_at bigint NOT NULL,
+    revoked_at bigint
+);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

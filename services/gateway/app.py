@@ -16,10 +16,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from libs.bus.logs import ensure_logs_stream
 from libs.config import Settings
+from libs.eventstore.store import EventStore
 from libs.readmodels import queries, schema
+from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
-from services.gateway import livelogs, routes
+from services.gateway import livelogs, routes, workspaces
 from services.gateway.readyourwrites import ProjectionWatch
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -67,18 +69,21 @@ def create_app(settings: Settings) -> Litestar:
 
         state.settings, state.pool, state.broker, state.watch, state.head = settings, pool, broker, watch, head
         state.nc, state.js = nc, js
-        state.workspace = settings.workspace
+        # The gateway is the single writer of Workspaces (the admin API, config, purge).
+        state.store = await asyncio.to_thread(EventStore, settings.database_url)
         try:
             yield
         finally:
+            state.store.close()
             await watch.listener.stop()
             await nc.close()
             await broker.stop()
             await pool.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, ready_route(_is_ready), metrics],
+        route_handlers=[*ROUTES, *workspaces.ROUTES, ready_route(_is_ready), metrics],
         lifespan=[lifespan],
+        guards=[require_key],
         exception_handlers=HANDLERS,
         logging_config=None,
         openapi_config=openapi_config(),

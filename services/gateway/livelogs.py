@@ -25,6 +25,7 @@ from contracts.tasks import TaskStatus
 from libs.bus.logs import LogTail
 from libs.observability.metrics import LIVE_LOG_CONNECTIONS
 from libs.readmodels import queries
+from libs.web.auth import authenticate
 from libs.web.errors import ApiError
 from services.gateway.routes import find_task
 
@@ -46,14 +47,20 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
     state = socket.app.state
     await socket.accept()
     try:
-        # The same lookup as GET /tasks/{id}: canonical ids only, this workspace only,
+        workspace = (await authenticate(socket)).workspace_id
+    except ApiError as exc:
+        # 4000 + the HTTP status: 4401 without a valid key, 4403 for a revoked one.
+        await socket.close(4000 + exc.status, exc.message)
+        return
+    try:
+        # The same lookup as GET /tasks/{id}: canonical ids only, the key's workspace only,
         # after the read models have reached this gateway's writes.
-        await find_task(state, task_id, queries.task_status)
+        await find_task(state, workspace, task_id, queries.task_status)
     except ApiError:
         await socket.close(WS_4404_NOT_FOUND, "Not found")
         return
-    tail = LogTail(state.js, state.workspace, task_id)
-    ended = asyncio.create_task(_until_ended(state, task_id))
+    tail = LogTail(state.js, workspace, task_id)
+    ended = asyncio.create_task(_until_ended(state, workspace, task_id))
     gone = asyncio.create_task(_until_disconnected(socket))
     LIVE_LOG_CONNECTIONS.inc()
     try:
@@ -100,9 +107,9 @@ async def _send(socket: WebSocket[Any, Any, Any], entries: list[LogEntry], *, al
         await socket.send_text(_encoder.encode(LogsMessage(data=entries)).decode())
 
 
-async def _until_ended(state: Any, task_id: str) -> None:
+async def _until_ended(state: Any, workspace: str, task_id: str) -> None:
     async def current() -> str | None:
-        return await queries.task_status(state.pool, state.workspace, task_id)
+        return await queries.task_status(state.pool, workspace, task_id)
 
     while await state.watch.status_reaches(task_id, TERMINAL.__contains__, current, STATUS_RECHECK_S) not in TERMINAL:
         pass

@@ -23,6 +23,7 @@ from contracts.tasks import (
     TaskState,
 )
 from libs.readmodels import queries
+from libs.web.auth import caller
 from libs.web.errors import ApiError
 from libs.web.ops import VERSION
 from services.gateway.commands import send
@@ -31,7 +32,7 @@ State = Any
 T = TypeVar("T")
 
 
-@get("/health", sync_to_thread=False)
+@get("/health", sync_to_thread=False, opt={"public": True})
 def health() -> Health:
     return Health(service="agent-orchestrator", status="healthy", version=VERSION)
 
@@ -39,15 +40,33 @@ def health() -> Health:
 @post("/tasks", status_code=201)
 async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTasks]) -> TaskIds:
     state = request.app.state
-    command = SubmitTasksCommand(workspace_id=state.workspace, tasks=[msgspec.to_builtins(t) for t in data.tasks])
+    workspace = caller(request).workspace_id
+    tasks = [msgspec.to_builtins(t) for t in data.tasks]
+    found = await queries.workspace(state.pool, workspace)
+    if found and found["config"]:
+        given = msgspec.json.decode(await request.body())["tasks"]  # valid: `data` was decoded from it
+        tasks = [
+            with_workspace_defaults(t, g.get("config") or {}, found["config"])
+            for t, g in zip(tasks, given, strict=True)
+        ]
+    command = SubmitTasksCommand(workspace_id=workspace, tasks=tasks)
     reply = await send(state.broker, SUBMIT_TASKS, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
     return TaskIds(task_ids=reply.task_ids)
 
 
+# A task's config field left out takes the workspace's default (spec 001 config), then the spec's.
+WORKSPACE_DEFAULTS = {"provider": "defaultProvider", "model": "defaultModel", "planner": "planner"}
+
+
+def with_workspace_defaults(task: dict[str, Any], given: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    filled = {field: config[key] for field, key in WORKSPACE_DEFAULTS.items() if field not in given and key in config}
+    return {**task, "config": {**task["config"], **filled}} if filled else task
+
+
 @get("/tasks/{task_id:str}")
 async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskEnvelope:
-    task = await find_task(request.app.state, task_id)
+    task = await find_task(request.app.state, caller(request).workspace_id, task_id)
     return TaskEnvelope(task=msgspec.convert(task, TaskState))
 
 
@@ -58,19 +77,20 @@ async def review_task(
     state = request.app.state
     if data.task_id != task_id:
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
-    status = await find_task(state, task_id, queries.task_status)
+    workspace = caller(request).workspace_id
+    status = await find_task(state, workspace, task_id, queries.task_status)
     if status != "review":
         # The client may have seen `review` on the feed before the read models caught up.
         await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
-        status = await find_task(state, task_id, queries.task_status)
+        status = await find_task(state, workspace, task_id, queries.task_status)
     if status != "review":
         raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{status}', not 'review'")
-    command = DecideReviewCommand(state.workspace, task_id, data.decision.value, data.feedback)
+    command = DecideReviewCommand(workspace, task_id, data.decision.value, data.feedback)
     reply = await send(state.broker, DECIDE_REVIEW, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
     # The planner turns the recorded decision into the task's next status; wait (briefly)
     # for it so that a read right after this answer already sees that status.
-    await _wait_for_status_change(state, task_id, "review")
+    await _wait_for_status_change(state, workspace, task_id, "review")
     return ReviewAccepted(status=reply.status or "")
 
 
@@ -80,11 +100,13 @@ async def get_costs(
 ) -> CostsReport:
     state = request.app.state
     await state.watch.reach(state.watch.written, state.settings.read_your_writes_timeout_s)
-    report = await queries.costs(state.pool, state.workspace, since)
+    report = await queries.costs(state.pool, caller(request).workspace_id, since)
     return msgspec.convert(report, CostsReport)
 
 
-async def find_task(state: State, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state) -> T:
+async def find_task(
+    state: State, workspace: str, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state
+) -> T:
     """What `read` returns for the task (its state by default), once the read models have
     reached this gateway's writes; 404 when there is no such task."""
     if not _is_canonical_uuid(task_id):
@@ -93,12 +115,12 @@ async def find_task(state: State, task_id: str, read: Callable[..., Awaitable[T 
         raise ApiError(404, "Not found", f"task {task_id} not found")
     timeout = state.settings.read_your_writes_timeout_s
     await state.watch.reach(state.watch.written, timeout)
-    task = await read(state.pool, state.workspace, task_id)
+    task = await read(state.pool, workspace, task_id)
     if task is None:
         # Possibly written through another gateway replica: wait for the log's head once.
         head = await state.head()
         if await state.watch.reach(head, timeout):
-            task = await read(state.pool, state.workspace, task_id)
+            task = await read(state.pool, workspace, task_id)
     if task is None:
         raise ApiError(404, "Not found", f"task {task_id} not found")
     return task
@@ -111,8 +133,8 @@ def _is_canonical_uuid(value: str) -> bool:
         return False
 
 
-async def _wait_for_status_change(state: State, task_id: str, status: str) -> None:
+async def _wait_for_status_change(state: State, workspace: str, task_id: str, status: str) -> None:
     async def current() -> str | None:
-        return await queries.task_status(state.pool, state.workspace, task_id)
+        return await queries.task_status(state.pool, workspace, task_id)
 
     await state.watch.status_change(task_id, status, current, state.settings.read_your_writes_timeout_s)

@@ -21,7 +21,7 @@ from libs.domain.errors import DomainError
 from libs.domain.task import COMPLETED, TERMINAL, Task
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from services.planner.drafting import draft
+from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,24 @@ REACTIONS = {
 }
 
 
-async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Providers) -> list[Task]:
+class Drafts:
+    """Plans drafted and not yet saved: when the save conflicts (the task changed meanwhile) and
+    the event is handled again on fresh state, the plan is not paid for twice."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.keep = keep
+        self.by_task: dict[str, Draft] = {}
+
+    async def get(self, providers: Providers, task: Task) -> Draft:
+        key = str(task.id)
+        if key not in self.by_task:
+            self.by_task[key] = await draft(providers, key, task.request)
+            while len(self.by_task) > self.keep:
+                del self.by_task[next(iter(self.by_task))]
+        return self.by_task[key]
+
+
+async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Providers, drafts: Drafts) -> list[Task]:
     """Drafts the plan of one task that asked for one (saved with this event's tracking row, so
     a plan is paid for once)."""
     if event.type != "task.plan_requested":
@@ -248,7 +265,7 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     task = (await asyncio.to_thread(store.load_many, [UUID(event.aggregate_id)])).get(UUID(event.aggregate_id))
     if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
         return []
-    drafted = await draft(providers, str(task.id), task.request)
+    drafted = await drafts.get(providers, task)
     config = task.request["config"]
     usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
     task.record_plan(

@@ -26,8 +26,10 @@ SUBJECTS = (
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
 
+    drafts = handlers.Drafts()
+
     async def draft_plan(event: EventEnvelope) -> list[Any]:
-        return await handlers.on_plan_request(event, store, providers)
+        return await handlers.on_plan_request(event, store, providers, drafts)
 
     return [
         Subscription("planner", SUBJECTS, batch_in_thread(handlers.on_events, store)),

@@ -19,6 +19,7 @@ from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from libs.readmodels import schema
 from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
+from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
 from services.stream import routes
@@ -30,7 +31,7 @@ from services.stream.relay import relay_forever
 log = logging.getLogger(__name__)
 
 
-@get("/health", include_in_schema=False, sync_to_thread=False)
+@get("/health", include_in_schema=False, sync_to_thread=False, opt={"public": True})
 def health() -> dict[str, str]:
     return {"service": "stream", "status": "healthy", "version": VERSION}
 
@@ -107,7 +108,6 @@ def create_app(settings: Settings) -> Litestar:
         ]
         state.store, state.pool, state.broadcaster = store, pool, broadcaster
         state.relay_progress = relay_progress
-        state.workspaces = {settings.workspace}
         state.ready = True
         try:
             yield
@@ -131,6 +131,7 @@ def create_app(settings: Settings) -> Litestar:
             routes.debug_dump,
         ],
         lifespan=[lifespan],
+        guards=[require_key],
         exception_handlers=HANDLERS,
         logging_config=None,
     )

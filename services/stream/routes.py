@@ -11,6 +11,7 @@ from litestar.response import Stream
 
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries
+from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
 from services.stream.feed import events_feed
@@ -19,11 +20,11 @@ from services.stream.feed import events_feed
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
 
 
-def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
+def _resume_point(since_seq: int | None, last_event_id: str | None) -> int | None:
     if since_seq is not None:
         return since_seq
     if last_event_id is None or last_event_id.strip() == "":
-        return 0
+        return None
     try:
         value = int(last_event_id)
     except ValueError:
@@ -33,16 +34,26 @@ def _resume_point(since_seq: int | None, last_event_id: str | None) -> int:
     return value
 
 
-@get(f"{PREFIX}/events", sync_to_thread=False)
-def stream_events(
+@get(f"{PREFIX}/events")
+async def stream_events(
     request: Request[Any, Any, Any],
     workspaceID: FromPath[str],
     since_seq: Annotated[int | None, QueryParameter(name="since_seq", ge=0)] = None,
     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
 ) -> Stream:
-    state, workspace_id = request.app.state, workspaceID
-    _known_workspace(state, workspace_id)
-    since = _resume_point(since_seq, last_event_id)
+    state, workspace_id = request.app.state, workspace_of(request, workspaceID)
+    asked = _resume_point(since_seq, last_event_id)
+    workspace = await queries.workspace(state.pool, workspace_id)
+    kept_after = workspace["purgedThrough"] if workspace else 0
+    if asked is not None and asked < kept_after:
+        # The client would miss events it has not seen: say so rather than leave a silent gap.
+        raise ApiError(
+            410,
+            "events_purged",
+            f"events up to seq {kept_after} were purged from this workspace's feed; "
+            f"resume with since_seq={kept_after} (or omit it) to get everything after the purge",
+        )
+    since = asked if asked is not None else kept_after
     feed = events_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
     # A plain stream of pre-encoded SSE bytes: frames that are ready together leave in one write.
     return Stream(
@@ -54,7 +65,7 @@ def stream_events(
 
 @get(f"{PREFIX}/events/connections", sync_to_thread=False)
 def events_connections(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, int]:
-    _known_workspace(request.app.state, workspaceID)
+    workspace_of(request, workspaceID)
     broadcaster: Broadcaster = request.app.state.broadcaster
     return {"count": broadcaster.count(workspaceID)}
 
@@ -62,7 +73,7 @@ def events_connections(request: Request[Any, Any, Any], workspaceID: FromPath[st
 @get(f"{PREFIX}/debug-dump")
 async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, Any]:
     state = request.app.state
-    _known_workspace(state, workspaceID)
+    workspace_of(request, workspaceID)
     store: EventStore = state.store
     dump = await queries.debug_dump(state.pool, workspaceID)
     dump["consumers"] = await _consumers(state)
@@ -73,9 +84,3 @@ async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]
 async def _consumers(state: Any) -> dict[str, Any]:
     positions = await asyncio.to_thread(state.store.consumer_positions)
     return {"relay": state.relay_progress["position"], "durable": positions}
-
-
-def _known_workspace(state: Any, workspace_id: str) -> None:
-    # Until workspaces are aggregates of their own, one `default` workspace holds everything.
-    if workspace_id not in state.workspaces:
-        raise ApiError(404, "Not found", f"workspace {workspace_id} not found")

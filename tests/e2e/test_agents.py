@@ -24,7 +24,7 @@ ORIGINAL = "def register(user):\n    return user\n"
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as client:
         yield client
 
 
@@ -62,13 +62,15 @@ def calls_containing(model: httpx.Client, text: str) -> list[dict[str, Any]]:
 
 
 def log_head(stack: Stack) -> int:
-    return httpx.get(f"{stack.stream_url}/api/v1/workspaces/default/orchestration/debug-dump").json()["logHead"]
+    return httpx.get(
+        f"{stack.stream_url}/api/v1/workspaces/default/orchestration/debug-dump", headers=stack.auth
+    ).json()["logHead"]
 
 
 def task_events(stack: Stack, since: int, task_id: str, until: str) -> list[dict[str, Any]]:
     """The task's events (and its runs') on the SSE feed after `since`, up to `until` of the task."""
     seen: list[dict[str, Any]] = []
-    with httpx.stream("GET", f"{stack.stream_url}{FEED}?since_seq={since}", timeout=30) as response:
+    with httpx.stream("GET", f"{stack.stream_url}{FEED}?since_seq={since}", timeout=30, headers=stack.auth) as response:
         for frame in sse_events(response):
             payload = frame["data"]["payload"]
             if payload.get("task_id") == task_id:

@@ -39,12 +39,12 @@ BAD_BODIES = {
 
 @pytest.fixture
 def api(stack: Stack) -> httpx.Client:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as client:
         yield client
 
 
 def _log_head(stack: Stack) -> int:
-    return httpx.get(stack.stream_url + DUMP, timeout=30).json()["logHead"]
+    return httpx.get(stack.stream_url + DUMP, timeout=30, headers=stack.auth).json()["logHead"]
 
 
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())

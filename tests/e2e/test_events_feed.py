@@ -38,11 +38,11 @@ def _collect(url: str, headers: dict[str, str], until: int, timeout: float = 30.
 
 
 def test_frames_carry_seq_type_and_payload(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as api:
         (task_id,) = submit(api, task_request())
         wait_for(api, task_id, in_review_and_charged)
     head = max(_log(stack, 0))
-    frames = _collect(f"{stack.stream_url}{FEED}?since_seq=0", {}, until=head)
+    frames = _collect(f"{stack.stream_url}{FEED}?since_seq=0", stack.auth, until=head)
 
     assert [f["id"] for f in frames] == _log(stack, 0)[: len(frames)]
     for frame in frames:
@@ -55,12 +55,12 @@ def test_frames_carry_seq_type_and_payload(stack: Stack) -> None:
 
 
 def test_since_seq_returns_exactly_the_events_after_n(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as api:
         (task_id,) = submit(api, task_request())
         wait_for(api, task_id, in_review_and_charged)
     seqs = _log(stack, 0)
     middle = seqs[len(seqs) // 2]
-    frames = _collect(f"{stack.stream_url}{FEED}?since_seq={middle}", {}, until=seqs[-1])
+    frames = _collect(f"{stack.stream_url}{FEED}?since_seq={middle}", stack.auth, until=seqs[-1])
     assert [f["id"] for f in frames] == [s for s in seqs if s > middle]
 
 
@@ -68,12 +68,12 @@ def test_resume_after_the_stream_service_is_killed_gets_every_event_once_in_orde
     start = max(_log(stack, 0), default=0)
     url = f"{stack.stream_url}{FEED}"
     received: list[dict] = []
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as api:
         # A live client sees the first task's events, then the service dies under it.
         (first,) = submit(api, task_request("before the crash"))
         wait_for(api, first, in_review_and_charged)
         first_head = max(_log(stack, start))
-        received += _collect(f"{url}?since_seq={start}", {}, until=first_head)
+        received += _collect(f"{url}?since_seq={start}", stack.auth, until=first_head)
 
         stack.services["stream"].kill()
         # Work goes on while the stream service is down: events pile up in PostgreSQL only.
@@ -93,7 +93,7 @@ def test_resume_after_the_stream_service_is_killed_gets_every_event_once_in_orde
 
     head = max(_log(stack, start))
     last_id = str(received[-1]["id"])
-    received += _collect(url, {"Last-Event-ID": last_id}, until=head)
+    received += _collect(url, {"Last-Event-ID": last_id, **stack.auth}, until=head)
 
     ids = [f["id"] for f in received]
     assert ids == sorted(set(ids)), "duplicates or out of order"
@@ -103,26 +103,31 @@ def test_resume_after_the_stream_service_is_killed_gets_every_event_once_in_orde
 
 
 def test_last_event_id_must_be_a_seq(stack: Stack) -> None:
-    response = httpx.get(f"{stack.stream_url}{FEED}", headers={"Last-Event-ID": "yesterday"}, timeout=10)
+    response = httpx.get(f"{stack.stream_url}{FEED}", headers={"Last-Event-ID": "yesterday", **stack.auth}, timeout=10)
     assert response.status_code == 400
     assert set(response.json()) == {"error", "message"}
 
 
 def test_unknown_workspace_is_a_404(stack: Stack) -> None:
-    response = httpx.get(f"{stack.stream_url}/api/v1/workspaces/nope/orchestration/events", timeout=10)
+    url = f"{stack.stream_url}/api/v1/workspaces/nope/orchestration/events"
+    response = httpx.get(url, timeout=10, headers=stack.auth)
     assert response.status_code == 404
     assert response.json()["error"] == "Not found"
 
 
 def test_connections_counts_open_subscribers(stack: Stack) -> None:
     count_url = f"{stack.stream_url}{FEED}/connections"
-    before = httpx.get(count_url, timeout=10).json()["count"]
-    with httpx.stream("GET", f"{stack.stream_url}{FEED}?since_seq=0", timeout=30) as response:
+
+    def count() -> dict:
+        return httpx.get(count_url, timeout=10, headers=stack.auth).json()
+
+    before = count()["count"]
+    with httpx.stream("GET", f"{stack.stream_url}{FEED}?since_seq=0", timeout=30, headers=stack.auth) as response:
         assert response.status_code == 200
         lines = response.iter_lines()  # kept: dropping the iterator closes the response
         assert next(lines) == ": connected"
-        assert httpx.get(count_url, timeout=10).json() == {"count": before + 1}
+        assert count() == {"count": before + 1}
     deadline = time.monotonic() + 10
-    while httpx.get(count_url, timeout=10).json()["count"] != before and time.monotonic() < deadline:
+    while count()["count"] != before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert httpx.get(count_url, timeout=10).json() == {"count": before}
+    assert count() == {"count": before}

@@ -34,7 +34,7 @@ WORKER = "e2e-live-logs"
 
 @pytest.fixture
 def api(stack: Stack) -> httpx.Client:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as client:
         yield client
 
 
@@ -102,7 +102,10 @@ async def test_clients_get_the_backlog_first_then_live_entries_until_the_task_co
     backlog = [entry(task_id, "[codegen] Reading src/register.py"), entry(task_id, "[codegen] Calling the model")]
     await publish(js, task_id, *backlog)
 
-    async with connect(stream_url(stack, task_id)) as first, connect(stream_url(stack, task_id)) as second:
+    async with (
+        connect(stream_url(stack, task_id), additional_headers=stack.auth) as first,
+        connect(stream_url(stack, task_id), additional_headers=stack.auth) as second,
+    ):
         for ws in (first, second):
             message = await receive(ws)
             assert ours(message) == [e.message for e in backlog]
@@ -132,7 +135,7 @@ async def test_clients_get_the_backlog_first_then_live_entries_until_the_task_co
     assert (await asyncio.to_thread(wait_for, api, task_id, status_is("completed")))["status"] == "completed"
 
     # Connecting once the task has ended: everything captured, then a clean close.
-    async with connect(stream_url(stack, task_id)) as late:
+    async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as late:
         assert ours(await receive(late)) == [e.message for e in backlog] + live
         assert await closed(late) == (1000, "Task ended")
     assert await no_consumers_left(js)
@@ -140,7 +143,7 @@ async def test_clients_get_the_backlog_first_then_live_entries_until_the_task_co
 
 async def test_a_client_that_leaves_releases_its_reader(stack: Stack, api: httpx.Client, js: JetStreamContext) -> None:
     (task_id,) = submit(api, task_request())
-    async with connect(stream_url(stack, task_id)) as ws:
+    async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as ws:
         assert ours(await receive(ws)) == []  # a first message even when nothing was captured
         assert await consumers(js) >= 1
     assert await no_consumers_left(js)
@@ -148,7 +151,7 @@ async def test_a_client_that_leaves_releases_its_reader(stack: Stack, api: httpx
 
 @pytest.mark.parametrize("task_id", [str(uuid.uuid4()), str(uuid.uuid4()).upper(), "not-a-task"])
 async def test_an_unknown_task_is_refused(stack: Stack, task_id: str) -> None:
-    async with connect(stream_url(stack, task_id)) as ws:
+    async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as ws:
         assert await closed(ws) == (4404, "Not found")
 
 
@@ -161,7 +164,7 @@ async def test_the_agents_own_log_lines_reach_a_client_that_connects_after_the_t
     assert (await asyncio.to_thread(api.post, f"/tasks/{task_id}/review", json=decision)).status_code == 200
     await asyncio.to_thread(wait_for, api, task_id, status_is("completed"))
 
-    async with connect(stream_url(stack, task_id)) as ws:
+    async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as ws:
         backlog = (await receive(ws))["data"]
         assert await closed(ws) == (1000, "Task ended")
 
@@ -185,7 +188,7 @@ async def test_a_client_following_a_running_task_gets_the_agents_lines_live(stac
     assert scripted.status_code == 200
     (task_id,) = submit(api, task_request(description))
 
-    async with connect(stream_url(stack, task_id)) as ws:
+    async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as ws:
         backlog = [e["message"] for e in (await receive(ws))["data"]]
         live: list[str] = []
         while not any(line.startswith("[codegen] finished") for line in live):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as client:
         yield client
 
 

@@ -50,7 +50,7 @@ def _quiet(stack: Stack) -> None:
 
 
 def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as api:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as api:
         approved, rejected, revised, pending = submit(api, *(task_request(f"task {i}") for i in range(4)))
         for task_id in (approved, rejected, revised, pending):
             wait_for(api, task_id, in_review_and_charged)

@@ -26,7 +26,7 @@ USD_PER_CALL = (1000 * 3.0 + 200 * 15.0) / 1_000_000
 
 @pytest.fixture
 def api(stack: Stack) -> httpx.Client:
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as client:
         yield client
 
 

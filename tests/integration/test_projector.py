@@ -26,6 +26,7 @@ from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Run
 from libs.domain.task import Task
+from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
 from libs.readmodels import projector, schema
 from services.planner.plans import plan
@@ -187,6 +188,14 @@ def conn(postgres_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def scenario(store: EventStore) -> Scenario:
+    # The workspace's own life too: a key issued and revoked, a config changed twice.
+    workspace = Workspace.create(WS, "the projector's workspace")
+    first = workspace.issue_key("first").split("_")[1]
+    workspace.issue_key("second")
+    workspace.revoke_key(first)
+    workspace.update_config({"budgetUsd": 5.0}, {"budgetUsd": 5.0})
+    workspace.update_config({"team": {"a": 1}}, {"budgetUsd": 5.0, "team": {"a": 1}})
+    store.save([workspace])
     return live_the_lifecycle(store)
 
 

@@ -1,0 +1,1 @@
+"""`orchestrator-admin`: workspaces and their API keys, through the gateway's admin API."""

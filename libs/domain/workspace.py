@@ -1,0 +1,107 @@
+"""Workspace: a team's space, its API keys and its orchestration config; owned by the gateway.
+
+Keys are shown once, when issued; the store keeps only a SHA-256 of their secret part (random
+256 bits, so a plain hash is enough). A key is `ak_<key id>_<secret>`: the id finds the record
+without a scan, the secret proves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+from uuid import UUID
+
+from libs.domain.base import WorkspaceAggregate, derived_id
+from libs.domain.errors import IllegalTransition
+
+# A workspace id is one NATS subject token and one URL path segment.
+WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+KEY_PREFIX = "ak"
+
+
+def workspace_aggregate_id(workspace_id: str) -> UUID:
+    return derived_id("workspace", workspace_id)
+
+
+def new_workspace_id() -> str:
+    return f"ws_{secrets.token_hex(12)}"
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key, else None."""
+    prefix, _, rest = key.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or not re.fullmatch(r"[0-9a-f]{16}", key_id) or len(secret) < 32:
+        return None
+    return key_id, secret
+
+
+class Workspace(WorkspaceAggregate):
+    class Created(WorkspaceAggregate.Created):
+        name: str
+
+    def __init__(self, workspace_id: str, name: str) -> None:
+        self.workspace_id = workspace_id
+        self.name = name
+        self.keys: dict[str, str] = {}  # key id -> "active" | "revoked"
+        self.config: dict[str, Any] = {}
+        self.purged_through = 0
+
+    @classmethod
+    def create(cls, workspace_id: str, name: str) -> Workspace:
+        return cls._create(cls.Created, id=workspace_aggregate_id(workspace_id), workspace_id=workspace_id, name=name)
+
+    def issue_key(self, label: str | None) -> str:
+        """A new key; returns it whole. Only its hash is recorded."""
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        self.emit(self.KeyIssued, key_id=key_id, key_hash=key_hash(secret), label=label)
+        return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+    class KeyIssued(WorkspaceAggregate.Event):
+        key_id: str
+        key_hash: str
+        label: str | None
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.keys[self.key_id] = "active"
+
+    def revoke_key(self, key_id: str) -> None:
+        if key_id not in self.keys:
+            raise IllegalTransition(f"workspace {self.workspace_id} has no key {key_id}")
+        if self.keys[key_id] == "active":
+            self.emit(self.KeyRevoked, key_id=key_id)
+
+    class KeyRevoked(WorkspaceAggregate.Event):
+        key_id: str
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.keys[self.key_id] = "revoked"
+
+    def update_config(self, changes: dict[str, Any], config: dict[str, Any]) -> None:
+        """Records `changes` (a merge patch) and the config they lead to: a replay needs no
+        merge rules, and an auditor sees what was asked."""
+        if config != self.config:
+            self.emit(self.ConfigUpdated, changes=changes, config=config)
+
+    class ConfigUpdated(WorkspaceAggregate.Event):
+        changes: dict[str, Any]
+        config: dict[str, Any]
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.config = self.config
+
+    def purge(self, through_seq: int, purged: list[str]) -> None:
+        self.emit(self.Purged, through_seq=through_seq, purged=purged)
+
+    class Purged(WorkspaceAggregate.Event):
+        through_seq: int  # the log's head when the purge was asked for
+        purged: list[str]
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.purged_through = self.through_seq

@@ -1,0 +1,86 @@
+"""API keys at the HTTP edge: every route needs `Authorization: Bearer <key>` unless it is
+marked public (`opt={"public": True}`: health, readiness, metrics, the OpenAPI document), and
+acts inside the key's workspace. Admin routes take the admin token instead (`opt={"admin": True}`).
+
+401 without a key or with one that is not valid, 403 for a revoked key. A WebSocket may carry
+the key as `?access_token=` instead, since browsers cannot set headers on one.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from libs.domain.workspace import key_hash, split_key
+from libs.readmodels import queries
+from libs.web.errors import ApiError
+
+CALLER = "caller"
+
+
+class Caller(msgspec.Struct, frozen=True):
+    workspace_id: str
+    key_id: str
+
+
+def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if connection.scope["type"] == "websocket":
+        return connection.query_params.get("access_token") or None
+    return None
+
+
+async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """The app-wide guard. A WebSocket authenticates itself once accepted (`authenticate`): it
+    can then say why it closes, where a refused upgrade only says 403."""
+    if handler.opt.get("public") or connection.scope["type"] == "websocket" or _is_schema(connection):
+        return
+    if handler.opt.get("admin"):
+        return require_admin(connection)
+    await authenticate(connection)
+
+
+def _is_schema(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    path: str = connection.scope["path"]
+    return path == "/schema" or path.startswith("/schema/")
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    token = _token(connection)
+    if token is None:
+        raise ApiError(401, "unauthorized", "this endpoint needs an API key: Authorization: Bearer <key>")
+    parts = split_key(token)
+    record = await queries.api_key(connection.app.state.pool, parts[0]) if parts else None
+    if parts is None or record is None or not hmac.compare_digest(record["key_hash"], key_hash(parts[1])):
+        raise ApiError(401, "unauthorized", "the API key is not valid")
+    if record["revoked_at"] is not None:
+        raise ApiError(403, "forbidden", "this API key was revoked")
+    found = Caller(record["workspace_id"], parts[0])
+    connection.scope.setdefault("state", {})[CALLER] = found
+    return found
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    expected = connection.app.state.settings.admin_token
+    token = _token(connection)
+    if not expected:
+        raise ApiError(401, "unauthorized", "the admin API is off: start the gateway with ADMIN_TOKEN set")
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "the admin API needs Authorization: Bearer <admin token>")
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    return connection.scope["state"][CALLER]  # type: ignore[no-any-return]
+
+
+def workspace_of(connection: ASGIConnection[Any, Any, Any, Any], workspace_id: str) -> str:
+    """The path's workspace, when it is the caller's: another workspace is as good as unknown."""
+    if caller(connection).workspace_id != workspace_id:
+        raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
+    return workspace_id

@@ -1,0 +1,143 @@
+"""Workspaces (the gateway is their single writer): the admin API, and spec 001's config.
+
+Admin routes take the admin token (`ADMIN_TOKEN`); config routes take a key of the workspace.
+Every change is an event on the Workspace aggregate, saved here and read back through the read
+models once the projector has reached it (so a key works the moment it is handed out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+from litestar import Request, delete, get, patch, post
+from litestar.params import FromPath
+
+from contracts.workspaces import (
+    IssuedKey,
+    KeyInfo,
+    NewKey,
+    NewWorkspace,
+    OrchestrationConfig,
+    Revoked,
+    WorkspaceInfo,
+)
+from libs.domain.errors import DomainError
+from libs.domain.workspace import Workspace, new_workspace_id, workspace_aggregate_id
+from libs.readmodels import queries
+from libs.web.auth import workspace_of
+from libs.web.errors import ApiError
+
+T = TypeVar("T")
+ADMIN = {"admin": True}
+CONFIG = "/api/v1/workspaces/{workspace_id:str}/orchestration/config"
+WRITE_ATTEMPTS = 5
+
+
+async def _load(state: Any, workspace_id: str) -> Workspace | None:
+    found = await asyncio.to_thread(state.store.load_many, [workspace_aggregate_id(workspace_id)])
+    return next(iter(found.values()), None)
+
+
+async def _change(state: Any, workspace_id: str, change: Callable[[Workspace], T]) -> T:
+    """Applies `change` to the workspace and saves it, again on fresh state when another
+    gateway replica wrote in between; waits until the read models show the change."""
+    for _ in range(WRITE_ATTEMPTS):
+        workspace = await _load(state, workspace_id)
+        if workspace is None:
+            raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
+        try:
+            result = change(workspace)
+        except DomainError as exc:
+            raise ApiError(404, "Not found", str(exc)) from None
+        try:
+            seq = await asyncio.to_thread(state.store.save, [workspace])
+        except IntegrityError:
+            continue
+        await state.watch.reach(seq, state.settings.read_your_writes_timeout_s)
+        return result
+    raise ApiError(503, "service_unavailable", f"workspace {workspace_id} is changing too fast; try again")
+
+
+@post("/admin/workspaces", status_code=201, opt=ADMIN)
+async def create_workspace(request: Request[Any, Any, Any], data: NewWorkspace) -> IssuedKey:
+    state = request.app.state
+    workspace_id = data.workspace_id or new_workspace_id()
+    workspace = Workspace.create(workspace_id, data.name or workspace_id)
+    api_key = workspace.issue_key(data.key_label or "first key")
+    try:
+        seq = await asyncio.to_thread(state.store.save, [workspace])
+    except IntegrityError:
+        raise ApiError(409, "workspace_exists", f"workspace {workspace_id} already exists") from None
+    await state.watch.reach(seq, state.settings.read_your_writes_timeout_s)
+    return IssuedKey(workspace_id=workspace_id, key_id=api_key.split("_")[1], api_key=api_key)
+
+
+@get("/admin/workspaces/{workspace_id:str}", opt=ADMIN)
+async def show_workspace(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> WorkspaceInfo:
+    state = request.app.state
+    found = await queries.workspace(state.pool, workspace_id)
+    if found is None:
+        raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
+    keys = [msgspec.convert(k, KeyInfo) for k in await queries.workspace_keys(state.pool, workspace_id)]
+    return WorkspaceInfo(workspace_id=workspace_id, name=found["name"], created_at=found["createdAt"], keys=keys)
+
+
+@post("/admin/workspaces/{workspace_id:str}/keys", status_code=201, opt=ADMIN)
+async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: NewKey) -> IssuedKey:
+    api_key = await _change(request.app.state, workspace_id, lambda w: w.issue_key(data.label))
+    return IssuedKey(workspace_id=workspace_id, key_id=api_key.split("_")[1], api_key=api_key)
+
+
+@delete("/admin/workspaces/{workspace_id:str}/keys/{key_id:str}", status_code=200, opt=ADMIN)
+async def revoke_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], key_id: FromPath[str]) -> Revoked:
+    await _change(request.app.state, workspace_id, lambda w: w.revoke_key(key_id))
+    return Revoked(revoked=True)
+
+
+@get(CONFIG)
+async def get_config(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> dict[str, Any]:
+    workspace_of(request, workspace_id)
+    found = await queries.workspace(request.app.state.pool, workspace_id)
+    return found["config"] if found else {}
+
+
+@patch(CONFIG)
+async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7396): given fields change, `null` removes one, the rest stays."""
+    workspace_of(request, workspace_id)
+    try:
+        changes = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        raise ApiError(400, "invalid_request", "the body must be a JSON object") from None
+    if not isinstance(changes, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+
+    def apply(workspace: Workspace) -> dict[str, Any]:
+        merged = merge_patch(workspace.config, changes)
+        try:
+            msgspec.convert(merged, OrchestrationConfig, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "invalid_request", f"config: {exc}") from None
+        workspace.update_config(changes, merged)
+        return merged
+
+    return await _change(request.app.state, workspace_id, apply)
+
+
+def merge_patch(target: Any, patch_: Any) -> Any:
+    if not isinstance(patch_, dict):
+        return patch_
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch_.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+ROUTES = [create_workspace, show_workspace, issue_key, revoke_key, get_config, update_config]
