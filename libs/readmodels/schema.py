@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 
 TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position", "rm_workspaces", "rm_api_keys")
+# What a workspace's purge clears (each table has a workspace_id column); config and keys stay.
+PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
