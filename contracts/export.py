@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import commands, events, logs, tasks, workspaces
+from contracts import commands, events, logs, tasks, toollog, workspaces
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
@@ -35,6 +35,9 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "IssuedKey": workspaces.IssuedKey,
     "WorkspaceInfo": workspaces.WorkspaceInfo,
     "OrchestrationConfig": workspaces.OrchestrationConfig,
+    "ToolCallEntry": toollog.ToolCallEntry,
+    "ToolLogPage": toollog.ToolLogPage,
+    "ToolLogMeta": toollog.ToolLogMeta,
     "LogEntry": logs.LogEntry,
     "LogsMessage": logs.LogsMessage,
     "EventEnvelope": events.EventEnvelope,
@@ -68,6 +71,15 @@ def openapi() -> dict[str, Any]:
             item["get"]["responses"]["200"]["content"] = {
                 "text/event-stream": {
                     "schema": {"type": "string", "description": "SSE frames: event=<type>, id=<seq>, data=FeedEvent"}
+                }
+            }
+        elif path.endswith("/orchestration/log/stream"):
+            item["get"]["responses"]["200"]["content"] = {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "SSE frames: event=tool.call, id=<seq>, data=ToolCallEntry",
+                    }
                 }
             }
     return gateway

@@ -61,3 +61,9 @@ class OrchestrationConfig(msgspec.Struct, frozen=True, rename="camel", omit_defa
     planner: Planner | None = None
     review_policy: Literal["required", "auto_approve"] | None = None
     question_expiry_seconds: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
+
+
+class Purged(msgspec.Struct, frozen=True):
+    """Spec 001's purge answer: what was cleared."""
+
+    purged: list[str]

@@ -51,7 +51,7 @@ class Workspace(WorkspaceAggregate):
         self.name = name
         self.keys: dict[str, str] = {}  # key id -> "active" | "revoked"
         self.config: dict[str, Any] = {}
-        self.purged_through = 0
+        self.purges = 0
 
     @classmethod
     def create(cls, workspace_id: str, name: str) -> Workspace:
@@ -96,12 +96,14 @@ class Workspace(WorkspaceAggregate):
         def apply(self, workspace: Workspace) -> None:
             workspace.config = self.config
 
-    def purge(self, through_seq: int, purged: list[str]) -> None:
-        self.emit(self.Purged, through_seq=through_seq, purged=purged)
+    def purge(self, purged: list[str], stopped_tasks: list[str]) -> None:
+        """Clears the workspace's state from the read models (the log keeps it all) and stops
+        its unfinished tasks; config and keys stay."""
+        self.emit(self.Purged, purged=purged, stopped_tasks=stopped_tasks)
 
     class Purged(WorkspaceAggregate.Event):
-        through_seq: int  # the log's head when the purge was asked for
         purged: list[str]
+        stopped_tasks: list[str]  # unfinished when the purge was asked: the planner cancels them
 
         def apply(self, workspace: Workspace) -> None:
-            workspace.purged_through = self.through_seq
+            workspace.purges += 1

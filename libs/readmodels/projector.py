@@ -16,7 +16,8 @@ import psycopg
 
 from contracts.events import EventEnvelope
 from libs.eventstore.store import EventStore
-from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
+from libs.readmodels import toolcalls
+from libs.readmodels.schema import PROJECTOR, PURGED_TABLES, READMODELS_CHANNEL
 from libs.readmodels.tasks import TaskView
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             view.apply(e)
         if task_id is not None:
             touched[task_id] = e.workspace_id
-        if e.type == "ledger.charged":
+        if e.type == "ledger.charged" and task_id in views:
+            # A charge for a task the read models do not hold (purged with its workspace's
+            # state) is not brought back: the ledger keeps it, the workspace's view does not.
             charges.append(_charge_row(e))
 
     # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
@@ -113,6 +116,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             "INSERT INTO rm_feed SELECT * FROM json_populate_recordset(NULL::rm_feed, %s) ON CONFLICT (seq) DO NOTHING",
             (_json(feed),),
         )
+        _project_tool_calls(cur, events)  # before a purge in the batch clears them
         _project_workspaces(cur, events)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
@@ -151,11 +155,29 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
                 "UPDATE rm_api_keys SET revoked_at = %s WHERE key_id = %s AND workspace_id = %s",
                 (e.occurred_at, p["key_id"], e.workspace_id),
             )
+        elif e.type == "workspace.purged":
+            # Everything the workspace's read models hold up to the purge goes; its config and
+            # keys stay, and so does the purge event itself (the feed resumes after it).
+            for table in PURGED_TABLES:
+                condition = "workspace_id = %s AND seq < %s" if table == "rm_feed" else "workspace_id = %s"
+                cur.execute(f"DELETE FROM {table} WHERE {condition}", (e.workspace_id, e.seq)[: condition.count("%s")])
+            cur.execute("UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id))
         elif e.type == "workspace.config_updated":
             cur.execute(
                 "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
                 (_json_value(p["config"]), e.workspace_id),
             )
+
+
+def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+    """The tool call log: a row per `run.tool_called`, all of the batch's in one statement."""
+    rows = [toolcalls.row(e) for e in events if e.type == toolcalls.TOOL_CALLED]
+    if rows:
+        cur.execute(
+            "INSERT INTO rm_tool_calls SELECT * FROM json_populate_recordset(NULL::rm_tool_calls, %s) "
+            "ON CONFLICT (seq) DO NOTHING",
+            (_json(rows),),
+        )
 
 
 def _json_value(value: Any) -> str:
@@ -212,6 +234,16 @@ def _charge_row(e: EventEnvelope) -> dict[str, Any]:
     }
 
 
+def _segments(events: list[EventEnvelope]) -> list[list[EventEnvelope]]:
+    """The batch cut after each purge: what precedes a purge is written before it clears."""
+    segments: list[list[EventEnvelope]] = [[]]
+    for e in events:
+        segments[-1].append(e)
+        if e.type == "workspace.purged":
+            segments.append([])
+    return [s for s in segments if s]
+
+
 def catch_up(store: EventStore, conn: psycopg.Connection) -> int:
     """Projects everything after the current position; returns the new position."""
     pos = position(conn)
@@ -220,4 +252,5 @@ def catch_up(store: EventStore, conn: psycopg.Connection) -> int:
         if not events:
             return pos
         with conn.transaction():
-            pos = project(conn, events, expected=pos)
+            for segment in _segments(events):
+                pos = project(conn, segment, expected=pos)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.sql import SQL, Identifier
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Composable, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from libs.eventstore.store import EVENTS_TABLE
+from libs.readmodels import toolcalls
 from libs.readmodels.schema import PROJECTOR
 from libs.readmodels.tasks import ZERO_COST, add_charge
+from libs.readmodels.toolcalls import ToolCallFilter
 
 
 async def _task_column(pool: AsyncConnectionPool, column: str, workspace_id: str, task_id: str) -> Any:
@@ -126,11 +129,58 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
     return {
         "workspaceID": workspace_id,
         "projectorPosition": position,
+        "workspace": await workspace(pool, workspace_id),
+        "keys": await workspace_keys(pool, workspace_id),
         "tasks": tasks,
+        "runs": runs_of(events),
+        "gates": gates_of(events),
+        "ledger": ledger_totals(charges),
         "events": events,
         "eventsTruncated": len(rows) > DUMP_EVENT_LIMIT,
         "costRecords": charges,
     }
+
+
+def runs_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run (agent session) the events show: where it stands and what it did."""
+    runs: dict[str, dict[str, Any]] = {}
+    for e in events:
+        kind, p = e["type"], e["payload"]
+        if not kind.startswith("run."):
+            continue
+        run = runs.setdefault(
+            e["aggregateId"],
+            {"runId": e["aggregateId"], "taskId": p.get("task_id"), "subtaskId": p.get("subtask_id"), "modelCalls": 0},
+        )
+        run.setdefault("toolCalls", 0)
+        if kind == "run.started":
+            run.update(status="started", attempt=p["attempt"], agentType=p["agent_type"], model=p["model"])
+        elif kind == "run.model_called":
+            run["modelCalls"] += 1
+        elif kind == "run.tool_called":
+            run["toolCalls"] += 1
+        elif kind in ("run.succeeded", "run.failed"):
+            run["status"] = kind.removeprefix("run.")
+            if kind == "run.failed":
+                run["error"] = p["error"]
+    return list(runs.values())
+
+
+def gates_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    gates: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e["type"] == "gate.opened":
+            gates[e["aggregateId"]] = {"gateId": e["aggregateId"], "taskId": e["payload"]["task_id"], "open": True}
+        elif e["type"] == "gate.decided" and e["aggregateId"] in gates:
+            gates[e["aggregateId"]].update(open=False, decision=e["payload"]["decision"])
+    return list(gates.values())
+
+
+def ledger_totals(charges: list[dict[str, Any]]) -> dict[str, Any]:
+    total = dict(ZERO_COST)
+    for charge in charges:
+        add_charge(total, charge)
+    return {**total, "unpricedCharges": sum(1 for c in charges if not c["priced"])}
 
 
 async def api_key(pool: AsyncConnectionPool, key_id: str) -> dict[str, Any] | None:
@@ -162,3 +212,78 @@ async def workspace_keys(pool: AsyncConnectionPool, workspace_id: str) -> list[d
         )
         rows = await cur.fetchall()
     return [{"keyId": r[0], "label": r[1], "createdAt": r[2], "revokedAt": r[3]} for r in rows]
+
+
+async def unfinished_tasks(pool: AsyncConnectionPool, workspace_id: str) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT task_id::text FROM rm_tasks WHERE workspace_id = %s "
+            "AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY created_at, task_id",
+            (workspace_id,),
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+
+def _tool_call_conditions(workspace_id: str, only: ToolCallFilter) -> tuple[Composed, list[Any]]:
+    conditions: list[Composable] = [SQL("workspace_id = %s")]
+    params: list[Any] = [workspace_id]
+    for column, value in (
+        ("tool", only.tool),
+        ("status", only.status),
+        ("session_id", only.session_id),
+        ("agent_name", only.agent_name),
+    ):
+        if value is not None:
+            conditions.append(SQL("{} = %s").format(Identifier(column)))
+            params.append(value)
+    if only.since is not None:
+        conditions.append(SQL("occurred_at >= %s"))
+        params.append(only.since)
+    if only.until is not None:
+        conditions.append(SQL("occurred_at < %s"))
+        params.append(only.until)
+    return SQL(" AND ").join(conditions), params
+
+
+_TOOL_CALL_COLUMNS = SQL(", ").join(Identifier(c) for c in toolcalls.COLUMNS)
+
+
+async def tool_calls(
+    pool: AsyncConnectionPool, workspace_id: str, only: ToolCallFilter, page: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the workspace's tool call log (newest first) and how many calls match in all."""
+    where, params = _tool_call_conditions(workspace_id, only)
+    async with pool.connection() as conn, conn.transaction():
+        # One snapshot: the total and the page agree.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur = await conn.execute(SQL("SELECT count(*) FROM rm_tool_calls WHERE {}").format(where), params)
+        row = await cur.fetchone()
+        total = int(row[0]) if row else 0
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            SQL("SELECT {} FROM rm_tool_calls WHERE {} ORDER BY seq DESC LIMIT %s OFFSET %s").format(
+                _TOOL_CALL_COLUMNS, where
+            ),
+            [*params, limit, (page - 1) * limit],
+        )
+        rows = await cur.fetchall()
+    return rows, total
+
+
+async def tool_calls_after(
+    pool: AsyncConnectionPool, workspace_id: str, after: int, limit: int = 1000
+) -> tuple[list[dict[str, Any]], int]:
+    """The workspace's tool calls after seq `after`, oldest first, and the projector position
+    they are complete up to (like `feed`, for the log's stream)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        position = await projector_position(conn)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            SQL("SELECT {} FROM rm_tool_calls WHERE workspace_id = %s AND seq > %s ORDER BY seq LIMIT %s").format(
+                _TOOL_CALL_COLUMNS
+            ),
+            (workspace_id, after, limit),
+        )
+        rows = await cur.fetchall()
+    return rows, position

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position", "rm_workspaces", "rm_api_keys")
+TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position", "rm_workspaces", "rm_api_keys", "rm_tool_calls")
 # What a workspace's purge clears (each table has a workspace_id column); config and keys stay.
-PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed")
+PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_tool_calls")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -61,6 +61,29 @@ CREATE TABLE IF NOT EXISTS rm_api_keys (
     created_at bigint NOT NULL,
     revoked_at bigint
 );
+CREATE TABLE IF NOT EXISTS rm_tool_calls (
+    seq bigint PRIMARY KEY,
+    workspace_id text NOT NULL,
+    session_id text NOT NULL,
+    task_id uuid NOT NULL,
+    subtask_id text NOT NULL,
+    call_id text NOT NULL,
+    tool text NOT NULL,
+    status text NOT NULL,
+    agent_name text NOT NULL,
+    occurred_at bigint NOT NULL,
+    duration_ms bigint NOT NULL,
+    title text NOT NULL,
+    target text,
+    error text
+);
+-- The log is read newest first within a workspace, narrowed by any one of these.
+CREATE INDEX IF NOT EXISTS rm_tool_calls_workspace ON rm_tool_calls (workspace_id, seq);
+CREATE INDEX IF NOT EXISTS rm_tool_calls_tool ON rm_tool_calls (workspace_id, tool, seq);
+CREATE INDEX IF NOT EXISTS rm_tool_calls_status ON rm_tool_calls (workspace_id, status, seq);
+CREATE INDEX IF NOT EXISTS rm_tool_calls_session ON rm_tool_calls (workspace_id, session_id, seq);
+CREATE INDEX IF NOT EXISTS rm_tool_calls_agent ON rm_tool_calls (workspace_id, agent_name, seq);
+CREATE INDEX IF NOT EXISTS rm_tool_calls_time ON rm_tool_calls (workspace_id, occurred_at);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

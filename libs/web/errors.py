@@ -26,8 +26,19 @@ def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str,
 
 
 def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, str]]:
-    details = "; ".join(str(e.get("message", e)) for e in (exc.extra or []) if isinstance(e, dict))
+    details = "; ".join(_detail(e) for e in (exc.extra or []) if isinstance(e, dict))
     return error_response(400, "invalid_request", details or str(exc.detail))
+
+
+PARAMETER_SOURCES = {"query", "path", "header", "cookie"}
+
+
+def _detail(error: dict[str, Any]) -> str:
+    message = str(error.get("message", error))
+    # A query, path or header parameter is named (`limit: Expected `int` <= 200`); a body's
+    # messages already say where (`at `$.tasks[0]``).
+    source = str(getattr(error.get("source"), "value", error.get("source")))
+    return f"{error['key']}: {message}" if error.get("key") and source in PARAMETER_SOURCES else message
 
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:

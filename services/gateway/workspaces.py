@@ -22,6 +22,7 @@ from contracts.workspaces import (
     NewKey,
     NewWorkspace,
     OrchestrationConfig,
+    Purged,
     Revoked,
     WorkspaceInfo,
 )
@@ -128,6 +129,22 @@ async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[
     return await _change(request.app.state, workspace_id, apply)
 
 
+PURGED = ["todos", "events", "budgets", "tool_logs", "session_ids", "caches"]
+
+
+@post("/api/v1/workspaces/{workspace_id:str}/orchestration/purge", status_code=200)
+async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> Purged:
+    """Spec 001's reset. The purge is an event: the history stays in the event store, seq keeps
+    increasing, and a rebuild from the log gives the same purged read models."""
+    workspace_of(request, workspace_id)
+    state = request.app.state
+    # Everything written so far is in the read models, so the unfinished tasks are all known.
+    await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+    unfinished = await queries.unfinished_tasks(state.pool, workspace_id)
+    await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished))
+    return Purged(purged=PURGED)
+
+
 def merge_patch(target: Any, patch_: Any) -> Any:
     if not isinstance(patch_, dict):
         return patch_
@@ -140,4 +157,4 @@ def merge_patch(target: Any, patch_: Any) -> Any:
     return result
 
 
-ROUTES = [create_workspace, show_workspace, issue_key, revoke_key, get_config, update_config]
+ROUTES = [create_workspace, show_workspace, issue_key, revoke_key, get_config, update_config, purge]

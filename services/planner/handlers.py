@@ -131,9 +131,13 @@ def _task_id(event: EventEnvelope) -> str:
 
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
-    batch = Batch(store, [UUID(_task_id(e)) for e in events if "task_id" in e.payload])
+    stopped = [UUID(t) for e in events if e.type == "workspace.purged" for t in e.payload["stopped_tasks"]]
+    batch = Batch(store, [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped)
     before = {task_id: task.status for task_id, task in batch.tasks.items()}
     for event in events:
+        if event.type == "workspace.purged":
+            _stop_purged(event, batch)
+            continue
         task = batch.get(_task_id(event)) if "task_id" in event.payload else None
         if task is None:
             log.warning("%s %s refers to an unknown task", event.type, event.seq)
@@ -150,6 +154,14 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
         batch, store, [t for i, t in batch.tasks.items() if t.status != before[i] and t.status in TERMINAL]
     )
     return batch.changed()
+
+
+def _stop_purged(event: EventEnvelope, batch: Batch) -> None:
+    """A purged workspace's unfinished tasks stop: their later results change nothing."""
+    for task_id in event.payload["stopped_tasks"]:
+        task = batch.get(task_id)
+        if task is not None and task.workspace_id == event.workspace_id and task.status not in TERMINAL:
+            task.cancel("the workspace was purged")
 
 
 def _settle_children(batch: Batch, store: EventStore, ended: list[Task]) -> None:

@@ -20,6 +20,7 @@ SUBJECTS = (
     "events.*.run.failed",
     aggregate_events("gate"),
     aggregate_events("pull_request"),
+    "events.*.workspace.purged",
 )
 
 

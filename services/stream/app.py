@@ -22,7 +22,7 @@ from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
-from services.stream import routes
+from services.stream import routes, toollog
 from services.stream.broadcast import Broadcaster
 from services.stream.leader import hold_lock
 from services.stream.projection import project_forever
@@ -129,6 +129,7 @@ def create_app(settings: Settings) -> Litestar:
             routes.stream_events,
             routes.events_connections,
             routes.debug_dump,
+            toollog.stream_tool_log,
         ],
         lifespan=[lifespan],
         guards=[require_key],

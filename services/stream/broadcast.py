@@ -30,9 +30,15 @@ class Overflowed:
     """Put on a client's queue when it fell too far behind: it reconnects and resumes."""
 
 
+Queue = asyncio.Queue[EventEnvelope | Overflowed]
+
+
 class Broadcaster:
     def __init__(self) -> None:
-        self.clients: dict[str, set[asyncio.Queue[EventEnvelope | Overflowed]]] = defaultdict(set)
+        # Every event of a workspace (the events feed), and one type of event of a workspace
+        # (the tool call log's stream): a client of one type is not sent, nor held up by, the rest.
+        self.clients: dict[str, set[Queue]] = defaultdict(set)
+        self.typed: dict[tuple[str, str], set[Queue]] = defaultdict(set)
         self.started_after = 0
 
     async def start(self, js: JetStreamContext) -> None:
@@ -51,26 +57,39 @@ class Broadcaster:
         )
 
     async def _on_message(self, msg: Msg) -> None:
-        queues = self.clients.get(msg.subject.split(".", 2)[1])
-        if not queues or msg.metadata.sequence.stream <= self.started_after:
+        _, workspace_id, type_ = msg.subject.split(".", 2)  # events.<ws>.<aggregate>.<event>
+        every, typed = self.clients.get(workspace_id), self.typed.get((workspace_id, type_))
+        if not (every or typed) or msg.metadata.sequence.stream <= self.started_after:
             return
         event = _decoder.decode(msg.data)
-        for queue in list(queues):
-            if queue.qsize() >= QUEUE_LIMIT:
-                queues.discard(queue)
-                queue.put_nowait(Overflowed())
-            else:
-                queue.put_nowait(event)
+        for queues in (every, typed):
+            if not queues:
+                continue
+            for queue in list(queues):
+                if queue.qsize() >= QUEUE_LIMIT:
+                    queues.discard(queue)
+                    queue.put_nowait(Overflowed())
+                else:
+                    queue.put_nowait(event)
 
-    def register(self, workspace_id: str) -> asyncio.Queue[EventEnvelope | Overflowed]:
-        queue: asyncio.Queue[EventEnvelope | Overflowed] = asyncio.Queue()
-        self.clients[workspace_id].add(queue)
-        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]))
+    def register(self, workspace_id: str, type_: str | None = None) -> Queue:
+        """A queue for every event of the workspace, or only for its events of `type_`."""
+        queue: Queue = asyncio.Queue()
+        self._queues(workspace_id, type_).add(queue)
+        self._gauge(workspace_id)
         return queue
 
-    def unregister(self, workspace_id: str, queue: asyncio.Queue[EventEnvelope | Overflowed]) -> None:
-        self.clients[workspace_id].discard(queue)
-        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]))
+    def unregister(self, workspace_id: str, queue: Queue, type_: str | None = None) -> None:
+        self._queues(workspace_id, type_).discard(queue)
+        self._gauge(workspace_id)
+
+    def _queues(self, workspace_id: str, type_: str | None) -> set[Queue]:
+        return self.clients[workspace_id] if type_ is None else self.typed[(workspace_id, type_)]
+
+    def _gauge(self, workspace_id: str) -> None:
+        typed = sum(len(q) for (w, _), q in self.typed.items() if w == workspace_id)
+        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]) + typed)
 
     def count(self, workspace_id: str) -> int:
+        """Subscribers of the workspace's events feed (spec 001's events/connections)."""
         return len(self.clients.get(workspace_id, ()))

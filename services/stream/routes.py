@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, get
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
 from libs.eventstore.store import EventStore
+from libs.observability.logs import redact
 from libs.readmodels import queries
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
@@ -76,11 +78,17 @@ async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]
     workspace_of(request, workspaceID)
     store: EventStore = state.store
     dump = await queries.debug_dump(state.pool, workspaceID)
-    dump["consumers"] = await _consumers(state)
-    dump["logHead"] = await asyncio.to_thread(store.head)
-    return dump
+    head = await asyncio.to_thread(store.head)
+    dump["consumers"] = await _consumers(state, head)
+    dump["logHead"] = head
+    # Whatever a task's files or an agent's output quoted: no key leaves in a dump.
+    return msgspec.json.decode(redact(msgspec.json.encode(dump).decode()))
 
 
-async def _consumers(state: Any) -> dict[str, Any]:
+async def _consumers(state: Any, head: int) -> dict[str, Any]:
+    """Where each follower of the log stands, and how far behind its head (`lag`, in events)."""
     positions = await asyncio.to_thread(state.store.consumer_positions)
-    return {"relay": state.relay_progress["position"], "durable": positions}
+    for position in positions.values():
+        position["lag"] = max(0, head - position["position"])
+    relay = state.relay_progress["position"]
+    return {"relay": {"position": relay, "lag": max(0, head - relay)}, "durable": positions}

@@ -1,13 +1,20 @@
-"""What an API client does: submit, poll, review, read the SSE feed. HTTP only."""
+"""What an API client does: submit, poll, review, read the SSE feed (HTTP only); and what an
+operator does to the read models: snapshot them, rebuild them from the log."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import psycopg
 
+from libs.devstack.stack import Stack
+from libs.readmodels.schema import TABLES
 from tests.factories import task_request
 
 __all__ = ["task_request"]
@@ -65,3 +72,34 @@ def sse_events(response: httpx.Response) -> Iterator[dict]:
         else:
             field, _, value = line.partition(":")
             frame[field] = value[1:] if value.startswith(" ") else value
+
+
+def snapshot_read_models(database_url: str) -> dict[str, list[str]]:
+    """Every row of every read model, as PostgreSQL's text rendering, in a stable order."""
+    with psycopg.connect(database_url) as conn:
+        return {
+            table: [r[0] for r in conn.execute(f"SELECT t::text FROM {table} t ORDER BY t::text").fetchall()]
+            for table in TABLES
+        }
+
+
+def rebuild_read_models(stack: Stack) -> subprocess.CompletedProcess[str]:
+    """The operator's command: `python -m libs.readmodels.rebuild`."""
+    return subprocess.run(
+        [sys.executable, "-m", "libs.readmodels.rebuild"],
+        env={**os.environ, "DATABASE_URL": stack.database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def wait_quiet(stack: Stack) -> None:
+    """Waits until nothing is in flight: the projector has reached the log's head, twice."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        stable = 0
+        while stable < 3:
+            head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM orchestrator_events").fetchone()[0]
+            pos = conn.execute("SELECT coalesce(max(position), 0) FROM rm_position").fetchone()[0]
+            stable = stable + 1 if pos == head else 0
+            time.sleep(0.3)

@@ -172,3 +172,30 @@ def test_workspace_defaults_apply_to_tasks_that_leave_them_out(stack: Stack, oth
     assert task["plan"]["source"] == "llm"
     assert task["request"]["config"]["model"] == "claude-haiku-4-5"
     assert chosen["request"]["config"]["planner"] == "template" and chosen["request"]["config"]["model"] == "gpt-5"
+
+
+def test_the_debug_dump_holds_the_workspaces_live_state_with_secrets_redacted(
+    stack: Stack, other: dict[str, str]
+) -> None:
+    workspace, key = other["workspaceId"], bearer(other["apiKey"])
+    httpx.patch(config_url(stack, workspace), json={"budgetUsd": 3.0}, headers=key, timeout=10)
+    leaked = "sk-ant-api03-" + "k" * 40
+    request = task_request("Keep the key out of the dump")
+    request["repo"]["files"]["settings.py"] = f"ANTHROPIC_API_KEY = '{leaked}'\n"
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as mine:
+        (task_id,) = submit(mine, request)
+        wait_for(mine, task_id, in_review_and_charged)
+
+    dump = httpx.get(orchestration(stack, workspace, "debug-dump"), headers=key, timeout=10).json()
+
+    assert leaked not in json.dumps(dump)
+    assert dump["workspace"]["config"] == {"budgetUsd": 3.0}
+    assert [k["keyId"] for k in dump["keys"]] == [other["keyId"]]
+    assert "key_hash" not in json.dumps(dump["keys"]) and other["apiKey"] not in json.dumps(dump)
+    runs = [r for r in dump["runs"] if r["taskId"] == task_id]
+    assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"]
+    assert all(r["modelCalls"] == 1 and r["toolCalls"] >= 1 for r in runs)
+    assert [g["taskId"] for g in dump["gates"] if g["open"]] == [task_id]
+    assert dump["ledger"]["inputTokens"] == 2000 and dump["ledger"]["unpricedCharges"] == 0
+    assert dump["consumers"]["durable"]["planner"]["lag"] >= 0
+    assert dump["consumers"]["relay"]["lag"] >= 0

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from contracts.tasks import (
     AgentOutput,
@@ -28,7 +29,7 @@ from libs.domain.run import Run
 from libs.domain.task import Task
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
-from libs.readmodels import projector, schema
+from libs.readmodels import projector, schema, toolcalls
 from services.planner.plans import plan
 from tests.factories import stored_request
 
@@ -137,6 +138,12 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     done.start()
     failed.start()
     store.save([done, failed])
+    # Its tool calls, saved with its outcome as the executor does: the tool log has rows to rebuild.
+    run1.record_tool_call(
+        "toolu_1", "read_file", False, "Read src/missing.py: not found", "src/missing.py", 2, "not found"
+    )
+    run1.record_tool_call("toolu_2", "write_file", True, "Wrote src/register.py (40 bytes)", "src/register.py", 3, None)
+    run1.record_tool_call("toolu_3", "finish", True, "Finished: validated", None, 0, None)
     run1.succeed(CODEGEN_OUTPUT, usage(CODEGEN_CHARGE), 1500, 1)
     store.save([run1])
     # The cost ledger is faster than the planner for this run...
@@ -406,3 +413,25 @@ def test_a_projector_that_lost_the_race_rolls_back_its_batch(
         projector.project(conn, events, expected=0)
 
     assert dump(conn) == before
+
+
+def test_tool_calls_read_back_as_the_entries_their_events_make(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+
+    # The log's stream builds an entry from a projected row or, past the projector, from the
+    # event itself: both must give the same entry.
+    events = [e for e in store.read(0) if e.type == toolcalls.TOOL_CALLED]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("SELECT * FROM rm_tool_calls ORDER BY seq").fetchall()
+    entries = [toolcalls.entry(r) for r in rows]
+    assert entries == [toolcalls.entry(toolcalls.row(e)) for e in events]
+    run = scenario.runs[0]
+    assert [(t.tool, t.status, t.target, t.session_id, t.agent_name, t.task_id, t.workspace_id) for t in entries] == [
+        ("read_file", "error", "src/missing.py", str(run.id), "codegen", str(scenario.done.id), WS),
+        ("write_file", "ok", "src/register.py", str(run.id), "codegen", str(scenario.done.id), WS),
+        ("finish", "ok", None, str(run.id), "codegen", str(scenario.done.id), WS),
+    ]
+    assert [t.entry_id for t in entries] == [f"entry_{e.seq}" for e in events]
+    assert all(t.corrections == [] and t.container_id is None for t in entries)

@@ -1,0 +1,127 @@
+"""Spec 001's tool call log stream: each tool call of the workspace's agents as it is recorded,
+`event: tool.call`, `id:` the seq of its `run.tool_called`, `data:` its log entry.
+
+Without a resume point it starts live. With `?since_seq=N` (or `Last-Event-ID: N`) it first
+sends the calls after N, the way the events feed catches up (`feed.py`): the projected log
+(`rm_tool_calls`), then the event log beyond the projector, then live from the broadcaster,
+dropping whatever the catch-up already sent, so there is no gap and no duplicate at the seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get
+from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.response import Stream
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.toollog import ToolCallEntry
+from libs.eventstore.store import EventStore
+from libs.readmodels import queries, toolcalls
+from libs.web.auth import workspace_of
+from libs.web.errors import ApiError
+from services.stream.broadcast import Broadcaster, Overflowed
+from services.stream.feed import KEEPALIVE_S, PAGE, RECONNECT_MS
+from services.stream.routes import PREFIX, _resume_point
+
+EVENT = b"tool.call"
+_encoder = msgspec.json.Encoder()
+
+
+def frame(seq: int, entry: ToolCallEntry) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, EVENT, _encoder.encode(entry))
+
+
+def _frames(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(frame(r["seq"], toolcalls.entry(r)) for r in rows)
+
+
+async def tool_log_feed(
+    workspace_id: str, since: int | None, pool: AsyncConnectionPool, store: EventStore, broadcaster: Broadcaster
+) -> AsyncGenerator[bytes, None]:
+    """SSE bytes: the calls after `since` (None: from now on), then live."""
+    queue = broadcaster.register(workspace_id, toolcalls.TOOL_CALLED)
+    try:
+        # From now on: the queue was registered first, so every call committed after this read
+        # reaches it; read before `: connected`, so a client that has had that comment misses none.
+        last = await asyncio.to_thread(store.head) if since is None else since
+        yield b": connected\nretry: %d\n\n" % RECONNECT_MS
+        if since is not None:
+            # 1. The projected log, page by page; complete up to the projector's position.
+            while True:
+                rows, position = await queries.tool_calls_after(pool, workspace_id, last, PAGE)
+                if rows:
+                    yield _frames(rows)
+                    last = rows[-1]["seq"]
+                if len(rows) < PAGE:
+                    break
+            # 2. What the projector has not reached yet, from the event log itself.
+            cursor = max(last, position)
+            while True:
+                events = await asyncio.to_thread(store.read, cursor, PAGE)
+                mine = [
+                    toolcalls.row(e)
+                    for e in events
+                    if e.workspace_id == workspace_id and e.type == toolcalls.TOOL_CALLED and e.seq > last
+                ]
+                if mine:
+                    yield _frames(mine)
+                    last = mine[-1]["seq"]
+                if len(events) < PAGE:
+                    break
+                cursor = events[-1].seq
+        # 3. Live, skipping what the catch-up already sent.
+        while True:
+            try:
+                async with asyncio.timeout(KEEPALIVE_S):
+                    items = [await queue.get()]
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            chunk = []
+            for item in items:
+                if isinstance(item, Overflowed):
+                    if chunk:
+                        yield b"".join(chunk)
+                    return  # the client resumes with Last-Event-ID = the last id it got
+                if item.seq > last:
+                    chunk.append(frame(item.seq, toolcalls.entry(toolcalls.row(item))))
+                    last = item.seq
+            if chunk:
+                yield b"".join(chunk)
+    finally:
+        broadcaster.unregister(workspace_id, queue, toolcalls.TOOL_CALLED)
+
+
+@get(f"{PREFIX}/log/stream")
+async def stream_tool_log(
+    request: Request[Any, Any, Any],
+    workspaceID: FromPath[str],
+    since_seq: Annotated[int | None, QueryParameter(name="since_seq", ge=0)] = None,
+    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+) -> Stream:
+    state, workspace_id = request.app.state, workspace_of(request, workspaceID)
+    since = _resume_point(since_seq, last_event_id)
+    if since is not None:
+        workspace = await queries.workspace(state.pool, workspace_id)
+        purged_through = workspace["purgedThrough"] if workspace else 0
+        if since < purged_through:
+            # As the events feed does: say so rather than resume over a silent gap.
+            raise ApiError(
+                410,
+                "tool_log_purged",
+                f"the tool log up to seq {purged_through} was purged from this workspace; "
+                f"resume with since_seq={purged_through} (or omit it to follow new calls)",
+            )
+    feed = tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
+    return Stream(
+        feed,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

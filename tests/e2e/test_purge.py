@@ -1,0 +1,77 @@
+"""Spec 001's purge: a workspace's state cleared from the read models (config and keys kept),
+unfinished work stopped, the history kept in the log, and a rebuild giving the same result."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from libs.devstack.stack import Stack
+from tests.e2e.helpers import (
+    in_review_and_charged,
+    rebuild_read_models,
+    snapshot_read_models,
+    sse_events,
+    submit,
+    task_request,
+    wait_for,
+    wait_quiet,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_purge_clears_the_workspace_keeps_its_config_and_replays_to_the_same_state(stack: Stack) -> None:
+    created = stack.create_workspace()
+    assert created is not None
+    workspace, key = created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"}
+    base = f"/api/v1/workspaces/{workspace}/orchestration"
+    stream = httpx.Client(base_url=stack.stream_url + base, timeout=30, headers=key)
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api, stream:
+        assert api.patch(f"{base}/config", json={"budgetUsd": 12.5}).status_code == 200
+        done, waiting = submit(api, task_request("finished before the purge"), task_request("still in review"))
+        wait_for(api, done, in_review_and_charged)
+        wait_for(api, waiting, in_review_and_charged)
+        api.post(f"/tasks/{done}/review", json={"taskId": done, "decision": "approve"})
+        wait_for(api, done, lambda t: t["status"] == "completed")
+
+        response = api.post(f"{base}/purge")
+        assert response.status_code == 200
+        assert response.json() == {"purged": ["todos", "events", "budgets", "tool_logs", "session_ids", "caches"]}
+
+        assert api.get(f"/tasks/{done}").status_code == 404
+        assert api.get(f"/tasks/{waiting}").status_code == 404
+        assert api.get("/costs?since=0").json()["tasks"] == []
+        assert api.get(f"{base}/config").json() == {"budgetUsd": 12.5}, "the config is kept"
+        dump = stream.get("/debug-dump").json()
+        assert dump["tasks"] == [] and dump["costRecords"] == []
+        assert [e["type"] for e in dump["events"]][:1] == ["workspace.purged"]
+
+        # An old resume point is refused with the reason, not answered with a silent gap.
+        purge_seq = dump["events"][0]["seq"]
+        refused = stream.get("/events?since_seq=0")
+        assert refused.status_code == 410
+        assert refused.json()["error"] == "events_purged"
+        assert f"since_seq={purge_seq}" in refused.json()["message"]
+        # Without a resume point the feed starts after the purge; seq goes on increasing.
+        (after,) = submit(api, task_request("after the purge"))
+        wait_for(api, after, in_review_and_charged)
+        with stream.stream("GET", "/events") as feed:
+            frames = []
+            for frame in sse_events(feed):
+                frames.append(frame)
+                if frame["event"] == "task.review_requested":
+                    break
+        assert all(f["id"] > purge_seq for f in frames)
+        assert "task.cancelled" in [f["event"] for f in frames], "the unfinished task was stopped"
+
+    wait_quiet(stack)
+    live = snapshot_read_models(stack.database_url)
+    stack.services["stream"].stop()
+    try:
+        result = rebuild_read_models(stack)
+        assert result.returncode == 0, result.stderr
+        rebuilt = snapshot_read_models(stack.database_url)
+    finally:
+        stack.restart_service("stream")
+    assert rebuilt == live
