@@ -19,6 +19,23 @@ class DecideReviewCommand(msgspec.Struct, frozen=True):
     feedback: str | None = None
 
 
+class AskQuestionCommand(msgspec.Struct, frozen=True):
+    """From an agent's run (the executor) to the owner of gates (review)."""
+
+    workspace_id: str
+    question_id: str
+    task_id: str
+    run_id: str
+    questions: list[dict[str, Any]]  # `QuestionItem`s, in wire form
+    tool: dict[str, str]  # messageID, callID
+
+
+class AnswerQuestionCommand(msgspec.Struct, frozen=True):
+    workspace_id: str
+    question_id: str
+    answers: list[list[str]]
+
+
 class CommandError(msgspec.Struct, frozen=True):
     status: int
     error: str

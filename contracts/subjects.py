@@ -23,3 +23,5 @@ def aggregate_events(aggregate: str) -> str:
 # Commands go to the single writer of the aggregate they change (request/reply, queue group).
 SUBMIT_TASKS = "cmd.planner.submit-tasks"
 DECIDE_REVIEW = "cmd.review.decide"
+ASK_QUESTION = "cmd.review.ask"
+ANSWER_QUESTION = "cmd.review.answer"

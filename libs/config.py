@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str | None = None
     llm_timeout_s: float = 120.0
     llm_max_retries: int = 2
+    # How long an agent's question waits for a human (a workspace's config may say otherwise).
+    question_expiry_s: int = 3600
     # Model calls one agent run may make before it counts as not finishing.
     agent_max_turns: int = 24
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
@@ -84,6 +86,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_timeout_s=float(_env("LLM_TIMEOUT_S") or 120.0),
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
+        question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
         self_heal_collect_tests=(_env("SELF_HEAL_COLLECT_TESTS") or "true").lower() not in ("0", "false", "no"),
         admin_token=_env("ADMIN_TOKEN"),
         public_url=_env("PUBLIC_URL"),

@@ -53,6 +53,7 @@ class Service:
 
 
 LOG_PUBLISHER = "log_publisher"
+NATS = "nats"  # the service's NATS connection (JetStream consumers, requests to other owners)
 
 
 def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> InThread:
@@ -91,6 +92,7 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
         publisher = LogPublisher(js)
         await publisher.start()
         service.state[LOG_PUBLISHER] = publisher
+        service.state[NATS] = nc
         for sub in service.subscriptions(settings, store):
             consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
             await consumer.start()

@@ -7,12 +7,12 @@ itself keeps no state beyond the conversation and the repository.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from libs.agent.repository import Changes, Repository, printable
-from libs.agent.tools import FINISH, Comment, Tool, ToolResult, Workbench
+from libs.agent.tools import ASK_HUMAN, FINISH, Comment, Tool, ToolResult, Workbench
 from libs.llm.conversation import Conversation, ToolOutput, Turn, Usage, conversation_for
 from libs.llm.providers import ProviderError
 
@@ -69,6 +69,7 @@ class Observer(Protocol):
     def model_called(self, call: ModelCall) -> None: ...
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None: ...
     async def turn_done(self, finished: bool) -> None: ...
+    async def ask_human(self, call_id: str, arguments: Any) -> ToolResult: ...
 
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
@@ -100,7 +101,11 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
         outputs: list[ToolOutput] = []
         summary: str | None = None
         for use in turn.tool_uses:
-            result = bench.call(use.name, use.arguments)
+            if use.name == ASK_HUMAN and ASK_HUMAN in {t.name for t in bench.tools}:
+                # The run waits here for a person: the question goes out, the answer comes back.
+                result = await observer.ask_human(use.id, use.arguments)
+            else:
+                result = bench.call(use.name, use.arguments)
             tool_calls += 1
             observer.tool_called(use.id, use.name, result)
             outputs.append(ToolOutput(use.id, result.content, not result.ok))

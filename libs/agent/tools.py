@@ -79,6 +79,40 @@ COMMENT = Tool(
         ["path", "body"],
     ),
 )
+ASK_HUMAN = "ask_human"
+ASK_HUMAN_TOOL = Tool(
+    ASK_HUMAN,
+    "Ask a human when you cannot decide alone (an approval, a clarification, a choice between options). "
+    "The run waits for the answer; if none comes in time you are told so.",
+    _object(
+        {
+            "questions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string"},
+                        "header": {"type": "string", "description": "A short title, e.g. Deploy target"},
+                        "options": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"label": {"type": "string"}, "description": {"type": "string"}},
+                                "required": ["label"],
+                            },
+                        },
+                        "multiple": {"type": "boolean", "description": "Several options may be picked"},
+                        "custom": {"type": "boolean", "description": "The human may answer in their own words"},
+                    },
+                    "required": ["question"],
+                },
+            }
+        },
+        ["questions"],
+    ),
+)
 FINISH_TOOL = Tool(
     FINISH,
     "Finish the work. Call it once, last, with a short summary of what you did and why.",
@@ -89,13 +123,13 @@ _READING = (LIST_FILES, READ_FILE, SEARCH)
 _WRITING = (WRITE_FILE, DELETE_FILE)
 
 TOOLSETS: dict[str, tuple[Tool, ...]] = {
-    "codegen": (*_READING, *_WRITING, FINISH_TOOL),
-    "test": (*_READING, *_WRITING, FINISH_TOOL),
-    "refactor": (*_READING, *_WRITING, FINISH_TOOL),
-    "debug": (*_READING, *_WRITING, FINISH_TOOL),
-    "dependency": (*_READING, *_WRITING, FINISH_TOOL),
+    "codegen": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
+    "test": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
+    "refactor": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
+    "debug": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
+    "dependency": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
     # A reviewer reads and comments; it has no tool that writes.
-    "review": (*_READING, COMMENT, FINISH_TOOL),
+    "review": (*_READING, COMMENT, ASK_HUMAN_TOOL, FINISH_TOOL),
 }
 
 

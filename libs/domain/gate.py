@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from libs.domain.base import WorkspaceAggregate, derived_id
@@ -43,3 +44,95 @@ class Gate(WorkspaceAggregate):
 
         def apply(self, gate: Gate) -> None:
             gate.decision = self.decision
+
+
+QUESTION = "question"
+
+
+def question_gate_id(question_id: str) -> UUID:
+    return derived_id("gate", QUESTION, question_id)
+
+
+class QuestionGate(WorkspaceAggregate):
+    """An agent's question to a human: open until answered, or until it expires."""
+
+    class Asked(WorkspaceAggregate.Created):
+        question_id: str
+        task_id: str
+        run_id: str
+        questions: list[dict[str, Any]]
+        tool: dict[str, str]
+        expires_at: int  # epoch ms
+
+    def __init__(
+        self,
+        workspace_id: str,
+        question_id: str,
+        task_id: str,
+        run_id: str,
+        questions: list[dict[str, Any]],
+        tool: dict[str, str],
+        expires_at: int,
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.question_id = question_id
+        self.task_id = task_id
+        self.run_id = run_id
+        self.questions = questions
+        self.tool = tool
+        self.expires_at = expires_at
+        self.status = "open"
+
+    @classmethod
+    def ask(
+        cls,
+        workspace_id: str,
+        question_id: str,
+        task_id: str,
+        run_id: str,
+        questions: list[dict[str, Any]],
+        tool: dict[str, str],
+        expires_at: int,
+    ) -> QuestionGate:
+        return cls._create(
+            cls.Asked,
+            id=question_gate_id(question_id),
+            workspace_id=workspace_id,
+            question_id=question_id,
+            task_id=task_id,
+            run_id=run_id,
+            questions=questions,
+            tool=tool,
+            expires_at=expires_at,
+        )
+
+    def _require_open(self) -> None:
+        if self.status != "open":
+            raise GateClosed(f"question {self.question_id} is {self.status}")
+
+    def answer(self, answers: list[list[str]]) -> None:
+        self._require_open()
+        self.emit(
+            self.Answered, question_id=self.question_id, task_id=self.task_id, run_id=self.run_id, answers=answers
+        )
+
+    class Answered(WorkspaceAggregate.Event):
+        question_id: str
+        task_id: str
+        run_id: str
+        answers: list[list[str]]
+
+        def apply(self, gate: QuestionGate) -> None:
+            gate.status = "answered"
+
+    def expire(self) -> None:
+        self._require_open()
+        self.emit(self.Expired, question_id=self.question_id, task_id=self.task_id, run_id=self.run_id)
+
+    class Expired(WorkspaceAggregate.Event):
+        question_id: str
+        task_id: str
+        run_id: str
+
+        def apply(self, gate: QuestionGate) -> None:
+            gate.status = "expired"

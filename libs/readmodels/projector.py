@@ -117,6 +117,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             (_json(feed),),
         )
         _project_tool_calls(cur, events)  # before a purge in the batch clears them
+        _project_questions(cur, events)
         _project_workspaces(cur, events)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
@@ -132,6 +133,31 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         changed = {t: status for t, status in changed.items() if status_before.get(t) != status}
         cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, position_notice(last, changed)))
     return last
+
+
+def _project_questions(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+    """Agents' questions: open until answered or expired (few events, written as they come)."""
+    for e in events:
+        p = e.payload
+        if e.type == "question_gate.asked":
+            cur.execute(
+                "INSERT INTO rm_questions VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, NULL) ON CONFLICT DO NOTHING",
+                (
+                    p["question_id"],
+                    e.workspace_id,
+                    p["task_id"],
+                    p["run_id"],
+                    _json_value(p["questions"]),
+                    _json_value(p["tool"]),
+                    e.occurred_at,
+                    p["expires_at"],
+                ),
+            )
+        elif e.type in ("question_gate.answered", "question_gate.expired"):
+            cur.execute(
+                "UPDATE rm_questions SET status = %s, resolved_at = %s WHERE question_id = %s AND workspace_id = %s",
+                (e.type.removeprefix("question_gate."), e.occurred_at, p["question_id"], e.workspace_id),
+            )
 
 
 def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import psycopg
 
-TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_position", "rm_workspaces", "rm_api_keys", "rm_tool_calls")
+TABLES = (
+    "rm_tasks",
+    "rm_charges",
+    "rm_feed",
+    "rm_position",
+    "rm_workspaces",
+    "rm_api_keys",
+    "rm_tool_calls",
+    "rm_questions",
+)
 # What a workspace's purge clears (each table has a workspace_id column); config and keys stay.
-PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_tool_calls")
+PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_tool_calls", "rm_questions")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -84,6 +93,20 @@ CREATE INDEX IF NOT EXISTS rm_tool_calls_status ON rm_tool_calls (workspace_id, 
 CREATE INDEX IF NOT EXISTS rm_tool_calls_session ON rm_tool_calls (workspace_id, session_id, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_agent ON rm_tool_calls (workspace_id, agent_name, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_time ON rm_tool_calls (workspace_id, occurred_at);
+CREATE TABLE IF NOT EXISTS rm_questions (
+    question_id text PRIMARY KEY,
+    workspace_id text NOT NULL,
+    task_id text NOT NULL,
+    session_id text NOT NULL,
+    questions jsonb NOT NULL,
+    tool jsonb NOT NULL,
+    status text NOT NULL,
+    asked_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    resolved_at bigint
+);
+CREATE INDEX IF NOT EXISTS rm_questions_open ON rm_questions (workspace_id, status, asked_at);
+CREATE INDEX IF NOT EXISTS rm_questions_expiry ON rm_questions (status, expires_at);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

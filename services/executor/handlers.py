@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from githubkit import GitHub
+from nats.aio.client import Client as NatsClient
 
+from contracts.commands import AskQuestionCommand
 from contracts.events import EventEnvelope
 from contracts.logs import LogEntry, worker_id
+from contracts.questions import MAX_QUESTIONS, QuestionItem
 from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
@@ -33,6 +38,7 @@ from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
 from libs.observability.logs import redact
 from services.executor.pulls import open_pull_request
+from services.executor.questions import Answers, AskFailed, answer_text, ask
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ class Deps:
     limit: asyncio.Semaphore
     logs: LogPublisher  # live task logs; `emit` never blocks or raises
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
+    nc: NatsClient  # commands to other owners (an agent's question goes to review)
+    answers: Answers  # the answers runs of this process wait on
 
 
 async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
@@ -83,6 +91,7 @@ class RunRecorder:
         self.deps = deps
         self.task_id = task_id
         self.worker = worker_id(task_id, run.subtask_id)
+        self.turn = 0
 
     def line(self, message: str, level: str = "log") -> None:
         entry = LogEntry(
@@ -95,6 +104,7 @@ class RunRecorder:
         self.deps.logs.emit(self.run.workspace_id, entry)
 
     def model_called(self, call: ModelCall) -> None:
+        self.turn = call.turn
         self.run.record_model_call(
             call.turn, call.ok, call.duration_ms, _usage(call.usage), call.stop_reason, call.tool_calls, call.error
         )
@@ -114,6 +124,44 @@ class RunRecorder:
 
     async def turn_done(self, finished: bool) -> None:
         pass  # progress shows in the live log; the events are saved with the run's end
+
+    async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
+        """Asks, then waits until a human answers or the question expires."""
+        started = time.perf_counter()
+
+        def result(content: str, ok: bool, title: str, target: str | None = None) -> ToolResult:
+            return ToolResult(printable(content), ok, printable(title), target, _ms_since(started))
+
+        try:
+            items = msgspec.convert((arguments or {}).get("questions"), list[QuestionItem])
+            if not 1 <= len(items) <= MAX_QUESTIONS:
+                raise msgspec.ValidationError(f"ask between 1 and {MAX_QUESTIONS} questions")
+        except (msgspec.ValidationError, AttributeError) as exc:
+            return result(f"error: the question is not well formed: {exc}", False, "Asked a human: not well formed")
+        question_id = f"que_{uuid.uuid4().hex}"
+        title = f"Asked a human: {items[0].header or items[0].question}"[:200]
+        command = AskQuestionCommand(
+            workspace_id=self.run.workspace_id,
+            question_id=question_id,
+            task_id=self.task_id,
+            run_id=str(self.run.id),
+            questions=msgspec.to_builtins(items),
+            tool={"messageID": f"msg_{self.run.id.hex}_{self.turn}", "callID": call_id},
+        )
+        answer = self.deps.answers.expect(question_id)
+        try:
+            await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
+        except AskFailed as exc:
+            self.deps.answers.forget(question_id)
+            return result(f"error: {exc}", False, title, question_id)
+        self.line(f"waiting for a human: {items[0].question} (question {question_id})")
+        event = await answer
+        if event.type == "question_gate.expired":
+            self.line(f"question {question_id} expired without an answer", "warn")
+            text = "error: nobody answered in time and the question expired. Decide with your best judgement."
+            return result(text, False, title, question_id)
+        self.line(f"a human answered question {question_id}")
+        return result(answer_text(items, event.payload["answers"]), True, title, question_id)
 
 
 async def execute(event: EventEnvelope, deps: Deps) -> Run:

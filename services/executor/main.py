@@ -10,16 +10,19 @@ from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from libs.runtime import LOG_PUBLISHER, Service, run
+from libs.runtime import LOG_PUBLISHER, NATS, Service, run
 from services.executor import handlers
 from services.executor.pulls import close_github_client, github_client
+from services.executor.questions import Answers
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
     limit = asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS)
     github = SERVICE.state["github"] = github_client(settings)
-    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github)
+    answers = SERVICE.state["answers"] = Answers()
+    nc = SERVICE.state[NATS]
+    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers)
 
     async def handle(event: EventEnvelope) -> list[Any]:
         return await handlers.on_event(event, deps)
@@ -34,7 +37,11 @@ async def _stop() -> None:
     await close_github_client(SERVICE.state.get("github"))
 
 
-SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_stop=_stop)
+async def _start(settings: Settings, store: EventStore) -> None:
+    await SERVICE.state["answers"].start(SERVICE.state[NATS].jetstream())
+
+
+SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_start=_start, on_stop=_stop)
 
 
 def main() -> None:

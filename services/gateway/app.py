@@ -21,7 +21,7 @@ from libs.readmodels import queries, schema
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route
-from services.gateway import livelogs, routes, toollog, workspaces
+from services.gateway import livelogs, questions, routes, toollog, workspaces
 from services.gateway.readyourwrites import ProjectionWatch
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -81,7 +81,14 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *workspaces.ROUTES, *toollog.ROUTES, ready_route(_is_ready), metrics],
+        route_handlers=[
+            *ROUTES,
+            *workspaces.ROUTES,
+            *questions.ROUTES,
+            *toollog.ROUTES,
+            ready_route(_is_ready),
+            metrics,
+        ],
         lifespan=[lifespan],
         guards=[require_key],
         exception_handlers=HANDLERS,

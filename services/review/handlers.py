@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from contracts.commands import CommandError, CommandReply, DecideReviewCommand
+from contracts.commands import (
+    AnswerQuestionCommand,
+    AskQuestionCommand,
+    CommandError,
+    CommandReply,
+    DecideReviewCommand,
+)
 from contracts.events import EventEnvelope
+from contracts.questions import QuestionItem, answer_problem
 from contracts.tasks import Decision
 from libs.domain.errors import GateClosed
-from libs.domain.gate import Gate, review_gate_id
+from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
 from libs.eventstore.store import EventStore
 
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
@@ -54,3 +63,83 @@ def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore)
         return CommandReply(error=CommandError(400, "invalid_state_transition", str(exc)))
     seq = store.save([gate])
     return CommandReply(seq=seq, status=RESULTING_STATUS[decision.value])
+
+
+# --- agents' questions -------------------------------------------------------------------------
+
+
+def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
+    try:
+        command = msgspec.json.decode(raw, type=AskQuestionCommand)
+        msgspec.convert(command.questions, list[QuestionItem])
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
+    expiry_s = _expiry_s(store, command.workspace_id) or default_expiry_s
+    gate = QuestionGate.ask(
+        command.workspace_id,
+        command.question_id,
+        command.task_id,
+        command.run_id,
+        command.questions,
+        command.tool,
+        int(time.time() * 1000) + expiry_s * 1000,
+    )
+    try:
+        seq = store.save([gate])
+    except IntegrityError:
+        return CommandReply(error=CommandError(409, "question_exists", f"question {command.question_id} exists"))
+    return CommandReply(seq=seq, status="open")
+
+
+def _expiry_s(store: EventStore, workspace_id: str) -> int | None:
+    """The workspace's `questionExpirySeconds`, from its config (the read model)."""
+    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT (config->>'questionExpirySeconds')::bigint AS expiry_s FROM rm_workspaces WHERE workspace_id = %s",
+            (workspace_id,),
+        )
+        row = cur.fetchone()
+    return int(row["expiry_s"]) if row and row["expiry_s"] else None
+
+
+def answer(raw: bytes, store: EventStore) -> CommandReply:
+    try:
+        command = msgspec.json.decode(raw, type=AnswerQuestionCommand)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
+    gate_id = question_gate_id(command.question_id)
+    gate = store.load_many([gate_id]).get(gate_id)
+    if not isinstance(gate, QuestionGate) or gate.workspace_id != command.workspace_id or gate.status != "open":
+        # Answered, expired, or not this workspace's: as the spec says, not found.
+        return CommandReply(error=CommandError(404, "Not found", f"question {command.question_id} not found"))
+    problem = answer_problem(msgspec.convert(gate.questions, list[QuestionItem]), command.answers)
+    if problem:
+        return CommandReply(error=CommandError(400, "invalid_answer", problem))
+    try:
+        gate.answer(command.answers)
+        seq = store.save([gate])
+    except (GateClosed, IntegrityError):
+        # Expired (or answered elsewhere) this very moment.
+        return CommandReply(error=CommandError(404, "Not found", f"question {command.question_id} not found"))
+    return CommandReply(seq=seq, status="answered")
+
+
+def expire_overdue(store: EventStore) -> int:
+    """Expires every open question past its time; how many it expired."""
+    now = int(time.time() * 1000)
+    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT question_id FROM rm_questions WHERE status = 'open' AND expires_at <= %s ORDER BY expires_at",
+            (now,),
+        )
+        due = [row["question_id"] for row in cur.fetchall()]
+    gates = store.load_many([question_gate_id(q) for q in due])
+    expired = [g for g in gates.values() if isinstance(g, QuestionGate) and g.status == "open"]
+    for gate in expired:
+        gate.expire()
+    if expired:
+        try:
+            store.save(expired)
+        except IntegrityError:
+            return 0  # answered (or expired by another replica) meanwhile: the next round sees it
+    return len(expired)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from contracts.subjects import DECIDE_REVIEW
+import asyncio
+import contextlib
+import logging
+
+from contracts.subjects import ANSWER_QUESTION, ASK_QUESTION, DECIDE_REVIEW
 from libs.bus.consumer import Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
@@ -15,10 +19,40 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
 
 
 def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:
-    return {DECIDE_REVIEW: command_in_thread(handlers.decide, store)}
+    return {
+        DECIDE_REVIEW: command_in_thread(handlers.decide, store),
+        ASK_QUESTION: command_in_thread(handlers.ask, store, settings.question_expiry_s),
+        ANSWER_QUESTION: command_in_thread(handlers.answer, store),
+    }
 
 
-SERVICE = Service("review", 9103, subscriptions=_subscriptions, commands=_commands)
+log = logging.getLogger(__name__)
+EXPIRY_CHECK_S = 1.0
+
+
+async def _expire_forever(store: EventStore) -> None:
+    # A question's deadline is a time, not an event: a small indexed look every second.
+    while True:
+        try:
+            await asyncio.to_thread(handlers.expire_overdue, store)
+        except Exception:
+            log.exception("expiring questions failed; trying again")
+        await asyncio.sleep(EXPIRY_CHECK_S)
+
+
+async def _start(settings: Settings, store: EventStore) -> None:
+    SERVICE.state["expiry"] = asyncio.create_task(_expire_forever(store), name="question-expiry")
+
+
+async def _stop() -> None:
+    task = SERVICE.state.get("expiry")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+SERVICE = Service("review", 9103, subscriptions=_subscriptions, commands=_commands, on_start=_start, on_stop=_stop)
 
 
 def main() -> None:

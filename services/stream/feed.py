@@ -24,7 +24,11 @@ def frame(seq: int, type_: str, aggregate_id: str, payload: dict[str, Any]) -> b
     # The payload names what it is about (`task_id` for `task.*`, `run_id` for `run.*`, ...)
     # so a subscriber can follow one task without knowing the envelope.
     about = f"{type_.partition('.')[0]}_id"
-    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload={about: aggregate_id, **payload}))
+    if about == "workspace_id":  # a workspace's own events: the path names it already
+        payload_with_id = payload
+    else:
+        payload_with_id = {about: aggregate_id, **payload}
+    data = _encoder.encode(FeedEvent(seq=seq, type=type_, payload=payload_with_id))
     # msgspec's JSON has no raw newlines, so the whole event fits one `data:` line.
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, type_.encode(), data)
 

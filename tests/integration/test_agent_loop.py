@@ -33,7 +33,7 @@ MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5.4-mini"}
 API_KEY = "sk-test-7f3a9c1e5b2d-do-not-log"
 FILES = {"src/app.py": "def main():\n    return 1\n", "src/util.py": "def helper():\n    return 42\n"}
 REVIEWED_APP = "def main():\n    return 1\n# reviewed by the local model\n"
-CODEGEN_TOOLS = {"list_files", "read_file", "search", "write_file", "delete_file", "finish"}
+CODEGEN_TOOLS = {"list_files", "read_file", "search", "write_file", "delete_file", "ask_human", "finish"}
 # 429s say "retry after 0 s"; retry-after-ms (read first by both SDKs) keeps the wait at 1 ms
 # instead of the SDKs' half-second backoff for a zero retry-after.
 RATE_LIMITED = Behaviour(status=429, headers={"retry-after": "0", "retry-after-ms": "1"})
@@ -109,6 +109,9 @@ class Recorder:
 
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None:
         self.tool_calls.append((call_id, tool, result))
+
+    async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
+        return ToolResult("A human answered: yes", True, "Asked a human")
 
     async def turn_done(self, finished: bool) -> None:
         self.turns.append(finished)
@@ -211,7 +214,7 @@ async def test_an_unscripted_review_changes_nothing(provider: str, script: Scrip
     assert outcome.summary == "Generated 0 file(s)"
     assert outcome.changes.files == {}
     assert [tool for _, tool, _ in recorder.tool_calls] == ["finish"]
-    assert offered(script.calls()[0]) == {"list_files", "read_file", "search", "comment", "finish"}
+    assert offered(script.calls()[0]) == {"list_files", "read_file", "search", "comment", "ask_human", "finish"}
 
 
 # --- (b) several turns ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from contracts.tasks import (
     TaskState,
     TaskStatus,
 )
-from libs.domain.gate import Gate
+from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Run
@@ -202,7 +202,14 @@ def scenario(store: EventStore) -> Scenario:
     workspace.revoke_key(first)
     workspace.update_config({"budgetUsd": 5.0}, {"budgetUsd": 5.0})
     workspace.update_config({"team": {"a": 1}}, {"budgetUsd": 5.0, "team": {"a": 1}})
-    store.save([workspace])
+    # An agent's questions: one answered, one still open.
+    question = {"question": "Which one?", "header": "Pick", "options": [{"label": "A"}], "multiple": False}
+    asked = [
+        QuestionGate.ask(WS, f"que_{i}", "task-1", "run-1", [question], {"messageID": "m", "callID": f"c{i}"}, 10**13)
+        for i in range(2)
+    ]
+    asked[0].answer([["A"]])
+    store.save([workspace, *asked])
     return live_the_lifecycle(store)
 
 

@@ -36,11 +36,19 @@ def names(workbench: Workbench) -> set[str]:
 
 @pytest.mark.parametrize("agent_type", WRITERS)
 def test_writing_agents_get_the_reading_and_writing_tools(agent_type: str) -> None:
-    assert names(bench(agent_type)) == {"list_files", "read_file", "search", "write_file", "delete_file", "finish"}
+    assert names(bench(agent_type)) == {
+        "list_files",
+        "read_file",
+        "search",
+        "write_file",
+        "delete_file",
+        "ask_human",
+        "finish",
+    }
 
 
 def test_a_reviewer_reads_and_comments_but_cannot_write() -> None:
-    assert names(bench("review")) == {"list_files", "read_file", "search", "comment", "finish"}
+    assert names(bench("review")) == {"list_files", "read_file", "search", "comment", "ask_human", "finish"}
 
 
 def test_every_agent_type_has_a_tool_set_ending_with_finish() -> None:
@@ -95,7 +103,7 @@ def test_an_unknown_tool_is_an_error_result_with_its_name_as_title() -> None:
 
     assert result == ToolResult(
         "error: there is no tool 'run_shell' here; the tools are: "
-        "list_files, read_file, search, write_file, delete_file, finish",
+        "list_files, read_file, search, write_file, delete_file, ask_human, finish",
         False,
         "run_shell",
         None,

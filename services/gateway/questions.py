@@ -1,0 +1,68 @@
+"""Spec 001's questions queue: agents' questions that wait for a human, and their answers.
+
+The queue shows only open questions (answered or expired ones disappear); an answer is checked
+against the question's options here and again by its owner (review), which records it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath
+
+from contracts.commands import AnswerQuestionCommand
+from contracts.questions import Answer, Answered, QuestionEnvelope, QuestionItem, QuestionList, answer_problem
+from contracts.subjects import ANSWER_QUESTION
+from libs.readmodels import queries
+from libs.web.auth import workspace_of
+from libs.web.errors import ApiError
+from services.gateway.commands import send
+
+PATH = "/api/v1/workspaces/{workspaceID:str}/orchestration/questions"
+
+
+async def _open(request: Request[Any, Any, Any], workspace_id: str, question_id: str | None = None) -> list[Any]:
+    state = request.app.state
+    # Questions are asked by agents, not through this gateway: wait for the log's head.
+    await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+    return await queries.open_questions(state.pool, workspace_id, question_id)
+
+
+@get(PATH)
+async def list_questions(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> QuestionList:
+    found = await _open(request, workspace_of(request, workspaceID))
+    return msgspec.convert({"questions": found}, QuestionList)
+
+
+@get(PATH + "/{questionID:str}")
+async def get_question(
+    request: Request[Any, Any, Any], workspaceID: FromPath[str], questionID: FromPath[str]
+) -> QuestionEnvelope:
+    found = await _open(request, workspace_of(request, workspaceID), questionID)
+    if not found:
+        raise ApiError(404, "Not found", f"question {questionID} not found")
+    return msgspec.convert({"question": found[0]}, QuestionEnvelope)
+
+
+@post(PATH + "/{questionID:str}/answer", status_code=200)
+async def answer_question(
+    request: Request[Any, Any, Any], workspaceID: FromPath[str], questionID: FromPath[str], data: Answer
+) -> Answered:
+    workspace = workspace_of(request, workspaceID)
+    found = await _open(request, workspace, questionID)
+    if not found:
+        # Unknown, already answered, or expired: all the same to the asker.
+        raise ApiError(404, "Not found", f"question {questionID} not found")
+    problem = answer_problem(msgspec.convert(found[0]["questions"], list[QuestionItem]), data.answers)
+    if problem:
+        raise ApiError(400, "invalid_answer", problem)
+    state = request.app.state
+    command = AnswerQuestionCommand(workspace_id=workspace, question_id=questionID, answers=data.answers)
+    reply = await send(state.broker, ANSWER_QUESTION, command, state.settings.command_timeout_s)
+    state.watch.wrote(reply.seq)
+    return Answered(answered=True)
+
+
+ROUTES = [list_questions, get_question, answer_question]

@@ -1,0 +1,153 @@
+"""Agents' questions (spec 001 questions queue): asked through the agent's ask_human tool, shown
+to people over HTTP, answered (checked against the options) and the agent continuing with the
+answer; or expiring, and the agent told so."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.devstack.stack import Stack
+from tests.e2e.helpers import in_review_and_charged, submit, task_request, wait_for
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = {
+    "question": "Which greeting should the endpoint answer with?",
+    "header": "Greeting",
+    "options": [{"label": "Hello", "description": "Formal"}, {"label": "Hi"}],
+    "multiple": False,
+    "custom": False,
+}
+
+
+@pytest.fixture
+def team(stack: Stack) -> dict[str, str]:
+    created = stack.create_workspace(f"q-{uuid.uuid4().hex[:8]}")
+    assert created is not None
+    return created
+
+
+@pytest.fixture
+def api(stack: Stack, team: dict[str, str]) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {team['apiKey']}"}
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=headers) as client:
+        yield client
+
+
+def questions_path(team: dict[str, str]) -> str:
+    return f"/api/v1/workspaces/{team['workspaceId']}/orchestration/questions"
+
+
+def script(stack: Stack, *behaviours: dict[str, Any]) -> None:
+    response = httpx.post(f"{stack.model_server_url}/_script", json={"behaviours": list(behaviours)}, timeout=10)
+    assert response.status_code == 200
+
+
+def asks(description: str) -> dict[str, Any]:
+    """The task's first model turn: the agent asks QUESTION."""
+    return {
+        "match": f"Task: {description}\n",
+        "tool_calls": [{"name": "ask_human", "arguments": {"questions": [QUESTION]}}],
+    }
+
+
+def write_and_finish(content: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "write_file", "arguments": {"path": "src/register.py", "content": content}},
+        {"name": "finish", "arguments": {"summary": "done"}},
+    ]
+
+
+def wait_for_question(api: httpx.Client, team: dict[str, str], timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = api.get(questions_path(team)).json()["questions"]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError("no question appeared")
+
+
+def test_an_agent_asks_a_human_gets_the_answer_and_goes_on_with_it(
+    stack: Stack, api: httpx.Client, team: dict[str, str]
+) -> None:
+    description = f"Greet the user {uuid.uuid4().hex[:8]}"
+    script(
+        stack,
+        asks(description),
+        {"match": "A human answered:\n- Greeting: Hello", "tool_calls": write_and_finish("GREETING = 'Hello'\n")},
+    )
+    (task_id,) = submit(api, task_request(description))
+
+    question = wait_for_question(api, team)
+    assert question["questions"] == [QUESTION]
+    assert question["id"].startswith("que_")
+    assert set(question["tool"]) == {"messageID", "callID"} and question["sessionID"]
+    detail = api.get(f"{questions_path(team)}/{question['id']}")
+    assert detail.json() == {"question": question}
+
+    answer = f"{questions_path(team)}/{question['id']}/answer"
+    for wrong, reason in (([["Howdy"]], "not one of its options"), ([["Hello", "Hi"]], "takes one answer"), ([], "1")):
+        response = api.post(answer, json={"answers": wrong})
+        assert response.status_code == 400 and reason in response.json()["message"], response.text
+    assert api.post(answer, json={"answers": "Hello"}).status_code == 400
+    assert api.post(answer, json={"answers": [["Hello"]]}).json() == {"answered": True}
+
+    assert api.post(answer, json={"answers": [["Hello"]]}).status_code == 404, "answered already"
+    assert api.get(f"{questions_path(team)}/{question['id']}").status_code == 404
+    task = wait_for(api, task_id, in_review_and_charged)
+    assert task["results"][task["subtasks"][0]["id"]]["output"]["files"] == {"src/register.py": "GREETING = 'Hello'\n"}
+    assert api.get(questions_path(team)).json() == {"questions": []}
+
+
+def test_an_unanswered_question_expires_and_the_agent_is_told(
+    stack: Stack, api: httpx.Client, team: dict[str, str]
+) -> None:
+    config = f"/api/v1/workspaces/{team['workspaceId']}/orchestration/config"
+    assert api.patch(config, json={"questionExpirySeconds": 1}).status_code == 200
+    description = f"Nobody answers {uuid.uuid4().hex[:8]}"
+    script(
+        stack,
+        asks(description),
+        {"match": "nobody answered in time", "tool_calls": write_and_finish("GREETING = 'Hi'\n")},
+    )
+    (task_id,) = submit(api, task_request(description))
+    question = wait_for_question(api, team)
+
+    task = wait_for(api, task_id, in_review_and_charged)
+
+    assert task["results"][task["subtasks"][0]["id"]]["output"]["files"] == {"src/register.py": "GREETING = 'Hi'\n"}
+    answer = api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hello"]]})
+    assert answer.status_code == 404, "expired"
+    log = api.get(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/log?tool=ask_human").json()
+    assert [(e["status"], e["target"]) for e in log["items"]] == [("error", question["id"])]
+    calls = httpx.get(f"{stack.model_server_url}/_calls", timeout=10).json()["calls"]
+    told = [c for c in calls if "nobody answered in time" in json.dumps(c["request"])]
+    assert len(told) == 1
+
+
+def test_another_workspace_cannot_see_or_answer_a_question(
+    stack: Stack, api: httpx.Client, team: dict[str, str]
+) -> None:
+    description = f"Private question {uuid.uuid4().hex[:8]}"
+    script(
+        stack,
+        asks(description),
+        {"match": "A human answered:\n- Greeting: Hi", "tool_calls": write_and_finish("GREETING = 'Hi'\n")},
+    )
+    submit(api, task_request(description))
+    question = wait_for_question(api, team)
+
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as stranger:
+        assert stranger.get(f"{questions_path(team)}/{question['id']}").status_code == 404
+        mine = "/api/v1/workspaces/default/orchestration/questions"
+        assert question["id"] not in json.dumps(stranger.get(mine).json())
+        assert stranger.post(f"{mine}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404
+    assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 200
