@@ -38,6 +38,9 @@ class TaskStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Not in spec 000: stopped by a budget cap before a model call would cross it; it goes on
+    # by itself when the workspace's config raises the cap.
+    PAUSED = "paused"
 
 
 class Provider(enum.StrEnum):
@@ -153,6 +156,17 @@ class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True)
     revision_of: str | None = None
     revised_by: str | None = None
     plan: PlanInfo | None = None
+    paused: PauseInfo | None = None
+
+
+class PauseInfo(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Why a task is paused (an extension to spec 000)."""
+
+    subtask_id: str
+    cap: str  # "workspace" | "task"
+    limit_usd: float
+    spent_usd: float
+    estimate_usd: float
 
 
 class PlanInfo(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):

@@ -51,6 +51,7 @@ class Outcome(msgspec.Struct, frozen=True):
     tool_calls: int
     error: str | None = None
     retryable: bool = False
+    budget_stop: dict[str, Any] | None = None  # the cap a next model call would have crossed
 
 
 class Model(Protocol):
@@ -70,6 +71,7 @@ class Observer(Protocol):
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None: ...
     async def turn_done(self, finished: bool) -> None: ...
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult: ...
+    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None: ...
 
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
@@ -82,6 +84,12 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
         return Outcome(summary, repo.changes(), bench.comments, usage, calls, tool_calls, error, retryable)
 
     for turn_number in range(1, spec.max_turns + 1):
+        # Budget caps are checked before the call that could cross them, not after.
+        stop = await observer.before_model_call(_size(conversation), spec.max_tokens)
+        if stop is not None:
+            return msgspec.structs.replace(
+                outcome(None, "stopped by a budget cap", calls=turn_number - 1), budget_stop=stop
+            )
         try:
             turn = await model.converse(
                 spec.provider, spec.model, conversation, bench.tools, spec.max_tokens, spec.temperature
@@ -119,3 +127,8 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
     # Running out of turns is a failure self-heal may retry: the next attempt starts from
     # this one's changes, with the reason in its first message.
     return outcome(None, f"the agent did not call finish within {spec.max_turns} model calls", True, spec.max_turns)
+
+
+def _size(conversation: Conversation) -> int:
+    """What the next request sends, in characters: about four per token."""
+    return len(conversation.system) + len(msgspec.json.encode(conversation.messages))

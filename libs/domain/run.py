@@ -8,7 +8,7 @@ from uuid import UUID
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
-STARTED, SUCCEEDED, FAILED = "started", "succeeded", "failed"
+STARTED, SUCCEEDED, FAILED, BUDGET_STOPPED = "started", "succeeded", "failed", "budget_stopped"
 
 
 def run_id_for(task_id: str, subtask_id: str, attempt: int) -> UUID:
@@ -191,6 +191,50 @@ class Run(WorkspaceAggregate):
             retryable=retryable,
             output=output,
         )
+
+    def stop_for_budget(
+        self,
+        cap: dict[str, Any],
+        on_exceeded: str,
+        usage: dict[str, int],
+        duration_ms: int,
+        subrequests: int,
+        output: dict[str, Any] | None,
+    ) -> None:
+        """Stopped before a model call that would cross a budget cap: `cap` says which (`cap`,
+        `limit_usd`, `spent_usd`, `estimate_usd`), `on_exceeded` what the task does (pause or
+        fail); `usage` is what the run spent before, which is charged like any run's."""
+        self._require_started()
+        self.emit(
+            self.BudgetStopped,
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            provider=self.provider,
+            model=self.model,
+            attempt=self.attempt,
+            cap=cap,
+            on_exceeded=on_exceeded,
+            usage=usage,
+            duration_ms=duration_ms,
+            subrequests=subrequests,
+            output=output,
+        )
+
+    class BudgetStopped(WorkspaceAggregate.Event):
+        task_id: str
+        subtask_id: str
+        provider: str
+        model: str
+        attempt: int
+        cap: dict[str, Any]
+        on_exceeded: str  # "pause" | "fail"
+        usage: dict[str, int]
+        duration_ms: int
+        subrequests: int
+        output: dict[str, Any] | None
+
+        def apply(self, run: Run) -> None:
+            run.status = BUDGET_STOPPED
 
     class Failed(WorkspaceAggregate.Event):
         task_id: str

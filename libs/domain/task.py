@@ -12,7 +12,7 @@ from uuid import UUID
 from libs.domain.base import WorkspaceAggregate
 from libs.domain.errors import IllegalTransition
 
-PENDING, ASSIGNED, RUNNING, REVIEW = "pending", "assigned", "running", "review"
+PENDING, ASSIGNED, RUNNING, REVIEW, PAUSED = "pending", "assigned", "running", "review", "paused"
 APPROVED, COMPLETED, FAILED, CANCELLED = "approved", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 ACTIVE = frozenset({PENDING, ASSIGNED, RUNNING})
@@ -44,6 +44,7 @@ class Task(WorkspaceAggregate):
         self.parent_changes: dict[str, Any] = {"files": {}, "deleted": []}
         self.children: list[str] = []
         self.awaiting_plan = False
+        self.paused: dict[str, Any] | None = None
 
     @classmethod
     def submit(
@@ -308,6 +309,42 @@ class Task(WorkspaceAggregate):
         def apply(self, task: Task) -> None:
             task.status = COMPLETED
             task.pr_url = self.pr_url
+
+    # --- budget caps --------------------------------------------------------------------------
+
+    def pause(
+        self, subtask_id: str, run_id: str, attempt: int, cap: dict[str, Any], output: dict[str, Any] | None
+    ) -> None:
+        """A run stopped before crossing a budget cap: the task waits until the cap is raised."""
+        if self.status not in (ASSIGNED, RUNNING) or attempt != self.attempts.get(subtask_id, 1):
+            return  # stale
+        self.emit(self.Paused, subtask_id=subtask_id, run_id=run_id, attempt=attempt, cap=cap, output=output)
+
+    class Paused(WorkspaceAggregate.Event):
+        subtask_id: str
+        run_id: str
+        attempt: int
+        cap: dict[str, Any]  # which cap, its limit, what was spent, what the call would have cost
+        output: dict[str, Any] | None  # the stopped run's changes, which the resumed run starts from
+
+        def apply(self, task: Task) -> None:
+            task.status = PAUSED
+            task.paused = {"subtask_id": self.subtask_id, "attempt": self.attempt, "output": self.output}
+
+    def resume(self) -> None:
+        """Goes on where the budget stopped it: the stopped subtask runs again, from its changes."""
+        if self.status != PAUSED or self.paused is None:
+            return
+        paused = self.paused
+        self.emit(self.Resumed, subtask_id=paused["subtask_id"])
+        self._dispatch(self.subtask(paused["subtask_id"]), paused["attempt"] + 1, None, paused["output"])
+
+    class Resumed(WorkspaceAggregate.Event):
+        subtask_id: str
+
+        def apply(self, task: Task) -> None:
+            task.status = RUNNING
+            task.paused = None
 
     # --- chaining ---------------------------------------------------------------------------
 

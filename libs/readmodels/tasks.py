@@ -53,6 +53,19 @@ class TaskView:
                     s["status"] = "assigned"
             case "task.started":
                 s["status"] = "running"
+            case "task.paused":
+                s["status"] = "paused"
+                cap = p["cap"]
+                s["paused"] = {
+                    "subtaskId": p["subtask_id"],
+                    "cap": cap["cap"],
+                    "limitUsd": cap["limit_usd"],
+                    "spentUsd": cap["spent_usd"],
+                    "estimateUsd": cap["estimate_usd"],
+                }
+            case "task.resumed":
+                s["status"] = "running"
+                s.pop("paused", None)
             case "task.planned":
                 s["subtasks"] = p["subtasks"]
                 s["plan"] = {"source": p["source"]}

@@ -28,7 +28,7 @@ class Charge(NamedTuple):
 
 def _charge_of(e: EventEnvelope) -> Charge | None:
     p = e.payload
-    if e.type in ("run.succeeded", "run.failed"):
+    if e.type in ("run.succeeded", "run.failed", "run.budget_stopped"):
         return Charge(
             e.aggregate_id,
             p["task_id"],

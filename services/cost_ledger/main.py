@@ -10,7 +10,7 @@ from libs.runtime import Service, batch_in_thread, run
 from services.cost_ledger import handlers
 
 # How runs end, and drafted plans: everything that used a model.
-SUBJECTS = ("events.*.run.succeeded", "events.*.run.failed", "events.*.task.planned")
+SUBJECTS = ("events.*.run.succeeded", "events.*.run.failed", "events.*.run.budget_stopped", "events.*.task.planned")
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:

@@ -37,6 +37,8 @@ from libs.eventstore.store import EventStore
 from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
 from libs.observability.logs import redact
+from libs.pricing import PriceTable
+from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import open_pull_request
 from services.executor.questions import Answers, AskFailed, answer_text, ask
 
@@ -56,6 +58,7 @@ class Deps:
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
     nc: NatsClient  # commands to other owners (an agent's question goes to review)
     answers: Answers  # the answers runs of this process wait on
+    prices: PriceTable  # to estimate a model call against the budget caps
 
 
 async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
@@ -92,6 +95,7 @@ class RunRecorder:
         self.task_id = task_id
         self.worker = worker_id(task_id, run.subtask_id)
         self.turn = 0
+        self.budget: Budget | None = None
 
     def line(self, message: str, level: str = "log") -> None:
         entry = LogEntry(
@@ -124,6 +128,24 @@ class RunRecorder:
 
     async def turn_done(self, finished: bool) -> None:
         pass  # progress shows in the live log; the events are saved with the run's end
+
+    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
+        """The cap the next call could cross, or None to go ahead."""
+        if self.budget is None:
+            self.budget = await asyncio.to_thread(load_budget, self.deps.store, self.run.workspace_id, self.task_id)
+        if not self.budget.caps:
+            return None
+        prices, model = self.deps.prices, self.run.model
+        estimate = prices.price(model, {"input_tokens": prompt_chars // 4, "output_tokens": max_tokens}).usd
+        spent_here = prices.price(model, self.run.usage).usd  # this run's calls, not charged yet
+        stop = self.budget.crossed(spent_here, estimate)
+        if stop is not None:
+            self.line(
+                f"stopped before a model call: it could cost ${estimate:.4f}, and the {stop['cap']} budget "
+                f"(${stop['limit_usd']:.4f}) has ${stop['limit_usd'] - stop['spent_usd']:.4f} left",
+                "warn",
+            )
+        return stop
 
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         """Asks, then waits until a human answers or the question expires."""
@@ -216,7 +238,10 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     duration = _ms_since(started)
     subrequests = outcome.model_calls + outcome.tool_calls
     changed = bool(outcome.changes.files or outcome.changes.deleted)
-    if outcome.error:
+    if outcome.budget_stop is not None:
+        on_exceeded = recorder.budget.on_exceeded if recorder.budget else "pause"
+        run.stop_for_budget(outcome.budget_stop, on_exceeded, usage, duration, subrequests, output if changed else None)
+    elif outcome.error:
         run.fail(outcome.error, usage, duration, subrequests, outcome.retryable, output if changed else None)
         recorder.line(f"attempt {run.attempt} failed: {outcome.error}", "error")
     elif problems:

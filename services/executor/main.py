@@ -10,6 +10,7 @@ from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
+from libs.pricing import PriceTable
 from libs.runtime import LOG_PUBLISHER, NATS, Service, run
 from services.executor import handlers
 from services.executor.pulls import close_github_client, github_client
@@ -22,7 +23,8 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     github = SERVICE.state["github"] = github_client(settings)
     answers = SERVICE.state["answers"] = Answers()
     nc = SERVICE.state[NATS]
-    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers)
+    prices = PriceTable.from_env()
+    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices)
 
     async def handle(event: EventEnvelope) -> list[Any]:
         return await handlers.on_event(event, deps)

@@ -138,6 +138,9 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
         if event.type == "workspace.purged":
             _stop_purged(event, batch)
             continue
+        if event.type == "workspace.config_updated":
+            _resume_paused(event, batch, store)
+            continue
         task = batch.get(_task_id(event)) if "task_id" in event.payload else None
         if task is None:
             log.warning("%s %s refers to an unknown task", event.type, event.seq)
@@ -151,9 +154,22 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
             # The state machine refused: the event is stale (e.g. a result for a cancelled task).
             log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
     _settle_children(
-        batch, store, [t for i, t in batch.tasks.items() if t.status != before[i] and t.status in TERMINAL]
+        batch, store, [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
     )
     return batch.changed()
+
+
+def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> None:
+    """The config changed (a cap raised, say): the workspace's paused tasks go on. One whose
+    cap still does not allow the next call pauses again, before spending anything."""
+    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT task_id FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'", (event.workspace_id,))
+        paused = [row["task_id"] for row in cur.fetchall()]
+    batch.tasks.update(store.load_many([p for p in paused if p not in batch.tasks]))
+    for task_id in paused:
+        task = batch.tasks.get(task_id)
+        if task is not None and task.workspace_id == event.workspace_id:
+            task.resume()
 
 
 def _stop_purged(event: EventEnvelope, batch: Batch) -> None:
@@ -213,6 +229,19 @@ def _run_failed(task: Task, event: EventEnvelope, batch: Batch) -> None:
     )
 
 
+def _budget_stopped(task: Task, event: EventEnvelope, batch: Batch) -> None:
+    p = event.payload
+    cap = p["cap"]
+    if p["on_exceeded"] == "fail":
+        reason = (
+            f"stopped by the {cap['cap']} budget cap: ${cap['spent_usd']:.4f} spent of ${cap['limit_usd']:.4f}, "
+            f"and the next model call could cost ${cap['estimate_usd']:.4f}"
+        )
+        task.attempt_failed(p["subtask_id"], event.aggregate_id, p["attempt"], reason, False, p.get("output"))
+    else:
+        task.pause(p["subtask_id"], event.aggregate_id, p["attempt"], cap, p.get("output"))
+
+
 def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
     decision, feedback = event.payload["decision"], event.payload.get("feedback")
     if decision == "approve":
@@ -245,6 +274,7 @@ REACTIONS = {
     "run.started": _run_started,
     "run.succeeded": _run_succeeded,
     "run.failed": _run_failed,
+    "run.budget_stopped": _budget_stopped,
     "gate.decided": _gate_decided,
     "pull_request.opened": _pull_request,
     "pull_request.skipped": _pull_request,

@@ -18,9 +18,11 @@ SUBJECTS = (
     "events.*.run.started",
     "events.*.run.succeeded",
     "events.*.run.failed",
+    "events.*.run.budget_stopped",
     aggregate_events("gate"),
     aggregate_events("pull_request"),
     "events.*.workspace.purged",
+    "events.*.workspace.config_updated",
 )
 
 

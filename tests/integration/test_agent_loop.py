@@ -103,6 +103,7 @@ class Recorder:
     model_calls: list[ModelCall] = field(default_factory=list)
     tool_calls: list[tuple[str, str, ToolResult]] = field(default_factory=list)
     turns: list[bool] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
 
     def model_called(self, call: ModelCall) -> None:
         self.model_calls.append(call)
@@ -112,6 +113,10 @@ class Recorder:
 
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         return ToolResult("A human answered: yes", True, "Asked a human")
+
+    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
+        self.sizes.append(prompt_chars)
+        return None
 
     async def turn_done(self, finished: bool) -> None:
         self.turns.append(finished)
@@ -244,6 +249,8 @@ async def test_a_tool_result_goes_back_to_the_model_in_the_providers_format(
     assert (outcome.model_calls, outcome.tool_calls) == (2, 3)
     assert [tool for _, tool, _ in recorder.tool_calls] == ["read_file", "write_file", "finish"]
     assert recorder.turns == [False, True]
+    # Asked before each call, with the request growing by the file read back.
+    assert len(recorder.sizes) == 2 and recorder.sizes[1] > recorder.sizes[0] + len(FILES["src/app.py"])
     first, second = script.calls()
     assert tool_results(first, provider) == []
     messages = second.request["messages"]
@@ -520,3 +527,25 @@ async def test_tool_arguments_that_are_not_json_get_an_error_result_not_a_crash(
     else:
         assert returned["is_error"] is True
         assert assistant["content"] == [{"type": "tool_use", "id": "call_bad_1", "name": "write_file", "input": {}}]
+
+
+class CappedRecorder(Recorder):
+    """Lets the first model call through, then stops on a budget cap."""
+
+    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
+        await super().before_model_call(prompt_chars, max_tokens)
+        return {"cap": "task", "limit_usd": 0.01} if len(self.sizes) > 1 else None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_budget_stop_ends_the_run_before_the_call_with_what_it_did(
+    provider: str, script: Script, providers: Providers
+) -> None:
+    script.push(Behaviour(tool_calls=[ToolCall("read_file", {"path": "src/app.py"}, id="call_read_1")]))
+    repo, recorder = Repository(FILES), CappedRecorder()
+
+    outcome = await run_agent(providers, agent_spec(provider), repo, recorder)
+
+    assert outcome.budget_stop == {"cap": "task", "limit_usd": 0.01}
+    assert outcome.model_calls == 1 and len(script.calls()) == 1, "the second call was never made"
+    assert outcome.usage == Usage(input_tokens=1000, output_tokens=200)
