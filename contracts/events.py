@@ -27,3 +27,13 @@ class FeedEvent(msgspec.Struct, frozen=True):
     seq: int
     type: str
     payload: dict[str, Any]
+
+
+# Payload fields kept in the event store and on the bus, never shown to a client (the feed, the
+# debug dump): a key's hash is not the key, but it is nobody's business.
+PRIVATE_FIELDS: dict[str, frozenset[str]] = {"workspace.key_issued": frozenset({"key_hash"})}
+
+
+def public_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    private = PRIVATE_FIELDS.get(event_type)
+    return {k: v for k, v in payload.items() if k not in private} if private else payload

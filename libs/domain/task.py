@@ -44,7 +44,8 @@ class Task(WorkspaceAggregate):
         self.parent_changes: dict[str, Any] = {"files": {}, "deleted": []}
         self.children: list[str] = []
         self.awaiting_plan = False
-        self.paused: dict[str, Any] | None = None
+        self.paused: dict[str, dict[str, Any]] = {}  # subtask id -> the stopped attempt and its changes
+        self.resumes: dict[str, int] = {}  # subtask id -> attempts a budget pause used up
 
     @classmethod
     def submit(
@@ -190,11 +191,12 @@ class Task(WorkspaceAggregate):
         """Self-heal: dispatch the next attempt, starting from this one's changes with its error,
         while attempts remain and retrying can help; otherwise the subtask and the task fail."""
         subtask = self.subtask(subtask_id)
-        if self.status not in (ASSIGNED, RUNNING) or subtask_id in self.succeeded:
+        if self.status not in (ASSIGNED, RUNNING, PAUSED) or subtask_id in self.succeeded:
             return  # stale: the task moved on, or another attempt already succeeded
         if attempt != self.attempts.get(subtask_id, 1):
             return  # a failure of an attempt already superseded
-        if retryable and attempt < self.max_attempts():
+        # Attempts a budget pause used up are not self-heal retries.
+        if retryable and attempt - self.resumes.get(subtask_id, 0) < self.max_attempts():
             self._dispatch(subtask, attempt + 1, error, output)
             return
         exhausted = retryable  # it would have been retried, had attempts remained
@@ -216,7 +218,8 @@ class Task(WorkspaceAggregate):
         self.subtask(subtask_id)
         if subtask_id in self.succeeded or self.status in TERMINAL:
             return  # a redelivered result, or one that arrives after the task ended
-        self._require(ASSIGNED, RUNNING, action="record a result on")
+        # While paused, subtasks that were already running still finish and count.
+        self._require(ASSIGNED, RUNNING, PAUSED, action="record a result on")
         self.emit(self.SubtaskSucceeded, subtask_id=subtask_id, run_id=run_id, result=result)
 
     class SubtaskSucceeded(WorkspaceAggregate.Event):
@@ -226,7 +229,8 @@ class Task(WorkspaceAggregate):
 
         def apply(self, task: Task) -> None:
             task.succeeded[self.subtask_id] = self.result
-            task.status = RUNNING
+            if task.status != PAUSED:
+                task.status = RUNNING
 
     class SubtaskFailed(WorkspaceAggregate.Event):
         subtask_id: str
@@ -315,8 +319,9 @@ class Task(WorkspaceAggregate):
     def pause(
         self, subtask_id: str, run_id: str, attempt: int, cap: dict[str, Any], output: dict[str, Any] | None
     ) -> None:
-        """A run stopped before crossing a budget cap: the task waits until the cap is raised."""
-        if self.status not in (ASSIGNED, RUNNING) or attempt != self.attempts.get(subtask_id, 1):
+        """A run stopped before crossing a budget cap: the subtask waits until the cap is raised
+        (others already running finish meanwhile)."""
+        if self.status not in (ASSIGNED, RUNNING, PAUSED) or attempt != self.attempts.get(subtask_id, 1):
             return  # stale
         self.emit(self.Paused, subtask_id=subtask_id, run_id=run_id, attempt=attempt, cap=cap, output=output)
 
@@ -329,22 +334,28 @@ class Task(WorkspaceAggregate):
 
         def apply(self, task: Task) -> None:
             task.status = PAUSED
-            task.paused = {"subtask_id": self.subtask_id, "attempt": self.attempt, "output": self.output}
+            task.paused[self.subtask_id] = {"attempt": self.attempt, "output": self.output}
 
     def resume(self) -> None:
-        """Goes on where the budget stopped it: the stopped subtask runs again, from its changes."""
-        if self.status != PAUSED or self.paused is None:
+        """Goes on where the budget stopped it: each stopped subtask runs again from its
+        changes, and whatever became ready meanwhile is dispatched."""
+        if self.status != PAUSED or not self.paused:
             return
-        paused = self.paused
-        self.emit(self.Resumed, subtask_id=paused["subtask_id"])
-        self._dispatch(self.subtask(paused["subtask_id"]), paused["attempt"] + 1, None, paused["output"])
+        stopped = dict(self.paused)
+        self.emit(self.Resumed, subtask_ids=sorted(stopped))
+        for subtask_id, info in sorted(stopped.items()):
+            self._dispatch(self.subtask(subtask_id), info["attempt"] + 1, None, info["output"])
+        for subtask in self.ready_subtasks():
+            self.dispatch(subtask)
 
     class Resumed(WorkspaceAggregate.Event):
-        subtask_id: str
+        subtask_ids: list[str]
 
         def apply(self, task: Task) -> None:
             task.status = RUNNING
-            task.paused = None
+            for subtask_id in self.subtask_ids:
+                task.paused.pop(subtask_id, None)
+                task.resumes[subtask_id] = task.resumes.get(subtask_id, 0) + 1
 
     # --- chaining ---------------------------------------------------------------------------
 

@@ -96,14 +96,15 @@ class Workspace(WorkspaceAggregate):
         def apply(self, workspace: Workspace) -> None:
             workspace.config = self.config
 
-    def purge(self, purged: list[str], stopped_tasks: list[str]) -> None:
-        """Clears the workspace's state from the read models (the log keeps it all) and stops
-        its unfinished tasks; config and keys stay."""
-        self.emit(self.Purged, purged=purged, stopped_tasks=stopped_tasks)
+    def purge(self, purged: list[str], stopped_tasks: list[str], closed_questions: list[str]) -> None:
+        """Clears the workspace's state from the read models (the log keeps it all), stops its
+        unfinished tasks and closes its open questions; config and keys stay."""
+        self.emit(self.Purged, purged=purged, stopped_tasks=stopped_tasks, closed_questions=closed_questions)
 
     class Purged(WorkspaceAggregate.Event):
         purged: list[str]
         stopped_tasks: list[str]  # unfinished when the purge was asked: the planner cancels them
+        closed_questions: list[str]  # open then: review expires them, so no run waits on them
 
         def apply(self, workspace: Workspace) -> None:
             workspace.purges += 1

@@ -16,7 +16,8 @@ COMMANDS = Counter("orchestrator_commands_total", "Commands handled", ["command"
 EVENTS_RELAYED = Counter("orchestrator_events_relayed_total", "Events published to JetStream by the relay")
 RELAY_POSITION = Gauge("orchestrator_relay_position", "Last seq the outbox relay published")
 PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied to the read models")
-SSE_CONNECTIONS = Gauge("orchestrator_sse_connections", "Open SSE subscribers", ["workspace"])
+# No workspace label: /metrics is open to scrapers, and workspace ids are not theirs to list.
+SSE_CONNECTIONS = Gauge("orchestrator_sse_connections", "Open SSE subscribers, all workspaces")
 LLM_CALLS = Counter("orchestrator_llm_calls_total", "Provider calls", ["provider", "outcome"])
 LLM_LATENCY = Histogram("orchestrator_llm_call_seconds", "Provider call latency", ["provider"])
 LOG_ENTRIES = Counter(

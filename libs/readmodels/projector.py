@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcalls
 from libs.readmodels.schema import PROJECTOR, PURGED_TABLES, READMODELS_CHANNEL
@@ -108,7 +108,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 "type": e.type,
                 "aggregate_id": e.aggregate_id,
                 "occurred_at": e.occurred_at,
-                "payload": e.payload,
+                "payload": public_payload(e.type, e.payload),
             }
             for e in events
         ]

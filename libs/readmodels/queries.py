@@ -159,7 +159,7 @@ def runs_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             run["modelCalls"] += 1
         elif kind == "run.tool_called":
             run["toolCalls"] += 1
-        elif kind in ("run.succeeded", "run.failed"):
+        elif kind in ("run.succeeded", "run.failed", "run.budget_stopped"):
             run["status"] = kind.removeprefix("run.")
             if kind == "run.failed":
                 run["error"] = p["error"]
@@ -173,6 +173,17 @@ def gates_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             gates[e["aggregateId"]] = {"gateId": e["aggregateId"], "taskId": e["payload"]["task_id"], "open": True}
         elif e["type"] == "gate.decided" and e["aggregateId"] in gates:
             gates[e["aggregateId"]].update(open=False, decision=e["payload"]["decision"])
+        elif e["type"] == "question_gate.asked":
+            p = e["payload"]
+            gates[e["aggregateId"]] = {
+                "gateId": e["aggregateId"],
+                "taskId": p["task_id"],
+                "questionId": p["question_id"],
+                "open": True,
+                "expiresAt": p["expires_at"],
+            }
+        elif e["type"] in ("question_gate.answered", "question_gate.expired") and e["aggregateId"] in gates:
+            gates[e["aggregateId"]].update(open=False, outcome=e["type"].removeprefix("question_gate."))
     return list(gates.values())
 
 

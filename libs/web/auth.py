@@ -9,6 +9,7 @@ the key as `?access_token=` instead, since browsers cannot set headers on one.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -39,6 +40,9 @@ def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """The app-wide guard. A WebSocket authenticates itself once accepted (`authenticate`): it
     can then say why it closes, where a refused upgrade only says 403."""
+    if "\x00" in connection.scope["path"]:
+        # No id of ours holds U+0000, and PostgreSQL could not even compare one that did.
+        raise ApiError(404, "Not found", "no such resource")
     if handler.opt.get("public") or connection.scope["type"] == "websocket" or _is_schema(connection):
         return
     if handler.opt.get("admin"):
@@ -84,3 +88,14 @@ def workspace_of(connection: ASGIConnection[Any, Any, Any, Any], workspace_id: s
     if caller(connection).workspace_id != workspace_id:
         raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
     return workspace_id
+
+
+def key_checker(connection: ASGIConnection[Any, Any, Any, Any]) -> Callable[[], Awaitable[bool]]:
+    """For a long-lived response: is the caller's key still valid (not revoked since)?"""
+    pool, key_id = connection.app.state.pool, caller(connection).key_id
+
+    async def still_valid() -> bool:
+        record = await queries.api_key(pool, key_id)
+        return record is not None and record["revoked_at"] is None
+
+    return still_valid

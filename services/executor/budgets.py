@@ -1,9 +1,11 @@
 """Budget caps, as a run sees them: a workspace's and a task's spending limits (its config's
 `budgetUsd` and `taskBudgetUsd`), and what has been spent against each.
 
-Spent means charged by the cost ledger (the read models) plus what the run itself has used and
-not yet been charged for. Runs going on at the same time in the same workspace do not see each
-other's uncharged calls, so concurrent runs can together pass a cap by up to one call each.
+Spent means charged by the cost ledger (the read models, read again before every call) plus what
+the run itself has used and not yet been charged for. A run is charged when it ends, so runs
+going on at the same time in one workspace do not see each other's calls until then: together
+they can pass a cap by what they spend meanwhile. A model missing from the price table is priced
+at zero, so no cap stops it.
 """
 
 from __future__ import annotations

@@ -131,7 +131,8 @@ class RunRecorder:
 
     async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead."""
-        if self.budget is None:
+        if self.budget is None or self.budget.caps:
+            # Read again before every call of a capped workspace: other runs' charges land meanwhile.
             self.budget = await asyncio.to_thread(load_budget, self.deps.store, self.run.workspace_id, self.task_id)
         if not self.budget.caps:
             return None
@@ -177,7 +178,12 @@ class RunRecorder:
             self.deps.answers.forget(question_id)
             return result(f"error: {exc}", False, title, question_id)
         self.line(f"waiting for a human: {items[0].question} (question {question_id})")
-        event = await answer
+        # Waiting for a person holds no run slot: other runs (other workspaces') go on.
+        self.deps.limit.release()
+        try:
+            event = await answer
+        finally:
+            await self.deps.limit.acquire()
         if event.type == "question_gate.expired":
             self.line(f"question {question_id} expired without an answer", "warn")
             text = "error: nobody answered in time and the question expired. Decide with your best judgement."

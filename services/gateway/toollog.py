@@ -22,7 +22,7 @@ NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000: refused as a bad r
 async def tool_log(
     request: Request[Any, Any, Any],
     workspaceID: FromPath[str],
-    page: Annotated[int, QueryParameter(ge=1)] = 1,
+    page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     tool: Annotated[str | None, QueryParameter(pattern=NO_NUL)] = None,
     status: FromQuery[ToolStatus | None] = None,

@@ -110,12 +110,18 @@ async def get_config(request: Request[Any, Any, Any], workspace_id: FromPath[str
 async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> dict[str, Any]:
     """A JSON merge patch (RFC 7396): given fields change, `null` removes one, the rest stays."""
     workspace_of(request, workspace_id)
+    body = await request.body()
+    if b"\\u0000" in body:
+        # PostgreSQL's jsonb cannot hold it: stored, it would come back as something else.
+        raise ApiError(400, "invalid_request", "the config must not contain U+0000")
     try:
-        changes = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
+        changes = msgspec.json.decode(body)
+        if not isinstance(changes, dict):
+            raise ApiError(400, "invalid_request", "the body must be a JSON object")
+        if _depth(changes) > MAX_CONFIG_DEPTH:
+            raise ApiError(400, "invalid_request", f"the config nests deeper than {MAX_CONFIG_DEPTH} levels")
+    except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "invalid_request", "the body must be a JSON object") from None
-    if not isinstance(changes, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
 
     def apply(workspace: Workspace) -> dict[str, Any]:
         merged = merge_patch(workspace.config, changes)
@@ -141,8 +147,19 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
     # Everything written so far is in the read models, so the unfinished tasks are all known.
     await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
     unfinished = await queries.unfinished_tasks(state.pool, workspace_id)
-    await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished))
+    questions = [q["id"] for q in await queries.open_questions(state.pool, workspace_id)]
+    await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))
     return Purged(purged=PURGED)
+
+
+MAX_CONFIG_DEPTH = 32
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_CONFIG_DEPTH:
+        return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return max((_depth(child, level + 1) for child in children), default=level)
 
 
 def merge_patch(target: Any, patch_: Any) -> Any:

@@ -159,16 +159,21 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
     return batch.changed()
 
 
+BUDGET_KEYS = frozenset({"budgetUsd", "taskBudgetUsd", "onBudgetExceeded"})
+
+
 def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> None:
-    """The config changed (a cap raised, say): the workspace's paused tasks go on. One whose
-    cap still does not allow the next call pauses again, before spending anything."""
+    """A budget setting changed (a cap raised, say): the workspace's paused tasks go on. One
+    whose cap still does not allow the next call pauses again, before spending anything."""
+    if not BUDGET_KEYS & set(event.payload["changes"]):
+        return
     with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT task_id FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'", (event.workspace_id,))
         paused = [row["task_id"] for row in cur.fetchall()]
     batch.tasks.update(store.load_many([p for p in paused if p not in batch.tasks]))
-    for task_id in paused:
-        task = batch.tasks.get(task_id)
-        if task is not None and task.workspace_id == event.workspace_id:
+    # Paused in this very batch, the read model cannot know them yet.
+    for task in list(batch.tasks.values()):
+        if task.workspace_id == event.workspace_id and task.status == "paused":
             task.resume()
 
 
@@ -216,6 +221,8 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
         "attempts": p.get("attempt", 1),
     }
     task.record_success(p["subtask_id"], event.aggregate_id, result)
+    if task.status == "paused":
+        return  # what became ready runs when the task resumes
     for ready in task.ready_subtasks():
         task.dispatch(ready)
     if task.status == "running" and task.all_succeeded():

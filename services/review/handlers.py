@@ -24,7 +24,20 @@ from libs.eventstore.store import EventStore
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
 
 
-def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate]:
+def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate]:
+    return [*_open_reviews(events, store), *_close_purged(events, store)]
+
+
+def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[QuestionGate]:
+    """A purged workspace's open questions expire: the runs waiting on them are told."""
+    ids = [question_gate_id(q) for e in events if e.type == "workspace.purged" for q in e.payload["closed_questions"]]
+    gates = [g for g in store.load_many(ids).values() if isinstance(g, QuestionGate) and g.status == "open"]
+    for gate in gates:
+        gate.expire()
+    return gates
+
+
+def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate]:
     requested = [e for e in events if e.type == "task.review_requested"]
     existing = store.load_many(review_gate_id(e.aggregate_id) for e in requested)
     opened: dict[str, Gate] = {}

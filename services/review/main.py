@@ -15,7 +15,8 @@ from services.review import handlers
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
-    return [Subscription("review", ("events.*.task.review_requested",), batch_in_thread(handlers.on_events, store))]
+    subjects = ("events.*.task.review_requested", "events.*.workspace.purged")
+    return [Subscription("review", subjects, batch_in_thread(handlers.on_events, store))]
 
 
 def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:

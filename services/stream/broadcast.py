@@ -87,8 +87,8 @@ class Broadcaster:
         return self.clients[workspace_id] if type_ is None else self.typed[(workspace_id, type_)]
 
     def _gauge(self, workspace_id: str) -> None:
-        typed = sum(len(q) for (w, _), q in self.typed.items() if w == workspace_id)
-        SSE_CONNECTIONS.labels(workspace_id).set(len(self.clients[workspace_id]) + typed)
+        total = sum(len(q) for q in self.clients.values()) + sum(len(q) for q in self.typed.values())
+        SSE_CONNECTIONS.set(total)
 
     def count(self, workspace_id: str) -> int:
         """Subscribers of the workspace's events feed (spec 001's events/connections)."""

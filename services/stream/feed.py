@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.events import FeedEvent
+from contracts.events import FeedEvent, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries
 from services.stream.broadcast import Broadcaster, Overflowed
@@ -24,6 +25,7 @@ def frame(seq: int, type_: str, aggregate_id: str, payload: dict[str, Any]) -> b
     # The payload names what it is about (`task_id` for `task.*`, `run_id` for `run.*`, ...)
     # so a subscriber can follow one task without knowing the envelope.
     about = f"{type_.partition('.')[0]}_id"
+    payload = public_payload(type_, payload)
     if about == "workspace_id":  # a workspace's own events: the path names it already
         payload_with_id = payload
     else:
@@ -85,3 +87,20 @@ async def events_feed(
                 yield b"".join(chunk)
     finally:
         broadcaster.unregister(workspace_id, queue)
+
+
+async def until_revoked(
+    feed: AsyncGenerator[bytes, None], still_valid: Callable[[], Awaitable[bool]]
+) -> AsyncGenerator[bytes, None]:
+    """`feed`, ended once its key is revoked: checked at most every KEEPALIVE_S, and the feed
+    yields at least that often (a keep-alive when idle)."""
+    checked = time.monotonic()
+    try:
+        async for chunk in feed:
+            yield chunk
+            if time.monotonic() - checked >= KEEPALIVE_S:
+                checked = time.monotonic()
+                if not await still_valid():
+                    return
+    finally:
+        await feed.aclose()

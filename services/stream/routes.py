@@ -13,10 +13,10 @@ from litestar.response import Stream
 from libs.eventstore.store import EventStore
 from libs.observability.logs import redact
 from libs.readmodels import queries
-from libs.web.auth import workspace_of
+from libs.web.auth import key_checker, workspace_of
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import events_feed
+from services.stream.feed import events_feed, until_revoked
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
@@ -56,7 +56,9 @@ async def stream_events(
             f"resume with since_seq={kept_after} (or omit it) to get everything after the purge",
         )
     since = asked if asked is not None else kept_after
-    feed = events_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
+    feed = until_revoked(
+        events_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
+    )
     # A plain stream of pre-encoded SSE bytes: frames that are ready together leave in one write.
     return Stream(
         feed,

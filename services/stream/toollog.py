@@ -22,10 +22,10 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
-from libs.web.auth import workspace_of
+from libs.web.auth import key_checker, workspace_of
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster, Overflowed
-from services.stream.feed import KEEPALIVE_S, PAGE, RECONNECT_MS
+from services.stream.feed import KEEPALIVE_S, PAGE, RECONNECT_MS, until_revoked
 from services.stream.routes import PREFIX, _resume_point
 
 EVENT = b"tool.call"
@@ -119,7 +119,9 @@ async def stream_tool_log(
                 f"the tool log up to seq {purged_through} was purged from this workspace; "
                 f"resume with since_seq={purged_through} (or omit it to follow new calls)",
             )
-    feed = tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster)
+    feed = until_revoked(
+        tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
+    )
     return Stream(
         feed,
         media_type="text/event-stream",

@@ -151,3 +151,27 @@ def test_another_workspace_cannot_see_or_answer_a_question(
         assert question["id"] not in json.dumps(stranger.get(mine).json())
         assert stranger.post(f"{mine}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404
     assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 200
+
+
+def test_a_purge_closes_open_questions_and_the_waiting_agent_is_told(
+    stack: Stack, api: httpx.Client, team: dict[str, str]
+) -> None:
+    description = f"Purged while asking {uuid.uuid4().hex[:8]}"
+    script(
+        stack,
+        asks(description),
+        {"match": f"Task: {description}\nnobody answered in time", "tool_calls": write_and_finish("X = 1\n")},
+    )
+    submit(api, task_request(description))
+    question = wait_for_question(api, team)
+
+    assert api.post(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/purge").status_code == 200
+
+    deadline = time.monotonic() + 20
+    told: list[Any] = []
+    while not told and time.monotonic() < deadline:
+        calls = httpx.get(f"{stack.model_server_url}/_calls", timeout=10).json()["calls"]
+        told = [c for c in calls if description in json.dumps(c["request"]) and "nobody answered" in json.dumps(c)]
+        time.sleep(0.1)
+    assert told, "the agent waiting on the purged question was told it will get no answer"
+    assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404

@@ -199,3 +199,27 @@ def test_the_debug_dump_holds_the_workspaces_live_state_with_secrets_redacted(
     assert dump["ledger"]["inputTokens"] == 2000 and dump["ledger"]["unpricedCharges"] == 0
     assert dump["consumers"]["durable"]["planner"]["lag"] >= 0
     assert dump["consumers"]["relay"]["lag"] >= 0
+
+
+def test_odd_input_gets_a_4xx_never_a_500(stack: Stack, other: dict[str, str]) -> None:
+    workspace, key = other["workspaceId"], bearer(other["apiKey"])
+    base = f"{stack.gateway_url}/api/v1/workspaces/{workspace}/orchestration"
+    assert httpx.get(f"{base}/questions/a%00b", headers=key, timeout=10).status_code == 404
+    assert httpx.get(f"{stack.gateway_url}/admin/workspaces/a%00b", headers=admin(stack), timeout=10).status_code == 404
+    assert httpx.get(f"{base}/log?page=99999999999999999999", headers=key, timeout=10).status_code == 400
+    deep = '{"a":' * 3000 + "{}" + "}" * 3000  # nested deeper than any JSON library recurses
+    for body in (deep, json.dumps({"team": "a\u0000b"})):
+        response = httpx.patch(f"{base}/config", content=body, headers=key, timeout=10)
+        assert response.status_code == 400, response.text
+
+
+def test_key_hashes_never_reach_the_feed_or_the_dump(stack: Stack, other: dict[str, str]) -> None:
+    workspace, key = other["workspaceId"], bearer(other["apiKey"])
+    dump = httpx.get(orchestration(stack, workspace, "debug-dump"), headers=key, timeout=10).json()
+    issued = [e for e in dump["events"] if e["type"] == "workspace.key_issued"]
+    assert issued and all("key_hash" not in e["payload"] for e in issued)
+    with httpx.stream("GET", orchestration(stack, workspace, "events") + "?since_seq=0", headers=key) as response:
+        for frame in sse_events(response):
+            if frame["event"] == "workspace.key_issued":
+                assert frame["data"]["payload"] == {"key_id": other["keyId"], "label": "first key"}
+                break

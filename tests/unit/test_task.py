@@ -593,3 +593,51 @@ def test_a_failure_in_review_or_later_is_stale() -> None:
 
     assert task.status == "approved"
     assert task.collect_events() == []
+
+
+def parallel_plan() -> list[dict[str, Any]]:
+    return [
+        {"id": "aaaa0001", "agentType": "codegen", "description": "One", "dependencies": []},
+        {"id": "bbbb0002", "agentType": "codegen", "description": "Two", "dependencies": []},
+        {"id": "cccc0003", "agentType": "review", "description": "Both", "dependencies": ["aaaa0001", "bbbb0002"]},
+    ]
+
+
+def test_a_budget_pause_lets_running_subtasks_finish_and_resume_dispatches_what_waits() -> None:
+    task = Task.submit(uuid.uuid4(), WORKSPACE, request(), parallel_plan())
+    one, two, both = parallel_plan()
+    task.dispatch(one)
+    task.dispatch(two)
+    task.start()
+    cap = {"cap": "workspace", "limit_usd": 1.0, "spent_usd": 1.0, "estimate_usd": 0.1}
+
+    task.pause(one["id"], "run-1", 1, cap, {"files": {"a.py": "1"}, "summary": ""})
+    task.record_success(two["id"], "run-2", result(two["id"], {"b.py": "2"}))
+    assert task.status == "paused", "a result that lands while paused does not unpause the task"
+    task.collect_events()
+
+    task.resume()
+
+    events = task.collect_events()
+    assert names(events) == ["task.resumed", "task.subtask_dispatched"]
+    assert event_payload(events[1])["subtask_id"] == one["id"] and event_payload(events[1])["attempt"] == 2
+    assert event_payload(events[1])["previous_output"] == {"files": {"a.py": "1"}, "summary": ""}
+    assert task.status == "running"
+    task.record_success(one["id"], "run-3", result(one["id"], {"a.py": "1"}))
+    assert [s["id"] for s in task.ready_subtasks()] == [both["id"]]
+
+
+def test_attempts_a_budget_pause_used_are_not_self_heal_retries() -> None:
+    req = request()
+    req["config"]["maxRetries"] = 1
+    task = Task.submit(uuid.uuid4(), WORKSPACE, req, two_step_plan())
+    first = two_step_plan()[0]
+    task.dispatch(first)
+    task.start()
+    task.pause(first["id"], "run-1", 1, {"cap": "task"}, None)
+    task.resume()  # attempt 2
+    task.collect_events()
+
+    task.attempt_failed(first["id"], "run-2", 2, "SyntaxError", retryable=True, output=None)
+
+    assert names(task.collect_events()) == ["task.subtask_dispatched"], "its one self-heal retry is still there"
