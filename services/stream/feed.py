@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.events import FeedEvent, public_payload
+from contracts.events import EventEnvelope, FeedEvent, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries
+from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster, Overflowed
 
 PAGE = 1000
@@ -65,28 +66,53 @@ async def events_feed(
                 break
             cursor = events[-1].seq
         # 3. Live, skipping what the catch-up already sent.
-        while True:
-            try:
-                async with asyncio.timeout(KEEPALIVE_S):
-                    items = [await queue.get()]
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            while not queue.empty():
-                items.append(queue.get_nowait())
-            chunk = []
-            for item in items:
-                if isinstance(item, Overflowed):
-                    if chunk:
-                        yield b"".join(chunk)
-                    return  # the client resumes with Last-Event-ID = the last id it got
-                if item.seq > last:
-                    chunk.append(frame(item.seq, item.type, item.aggregate_id, item.payload))
-                    last = item.seq
-            if chunk:
-                yield b"".join(chunk)
+        async for chunk in live(queue, last, lambda e: frame(e.seq, e.type, e.aggregate_id, e.payload)):
+            yield chunk
     finally:
         broadcaster.unregister(workspace_id, queue)
+
+
+async def live(
+    queue: asyncio.Queue[EventEnvelope | Overflowed], last: int, render: Callable[[EventEnvelope], bytes]
+) -> AsyncGenerator[bytes, None]:
+    """The broadcaster's events after `last`, as SSE frames; frames ready together go out in one
+    write, a comment keeps an idle stream open, and a client that fell behind is let go (it
+    resumes with Last-Event-ID = the last id it got)."""
+    while True:
+        try:
+            async with asyncio.timeout(KEEPALIVE_S):
+                items = [await queue.get()]
+        except TimeoutError:
+            yield b": keep-alive\n\n"
+            continue
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        chunk = []
+        for item in items:
+            if isinstance(item, Overflowed):
+                if chunk:
+                    yield b"".join(chunk)
+                return
+            if item.seq > last:
+                chunk.append(render(item))
+                last = item.seq
+        if chunk:
+            yield b"".join(chunk)
+
+
+async def kept_after(pool: AsyncConnectionPool, workspace_id: str, asked: int | None, what: str, code: str) -> int:
+    """The seq after which the workspace's history is kept (its last purge); a stream asked to
+    resume before it gets a 410 that says so, never a silent gap."""
+    workspace = await queries.workspace(pool, workspace_id)
+    kept = workspace["purgedThrough"] if workspace else 0
+    if asked is not None and asked < kept:
+        raise ApiError(
+            410,
+            code,
+            f"{what} up to seq {kept} was purged from this workspace; "
+            f"resume with since_seq={kept} (or omit it) to get what came after the purge",
+        )
+    return kept
 
 
 async def until_revoked(

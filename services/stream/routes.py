@@ -16,7 +16,7 @@ from libs.readmodels import queries
 from libs.web.auth import key_checker, workspace_of
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import events_feed, until_revoked
+from services.stream.feed import events_feed, kept_after, until_revoked
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
@@ -45,17 +45,8 @@ async def stream_events(
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     asked = _resume_point(since_seq, last_event_id)
-    workspace = await queries.workspace(state.pool, workspace_id)
-    kept_after = workspace["purgedThrough"] if workspace else 0
-    if asked is not None and asked < kept_after:
-        # The client would miss events it has not seen: say so rather than leave a silent gap.
-        raise ApiError(
-            410,
-            "events_purged",
-            f"events up to seq {kept_after} were purged from this workspace's feed; "
-            f"resume with since_seq={kept_after} (or omit it) to get everything after the purge",
-        )
-    since = asked if asked is not None else kept_after
+    kept = await kept_after(state.pool, workspace_id, asked, "the events feed", "events_purged")
+    since = asked if asked is not None else kept
     feed = until_revoked(
         events_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
     )

@@ -23,9 +23,8 @@ from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
 from libs.web.auth import key_checker, workspace_of
-from libs.web.errors import ApiError
-from services.stream.broadcast import Broadcaster, Overflowed
-from services.stream.feed import KEEPALIVE_S, PAGE, RECONNECT_MS, until_revoked
+from services.stream.broadcast import Broadcaster
+from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, until_revoked
 from services.stream.routes import PREFIX, _resume_point
 
 EVENT = b"tool.call"
@@ -75,26 +74,8 @@ async def tool_log_feed(
                     break
                 cursor = events[-1].seq
         # 3. Live, skipping what the catch-up already sent.
-        while True:
-            try:
-                async with asyncio.timeout(KEEPALIVE_S):
-                    items = [await queue.get()]
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            while not queue.empty():
-                items.append(queue.get_nowait())
-            chunk = []
-            for item in items:
-                if isinstance(item, Overflowed):
-                    if chunk:
-                        yield b"".join(chunk)
-                    return  # the client resumes with Last-Event-ID = the last id it got
-                if item.seq > last:
-                    chunk.append(frame(item.seq, toolcalls.entry(toolcalls.row(item))))
-                    last = item.seq
-            if chunk:
-                yield b"".join(chunk)
+        async for chunk in live(queue, last, lambda e: frame(e.seq, toolcalls.entry(toolcalls.row(e)))):
+            yield chunk
     finally:
         broadcaster.unregister(workspace_id, queue, toolcalls.TOOL_CALLED)
 
@@ -108,17 +89,8 @@ async def stream_tool_log(
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     since = _resume_point(since_seq, last_event_id)
-    if since is not None:
-        workspace = await queries.workspace(state.pool, workspace_id)
-        purged_through = workspace["purgedThrough"] if workspace else 0
-        if since < purged_through:
-            # As the events feed does: say so rather than resume over a silent gap.
-            raise ApiError(
-                410,
-                "tool_log_purged",
-                f"the tool log up to seq {purged_through} was purged from this workspace; "
-                f"resume with since_seq={purged_through} (or omit it to follow new calls)",
-            )
+    # Without a resume point the log stream follows new calls only (the feed replays history).
+    await kept_after(state.pool, workspace_id, since, "the tool log", "tool_log_purged")
     feed = until_revoked(
         tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
     )
