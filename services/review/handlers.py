@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
@@ -37,13 +38,22 @@ def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[Questi
     return gates
 
 
+AUTO_APPROVED = "approved automatically: the workspace's reviewPolicy is auto_approve"
+
+
 def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate]:
     requested = [e for e in events if e.type == "task.review_requested"]
     existing = store.load_many(review_gate_id(e.aggregate_id) for e in requested)
     opened: dict[str, Gate] = {}
+    policies: dict[str, str | None] = {}
     for e in requested:
         if review_gate_id(e.aggregate_id) not in existing and e.aggregate_id not in opened:
-            opened[e.aggregate_id] = Gate.open_review(e.workspace_id, e.aggregate_id)
+            gate = opened[e.aggregate_id] = Gate.open_review(e.workspace_id, e.aggregate_id)
+            if e.workspace_id not in policies:
+                policies[e.workspace_id] = _setting(store, e.workspace_id, "reviewPolicy")
+            if policies[e.workspace_id] == "auto_approve":
+                # The workspace asked for no human gate: the decision is recorded all the same.
+                gate.decide("approve", AUTO_APPROVED)
     return list(opened.values())
 
 
@@ -105,14 +115,16 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
 
 
 def _expiry_s(store: EventStore, workspace_id: str) -> int | None:
-    """The workspace's `questionExpirySeconds`, from its config (the read model)."""
+    expiry = _setting(store, workspace_id, "questionExpirySeconds")
+    return int(expiry) if expiry else None
+
+
+def _setting(store: EventStore, workspace_id: str, key: str) -> Any:
+    """One key of the workspace's config (the read model), None when it is not set."""
     with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT (config->>'questionExpirySeconds')::bigint AS expiry_s FROM rm_workspaces WHERE workspace_id = %s",
-            (workspace_id,),
-        )
+        cur.execute("SELECT config -> %s AS value FROM rm_workspaces WHERE workspace_id = %s", (key, workspace_id))
         row = cur.fetchone()
-    return int(row["expiry_s"]) if row and row["expiry_s"] else None
+    return row["value"] if row else None
 
 
 def answer(raw: bytes, store: EventStore) -> CommandReply:

@@ -223,3 +223,17 @@ def test_key_hashes_never_reach_the_feed_or_the_dump(stack: Stack, other: dict[s
             if frame["event"] == "workspace.key_issued":
                 assert frame["data"]["payload"] == {"key_id": other["keyId"], "label": "first key"}
                 break
+
+
+def test_an_auto_approve_review_policy_completes_tasks_without_a_human(stack: Stack, other: dict[str, str]) -> None:
+    workspace, key = other["workspaceId"], bearer(other["apiKey"])
+    httpx.patch(config_url(stack, workspace), json={"reviewPolicy": "auto_approve"}, headers=key, timeout=10)
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as mine:
+        (task_id,) = submit(mine, task_request("Ship it without asking"))
+        task = wait_for(mine, task_id, lambda t: t["status"] == "completed")
+
+    assert task["prUrl"]
+    dump = httpx.get(orchestration(stack, workspace, "debug-dump"), headers=key, timeout=10).json()
+    (decided,) = [e for e in dump["events"] if e["type"] == "gate.decided"]
+    assert decided["payload"]["decision"] == "approve"
+    assert "reviewPolicy is auto_approve" in decided["payload"]["feedback"]
