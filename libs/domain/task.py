@@ -6,6 +6,8 @@ A subtask runs when every subtask it depends on has succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +18,11 @@ PENDING, ASSIGNED, RUNNING, REVIEW, PAUSED = "pending", "assigned", "running", "
 APPROVED, COMPLETED, FAILED, CANCELLED = "approved", "completed", "failed", "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 ACTIVE = frozenset({PENDING, ASSIGNED, RUNNING})
+
+# Set by the planner while it handles a workspace with a concurrency cap: asked before a subtask
+# is handed to the executor, it answers whether a slot is free (else the subtask is queued).
+DispatchGate = Callable[["Task", str], bool]
+DISPATCH_GATE: ContextVar[DispatchGate | None] = ContextVar("dispatch_gate", default=None)
 
 
 class Task(WorkspaceAggregate):
@@ -46,6 +53,7 @@ class Task(WorkspaceAggregate):
         self.awaiting_plan = False
         self.paused: dict[str, dict[str, Any]] = {}  # subtask id -> the stopped attempt and its changes
         self.resumes: dict[str, int] = {}  # subtask id -> attempts a budget pause used up
+        self.queued: dict[str, dict[str, Any]] = {}  # subtask id -> a dispatch waiting for a slot
 
     @classmethod
     def submit(
@@ -146,6 +154,37 @@ class Task(WorkspaceAggregate):
     def _dispatch(
         self, subtask: dict[str, Any], attempt: int, error: str | None = None, previous: dict[str, Any] | None = None
     ) -> None:
+        gate = DISPATCH_GATE.get()
+        if gate is not None and not gate(self, subtask["id"]):
+            # The workspace's concurrency cap is reached: the subtask waits for a free slot.
+            self.emit(self.SubtaskQueued, subtask_id=subtask["id"], attempt=attempt, error=error, previous=previous)
+            return
+        self._hand_over(subtask, attempt, error, previous)
+
+    class SubtaskQueued(WorkspaceAggregate.Event):
+        subtask_id: str
+        attempt: int
+        error: str | None
+        previous: dict[str, Any] | None
+
+        def apply(self, task: Task) -> None:
+            task.queued[self.subtask_id] = {"attempt": self.attempt, "error": self.error, "previous": self.previous}
+            if self.subtask_id not in task.dispatched:
+                task.dispatched.append(self.subtask_id)
+            task.attempts[self.subtask_id] = self.attempt
+
+    def release(self, subtask_id: str) -> bool:
+        """A slot is free for a queued subtask: it goes to the executor now. False when there
+        is nothing to release (the task ended, or the subtask is not queued)."""
+        waiting = self.queued.get(subtask_id)
+        if waiting is None or self.status in TERMINAL:
+            return False
+        self._hand_over(self.subtask(subtask_id), waiting["attempt"], waiting["error"], waiting["previous"])
+        return True
+
+    def _hand_over(
+        self, subtask: dict[str, Any], attempt: int, error: str | None, previous: dict[str, Any] | None
+    ) -> None:
         self.emit(
             self.SubtaskDispatched,
             subtask_id=subtask["id"],
@@ -173,6 +212,7 @@ class Task(WorkspaceAggregate):
         previous_output: dict[str, Any] | None
 
         def apply(self, task: Task) -> None:
+            task.queued.pop(self.subtask_id, None)
             if self.subtask_id not in task.dispatched:
                 task.dispatched.append(self.subtask_id)
             task.attempts[self.subtask_id] = self.attempt

@@ -23,6 +23,7 @@ from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
+from services.planner.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,13 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     parents = _parents(workspace_id, requests, store)
     if isinstance(parents, CommandError):
         return CommandReply(error=parents)
-    tasks = [new_task(workspace_id, r, uuid.uuid4()) for r in requests]
-    for task in tasks:
-        if task.parent_task_id is not None:
-            _follow_parent(task, parents[task.parent_task_id])
-    seq = store.save([*tasks, *parents.values()])
+    slots = Slots(store)
+    with slots.guarding():
+        tasks = [new_task(workspace_id, r, uuid.uuid4()) for r in requests]
+        for task in tasks:
+            if task.parent_task_id is not None:
+                _follow_parent(task, parents[task.parent_task_id])
+    seq = store.save([*tasks, *parents.values(), *slots.changed()])
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
 
 
@@ -130,33 +133,47 @@ def _task_id(event: EventEnvelope) -> str:
     return event.payload["task_id"]
 
 
-def on_events(events: list[EventEnvelope], store: EventStore) -> list[Task]:
+def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
     stopped = [UUID(t) for e in events if e.type == "workspace.purged" for t in e.payload["stopped_tasks"]]
     batch = Batch(store, [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped)
     before = {task_id: task.status for task_id, task in batch.tasks.items()}
-    for event in events:
-        if event.type == "workspace.purged":
-            _stop_purged(event, batch)
-            continue
-        if event.type == "workspace.config_updated":
-            _resume_paused(event, batch, store)
-            continue
-        task = batch.get(_task_id(event)) if "task_id" in event.payload else None
-        if task is None:
-            log.warning("%s %s refers to an unknown task", event.type, event.seq)
-            continue
-        reaction = REACTIONS.get(event.type)
-        if reaction is None:
-            continue
-        try:
-            reaction(task, event, batch)
-        except DomainError as exc:
-            # The state machine refused: the event is stale (e.g. a result for a cancelled task).
-            log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
-    _settle_children(
-        batch, store, [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
-    )
-    return batch.changed()
+    slots = Slots(store)
+    with slots.guarding():
+        for event in events:
+            _react(event, batch, store, slots)
+        _settle_children(
+            batch, store, [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
+        )
+        # Slots freed by runs that ended (or a cap raised) go to the subtasks waiting, in order.
+        slots.start_waiting(batch.tasks)
+    return [*batch.changed(), *slots.changed()]
+
+
+RUN_ENDS = frozenset({"run.succeeded", "run.failed", "run.budget_stopped"})
+
+
+def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) -> None:
+    if event.type == "workspace.purged":
+        _stop_purged(event, batch)
+        return
+    if event.type == "workspace.config_updated":
+        slots.watch(event.workspace_id)
+        _resume_paused(event, batch, store)
+        return
+    task = batch.get(_task_id(event)) if "task_id" in event.payload else None
+    if task is None:
+        log.warning("%s %s refers to an unknown task", event.type, event.seq)
+        return
+    if event.type in RUN_ENDS:
+        slots.finished(task, event.payload["subtask_id"])  # before a retry asks for a slot again
+    reaction = REACTIONS.get(event.type)
+    if reaction is None:
+        return
+    try:
+        reaction(task, event, batch)
+    except DomainError as exc:
+        # The state machine refused: the event is stale (e.g. a result for a cancelled task).
+        log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
 
 
 BUDGET_KEYS = frozenset({"budgetUsd", "taskBudgetUsd", "onBudgetExceeded"})
