@@ -9,6 +9,7 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composable, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from contracts.events import public_payload
 from libs.eventstore.store import EVENTS_TABLE
 from libs.readmodels import toolcalls
 from libs.readmodels.schema import PROJECTOR
@@ -123,7 +124,7 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
         charge_columns = [c.name for c in cur.description or []]
         charges = [dict(zip(charge_columns, r, strict=True)) for r in await cur.fetchall()]
     events = [
-        {"seq": r[0], "type": r[1], "aggregateId": r[2], "occurredAt": r[3], "payload": r[4]}
+        {"seq": r[0], "type": r[1], "aggregateId": r[2], "occurredAt": r[3], "payload": public_payload(r[1], r[4])}
         for r in reversed(rows[:DUMP_EVENT_LIMIT])
     ]
     return {

@@ -75,7 +75,8 @@ class TaskView:
                 result = dict(p["result"])
                 result["cost"] = dict(self.subtask_costs.get(p["subtask_id"], ZERO_COST))
                 s["results"][p["subtask_id"]] = result
-                s["status"] = "running"
+                if s["status"] != "paused":  # another subtask's result does not unpause the task
+                    s["status"] = "running"
             case "task.subtask_failed":
                 s["results"][p["subtask_id"]] = {
                     "subtaskId": p["subtask_id"],

@@ -334,15 +334,18 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     drafted = await drafts.get(providers, task)
     config = task.request["config"]
     usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
-    task.record_plan(
-        drafted.subtasks,
-        drafted.source,
-        drafted.fallback_reason,
-        usage,
-        config["provider"],
-        config["model"],
-        drafted.duration_ms,
-    )
+    slots = Slots(store)
+    with slots.guarding():  # the plan's first subtasks take slots like any others
+        await asyncio.to_thread(
+            task.record_plan,
+            drafted.subtasks,
+            drafted.source,
+            drafted.fallback_reason,
+            usage,
+            config["provider"],
+            config["model"],
+            drafted.duration_ms,
+        )
     if drafted.fallback_reason:
         log.info("task %s: %s", task.id, drafted.fallback_reason)
-    return [task]
+    return [task, *slots.changed()]

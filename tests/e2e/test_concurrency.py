@@ -40,3 +40,32 @@ def test_a_cap_of_one_runs_subtasks_one_at_a_time_in_order(stack: Stack) -> None
     tests = [(t["id"], t["subtasks"][1]["id"]) for t in tasks]
     assert started == codegen + tests, "in the order they became ready"
     assert sum(1 for e in dump["events"] if e["type"] == "task.subtask_queued") >= 4
+
+
+def test_a_drafted_plans_first_subtasks_take_slots_too(stack: Stack) -> None:
+    created = stack.create_workspace(f"cap-plan-{uuid.uuid4().hex[:8]}")
+    assert created is not None
+    workspace, key = created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"}
+    description = f"Two at once {uuid.uuid4().hex[:8]}"
+    steps = [
+        {"id": "a", "agentType": "codegen", "description": "One side", "dependencies": []},
+        {"id": "b", "agentType": "codegen", "description": "Other side", "dependencies": []},
+    ]
+    drafted = {
+        "match": f"Task (codegen): {description}",
+        "tool_calls": [{"name": "submit_plan", "arguments": {"subtasks": steps}}],
+    }
+    assert (
+        httpx.post(f"{stack.model_server_url}/_script", json={"behaviours": [drafted]}, timeout=10).status_code == 200
+    )
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api:
+        config = f"/api/v1/workspaces/{workspace}/orchestration/config"
+        assert api.patch(config, json={"maxConcurrentSubtasks": 1, "planner": "llm"}).status_code == 200
+        (task_id,) = submit(api, task_request(description))
+        wait_for(api, task_id, in_review_and_charged)
+        dump = httpx.get(
+            f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/debug-dump", headers=key, timeout=10
+        ).json()
+
+    kinds = [e["type"] for e in dump["events"] if e["type"] in ("run.started", "run.succeeded")]
+    assert kinds == ["run.started", "run.succeeded", "run.started", "run.succeeded"], "one at a time"

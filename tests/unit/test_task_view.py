@@ -525,3 +525,33 @@ def test_view_of_a_revised_task_from_aggregate_events() -> None:
     assert state.status is TaskStatus.FAILED
     assert state.revised_by == str(revision_id)
     assert state.error == "revision requested: more tests"
+
+
+def test_a_paused_task_stays_paused_when_another_subtask_finishes_and_shows_why() -> None:
+    log = Log()
+    cap = {"cap": "workspace", "limit_usd": 1.0, "spent_usd": 0.99, "estimate_usd": 0.05}
+    events = [
+        log.submitted(T0),
+        log.dispatched(CODEGEN, T0 + 10),
+        log.dispatched(TEST, T0 + 11),
+        log.event("task.started", {}, T0 + 20),
+        log.event(
+            "task.paused",
+            {"subtask_id": CODEGEN, "run_id": "r1", "attempt": 1, "cap": cap, "output": None},
+            T0 + 30,
+        ),
+        log.succeeded(TEST, T0 + 40, files={}),
+    ]
+
+    state = fold(events).state
+
+    assert state["status"] == "paused"
+    assert state["paused"] == {
+        "subtaskId": CODEGEN,
+        "cap": "workspace",
+        "limitUsd": 1.0,
+        "spentUsd": 0.99,
+        "estimateUsd": 0.05,
+    }
+    resumed = fold([*events, log.event("task.resumed", {"subtask_ids": [CODEGEN]}, T0 + 50)]).state
+    assert resumed["status"] == "running" and "paused" not in resumed
