@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -25,7 +26,7 @@ from contracts.tasks import TaskStatus
 from libs.bus.logs import LogTail
 from libs.observability.metrics import LIVE_LOG_CONNECTIONS
 from libs.readmodels import queries
-from libs.web.auth import authenticate
+from libs.web.auth import authenticate, key_checker
 from libs.web.errors import ApiError
 from services.gateway.routes import find_task
 
@@ -38,6 +39,7 @@ WS_4404_NOT_FOUND = 4404
 # The projector announces status changes; a notice lost with the LISTEN connection would
 # leave a socket open after its task ended, so the status is also read this often.
 STATUS_RECHECK_S = 30.0
+REVOCATION_CHECK_S = 15.0
 
 _encoder = msgspec.json.Encoder()
 
@@ -61,7 +63,8 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
         return
     tail = LogTail(state.js, workspace, task_id)
     ended = asyncio.create_task(_until_ended(state, workspace, task_id))
-    gone = asyncio.create_task(_until_disconnected(socket))
+    # A key revoked while the socket is open ends it (as it ends the SSE streams).
+    gone = asyncio.create_task(_until_gone_or_revoked(socket, key_checker(socket)))
     LIVE_LOG_CONNECTIONS.inc()
     try:
         await _send(socket, await tail.open())
@@ -78,6 +81,21 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
         await asyncio.gather(ended, gone, return_exceptions=True)
         await tail.close()
         LIVE_LOG_CONNECTIONS.dec()
+
+
+async def _until_gone_or_revoked(socket: WebSocket[Any, Any, Any], still_valid: Callable[[], Awaitable[bool]]) -> None:
+    disconnected = asyncio.create_task(_until_disconnected(socket))
+    try:
+        while True:
+            done, _ = await asyncio.wait({disconnected}, timeout=REVOCATION_CHECK_S)
+            if done:
+                return
+            if not await still_valid():
+                with contextlib.suppress(Exception):
+                    await socket.close(4403, "this API key was revoked")
+                return
+    finally:
+        disconnected.cancel()
 
 
 async def _follow(

@@ -200,3 +200,17 @@ async def test_a_client_following_a_running_task_gets_the_agents_lines_live(stac
     assert not any(line.startswith("[codegen] model call") for line in backlog)
     assert any(line.startswith("[codegen] model call 1: 1000 in / 200 out tokens") for line in live), live
     assert "[codegen] Wrote src/register.py (66 bytes)" in live
+
+
+async def test_revoking_the_key_closes_its_open_log_socket(stack: Stack) -> None:
+    created = stack.create_workspace(f"revoke-{uuid.uuid4().hex[:8]}")
+    assert created is not None
+    key = {"Authorization": f"Bearer {created['apiKey']}"}
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as mine:
+        (task_id,) = submit(mine, task_request("Watched, then revoked"))
+    async with connect(stream_url(stack, task_id), additional_headers=key) as ws:
+        await receive(ws)  # the backlog
+        revoke = f"{stack.gateway_url}/admin/workspaces/{created['workspaceId']}/keys/{created['keyId']}"
+        admin = {"Authorization": f"Bearer {stack.admin_token}"}
+        assert (await asyncio.to_thread(httpx.delete, revoke, headers=admin, timeout=10)).status_code == 200
+        assert await closed(ws) == (4403, "this API key was revoked")
