@@ -185,6 +185,23 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
             # Everything the workspace's read models hold up to the purge goes; its config and
             # keys stay, and so does the purge event itself (the feed resumes after it).
             for table in PURGED_TABLES:
+                if table == "rm_tasks":
+                    # A task still running that the purge did not stop was submitted while the
+                    # purge was being recorded: it stays visible rather than run unseen.
+                    cur.execute(
+                        "DELETE FROM rm_tasks WHERE workspace_id = %s AND (status IN ('completed', 'failed', "
+                        "'cancelled') OR task_id::text = ANY(%s))",
+                        (e.workspace_id, p.get("stopped_tasks", [])),
+                    )
+                    continue
+                if table == "rm_questions":
+                    # Likewise a question asked while the purge was recorded: it stays answerable.
+                    cur.execute(
+                        "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' "
+                        "OR question_id = ANY(%s))",
+                        (e.workspace_id, p.get("closed_questions", [])),
+                    )
+                    continue
                 condition = "workspace_id = %s AND seq < %s" if table == "rm_feed" else "workspace_id = %s"
                 cur.execute(f"DELETE FROM {table} WHERE {condition}", (e.workspace_id, e.seq)[: condition.count("%s")])
             cur.execute("UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id))

@@ -28,7 +28,7 @@ from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Run
 from libs.domain.task import Task
-from libs.domain.workspace import Workspace
+from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from libs.readmodels import projector, schema, toolcalls
 from services.planner.plans import plan
@@ -446,3 +446,20 @@ def test_tool_calls_read_back_as_the_entries_their_events_make(
     ]
     assert [t.entry_id for t in entries] == [f"entry_{e.seq}" for e in events]
     assert all(t.corrections == [] and t.container_id is None for t in entries)
+
+
+def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_recorded(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    stopped = submitted(uuid.uuid4(), WS, "Stopped by the purge", "codegen")
+    concurrent = submitted(uuid.uuid4(), WS, "Submitted during the purge", "codegen")
+    store.save([stopped, concurrent])
+    workspace = store.load_many([workspace_aggregate_id(WS)])[workspace_aggregate_id(WS)]
+    workspace.purge(["todos"], [str(stopped.id)], [])
+    store.save([workspace])
+
+    projector.catch_up(store, conn)
+
+    kept = {r[0] for r in conn.execute("SELECT task_id::text FROM rm_tasks WHERE workspace_id = %s", (WS,))}
+    assert kept == {str(concurrent.id)}, "the completed and the stopped task go; the one it did not know stays"
+    assert conn.execute("SELECT count(*) FROM rm_feed WHERE workspace_id = %s", (WS,)).fetchone() == (1,)
