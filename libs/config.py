@@ -23,7 +23,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str = "nats://127.0.0.1:4222"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    workspace: str = "default"
     log_level: str = "INFO"
     # How long a read waits for the read models to reach a write it depends on.
     read_your_writes_timeout_s: float = 2.0
@@ -77,7 +76,6 @@ def load_settings(service: str, default_port: int) -> Settings:
         nats_url=_env("NATS_URL") or "nats://127.0.0.1:4222",
         http_host=_env("HTTP_HOST") or "127.0.0.1",
         http_port=int(_env("HTTP_PORT") or default_port),
-        workspace=_env("DEFAULT_WORKSPACE") or "default",
         log_level=_env("LOG_LEVEL") or "INFO",
         anthropic_base_url=_env("ANTHROPIC_BASE_URL"),
         anthropic_api_key=_env("ANTHROPIC_API_KEY"),
