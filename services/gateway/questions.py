@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from contracts.commands import AnswerQuestionCommand
 from contracts.questions import Answer, Answered, QuestionEnvelope, QuestionItem, QuestionList, answer_problem
@@ -48,7 +48,7 @@ async def get_question(
 
 @post(PATH + "/{questionID:str}/answer", status_code=200)
 async def answer_question(
-    request: Request[Any, Any, Any], workspaceID: FromPath[str], questionID: FromPath[str], data: Answer
+    request: Request[Any, Any, Any], workspaceID: FromPath[str], questionID: FromPath[str], data: JSONBody[Answer]
 ) -> Answered:
     workspace = workspace_of(request, workspaceID)
     found = await _open(request, workspace, questionID)

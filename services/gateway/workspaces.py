@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 from eventsourcing.persistence import IntegrityError
 from litestar import Request, delete, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from contracts.workspaces import (
     IssuedKey,
@@ -64,7 +64,7 @@ async def _change(state: Any, workspace_id: str, change: Callable[[Workspace], T
 
 
 @post("/admin/workspaces", status_code=201, opt=ADMIN)
-async def create_workspace(request: Request[Any, Any, Any], data: NewWorkspace) -> IssuedKey:
+async def create_workspace(request: Request[Any, Any, Any], data: JSONBody[NewWorkspace]) -> IssuedKey:
     state = request.app.state
     workspace_id = data.workspace_id or new_workspace_id()
     workspace = Workspace.create(workspace_id, data.name or workspace_id)
@@ -88,7 +88,7 @@ async def show_workspace(request: Request[Any, Any, Any], workspace_id: FromPath
 
 
 @post("/admin/workspaces/{workspace_id:str}/keys", status_code=201, opt=ADMIN)
-async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: NewKey) -> IssuedKey:
+async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: JSONBody[NewKey]) -> IssuedKey:
     api_key = await _change(request.app.state, workspace_id, lambda w: w.issue_key(data.label))
     return IssuedKey(workspace_id=workspace_id, key_id=api_key.split("_")[1], api_key=api_key)
 
