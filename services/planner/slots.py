@@ -15,7 +15,7 @@ from uuid import UUID
 
 from libs.domain.schedule import Schedule, schedule_id, slot
 from libs.domain.task import DISPATCH_GATE, TERMINAL, Task
-from libs.eventstore.store import EventStore
+from libs.eventstore.store import EVENTS_TABLE, EventStore
 
 
 class Slots:
@@ -27,13 +27,18 @@ class Slots:
 
     def cap(self, workspace_id: str) -> int | None:
         if workspace_id not in self.caps:
+            # One round trip per workspace and batch: its cap, and whether it keeps a schedule.
             with self.store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
                 cur.execute(
-                    "SELECT (config->>'maxConcurrentSubtasks')::int AS cap FROM rm_workspaces WHERE workspace_id = %s",
-                    (workspace_id,),
+                    "SELECT (SELECT (config->>'maxConcurrentSubtasks')::int FROM rm_workspaces "
+                    f"WHERE workspace_id = %s) AS cap, EXISTS (SELECT 1 FROM {EVENTS_TABLE} "
+                    "WHERE originator_id = %s) AS scheduled",
+                    (workspace_id, schedule_id(workspace_id)),
                 )
                 row = cur.fetchone()
-            self.caps[workspace_id] = row["cap"] if row else None
+            self.caps[workspace_id] = row["cap"]
+            if not row["scheduled"]:
+                self.absent.add(workspace_id)
         return self.caps[workspace_id]
 
     def schedule(self, workspace_id: str) -> Schedule:
@@ -63,6 +68,7 @@ class Slots:
 
     def _has_schedule(self, workspace_id: str) -> bool:
         """Whether the workspace keeps a schedule (it had a cap once): asked once per batch."""
+        self.cap(workspace_id)
         if workspace_id not in self.schedules and workspace_id not in self.absent:
             found = self.store.load_many([schedule_id(workspace_id)]).get(schedule_id(workspace_id))
             if isinstance(found, Schedule):
