@@ -63,9 +63,9 @@ class Decision(enum.StrEnum):
 
 
 # PostgreSQL's text and jsonb cannot hold U+0000: refuse it at the edge rather than fail later.
-_NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, msgspec.Meta(pattern=_NO_NUL)]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1, pattern=_NO_NUL)]
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, pattern=NO_NUL)]
 
 
 class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from contracts.tasks import NonEmpty, Planner, Provider
+from contracts.tasks import NO_NUL, NonEmpty, Planner, Provider
 
 WorkspaceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Label = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00]*$")]
+Label = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
 Usd = Annotated[float, msgspec.Meta(ge=0)]
 
 

@@ -105,10 +105,22 @@ class EventConsumer:
         self._running = True
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.sub.durable}")
 
-    def _spawn(self, msg: Msg) -> None:
-        task = asyncio.create_task(self._handle([msg]))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+    async def _start_each(self, handler: EachAlone, msgs: list[Msg]) -> None:
+        """One tracking look-up for what arrived, then each message handled on its own, at once,
+        with its own heartbeat: none waits unannounced behind a slow one."""
+        CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
+        decoded: list[tuple[Msg, EventEnvelope]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, _decoder.decode(msg.data)))
+            except msgspec.DecodeError:
+                log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
+                await msg.term()
+        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
+        for msg, event in decoded:
+            task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
     async def stop(self) -> None:
         self._running = False
@@ -152,49 +164,37 @@ class EventConsumer:
                         batch.append(msg)
                         outstanding = max(0, outstanding - 1)
                 if batch and isinstance(self.sub.handle, EachAlone):
-                    # Each message is handled on its own as soon as it arrives, with its own
-                    # heartbeat: none waits unannounced behind a slow one.
-                    for msg in batch:
-                        self._spawn(msg)
+                    await self._start_each(self.sub.handle, batch)
                 elif batch:
                     await self._handle(batch)
         finally:
             await sub.unsubscribe()
 
-    def _unhandled(self, events: list[EventEnvelope], check: bool) -> list[EventEnvelope]:
-        if not check:
-            return events
+    def _unhandled(self, events: list[EventEnvelope]) -> list[EventEnvelope]:
         handled = self.store.handled(self.sub.durable, [e.seq for e in events])
         return [e for e in events if e.seq not in handled]
 
-    async def _handle_each(self, handler: EachAlone, msgs: list[Msg]) -> None:
-        decoded: list[tuple[Msg, EventEnvelope]] = []
-        for msg in msgs:
-            try:
-                decoded.append((msg, _decoder.decode(msg.data)))
-            except msgspec.DecodeError:
-                log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
-                await msg.term()
-        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
-        await asyncio.gather(*(self._one(handler, msg, e, e.seq in handled) for msg, e in decoded))
-
     async def _one(self, handler: EachAlone, msg: Msg, event: EventEnvelope, done: bool) -> None:
-        if not done:
-            try:
-                await self._save_one(handler, event)
-            except Exception:
-                CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
-                log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
-                await msg.nak(delay=1.0)
-                return
-        with contextlib.suppress(Exception):
-            await msg.ack()
+        heartbeat = asyncio.create_task(_in_progress([msg]))
+        try:
+            if not done:
+                try:
+                    await self._save_one(handler, event)
+                except Exception:
+                    CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
+                    log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
+                    await msg.nak(delay=1.0)
+                    return
+            with contextlib.suppress(Exception):
+                await msg.ack()
+        finally:
+            heartbeat.cancel()
 
     def _tracking(self, events: list[EventEnvelope]) -> ConsumerTracking:
         return ConsumerTracking(self.sub.durable, [e.seq for e in events])
 
     def _apply_in_thread(self, handler: InThread, events: list[EventEnvelope], check: bool) -> int:
-        todo = self._unhandled(events, check)
+        todo = self._unhandled(events) if check else events
         if todo:
             self.store.save(handler.fn(todo, *handler.deps), self._tracking(todo))
         return len(todo)
@@ -205,7 +205,7 @@ class EventConsumer:
         if isinstance(handler, InThread):
             return await asyncio.to_thread(self._apply_in_thread, handler, events, check)
         assert not isinstance(handler, EachAlone)
-        todo = await asyncio.to_thread(self._unhandled, events, check) if check else events
+        todo = await asyncio.to_thread(self._unhandled, events) if check else events
         if todo:
             aggregates = await handler(todo)
             await asyncio.to_thread(self.store.save, aggregates, self._tracking(todo))
@@ -231,10 +231,7 @@ class EventConsumer:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         heartbeat = asyncio.create_task(_in_progress(msgs))
         try:
-            if isinstance(self.sub.handle, EachAlone):
-                await self._handle_each(self.sub.handle, msgs)
-            else:
-                await self._handle_batch(msgs)
+            await self._handle_batch(msgs)
         finally:
             heartbeat.cancel()
 

@@ -141,6 +141,13 @@ class Task(WorkspaceAggregate):
 
     # --- commands: each checks the state machine, then emits --------------------------------
 
+    def dispatch_ready(self) -> None:
+        """Dispatches every subtask whose dependencies have all succeeded (none while the task
+        waits for its parent or its plan)."""
+        if not self.waiting_for_parent:
+            for subtask in self.ready_subtasks():
+                self.dispatch(subtask)
+
     def dispatch(self, subtask: dict[str, Any]) -> None:
         self._require(PENDING, ASSIGNED, RUNNING, action="dispatch a subtask of")
         if self.awaiting_plan:
@@ -385,8 +392,7 @@ class Task(WorkspaceAggregate):
         self.emit(self.Resumed, subtask_ids=sorted(stopped))
         for subtask_id, info in sorted(stopped.items()):
             self._dispatch(self.subtask(subtask_id), info["attempt"] + 1, None, info["output"])
-        for subtask in self.ready_subtasks():
-            self.dispatch(subtask)
+        self.dispatch_ready()
 
     class Resumed(WorkspaceAggregate.Event):
         subtask_ids: list[str]
@@ -414,8 +420,7 @@ class Task(WorkspaceAggregate):
         if not self.waiting_for_parent or self.status != PENDING:
             return
         self.emit(self.ParentCompleted, parent_task_id=str(parent.id), changes=parent.changes())
-        for subtask in self.ready_subtasks():
-            self.dispatch(subtask)
+        self.dispatch_ready()
 
     class ParentCompleted(WorkspaceAggregate.Event):
         parent_task_id: str
@@ -460,9 +465,7 @@ class Task(WorkspaceAggregate):
             model=model,
             duration_ms=duration_ms,
         )
-        if not self.waiting_for_parent:
-            for subtask in self.ready_subtasks():
-                self.dispatch(subtask)
+        self.dispatch_ready()
 
     class Planned(WorkspaceAggregate.Event):
         subtasks: list[dict[str, Any]]

@@ -17,7 +17,7 @@ import psycopg
 from contracts.events import EventEnvelope, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcalls
-from libs.readmodels.schema import PROJECTOR, PURGED_TABLES, READMODELS_CHANNEL
+from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.tasks import TaskView
 
 log = logging.getLogger(__name__)
@@ -184,26 +184,7 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
         elif e.type == "workspace.purged":
             # Everything the workspace's read models hold up to the purge goes; its config and
             # keys stay, and so does the purge event itself (the feed resumes after it).
-            for table in PURGED_TABLES:
-                if table == "rm_tasks":
-                    # A task still running that the purge did not stop was submitted while the
-                    # purge was being recorded: it stays visible rather than run unseen.
-                    cur.execute(
-                        "DELETE FROM rm_tasks WHERE workspace_id = %s AND (status IN ('completed', 'failed', "
-                        "'cancelled') OR task_id::text = ANY(%s))",
-                        (e.workspace_id, p.get("stopped_tasks", [])),
-                    )
-                    continue
-                if table == "rm_questions":
-                    # Likewise a question asked while the purge was recorded: it stays answerable.
-                    cur.execute(
-                        "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' "
-                        "OR question_id = ANY(%s))",
-                        (e.workspace_id, p.get("closed_questions", [])),
-                    )
-                    continue
-                condition = "workspace_id = %s AND seq < %s" if table == "rm_feed" else "workspace_id = %s"
-                cur.execute(f"DELETE FROM {table} WHERE {condition}", (e.workspace_id, e.seq)[: condition.count("%s")])
+            _purge(cur, e)
             cur.execute("UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id))
         elif e.type == "workspace.config_updated":
             cur.execute(
@@ -225,6 +206,24 @@ def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
 
 def _json_value(value: Any) -> str:
     return _NUL_ESCAPE.sub(r"\1\\ufffd", msgspec.json.encode(value).decode())
+
+
+def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
+    p, workspace = e.payload, e.workspace_id
+    # A task still running that the purge did not stop was submitted while the purge was being
+    # recorded: it stays visible rather than run unseen. Likewise a question asked meanwhile.
+    cur.execute(
+        "DELETE FROM rm_tasks WHERE workspace_id = %s "
+        "AND (status IN ('completed', 'failed', 'cancelled') OR task_id::text = ANY(%s))",
+        (workspace, p.get("stopped_tasks", [])),
+    )
+    cur.execute(
+        "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",
+        (workspace, p.get("closed_questions", [])),
+    )
+    cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, e.seq))
+    cur.execute("DELETE FROM rm_charges WHERE workspace_id = %s", (workspace,))
+    cur.execute("DELETE FROM rm_tool_calls WHERE workspace_id = %s", (workspace,))
 
 
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes

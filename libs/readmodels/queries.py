@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -105,6 +106,7 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         position = await projector_position(conn)
+        found, keys = await workspace(conn, workspace_id), await workspace_keys(conn, workspace_id)
         cur = await conn.execute(
             "SELECT state FROM rm_tasks WHERE workspace_id = %s ORDER BY created_at, task_id", (workspace_id,)
         )
@@ -130,8 +132,8 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
     return {
         "workspaceID": workspace_id,
         "projectorPosition": position,
-        "workspace": await workspace(pool, workspace_id),
-        "keys": await workspace_keys(pool, workspace_id),
+        "workspace": found,
+        "keys": keys,
         "tasks": tasks,
         "runs": runs_of(events),
         "gates": gates_of(events),
@@ -204,8 +206,13 @@ async def api_key(pool: AsyncConnectionPool, key_id: str) -> dict[str, Any] | No
     return {"workspace_id": row[0], "key_hash": row[1], "revoked_at": row[2]} if row else None
 
 
-async def workspace(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, Any] | None:
-    async with pool.connection() as conn:
+def _connection(source: AsyncConnectionPool | AsyncConnection) -> Any:
+    """A pool's connection, or the connection given (to read inside its transaction)."""
+    return source.connection() if isinstance(source, AsyncConnectionPool) else contextlib.nullcontext(source)
+
+
+async def workspace(source: AsyncConnectionPool | AsyncConnection, workspace_id: str) -> dict[str, Any] | None:
+    async with _connection(source) as conn:
         cur = await conn.execute(
             "SELECT name, created_at, config, purged_through FROM rm_workspaces WHERE workspace_id = %s",
             (workspace_id,),
@@ -216,8 +223,8 @@ async def workspace(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, A
     return {"workspaceID": workspace_id, "name": row[0], "createdAt": row[1], "config": row[2], "purgedThrough": row[3]}
 
 
-async def workspace_keys(pool: AsyncConnectionPool, workspace_id: str) -> list[dict[str, Any]]:
-    async with pool.connection() as conn:
+async def workspace_keys(source: AsyncConnectionPool | AsyncConnection, workspace_id: str) -> list[dict[str, Any]]:
+    async with _connection(source) as conn:
         cur = await conn.execute(
             "SELECT key_id, label, created_at, revoked_at FROM rm_api_keys WHERE workspace_id = %s ORDER BY created_at",
             (workspace_id,),

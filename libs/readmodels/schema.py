@@ -14,8 +14,6 @@ TABLES = (
     "rm_tool_calls",
     "rm_questions",
 )
-# What a workspace's purge clears (each table has a workspace_id column); config and keys stay.
-PURGED_TABLES = ("rm_tasks", "rm_charges", "rm_feed", "rm_tool_calls", "rm_questions")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (

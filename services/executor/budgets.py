@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from libs.eventstore.store import EventStore
+from libs.readmodels import lookups
 
 
 class Budget(msgspec.Struct):
@@ -35,15 +36,7 @@ class Budget(msgspec.Struct):
 
 def load_budget(store: EventStore, workspace_id: str, task_id: str) -> Budget:
     """The workspace's caps and what is charged against them, in one read."""
-    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT config, "
-            "(SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE workspace_id = %s) AS workspace_spent, "
-            "(SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE task_id = %s::uuid) AS task_spent "
-            "FROM rm_workspaces WHERE workspace_id = %s",
-            (workspace_id, task_id, workspace_id),
-        )
-        row = cur.fetchone()
+    row = lookups.budget(store, workspace_id, task_id)
     if row is None:
         return Budget(caps=[])
     config = row["config"] or {}

@@ -98,14 +98,9 @@ class RunRecorder:
         self.budget: Budget | None = None
 
     def line(self, message: str, level: str = "log") -> None:
-        entry = LogEntry(
-            level=level,  # type: ignore[arg-type]
-            message=f"[{self.run.agent_type}] {message}",
-            timestamp=int(time.time() * 1000),
-            worker_id=self.worker,
-            task_id=self.task_id,
+        log_line(
+            self.deps, self.run.workspace_id, self.task_id, self.worker, f"[{self.run.agent_type}] {message}", level
         )
-        self.deps.logs.emit(self.run.workspace_id, entry)
 
     def model_called(self, call: ModelCall) -> None:
         self.turn = call.turn
@@ -279,12 +274,7 @@ def _output(outcome: Outcome) -> dict[str, Any]:
 
 
 def _usage(u: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-    }
+    return msgspec.structs.asdict(u)
 
 
 def _ms_since(started: float) -> int:
@@ -312,11 +302,20 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
         p["title"],
     )
     line = _pull_line(pull)
-    deps.logs.emit(
-        event.workspace_id,
-        LogEntry(level="log", message=line, timestamp=int(time.time() * 1000), worker_id=task_id[:8], task_id=task_id),
-    )
+    log_line(deps, event.workspace_id, task_id, task_id[:8], line)
     return pull
+
+
+def log_line(deps: Deps, workspace_id: str, task_id: str, worker: str, message: str, level: str = "log") -> None:
+    """One line on the task's live log (never blocks, never raises)."""
+    entry = LogEntry(
+        level=level,  # type: ignore[arg-type]
+        message=message,
+        timestamp=int(time.time() * 1000),
+        worker_id=worker,
+        task_id=task_id,
+    )
+    deps.logs.emit(workspace_id, entry)
 
 
 def _pull_line(pull: PullRequest) -> str:

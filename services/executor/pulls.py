@@ -37,6 +37,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
+from libs.observability.logs import redact
 
 NO_CREDENTIALS = "no GitHub credentials configured"
 NO_CHANGES = "the task changed no files"
@@ -376,7 +377,7 @@ def describe(exc: Exception, github: GitHub[Any]) -> str:
         text = f"GitHub at {where} answered in an unexpected shape: {first_lines(str(exc))}"
     else:
         text = f"GitHub call failed: {type(exc).__name__}"
-    return redact(text, credentials(github))
+    return redact(text, list(credentials(github)))
 
 
 def first_lines(text: str, count: int = 3) -> str:
@@ -386,9 +387,3 @@ def first_lines(text: str, count: int = 3) -> str:
 def credentials(github: GitHub[Any]) -> Iterable[str]:
     token = getattr(github.auth, "token", None)
     return [token] if isinstance(token, str) and token else []
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text

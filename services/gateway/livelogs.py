@@ -22,8 +22,8 @@ from litestar.params import FromPath
 from litestar.status_codes import WS_1000_NORMAL_CLOSURE, WS_1011_INTERNAL_ERROR, WS_1013_TRY_AGAIN_LATER
 
 from contracts.logs import LogEntry, LogsMessage
-from contracts.tasks import TaskStatus
 from libs.bus.logs import LogTail
+from libs.domain.task import TERMINAL
 from libs.observability.metrics import LIVE_LOG_CONNECTIONS
 from libs.readmodels import queries
 from libs.web.auth import authenticate, key_checker
@@ -33,7 +33,6 @@ from services.gateway.routes import find_task
 log = logging.getLogger(__name__)
 
 PATH = "/tasks/{task_id:str}/stream"
-TERMINAL: frozenset[str] = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 # 4000 + the HTTP status, as a WebSocket cannot answer 404 once it is open.
 WS_4404_NOT_FOUND = 4404
 # The projector announces status changes; a notice lost with the LISTEN connection would

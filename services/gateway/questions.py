@@ -19,6 +19,7 @@ from libs.readmodels import queries
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from services.gateway.commands import send
+from services.gateway.readyourwrites import reach_head
 
 PATH = "/api/v1/workspaces/{workspaceID:str}/orchestration/questions"
 
@@ -26,7 +27,7 @@ PATH = "/api/v1/workspaces/{workspaceID:str}/orchestration/questions"
 async def _open(request: Request[Any, Any, Any], workspace_id: str, question_id: str | None = None) -> list[Any]:
     state = request.app.state
     # Questions are asked by agents, not through this gateway: wait for the log's head.
-    await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+    await reach_head(state)
     return await queries.open_questions(state.pool, workspace_id, question_id)
 
 

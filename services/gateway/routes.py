@@ -27,6 +27,7 @@ from libs.web.auth import caller
 from libs.web.errors import ApiError
 from libs.web.ops import VERSION
 from services.gateway.commands import send
+from services.gateway.readyourwrites import reach_head
 
 State = Any
 T = TypeVar("T")
@@ -81,7 +82,7 @@ async def review_task(
     status = await find_task(state, workspace, task_id, queries.task_status)
     if status != "review":
         # The client may have seen `review` on the feed before the read models caught up.
-        await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+        await reach_head(state)
         status = await find_task(state, workspace, task_id, queries.task_status)
     if status != "review":
         raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{status}', not 'review'")

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from contracts.tasks import NO_NUL  # PostgreSQL text cannot hold U+0000: a 400, not a 500
 from contracts.toollog import DEFAULT_LIMIT, MAX_LIMIT, ToolLogMeta, ToolLogPage, ToolStatus
 from libs.readmodels import queries, toolcalls
 from libs.readmodels.toolcalls import ToolCallFilter
 from libs.web.auth import workspace_of
-
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000: refused as a bad request, not a 500
+from services.gateway.readyourwrites import reach_head
 
 
 @get("/api/v1/workspaces/{workspaceID:str}/orchestration/log")
@@ -35,7 +35,7 @@ async def tool_log(
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     # The executor records the calls, not this gateway: wait for the projector to reach what
     # the log held when the request came, so a call already seen on the events feed is listed.
-    await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+    await reach_head(state)
     only = ToolCallFilter(tool, status, sessionID, agentName, since, until)
     rows, total = await queries.tool_calls(state.pool, workspace_id, only, page, limit)
     return ToolLogPage(

@@ -27,10 +27,11 @@ from contracts.workspaces import (
     WorkspaceInfo,
 )
 from libs.domain.errors import DomainError
-from libs.domain.workspace import Workspace, new_workspace_id, workspace_aggregate_id
+from libs.domain.workspace import Workspace, new_workspace_id, split_key, workspace_aggregate_id
 from libs.readmodels import queries
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
+from services.gateway.readyourwrites import reach_head
 
 T = TypeVar("T")
 ADMIN = {"admin": True}
@@ -74,7 +75,7 @@ async def create_workspace(request: Request[Any, Any, Any], data: JSONBody[NewWo
     except IntegrityError:
         raise ApiError(409, "workspace_exists", f"workspace {workspace_id} already exists") from None
     await state.watch.reach(seq, state.settings.read_your_writes_timeout_s)
-    return IssuedKey(workspace_id=workspace_id, key_id=api_key.split("_")[1], api_key=api_key)
+    return IssuedKey(workspace_id=workspace_id, key_id=key_id_of(api_key), api_key=api_key)
 
 
 @get("/admin/workspaces/{workspace_id:str}", opt=ADMIN)
@@ -90,7 +91,7 @@ async def show_workspace(request: Request[Any, Any, Any], workspace_id: FromPath
 @post("/admin/workspaces/{workspace_id:str}/keys", status_code=201, opt=ADMIN)
 async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: JSONBody[NewKey]) -> IssuedKey:
     api_key = await _change(request.app.state, workspace_id, lambda w: w.issue_key(data.label))
-    return IssuedKey(workspace_id=workspace_id, key_id=api_key.split("_")[1], api_key=api_key)
+    return IssuedKey(workspace_id=workspace_id, key_id=key_id_of(api_key), api_key=api_key)
 
 
 @delete("/admin/workspaces/{workspace_id:str}/keys/{key_id:str}", status_code=200, opt=ADMIN)
@@ -135,6 +136,12 @@ async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[
     return await _change(request.app.state, workspace_id, apply)
 
 
+def key_id_of(api_key: str) -> str:
+    parts = split_key(api_key)
+    assert parts is not None  # issued here, so well formed
+    return parts[0]
+
+
 PURGED = ["todos", "events", "budgets", "tool_logs", "session_ids", "caches"]
 
 
@@ -145,7 +152,7 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
     workspace_of(request, workspace_id)
     state = request.app.state
     # Everything written so far is in the read models, so the unfinished tasks are all known.
-    await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)
+    await reach_head(state)
     unfinished = await queries.unfinished_tasks(state.pool, workspace_id)
     questions = [q["id"] for q in await queries.open_questions(state.pool, workspace_id)]
     await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))

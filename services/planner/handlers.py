@@ -21,6 +21,7 @@ from libs.domain.errors import DomainError
 from libs.domain.task import COMPLETED, TERMINAL, Task
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
+from libs.readmodels import lookups
 from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
 from services.planner.slots import Slots
@@ -38,9 +39,7 @@ def new_task(workspace_id: str, request: dict[str, Any], task_id: UUID, revision
         return task
     subtasks = plan(str(task_id), request["agentType"], request["description"])
     task = Task.submit(task_id, workspace_id, request, subtasks, revision_of=revision_of)
-    if not task.waiting_for_parent:
-        for subtask in task.ready_subtasks():
-            task.dispatch(subtask)
+    task.dispatch_ready()
     return task
 
 
@@ -184,9 +183,7 @@ def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> Non
     whose cap still does not allow the next call pauses again, before spending anything."""
     if not BUDGET_KEYS & set(event.payload["changes"]):
         return
-    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT task_id FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'", (event.workspace_id,))
-        paused = [row["task_id"] for row in cur.fetchall()]
+    paused = lookups.paused_tasks(store, event.workspace_id)
     batch.tasks.update(store.load_many([p for p in paused if p not in batch.tasks]))
     # Paused in this very batch, the read model cannot know them yet.
     for task in list(batch.tasks.values()):
@@ -240,8 +237,7 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
     task.record_success(p["subtask_id"], event.aggregate_id, result)
     if task.status == "paused":
         return  # what became ready runs when the task resumes
-    for ready in task.ready_subtasks():
-        task.dispatch(ready)
+    task.dispatch_ready()
     if task.status == "running" and task.all_succeeded():
         task.request_review()
 

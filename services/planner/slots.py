@@ -14,8 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from libs.domain.schedule import Schedule, schedule_id, slot
-from libs.domain.task import DISPATCH_GATE, TERMINAL, Task
-from libs.eventstore.store import EVENTS_TABLE, EventStore
+from libs.domain.task import DISPATCH_GATE, Task
+from libs.eventstore.store import EventStore
+from libs.readmodels import lookups
 
 
 class Slots:
@@ -28,16 +29,9 @@ class Slots:
     def cap(self, workspace_id: str) -> int | None:
         if workspace_id not in self.caps:
             # One round trip per workspace and batch: its cap, and whether it keeps a schedule.
-            with self.store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-                cur.execute(
-                    "SELECT (SELECT (config->>'maxConcurrentSubtasks')::int FROM rm_workspaces "
-                    f"WHERE workspace_id = %s) AS cap, EXISTS (SELECT 1 FROM {EVENTS_TABLE} "
-                    "WHERE originator_id = %s) AS scheduled",
-                    (workspace_id, schedule_id(workspace_id)),
-                )
-                row = cur.fetchone()
-            self.caps[workspace_id] = row["cap"]
-            if not row["scheduled"]:
+            cap, scheduled = lookups.concurrency(self.store, workspace_id, schedule_id(workspace_id))
+            self.caps[workspace_id] = cap
+            if not scheduled:
                 self.absent.add(workspace_id)
         return self.caps[workspace_id]
 
@@ -67,15 +61,9 @@ class Slots:
             self.schedule(task.workspace_id).finish(slot(str(task.id), subtask_id))
 
     def _has_schedule(self, workspace_id: str) -> bool:
-        """Whether the workspace keeps a schedule (it had a cap once): asked once per batch."""
+        """Whether the workspace keeps a schedule (it had a cap once): known from `cap`'s read."""
         self.cap(workspace_id)
-        if workspace_id not in self.schedules and workspace_id not in self.absent:
-            found = self.store.load_many([schedule_id(workspace_id)]).get(schedule_id(workspace_id))
-            if isinstance(found, Schedule):
-                self.schedules[workspace_id] = found
-            else:
-                self.absent.add(workspace_id)
-        return workspace_id in self.schedules
+        return workspace_id in self.schedules or workspace_id not in self.absent
 
     def watch(self, workspace_id: str) -> None:
         """The workspace's cap may have changed: its queue gets a look at the end of the batch."""
@@ -88,12 +76,10 @@ class Slots:
         for workspace_id, schedule in list(self.schedules.items()):
             cap = self.cap(workspace_id)
             while keys := schedule.next_to_start(cap):
-                for key in keys:
-                    task_id, subtask_id = key.split("/")
-                    task = tasks.get(UUID(task_id))
-                    if task is None:
-                        task = tasks[UUID(task_id)] = self.store.load_many([UUID(task_id)])[UUID(task_id)]
-                    if task.status in TERMINAL or not task.release(subtask_id):
+                starting = [(UUID(task_id), subtask_id) for task_id, subtask_id in (k.split("/") for k in keys)]
+                tasks.update(self.store.load_many([t for t, _ in starting if t not in tasks]))  # one read
+                for key, (task_id, subtask_id) in zip(keys, starting, strict=True):
+                    if not tasks[task_id].release(subtask_id):  # it ended, or nothing waits
                         schedule.finish(key)
 
     def changed(self) -> list[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
@@ -21,6 +20,7 @@ from contracts.tasks import Decision
 from libs.domain.errors import GateClosed
 from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
 from libs.eventstore.store import EventStore
+from libs.readmodels import lookups
 
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
 
@@ -50,7 +50,7 @@ def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate]:
         if review_gate_id(e.aggregate_id) not in existing and e.aggregate_id not in opened:
             gate = opened[e.aggregate_id] = Gate.open_review(e.workspace_id, e.aggregate_id)
             if e.workspace_id not in policies:
-                policies[e.workspace_id] = _setting(store, e.workspace_id, "reviewPolicy")
+                policies[e.workspace_id] = lookups.workspace_setting(store, e.workspace_id, "reviewPolicy")
             if policies[e.workspace_id] == "auto_approve":
                 # The workspace asked for no human gate: the decision is recorded all the same.
                 gate.decide("approve", AUTO_APPROVED)
@@ -115,16 +115,8 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
 
 
 def _expiry_s(store: EventStore, workspace_id: str) -> int | None:
-    expiry = _setting(store, workspace_id, "questionExpirySeconds")
+    expiry = lookups.workspace_setting(store, workspace_id, "questionExpirySeconds")
     return int(expiry) if expiry else None
-
-
-def _setting(store: EventStore, workspace_id: str, key: str) -> Any:
-    """One key of the workspace's config (the read model), None when it is not set."""
-    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT config -> %s AS value FROM rm_workspaces WHERE workspace_id = %s", (key, workspace_id))
-        row = cur.fetchone()
-    return row["value"] if row else None
 
 
 def answer(raw: bytes, store: EventStore) -> CommandReply:
@@ -152,12 +144,7 @@ def answer(raw: bytes, store: EventStore) -> CommandReply:
 def expire_overdue(store: EventStore) -> int:
     """Expires every open question past its time; how many it expired."""
     now = int(time.time() * 1000)
-    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT question_id FROM rm_questions WHERE status = 'open' AND expires_at <= %s ORDER BY expires_at",
-            (now,),
-        )
-        due = [row["question_id"] for row in cur.fetchall()]
+    due = lookups.overdue_questions(store, now)
     gates = store.load_many([question_gate_id(q) for q in due])
     expired = [g for g in gates.values() if isinstance(g, QuestionGate) and g.status == "open"]
     for gate in expired:

@@ -76,17 +76,22 @@ class Broadcaster:
         """A queue for every event of the workspace, or only for its events of `type_`."""
         queue: Queue = asyncio.Queue()
         self._queues(workspace_id, type_).add(queue)
-        self._gauge(workspace_id)
+        self._gauge()
         return queue
 
     def unregister(self, workspace_id: str, queue: Queue, type_: str | None = None) -> None:
-        self._queues(workspace_id, type_).discard(queue)
-        self._gauge(workspace_id)
+        key = workspace_id if type_ is None else (workspace_id, type_)
+        queues = self.clients.get(key) if type_ is None else self.typed.get(key)  # type: ignore[call-overload]
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:  # a workspace nobody follows any more keeps no empty set
+                (self.clients if type_ is None else self.typed).pop(key, None)  # type: ignore[call-overload]
+        self._gauge()
 
     def _queues(self, workspace_id: str, type_: str | None) -> set[Queue]:
         return self.clients[workspace_id] if type_ is None else self.typed[(workspace_id, type_)]
 
-    def _gauge(self, workspace_id: str) -> None:
+    def _gauge(self) -> None:
         total = sum(len(q) for q in self.clients.values()) + sum(len(q) for q in self.typed.values())
         SSE_CONNECTIONS.set(total)
 

@@ -8,11 +8,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+from litestar import Request
+from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import EventEnvelope, FeedEvent, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries
+from libs.web.auth import key_checker
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster, Overflowed
 
@@ -130,3 +133,13 @@ async def until_revoked(
                     return
     finally:
         await feed.aclose()
+
+
+def sse_response(request: Request[Any, Any, Any], feed: AsyncGenerator[bytes, None]) -> Stream:
+    """A plain stream of pre-encoded SSE bytes (frames ready together leave in one write), that
+    ends once the caller's key is revoked."""
+    return Stream(
+        until_revoked(feed, key_checker(request)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

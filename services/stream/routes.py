@@ -13,10 +13,10 @@ from litestar.response import Stream
 from libs.eventstore.store import EventStore
 from libs.observability.logs import redact
 from libs.readmodels import queries
-from libs.web.auth import key_checker, workspace_of
+from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import events_feed, kept_after, until_revoked
+from services.stream.feed import events_feed, kept_after, sse_response
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
@@ -47,15 +47,7 @@ async def stream_events(
     asked = _resume_point(since_seq, last_event_id)
     kept = await kept_after(state.pool, workspace_id, asked, "the events feed", "events_purged")
     since = asked if asked is not None else kept
-    feed = until_revoked(
-        events_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
-    )
-    # A plain stream of pre-encoded SSE bytes: frames that are ready together leave in one write.
-    return Stream(
-        feed,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(request, events_feed(workspace_id, since, state.pool, state.store, state.broadcaster))
 
 
 @get(f"{PREFIX}/events/connections", sync_to_thread=False)

@@ -22,9 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
-from libs.web.auth import key_checker, workspace_of
+from libs.web.auth import workspace_of
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, until_revoked
+from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, sse_response
 from services.stream.routes import PREFIX, _resume_point
 
 EVENT = b"tool.call"
@@ -91,11 +91,4 @@ async def stream_tool_log(
     since = _resume_point(since_seq, last_event_id)
     # Without a resume point the log stream follows new calls only (the feed replays history).
     await kept_after(state.pool, workspace_id, since, "the tool log", "tool_log_purged")
-    feed = until_revoked(
-        tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster), key_checker(request)
-    )
-    return Stream(
-        feed,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(request, tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster))

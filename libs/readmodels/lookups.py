@@ -1,0 +1,63 @@
+"""What worker services read from the read models, synchronously, on the event store's own
+connections (they run their handlers in threads). The HTTP services use `queries` instead.
+
+Every SQL a worker runs against a read model is here, so a table's shape changes in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from libs.eventstore.store import EVENTS_TABLE, EventStore
+
+
+def _rows(store: EventStore, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    with store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+def workspace_setting(store: EventStore, workspace_id: str, key: str) -> Any:
+    """One key of the workspace's config, None when it is not set."""
+    rows = _rows(store, "SELECT config -> %s AS value FROM rm_workspaces WHERE workspace_id = %s", (key, workspace_id))
+    return rows[0]["value"] if rows else None
+
+
+def budget(store: EventStore, workspace_id: str, task_id: str) -> dict[str, Any] | None:
+    """The workspace's config with what is charged to it and to the task, in one read."""
+    rows = _rows(
+        store,
+        "SELECT config, "
+        "(SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE workspace_id = %s) AS workspace_spent, "
+        "(SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE task_id = %s::uuid) AS task_spent "
+        "FROM rm_workspaces WHERE workspace_id = %s",
+        (workspace_id, task_id, workspace_id),
+    )
+    return rows[0] if rows else None
+
+
+def concurrency(store: EventStore, workspace_id: str, schedule: UUID) -> tuple[int | None, bool]:
+    """The workspace's `maxConcurrentSubtasks`, and whether its Schedule aggregate exists."""
+    rows = _rows(
+        store,
+        "SELECT (SELECT (config->>'maxConcurrentSubtasks')::int FROM rm_workspaces WHERE workspace_id = %s) AS cap, "
+        f"EXISTS (SELECT 1 FROM {EVENTS_TABLE} WHERE originator_id = %s) AS scheduled",
+        (workspace_id, schedule),
+    )
+    return rows[0]["cap"], rows[0]["scheduled"]
+
+
+def paused_tasks(store: EventStore, workspace_id: str) -> list[UUID]:
+    rows = _rows(store, "SELECT task_id FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'", (workspace_id,))
+    return [row["task_id"] for row in rows]
+
+
+def overdue_questions(store: EventStore, now_ms: int) -> list[str]:
+    """Open questions past their expiry, oldest deadline first."""
+    rows = _rows(
+        store,
+        "SELECT question_id FROM rm_questions WHERE status = 'open' AND expires_at <= %s ORDER BY expires_at",
+        (now_ms,),
+    )
+    return [row["question_id"] for row in rows]
