@@ -117,8 +117,11 @@ class RunRecorder:
             self.line(f"model call {call.turn} failed: {call.error}", "error")
 
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None:
-        error = None if result.ok else result.content
-        self.run.record_tool_call(call_id, tool, result.ok, result.title, result.target, result.duration_ms, error)
+        # What a model wrote can quote a key it read: masked before it becomes an event, so the
+        # feed, the tool log and the dump never hold it.
+        error = None if result.ok else redact(result.content)
+        target = redact(result.target) if result.target is not None else None
+        self.run.record_tool_call(call_id, tool, result.ok, redact(result.title), target, result.duration_ms, error)
         self.line(result.title, "log" if result.ok else "warn")
 
     async def turn_done(self, finished: bool) -> None:
@@ -206,7 +209,8 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
         # batch, and with it the other runs' finished, paid-for provider calls.
         log.exception("run %s failed unexpectedly", run.id)
         if run.status == STARTED:
-            run.fail("the agent failed unexpectedly", usage={}, duration_ms=_ms_since(started), subrequests=0)
+            # The model calls it made were paid for: charged as recorded.
+            run.fail("the agent failed unexpectedly", run.usage, _ms_since(started), run.model_calls + run.tool_calls)
             recorder.line("the agent failed unexpectedly", "error")
     return run
 

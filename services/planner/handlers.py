@@ -156,7 +156,7 @@ def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) 
         _stop_purged(event, batch)
         return
     if event.type == "workspace.config_updated":
-        slots.watch(event.workspace_id)
+        slots.watch(event.workspace_id, event.payload["config"])
         _resume_paused(event, batch, store)
         return
     task = batch.get(_task_id(event)) if "task_id" in event.payload else None

@@ -65,9 +65,12 @@ class Slots:
         self.cap(workspace_id)
         return workspace_id in self.schedules or workspace_id not in self.absent
 
-    def watch(self, workspace_id: str) -> None:
-        """The workspace's cap may have changed: its queue gets a look at the end of the batch."""
-        if self.cap(workspace_id) is not None or self._has_schedule(workspace_id):
+    def watch(self, workspace_id: str, config: dict[str, Any]) -> None:
+        """The workspace's config changed: its queue gets a look at the end of the batch, under
+        the cap the change set (the read model may not show it yet)."""
+        self.cap(workspace_id)
+        self.caps[workspace_id] = config.get("maxConcurrentSubtasks")
+        if self.caps[workspace_id] is not None or self._has_schedule(workspace_id):
             self.schedule(workspace_id)
 
     def start_waiting(self, tasks: dict[UUID, Task]) -> None:

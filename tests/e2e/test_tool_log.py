@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, submit, task_request, wait_for
+from tests.e2e.helpers import in_review_and_charged, sse_events, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -159,6 +159,13 @@ def test_every_tool_call_is_an_entry_with_the_spec_fields(stack: Stack, logged: 
     (searched,) = [e for e in entries if e["tool"] == "search"]
     assert searched["title"] == "Searched for [redacted]" and searched["target"] == "[redacted]"
     assert LEAKED not in json.dumps(entries)
+    # Masked where the call was recorded: the events feed does not carry it either.
+    feed = f"{stack.stream_url}/api/v1/workspaces/{logged.workspace.id}/orchestration/events?since_seq=0"
+    with httpx.stream("GET", feed, headers=logged.workspace.headers, timeout=30) as response:
+        for frame in sse_events(response):
+            assert LEAKED not in json.dumps(frame)
+            if frame["event"] == "task.review_requested" and frame["data"]["payload"]["task_id"] == logged.scripted:
+                break
     wrote = next(e for e in entries if e["taskID"] == logged.scripted and e["tool"] == "write_file")
     assert wrote["target"] == "src/register.py" and wrote["title"].startswith("Wrote src/register.py")
 
