@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -35,14 +37,26 @@ async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
         await js.update_stream(config)
 
 
-async def last_relayed_seq(js: JetStreamContext) -> int:
-    """The event `seq` of the stream's last message, 0 when the stream is empty."""
+class Tail(NamedTuple):
+    """Where the stream ends: its own last sequence, and the event `seq` of its last message."""
+
+    stream_seq: int
+    event_seq: int
+
+
+async def stream_tail(js: JetStreamContext) -> Tail:
     info = await js.stream_info(EVENTS_STREAM)
+    # After a purge the stream keeps its last sequence but holds no message (event seq 0).
     if info.state.last_seq == 0 or info.state.messages == 0:
-        return 0
+        return Tail(info.state.last_seq, 0)
     msg = await js.get_msg(EVENTS_STREAM, seq=info.state.last_seq)
     # From the envelope, not the `Nats-Msg-Id`: a re-published event has a recovery id.
-    return msgspec.json.decode(msg.data or b"{}", type=_Seq).seq
+    return Tail(info.state.last_seq, msgspec.json.decode(msg.data or b"{}", type=_Seq).seq)
+
+
+async def last_relayed_seq(js: JetStreamContext) -> int:
+    """The event `seq` of the stream's last message, 0 when the stream is empty."""
+    return (await stream_tail(js)).event_seq
 
 
 class _Seq(msgspec.Struct):

@@ -94,7 +94,7 @@ def create_app(settings: Settings) -> Litestar:
         tasks = [
             asyncio.create_task(
                 _run_as_leader(
-                    settings, RELAY_LOCK, "relay", lambda: relay_forever(store, js, relay_wakeups, relay_progress)
+                    settings, RELAY_LOCK, "relay", lambda: relay_forever(store, nc, relay_wakeups, relay_progress)
                 )
             ),
             asyncio.create_task(

@@ -13,11 +13,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, last_relayed_seq
+from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
@@ -40,15 +42,15 @@ REQUEST: dict[str, Any] = {
 class Relay:
     """relay_forever as a task, with its own LISTEN connection, stoppable like a crash."""
 
-    def __init__(self, store: EventStore, js: JetStreamContext, database_url: str) -> None:
-        self.store, self.js = store, js
+    def __init__(self, store: EventStore, nc: NatsClient, database_url: str) -> None:
+        self.store, self.nc = store, nc
         self.listener = Listener(database_url, EVENTS_CHANNEL)
         self.progress: dict[str, int] = {}
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.listener.start()
-        self.task = asyncio.create_task(relay_forever(self.store, self.js, self.listener, self.progress))
+        self.task = asyncio.create_task(relay_forever(self.store, self.nc, self.listener, self.progress))
         task = self.task
         await eventually(lambda: "position" in self.progress or task.done(), "the relay did not start")
         if task.done():
@@ -84,8 +86,8 @@ async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
 
 
 @pytest.fixture
-async def relay(store: EventStore, js: JetStreamContext, postgres_url: str) -> AsyncIterator[Relay]:
-    running = Relay(store, js, postgres_url)
+async def relay(store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str) -> AsyncIterator[Relay]:
+    running = Relay(store, nc, postgres_url)
     await running.start()
     try:
         yield running
@@ -198,10 +200,10 @@ async def test_cancelling_the_relay_as_a_notify_arrives_stops_it(
 
 
 async def test_a_new_relay_resumes_after_the_last_published_seq(
-    store: EventStore, js: JetStreamContext, postgres_url: str, caplog: pytest.LogCaptureFixture
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=relay_module.__name__)
-    first = Relay(store, js, postgres_url)
+    first = Relay(store, nc, postgres_url)
     await first.start()
     published = await asyncio.to_thread(save_tasks, store, 5)
     await wait_for_count(js, 10)
@@ -211,7 +213,7 @@ async def test_a_new_relay_resumes_after_the_last_published_seq(
     assert await stream_count(js) == 10
     assert await last_relayed_seq(js) == published
 
-    second = Relay(store, js, postgres_url)
+    second = Relay(store, nc, postgres_url)
     await second.start()
     try:
         await eventually(lambda: second.progress["position"] == head, "the new relay did not catch up")
@@ -243,9 +245,9 @@ async def test_republishing_a_published_seq_is_deduplicated(
     await assert_stream_mirrors_log(js, store)
 
 
-async def relay_then_lose(store: EventStore, js: JetStreamContext, postgres_url: str, lose: str) -> int:
+async def relay_then_lose(store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str, lose: str) -> int:
     """Relays 4 tasks (8 events), stops the relay, then makes the bus lose them."""
-    first = Relay(store, js, postgres_url)
+    first = Relay(store, nc, postgres_url)
     await first.start()
     head = await asyncio.to_thread(save_tasks, store, 4)
     await wait_for_count(js, 8)
@@ -260,8 +262,8 @@ async def relay_then_lose(store: EventStore, js: JetStreamContext, postgres_url:
     return head
 
 
-async def run_relay_to(store: EventStore, js: JetStreamContext, postgres_url: str, head: int) -> None:
-    relay = Relay(store, js, postgres_url)
+async def run_relay_to(store: EventStore, nc: NatsClient, postgres_url: str, head: int) -> None:
+    relay = Relay(store, nc, postgres_url)
     await relay.start()
     try:
         # Once its position is the head, the relay has had every publish acknowledged.
@@ -271,18 +273,18 @@ async def run_relay_to(store: EventStore, js: JetStreamContext, postgres_url: st
 
 
 async def test_after_the_stream_is_recreated_a_new_relay_republishes_everything(
-    store: EventStore, js: JetStreamContext, postgres_url: str
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str
 ) -> None:
-    head = await relay_then_lose(store, js, postgres_url, "recreate")
-    await run_relay_to(store, js, postgres_url, head)
+    head = await relay_then_lose(store, nc, js, postgres_url, "recreate")
+    await run_relay_to(store, nc, postgres_url, head)
     await assert_stream_mirrors_log(js, store)
 
 
 async def test_after_the_stream_is_purged_a_new_relay_republishes_everything(
-    store: EventStore, js: JetStreamContext, postgres_url: str
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str
 ) -> None:
-    head = await relay_then_lose(store, js, postgres_url, "purge")
-    await run_relay_to(store, js, postgres_url, head)
+    head = await relay_then_lose(store, nc, js, postgres_url, "purge")
+    await run_relay_to(store, nc, postgres_url, head)
     # A purge keeps the stream's duplicate-window state: publishing seq 1..8 under the same
     # Nats-Msg-Id again is acknowledged as a `duplicate` and stores nothing.
     assert await stream_count(js) == 8, (
@@ -293,6 +295,66 @@ async def test_after_the_stream_is_purged_a_new_relay_republishes_everything(
 
     # And the relay still restarts cleanly after that recovery, resuming after seq 8.
     later = await asyncio.to_thread(save_tasks, store, 2)
-    await run_relay_to(store, js, postgres_url, later)
+    await run_relay_to(store, nc, postgres_url, later)
     assert await stream_count(js) == 12
     await assert_stream_mirrors_log(js, store, ids_are_seqs=False)
+
+
+async def test_after_a_purge_events_never_published_go_out_after_the_lost_ones(
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str
+) -> None:
+    # The bus lost seq 1..8 (their ids are still in the duplicate window) and seq 9..12 were
+    # written while no relay ran: one batch holds both kinds, and the stream must still end up
+    # holding the whole log in seq order.
+    await relay_then_lose(store, nc, js, postgres_url, "purge")
+    head = await asyncio.to_thread(save_tasks, store, 2)
+    await run_relay_to(store, nc, postgres_url, head)
+    assert await stream_count(js) == 12
+    await assert_stream_mirrors_log(js, store, ids_are_seqs=False)
+
+
+async def test_a_stale_relay_cannot_interleave_with_the_leader(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    # A relay that lost its lock (its PostgreSQL session died) but still publishes what it had
+    # read: the stream refuses it rather than storing events twice or out of order.
+    await asyncio.to_thread(save_tasks, store, 2)
+    await wait_for_count(js, 4)
+    event = store.read(0)[0]
+    publisher = Publisher(relay.nc)
+    await publisher.start()
+    try:
+        (refused,) = await relay_module.publish_after(publisher, [event], 0, lambda e: f"{e.seq}.stale")
+    finally:
+        await publisher.stop()
+    assert isinstance(refused, PublishRefused) and refused.err_code == WRONG_LAST_SEQUENCE
+    assert await stream_count(js) == 4
+    await assert_stream_mirrors_log(js, store)
+
+
+async def test_a_stream_recreated_under_a_running_relay_gets_the_whole_log(
+    relay: Relay, store: EventStore, js: JetStreamContext
+) -> None:
+    await asyncio.to_thread(save_tasks, store, 2)
+    await wait_for_count(js, 4)
+    await js.delete_stream(EVENTS_STREAM)
+    await ensure_events_stream(js)
+
+    head = await asyncio.to_thread(save_tasks, store, 1)
+    # Its next publish expects stream sequence 4 and is refused: the relay starts over from the
+    # new stream's tail rather than leave seq 1..4 missing from it.
+    await wait_for_count(js, 6)
+    await eventually(lambda: relay.progress["position"] == head, "the relay did not catch up")
+    await assert_stream_mirrors_log(js, store)
+
+
+async def test_a_publish_no_stream_takes_is_refused_not_left_pending(nc: NatsClient) -> None:
+    publisher = Publisher(nc)
+    await publisher.start()
+    try:
+        answer = await publisher.publish("nowhere.at.all", b"{}", {})
+        with pytest.raises(PublishRefused) as refused:
+            await asyncio.wait_for(answer, 5)
+    finally:
+        await publisher.stop()
+    assert refused.value.code == 503
