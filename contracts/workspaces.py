@@ -10,7 +10,7 @@ from contracts.tasks import NO_NUL, NonEmpty, Planner, Provider
 
 WorkspaceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Label = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
-Usd = Annotated[float, msgspec.Meta(ge=0)]
+Usd = Annotated[float, msgspec.Meta(ge=0.0)]
 
 
 class NewWorkspace(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):

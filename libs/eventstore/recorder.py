@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import Cursor, InterfaceError, OperationalError
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 TRACKING_TABLE = "consumer_tracking"
+APPEND_FUNCTION = "orchestrator_append"
 
 
 class ConsumerTracking(msgspec.Struct, frozen=True):
@@ -37,16 +36,43 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 "consumer text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (consumer, seq))"
             ).format(schema, Identifier(TRACKING_TABLE))
         )
+        # One call appends a batch: the tracking rows, then (holding the EXCLUSIVE lock that makes
+        # commit order equal notification-id order) the events and the NOTIFY. Called as the
+        # only statement on an autocommit connection, it commits in the same round trip, so
+        # the lock, which every writer in the system queues on, is held for the server's work
+        # and the commit's WAL flush only, never for a client round trip (a busy client thread
+        # waiting for the GIL while holding it stalls every other writer).
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{append}("
+                "p_consumer text, p_seqs bigint[], p_events {schema}.{event}[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+                "BEGIN "
+                "  IF p_consumer IS NOT NULL THEN "
+                "    INSERT INTO {schema}.{tracking} (consumer, seq) SELECT p_consumer, unnest(p_seqs); "
+                "  END IF; "
+                "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "  NOTIFY {channel}; "
+                "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                "    SELECT originator_id, originator_version, topic, state FROM unnest(p_events) "
+                "    RETURNING notification_id; "
+                "END; $BODY$"
+            ).format(
+                schema=schema,
+                append=Identifier(APPEND_FUNCTION),
+                event=Identifier(self.stored_event_type_name),
+                tracking=Identifier(TRACKING_TABLE),
+                lock_timeout=SQL(str(self.datastore.lock_timeout)),
+                table=Identifier(self.events_table_name),
+                channel=Identifier(self.channel_name),
+            )
+        )
+        self._append = SQL("SELECT * FROM {0}.{1}(%s::text, %s::bigint[], %s)").format(
+            schema, Identifier(APPEND_FUNCTION)
+        )
         self._insert_tracking = SQL("INSERT INTO {0}.{1} (consumer, seq) SELECT %s, unnest(%s::bigint[])").format(
             schema, Identifier(TRACKING_TABLE)
-        )
-        # The base class sends these as three statements; as one simple query they cost one
-        # round trip. The EXCLUSIVE lock makes commit order equal notification-id order.
-        self._prelude = SQL("SET LOCAL lock_timeout = '{0}s'; LOCK TABLE {1}.{2} IN EXCLUSIVE MODE; NOTIFY {3}").format(
-            SQL(str(self.datastore.lock_timeout)),
-            schema,
-            Identifier(self.events_table_name),
-            Identifier(self.channel_name),
         )
         self._select_tracking = SQL("SELECT seq FROM {0}.{1} WHERE consumer = %s AND seq = ANY(%s)").format(
             schema, Identifier(TRACKING_TABLE)
@@ -57,22 +83,26 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        # Not in pipeline mode, unlike the base class: with libpq 18 a pipelined statement
-        # with a large parameter (about 150 KB on a Unix socket) deadlocks, and it would do so
-        # holding the events table's EXCLUSIVE lock, stopping every writer in the system.
-        with self.datastore.transaction(commit=True) as curs:
-            self._insert_events(curs, stored_events, **kwargs)
-            if not stored_events:
-                return []
-            curs.execute(self._prelude)
-            PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
-            return [row["notification_id"] for row in curs.fetchall()]
-
-    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")
-        if tracking and tracking.seqs:
-            # A duplicate raises IntegrityError and rolls back the whole batch with it.
-            curs.execute(self._insert_tracking, (tracking.consumer, list(tracking.seqs)))
+        if tracking is not None and not tracking.seqs:
+            tracking = None
+        if not stored_events:
+            if tracking is not None:  # handled, nothing to append: no lock needed
+                with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                    curs.execute(self._insert_tracking, (tracking.consumer, list(tracking.seqs)), prepare=True)
+            return []
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        # A duplicate tracking row or event version raises IntegrityError: nothing is written.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: commits with the call
+            curs.execute(
+                self._append,
+                (tracking.consumer if tracking else None, list(tracking.seqs) if tracking else None, events),
+                prepare=True,
+            )
+            return [row[APPEND_FUNCTION] for row in curs.fetchall()]
 
     def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: one round trip
