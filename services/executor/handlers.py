@@ -75,7 +75,9 @@ async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
         if found.status != STARTED:
             return []  # recorded already
         # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
-        found.fail("the run was interrupted (its executor stopped)", found.usage, 0, 0, retryable=True)
+        # The calls it made before it stopped were saved as they happened: they are charged.
+        subrequests = found.model_calls + found.tool_calls
+        found.fail("the run was interrupted (its executor stopped)", found.usage, 0, subrequests, retryable=True)
         return [found]
     return [await execute(event, deps)]
 
@@ -86,8 +88,12 @@ def _run_id(e: EventEnvelope) -> Any:
 
 class RunRecorder:
     """The agent loop's observer: each model and tool call becomes an event on the Run and a
-    live log line at once; the events are saved with the run's end, in one transaction (the
-    Run's start is saved before its first model call)."""
+    live log line at once.
+
+    A model call is paid for the moment it returns, so its record is saved then, in the
+    background while the run goes on (with the tool calls recorded before it): an executor that
+    stops mid-run leaves every call it paid for on record, and the interrupted run is charged
+    for them. The rest is saved with the run's end, after `flush`."""
 
     def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
         self.run = run
@@ -96,6 +102,8 @@ class RunRecorder:
         self.worker = worker_id(task_id, run.subtask_id)
         self.turn = 0
         self.budget: Budget | None = None
+        self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
+        self._saving: asyncio.Task[None] | None = None
 
     def line(self, message: str, level: str = "log") -> None:
         log_line(
@@ -115,6 +123,29 @@ class RunRecorder:
             )
         else:
             self.line(f"model call {call.turn} failed: {call.error}", "error")
+        self._unsaved.extend(self.run.collect_events())
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_unsaved())
+
+    async def _save_unsaved(self) -> None:
+        while self._unsaved:
+            batch = list(self._unsaved)
+            try:
+                await asyncio.to_thread(self.deps.store.save, batch)
+            except Exception:
+                log.warning("run %s: saving its call records failed; trying again at its end", self.run.id)
+                return
+            del self._unsaved[: len(batch)]
+
+    async def flush(self) -> None:
+        """Saves what is still unsaved of the calls' records; raises when the store refuses, so
+        the dispatch is redelivered (and the run found interrupted) rather than saved with a
+        hole in its versions."""
+        if self._saving is not None:
+            await self._saving
+        if self._unsaved:
+            await asyncio.to_thread(self.deps.store.save, self._unsaved)
+            self._unsaved.clear()
 
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None:
         # What a model wrote can quote a key it read: masked before it becomes an event, so the
@@ -125,7 +156,7 @@ class RunRecorder:
         self.line(result.title, "log" if result.ok else "warn")
 
     async def turn_done(self, finished: bool) -> None:
-        pass  # progress shows in the live log; the events are saved with the run's end
+        pass  # progress shows in the live log; each model call's record is saved as it returns
 
     async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead."""
@@ -212,6 +243,7 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
             # The model calls it made were paid for: charged as recorded.
             run.fail("the agent failed unexpectedly", run.usage, _ms_since(started), run.model_calls + run.tool_calls)
             recorder.line("the agent failed unexpectedly", "error")
+    await recorder.flush()
     return run
 
 

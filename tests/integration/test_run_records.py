@@ -1,0 +1,356 @@
+"""A Run's call records on a real PostgreSQL event store, with the executor's real handlers, the
+real `Providers` (official SDKs) and the local model server.
+
+A model call is paid for the moment it returns, so its `run.model_called` record (with the tool
+calls recorded before it) must reach the event store while the run goes on: an executor that
+stops mid-run then leaves every paid call on record, and the redelivered dispatch fails the run
+as interrupted with that usage, which is what the cost ledger charges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from contracts.events import EventEnvelope
+from contracts.logs import LOGS_STREAM
+from libs.bus.logs import LogPublisher, ensure_logs_stream
+from libs.config import Settings
+from libs.domain.ledger import Ledger, ledger_id
+from libs.domain.run import FAILED, STARTED, Run, run_id_for
+from libs.domain.task import Task
+from libs.eventstore.recorder import ConsumerTracking
+from libs.eventstore.store import EventStore
+from libs.llm.providers import Providers
+from libs.modelserver.app import create_app
+from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
+from libs.pricing import PriceTable
+from libs.readmodels import schema
+from services.cost_ledger import handlers as cost_ledger
+from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
+from services.executor.questions import Answers
+from services.planner.plans import plan
+from tests.factories import stored_request
+
+pytestmark = pytest.mark.integration
+
+WORKSPACE = "ws-run-records"
+API_KEY = "sk-test-run-records-do-not-log"
+# Distinctive numbers (cache tokens too), so the usage found on record can only be this call's.
+FIRST_CALL_USAGE = Usage(
+    input_tokens=1234, output_tokens=56, cache_read_input_tokens=300, cache_creation_input_tokens=40
+)
+# The same usage as the executor records it (the SDK's cache names mapped to the product's).
+FIRST_CALL_RECORDED = {"input_tokens": 1234, "output_tokens": 56, "cache_read_tokens": 300, "cache_write_tokens": 40}
+POLL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    script: Script
+
+
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[RunningServer]:
+    """The local model server in-process (uvicorn in a thread, on a port the OS picked), as in
+    test_agent_loop.py; scripted directly through its `Script`."""
+    script = Script()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # A short graceful shutdown: the crash test leaves a request sleeping in the server.
+    config = uvicorn.Config(create_app(script), log_level="warning", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("model server did not start")
+        time.sleep(0.01)
+    yield RunningServer(url=f"http://127.0.0.1:{port}", script=script)
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def script(running_server: RunningServer) -> Script:
+    running_server.script.clear()
+    running_server.script.set_default()
+    return running_server.script
+
+
+@pytest.fixture
+def settings(running_server: RunningServer, postgres_url: str, nats_url: str) -> Settings:
+    return Settings(
+        service="executor",
+        database_url=postgres_url,
+        nats_url=nats_url,
+        anthropic_base_url=running_server.url,
+        anthropic_api_key=API_KEY,
+        openai_base_url=f"{running_server.url}/v1",
+        openai_api_key=API_KEY,
+        # Long enough that the "hanging" call is still in flight when the executor crashes,
+        # and no SDK retry sends a second request behind the test's back.
+        llm_timeout_s=60.0,
+        llm_max_retries=0,
+    )
+
+
+@pytest.fixture
+def readmodels(postgres_url: str) -> None:
+    """The read-model tables: the executor reads the workspace's budget caps from them before
+    every model call (the gateway or stream service creates them in a running system)."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        schema.create(conn)
+
+
+@pytest.fixture
+async def logs(js: JetStreamContext) -> AsyncIterator[LogPublisher]:
+    """The executor's live-log publisher on a LOGS stream of its own (as the runtime sets it up)."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(LOGS_STREAM)
+    await ensure_logs_stream(js)
+    publisher = LogPublisher(js)
+    await publisher.start()
+    try:
+        yield publisher
+    finally:
+        await publisher.close()
+
+
+@pytest.fixture
+async def deps(
+    settings: Settings,
+    store: EventStore,
+    readmodels: None,
+    logs: LogPublisher,
+    nc: NatsClient,
+    js: JetStreamContext,
+) -> AsyncIterator[Deps]:
+    """The executor's dependencies, wired as services/executor/main.py wires them."""
+    providers = Providers(settings)
+    answers = Answers()
+    await answers.start(js)
+    try:
+        yield Deps(
+            settings,
+            store,
+            providers,
+            asyncio.Semaphore(MAX_CONCURRENT_RUNS),
+            logs,
+            None,  # no GITHUB_TOKEN: nothing here opens a pull request
+            nc,
+            answers,
+            PriceTable.from_env(),
+        )
+    finally:
+        await providers.close()
+
+
+def dispatched(store: EventStore) -> EventEnvelope:
+    """A `task.subtask_dispatched` exactly as the planner emits it: a task submitted with its
+    template plan, its first subtask dispatched, saved, and read back from the log."""
+    task_id = uuid.uuid4()
+    description = "Add input validation"
+    request = stored_request(description)
+    # A current model: the SDK warns about the spec's default, which is past its end of life.
+    request["config"]["model"] = "claude-sonnet-4-6"
+    task = Task.submit(task_id, WORKSPACE, request, plan(str(task_id), "codegen", description))
+    task.dispatch(task.ready_subtasks()[0])
+    store.save([task])
+    [event] = [e for e in store.read(0) if e.aggregate_id == str(task_id) and e.type == "task.subtask_dispatched"]
+    return event
+
+
+def run_id_of(event: EventEnvelope) -> str:
+    return str(run_id_for(event.aggregate_id, event.payload["subtask_id"], event.payload["attempt"]))
+
+
+async def run_log(store: EventStore, run_id: str) -> list[EventEnvelope]:
+    """The run's events in the store's log, in log order."""
+    return [e for e in await asyncio.to_thread(store.read, 0) if e.aggregate_id == run_id]
+
+
+async def until_logged(
+    store: EventStore, run_id: str, event_type: str, count: int = 1, running: asyncio.Task[Any] | None = None
+) -> list[EventEnvelope]:
+    """Polls the log until it holds `count` events of `event_type` for the run; returns the run's
+    events then. Fails early if the run ends first: what is awaited must be saved mid-run."""
+    deadline = time.monotonic() + POLL_TIMEOUT_S
+    while True:
+        events = await run_log(store, run_id)
+        if sum(e.type == event_type for e in events) >= count:
+            return events
+        if running is not None and running.done():
+            pytest.fail(f"the run ended before {count} {event_type} event(s) were on record: {types(events)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {count} {event_type} event(s) on record after {POLL_TIMEOUT_S} s: {types(events)}")
+        await asyncio.sleep(0.05)
+
+
+async def until_called(script: Script, count: int) -> None:
+    """Waits until the model server has received `count` requests (it records each on arrival,
+    before any scripted delay)."""
+    deadline = time.monotonic() + POLL_TIMEOUT_S
+    while len(script.calls()) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the model server received {len(script.calls())} of {count} calls")
+        await asyncio.sleep(0.05)
+
+
+def types(events: list[EventEnvelope]) -> list[str]:
+    return [e.type for e in events]
+
+
+def described(events: list[EventEnvelope]) -> list[tuple[str, Any]]:
+    """Each event's type with what tells it apart from its siblings (a turn, a tool call id)."""
+    detail = {"run.model_called": "turn", "run.tool_called": "call_id"}
+    return [(e.type, e.payload.get(detail[e.type]) if e.type in detail else None) for e in events]
+
+
+async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_redelivery_charges_it(
+    script: Script, deps: Deps, store: EventStore
+) -> None:
+    event = dispatched(store)
+    run_id = run_id_of(event)
+    script.push(
+        # Model call 1 returns and is paid for; it does not finish the run.
+        Behaviour(
+            tool_calls=[ToolCall("write_file", {"path": "src/register.py", "content": "x = 1\n"}, id="call_write_1")],
+            usage=FIRST_CALL_USAGE,
+        ),
+        # Model call 2 hangs: the executor stops while waiting for it.
+        Behaviour(delay_ms=30_000),
+    )
+
+    executing = asyncio.create_task(on_event(event, deps))
+    try:
+        # The first call's record is saved while the run goes on, not with its end.
+        so_far = await until_logged(store, run_id, "run.model_called", running=executing)
+        await until_called(script, 2)  # the crash comes during the second, unanswered call
+        assert not executing.done(), "the run is still going"
+        assert types(so_far) == ["run.started", "run.model_called"]
+        [called] = [e for e in so_far if e.type == "run.model_called"]
+        assert (called.payload["turn"], called.payload["status"]) == (1, "ok")
+        assert called.payload["usage"] == FIRST_CALL_RECORDED
+    finally:
+        # The crash: the executing handler stops dead, nothing after this point runs.
+        executing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await executing
+
+    # The redelivery of the same dispatch: the run is found unfinished and failed as interrupted.
+    result = await on_event(event, deps)
+
+    [run] = result
+    assert isinstance(run, Run)
+    assert str(run.id) == run_id
+    assert run.status == FAILED
+    assert run.usage == FIRST_CALL_RECORDED, "what its saved model calls used"
+    assert len(script.calls()) == 2, "the redelivery calls no model"
+    # Saved as the executor's consumer saves a handler's result.
+    await asyncio.to_thread(store.save, result)
+    events = await run_log(store, run_id)
+    assert types(events) == ["run.started", "run.model_called", "run.failed"]
+    failed = events[-1].payload
+    assert failed["retryable"] is True, "self-heal dispatches the next attempt"
+    assert "interrupted" in failed["error"]
+    assert failed["usage"] == FIRST_CALL_RECORDED
+    assert failed["subrequests"] == 1, "the model call on record (its write_file was never saved)"
+
+    # What the user is billed: the cost ledger charges the interrupted run for the call it paid for.
+    ledgers = cost_ledger.on_events([events[-1]], store, deps.prices)
+    await asyncio.to_thread(store.save, ledgers)
+    ledger = (await asyncio.to_thread(store.load_many, [ledger_id(event.aggregate_id)]))[ledger_id(event.aggregate_id)]
+    assert isinstance(ledger, Ledger)
+    assert ledger.charged_runs == [run_id]
+    expected = deps.prices.price(event.payload["config"]["model"], FIRST_CALL_RECORDED)
+    assert expected.known and expected.usd > 0
+    assert ledger.total_usd == pytest.approx(expected.usd)
+
+
+def slow_call_records(store: EventStore, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
+    """Makes the store slow to take a Run's call records (the background saves hand it bare
+    events; the run's start and end are saved as the Run aggregate), so the run's end comes
+    while a background save is still in flight, and must wait for it."""
+    save = store.save
+
+    def slowly(aggregates: Iterable[Any], tracking: ConsumerTracking | None = None) -> int:
+        items = list(aggregates)
+        if not any(isinstance(item, Run) for item in items):
+            time.sleep(delay_s)
+        return save(items, tracking)
+
+    monkeypatch.setattr(store, "save", slowly)
+
+
+async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_order(
+    script: Script, deps: Deps, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = dispatched(store)
+    slow_call_records(store, monkeypatch, delay_s=0.5)
+    run_id = run_id_of(event)
+    new_register = 'def register(user):\n    """Registers a user."""\n    return user\n'
+    script.push(
+        Behaviour(tool_calls=[ToolCall("read_file", {"path": "src/register.py"}, id="call_read_1")]),
+        Behaviour(
+            tool_calls=[ToolCall("write_file", {"path": "src/register.py", "content": new_register}, id="call_write_2")]
+        ),
+        # The last call takes a while, so what was saved before it can be looked at mid-run.
+        Behaviour(
+            tool_calls=[ToolCall("finish", {"summary": "Documented register"}, id="call_finish_3")], delay_ms=3000
+        ),
+    )
+
+    executing = asyncio.create_task(on_event(event, deps))
+    # Mid-run: the second call's record went out with the tool call recorded before it, and
+    # nothing recorded after it (the write of turn 2) is on record yet.
+    so_far = await until_logged(store, run_id, "run.model_called", count=2, running=executing)
+    assert described(so_far) == [
+        ("run.started", None),
+        ("run.model_called", 1),
+        ("run.tool_called", "call_read_1"),
+        ("run.model_called", 2),
+    ]
+    result = await executing
+    # Saved as the executor's consumer saves a handler's result.
+    await asyncio.to_thread(store.save, result)
+
+    [run] = result
+    assert isinstance(run, Run) and run.status != STARTED
+    events = await run_log(store, run_id)
+    assert described(events) == [
+        ("run.started", None),
+        ("run.model_called", 1),
+        ("run.tool_called", "call_read_1"),
+        ("run.model_called", 2),
+        ("run.tool_called", "call_write_2"),
+        ("run.model_called", 3),
+        ("run.tool_called", "call_finish_3"),
+        ("run.succeeded", None),
+    ]
+    # One event per version, no gap, no repeat: the background saves and the final one interleave cleanly.
+    assert [e.version for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].payload["output"]["summary"] == "Documented register"
+    assert events[-1].payload["output"]["files"] == {"src/register.py": new_register}
+    assert events[-1].payload["usage"]["input_tokens"] == 3000, "three calls at the server's default 1000"
+    # A redelivery of the finished run changes nothing.
+    assert await on_event(event, deps) == []
+    assert len(await run_log(store, run_id)) == len(events)
