@@ -45,7 +45,8 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{append}("
-                "p_consumer text, p_seqs bigint[], p_events {schema}.{event}[]) "
+                "p_consumer text, p_seqs bigint[], "
+                "p_ids {id_type}[], p_versions bigint[], p_topics text[], p_states bytea[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "BEGIN "
                 "  IF p_consumer IS NOT NULL THEN "
@@ -55,22 +56,22 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
                 "  NOTIFY {channel}; "
                 "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-                "    SELECT originator_id, originator_version, topic, state FROM unnest(p_events) "
+                "    SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
                 "    RETURNING notification_id; "
                 "END; $BODY$"
             ).format(
                 schema=schema,
                 append=Identifier(APPEND_FUNCTION),
-                event=Identifier(self.stored_event_type_name),
+                id_type=Identifier(self.datastore.originator_id_type),
                 tracking=Identifier(TRACKING_TABLE),
                 lock_timeout=SQL(str(self.datastore.lock_timeout)),
                 table=Identifier(self.events_table_name),
                 channel=Identifier(self.channel_name),
             )
         )
-        self._append = SQL("SELECT * FROM {0}.{1}(%s::text, %s::bigint[], %s)").format(
-            schema, Identifier(APPEND_FUNCTION)
-        )
+        self._append = SQL(
+            "SELECT * FROM {0}.{1}(%s::text, %s::bigint[], %s::{2}[], %s::bigint[], %s::text[], %s::bytea[])"
+        ).format(schema, Identifier(APPEND_FUNCTION), Identifier(self.datastore.originator_id_type))
         self._insert_tracking = SQL("INSERT INTO {0}.{1} (consumer, seq) SELECT %s, unnest(%s::bigint[])").format(
             schema, Identifier(TRACKING_TABLE)
         )
@@ -91,15 +92,19 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 with self.datastore.get_connection() as conn, conn.cursor() as curs:
                     curs.execute(self._insert_tracking, (tracking.consumer, list(tracking.seqs)), prepare=True)
             return []
-        events = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
+        # Four plain arrays rather than one of a composite type: psycopg dumps a composite field
+        # by field in Python, an array of a plain type in C.
+        events = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
         # A duplicate tracking row or event version raises IntegrityError: nothing is written.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: commits with the call
             curs.execute(
                 self._append,
-                (tracking.consumer if tracking else None, list(tracking.seqs) if tracking else None, events),
+                (tracking.consumer if tracking else None, list(tracking.seqs) if tracking else None, *events),
                 prepare=True,
             )
             return [row[APPEND_FUNCTION] for row in curs.fetchall()]

@@ -3,10 +3,15 @@ against its base branch through GitHub's REST API (githubkit), the git-data way:
 branch, write a tree on the base commit's tree, one commit, point the branch at it, open the
 pull request.
 
-`open_pull_request` looks for an open pull request from the task's branch first and returns it
-when there is one, so a redelivered approval (or a second replica handling the same one) never
-opens a second pull request. A branch left without an open pull request (an earlier attempt that
-stopped half-way, or a closed pull request) is moved to the new commit: it is the task's branch.
+Most tasks publish to a branch of their own that does not exist yet, so the commit is made on the
+base first and the branch created at it: a new branch has no pull request, and the task's is opened
+(five calls in all). When the branch exists already, `open_pull_request` looks for an open pull
+request from it: this task's (a redelivered approval, or a second replica handling the same one)
+is returned as it is, so no second one is ever opened; another task's (a chained task building on
+its parent's) gets this task's changes as one more commit on top; with none open (an earlier
+attempt that stopped half-way, or a closed pull request) the branch is moved to the new commit: it
+is the task's branch. The commit made on the base in those cases stays unreferenced, as git's
+garbage.
 """
 
 from __future__ import annotations
@@ -197,12 +202,17 @@ async def _publish(
     files: dict[str, str],
     removed: list[str],
 ) -> Opened:
-    opened = await find_open(github, target)
     message = f"{headline}\n\n{reference}\n"
     body = pull_request_body(reference, summaries, sorted(files), removed)
+    commit = await commit_changes(github, target, files, removed, message, onto=target.base)
+    if await create_branch(github, target, commit):
+        return await create(github, target, headline, body)
+    opened = await find_open(github, target)
     if opened is None:
-        commit = await commit_changes(github, target, files, removed, message, onto=target.base)
-        await point_branch(github, target, commit)
+        # No open pull request comes from the branch, so it is moved, not merged.
+        await github.rest.git.async_update_ref(
+            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=True
+        )
         opened = await create(github, target, headline, body)
     elif task_id not in opened.body:
         # Another task's pull request from the same branch (a chained task building on its
@@ -289,16 +299,15 @@ async def commit_changes(
     return _read(commit, _Sha).sha
 
 
-async def point_branch(github: GitHub[Any], target: Target, commit: str) -> None:
+async def create_branch(github: GitHub[Any], target: Target, commit: str) -> bool:
+    """Creates the task's branch at `commit`; False when it exists already."""
     try:
         await github.rest.git.async_create_ref(target.owner, target.repo, ref=f"refs/heads/{target.branch}", sha=commit)
     except RequestFailed as exc:
-        if not (exc.response.status_code == 422 and "already exists" in github_message(exc)):
-            raise
-        # No open pull request comes from it (checked first), so the branch is moved, not merged.
-        await github.rest.git.async_update_ref(
-            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=True
-        )
+        if exc.response.status_code == 422 and "already exists" in github_message(exc):
+            return False
+        raise
+    return True
 
 
 async def create(github: GitHub[Any], target: Target, title: str, body: str) -> Opened:

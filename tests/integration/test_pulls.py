@@ -200,7 +200,7 @@ async def test_a_wrong_token_fails_with_githubs_words_and_never_the_token(
     await close_github_client(wrong)
 
     assert kind == "pull_request.failed"
-    assert payload["error"] == "GitHub answered 401 to GET /repos/acme/api/pulls: Bad credentials"
+    assert payload["error"] == "GitHub answered 401 to GET /repos/acme/api/git/ref/heads/main: Bad credentials"
     assert secret not in payload["error"]
 
 
