@@ -27,7 +27,7 @@ DUMP = "/api/v1/workspaces/default/orchestration/debug-dump"
 WATCHED = (b"task.review_requested", b"task.completed")
 
 
-def task_body(i: int) -> dict:
+def task_body(i: int, run: str) -> dict:
     return {
         "tasks": [
             {
@@ -36,7 +36,9 @@ def task_body(i: int) -> dict:
                 "repo": {
                     "owner": "bench",
                     "repo": "api",
-                    "branch": f"agent/bench-{i}",
+                    # A branch of its own per task, as agents' tasks have: the warm-up's are
+                    # not reused by the measured run.
+                    "branch": f"agent/bench-{run}-{i}",
                     "baseBranch": "main",
                     "files": {"src/register.py": "def register(user):\n    return user\n"},
                 },
@@ -96,13 +98,14 @@ async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
     reader = asyncio.create_task(read_feed(api, stack.stream_url + FEED, head_before, waiters, ready))
     await ready.wait()
     limit = asyncio.Semaphore(concurrency)
+    run = f"{head_before:x}"
     to_review: list[float] = []
     errors: dict[str, int] = defaultdict(int)
 
     async def one(i: int) -> None:
         async with limit:
             started = time.perf_counter()
-            async with api.post(stack.gateway_url + "/tasks", json=task_body(i)) as response:
+            async with api.post(stack.gateway_url + "/tasks", json=task_body(i, run)) as response:
                 if response.status != 201:
                     errors[f"submit {response.status}"] += 1
                     return

@@ -5,7 +5,7 @@ pull request.
 
 Most tasks publish to a branch of their own that does not exist yet, so the commit is made on the
 base first and the branch created at it: a new branch has no pull request, and the task's is opened
-(five calls in all). When the branch exists already, `open_pull_request` looks for an open pull
+(six calls in all). When the branch exists already, `open_pull_request` looks for an open pull
 request from it: this task's (a redelivered approval, or a second replica handling the same one)
 is returned as it is, so no second one is ever opened; another task's (a chained task building on
 its parent's) gets this task's changes as one more commit on top; with none open (an earlier

@@ -20,7 +20,7 @@ from libs.domain.base import EventTypes, event_payload
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.githubserver.app import create_app
 from libs.githubserver.state import Hosting
-from services.executor.pulls import close_github_client, github_client, open_pull_request
+from services.executor.pulls import KeptOpen, close_github_client, github_client, open_pull_request, transport_for
 
 TOKEN = "ghp_local_test_token_5f2c"
 WORKSPACE = "default"
@@ -225,3 +225,37 @@ async def test_an_unreachable_github_fails_clearly() -> None:
     assert payload["error"].startswith("GitHub at http://127.0.0.1:")
     assert "could not be reached" in payload["error"]
     assert TOKEN not in payload["error"]
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Records each request's method and path on its way to the local GitHub server."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+        self.requests: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        return await self.transport.handle_async_request(request)
+
+
+async def test_a_new_branch_costs_six_api_calls_against_the_rate_limit(
+    github_url: str, control: httpx.AsyncClient
+) -> None:
+    counting = Counting(KeptOpen(transport_for(github_url)))
+    client = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, http_cache=False, async_transport=counting)
+    try:
+        kind, _ = outcome(await publish(client))
+    finally:
+        await counting.transport.close()
+
+    assert kind == "pull_request.opened"
+    # The base commit's sha aside: no look-up of pull requests, since a new branch has none.
+    assert [r if "/git/commits/" not in r else r.rpartition("/")[0] + "/<sha>" for r in counting.requests] == [
+        "GET /repos/acme/api/git/ref/heads/main",
+        "GET /repos/acme/api/git/commits/<sha>",
+        "POST /repos/acme/api/git/trees",
+        "POST /repos/acme/api/git/commits",
+        "POST /repos/acme/api/git/refs",
+        "POST /repos/acme/api/pulls",
+    ]
