@@ -117,6 +117,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             (_json(feed),),
         )
         _project_tool_calls(cur, events)  # before a purge in the batch clears them
+        _project_run_usage(cur, events)
         _project_questions(cur, events)
         _project_workspaces(cur, events)
         last = events[-1].seq
@@ -204,6 +205,50 @@ def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
         )
 
 
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _project_run_usage(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+    """Runs' usage until the ledger charges them: a row from `run.started`, each saved model
+    call added to it, gone with the run's `ledger.charged` (then `rm_charges` holds it)."""
+    started: dict[str, dict[str, Any]] = {}
+    used: dict[str, dict[str, int]] = {}
+    charged: list[str] = []
+    for e in events:
+        if e.type == "run.started":
+            p = e.payload
+            started[e.aggregate_id] = {"run_id": e.aggregate_id, "workspace_id": e.workspace_id}
+            started[e.aggregate_id] |= {"task_id": p["task_id"], "model": p["model"]} | dict.fromkeys(USAGE_KEYS, 0)
+        elif e.type == "run.model_called":
+            usage = e.payload.get("usage") or {}
+            row = started.get(e.aggregate_id) or used.setdefault(e.aggregate_id, dict.fromkeys(USAGE_KEYS, 0))
+            for key in USAGE_KEYS:
+                row[key] += int(usage.get(key, 0))
+        elif e.type == "ledger.charged":
+            charged.append(e.payload["run_id"])
+    # Charged in this batch: written and deleted at once would be wasted work.
+    for run_id in charged:
+        started.pop(run_id, None)
+        used.pop(run_id, None)
+    if started:
+        cur.execute(
+            "INSERT INTO rm_run_usage SELECT * FROM json_populate_recordset(NULL::rm_run_usage, %s) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (_json(list(started.values())),),
+        )
+    if used:
+        cur.execute(
+            "UPDATE rm_run_usage r SET input_tokens = r.input_tokens + u.input_tokens, "
+            "output_tokens = r.output_tokens + u.output_tokens, "
+            "cache_read_tokens = r.cache_read_tokens + u.cache_read_tokens, "
+            "cache_write_tokens = r.cache_write_tokens + u.cache_write_tokens "
+            "FROM json_populate_recordset(NULL::rm_run_usage, %s) u WHERE r.run_id = u.run_id",
+            (_json([{"run_id": run_id} | row for run_id, row in used.items()]),),
+        )
+    if charged:
+        cur.execute("DELETE FROM rm_run_usage WHERE run_id = ANY(%s::uuid[])", (charged,))
+
+
 def _json_value(value: Any) -> str:
     return _NUL_ESCAPE.sub(r"\1\\ufffd", msgspec.json.encode(value).decode())
 
@@ -224,6 +269,7 @@ def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
     cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, e.seq))
     cur.execute("DELETE FROM rm_charges WHERE workspace_id = %s", (workspace,))
     cur.execute("DELETE FROM rm_tool_calls WHERE workspace_id = %s", (workspace,))
+    cur.execute("DELETE FROM rm_run_usage WHERE workspace_id = %s", (workspace,))
 
 
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes

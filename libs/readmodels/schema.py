@@ -13,6 +13,7 @@ TABLES = (
     "rm_api_keys",
     "rm_tool_calls",
     "rm_questions",
+    "rm_run_usage",
 )
 
 DDL = """
@@ -105,6 +106,19 @@ CREATE TABLE IF NOT EXISTS rm_questions (
 );
 CREATE INDEX IF NOT EXISTS rm_questions_open ON rm_questions (workspace_id, status, asked_at);
 CREATE INDEX IF NOT EXISTS rm_questions_expiry ON rm_questions (status, expires_at);
+-- What runs not charged yet have used so far, from their saved model calls: budget checks count
+-- it, so runs going on at once see each other's calls before the ledger charges them.
+CREATE TABLE IF NOT EXISTS rm_run_usage (
+    run_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    task_id uuid NOT NULL,
+    model text NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_read_tokens bigint NOT NULL,
+    cache_write_tokens bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_run_usage_workspace ON rm_run_usage (workspace_id);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

@@ -162,7 +162,9 @@ class RunRecorder:
         """The cap the next call could cross, or None to go ahead."""
         if self.budget is None or self.budget.caps:
             # Read again before every call of a capped workspace: other runs' charges land meanwhile.
-            self.budget = await asyncio.to_thread(load_budget, self.deps.store, self.run.workspace_id, self.task_id)
+            self.budget = await asyncio.to_thread(
+                load_budget, self.deps.store, self.deps.prices, self.run.workspace_id, self.task_id, str(self.run.id)
+            )
         if not self.budget.caps:
             return None
         prices, model = self.deps.prices, self.run.model

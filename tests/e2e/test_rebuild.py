@@ -34,7 +34,9 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
         wait_for(api, revision, in_review_and_charged)
     wait_quiet(stack)
     live = snapshot_read_models(stack.database_url)
-    assert all(live[t] for t in TABLES)
+    # rm_run_usage holds only runs not charged yet, which a quiet system may have none of (the
+    # projector's integration test rebuilds it with a run still going).
+    assert all(live[t] for t in TABLES if t != "rm_run_usage")
 
     stack.services["stream"].stop()
     try:

@@ -24,13 +24,15 @@ from contracts.tasks import (
     TaskStatus,
 )
 from libs.domain.gate import Gate, QuestionGate
-from libs.domain.ledger import Ledger
+from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Run
 from libs.domain.task import Task
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
+from libs.pricing import PriceTable
 from libs.readmodels import projector, schema, toolcalls
+from services.executor.budgets import load_budget
 from services.planner.plans import plan
 from tests.factories import stored_request
 
@@ -120,6 +122,7 @@ class Scenario:
     done: Task  # submit -> dispatch -> run -> charges -> review -> approve -> complete
     failed: Task  # another workspace: its only run fails
     runs: list[Run]
+    going: Run  # started, two model calls on record, not ended
 
 
 def live_the_lifecycle(store: EventStore) -> Scenario:
@@ -139,7 +142,10 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     done.start()
     failed.start()
     store.save([done, failed])
-    # Its tool calls, saved with its outcome as the executor does: the tool log has rows to rebuild.
+    # Its model call, saved as it returns; its tool calls, saved with its outcome, as the executor
+    # does: the tool log has rows to rebuild, and the run's usage is counted until it is charged.
+    run1.record_model_call(1, True, 700, usage(CODEGEN_CHARGE), "tool_use", 3, None)
+    store.save([run1])
     run1.record_tool_call(
         "toolu_1", "read_file", False, "Read src/missing.py: not found", "src/missing.py", 2, "not found"
     )
@@ -184,7 +190,16 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     store.save([PullRequest.opened(WS, str(done.id), PR_URL, 7)])
     done.complete(PR_URL, None)
     store.save([done])
-    return Scenario(done=done, failed=failed, runs=[run1, run2, run3])
+
+    # A run still going in the other workspace (a retry of the failed task's review, say): its
+    # two model calls so far are used, not charged.
+    run4 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0]["id"], "review", 2, "anthropic", MODEL)
+    store.save([run4])
+    run4.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
+    store.save([run4])
+    run4.record_model_call(2, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
+    store.save([run4])
+    return Scenario(done=done, failed=failed, runs=[run1, run2, run3], going=run4)
 
 
 @pytest.fixture
@@ -463,3 +478,57 @@ def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_
     kept = {r[0] for r in conn.execute("SELECT task_id::text FROM rm_tasks WHERE workspace_id = %s", (WS,))}
     assert kept == {str(concurrent.id)}, "the completed and the stopped task go; the one it did not know stays"
     assert conn.execute("SELECT count(*) FROM rm_feed WHERE workspace_id = %s", (WS,)).fetchone() == (1,)
+
+
+def test_runs_not_charged_yet_hold_what_their_saved_calls_used(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+
+    rows = conn.execute(
+        "SELECT run_id, workspace_id, task_id, model, input_tokens, output_tokens, cache_read_tokens, "
+        "cache_write_tokens FROM rm_run_usage"
+    ).fetchall()
+    # run1 made a model call too, but the ledger has charged it: rm_charges holds it now.
+    going = scenario.going
+    assert rows == [(going.id, OTHER_WS, scenario.failed.id, MODEL, 2 * FAILED_CHARGE.input_tokens, 0, 0, 0)]
+
+
+def test_a_budget_counts_the_calls_of_other_runs_not_charged_yet(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    workspace = Workspace.create(OTHER_WS, "the other workspace")
+    workspace.update_config({"budgetUsd": 1.0, "taskBudgetUsd": 0.5}, {"budgetUsd": 1.0, "taskBudgetUsd": 0.5})
+    store.save([workspace])
+    projector.catch_up(store, conn)
+    prices = PriceTable.from_env()
+    going = scenario.going
+    charged = FAILED_CHARGE.cost_usd  # run3, charged by the ledger
+    used = prices.price(MODEL, {"input_tokens": 2 * FAILED_CHARGE.input_tokens}).usd
+    assert used > 0
+
+    # Another run of the same task sees the going run's calls on both caps...
+    beside = load_budget(store, prices, OTHER_WS, str(scenario.failed.id), str(uuid.uuid4()))
+    assert beside.caps == [
+        ("workspace", 1.0, pytest.approx(charged + used)),
+        ("task", 0.5, pytest.approx(charged + used)),
+    ]
+    # ...a run of another task in the workspace, on the workspace's cap only...
+    elsewhere = load_budget(store, prices, OTHER_WS, str(uuid.uuid4()), str(uuid.uuid4()))
+    assert elsewhere.caps == [("workspace", 1.0, pytest.approx(charged + used)), ("task", 0.5, 0.0)]
+    # ...and the going run itself counts its own calls from memory, not twice.
+    itself = load_budget(store, prices, OTHER_WS, str(scenario.failed.id), str(going.id))
+    assert itself.caps == [("workspace", 1.0, pytest.approx(charged)), ("task", 0.5, pytest.approx(charged))]
+
+    # Once the ledger charges the run, its usage is counted once, as a charge.
+    going.fail("stopped", going.usage, 600, 2)
+    ledger = store.load_many([ledger_id(str(scenario.failed.id))])[ledger_id(str(scenario.failed.id))]
+    charge(ledger, going, Charge(2 * FAILED_CHARGE.input_tokens, 0, 0, 0, used, 600))
+    store.save([going, ledger])
+    projector.catch_up(store, conn)
+    after = load_budget(store, prices, OTHER_WS, str(scenario.failed.id), str(uuid.uuid4()))
+    assert after.caps == [
+        ("workspace", 1.0, pytest.approx(charged + used)),
+        ("task", 0.5, pytest.approx(charged + used)),
+    ]
+    assert conn.execute("SELECT count(*) FROM rm_run_usage").fetchone() == (0,)
