@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+from typing import Annotated, NamedTuple
 
 import msgspec
 from nats.js import JetStreamContext
@@ -10,6 +11,8 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+
+log = logging.getLogger(__name__)
 
 # Long enough to cover a relay restart; the relay also resumes from the stream's last msg id.
 DUPLICATE_WINDOW_S = 600.0
@@ -46,12 +49,21 @@ class Tail(NamedTuple):
 
 async def stream_tail(js: JetStreamContext) -> Tail:
     info = await js.stream_info(EVENTS_STREAM)
-    # After a purge the stream keeps its last sequence but holds no message (event seq 0).
-    if info.state.last_seq == 0 or info.state.messages == 0:
-        return Tail(info.state.last_seq, 0)
-    msg = await js.get_msg(EVENTS_STREAM, seq=info.state.last_seq)
-    # From the envelope, not the `Nats-Msg-Id`: a re-published event has a recovery id.
-    return Tail(info.state.last_seq, msgspec.json.decode(msg.data or b"{}", type=_Seq).seq)
+    last, first = info.state.last_seq, info.state.first_seq
+    # After a purge the stream keeps its last sequence but holds no message (event seq 0). A
+    # message that is not an event (something else published to `events.>`) is passed over:
+    # the relay resumes after the last event the stream holds.
+    for seq in range(last, max(first, 1) - 1, -1) if info.state.messages else ():
+        try:
+            msg = await js.get_msg(EVENTS_STREAM, seq=seq)
+        except NotFoundError:
+            continue  # deleted on its own
+        try:
+            # From the envelope, not the `Nats-Msg-Id`: a re-published event has a recovery id.
+            return Tail(last, msgspec.json.decode(msg.data or b"", type=_Seq).seq)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("EVENTS stream message %d is not an event; passing over it", seq)
+    return Tail(last, 0)
 
 
 async def last_relayed_seq(js: JetStreamContext) -> int:
@@ -60,4 +72,4 @@ async def last_relayed_seq(js: JetStreamContext) -> int:
 
 
 class _Seq(msgspec.Struct):
-    seq: int = 0
+    seq: Annotated[int, msgspec.Meta(gt=0)]

@@ -269,7 +269,12 @@ def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
     cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, e.seq))
     cur.execute("DELETE FROM rm_charges WHERE workspace_id = %s", (workspace,))
     cur.execute("DELETE FROM rm_tool_calls WHERE workspace_id = %s", (workspace,))
-    cur.execute("DELETE FROM rm_run_usage WHERE workspace_id = %s", (workspace,))
+    # Like the charges, except the runs of tasks the purge kept (submitted while it was recorded).
+    cur.execute(
+        "DELETE FROM rm_run_usage u WHERE workspace_id = %s "
+        "AND NOT EXISTS (SELECT 1 FROM rm_tasks t WHERE t.task_id = u.task_id)",
+        (workspace,),
+    )
 
 
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from eventsourcing.persistence import IntegrityError
 from githubkit import GitHub
 from nats.aio.client import Client as NatsClient
 
@@ -104,6 +105,7 @@ class RunRecorder:
         self.budget: Budget | None = None
         self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
         self._saving: asyncio.Task[None] | None = None
+        self.taken_over = False
 
     def line(self, message: str, level: str = "log") -> None:
         log_line(
@@ -132,6 +134,12 @@ class RunRecorder:
             batch = list(self._unsaved)
             try:
                 await asyncio.to_thread(self.deps.store.save, batch)
+            except IntegrityError:
+                # Another replica recorded this run meanwhile (failed it as interrupted): it is
+                # not this one's any more, and its next call would be paid and never charged.
+                log.warning("run %s was recorded by another executor meanwhile; stopping it", self.run.id)
+                self.taken_over = True
+                return
             except Exception:
                 log.warning("run %s: saving its call records failed; trying again at its end", self.run.id)
                 return
@@ -160,6 +168,12 @@ class RunRecorder:
 
     async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead."""
+        # The last call's record is saved before the next call is made (its save began as it
+        # returned, so this rarely waits): a conflict stops the run before it pays again.
+        if self._saving is not None:
+            await self._saving
+        if self.taken_over:
+            raise RunTakenOver(str(self.run.id))
         if self.budget is None or self.budget.caps:
             # Read again before every call of a capped workspace: other runs' charges land meanwhile.
             self.budget = await asyncio.to_thread(
@@ -223,6 +237,10 @@ class RunRecorder:
         return result(answer_text(items, event.payload["answers"]), True, title, question_id)
 
 
+class RunTakenOver(Exception):
+    """Another executor recorded the run while this one was running it."""
+
+
 async def execute(event: EventEnvelope, deps: Deps) -> Run:
     p = event.payload
     config = p["config"]
@@ -237,6 +255,10 @@ async def execute(event: EventEnvelope, deps: Deps) -> Run:
     started = time.perf_counter()
     try:
         await _attempt(recorder, p, deps, started)
+    except RunTakenOver:
+        # Its record is another executor's now: this run's end is not saved (`flush` raises the
+        # conflict, and the redelivered dispatch finds the run recorded).
+        pass
     except Exception:
         # Whatever went wrong, the run ends as a recorded failure rather than sinking the
         # batch, and with it the other runs' finished, paid-for provider calls.

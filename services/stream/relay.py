@@ -2,9 +2,10 @@
 
 Every publish carries `Nats-Expected-Last-Sequence`: the stream stores a message only when it
 directly follows the one the relay published before it. So the stream holds the log in seq
-order or refuses, whatever happens around it: a batch pipelined in one round trip is stored up
-to its first refusal and never past it, and a relay that lost its lock (its PostgreSQL session
-died) but still publishes is refused rather than interleaved. `Nats-Msg-Id` is the `seq`, so a
+order or refuses: a batch pipelined in one round trip is stored up to its first refusal and
+never past it, and a relay that lost its lock (its PostgreSQL session died) but still publishes
+is refused rather than interleaved. (Only a message from something else on `events.>` can upset
+that order; then events may arrive out of order, but none is lost.) `Nats-Msg-Id` is the `seq`, so a
 re-publish is deduplicated too. On start, and after any refusal, the relay resumes after the
 stream's last message: anything the bus lost is re-published from PostgreSQL, the source of
 truth. Only the replica holding the advisory lock relays.
@@ -24,7 +25,7 @@ from nats.js.api import Header
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import stream_tail
-from libs.bus.publisher import PubAck, Publisher
+from libs.bus.publisher import WRONG_LAST_SEQUENCE, PubAck, Publisher, PublishRefused
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EventStore
 from libs.observability.metrics import EVENTS_RELAYED, RELAY_POSITION
@@ -90,31 +91,48 @@ async def _relay(
             await wakeups.wait(timeout=1.0)
             continue
         results = await publish_after(publisher, events, stream_seq, msg_id)
-        stored = 0
+        first_held = 0  # the stream's first sequence, read once a duplicate needs it
+        done = 0
         for result in results:
-            if isinstance(result, BaseException) or result.duplicate:
+            if isinstance(result, PubAck) and not result.duplicate:
+                stream_seq = result.seq
+            elif isinstance(result, PubAck):
+                # A duplicate is in the stream when its original message still is (published by
+                # a former leader, say); else the stream lost it inside the duplicate window.
+                first_held = first_held or (await js.stream_info(EVENTS_STREAM)).state.first_seq
+                if result.seq < first_held:
+                    break
+            else:
                 break
-            stored += 1
-            stream_seq = result.seq
-        if stored:
-            position = progress["position"] = events[stored - 1].seq
-            EVENTS_RELAYED.inc(stored)
+            done += 1
+        if done:
+            position = progress["position"] = events[done - 1].seq
+            EVENTS_RELAYED.inc(done)
             RELAY_POSITION.set(position)
-        if stored == len(events):
+        if done == len(events):
             continue
-        refused, result = events[stored], results[stored]
+        refused, result = events[done], results[done]
         if isinstance(result, BaseException) and not isinstance(result, Exception):
             raise result
-        # The stream did not store `refused`: find out where it really ends, then go on from there.
+        if any(isinstance(r, PubAck) and not r.duplicate for r in results[done + 1 :]):
+            # Only another publisher's message on the stream can make a later publish fit.
+            log.error("something else publishes to the EVENTS stream: events after seq %d went out of order", position)
+        # The stream did not store `refused` in its place: go on from where it really ends.
+        if not isinstance(result, PubAck) and not (
+            isinstance(result, PublishRefused) and result.err_code == WRONG_LAST_SEQUENCE
+        ):
+            # Refused for what it is (no stream, too large): the leader restarts the relay after
+            # a pause rather than spin on it.
+            raise result
+        known = stream_seq
         stream_seq, tail = await stream_tail(js)
-        if isinstance(result, PubAck) and refused.seq > tail:
-            # A duplicate the stream does not hold: it lost the event inside the duplicate window.
+        if isinstance(result, PubAck):
             recover_through, epoch = await asyncio.to_thread(store.head), time.time_ns()
             log.warning("the stream lost events from seq %d; re-publishing up to seq %d", refused.seq, recover_through)
-        elif tail != position:
+        if stream_seq < known and tail < position:
+            # The stream went back (recreated, or restored from an older state): what it lost
+            # goes out again. Otherwise it only moved on (a former leader's or another
+            # publisher's messages): the relay goes on from its own position, and the events
+            # already there come back as duplicates it passes over.
             log.warning("the stream ends at seq %d, not %d as relayed: resuming after it", tail, position)
-        elif isinstance(result, Exception):
-            # Refused though it was in its place (too large, no stream): the leader restarts the
-            # relay after a pause rather than spin on it.
-            raise result
-        position = progress["position"] = tail
+            position = progress["position"] = tail

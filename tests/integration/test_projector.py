@@ -469,6 +469,13 @@ def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_
     stopped = submitted(uuid.uuid4(), WS, "Stopped by the purge", "codegen")
     concurrent = submitted(uuid.uuid4(), WS, "Submitted during the purge", "codegen")
     store.save([stopped, concurrent])
+    # A run going on in each: a purge stops tasks, not runs.
+    runs = [
+        Run.start(WS, str(t.id), t.subtasks[0]["id"], "codegen", 1, "anthropic", MODEL) for t in (stopped, concurrent)
+    ]
+    for run in runs:
+        run.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
+    store.save(runs)
     workspace = store.load_many([workspace_aggregate_id(WS)])[workspace_aggregate_id(WS)]
     workspace.purge(["todos"], [str(stopped.id)], [])
     store.save([workspace])
@@ -478,6 +485,9 @@ def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_
     kept = {r[0] for r in conn.execute("SELECT task_id::text FROM rm_tasks WHERE workspace_id = %s", (WS,))}
     assert kept == {str(concurrent.id)}, "the completed and the stopped task go; the one it did not know stays"
     assert conn.execute("SELECT count(*) FROM rm_feed WHERE workspace_id = %s", (WS,)).fetchone() == (1,)
+    # What the kept task's run has used still counts against the workspace's budget.
+    using = conn.execute("SELECT task_id::text FROM rm_run_usage WHERE workspace_id = %s", (WS,)).fetchall()
+    assert using == [(str(concurrent.id),)]
 
 
 def test_runs_not_charged_yet_hold_what_their_saved_calls_used(

@@ -358,3 +358,38 @@ async def test_a_publish_no_stream_takes_is_refused_not_left_pending(nc: NatsCli
     finally:
         await publisher.stop()
     assert refused.value.code == 503
+
+
+async def relayed_seqs(js: JetStreamContext) -> list[int]:
+    """The event seqs the stream holds, in stream order, passing over messages that are not events."""
+    info = await js.stream_info(EVENTS_STREAM)
+    seqs = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(EVENTS_STREAM, seq=seq)
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            seqs.append(msgspec.json.decode(msg.data, type=EventEnvelope).seq)
+    return seqs
+
+
+@pytest.mark.parametrize("foreign", [b'{"hello": "world"}', b"not json at all"])
+async def test_a_message_from_another_publisher_costs_no_event(
+    relay: Relay, store: EventStore, js: JetStreamContext, nc: NatsClient, postgres_url: str, foreign: bytes
+) -> None:
+    # Something other than the relay publishes to `events.>` (a misconfigured tool, say), between
+    # two of its batches: the relay's next publish no longer fits where it expects.
+    await asyncio.to_thread(save_tasks, store, 2)
+    await wait_for_count(js, 4)
+    await js.publish("events.ws-relay-a.task.bogus", foreign)
+    head = await asyncio.to_thread(save_tasks, store, 2)
+    await eventually(lambda: relay.progress["position"] == head, "the relay did not get past the foreign message")
+    assert sorted(set(await relayed_seqs(js))) == [e.seq for e in store.read(0)]
+
+    # A relay starting with the foreign message last in the stream resumes after the last event
+    # there, neither from 0 (re-publishing the whole log) nor stopping on it.
+    await relay.stop()
+    await js.publish("events.ws-relay-a.task.bogus", foreign)
+    count = await stream_count(js)
+    later = await asyncio.to_thread(save_tasks, store, 1)
+    await run_relay_to(store, nc, postgres_url, later)
+    assert await stream_count(js) == count + 2
+    assert sorted(set(await relayed_seqs(js))) == [e.seq for e in store.read(0)]

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 import uvicorn
+from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -354,3 +355,33 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     # A redelivery of the finished run changes nothing.
     assert await on_event(event, deps) == []
     assert len(await run_log(store, run_id)) == len(events)
+
+
+async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_call(
+    script: Script, deps: Deps, store: EventStore
+) -> None:
+    # This executor is slow (its second model call hangs for a while); the dispatch is redelivered
+    # to another replica meanwhile, which finds the run unfinished and fails it as interrupted.
+    event = dispatched(store)
+    run_id = run_id_of(event)
+    write = {"path": "src/register.py", "content": "x = 1\n"}
+    script.push(
+        Behaviour(tool_calls=[ToolCall("write_file", write, id="call_write_1")], usage=FIRST_CALL_USAGE),
+        Behaviour(tool_calls=[ToolCall("write_file", write, id="call_write_2")], delay_ms=1500),
+        Behaviour(tool_calls=[ToolCall("finish", {"summary": "done"}, id="call_finish")]),
+    )
+    executing = asyncio.create_task(on_event(event, deps))
+    await until_logged(store, run_id, "run.model_called", running=executing)
+    await until_called(script, 2)
+
+    other = await on_event(event, deps)  # the other replica's handling of the redelivery
+    await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
+
+    # The slow executor's second call returns, and saving its record conflicts: the run is not
+    # its own any more, so it makes no third call, and it saves no outcome of its own.
+    with pytest.raises(IntegrityError):
+        await asyncio.wait_for(executing, 10)
+    assert len(script.calls()) == 2
+    events = await run_log(store, run_id)
+    assert types(events) == ["run.started", "run.model_called", "run.failed"]
+    assert "interrupted" in events[-1].payload["error"]
