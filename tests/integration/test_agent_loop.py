@@ -7,16 +7,12 @@ directly through its `Script`; what the product sent is read back from the calls
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from libs.agent.loop import NUDGE, AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
@@ -27,6 +23,7 @@ from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
 from libs.llm.providers import Providers
 from libs.modelserver.app import create_app
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall
+from tests.servers import serve_in_thread
 
 PROVIDERS = ["anthropic", "openai"]
 MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5.4-mini"}
@@ -52,22 +49,8 @@ class RunningServer:
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
     script = Script()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(script), log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("model server did not start")
-        time.sleep(0.01)
-    yield RunningServer(url=f"http://127.0.0.1:{port}", script=script)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app(script)) as url:
+        yield RunningServer(url=url, script=script)
 
 
 @pytest.fixture

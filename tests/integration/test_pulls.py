@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from githubkit import GitHub, TokenAuthStrategy
 
 from libs.config import Settings
@@ -21,6 +17,7 @@ from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.githubserver.app import create_app
 from libs.githubserver.state import Hosting
 from services.executor.pulls import KeptOpen, close_github_client, github_client, open_pull_request, transport_for
+from tests.servers import serve_in_thread
 
 TOKEN = "ghp_local_test_token_5f2c"
 WORKSPACE = "default"
@@ -41,20 +38,8 @@ TITLE = "Add input validation to the user registration endpoint\n\nReject users 
 @pytest.fixture(scope="module")
 def github_url() -> Iterator[str]:
     """The local GitHub server on a port of its own, served by uvicorn in a thread."""
-    # Binding port 0 ourselves and handing uvicorn the socket avoids a free-port race.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(Hosting(TOKEN)), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the local GitHub server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app(Hosting(TOKEN))) as url:
+        yield url
 
 
 @pytest.fixture

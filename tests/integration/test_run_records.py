@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -21,7 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -46,6 +43,7 @@ from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
 from services.planner.plans import plan
 from tests.factories import stored_request
+from tests.servers import serve_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -68,26 +66,11 @@ class RunningServer:
 
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
-    """The local model server in-process (uvicorn in a thread, on a port the OS picked), as in
-    test_agent_loop.py; scripted directly through its `Script`."""
+    """The local model server in-process, scripted directly through its `Script` (the crash
+    test leaves a request sleeping in it, which its short graceful shutdown cuts)."""
     script = Script()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # A short graceful shutdown: the crash test leaves a request sleeping in the server.
-    config = uvicorn.Config(create_app(script), log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("model server did not start")
-        time.sleep(0.01)
-    yield RunningServer(url=f"http://127.0.0.1:{port}", script=script)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app(script)) as url:
+        yield RunningServer(url=url, script=script)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -13,10 +11,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from libs.modelserver.app import create_app
 from libs.modelserver.script import Behaviour, Script, ToolCall, Usage, default_reply
+from tests.servers import serve_in_thread
 
 # Current names: the anthropic SDK warns on deprecated ones such as claude-sonnet-4-20250514.
 CLAUDE = "claude-sonnet-4-6"
@@ -41,31 +39,11 @@ class RunningServer:
     script: Script
 
 
-def wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("model server did not start")
-        time.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
     script = Script()
-    # Binding port 0 ourselves and handing uvicorn the socket avoids a free-port race.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # A short graceful shutdown: delay tests leave handlers sleeping after the client gave up.
-    config = uvicorn.Config(create_app(script), log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_started(server, thread)
-    yield RunningServer(url=f"http://127.0.0.1:{port}", script=script)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_in_thread(create_app(script)) as url:
+        yield RunningServer(url=url, script=script)
 
 
 @pytest.fixture
