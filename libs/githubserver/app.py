@@ -105,10 +105,7 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 
 @get(REPO, opt=docs("repos/repos#get-a-repository"))
-async def get_repository(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
+async def get_repository(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
     return json(renderer(request).repository(repository, bodies.FullRepository))
 
 
@@ -123,33 +120,26 @@ def ref_list(request: Request[Any, Any, Any], repository: Repository, prefix: st
 @get(f"{REPO}/git/ref/{{ref:path}}", opt=docs("git/refs#get-a-reference"))
 async def get_ref(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     ref: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
     name, sha = repository.ref(ref.strip("/"))
     return json(renderer(request).ref(repository, name, sha))
 
 
 @get(f"{REPO}/git/refs", opt=docs("git/refs#list-matching-references"))
-async def list_refs(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    return ref_list(request, hosting.repository(owner, repo), "")
+async def list_refs(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
+    return ref_list(request, repository, "")
 
 
 @get(f"{REPO}/git/refs/{{ref:path}}", opt=docs("git/refs#get-a-reference"))
 async def get_refs(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     ref: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
     # The older form: the ref itself when it exists, else every ref it is a prefix of.
-    repository, ref = hosting.repository(owner, repo), ref.strip("/")
+    ref = ref.strip("/")
     if f"refs/{ref}" not in repository.refs and repository.matching_refs(ref):
         return ref_list(request, repository, ref)
     name, sha = repository.ref(ref)
@@ -159,19 +149,15 @@ async def get_refs(
 @get(f"{REPO}/git/matching-refs/{{ref:path}}", opt=docs("git/refs#list-matching-references"))
 async def matching_refs(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     ref: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    return ref_list(request, hosting.repository(owner, repo), ref.strip("/"))
+    return ref_list(request, repository, ref.strip("/"))
 
 
 @post(f"{REPO}/git/refs", opt=docs("git/refs#create-a-reference"))
-async def create_ref(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.NewRef)
+async def create_ref(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
+    body = await read(request, bodies.NewRef)
     name, sha = repository.create_ref(body.ref, body.sha)
     return json(renderer(request).ref(repository, name, sha), 201)
 
@@ -179,12 +165,10 @@ async def create_ref(
 @patch(f"{REPO}/git/refs/{{ref:path}}", opt=docs("git/refs#update-a-reference"))
 async def update_ref(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     ref: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.RefUpdate)
+    body = await read(request, bodies.RefUpdate)
     name, sha = repository.update_ref(ref.strip("/"), body.sha, body.force)
     return json(renderer(request).ref(repository, name, sha))
 
@@ -193,10 +177,8 @@ async def update_ref(
 
 
 @post(f"{REPO}/git/blobs", opt=docs("git/blobs#create-a-blob"))
-async def create_blob(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.NewBlob)
+async def create_blob(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
+    body = await read(request, bodies.NewBlob)
     sha = repository.create_blob(body.content, body.encoding)
     return json(bodies.ShortBlob(url=f"{renderer(request).api(repository)}/git/blobs/{sha}", sha=sha), 201)
 
@@ -204,22 +186,17 @@ async def create_blob(
 @get(f"{REPO}/git/blobs/{{sha:str}}", opt=docs("git/blobs#get-a-blob"))
 async def get_blob(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     sha: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
     if sha not in repository.objects.blobs:
         raise not_found()
     return json(renderer(request).blob(repository, sha))
 
 
 @post(f"{REPO}/git/trees", opt=docs("git/trees#create-a-tree"))
-async def create_tree(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.NewTree)
+async def create_tree(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
+    body = await read(request, bodies.NewTree)
     sha = repository.create_tree(body.tree, body.base_tree)
     items = list(repository.objects.trees[sha].listing)
     return json(renderer(request).tree(repository, sha, items), 201)
@@ -228,13 +205,10 @@ async def create_tree(
 @get(f"{REPO}/git/trees/{{sha:str}}", opt=docs("git/trees#get-a-tree"))
 async def get_tree(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     sha: FromPath[str],
-    hosting: NamedDependency[Hosting],
     recursive: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
     if sha not in repository.objects.trees:
         # GitHub also takes a commit or a branch where a tree is expected.
         try:
@@ -246,10 +220,8 @@ async def get_tree(
 
 
 @post(f"{REPO}/git/commits", opt=docs("git/commits#create-a-commit"))
-async def create_commit(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.NewCommit)
+async def create_commit(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
+    body = await read(request, bodies.NewCommit)
     commit = repository.create_commit(body.message, body.tree, body.parents, body.author, body.committer)
     return json(renderer(request).commit(repository, commit), 201)
 
@@ -257,12 +229,9 @@ async def create_commit(
 @get(f"{REPO}/git/commits/{{sha:str}}", opt=docs("git/commits#get-a-commit-object"))
 async def get_commit(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     sha: FromPath[str],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
     return json(renderer(request).commit(repository, repository.commit(sha)))
 
 
@@ -272,9 +241,7 @@ async def get_commit(
 @get(f"{REPO}/pulls", opt=docs("pulls/pulls#list-pull-requests"))
 async def list_pulls(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
-    hosting: NamedDependency[Hosting],
+    repository: NamedDependency[Repository],
     # `state` is a name Litestar reserves for the app state.
     wanted: Annotated[str, QueryParameter(name="state")] = "open",
     head: FromQuery[str | None] = None,
@@ -284,7 +251,7 @@ async def list_pulls(
 ) -> Response[Any]:
     if wanted not in ("open", "closed", "all"):
         raise GitHubError(422, "Validation Failed", [{"resource": "Search", "field": "state", "code": "invalid"}])
-    repository, render = hosting.repository(owner, repo), renderer(request)
+    render = renderer(request)
     size = min(max(per_page, 1), 100)
     pulls = repository.list_pulls(wanted, head, base)[(max(page, 1) - 1) * size :][:size]
     return json([render.pull(repository, pull, bodies.PullSummary) for pull in pulls])
@@ -292,9 +259,9 @@ async def list_pulls(
 
 @post(f"{REPO}/pulls", opt=docs("pulls/pulls#create-a-pull-request"))
 async def create_pull(
-    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
+    request: Request[Any, Any, Any], repository: NamedDependency[Repository], hosting: NamedDependency[Hosting]
 ) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.NewPull)
+    body = await read(request, bodies.NewPull)
     pull = repository.open_pull(
         body.title, body.head, body.base, body.body, body.draft, body.maintainer_can_modify, hosting.next_id()
     )
@@ -304,24 +271,19 @@ async def create_pull(
 @get(f"{REPO}/pulls/{{number:int}}", opt=docs("pulls/pulls#get-a-pull-request"))
 async def get_pull(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     number: FromPath[int],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository = hosting.repository(owner, repo)
     return json(renderer(request).pull(repository, repository.pull(number), bodies.Pull))
 
 
 @patch(f"{REPO}/pulls/{{number:int}}", opt=docs("pulls/pulls#update-a-pull-request"))
 async def update_pull(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     number: FromPath[int],
-    hosting: NamedDependency[Hosting],
 ) -> Response[Any]:
-    repository, body = hosting.repository(owner, repo), await read(request, bodies.PullUpdate)
+    body = await read(request, bodies.PullUpdate)
     pull = repository.update_pull(number, body.title, body.body, body.state)
     return json(renderer(request).pull(repository, pull, bodies.Pull))
 
@@ -342,42 +304,33 @@ def contents_at(
 @get(f"{REPO}/contents", opt=docs("repos/contents#get-repository-content"))
 async def root_contents(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
-    hosting: NamedDependency[Hosting],
+    repository: NamedDependency[Repository],
     ref: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    return contents_at(request, hosting.repository(owner, repo), "", ref)
+    return contents_at(request, repository, "", ref)
 
 
 @get(f"{REPO}/contents/{{path:path}}", opt=docs("repos/contents#get-repository-content"))
 async def get_contents(
     request: Request[Any, Any, Any],
-    owner: FromPath[str],
-    repo: FromPath[str],
+    repository: NamedDependency[Repository],
     path: FromPath[str],
-    hosting: NamedDependency[Hosting],
     ref: FromQuery[str | None] = None,
 ) -> Response[Any]:
-    return contents_at(request, hosting.repository(owner, repo), path.strip("/"), ref)
+    return contents_at(request, repository, path.strip("/"), ref)
 
 
 # --- pages ------------------------------------------------------------------------------------
 
 
 @get("/{owner:str}/{repo:str}/pull/{number:int}", media_type=MediaType.TEXT)
-async def pull_request_page(
-    owner: FromPath[str], repo: FromPath[str], number: FromPath[int], hosting: NamedDependency[Hosting]
-) -> str:
-    repository = hosting.repository(owner, repo)
+async def pull_request_page(repository: NamedDependency[Repository], number: FromPath[int]) -> str:
     return pull_page(repository, repository.pull(number))
 
 
 @get("/{owner:str}/{repo:str}/raw/{rest:path}", media_type=MediaType.TEXT)
-async def raw_file(
-    owner: FromPath[str], repo: FromPath[str], rest: FromPath[str], hosting: NamedDependency[Hosting]
-) -> Response[bytes]:
-    repository, parts = hosting.repository(owner, repo), rest.strip("/").split("/")
+async def raw_file(repository: NamedDependency[Repository], rest: FromPath[str]) -> Response[bytes]:
+    parts = rest.strip("/").split("/")
     # A branch name may hold slashes too: take the first split that names a ref and a file.
     for cut in range(1, len(parts)):
         ref, path = "/".join(parts[:cut]), "/".join(parts[cut:])
@@ -441,6 +394,11 @@ GITHUB_ROUTES = [
 ]
 
 
+def repository_of(owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]) -> Repository:
+    """The repository a route's `{owner}/{repo}` names (a 404 in GitHub's words when unknown)."""
+    return hosting.repository(owner, repo)
+
+
 def create_app(hosting: Hosting) -> Litestar:
     """The local GitHub server app over `hosting` (also reachable as `app.state.hosting`)."""
     return Litestar(
@@ -453,7 +411,10 @@ def create_app(hosting: Hosting) -> Litestar:
             reset_state,
             health,
         ],
-        dependencies={"hosting": Provide(lambda: hosting, sync_to_thread=False)},
+        dependencies={
+            "hosting": Provide(lambda: hosting, sync_to_thread=False),
+            "repository": Provide(repository_of, sync_to_thread=False),
+        },
         exception_handlers={GitHubError: github_error, HTTPException: http_error},
         state=State({"hosting": hosting}),
         openapi_config=None,
