@@ -7,7 +7,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from libs.modelserver.app import create_app
+from libs.modelserver.script import Script
 
 
 @contextlib.contextmanager
@@ -34,3 +38,24 @@ def serve_in_thread(app: Any, graceful_s: float = 1.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    script: Script
+
+
+@contextlib.contextmanager
+def serve_model_server() -> Iterator[RunningServer]:
+    """The local model server in-process, scripted directly through its `Script`."""
+    script = Script()
+    with serve_in_thread(create_app(script)) as url:
+        yield RunningServer(url=url, script=script)
+
+
+def unscripted(server: RunningServer) -> Script:
+    """The server's script back to its defaults, for a test that scripts it afresh."""
+    server.script.clear()
+    server.script.set_default()
+    return server.script

@@ -21,9 +21,8 @@ from libs.agent.tools import Tool, ToolResult
 from libs.config import Settings
 from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
 from libs.llm.providers import Providers
-from libs.modelserver.app import create_app
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall
-from tests.servers import serve_in_thread
+from tests.servers import RunningServer, serve_model_server, unscripted
 
 PROVIDERS = ["anthropic", "openai"]
 MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5.4-mini"}
@@ -40,24 +39,15 @@ SERVER_ERROR = Behaviour(status=500, headers={"retry-after-ms": "1"})
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@dataclass(frozen=True)
-class RunningServer:
-    url: str
-    script: Script
-
-
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
-    script = Script()
-    with serve_in_thread(create_app(script)) as url:
-        yield RunningServer(url=url, script=script)
+    with serve_model_server() as server:
+        yield server
 
 
 @pytest.fixture
 def script(running_server: RunningServer) -> Script:
-    running_server.script.clear()
-    running_server.script.set_default()
-    return running_server.script
+    return unscripted(running_server)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -14,7 +14,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -34,7 +33,6 @@ from libs.domain.task import Task
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from libs.modelserver.app import create_app
 from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
 from libs.pricing import PriceTable
 from libs.readmodels import schema
@@ -43,7 +41,7 @@ from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
 from services.planner.plans import plan
 from tests.factories import stored_request
-from tests.servers import serve_in_thread
+from tests.servers import RunningServer, serve_model_server, unscripted
 
 pytestmark = pytest.mark.integration
 
@@ -58,26 +56,15 @@ FIRST_CALL_RECORDED = {"input_tokens": 1234, "output_tokens": 56, "cache_read_to
 POLL_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
-class RunningServer:
-    url: str
-    script: Script
-
-
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
-    """The local model server in-process, scripted directly through its `Script` (the crash
-    test leaves a request sleeping in it, which its short graceful shutdown cuts)."""
-    script = Script()
-    with serve_in_thread(create_app(script)) as url:
-        yield RunningServer(url=url, script=script)
+    with serve_model_server() as server:
+        yield server
 
 
 @pytest.fixture
 def script(running_server: RunningServer) -> Script:
-    running_server.script.clear()
-    running_server.script.set_default()
-    return running_server.script
+    return unscripted(running_server)
 
 
 @pytest.fixture

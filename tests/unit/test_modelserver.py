@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import anthropic
 import httpx
 import openai
 import pytest
 
-from libs.modelserver.app import create_app
-from libs.modelserver.script import Behaviour, Script, ToolCall, Usage, default_reply
-from tests.servers import serve_in_thread
+from libs.modelserver.script import Behaviour, ToolCall, Usage, default_reply
+from tests.servers import RunningServer, serve_model_server, unscripted
 
 # Current names: the anthropic SDK warns on deprecated ones such as claude-sonnet-4-20250514.
 CLAUDE = "claude-sonnet-4-6"
@@ -33,23 +31,15 @@ FILES_PROMPT = (
 REVIEWED_APP = "def main():\n    return 1\n# reviewed by the local model\n"
 
 
-@dataclass(frozen=True)
-class RunningServer:
-    url: str
-    script: Script
-
-
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[RunningServer]:
-    script = Script()
-    with serve_in_thread(create_app(script)) as url:
-        yield RunningServer(url=url, script=script)
+    with serve_model_server() as server:
+        yield server
 
 
 @pytest.fixture
 def model_server(running_server: RunningServer) -> RunningServer:
-    running_server.script.clear()
-    running_server.script.set_default()
+    unscripted(running_server)
     return running_server
 
 
