@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
@@ -49,30 +50,57 @@ async def events_feed(
         # reconnection delay; a comment, so no event is dispatched.
         yield b": connected\nretry: %d\n\n" % RECONNECT_MS
         last = since
-        # 1. The projected feed, page by page; complete up to the projector's position.
-        while True:
-            rows, position = await queries.feed(pool, workspace_id, last, PAGE)
-            if rows:
-                yield b"".join(frame(*row) for row in rows)
-                last = rows[-1][0]
-            if len(rows) < PAGE:
-                break
-        # 2. What the projector has not reached yet, from the log itself.
-        cursor = max(last, position)
-        while True:
-            events = await asyncio.to_thread(store.read, cursor, PAGE)
-            mine = [e for e in events if e.workspace_id == workspace_id and e.seq > last]
-            if mine:
-                yield b"".join(frame(e.seq, e.type, e.aggregate_id, e.payload) for e in mine)
-                last = mine[-1].seq
-            if len(events) < PAGE:
-                break
-            cursor = events[-1].seq
-        # 3. Live, skipping what the catch-up already sent.
+        async for chunk, end in replay(
+            since,
+            lambda after: queries.feed(pool, workspace_id, after, PAGE),
+            lambda events: [
+                (e.seq, e.type, e.aggregate_id, e.payload) for e in events if e.workspace_id == workspace_id
+            ],
+            itemgetter(0),
+            lambda rows: b"".join(frame(*row) for row in rows),
+            store,
+        ):
+            last = end
+            yield chunk
+        # Then live, skipping what the catch-up already sent.
         async for chunk in live(queue, last, lambda e: frame(e.seq, e.type, e.aggregate_id, e.payload)):
             yield chunk
     finally:
         broadcaster.unregister(workspace_id, queue)
+
+
+R = TypeVar("R")
+
+
+async def replay(
+    after: int,
+    projected: Callable[[int], Awaitable[tuple[list[R], int]]],
+    from_log: Callable[[list[EventEnvelope]], list[R]],
+    seq_of: Callable[[R], int],
+    render: Callable[[list[R]], bytes],
+    store: EventStore,
+) -> AsyncGenerator[tuple[bytes, int], None]:
+    """What came after seq `after`, as SSE chunks, each with the seq it ends at: 1. the projected
+    rows (`projected(after)`: a page and the projector's position), complete up to that position;
+    2. what the projector has not reached yet, from the log itself (`from_log` keeps the caller's)."""
+    last = after
+    while True:
+        rows, position = await projected(last)
+        if rows:
+            last = seq_of(rows[-1])
+            yield render(rows), last
+        if len(rows) < PAGE:
+            break
+    cursor = max(last, position)
+    while True:
+        events = await asyncio.to_thread(store.read, cursor, PAGE)
+        rows = [row for row in from_log(events) if seq_of(row) > last]
+        if rows:
+            last = seq_of(rows[-1])
+            yield render(rows), last
+        if len(events) < PAGE:
+            break
+        cursor = events[-1].seq
 
 
 async def live(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from operator import itemgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -24,7 +25,7 @@ from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
 from libs.web.auth import workspace_of
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, sse_response
+from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, replay, sse_response
 from services.stream.routes import PREFIX, _resume_point
 
 EVENT = b"tool.call"
@@ -50,30 +51,21 @@ async def tool_log_feed(
         last = await asyncio.to_thread(store.head) if since is None else since
         yield b": connected\nretry: %d\n\n" % RECONNECT_MS
         if since is not None:
-            # 1. The projected log, page by page; complete up to the projector's position.
-            while True:
-                rows, position = await queries.tool_calls_after(pool, workspace_id, last, PAGE)
-                if rows:
-                    yield _frames(rows)
-                    last = rows[-1]["seq"]
-                if len(rows) < PAGE:
-                    break
-            # 2. What the projector has not reached yet, from the event log itself.
-            cursor = max(last, position)
-            while True:
-                events = await asyncio.to_thread(store.read, cursor, PAGE)
-                mine = [
+            async for chunk, end in replay(
+                since,
+                lambda after: queries.tool_calls_after(pool, workspace_id, after, PAGE),
+                lambda events: [
                     toolcalls.row(e)
                     for e in events
-                    if e.workspace_id == workspace_id and e.type == toolcalls.TOOL_CALLED and e.seq > last
-                ]
-                if mine:
-                    yield _frames(mine)
-                    last = mine[-1]["seq"]
-                if len(events) < PAGE:
-                    break
-                cursor = events[-1].seq
-        # 3. Live, skipping what the catch-up already sent.
+                    if e.workspace_id == workspace_id and e.type == toolcalls.TOOL_CALLED
+                ],
+                itemgetter("seq"),
+                _frames,
+                store,
+            ):
+                last = end
+                yield chunk
+        # Then live, skipping what the catch-up already sent.
         async for chunk in live(queue, last, lambda e: frame(e.seq, toolcalls.entry(toolcalls.row(e)))):
             yield chunk
     finally:
