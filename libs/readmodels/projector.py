@@ -337,13 +337,18 @@ def _segments(events: list[EventEnvelope]) -> list[list[EventEnvelope]]:
     return [s for s in segments if s]
 
 
-def catch_up(store: EventStore, conn: psycopg.Connection) -> int:
-    """Projects everything after the current position; returns the new position."""
-    pos = position(conn)
+def catch_up(store: EventStore, conn: psycopg.Connection, after: int | None = None) -> int:
+    """Projects everything after the current position (or `after`, the position this projector
+    left it at: a projector that moved it since makes the write raise `StaleProjector`); returns
+    the new position."""
+    pos = position(conn) if after is None else after
     while True:
         events = store.read(pos, BATCH)
-        if not events:
+        if events:
+            with conn.transaction():
+                for segment in _segments(events):
+                    pos = project(conn, segment, expected=pos)
+        # A short read is the whole log as of that read: what commits later NOTIFYs the follower,
+        # so reading again now would only find nothing.
+        if len(events) < BATCH:
             return pos
-        with conn.transaction():
-            for segment in _segments(events):
-                pos = project(conn, segment, expected=pos)

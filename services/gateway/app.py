@@ -51,7 +51,11 @@ def create_app(settings: Settings) -> Litestar:
         state = app.state
         with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
             schema.create(conn)
-        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
+        # Autocommit: each read is one statement, and a pool connection in a transaction would
+        # cost a BEGIN and a COMMIT around it; the reads that need one snapshot open their own.
+        pool = AsyncConnectionPool(
+            settings.database_url, min_size=2, max_size=20, open=False, kwargs={"autocommit": True}
+        )
         await pool.open()
         broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()

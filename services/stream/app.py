@@ -79,7 +79,11 @@ def create_app(settings: Settings) -> Litestar:
         store = EventStore(settings.database_url)
         with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as c:
             schema.create(c)
-        pool = AsyncConnectionPool(settings.database_url, min_size=2, max_size=20, open=False)
+        # Autocommit: each read is one statement, and a pool connection in a transaction would
+        # cost a BEGIN and a COMMIT around it; the reads that need one snapshot open their own.
+        pool = AsyncConnectionPool(
+            settings.database_url, min_size=2, max_size=20, open=False, kwargs={"autocommit": True}
+        )
         await pool.open()
         nc = await nats.connect(settings.nats_servers, name="stream", max_reconnect_attempts=-1)
         js = nc.jetstream()

@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 async def project_forever(store: EventStore, database_url: str, wakeups: Listener) -> None:
     conn = await asyncio.to_thread(psycopg.connect, database_url, autocommit=True)
     try:
+        position = None  # read from the table once per leadership, then carried along
         while True:
-            position = await asyncio.to_thread(projector.catch_up, store, conn)
+            position = await asyncio.to_thread(projector.catch_up, store, conn, position)
             PROJECTOR_POSITION.set(position)
             await wakeups.wait(timeout=1.0)
     finally:

@@ -110,6 +110,9 @@ async def _relay(
             EVENTS_RELAYED.inc(done)
             RELAY_POSITION.set(position)
         if done == len(events):
+            if len(events) < BATCH:
+                # The whole log as of that read: a later commit's NOTIFY wakes the relay.
+                await wakeups.wait(timeout=1.0)
             continue
         refused, result = events[done], results[done]
         if isinstance(result, BaseException) and not isinstance(result, Exception):

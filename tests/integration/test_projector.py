@@ -542,3 +542,23 @@ def test_a_budget_counts_the_calls_of_other_runs_not_charged_yet(
         ("task", 0.5, pytest.approx(charged + used)),
     ]
     assert conn.execute("SELECT count(*) FROM rm_run_usage").fetchone() == (0,)
+
+
+def test_a_projector_carrying_a_position_another_moved_stops_and_changes_nothing(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    # The stream service's projector keeps its position between wake-ups instead of reading
+    # it each time: another projector's writes meanwhile must stop it, not be written over.
+    carried = projector.catch_up(store, conn)
+    failed = store.load_many([scenario.failed.id])[scenario.failed.id]
+    store.save([Task.submit(uuid.uuid4(), OTHER_WS, failed.request, failed.subtasks, revision_of=str(failed.id))])
+    with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+        head = projector.catch_up(store, other)
+    store.save([Task.submit(uuid.uuid4(), OTHER_WS, failed.request, failed.subtasks, revision_of=str(failed.id))])
+    before = dump(conn)
+
+    with pytest.raises(projector.StaleProjector):
+        projector.catch_up(store, conn, carried)
+
+    assert dump(conn) == before
+    assert projector.position(conn) == head
