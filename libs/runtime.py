@@ -46,6 +46,9 @@ class Service:
     commands: Callable[[Settings, EventStore], dict[str, CommandHandler]] = lambda s, e: {}
     on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
     on_stop: Callable[[], Awaitable[None]] | None = None
+    # Aggregates the store keeps between loads (EventStore's `kept`): for services whose
+    # handlers reload the same aggregates step after step and never change one after saving it.
+    kept_aggregates: int = 0
     # What the service's parts share at run time (e.g. provider clients to close on stop).
     # The runtime puts the service's started `LogPublisher` under LOG_PUBLISHER before it
     # builds the subscriptions, and flushes it on stop.
@@ -75,7 +78,7 @@ def _json(body: object, status: int = 200) -> AsgiResponse:
 
 
 def build_app(service: Service, settings: Settings) -> AsgiFastStream:
-    store = EventStore(settings.database_url)
+    store = EventStore(settings.database_url, kept=service.kept_aggregates)
     broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
         broker.subscriber(subject, queue=service.name)(_bytes_handler(subject, handler))

@@ -17,22 +17,11 @@ import psycopg
 log = logging.getLogger(__name__)
 
 
-class Listener:
-    def __init__(self, database_url: str, channel: str, on_payload: Callable[[str], None] | None = None) -> None:
-        self.database_url = database_url
-        self.channel = channel
-        self.on_payload = on_payload
+class Wakeups:
+    """One follower's wake-ups: set by each notification, cleared when the follower waits."""
+
+    def __init__(self) -> None:
         self._event = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"listen:{self.channel}")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
 
     async def wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -45,16 +34,48 @@ class Listener:
     def poke(self) -> None:
         self._event.set()
 
+
+class Listener(Wakeups):
+    """A LISTEN connection; itself the wake-ups of one follower, and `follower()` adds more
+    followers in the process on the same connection (one notification each, not one each)."""
+
+    def __init__(self, database_url: str, channel: str, on_payload: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.database_url = database_url
+        self.channel = channel
+        self.on_payload = on_payload
+        self._followers: list[Wakeups] = [self]
+        self._task: asyncio.Task[None] | None = None
+
+    def follower(self) -> Wakeups:
+        wakeups = Wakeups()
+        wakeups.poke()  # it has not read yet: whatever is there is news to it
+        self._followers.append(wakeups)
+        return wakeups
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"listen:{self.channel}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    def _wake_all(self) -> None:
+        for follower in self._followers:
+            follower.poke()
+
     async def _run(self) -> None:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
                     await conn.execute(f'LISTEN "{self.channel}"')
-                    self._event.set()  # anything appended while we were not listening
+                    self._wake_all()  # anything appended while we were not listening
                     async for notify in conn.notifies():
                         if self.on_payload is not None:
                             self.on_payload(notify.payload)
-                        self._event.set()
+                        self._wake_all()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -7,7 +7,9 @@ notification sequence: that sequence is the public `seq`.
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -58,7 +60,10 @@ def eventsourcing_env(database_url: str, pool_size: int = 4) -> dict[str, str]:
 
 
 class EventStore:
-    def __init__(self, database_url: str, pool_size: int = 4) -> None:
+    """`kept` > 0 keeps up to that many saved aggregates between loads (see `load_many`): only
+    for callers that never change an aggregate after saving it."""
+
+    def __init__(self, database_url: str, pool_size: int = 4, kept: int = 0) -> None:
         # Services start together and each creates the tables if missing; PostgreSQL's DDL
         # is not safe to race (CREATE TYPE IF NOT EXISTS can still collide), so take turns.
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -70,10 +75,19 @@ class EventStore:
         recorder = self.app.recorder
         assert isinstance(recorder, TrackingApplicationRecorder)
         self.recorder = recorder
+        # Each aggregate's events after the version the caller holds (0: all of them). `= ANY`
+        # keeps the primary key's index scan in the prepared statement's generic plan, which a
+        # join to the arrays does not: planned while the table was small, it went on scanning
+        # the whole table as the log grew.
         self._select_many = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            "WHERE originator_id = ANY(%(ids)s::uuid[]) "
+            "AND originator_version > (%(versions)s::bigint[])[array_position(%(ids)s::uuid[], originator_id)] "
+            "ORDER BY originator_id, originator_version"
         ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        self._kept: collections.OrderedDict[UUID, Any] = collections.OrderedDict()
+        self._kept_limit = kept
+        self._kept_lock = threading.Lock()
         self._select_log = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
@@ -85,15 +99,24 @@ class EventStore:
     # --- aggregates ----------------------------------------------------------------------
 
     def load_many(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
-        """Every requested aggregate that exists, rebuilt from its events in one query."""
+        """Every requested aggregate that exists, as of now, in one query.
+
+        With `kept`, an aggregate this store saved before comes back as that object brought up
+        to date with only the events appended since (by anyone): the planner reloads a task at
+        each step of its life, and rebuilding it from all its events each time cost more than
+        the step. A kept aggregate is handed out once: it returns to the store only when it is
+        saved again, so two threads never share one, and one a handler changed and then gave up
+        on (an error, a conflict) is rebuilt from the log next time.
+        """
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
+        aggregates: dict[UUID, Any] = self._take_kept(wanted) if self._kept_limit else {}
+        versions = [aggregates[i].version if i in aggregates else 0 for i in wanted]
         # One statement on an autocommit connection: no BEGIN / ROLLBACK round trips.
         with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_many, (wanted,), prepare=True)
+            curs.execute(self._select_many, {"ids": wanted, "versions": versions}, prepare=True)
             rows = curs.fetchall()
-        aggregates: dict[UUID, Any] = {}
         for row in rows:
             event = self.app.mapper.to_domain_event(
                 StoredEvent(
@@ -111,8 +134,23 @@ class EventStore:
 
         Returns the highest `seq` written, or 0 when there was nothing to append.
         """
+        aggregates = list(aggregates)
         recordings = self.app.save(*aggregates, consumer_tracking=tracking)
+        if self._kept_limit:
+            self._keep(aggregates)
         return max((r.notification.id for r in recordings), default=0)
+
+    def _take_kept(self, ids: list[UUID]) -> dict[UUID, Any]:
+        with self._kept_lock:
+            return {i: self._kept.pop(i) for i in ids if i in self._kept}
+
+    def _keep(self, aggregates: list[Aggregate]) -> None:
+        with self._kept_lock:
+            for aggregate in aggregates:
+                self._kept[aggregate.id] = aggregate
+                self._kept.move_to_end(aggregate.id)
+            while len(self._kept) > self._kept_limit:
+                self._kept.popitem(last=False)
 
     def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
         return self.recorder.handled(consumer, seqs) if seqs else set()

@@ -18,7 +18,8 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     return [Subscription("cost-ledger", SUBJECTS, handle)]
 
 
-SERVICE = Service("cost-ledger", 9104, subscriptions=_subscriptions)
+# A task's ledger is charged once per run: keep the open ones between charges.
+SERVICE = Service("cost-ledger", 9104, subscriptions=_subscriptions, kept_aggregates=1024)
 
 
 def main() -> None:

@@ -50,7 +50,10 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
     return {SUBMIT_TASKS: command_in_thread(handlers.submit_tasks, store)}
 
 
-SERVICE = Service("planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop)
+# Each task is reloaded at every step of its life: keep the in-flight ones between steps.
+SERVICE = Service(
+    "planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop, kept_aggregates=4096
+)
 
 
 def main() -> None:

@@ -53,7 +53,15 @@ async def _stop() -> None:
             await task
 
 
-SERVICE = Service("review", 9103, subscriptions=_subscriptions, commands=_commands, on_start=_start, on_stop=_stop)
+SERVICE = Service(
+    "review",
+    9103,
+    subscriptions=_subscriptions,
+    commands=_commands,
+    on_start=_start,
+    on_stop=_stop,
+    kept_aggregates=1024,  # a gate is opened, then decided
+)
 
 
 def main() -> None:

@@ -90,10 +90,10 @@ def create_app(settings: Settings) -> Litestar:
         await ensure_events_stream(js, settings.events_stream_replicas)
         broadcaster = Broadcaster()
         await broadcaster.start(js)
+        # One LISTEN connection wakes both followers of the log.
         relay_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
-        projector_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
+        projector_wakeups = relay_wakeups.follower()
         await relay_wakeups.start()
-        await projector_wakeups.start()
         relay_progress = {"position": 0}
         tasks = [
             asyncio.create_task(
@@ -120,7 +120,6 @@ def create_app(settings: Settings) -> Litestar:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay_wakeups.stop()
-            await projector_wakeups.stop()
             await nc.close()
             await pool.close()
             store.close()

@@ -7,7 +7,7 @@ import logging
 
 import psycopg
 
-from libs.eventstore.listen import Listener
+from libs.eventstore.listen import Wakeups
 from libs.eventstore.store import EventStore
 from libs.observability.metrics import PROJECTOR_POSITION
 from libs.readmodels import projector
@@ -15,7 +15,7 @@ from libs.readmodels import projector
 log = logging.getLogger(__name__)
 
 
-async def project_forever(store: EventStore, database_url: str, wakeups: Listener) -> None:
+async def project_forever(store: EventStore, database_url: str, wakeups: Wakeups) -> None:
     conn = await asyncio.to_thread(psycopg.connect, database_url, autocommit=True)
     try:
         position = None  # read from the table once per leadership, then carried along

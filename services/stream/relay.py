@@ -26,7 +26,7 @@ from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, PubAck, Publisher, PublishRefused
-from libs.eventstore.listen import Listener
+from libs.eventstore.listen import Wakeups
 from libs.eventstore.store import EventStore
 from libs.observability.metrics import EVENTS_RELAYED, RELAY_POSITION
 
@@ -62,7 +62,7 @@ async def publish_after(
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
-async def relay_forever(store: EventStore, nc: NatsClient, wakeups: Listener, progress: dict[str, int]) -> None:
+async def relay_forever(store: EventStore, nc: NatsClient, wakeups: Wakeups, progress: dict[str, int]) -> None:
     publisher = Publisher(nc)
     await publisher.start()
     try:
@@ -72,7 +72,7 @@ async def relay_forever(store: EventStore, nc: NatsClient, wakeups: Listener, pr
 
 
 async def _relay(
-    store: EventStore, nc: NatsClient, publisher: Publisher, wakeups: Listener, progress: dict[str, int]
+    store: EventStore, nc: NatsClient, publisher: Publisher, wakeups: Wakeups, progress: dict[str, int]
 ) -> None:
     js = nc.jetstream()
     stream_seq, position = await stream_tail(js)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -15,8 +17,9 @@ from libs.domain.base import ENVELOPE_FIELDS
 from libs.domain.gate import Gate, review_gate_id
 from libs.domain.ledger import Ledger
 from libs.domain.task import Task
+from libs.eventstore.listen import Listener
 from libs.eventstore.recorder import ConsumerTracking
-from libs.eventstore.store import EVENTS_TABLE, EventStore
+from libs.eventstore.store import EVENTS_CHANNEL, EVENTS_TABLE, EventStore
 from services.planner.plans import plan
 from tests.factories import stored_request
 
@@ -76,6 +79,73 @@ def test_load_many_applies_events_saved_later(store: EventStore) -> None:
 
     assert again.version == 3 and again.status == "running"
     assert state(again) == state(task)
+
+
+@pytest.fixture
+def keeping(postgres_url: str) -> Iterator[EventStore]:
+    event_store = EventStore(postgres_url, kept=2)
+    try:
+        yield event_store
+    finally:
+        event_store.close()
+
+
+def test_a_kept_aggregate_comes_back_with_what_others_appended_since(keeping: EventStore, store: EventStore) -> None:
+    task = new_task()
+    keeping.save([task])
+    # Another replica moves the task on meanwhile.
+    elsewhere = store.load_many([task.id])[task.id]
+    elsewhere.start()
+    store.save([elsewhere])
+
+    again = keeping.load_many([task.id])[task.id]
+
+    assert again is task  # brought up to date, not rebuilt
+    assert again.version == 3 and again.status == "running"
+    assert state(again) == state(store.load_many([task.id])[task.id])
+
+
+def test_a_kept_aggregate_is_handed_out_once_and_kept_again_only_when_saved(keeping: EventStore) -> None:
+    task = new_task()
+    keeping.save([task])
+    first = keeping.load_many([task.id])[task.id]
+    second = keeping.load_many([task.id])[task.id]
+    assert first is task and second is not task  # two holders never share one object
+
+    first.start()  # changed, never saved (the handler failed): the log does not have it
+    third = keeping.load_many([task.id])[task.id]
+    assert third.status == "assigned" and third.version == 2
+
+    third.start()
+    keeping.save([third])
+    assert keeping.load_many([task.id])[task.id] is third
+
+
+def test_a_failed_save_keeps_nothing(keeping: EventStore, store: EventStore) -> None:
+    task = new_task()
+    keeping.save([task])
+    stale = keeping.load_many([task.id])[task.id]
+    current = store.load_many([task.id])[task.id]
+    current.start()
+    store.save([current])
+    stale.fail("stale writer")
+
+    with pytest.raises(IntegrityError):
+        keeping.save([stale])
+
+    again = keeping.load_many([task.id])[task.id]
+    assert again is not stale and again.status == "running" and again.version == 3
+
+
+def test_kept_aggregates_are_bounded_oldest_out(keeping: EventStore) -> None:
+    tasks = [new_task(f"task {i}") for i in range(3)]
+    for task in tasks:
+        keeping.save([task])
+
+    loaded = keeping.load_many([t.id for t in tasks])
+
+    assert [loaded[t.id] is t for t in tasks] == [False, True, True]
+    assert state(loaded[tasks[0].id]) == state(tasks[0])
 
 
 def test_save_returns_highest_seq_strictly_increasing(store: EventStore) -> None:
@@ -221,3 +291,23 @@ def test_read_pages_by_after_limit_and_stop(store: EventStore) -> None:
     assert [e.seq for e in store.read(seqs[2], limit=3)] == seqs[3:6]
     assert [e.seq for e in store.read(seqs[2], stop=seqs[4])] == seqs[3:5]
     assert store.read(seqs[-1]) == []
+
+
+async def test_one_listener_wakes_each_of_its_followers_on_an_append(store: EventStore, postgres_url: str) -> None:
+    listener = Listener(postgres_url, EVENTS_CHANNEL)
+    follower = listener.follower()
+    await listener.start()
+    try:
+        for wakeups in (listener, follower):
+            await wakeups.wait(timeout=5.0)  # the wake-up each gets on start: read what is there
+        waits = [asyncio.create_task(w.wait(timeout=10.0)) for w in (listener, follower)]
+        await asyncio.sleep(0.2)
+        assert not any(w.done() for w in waits)  # nothing appended: nobody is woken
+
+        started = time.monotonic()
+        await asyncio.to_thread(store.save, [new_task()])
+        await asyncio.gather(*waits)
+
+        assert time.monotonic() - started < 5.0  # woken by the NOTIFY, not by the timeout
+    finally:
+        await listener.stop()
