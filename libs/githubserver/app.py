@@ -4,7 +4,7 @@ with GitHub's JSON shapes, status codes and error bodies (state: `libs.githubser
 GitHub routes (every one needs `Authorization: token <token>` or `Bearer <token>`; a wrong token
 is a 401 "Bad credentials", a missing one a 401 "Requires authentication"):
 
-- `GET /repos/{owner}/{repo}`
+- `GET /repos/{owner}/{repo}`, `GET branches/{branch}` (its head commit and that commit's tree)
 - `GET git/ref/{ref}`, `GET git/refs[/{ref}]`, `GET git/matching-refs/{ref}`, `POST git/refs`,
   `PATCH git/refs/{ref}` (`force` to move a branch anywhere, else fast-forward only)
 - `POST git/blobs`, `GET git/blobs/{sha}`, `POST git/trees` (`base_tree`; entries with `content`
@@ -107,6 +107,23 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 @get(REPO, opt=docs("repos/repos#get-a-repository"))
 async def get_repository(request: Request[Any, Any, Any], repository: NamedDependency[Repository]) -> Response[Any]:
     return json(renderer(request).repository(repository, bodies.FullRepository))
+
+
+# --- branches ---------------------------------------------------------------------------------
+
+
+@get(f"{REPO}/branches/{{branch:path}}", opt=docs("branches/branches#get-a-branch"))
+async def get_branch(
+    request: Request[Any, Any, Any],
+    repository: NamedDependency[Repository],
+    branch: FromPath[str],
+) -> Response[Any]:
+    name = branch.strip("/")
+    try:
+        _, sha = repository.ref(f"heads/{name}")
+    except GitHubError:
+        raise GitHubError(404, "Branch not found") from None
+    return json(renderer(request).branch_with_protection(repository, name, repository.commit(sha)))
 
 
 # --- refs -------------------------------------------------------------------------------------
@@ -373,6 +390,7 @@ async def health() -> bodies.Health:
 
 GITHUB_ROUTES = [
     get_repository,
+    get_branch,
     get_ref,
     list_refs,
     get_refs,

@@ -282,6 +282,60 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
     verification: Verification = Verification()
 
 
+# --- branches ---------------------------------------------------------------------------------
+
+
+class CommitDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """The git commit inside a repository commit (`commit.commit` of `GET branches/{branch}`)."""
+
+    author: Person
+    committer: Person
+    message: str
+    tree: ObjectLink
+    url: str
+    comment_count: int = 0
+    verification: Verification = Verification()
+
+
+class RepositoryCommit(msgspec.Struct, frozen=True, kw_only=True):
+    sha: str
+    node_id: str
+    commit: CommitDetail
+    url: str
+    html_url: str
+    comments_url: str
+    # GitHub's accounts of the commit's author and committer: null when no account has the
+    # email, as for every commit made here.
+    author: User | None = None
+    committer: User | None = None
+    parents: list[ParentLink]
+
+
+class BranchLinks(msgspec.Struct, frozen=True, kw_only=True):
+    self_: str = msgspec.field(name="self")
+    html: str
+
+
+class StatusChecks(msgspec.Struct, frozen=True, kw_only=True):
+    enforcement_level: str = "off"
+    contexts: list[str] = []
+    checks: list[str] = []
+
+
+class Protection(msgspec.Struct, frozen=True, kw_only=True):
+    enabled: bool = False
+    required_status_checks: StatusChecks = StatusChecks()
+
+
+class BranchWithProtection(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    commit: RepositoryCommit
+    links: BranchLinks = msgspec.field(name="_links")
+    protected: bool = False
+    protection: Protection = Protection()
+    protection_url: str
+
+
 class RefObject(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "commit"
     sha: str

@@ -160,6 +160,33 @@ class Renderer:
             ],
         )
 
+    def branch_with_protection(self, repo: Repository, name: str, commit: Commit) -> bodies.BranchWithProtection:
+        api, html = self.api(repo), self.html(repo)
+        branch_api = f"{api}/branches/{quote(name, safe='/')}"
+        return bodies.BranchWithProtection(
+            name=name,
+            commit=bodies.RepositoryCommit(
+                sha=commit.sha,
+                node_id=node_id("C", commit.sha),
+                commit=bodies.CommitDetail(
+                    author=bodies.Person(commit.author.name, commit.author.email, commit.author.date),
+                    committer=bodies.Person(commit.committer.name, commit.committer.email, commit.committer.date),
+                    message=commit.message,
+                    tree=bodies.ObjectLink(commit.tree, f"{api}/git/trees/{commit.tree}"),
+                    url=f"{api}/git/commits/{commit.sha}",
+                ),
+                url=f"{api}/commits/{commit.sha}",
+                html_url=f"{html}/commit/{commit.sha}",
+                comments_url=f"{api}/commits/{commit.sha}/comments",
+                parents=[
+                    bodies.ParentLink(parent, f"{api}/commits/{parent}", f"{html}/commit/{parent}")
+                    for parent in commit.parents
+                ],
+            ),
+            links=bodies.BranchLinks(self_=branch_api, html=f"{html}/tree/{quote(name, safe='/')}"),
+            protection_url=f"{branch_api}/protection",
+        )
+
     def tree(self, repo: Repository, sha: str, items: list[Listed]) -> bodies.Tree:
         api = self.api(repo)
         return bodies.Tree(

@@ -1,11 +1,11 @@
 """Pull requests for approved tasks: the task's changes as one commit on its branch, proposed
 against its base branch through GitHub's REST API (githubkit), the git-data way: read the base
-branch, write a tree on the base commit's tree, one commit, point the branch at it, open the
-pull request.
+branch (its head commit and tree), write a tree on that tree, one commit, point the branch at
+it, open the pull request.
 
 Most tasks publish to a branch of their own that does not exist yet, so the commit is made on the
 base first and the branch created at it: a new branch has no pull request, and the task's is opened
-(six calls in all). When the branch exists already, `open_pull_request` looks for an open pull
+(five calls in all). When the branch exists already, `open_pull_request` looks for an open pull
 request from it: this task's (a redelivered approval, or a second replica handling the same one)
 is returned as it is, so no second one is ever opened; another task's (a chained task building on
 its parent's) gets this task's changes as one more commit on top; with none open (an earlier
@@ -239,12 +239,17 @@ class _Sha(msgspec.Struct):
     sha: str
 
 
-class _Ref(msgspec.Struct):
-    object: _Sha
-
-
 class _Commit(msgspec.Struct):
     tree: _Sha
+
+
+class _BranchHead(msgspec.Struct):
+    sha: str
+    commit: _Commit
+
+
+class _Branch(msgspec.Struct):
+    commit: _BranchHead
 
 
 class _Pull(msgspec.Struct):
@@ -286,8 +291,9 @@ async def commit_changes(
 ) -> str:
     """One commit of the changes on top of branch `onto`; its sha."""
     owner, repo = target.owner, target.repo
-    base = _read(await github.rest.git.async_get_ref(owner, repo, branch_ref(onto)), _Ref).object.sha
-    base_tree = _read(await github.rest.git.async_get_commit(owner, repo, base), _Commit).tree.sha
+    # The branch's head commit and its tree in one call (a ref, then its commit, would be two).
+    head = _read(await github.rest.repos.async_get_branch(owner, repo, quote(onto, safe="/")), _Branch).commit
+    base, base_tree = head.sha, head.commit.tree.sha
     # Contents go inline (GitHub writes the blobs): one request, where a blob per file would
     # count against GitHub's limit on content-creating requests.
     entries: list[dict[str, Any]] = [

@@ -185,7 +185,7 @@ async def test_a_wrong_token_fails_with_githubs_words_and_never_the_token(
     await close_github_client(wrong)
 
     assert kind == "pull_request.failed"
-    assert payload["error"] == "GitHub answered 401 to GET /repos/acme/api/git/ref/heads/main: Bad credentials"
+    assert payload["error"] == "GitHub answered 401 to GET /repos/acme/api/branches/main: Bad credentials"
     assert secret not in payload["error"]
 
 
@@ -197,7 +197,7 @@ async def test_a_missing_base_branch_fails_with_githubs_404(
     kind, payload = outcome(await publish(github, repo=REPO | {"repo": "web", "baseBranch": "develop"}))
 
     assert kind == "pull_request.failed"
-    assert payload["error"] == "GitHub answered 404 to GET /repos/acme/web/git/ref/heads/develop: Not Found"
+    assert payload["error"] == "GitHub answered 404 to GET /repos/acme/web/branches/develop: Branch not found"
 
 
 async def test_an_unreachable_github_fails_clearly() -> None:
@@ -224,7 +224,7 @@ class Counting(httpx.AsyncBaseTransport):
         return await self.transport.handle_async_request(request)
 
 
-async def test_a_new_branch_costs_six_api_calls_against_the_rate_limit(
+async def test_a_new_branch_costs_five_api_calls_against_the_rate_limit(
     github_url: str, control: httpx.AsyncClient
 ) -> None:
     counting = Counting(KeptOpen(transport_for(github_url)))
@@ -235,10 +235,10 @@ async def test_a_new_branch_costs_six_api_calls_against_the_rate_limit(
         await counting.transport.close()
 
     assert kind == "pull_request.opened"
-    # The base commit's sha aside: no look-up of pull requests, since a new branch has none.
-    assert [r if "/git/commits/" not in r else r.rpartition("/")[0] + "/<sha>" for r in counting.requests] == [
-        "GET /repos/acme/api/git/ref/heads/main",
-        "GET /repos/acme/api/git/commits/<sha>",
+    # The base branch's head and tree in one read; no look-up of pull requests, since a new
+    # branch has none.
+    assert counting.requests == [
+        "GET /repos/acme/api/branches/main",
         "POST /repos/acme/api/git/trees",
         "POST /repos/acme/api/git/commits",
         "POST /repos/acme/api/git/refs",

@@ -181,6 +181,36 @@ async def test_an_existing_branch_is_refused_then_moved_only_with_force(github: 
     assert moved.object_.sha == second != first
 
 
+async def test_a_branch_shows_its_head_commit_and_tree_as_github_does(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    change = [{"path": "a.txt", "mode": "100644", "type": "blob", "content": "a"}]
+    commit = await branch_with(github, "agent/x-1", change)
+    main = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
+
+    # githubkit's own model of the answer: the shape is GitHub's.
+    branch = (await github.rest.repos.async_get_branch("acme", "api", "agent/x-1")).parsed_data
+    # A repository created through the control route has only the branches made in it.
+    await control.post("/_repos", json={"owner": "acme", "repo": "web", "branch": "trunk", "files": {"a": "1"}})
+    with pytest.raises(RequestFailed) as no_branch:
+        await github.rest.repos.async_get_branch("acme", "web", "develop")
+
+    git_commit = (await github.rest.git.async_get_commit("acme", "api", commit)).parsed_data
+    assert (branch.name, branch.commit.sha, branch.protected) == ("agent/x-1", commit, False)
+    assert branch.commit.commit.tree.sha == git_commit.tree.sha
+    assert branch.commit.commit.message == "Agent changes"
+    assert [p.sha for p in branch.commit.parents] == [main]
+    assert branch.links.html == f"{BASE}/acme/api/tree/agent/x-1"
+    assert failure(no_branch) == (
+        404,
+        {
+            "message": "Branch not found",
+            "documentation_url": "https://docs.github.com/rest/branches/branches#get-a-branch",
+            "status": "404",
+        },
+    )
+
+
 async def test_a_wrong_token_is_bad_credentials(app: object) -> None:
     async with client(app, token="not-the-token") as wrong:
         with pytest.raises(RequestFailed) as refused:
