@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -18,12 +19,15 @@ from libs.readmodels.tasks import ZERO_COST, add_charge
 from libs.readmodels.toolcalls import ToolCallFilter
 
 
+@functools.cache
+def _select_task_column(column: str) -> bytes:
+    # Rendered once per column: psycopg would render the composed query on every execute.
+    return SQL("SELECT {} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s").format(Identifier(column)).as_bytes()
+
+
 async def _task_column(pool: AsyncConnectionPool, column: str, workspace_id: str, task_id: str) -> Any:
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            SQL("SELECT {} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s").format(Identifier(column)),
-            (task_id, workspace_id),
-        )
+        cur = await conn.execute(_select_task_column(column), (task_id, workspace_id), prepare=True)
         row = await cur.fetchone()
     return row[0] if row else None
 
