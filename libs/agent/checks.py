@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -74,7 +75,15 @@ def is_test_file(path: str) -> bool:
     return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
-async def check(repo: Repository, summary: str | None, collect_tests: bool = True) -> list[str]:
+def _nothing() -> None:
+    pass
+
+
+async def check(
+    repo: Repository, summary: str | None, collect_tests: bool = True, before_collecting: Callable[[], None] = _nothing
+) -> list[str]:
+    """What is wrong with the agent's output; `before_collecting` is called before the wait for
+    pytest's collection (the run's records go to the store meanwhile)."""
     problems: list[str] = []
     if not summary:
         problems.append("the agent did not finish with a summary (call finish)")
@@ -82,6 +91,7 @@ async def check(repo: Repository, summary: str | None, collect_tests: bool = Tru
     problems += [p for path, content in changed.items() if (p := syntax_problems(path, content))]
     tests = sorted(p for p in changed if is_test_file(p))
     if collect_tests and tests and not problems:
+        before_collecting()
         report = await collect(repo.current(), tests)
         if report:
             problems.append(report)

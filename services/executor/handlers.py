@@ -91,10 +91,12 @@ class RunRecorder:
     """The agent loop's observer: each model and tool call becomes an event on the Run and a
     live log line at once.
 
-    A model call is paid for the moment it returns, so its record is saved then, in the
-    background while the run goes on (with the tool calls recorded before it): an executor that
-    stops mid-run leaves every call it paid for on record, and the interrupted run is charged
-    for them. The rest is saved with the run's end, after `flush`."""
+    A model call is paid for the moment it returns, so its record is on the store before the
+    run waits for anything: the next model call (which waits for the save), a person's answer,
+    a test collection (both saved in the background meanwhile). An executor that stops mid-run
+    thus leaves every call it paid for on record, and the interrupted run is charged for them.
+    Between waits the run only computes (its tools work on the files in memory), so the records
+    of a last turn go with the run's end in one append, after `flush`."""
 
     def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
         self.run = run
@@ -125,8 +127,11 @@ class RunRecorder:
             )
         else:
             self.line(f"model call {call.turn} failed: {call.error}", "error")
+
+    def save_in_background(self) -> None:
+        """The run is about to wait: what it recorded so far goes to the store meanwhile."""
         self._unsaved.extend(self.run.collect_events())
-        if self._saving is None or self._saving.done():
+        if self._unsaved and (self._saving is None or self._saving.done()):
             self._saving = asyncio.create_task(self._save_unsaved())
 
     async def _save_unsaved(self) -> None:
@@ -168,8 +173,9 @@ class RunRecorder:
 
     async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead."""
-        # The last call's record is saved before the next call is made (its save began as it
-        # returned, so this rarely waits): a conflict stops the run before it pays again.
+        # The last call's record is saved before the next call is made: a conflict stops the
+        # run before it pays again.
+        self.save_in_background()
         if self._saving is not None:
             await self._saving
         if self.taken_over:
@@ -195,6 +201,7 @@ class RunRecorder:
 
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         """Asks, then waits until a human answers or the question expires."""
+        self.save_in_background()
         started = time.perf_counter()
 
         def result(content: str, ok: bool, title: str, target: str | None = None) -> ToolResult:
@@ -291,7 +298,11 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     )
     async with deps.limit:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
-    problems = [] if outcome.error else await check(repo, outcome.summary, settings.self_heal_collect_tests)
+    problems = (
+        []
+        if outcome.error
+        else await check(repo, outcome.summary, settings.self_heal_collect_tests, recorder.save_in_background)
+    )
     # What the checks report can quote the agent's code (and whatever it printed): no secrets.
     problems = [printable(redact(p)) for p in problems]
     output = _output(outcome)

@@ -213,11 +213,12 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
 
     executing = asyncio.create_task(on_event(event, deps))
     try:
-        # The first call's record is saved while the run goes on, not with its end.
-        so_far = await until_logged(store, run_id, "run.model_called", running=executing)
+        # The first call's record (and the tool call it asked for) is saved before the run
+        # waits for the second call, not with its end.
         await until_called(script, 2)  # the crash comes during the second, unanswered call
+        so_far = await run_log(store, run_id)
         assert not executing.done(), "the run is still going"
-        assert types(so_far) == ["run.started", "run.model_called"]
+        assert types(so_far) == ["run.started", "run.model_called", "run.tool_called"]
         [called] = [e for e in so_far if e.type == "run.model_called"]
         assert (called.payload["turn"], called.payload["status"]) == (1, "ok")
         assert called.payload["usage"] == FIRST_CALL_RECORDED
@@ -239,12 +240,12 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
     # Saved as the executor's consumer saves a handler's result.
     await asyncio.to_thread(store.save, result)
     events = await run_log(store, run_id)
-    assert types(events) == ["run.started", "run.model_called", "run.failed"]
+    assert types(events) == ["run.started", "run.model_called", "run.tool_called", "run.failed"]
     failed = events[-1].payload
     assert failed["retryable"] is True, "self-heal dispatches the next attempt"
     assert "interrupted" in failed["error"]
     assert failed["usage"] == FIRST_CALL_RECORDED
-    assert failed["subrequests"] == 1, "the model call on record (its write_file was never saved)"
+    assert failed["subrequests"] == 2, "the model call and its write_file, both on record"
 
     # What the user is billed: the cost ledger charges the interrupted run for the call it paid for.
     ledgers = cost_ledger.on_events([events[-1]], store, deps.prices)
@@ -259,7 +260,7 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
 
 def slow_call_records(store: EventStore, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
     """Makes the store slow to take a Run's call records (the background saves hand it bare
-    events; the run's start and end are saved as the Run aggregate), so the run's end comes
+    events; the run's start and end are saved as the Run aggregate), so the run's end can come
     while a background save is still in flight, and must wait for it."""
     save = store.save
 
@@ -279,26 +280,33 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     slow_call_records(store, monkeypatch, delay_s=0.5)
     run_id = run_id_of(event)
     new_register = 'def register(user):\n    """Registers a user."""\n    return user\n'
+    new_test = "from register import register\n\n\ndef test_register():\n    assert register(1) == 1\n"
     script.push(
         Behaviour(tool_calls=[ToolCall("read_file", {"path": "src/register.py"}, id="call_read_1")]),
         Behaviour(
             tool_calls=[ToolCall("write_file", {"path": "src/register.py", "content": new_register}, id="call_write_2")]
         ),
-        # The last call takes a while, so what was saved before it can be looked at mid-run.
+        # The last call takes a while, so what was saved before it can be looked at mid-run;
+        # its test file makes the run wait for pytest's collection before it ends, with the
+        # last turn's records (slow to save) going to the store meanwhile.
         Behaviour(
-            tool_calls=[ToolCall("finish", {"summary": "Documented register"}, id="call_finish_3")], delay_ms=3000
+            tool_calls=[
+                ToolCall("write_file", {"path": "tests/test_register.py", "content": new_test}, id="call_test_3"),
+                ToolCall("finish", {"summary": "Documented register"}, id="call_finish_3"),
+            ],
+            delay_ms=3000,
         ),
     )
 
     executing = asyncio.create_task(on_event(event, deps))
-    # Mid-run: the second call's record went out with the tool call recorded before it, and
-    # nothing recorded after it (the write of turn 2) is on record yet.
+    # Mid-run: everything recorded before the run began waiting for its third call.
     so_far = await until_logged(store, run_id, "run.model_called", count=2, running=executing)
     assert described(so_far) == [
         ("run.started", None),
         ("run.model_called", 1),
         ("run.tool_called", "call_read_1"),
         ("run.model_called", 2),
+        ("run.tool_called", "call_write_2"),
     ]
     result = await executing
     # Saved as the executor's consumer saves a handler's result.
@@ -314,13 +322,15 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
         ("run.model_called", 2),
         ("run.tool_called", "call_write_2"),
         ("run.model_called", 3),
+        ("run.tool_called", "call_test_3"),
         ("run.tool_called", "call_finish_3"),
         ("run.succeeded", None),
     ]
     # One event per version, no gap, no repeat: the background saves and the final one interleave cleanly.
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert events[-1].payload["output"]["summary"] == "Documented register"
-    assert events[-1].payload["output"]["files"] == {"src/register.py": new_register}
+    files = {"src/register.py": new_register, "tests/test_register.py": new_test}
+    assert events[-1].payload["output"]["files"] == files
     assert events[-1].payload["usage"]["input_tokens"] == 3000, "three calls at the server's default 1000"
     # A redelivery of the finished run changes nothing.
     assert await on_event(event, deps) == []
@@ -353,5 +363,5 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
         await asyncio.wait_for(executing, 10)
     assert len(script.calls()) == 2
     events = await run_log(store, run_id)
-    assert types(events) == ["run.started", "run.model_called", "run.failed"]
+    assert types(events) == ["run.started", "run.model_called", "run.tool_called", "run.failed"]
     assert "interrupted" in events[-1].payload["error"]
