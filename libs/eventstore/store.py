@@ -152,9 +152,11 @@ class EventStore:
         with self._kept_lock:
             return {i: self._kept.pop(i) for i in ids if i in self._kept}
 
-    def _keep(self, aggregates: list[Aggregate]) -> None:
+    def _keep(self, aggregates: list[Any]) -> None:
         with self._kept_lock:
             for aggregate in aggregates:
+                if not isinstance(aggregate, Aggregate):
+                    continue  # a bare event (`save` takes those too) is no aggregate to keep
                 self._kept[aggregate.id] = aggregate
                 self._kept.move_to_end(aggregate.id)
             while len(self._kept) > self._kept_limit:

@@ -137,6 +137,20 @@ def test_a_failed_save_keeps_nothing(keeping: EventStore, store: EventStore) -> 
     assert again is not stale and again.status == "running" and again.version == 3
 
 
+def test_bare_events_saved_through_a_keeping_store_keep_nothing(keeping: EventStore) -> None:
+    # The executor saves a run's call records as bare events while the run goes on.
+    task = new_task()
+    keeping.save([task])
+    running = keeping.load_many([task.id])[task.id]
+    running.start()
+
+    keeping.save(running.collect_events())
+
+    again = keeping.load_many([task.id])[task.id]
+    assert again is not running  # not kept: its holder may still change it
+    assert (again.status, again.version) == ("running", 3)
+
+
 def test_kept_aggregates_are_bounded_oldest_out(keeping: EventStore) -> None:
     tasks = [new_task(f"task {i}") for i in range(3)]
     for task in tasks:
