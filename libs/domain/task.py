@@ -75,6 +75,11 @@ class Task(WorkspaceAggregate):
 
     # --- queries the planner decides with -------------------------------------------------
 
+    @property
+    def settled(self) -> bool:
+        """Ended for good: an event store that keeps aggregates between loads lets it go."""
+        return self.status in TERMINAL
+
     def ready_subtasks(self) -> list[dict[str, Any]]:
         """Subtasks not yet dispatched whose dependencies have all succeeded."""
         if self.awaiting_plan:

@@ -61,7 +61,8 @@ def eventsourcing_env(database_url: str, pool_size: int = 4) -> dict[str, str]:
 
 class EventStore:
     """`kept` > 0 keeps up to that many saved aggregates between loads (see `load_many`): only
-    for callers that never change an aggregate after saving it."""
+    for callers that never change an aggregate after saving it. An aggregate whose `settled` is
+    true is not kept."""
 
     def __init__(self, database_url: str, pool_size: int = 4, kept: int = 0) -> None:
         # Services start together and each creates the tables if missing; PostgreSQL's DDL
@@ -157,6 +158,11 @@ class EventStore:
             for aggregate in aggregates:
                 if not isinstance(aggregate, Aggregate):
                     continue  # a bare event (`save` takes those too) is no aggregate to keep
+                if getattr(aggregate, "settled", False):
+                    # Ended for good (a finished task): seldom loaded again, and it can be large
+                    # (a task holds its repository's files), so the kept ones are the live ones.
+                    self._kept.pop(aggregate.id, None)
+                    continue
                 self._kept[aggregate.id] = aggregate
                 self._kept.move_to_end(aggregate.id)
             while len(self._kept) > self._kept_limit:

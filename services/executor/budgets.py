@@ -2,10 +2,11 @@
 `budgetUsd` and `taskBudgetUsd`), and what has been spent against each.
 
 Spent means charged by the cost ledger, plus what the runs not charged yet have used (the read
-models, read again before every call: each model call is on record as soon as it returns), plus
-what the run itself has used. Runs going on at the same time in one workspace see each other's
-calls once they have returned, so together they can pass a cap only by the calls in flight at the
-same moment. A model missing from the price table is priced at zero, so no cap stops it.
+models, read again before every call: each model call is on record before its run makes the
+next one), plus what the run itself has used. Runs going on at the same time in one workspace see
+each other's calls once they have returned (and the projector has them), so together they can
+pass a cap only by the calls in flight at the same moment. A model missing from the price table
+is priced at zero, so no cap stops it.
 """
 
 from __future__ import annotations

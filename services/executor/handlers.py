@@ -76,7 +76,8 @@ async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
         if found.status != STARTED:
             return []  # recorded already
         # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
-        # The calls it made before it stopped were saved as they happened: they are charged.
+        # The calls it made before it last waited (for its next call, a person, a test
+        # collection) are on record: they are charged.
         subrequests = found.model_calls + found.tool_calls
         found.fail("the run was interrupted (its executor stopped)", found.usage, 0, subrequests, retryable=True)
         return [found]

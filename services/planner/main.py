@@ -50,9 +50,10 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
     return {SUBMIT_TASKS: command_in_thread(handlers.submit_tasks, store)}
 
 
-# Each task is reloaded at every step of its life: keep the in-flight ones between steps.
+# Each task is reloaded at every step of its life: keep the unfinished ones between steps (a
+# task holds its repository's files, so this bounds the memory they take).
 SERVICE = Service(
-    "planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop, kept_aggregates=4096
+    "planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop, kept_aggregates=1024
 )
 
 

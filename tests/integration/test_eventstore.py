@@ -151,6 +151,20 @@ def test_bare_events_saved_through_a_keeping_store_keep_nothing(keeping: EventSt
     assert (again.status, again.version) == ("running", 3)
 
 
+def test_a_settled_aggregate_is_not_kept(keeping: EventStore) -> None:
+    # A finished task is seldom loaded again and holds its repository's files: not kept.
+    task = new_task()
+    keeping.save([task])
+    ending = keeping.load_many([task.id])[task.id]
+    ending.fail("gave up")
+    keeping.save([ending])
+
+    again = keeping.load_many([task.id])[task.id]
+
+    assert ending.settled and again is not ending
+    assert (again.status, again.version) == ("failed", 3)
+
+
 def test_kept_aggregates_are_bounded_oldest_out(keeping: EventStore) -> None:
     tasks = [new_task(f"task {i}") for i in range(3)]
     for task in tasks:
