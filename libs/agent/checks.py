@@ -75,12 +75,11 @@ def is_test_file(path: str) -> bool:
     return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
-def _nothing() -> None:
-    pass
-
-
 async def check(
-    repo: Repository, summary: str | None, collect_tests: bool = True, before_collecting: Callable[[], None] = _nothing
+    repo: Repository,
+    summary: str | None,
+    collect_tests: bool = True,
+    before_collecting: Callable[[], None] | None = None,
 ) -> list[str]:
     """What is wrong with the agent's output; `before_collecting` is called before the wait for
     pytest's collection (the run's records go to the store meanwhile)."""
@@ -91,7 +90,8 @@ async def check(
     problems += [p for path, content in changed.items() if (p := syntax_problems(path, content))]
     tests = sorted(p for p in changed if is_test_file(p))
     if collect_tests and tests and not problems:
-        before_collecting()
+        if before_collecting is not None:
+            before_collecting()
         report = await collect(repo.current(), tests)
         if report:
             problems.append(report)

@@ -66,10 +66,5 @@ async def stream_tail(js: JetStreamContext) -> Tail:
     return Tail(last, 0)
 
 
-async def last_relayed_seq(js: JetStreamContext) -> int:
-    """The event `seq` of the stream's last message, 0 when the stream is empty."""
-    return (await stream_tail(js)).event_seq
-
-
 class _Seq(msgspec.Struct):
     seq: Annotated[int, msgspec.Meta(gt=0)]

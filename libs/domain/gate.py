@@ -1,4 +1,4 @@
-"""Gate: a human decision point (here the task review), owned by the review service."""
+"""Gates: human decision points (a task's review, an agent's question), owned by the review service."""
 
 from __future__ import annotations
 

@@ -163,20 +163,17 @@ class Renderer:
     def branch_with_protection(self, repo: Repository, name: str, commit: Commit) -> bodies.BranchWithProtection:
         api, html = self.api(repo), self.html(repo)
         branch_api = f"{api}/branches/{quote(name, safe='/')}"
+        git = self.commit(repo, commit)  # the git commit inside, as `GET git/commits` shows it
         return bodies.BranchWithProtection(
             name=name,
             commit=bodies.RepositoryCommit(
-                sha=commit.sha,
-                node_id=node_id("C", commit.sha),
+                sha=git.sha,
+                node_id=git.node_id,
                 commit=bodies.CommitDetail(
-                    author=bodies.Person(commit.author.name, commit.author.email, commit.author.date),
-                    committer=bodies.Person(commit.committer.name, commit.committer.email, commit.committer.date),
-                    message=commit.message,
-                    tree=bodies.ObjectLink(commit.tree, f"{api}/git/trees/{commit.tree}"),
-                    url=f"{api}/git/commits/{commit.sha}",
+                    author=git.author, committer=git.committer, message=git.message, tree=git.tree, url=git.url
                 ),
                 url=f"{api}/commits/{commit.sha}",
-                html_url=f"{html}/commit/{commit.sha}",
+                html_url=git.html_url,
                 comments_url=f"{api}/commits/{commit.sha}/comments",
                 parents=[
                     bodies.ParentLink(parent, f"{api}/commits/{parent}", f"{html}/commit/{parent}")

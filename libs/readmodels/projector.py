@@ -148,8 +148,8 @@ def _project_questions(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) ->
                     e.workspace_id,
                     p["task_id"],
                     p["run_id"],
-                    _json_value(p["questions"]),
-                    _json_value(p["tool"]),
+                    _json(p["questions"]),
+                    _json(p["tool"]),
                     e.occurred_at,
                     p["expires_at"],
                 ),
@@ -190,7 +190,7 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
         elif e.type == "workspace.config_updated":
             cur.execute(
                 "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
-                (_json_value(p["config"]), e.workspace_id),
+                (_json(p["config"]), e.workspace_id),
             )
 
 
@@ -249,10 +249,6 @@ def _project_run_usage(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) ->
         cur.execute("DELETE FROM rm_run_usage WHERE run_id = ANY(%s::uuid[])", (charged,))
 
 
-def _json_value(value: Any) -> str:
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", msgspec.json.encode(value).decode())
-
-
 def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
     p, workspace = e.payload, e.workspace_id
     # A task still running that the purge did not stop was submitted while the purge was being
@@ -299,7 +295,7 @@ def parse_notice(notice: str) -> tuple[int, dict[str, str] | None]:
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-def _json(rows: list[dict[str, Any]]) -> str:
+def _json(rows: Any) -> str:
     text = msgspec.json.encode(rows).decode()
     # A backstop: every writer cleans what a model wrote, but one event jsonb cannot hold would
     # stop the projector for every workspace, so it is made storable here too.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 import weakref
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -392,13 +391,13 @@ def describe(exc: Exception, github: GitHub[Any]) -> str:
         text = f"GitHub at {where} answered in an unexpected shape: {first_lines(str(exc))}"
     else:
         text = f"GitHub call failed: {type(exc).__name__}"
-    return redact(text, list(credentials(github)))
+    return redact(text, credentials(github))
 
 
 def first_lines(text: str, count: int = 3) -> str:
     return " / ".join(text.splitlines()[:count])
 
 
-def credentials(github: GitHub[Any]) -> Iterable[str]:
+def credentials(github: GitHub[Any]) -> list[str]:
     token = getattr(github.auth, "token", None)
     return [token] if isinstance(token, str) and token else []

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
-from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, last_relayed_seq
+from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
 from libs.eventstore.listen import Listener
@@ -158,7 +158,7 @@ async def test_events_saved_after_start_are_published_in_order(
         f"events.{ws}.task.{kind}" for ws in WORKSPACES for kind in ("submitted", "subtask_dispatched")
     }
     await eventually(lambda: relay.progress["position"] == head, "progress does not report the head")
-    assert await last_relayed_seq(js) == head
+    assert (await stream_tail(js)).event_seq == head
 
 
 async def test_a_notify_wakes_the_relay_before_its_fallback_poll(
@@ -211,7 +211,7 @@ async def test_a_new_relay_resumes_after_the_last_published_seq(
 
     head = await asyncio.to_thread(save_tasks, store, 5)  # written while no relay runs
     assert await stream_count(js) == 10
-    assert await last_relayed_seq(js) == published
+    assert (await stream_tail(js)).event_seq == published
 
     second = Relay(store, nc, postgres_url)
     await second.start()
@@ -258,7 +258,7 @@ async def relay_then_lose(store: EventStore, nc: NatsClient, js: JetStreamContex
         await js.delete_stream(EVENTS_STREAM)
         await ensure_events_stream(js)
     assert await stream_count(js) == 0
-    assert await last_relayed_seq(js) == 0
+    assert (await stream_tail(js)).event_seq == 0
     return head
 
 
