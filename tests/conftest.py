@@ -10,6 +10,9 @@ import pytest
 
 from libs.devstack.stack import Ports, Stack
 
+# The in-process model server's fixtures (`running_server`, `script`).
+pytest_plugins = ["tests.servers"]
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

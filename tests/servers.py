@@ -1,4 +1,5 @@
-"""ASGI apps served by uvicorn in a thread of the test process, on a port the OS picked."""
+"""ASGI apps served by uvicorn in a thread of the test process, on a port the OS picked, and the
+fixtures that serve the local model server that way (loaded for every test by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from libs.modelserver.app import create_app
 from libs.modelserver.script import Script
@@ -59,3 +62,16 @@ def unscripted(server: RunningServer) -> Script:
     server.script.clear()
     server.script.set_default()
     return server.script
+
+
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[RunningServer]:
+    """One in-process model server per test module."""
+    with serve_model_server() as server:
+        yield server
+
+
+@pytest.fixture
+def script(running_server: RunningServer) -> Script:
+    """The module's model server, scripted afresh for this test."""
+    return unscripted(running_server)

@@ -1,5 +1,6 @@
-"""What an API client does: submit, poll, review, read the SSE feed (HTTP only); and what an
-operator does to the read models: snapshot them, rebuild them from the log."""
+"""What an API client does: submit, poll, review, read the SSE feed (HTTP only); what an
+operator does to the read models: snapshot them, rebuild them from the log; and what a test asks
+of the local model server: script its answers, read the calls it was sent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -94,6 +96,21 @@ def rebuild_read_models(stack: Stack) -> subprocess.CompletedProcess[str]:
     )
 
 
+def live_and_rebuilt(stack: Stack) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Once nothing is in flight: the read models as they are, then as a rebuild from the log
+    makes them (the stream service stopped for it, as the operator's command asks)."""
+    wait_quiet(stack)
+    live = snapshot_read_models(stack.database_url)
+    stack.services["stream"].stop()
+    try:
+        result = rebuild_read_models(stack)
+        assert result.returncode == 0, result.stderr
+        rebuilt = snapshot_read_models(stack.database_url)
+    finally:
+        stack.restart_service("stream")
+    return live, rebuilt
+
+
 def wait_quiet(stack: Stack) -> None:
     """Waits until nothing is in flight: the projector has reached the log's head, twice."""
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
@@ -103,3 +120,16 @@ def wait_quiet(stack: Stack) -> None:
             pos = conn.execute("SELECT coalesce(max(position), 0) FROM rm_position").fetchone()[0]
             stable = stable + 1 if pos == head else 0
             time.sleep(0.3)
+
+
+def script_model(stack: Stack, *behaviours: dict[str, Any]) -> None:
+    """Queues behaviours on the local model server (`POST /_script`)."""
+    response = httpx.post(f"{stack.model_server_url}/_script", json={"behaviours": list(behaviours)}, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def model_calls(stack: Stack, *texts: str) -> list[dict[str, Any]]:
+    """The calls the local model server was sent whose request holds every one of `texts`."""
+    calls = httpx.get(f"{stack.model_server_url}/_calls", timeout=10).json()["calls"]
+    quoted = [json.dumps(text)[1:-1] for text in texts]  # as each appears inside the request's JSON
+    return [c for c in calls if all(q in json.dumps(c["request"]) for q in quoted)]

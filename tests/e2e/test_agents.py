@@ -13,7 +13,17 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import FEED, in_review_and_charged, sse_events, status_is, submit, task_request, wait_for
+from tests.e2e.helpers import (
+    FEED,
+    in_review_and_charged,
+    model_calls,
+    script_model,
+    sse_events,
+    status_is,
+    submit,
+    task_request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +38,6 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def model(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.model_server_url, timeout=10) as client:
-        yield client
-
-
 def unique(what: str) -> str:
     return f"{what} {uuid.uuid4().hex[:10]}"
 
@@ -43,22 +47,11 @@ def first_turn_of(description: str) -> str:
     return f"Task: {description}\n"
 
 
-def script(model: httpx.Client, *behaviours: dict[str, Any]) -> None:
-    response = model.post("/_script", json={"behaviours": list(behaviours)})
-    assert response.status_code == 200, response.text
-
-
 def write_and_finish(path: str, content: str, summary: str) -> list[dict[str, Any]]:
     return [
         {"name": "write_file", "arguments": {"path": path, "content": content}},
         {"name": "finish", "arguments": {"summary": summary}},
     ]
-
-
-def calls_containing(model: httpx.Client, text: str) -> list[dict[str, Any]]:
-    calls = model.get("/_calls").json()["calls"]
-    quoted = json.dumps(text)[1:-1]  # as it appears inside the request's JSON
-    return [c for c in calls if quoted in json.dumps(c["request"])]
 
 
 def log_head(stack: Stack) -> int:
@@ -81,12 +74,12 @@ def task_events(stack: Stack, since: int, task_id: str, until: str) -> list[dict
 
 
 def test_a_syntax_error_heals_on_the_second_attempt_and_both_attempts_are_paid_for(
-    stack: Stack, api: httpx.Client, model: httpx.Client
+    stack: Stack, api: httpx.Client
 ) -> None:
     description = unique("Validate the user")
     fixed = "def register(user):\n    if not user:\n        raise ValueError('no user')\n    return user\n"
-    script(
-        model,
+    script_model(
+        stack,
         {
             "match": first_turn_of(description),
             "tool_calls": write_and_finish("src/register.py", "def register(user:\n    return user\n", "done"),
@@ -118,23 +111,21 @@ def test_a_syntax_error_heals_on_the_second_attempt_and_both_attempts_are_paid_f
     assert "SyntaxError" in retry[0]["previous_error"]
     assert retry[0]["previous_output"]["files"]["src/register.py"] == "def register(user:\n    return user\n"
     # The second attempt was told why: its first message carries the checks' report.
-    first_call, second_call = calls_containing(model, first_turn_of(description))
+    first_call, second_call = model_calls(stack, first_turn_of(description))
     assert "This is attempt 2" not in json.dumps(first_call["request"])
     assert "This is attempt 2" in json.dumps(second_call["request"])
     assert "SyntaxError" in json.dumps(second_call["request"])
     tool_calls = [e for e in events if e["type"] == "run.tool_called"]
     assert [t["tool"] for t in tool_calls][:2] == ["write_file", "finish"]
     assert all(t["status"] == "ok" and t["duration_ms"] >= 0 for t in tool_calls)
-    model_calls = [e for e in events if e["type"] == "run.model_called"]
-    assert len(model_calls) == 3 and all(m["status"] == "ok" for m in model_calls)
+    called = [e for e in events if e["type"] == "run.model_called"]
+    assert len(called) == 3 and all(m["status"] == "ok" for m in called)
 
 
-def test_a_task_whose_attempts_all_fail_the_checks_fails_with_the_last_error(
-    api: httpx.Client, model: httpx.Client
-) -> None:
+def test_a_task_whose_attempts_all_fail_the_checks_fails_with_the_last_error(api: httpx.Client, stack: Stack) -> None:
     description = unique("Break it")
     broken = write_and_finish("config.json", "{not json", "wrote config")
-    script(model, *({"match": first_turn_of(description), "tool_calls": broken} for _ in range(2)))
+    script_model(stack, *({"match": first_turn_of(description), "tool_calls": broken} for _ in range(2)))
 
     (task_id,) = submit(api, task_request(description, config={"maxRetries": 1}))
     task = wait_for(api, task_id, status_is("failed"))
@@ -142,30 +133,30 @@ def test_a_task_whose_attempts_all_fail_the_checks_fails_with_the_last_error(
     codegen = task["subtasks"][0]["id"]
     assert "retries exhausted" in task["error"] and "config.json: not valid JSON" in task["error"]
     assert task["results"][codegen]["success"] is False
-    assert len(calls_containing(model, first_turn_of(description))) == 2
+    assert len(model_calls(stack, first_turn_of(description))) == 2
 
 
-def test_a_rate_limit_is_retried_and_the_run_succeeds(api: httpx.Client, model: httpx.Client) -> None:
+def test_a_rate_limit_is_retried_and_the_run_succeeds(api: httpx.Client, stack: Stack) -> None:
     description = unique("Survive a 429")
-    script(model, {"match": first_turn_of(description), "status": 429, "headers": {"retry-after": "0"}})
+    script_model(stack, {"match": first_turn_of(description), "status": 429, "headers": {"retry-after": "0"}})
 
     (task_id,) = submit(api, task_request(description))
     task = wait_for(api, task_id, in_review_and_charged)
 
     assert all(r["success"] for r in task["results"].values())
-    assert len(calls_containing(model, first_turn_of(description))) == 2, "one 429, then the answer"
+    assert len(model_calls(stack, first_turn_of(description))) == 2, "one 429, then the answer"
 
 
-def test_a_bad_key_fails_the_task_at_once_with_a_clear_error(api: httpx.Client, model: httpx.Client) -> None:
+def test_a_bad_key_fails_the_task_at_once_with_a_clear_error(api: httpx.Client, stack: Stack) -> None:
     description = unique("Use a revoked key")
-    script(model, {"match": first_turn_of(description), "status": 401})
+    script_model(stack, {"match": first_turn_of(description), "status": 401})
 
     (task_id,) = submit(api, task_request(description))
     task = wait_for(api, task_id, status_is("failed"))
 
     assert "anthropic returned HTTP 401 (authentication failed: check the API key)" in task["error"]
     assert "not retryable" in task["error"]
-    assert len(calls_containing(model, first_turn_of(description))) == 1, "no retry can fix a bad key"
+    assert len(model_calls(stack, first_turn_of(description))) == 1, "no retry can fix a bad key"
 
 
 def test_a_chained_task_waits_for_its_parent_and_starts_from_its_files(api: httpx.Client) -> None:
@@ -223,7 +214,7 @@ def step(given: str, agent: str, description: str, *deps: str) -> dict[str, Any]
 
 
 def test_a_drafted_plan_runs_independent_subtasks_in_parallel_and_its_cost_is_counted(
-    stack: Stack, api: httpx.Client, model: httpx.Client
+    stack: Stack, api: httpx.Client
 ) -> None:
     description = unique("Add an endpoint and its docs")
     drafted = plan_call(
@@ -231,7 +222,7 @@ def test_a_drafted_plan_runs_independent_subtasks_in_parallel_and_its_cost_is_co
         step("docs", "codegen", "Document the endpoint"),
         step("check", "review", "Review both changes", "api", "docs"),
     )
-    script(model, {"match": f"Task (codegen): {description}", "tool_calls": drafted})
+    script_model(stack, {"match": f"Task (codegen): {description}", "tool_calls": drafted})
     since = log_head(stack)
 
     (task_id,) = submit(api, task_request(description, config={"planner": "llm"}))
@@ -256,12 +247,10 @@ def test_a_drafted_plan_runs_independent_subtasks_in_parallel_and_its_cost_is_co
     assert kinds[:2] == [("task.subtask_dispatched", first["id"]), ("task.subtask_dispatched", second["id"])]
 
 
-def test_an_invalid_drafted_plan_falls_back_to_the_template_and_says_why(
-    api: httpx.Client, model: httpx.Client
-) -> None:
+def test_an_invalid_drafted_plan_falls_back_to_the_template_and_says_why(api: httpx.Client, stack: Stack) -> None:
     description = unique("Plan in circles")
     cycle = plan_call(step("a", "codegen", "One", "b"), step("b", "test", "Two", "a"))
-    script(model, {"match": f"Task (codegen): {description}", "tool_calls": cycle})
+    script_model(stack, {"match": f"Task (codegen): {description}", "tool_calls": cycle})
 
     (task_id,) = submit(api, task_request(description, config={"planner": "llm"}))
     task = wait_for(api, task_id, in_review_and_charged)

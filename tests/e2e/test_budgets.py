@@ -4,7 +4,6 @@ raised. HTTP only, against the local model server (1,000 in / 200 out tokens per
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, status_is, submit, task_request, wait_for
+from tests.e2e.helpers import in_review_and_charged, model_calls, status_is, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +36,7 @@ def configure(api: httpx.Client, workspace: str, **config: object) -> None:
 
 
 def calls_for(stack: Stack, description: str) -> int:
-    calls = httpx.get(f"{stack.model_server_url}/_calls", timeout=10).json()["calls"]
-    return sum(1 for c in calls if description in json.dumps(c["request"]))
+    return len(model_calls(stack, description))
 
 
 def test_a_workspace_cap_pauses_work_before_it_is_crossed_and_raising_it_resumes(

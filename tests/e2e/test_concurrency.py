@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, submit, task_request, wait_for
+from tests.e2e.helpers import in_review_and_charged, script_model, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -55,9 +55,7 @@ def test_a_drafted_plans_first_subtasks_take_slots_too(stack: Stack) -> None:
         "match": f"Task (codegen): {description}",
         "tool_calls": [{"name": "submit_plan", "arguments": {"subtasks": steps}}],
     }
-    assert (
-        httpx.post(f"{stack.model_server_url}/_script", json={"behaviours": [drafted]}, timeout=10).status_code == 200
-    )
+    script_model(stack, drafted)
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api:
         config = f"/api/v1/workspaces/{workspace}/orchestration/config"
         assert api.patch(config, json={"maxConcurrentSubtasks": 1, "planner": "llm"}).status_code == 200

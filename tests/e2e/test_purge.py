@@ -9,13 +9,11 @@ import pytest
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
     in_review_and_charged,
-    rebuild_read_models,
-    snapshot_read_models,
+    live_and_rebuilt,
     sse_events,
     submit,
     task_request,
     wait_for,
-    wait_quiet,
 )
 
 pytestmark = pytest.mark.e2e
@@ -65,13 +63,5 @@ def test_purge_clears_the_workspace_keeps_its_config_and_replays_to_the_same_sta
         assert all(f["id"] > purge_seq for f in frames)
         assert "task.cancelled" in [f["event"] for f in frames], "the unfinished task was stopped"
 
-    wait_quiet(stack)
-    live = snapshot_read_models(stack.database_url)
-    stack.services["stream"].stop()
-    try:
-        result = rebuild_read_models(stack)
-        assert result.returncode == 0, result.stderr
-        rebuilt = snapshot_read_models(stack.database_url)
-    finally:
-        stack.restart_service("stream")
+    live, rebuilt = live_and_rebuilt(stack)
     assert rebuilt == live

@@ -7,7 +7,7 @@ directly through its `Script`; what the product sent is read back from the calls
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from libs.config import Settings
 from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall
-from tests.servers import RunningServer, serve_model_server, unscripted
+from tests.servers import RunningServer
 
 PROVIDERS = ["anthropic", "openai"]
 MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5.4-mini"}
@@ -37,17 +37,6 @@ SERVER_ERROR = Behaviour(status=500, headers={"retry-after-ms": "1"})
 
 # One event loop for the module, so one `Providers` (two SDK clients) serves every test.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[RunningServer]:
-    with serve_model_server() as server:
-        yield server
-
-
-@pytest.fixture
-def script(running_server: RunningServer) -> Script:
-    return unscripted(running_server)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

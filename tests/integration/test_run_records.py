@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import psycopg
@@ -41,7 +41,7 @@ from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
 from services.planner.plans import plan
 from tests.factories import stored_request
-from tests.servers import RunningServer, serve_model_server, unscripted
+from tests.servers import RunningServer
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +54,6 @@ FIRST_CALL_USAGE = Usage(
 # The same usage as the executor records it (the SDK's cache names mapped to the product's).
 FIRST_CALL_RECORDED = {"input_tokens": 1234, "output_tokens": 56, "cache_read_tokens": 300, "cache_write_tokens": 40}
 POLL_TIMEOUT_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[RunningServer]:
-    with serve_model_server() as server:
-        yield server
-
-
-@pytest.fixture
-def script(running_server: RunningServer) -> Script:
-    return unscripted(running_server)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from libs.modelserver.script import Behaviour, ToolCall, Usage, default_reply
-from tests.servers import RunningServer, serve_model_server, unscripted
+from tests.servers import RunningServer, unscripted
 
 # Current names: the anthropic SDK warns on deprecated ones such as claude-sonnet-4-20250514.
 CLAUDE = "claude-sonnet-4-6"
@@ -29,12 +29,6 @@ FILES_PROMPT = (
     "--- END FILES ---\n"
 )
 REVIEWED_APP = "def main():\n    return 1\n# reviewed by the local model\n"
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[RunningServer]:
-    with serve_model_server() as server:
-        yield server
 
 
 @pytest.fixture
