@@ -562,3 +562,50 @@ def test_a_projector_carrying_a_position_another_moved_stops_and_changes_nothing
 
     assert dump(conn) == before
     assert projector.position(conn) == head
+
+
+@pytest.mark.parametrize("batch", [projector.BATCH, 1, 7])
+def test_rebuilding_across_a_pause_a_budget_stop_and_a_purge_gives_identical_tables(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run stopped by a budget cap after one call: charged, and its task paused, then resumed.
+    capped = submitted(uuid.uuid4(), WS, "Capped work", "codegen")
+    for subtask in capped.ready_subtasks():
+        capped.dispatch(subtask)
+    store.save([capped])
+    stopped = Run.start(WS, str(capped.id), capped.subtasks[0]["id"], "codegen", 1, "anthropic", MODEL)
+    stopped.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
+    cap = {"cap": "workspace", "limit_usd": 5.0, "spent_usd": 4.99, "estimate_usd": 0.02}
+    stopped.stop_for_budget(cap, "pause", usage(FAILED_CHARGE), 300, 1, None)
+    store.save([stopped])
+    capped.start()
+    capped.pause(stopped.subtask_id, str(stopped.id), 1, cap, None)
+    ledger = Ledger.open(WS, str(capped.id))
+    charge(ledger, stopped, FAILED_CHARGE)
+    store.save([capped, ledger])
+    capped.resume()
+    store.save([capped])
+    # A purge stops the capped task; then its run, going on, still calls a tool and is charged.
+    resumed = Run.start(WS, str(capped.id), capped.subtasks[0]["id"], "codegen", 2, "anthropic", MODEL)
+    resumed.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
+    store.save([resumed])
+    workspace = store.load_many([workspace_aggregate_id(WS)])[workspace_aggregate_id(WS)]
+    workspace.purge([str(scenario.done.id)], [str(capped.id)], ["que_1"])
+    store.save([workspace])
+    resumed.record_tool_call("toolu_late", "finish", True, "Finished: late", None, 0, None)
+    resumed.succeed(CODEGEN_OUTPUT, usage(FAILED_CHARGE), 600, 2)
+    store.save([resumed])
+    charge(ledger, resumed, FAILED_CHARGE)
+    store.save([ledger])
+    head = projector.catch_up(store, conn)
+    live = dump(conn)
+    logged = {e.type for e in store.read(0, 100_000)}
+    assert {"run.budget_stopped", "task.paused", "task.resumed", "workspace.purged"} <= logged
+    assert any("toolu_late" in row for row in live["rm_tool_calls"]), "what came after the purge is kept"
+
+    monkeypatch.setattr(projector, "BATCH", batch)  # batch boundaries, purges inside them, must not show
+    schema.drop(conn)
+    schema.create(conn)
+    assert projector.catch_up(store, conn) == head
+
+    assert dump(conn) == live
