@@ -109,6 +109,16 @@ class EventConsumer:
         """One tracking look-up for what arrived, then each message handled on its own, at once,
         with its own heartbeat: none waits unannounced behind a slow one."""
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
+        decoded = await self._decoded(msgs)
+        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
+        for msg, event in decoded:
+            task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _decoded(self, msgs: list[Msg]) -> list[tuple[Msg, EventEnvelope]]:
+        """Each message with its envelope; one that is not an event (something else published
+        on `events.>`) is terminated, since no redelivery could make it one."""
         decoded: list[tuple[Msg, EventEnvelope]] = []
         for msg in msgs:
             try:
@@ -116,11 +126,7 @@ class EventConsumer:
             except msgspec.DecodeError:
                 log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
                 await msg.term()
-        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
-        for msg, event in decoded:
-            task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+        return decoded
 
     async def stop(self) -> None:
         self._running = False
@@ -229,15 +235,18 @@ class EventConsumer:
 
     async def _handle(self, msgs: list[Msg]) -> None:
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
+        decoded = await self._decoded(msgs)
+        msgs = [msg for msg, _ in decoded]
+        if not msgs:
+            return
         heartbeat = asyncio.create_task(_in_progress(msgs))
         try:
-            await self._handle_batch(msgs)
+            await self._handle_batch(msgs, [event for _, event in decoded])
         finally:
             heartbeat.cancel()
 
-    async def _handle_batch(self, msgs: list[Msg]) -> None:
+    async def _handle_batch(self, msgs: list[Msg], envelopes: list[EventEnvelope]) -> None:
         try:
-            envelopes = [_decoder.decode(m.data) for m in msgs]
             try:
                 applied = await self._apply(envelopes, check=False)
             except IntegrityError:
@@ -259,8 +268,8 @@ class EventConsumer:
                 # One bad message must not hold back the others: handle them one by one, so
                 # only the one that fails is redelivered.
                 log.warning("%s: a batch of %d failed; handling its messages one by one", self.sub.durable, len(msgs))
-                for msg in msgs:
-                    await self._handle_batch([msg])
+                for msg, envelope in zip(msgs, envelopes, strict=True):
+                    await self._handle_batch([msg], [envelope])
                 return
             log.exception("%s: handler failed on a message; redelivering it", self.sub.durable)
             await msgs[0].nak(delay=1.0)

@@ -369,3 +369,21 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(
     assert any(len(batch) > 1 and poison in batch for batch in handler.failed), "it never came as a batch"
     assert handler.handled() == Counter(healthy)
     assert await asyncio.to_thread(store.handled, DURABLE, [poison]) == set()
+
+
+@pytest.mark.parametrize("each", [False, True])
+async def test_a_message_that_is_not_an_event_is_dropped_and_the_rest_handled(
+    store: EventStore, js: JetStreamContext, start_consumer: Start, each: bool
+) -> None:
+    events = await asyncio.to_thread(save_runs, store, 2)
+    seqs = [e.seq for e in events]
+    # Something other than the relay publishes on the events subjects.
+    await js.publish(event_subject(events[0].workspace_id, "run.succeeded"), b"not an event")
+    await publish_all(js, events)
+    handler = Handler()
+    await start_consumer(js, store, handler, each=each)
+
+    await wait_handled(store, seqs)
+    await wait_drained(js)  # the foreign message too: terminated, not redelivered forever
+
+    assert handler.handled() == Counter(seqs)
