@@ -131,6 +131,21 @@ async def live(
             yield b"".join(chunk)
 
 
+def resume_point(since_seq: int | None, last_event_id: str | None) -> int | None:
+    """Where a client resumes: `?since_seq`, else `Last-Event-ID` (an SSE client's reconnect), else None."""
+    if since_seq is not None:
+        return since_seq
+    if last_event_id is None or last_event_id.strip() == "":
+        return None
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event seq (an integer)") from None
+    if value < 0:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must not be negative")
+    return value
+
+
 async def kept_after(pool: AsyncConnectionPool, workspace_id: str, asked: int | None, what: str, code: str) -> int:
     """The seq after which the workspace's history is kept (its last purge); a stream asked to
     resume before it gets a 410 that says so, never a silent gap."""

@@ -14,26 +14,11 @@ from libs.eventstore.store import EventStore
 from libs.observability.logs import redact
 from libs.readmodels import queries
 from libs.web.auth import workspace_of
-from libs.web.errors import ApiError
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import events_feed, kept_after, sse_response
+from services.stream.feed import events_feed, kept_after, resume_point, sse_response
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
-
-
-def _resume_point(since_seq: int | None, last_event_id: str | None) -> int | None:
-    if since_seq is not None:
-        return since_seq
-    if last_event_id is None or last_event_id.strip() == "":
-        return None
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event seq (an integer)") from None
-    if value < 0:
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must not be negative")
-    return value
 
 
 @get(f"{PREFIX}/events")
@@ -44,7 +29,7 @@ async def stream_events(
     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
-    asked = _resume_point(since_seq, last_event_id)
+    asked = resume_point(since_seq, last_event_id)
     kept = await kept_after(state.pool, workspace_id, asked, "the events feed", "events_purged")
     since = asked if asked is not None else kept
     return sse_response(request, events_feed(workspace_id, since, state.pool, state.store, state.broadcaster))

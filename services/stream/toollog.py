@@ -25,8 +25,8 @@ from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
 from libs.web.auth import workspace_of
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, replay, sse_response
-from services.stream.routes import PREFIX, _resume_point
+from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, replay, resume_point, sse_response
+from services.stream.routes import PREFIX
 
 EVENT = b"tool.call"
 _encoder = msgspec.json.Encoder()
@@ -80,7 +80,7 @@ async def stream_tool_log(
     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
-    since = _resume_point(since_seq, last_event_id)
+    since = resume_point(since_seq, last_event_id)
     # Without a resume point the log stream follows new calls only (the feed replays history).
     await kept_after(state.pool, workspace_id, since, "the tool log", "tool_log_purged")
     return sse_response(request, tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster))
