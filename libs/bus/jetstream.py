@@ -1,13 +1,16 @@
-"""The EVENTS stream: declared the same way by every process that touches it."""
+"""The EVENTS stream: declared the same way by every process that touches it, its tail, and
+following it from now on."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, NamedTuple
 
 import msgspec
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
@@ -68,3 +71,26 @@ async def stream_tail(js: JetStreamContext) -> Tail:
 
 class _Seq(msgspec.Struct):
     seq: Annotated[int, msgspec.Meta(gt=0)]
+
+
+async def follow_from_now(js: JetStreamContext, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> None:
+    """Hands `cb` each message of the EVENTS stream on `subject` published from now on, in order
+    (an ordered consumer, re-created by nats-py after a reconnect).
+
+    nats-py re-creates an ordered consumer from the last stream sequence it delivered, which is 0
+    until one arrives: after a reset before any message it would replay the whole stream. So
+    anything at or below where it started is not news, and is passed over."""
+    started_after = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+
+    async def on_message(msg: Msg) -> None:
+        if msg.metadata.sequence.stream > started_after:
+            await cb(msg)
+
+    await js.subscribe(
+        subject,
+        stream=EVENTS_STREAM,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.NEW,
+        cb=on_message,
+        pending_msgs_limit=1_000_000,
+    )

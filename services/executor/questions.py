@@ -17,12 +17,12 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 
 from contracts.commands import AskQuestionCommand, CommandReply
 from contracts.events import EventEnvelope
 from contracts.questions import QuestionItem
-from contracts.subjects import ASK_QUESTION, EVENTS_STREAM
+from contracts.subjects import ASK_QUESTION
+from libs.bus.jetstream import follow_from_now
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,11 @@ class Answers:
 
     async def start(self, js: JetStreamContext) -> None:
         # From now on: a run asks only after this process started, and answers come later.
-        await js.subscribe(
-            QUESTION_EVENTS,
-            stream=EVENTS_STREAM,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-            cb=self._on_message,
-        )
+        await follow_from_now(js, QUESTION_EVENTS, self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
+        if not self.waiting:
+            return  # no run of this process waits for an answer
         event = _decoder.decode(msg.data)
         if event.type not in ("question_gate.answered", "question_gate.expired"):
             return

@@ -14,10 +14,10 @@ from collections import defaultdict
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 
 from contracts.events import EventEnvelope
-from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+from contracts.subjects import EVENTS_SUBJECTS
+from libs.bus.jetstream import follow_from_now
 from libs.observability.metrics import SSE_CONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -39,27 +39,14 @@ class Broadcaster:
         # (the tool call log's stream): a client of one type is not sent, nor held up by, the rest.
         self.clients: dict[str, set[Queue]] = defaultdict(set)
         self.typed: dict[tuple[str, str], set[Queue]] = defaultdict(set)
-        self.started_after = 0
 
     async def start(self, js: JetStreamContext) -> None:
-        # nats-py re-creates an ordered consumer from the last stream sequence it delivered,
-        # which is 0 until one arrives: after a reset before any event it would replay the
-        # whole stream. Anything at or below where we started is not live: skip it.
-        info = await js.stream_info(EVENTS_STREAM)
-        self.started_after = info.state.last_seq
-        await js.subscribe(
-            EVENTS_SUBJECTS,
-            stream=EVENTS_STREAM,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-            cb=self._on_message,
-            pending_msgs_limit=1_000_000,
-        )
+        await follow_from_now(js, EVENTS_SUBJECTS, self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
         _, workspace_id, type_ = msg.subject.split(".", 2)  # events.<ws>.<aggregate>.<event>
         every, typed = self.clients.get(workspace_id), self.typed.get((workspace_id, type_))
-        if not (every or typed) or msg.metadata.sequence.stream <= self.started_after:
+        if not (every or typed):
             return
         event = _decoder.decode(msg.data)
         for queues in (every, typed):
