@@ -7,6 +7,7 @@ itself keeps no state beyond the conversation and the repository.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -71,7 +72,7 @@ class Observer(Protocol):
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None: ...
     async def turn_done(self, finished: bool) -> None: ...
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult: ...
-    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None: ...
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None: ...
 
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
@@ -85,7 +86,9 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
 
     for turn_number in range(1, spec.max_turns + 1):
         # Budget caps are checked before the call that could cross them, not after.
-        stop = await observer.before_model_call(_size(conversation), spec.max_tokens)
+        # The prompt's size is measured only if asked (a capped workspace): it encodes the
+        # whole conversation.
+        stop = await observer.before_model_call(lambda: _size(conversation), spec.max_tokens)
         if stop is not None:
             return msgspec.structs.replace(
                 outcome(None, "stopped by a budget cap", calls=turn_number - 1), budget_stop=stop

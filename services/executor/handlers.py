@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +173,7 @@ class RunRecorder:
     async def turn_done(self, finished: bool) -> None:
         pass  # progress shows in the live log; each model call's record is saved as it returns
 
-    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead."""
         # The last call's record is saved before the next call is made: a conflict stops the
         # run before it pays again.
@@ -189,7 +190,7 @@ class RunRecorder:
         if not self.budget.caps:
             return None
         prices, model = self.deps.prices, self.run.model
-        estimate = prices.price(model, {"input_tokens": prompt_chars // 4, "output_tokens": max_tokens}).usd
+        estimate = prices.price(model, {"input_tokens": prompt_chars() // 4, "output_tokens": max_tokens}).usd
         spent_here = prices.price(model, self.run.usage).usd  # this run's calls, not charged yet
         stop = self.budget.crossed(spent_here, estimate)
         if stop is not None:

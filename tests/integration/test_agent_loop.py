@@ -7,7 +7,7 @@ directly through its `Script`; what the product sent is read back from the calls
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,8 @@ class Recorder:
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         return ToolResult("A human answered: yes", True, "Asked a human")
 
-    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
-        self.sizes.append(prompt_chars)
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
+        self.sizes.append(prompt_chars())
         return None
 
     async def turn_done(self, finished: bool) -> None:
@@ -494,7 +494,7 @@ async def test_tool_arguments_that_are_not_json_get_an_error_result_not_a_crash(
 class CappedRecorder(Recorder):
     """Lets the first model call through, then stops on a budget cap."""
 
-    async def before_model_call(self, prompt_chars: int, max_tokens: int) -> dict[str, Any] | None:
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
         await super().before_model_call(prompt_chars, max_tokens)
         return {"cap": "task", "limit_usd": 0.01} if len(self.sizes) > 1 else None
 
