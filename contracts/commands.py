@@ -48,4 +48,6 @@ class CommandReply(msgspec.Struct, frozen=True, omit_defaults=True):
     seq: int = 0
     task_ids: list[str] = []
     status: str | None = None
+    # An asked question's expiry (epoch ms): the asking run waits for its outcome until then.
+    expires_at: int | None = None
     error: CommandError | None = None

@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm_max_retries: int = 2
     # How long an agent's question waits for a human (a workspace's config may say otherwise).
     question_expiry_s: int = 3600
+    # How often a run waiting for a human also reads its question from the event store, in case
+    # the bus did not bring the answer.
+    question_check_s: float = 30.0
     # Model calls one agent run may make before it counts as not finishing.
     agent_max_turns: int = 24
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
@@ -85,6 +88,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
+        question_check_s=float(_env("QUESTION_CHECK_S") or 30.0),
         self_heal_collect_tests=(_env("SELF_HEAL_COLLECT_TESTS") or "true").lower() not in ("0", "false", "no"),
         admin_token=_env("ADMIN_TOKEN"),
         public_url=_env("PUBLIC_URL"),

@@ -82,6 +82,7 @@ class QuestionGate(WorkspaceAggregate):
         self.tool = tool
         self.expires_at = expires_at
         self.status = "open"
+        self.answers: list[list[str]] | None = None
 
     @classmethod
     def ask(
@@ -124,6 +125,7 @@ class QuestionGate(WorkspaceAggregate):
 
         def apply(self, gate: QuestionGate) -> None:
             gate.status = "answered"
+            gate.answers = self.answers
 
     def expire(self) -> None:
         self._require_open()

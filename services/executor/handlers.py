@@ -42,7 +42,7 @@ from libs.observability.logs import redact
 from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import open_pull_request
-from services.executor.questions import Answers, AskFailed, answer_text, ask
+from services.executor.questions import Answers, AskFailed, answer_text, ask, outcome
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class RunRecorder:
         )
         answer = self.deps.answers.expect(question_id)
         try:
-            await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
+            expires_at = await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
         except AskFailed as exc:
             self.deps.answers.forget(question_id)
             return result(f"error: {exc}", False, title, question_id)
@@ -235,15 +235,18 @@ class RunRecorder:
         # Waiting for a person holds no run slot: other runs (other workspaces') go on.
         self.deps.limit.release()
         try:
-            event = await answer
+            answers = await outcome(
+                answer, question_id, expires_at, self.deps.store, self.deps.settings.question_check_s
+            )
         finally:
+            self.deps.answers.forget(question_id)
             await self.deps.limit.acquire()
-        if event.type == "question_gate.expired":
+        if answers is None:
             self.line(f"question {question_id} expired without an answer", "warn")
             text = "error: nobody answered in time and the question expired. Decide with your best judgement."
             return result(text, False, title, question_id)
         self.line(f"a human answered question {question_id}")
-        return result(answer_text(items, event.payload["answers"]), True, title, question_id)
+        return result(answer_text(items, answers), True, title, question_id)
 
 
 class RunTakenOver(Exception):

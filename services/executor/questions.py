@@ -9,7 +9,9 @@ retried) anyway, so nothing older is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -23,10 +25,14 @@ from contracts.events import EventEnvelope
 from contracts.questions import QuestionItem
 from contracts.subjects import ASK_QUESTION
 from libs.bus.jetstream import follow_from_now
+from libs.domain.gate import QuestionGate, question_gate_id
+from libs.eventstore.store import EventStore
 
 log = logging.getLogger(__name__)
 
 QUESTION_EVENTS = "events.*.question_gate.>"
+# How long past its expiry a run waits for review to record its question's outcome.
+EXPIRY_GRACE_S = 60.0
 _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
@@ -63,8 +69,9 @@ class Answers:
         self.waiting.pop(question_id, None)
 
 
-async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> None:
-    """Has the question recorded by its owner; AskFailed with the reason when it is not."""
+async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> int:
+    """Has the question recorded by its owner and returns when it expires (epoch ms);
+    AskFailed with the reason when it is not recorded."""
     try:
         raw = await nc.request(ASK_QUESTION, msgspec.json.encode(command), timeout=timeout_s)
     except (NatsTimeout, NoRespondersError):
@@ -72,6 +79,39 @@ async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> 
     reply = msgspec.json.decode(raw.data, type=CommandReply)
     if reply.error is not None:
         raise AskFailed(reply.error.message)
+    if reply.expires_at is None:
+        raise AskFailed("the review service did not say when the question expires")
+    return reply.expires_at
+
+
+async def outcome(
+    answer: asyncio.Future[EventEnvelope],
+    question_id: str,
+    expires_at: int,
+    store: EventStore,
+    check_every_s: float,
+    grace_s: float = EXPIRY_GRACE_S,
+) -> list[list[str]] | None:
+    """The answers to a question, or None once it expired.
+
+    The bus brings the outcome at once (`answer`). Every `check_every_s` the question's gate is
+    also read from the event store, so an outcome the bus did not deliver (lost to a reconnect,
+    say) is found there; and a question still open `grace_s` after its expiry (review did not
+    record one) counts as expired: the run's wait is bounded by its question's life.
+    """
+    deadline = expires_at / 1000 + grace_s
+    gate_id = question_gate_id(question_id)
+    while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, min(check_every_s, deadline - time.time()))):
+                event = await asyncio.shield(answer)
+            return event.payload["answers"] if event.type == "question_gate.answered" else None
+        gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
+        if isinstance(gate, QuestionGate) and gate.status != "open":
+            return gate.answers if gate.status == "answered" else None
+        if time.time() >= deadline:
+            log.warning("question %s is still open past its expiry; the run goes on as if it expired", question_id)
+            return None
 
 
 def answer_text(questions: list[QuestionItem], answers: list[list[str]]) -> str:

@@ -111,7 +111,7 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
         seq = store.save([gate])
     except IntegrityError:
         return CommandReply(error=CommandError(409, "question_exists", f"question {command.question_id} exists"))
-    return CommandReply(seq=seq, status="open")
+    return CommandReply(seq=seq, status="open", expires_at=gate.expires_at)
 
 
 def _expiry_s(store: EventStore, workspace_id: str) -> int | None:
