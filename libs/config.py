@@ -88,7 +88,8 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
-        question_check_s=float(_env("QUESTION_CHECK_S") or 30.0),
+        # At least a second: the check is a read of the event store per waiting run.
+        question_check_s=max(1.0, float(_env("QUESTION_CHECK_S") or 30.0)),
         self_heal_collect_tests=(_env("SELF_HEAL_COLLECT_TESTS") or "true").lower() not in ("0", "false", "no"),
         admin_token=_env("ADMIN_TOKEN"),
         public_url=_env("PUBLIC_URL"),

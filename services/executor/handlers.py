@@ -227,20 +227,21 @@ class RunRecorder:
         )
         answer = self.deps.answers.expect(question_id)
         try:
-            expires_at = await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
-        except AskFailed as exc:
-            self.deps.answers.forget(question_id)
-            return result(f"error: {exc}", False, title, question_id)
-        self.line(f"waiting for a human: {items[0].question} (question {question_id})")
-        # Waiting for a person holds no run slot: other runs (other workspaces') go on.
-        self.deps.limit.release()
-        try:
-            answers = await outcome(
-                answer, question_id, expires_at, self.deps.store, self.deps.settings.question_check_s
-            )
+            try:
+                expires_at = await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
+            except AskFailed as exc:
+                return result(f"error: {exc}", False, title, question_id)
+            self.line(f"waiting for a human: {items[0].question} (question {question_id})")
+            # Waiting for a person holds no run slot: other runs (other workspaces') go on.
+            self.deps.limit.release()
+            try:
+                answers = await outcome(
+                    answer, question_id, expires_at, self.deps.store, self.deps.settings.question_check_s
+                )
+            finally:
+                await self.deps.limit.acquire()
         finally:
-            self.deps.answers.forget(question_id)
-            await self.deps.limit.acquire()
+            self.deps.answers.forget(question_id)  # however the wait ended
         if answers is None:
             self.line(f"question {question_id} expired without an answer", "warn")
             text = "error: nobody answered in time and the question expired. Decide with your best judgement."

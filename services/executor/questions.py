@@ -1,9 +1,11 @@
 """Agents' questions to a human, seen from the run that asks: the question goes to the owner
-of gates (review) as a command; the answer, or the news that it expired, comes back on the bus.
+of gates (review) as a command; the answer, or the news that it expired, comes back on the bus,
+and the event store backs the bus up.
 
 Each executor follows new question events with an ordered consumer from its start, and
 hands each answer to the run waiting for it. A run whose executor restarts is interrupted (and
-retried) anyway, so nothing older is needed.
+retried) anyway, so nothing older is needed. A waiting run also reads its question's gate from
+the store now and then (`outcome`): what the bus did not deliver is found there.
 """
 
 from __future__ import annotations
@@ -69,9 +71,9 @@ class Answers:
         self.waiting.pop(question_id, None)
 
 
-async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> int:
-    """Has the question recorded by its owner and returns when it expires (epoch ms);
-    AskFailed with the reason when it is not recorded."""
+async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> int | None:
+    """Has the question recorded by its owner and returns when it expires (epoch ms; None from
+    a review replica older than that answer); AskFailed with the reason when it is not recorded."""
     try:
         raw = await nc.request(ASK_QUESTION, msgspec.json.encode(command), timeout=timeout_s)
     except (NatsTimeout, NoRespondersError):
@@ -79,15 +81,13 @@ async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> 
     reply = msgspec.json.decode(raw.data, type=CommandReply)
     if reply.error is not None:
         raise AskFailed(reply.error.message)
-    if reply.expires_at is None:
-        raise AskFailed("the review service did not say when the question expires")
     return reply.expires_at
 
 
 async def outcome(
     answer: asyncio.Future[EventEnvelope],
     question_id: str,
-    expires_at: int,
+    expires_at: int | None,
     store: EventStore,
     check_every_s: float,
     grace_s: float = EXPIRY_GRACE_S,
@@ -97,19 +97,29 @@ async def outcome(
     The bus brings the outcome at once (`answer`). Every `check_every_s` the question's gate is
     also read from the event store, so an outcome the bus did not deliver (lost to a reconnect,
     say) is found there; and a question still open `grace_s` after its expiry (review did not
-    record one) counts as expired: the run's wait is bounded by its question's life.
+    record one) counts as expired: the run's wait is bounded by its question's life. An expiry
+    the ask's reply did not carry is taken from the gate. A failed read is tried again at the
+    next check: the database being away for a moment must not end the run.
     """
-    deadline = expires_at / 1000 + grace_s
     gate_id = question_gate_id(question_id)
+    deadline = None if expires_at is None else expires_at / 1000 + grace_s
     while True:
+        wait = check_every_s if deadline is None else max(0.0, min(check_every_s, deadline - time.time()))
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, min(check_every_s, deadline - time.time()))):
+            async with asyncio.timeout(wait):
                 event = await asyncio.shield(answer)
             return event.payload["answers"] if event.type == "question_gate.answered" else None
-        gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
-        if isinstance(gate, QuestionGate) and gate.status != "open":
-            return gate.answers if gate.status == "answered" else None
-        if time.time() >= deadline:
+        try:
+            gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
+        except Exception:
+            log.warning("could not read question %s from the event store; trying again", question_id, exc_info=True)
+            gate = None
+        if isinstance(gate, QuestionGate):
+            if gate.status != "open":
+                return gate.answers if gate.status == "answered" else None
+            if deadline is None:
+                deadline = gate.expires_at / 1000 + grace_s
+        if deadline is not None and time.time() >= deadline:
             log.warning("question %s is still open past its expiry; the run goes on as if it expired", question_id)
             return None
 

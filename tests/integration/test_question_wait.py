@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -93,8 +95,8 @@ async def test_an_expiry_the_bus_lost_is_found_in_the_event_store(store: EventSt
 
 
 async def test_a_question_nobody_closes_ends_the_wait_after_its_expiry_and_the_grace(store: EventStore) -> None:
-    gate = asked(store, expires_in_s=0.2)
     started = time.monotonic()
+    gate = asked(store, expires_in_s=0.2)
 
     answers = await asyncio.wait_for(
         outcome(never(), gate.question_id, gate.expires_at, store, check_every_s=60, grace_s=0.3), 5
@@ -102,4 +104,34 @@ async def test_a_question_nobody_closes_ends_the_wait_after_its_expiry_and_the_g
 
     assert answers is None
     # Not before its expiry and the grace, though the store was not read in between.
-    assert 0.4 <= time.monotonic() - started < 3
+    assert 0.5 <= time.monotonic() - started < 3
+
+
+async def test_an_expiry_the_ask_did_not_carry_is_taken_from_the_question(store: EventStore) -> None:
+    # A review replica older than the expiry in its reply: the gate it saved says when.
+    gate = asked(store, expires_in_s=0.2)
+
+    answers = await asyncio.wait_for(outcome(never(), gate.question_id, None, store, 0.1, grace_s=0.3), 5)
+
+    assert answers is None
+    assert time.time() >= gate.expires_at / 1000 + 0.3
+
+
+async def test_a_failed_read_of_the_store_does_not_end_the_wait(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = asked(store)
+    await asyncio.to_thread(later, store, gate.question_id, "answer")
+    real, failures = store.load_many, []
+
+    def flaky(ids: list[UUID]) -> dict[UUID, Any]:
+        if len(failures) < 2:
+            failures.append(ids)
+            raise ConnectionError("the database went away for a moment")
+        return real(ids)
+
+    monkeypatch.setattr(store, "load_many", flaky)
+
+    answers = await asyncio.wait_for(outcome(never(), gate.question_id, gate.expires_at, store, 0.05), 3)
+
+    assert answers == [["Hi"]] and len(failures) == 2
