@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -41,7 +41,7 @@ from libs.llm.providers import Providers
 from libs.observability.logs import redact
 from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
-from services.executor.pulls import open_pull_request
+from services.executor.pulls import BranchLocks, open_pull_request
 from services.executor.questions import Answers, AskFailed, answer_text, ask, outcome
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class Deps:
     nc: NatsClient  # commands to other owners (an agent's question goes to review)
     answers: Answers  # the answers runs of this process wait on
     prices: PriceTable  # to estimate a model call against the budget caps
+    # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
+    locks: BranchLocks = field(default_factory=BranchLocks)
 
 
 async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
@@ -377,6 +379,7 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
         p["summaries"],
         task_url,
         p["title"],
+        deps.locks,
     )
     line = _pull_line(pull)
     log_line(deps, event.workspace_id, task_id, task_id[:8], line)

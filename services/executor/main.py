@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool
+
 from contracts.events import EventEnvelope
 from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
@@ -13,7 +15,7 @@ from libs.llm.providers import Providers
 from libs.pricing import PriceTable
 from libs.runtime import LOG_PUBLISHER, NATS, Service, run
 from services.executor import handlers
-from services.executor.pulls import close_github_client, github_client
+from services.executor.pulls import BranchLocks, close_github_client, github_client
 from services.executor.questions import Answers
 
 
@@ -24,7 +26,13 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     answers = SERVICE.state["answers"] = Answers()
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
-    deps = handlers.Deps(settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices)
+    # A few connections: one is held per pull request being opened, for its GitHub calls.
+    pool = SERVICE.state["lock_pool"] = AsyncConnectionPool(
+        settings.database_url, min_size=1, max_size=8, open=False, kwargs={"autocommit": True}
+    )
+    deps = handlers.Deps(
+        settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, BranchLocks(pool)
+    )
 
     async def handle(event: EventEnvelope) -> list[Any]:
         return await handlers.on_event(event, deps)
@@ -37,6 +45,8 @@ async def _stop() -> None:
     if "providers" in SERVICE.state:
         await SERVICE.state["providers"].close()
     await close_github_client(SERVICE.state.get("github"))
+    if "lock_pool" in SERVICE.state:
+        await SERVICE.state["lock_pool"].close()
 
 
 async def _start(settings: Settings, store: EventStore) -> None:

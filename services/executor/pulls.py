@@ -17,8 +17,11 @@ garbage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import urllib.request
 import weakref
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -38,6 +41,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryRateLimit, RetryServerError
 from githubkit.typing import RetryOption
 from httpx_aiohttp import AiohttpTransport
+from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
@@ -152,6 +156,7 @@ async def open_pull_request(
     summaries: list[dict[str, Any]],
     task_url: str | None,
     title: str,
+    locks: BranchLocks | None = None,
 ) -> PullRequest:
     """Open (or find) the task's pull request and record the outcome as a `PullRequest`.
 
@@ -172,23 +177,51 @@ async def open_pull_request(
     headline = pull_request_title(title)
     reference = task_reference(task_id, task_url)
     try:
-        async with _branch_lock(target):
+        async with (locks or LOCAL_LOCKS).held(target):
             opened = await _publish(github, target, task_id, headline, reference, summaries, files, removed)
     except (GitHubException, pydantic.ValidationError) as exc:
         return PullRequest.failed(workspace_id, task_id, describe(exc, github))
     return PullRequest.opened(workspace_id, task_id, opened.url, opened.number)
 
 
-# Two approvals for one branch handled at once would both find no pull request and both commit
-# onto the base, the second moving the branch over the first: one at a time per branch.
-_BRANCH_LOCKS: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
+class BranchLocks:
+    """One publisher per branch at a time. Two approvals for one branch handled at once would
+    both find no pull request and both commit onto the base, the second moving the branch over
+    the first (chained tasks share their parent's branch).
+
+    In the process, an asyncio lock per branch; across replicas, with a pool, also a PostgreSQL
+    advisory lock taken in a transaction held for the publish: released at its end, by commit or
+    rollback, and with the session if the process dies, so no lock outlives its holder."""
+
+    def __init__(self, pool: AsyncConnectionPool | None = None) -> None:
+        self.pool = pool
+        self._local: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @contextlib.asynccontextmanager
+    async def held(self, target: Target) -> AsyncIterator[None]:
+        lock = self._local.setdefault(target, asyncio.Lock())
+        async with lock:  # waiters in this process queue here, not on pool connections
+            if self.pool is None:
+                yield
+                return
+            await self.pool.open()  # no-op once open: the first publish may come before start
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (BRANCH_LOCK_CLASS, branch_key(target)))
+                yield
 
 
-def _branch_lock(target: Target) -> asyncio.Lock:
-    lock = _BRANCH_LOCKS.get(target)
-    if lock is None:
-        lock = _BRANCH_LOCKS[target] = asyncio.Lock()
-    return lock
+# The advisory locks' first key: (class, key) pairs never meet the single-key locks of the relay
+# and the projector.
+BRANCH_LOCK_CLASS = 7_100
+
+
+def branch_key(target: Target) -> int:
+    """A branch as a 32-bit lock key: two branches that share one only wait for each other."""
+    name = f"{target.owner}/{target.repo}/{target.branch}".lower()  # GitHub's names ignore case
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+LOCAL_LOCKS = BranchLocks()
 
 
 async def _publish(

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from githubkit import GitHub, TokenAuthStrategy
+from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.devstack.processes import free_port
@@ -16,7 +18,14 @@ from libs.domain.base import EventTypes, event_payload
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.githubserver.app import create_app
 from libs.githubserver.state import Hosting
-from services.executor.pulls import KeptOpen, close_github_client, github_client, open_pull_request, transport_for
+from services.executor.pulls import (
+    BranchLocks,
+    KeptOpen,
+    close_github_client,
+    github_client,
+    open_pull_request,
+    transport_for,
+)
 from tests.servers import serve_in_thread
 
 TOKEN = "ghp_local_test_token_5f2c"
@@ -244,3 +253,71 @@ async def test_a_new_branch_costs_five_api_calls_against_the_rate_limit(
         "POST /repos/acme/api/git/refs",
         "POST /repos/acme/api/pulls",
     ]
+
+
+class SlowPulls(httpx.AsyncBaseTransport):
+    """A GitHub slow to open pull requests: the moment another replica could slip in."""
+
+    def __init__(self, transport: KeptOpen, delay_s: float) -> None:
+        self.transport, self.delay_s = transport, delay_s
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/pulls"):
+            await asyncio.sleep(self.delay_s)
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_changes(
+    github_url: str, control: httpx.AsyncClient, postgres_url: str
+) -> None:
+    # Two executor replicas (each its own locks and pool), two chained tasks on one branch,
+    # approved at the same moment; the first replica's pull request is slow to open.
+    slow, fast = KeptOpen(transport_for(github_url)), KeptOpen(transport_for(github_url))
+    first_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=SlowPulls(slow, 0.5))
+    second_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=fast)
+    pools = [AsyncConnectionPool(postgres_url, min_size=1, max_size=2, open=False) for _ in range(2)]
+    first_task, second_task = TASK_ID, "3f2b8c1e-0000-4000-8000-0000000000bb"
+    try:
+        first = asyncio.create_task(
+            open_pull_request(
+                first_github,
+                WORKSPACE,
+                first_task,
+                REPO,
+                {"a.py": "A = 1\n"},
+                [],
+                SUMMARIES,
+                None,
+                "A",
+                BranchLocks(pools[0]),
+            )
+        )
+        await asyncio.sleep(0.15)  # the first has its commit on the branch and is opening the pull request
+        second = await open_pull_request(
+            second_github,
+            WORKSPACE,
+            second_task,
+            REPO,
+            {"b.py": "B = 2\n"},
+            [],
+            SUMMARIES,
+            None,
+            "B",
+            BranchLocks(pools[1]),
+        )
+        outcomes = [outcome(await first), outcome(second)]
+    finally:
+        for pool in pools:
+            await pool.close()
+        await slow.close()
+        await fast.close()
+
+    (pull,) = await pulls(control)
+    assert [kind for kind, _ in outcomes] == ["pull_request.opened", "pull_request.opened"]
+    assert {payload["number"] for _, payload in outcomes} == {pull["number"]}
+    # Both tasks' changes on the branch, and both tasks named in its pull request.
+    assert pull["files"]["a.py"] == "A = 1\n" and pull["files"]["b.py"] == "B = 2\n"
+    assert first_task in pull["body"] and second_task in pull["body"]
