@@ -110,7 +110,15 @@ class EventConsumer:
         with its own heartbeat: none waits unannounced behind a slow one."""
         CONSUMER_BATCH.labels(self.sub.durable).observe(len(msgs))
         decoded = await self._decoded(msgs)
-        handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
+        try:
+            handled = await asyncio.to_thread(self.store.handled, self.sub.durable, [e.seq for _, e in decoded])
+        except Exception:
+            # Not knowing what is done, nothing runs (an effect must not happen twice): the batch
+            # comes back, and the fetch loop, which this runs in, goes on.
+            CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
+            log.exception("%s: looking up %d messages failed; redelivering them", self.sub.durable, len(decoded))
+            await asyncio.gather(*(msg.nak(delay=1.0) for msg, _ in decoded), return_exceptions=True)
+            return
         for msg, event in decoded:
             task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
             self._inflight.add(task)

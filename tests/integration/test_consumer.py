@@ -387,3 +387,30 @@ async def test_a_message_that_is_not_an_event_is_dropped_and_the_rest_handled(
     await wait_drained(js)  # the foreign message too: terminated, not redelivered forever
 
     assert handler.handled() == Counter(seqs)
+
+
+async def test_a_failed_tracking_lookup_redelivers_and_the_consumer_goes_on(
+    store: EventStore, js: JetStreamContext, start_consumer: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database away for a moment while a handler with effects looks up what it handled.
+    real, failures = store.handled, []
+
+    def flaky(consumer: str, seqs: list[int]) -> set[int]:
+        if not failures:
+            failures.append(seqs)
+            raise ConnectionError("the database went away for a moment")
+        return real(consumer, seqs)
+
+    monkeypatch.setattr(store, "handled", flaky)
+    handler = Handler()
+    await start_consumer(js, store, handler, each=True)
+    first = await asyncio.to_thread(save_runs, store, 1)
+    await publish_all(js, first)
+    await wait_handled(store, [e.seq for e in first])
+    later = await asyncio.to_thread(save_runs, store, 1)  # the fetch loop still runs
+    await publish_all(js, later)
+    seqs = [e.seq for e in first + later]
+
+    await wait_handled(store, seqs)
+
+    assert failures and handler.handled() == Counter(seqs)
