@@ -172,18 +172,22 @@ class RunRecorder:
         self.run.record_tool_call(call_id, tool, result.ok, redact(result.title), target, result.duration_ms, error)
         self.line(result.title, "log" if result.ok else "warn")
 
-    async def turn_done(self, finished: bool) -> None:
-        pass  # progress shows in the live log; each model call's record is saved as it returns
-
-    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
-        """The cap the next call could cross, or None to go ahead."""
-        # The last call's record is saved before the next call is made: a conflict stops the
-        # run before it pays again.
+    async def saved(self) -> None:
+        """What the run recorded so far is in the store before it goes on to something that
+        costs (a model call, a person's time); RunTakenOver when another executor recorded the
+        run meanwhile, so it stops before paying again or asking anyone."""
         self.save_in_background()
         if self._saving is not None:
             await self._saving
         if self.taken_over:
             raise RunTakenOver(str(self.run.id))
+
+    async def turn_done(self, finished: bool) -> None:
+        pass  # progress shows in the live log; each model call's record is saved as it returns
+
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
+        """The cap the next call could cross, or None to go ahead."""
+        await self.saved()
         if self.budget is None or self.budget.caps:
             # Read again before every call of a capped workspace: other runs' charges land meanwhile.
             self.budget = await asyncio.to_thread(
@@ -205,7 +209,7 @@ class RunRecorder:
 
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         """Asks, then waits until a human answers or the question expires."""
-        self.save_in_background()
+        await self.saved()
         started = time.perf_counter()
 
         def result(content: str, ok: bool, title: str, target: str | None = None) -> ToolResult:

@@ -16,15 +16,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from contracts.events import EventEnvelope
 from contracts.logs import LOGS_STREAM
+from contracts.subjects import ASK_QUESTION
 from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings
 from libs.domain.ledger import Ledger, ledger_id
@@ -40,6 +43,7 @@ from services.cost_ledger import handlers as cost_ledger
 from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
 from services.planner.plans import plan
+from services.review.handlers import ask as ask_question
 from tests.factories import stored_request
 from tests.servers import RunningServer
 
@@ -354,3 +358,38 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
     events = await run_log(store, run_id)
     assert types(events) == ["run.started", "run.model_called", "run.tool_called", "run.failed"]
     assert "interrupted" in events[-1].payload["error"]
+
+
+async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(
+    script: Script, deps: Deps, store: EventStore, nc: NatsClient
+) -> None:
+    # As above, but the slow call asks a person: the question is not put to anyone, since the
+    # run is another executor's now (its retry may ask again).
+    event = dispatched(store)
+    run_id = run_id_of(event)
+    question = {"question": "Which greeting?", "header": "Greeting", "options": [{"label": "Hello"}]}
+    script.push(
+        Behaviour(
+            tool_calls=[ToolCall("write_file", {"path": "a.py", "content": "x = 1\n"}, id="call_write")],
+            usage=FIRST_CALL_USAGE,
+        ),
+        Behaviour(tool_calls=[ToolCall("ask_human", {"questions": [question]}, id="call_ask")], delay_ms=1500),
+    )
+    asked: list[bytes] = []
+
+    async def review(msg: Msg) -> None:  # the owner of gates, as review answers the command
+        asked.append(msg.data)
+        await msg.respond(msgspec.json.encode(ask_question(msg.data, store, 3600)))
+
+    responder = await nc.subscribe(ASK_QUESTION, cb=review)
+    executing = asyncio.create_task(on_event(event, deps))
+    await until_logged(store, run_id, "run.model_called", running=executing)
+    await until_called(script, 2)
+
+    other = await on_event(event, deps)
+    await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
+
+    with pytest.raises(IntegrityError):
+        await asyncio.wait_for(executing, 10)
+    await responder.unsubscribe()
+    assert asked == [] and len(script.calls()) == 2
