@@ -130,6 +130,9 @@ READMODELS_CHANNEL = "readmodels"
 PROJECTOR = "readmodels"
 # Advisory locks that make the relay and the projector single-active across replicas.
 RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
+# The first key of the executors' per-branch locks (pull requests): (class, key) pairs never meet
+# the single-key locks above.
+BRANCH_LOCK_CLASS = 7_100
 
 
 def create(conn: psycopg.Connection) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from contracts.events import EventEnvelope
 from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
@@ -26,12 +24,9 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     answers = SERVICE.state["answers"] = Answers()
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
-    # A few connections: one is held per pull request being opened, for its GitHub calls.
-    pool = SERVICE.state["lock_pool"] = AsyncConnectionPool(
-        settings.database_url, min_size=1, max_size=8, open=False, kwargs={"autocommit": True}
-    )
+    locks = BranchLocks(settings.database_url)
     deps = handlers.Deps(
-        settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, BranchLocks(pool)
+        settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
     )
 
     async def handle(event: EventEnvelope) -> list[Any]:
@@ -45,8 +40,6 @@ async def _stop() -> None:
     if "providers" in SERVICE.state:
         await SERVICE.state["providers"].close()
     await close_github_client(SERVICE.state.get("github"))
-    if "lock_pool" in SERVICE.state:
-        await SERVICE.state["lock_pool"].close()
 
 
 async def _start(settings: Settings, store: EventStore) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import aiohttp
 import httpx
 import msgspec
+import psycopg
 import pydantic
 from githubkit import GitHub, Response, TokenAuthStrategy
 from githubkit.exception import (
@@ -41,11 +42,11 @@ from githubkit.exception import (
 from githubkit.retry import RetryRateLimit, RetryServerError
 from githubkit.typing import RetryOption
 from httpx_aiohttp import AiohttpTransport
-from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
 from libs.observability.logs import redact
+from libs.readmodels.schema import BRANCH_LOCK_CLASS
 
 NO_CREDENTIALS = "no GitHub credentials configured"
 NO_CHANGES = "the task changed no files"
@@ -156,7 +157,7 @@ async def open_pull_request(
     summaries: list[dict[str, Any]],
     task_url: str | None,
     title: str,
-    locks: BranchLocks | None = None,
+    locks: BranchLocks,
 ) -> PullRequest:
     """Open (or find) the task's pull request and record the outcome as a `PullRequest`.
 
@@ -177,7 +178,7 @@ async def open_pull_request(
     headline = pull_request_title(title)
     reference = task_reference(task_id, task_url)
     try:
-        async with (locks or LOCAL_LOCKS).held(target):
+        async with locks.held(target):
             opened = await _publish(github, target, task_id, headline, reference, summaries, files, removed)
     except (GitHubException, pydantic.ValidationError) as exc:
         return PullRequest.failed(workspace_id, task_id, describe(exc, github))
@@ -189,39 +190,34 @@ class BranchLocks:
     both find no pull request and both commit onto the base, the second moving the branch over
     the first (chained tasks share their parent's branch).
 
-    In the process, an asyncio lock per branch; across replicas, with a pool, also a PostgreSQL
-    advisory lock taken in a transaction held for the publish: released at its end, by commit or
-    rollback, and with the session if the process dies, so no lock outlives its holder."""
+    In the process, an asyncio lock per branch; across replicas, given the database, also a
+    PostgreSQL advisory lock on a connection of the publish's own (approvals are few), taken in
+    a transaction held for the publish: released at its end, by commit or rollback, and with
+    the session if the process dies, so no lock outlives its holder."""
 
-    def __init__(self, pool: AsyncConnectionPool | None = None) -> None:
-        self.pool = pool
+    def __init__(self, database_url: str | None = None) -> None:
+        self.database_url = database_url
         self._local: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @contextlib.asynccontextmanager
     async def held(self, target: Target) -> AsyncIterator[None]:
         lock = self._local.setdefault(target, asyncio.Lock())
-        async with lock:  # waiters in this process queue here, not on pool connections
-            if self.pool is None:
+        async with lock:  # waiters in this process queue here, not on connections
+            if self.database_url is None:
                 yield
                 return
-            await self.pool.open()  # no-op once open: the first publish may come before start
-            async with self.pool.connection() as conn, conn.transaction():
+            async with (
+                await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn,
+                conn.transaction(),
+            ):
                 await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (BRANCH_LOCK_CLASS, branch_key(target)))
                 yield
-
-
-# The advisory locks' first key: (class, key) pairs never meet the single-key locks of the relay
-# and the projector.
-BRANCH_LOCK_CLASS = 7_100
 
 
 def branch_key(target: Target) -> int:
     """A branch as a 32-bit lock key: two branches that share one only wait for each other."""
     name = f"{target.owner}/{target.repo}/{target.branch}".lower()  # GitHub's names ignore case
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
-
-
-LOCAL_LOCKS = BranchLocks()
 
 
 async def _publish(

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 from githubkit import GitHub, TokenAuthStrategy
-from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.devstack.processes import free_port
@@ -89,7 +88,7 @@ async def publish(github: GitHub[Any] | None, **changes: Any) -> PullRequest:
         "task_url": TASK_URL,
         "title": TITLE,
     }
-    return await open_pull_request(github, WORKSPACE, TASK_ID, **(arguments | changes))
+    return await open_pull_request(github, WORKSPACE, TASK_ID, **(arguments | changes), locks=BranchLocks())
 
 
 async def test_an_approved_task_becomes_one_pull_request_with_its_changes(
@@ -273,12 +272,11 @@ class SlowPulls(httpx.AsyncBaseTransport):
 async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_changes(
     github_url: str, control: httpx.AsyncClient, postgres_url: str
 ) -> None:
-    # Two executor replicas (each its own locks and pool), two chained tasks on one branch,
+    # Two executor replicas (each its own locks), two chained tasks on one branch,
     # approved at the same moment; the first replica's pull request is slow to open.
     slow, fast = KeptOpen(transport_for(github_url)), KeptOpen(transport_for(github_url))
     first_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=SlowPulls(slow, 0.5))
     second_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=fast)
-    pools = [AsyncConnectionPool(postgres_url, min_size=1, max_size=2, open=False) for _ in range(2)]
     first_task, second_task = TASK_ID, "3f2b8c1e-0000-4000-8000-0000000000bb"
     try:
         first = asyncio.create_task(
@@ -292,7 +290,7 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
                 SUMMARIES,
                 None,
                 "A",
-                BranchLocks(pools[0]),
+                BranchLocks(postgres_url),
             )
         )
         await asyncio.sleep(0.15)  # the first has its commit on the branch and is opening the pull request
@@ -306,12 +304,10 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
             SUMMARIES,
             None,
             "B",
-            BranchLocks(pools[1]),
+            BranchLocks(postgres_url),
         )
         outcomes = [outcome(await first), outcome(second)]
     finally:
-        for pool in pools:
-            await pool.close()
         await slow.close()
         await fast.close()
 
