@@ -96,7 +96,10 @@ async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
     waiters = Waiters()
     ready = asyncio.Event()
     reader = asyncio.create_task(read_feed(api, stack.stream_url + FEED, head_before, waiters, ready))
-    await ready.wait()
+    # The feed open, or the reader's error (a refused feed) rather than a wait forever.
+    await asyncio.wait({reader, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if reader.done():
+        reader.result()
     limit = asyncio.Semaphore(concurrency)
     run = f"{head_before:x}"
     to_review: list[float] = []

@@ -4,8 +4,8 @@ All in memory and changed only from the event loop, so each operation is atomic.
 `GitHubError` with the status and message GitHub answers in the same case.
 
 A repository used before it was created is created then, with one commit on `main` (a README),
-and is lenient: reading a branch it lacks (`git/ref/heads/<name>`) creates that branch from
-`main`, so a task may name any base branch without setup. A repository created with
+and is lenient: reading a branch it lacks (`git/ref/heads/<name>` or `branches/<name>`) creates
+that branch from `main`, so a task may name any base branch without setup. A repository created with
 `Hosting.create_repository` (`POST /_repos`) is strict: it has exactly the branch it was given.
 """
 

@@ -227,7 +227,9 @@ def test_key_hashes_never_reach_the_feed_or_the_dump(stack: Stack, other: dict[s
 
 def test_an_auto_approve_review_policy_completes_tasks_without_a_human(stack: Stack, other: dict[str, str]) -> None:
     workspace, key = other["workspaceId"], bearer(other["apiKey"])
-    httpx.patch(config_url(stack, workspace), json={"reviewPolicy": "auto_approve"}, headers=key, timeout=10)
+    policy = {"reviewPolicy": "auto_approve"}
+    configured = httpx.patch(config_url(stack, workspace), json=policy, headers=key, timeout=10)
+    assert configured.status_code == 200, configured.text
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as mine:
         (task_id,) = submit(mine, task_request("Ship it without asking"))
         task = wait_for(mine, task_id, lambda t: t["status"] == "completed")

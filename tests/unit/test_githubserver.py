@@ -244,6 +244,7 @@ async def test_any_base_branch_exists_on_first_use_but_a_created_repository_is_s
     github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
 ) -> None:
     develop = (await github.rest.git.async_get_ref("acme", "api", "heads/develop")).parsed_data
+    release = (await github.rest.repos.async_get_branch("acme", "api", "release")).parsed_data
     main = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data
     created = await control.post(
         "/_repos", json={"owner": "acme", "repo": "web", "branch": "trunk", "files": {"app.js": "let x = 1;\n"}}
@@ -253,7 +254,7 @@ async def test_any_base_branch_exists_on_first_use_but_a_created_repository_is_s
         await github.rest.git.async_get_ref("acme", "web", "heads/develop")
     web = (await github.rest.repos.async_get("acme", "web")).parsed_data
 
-    assert develop.object_.sha == main.object_.sha
+    assert develop.object_.sha == main.object_.sha == release.commit.sha
     assert created.status_code == 201
     assert failure(missing)[0] == 404
     assert web.default_branch == "trunk"
