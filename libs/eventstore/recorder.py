@@ -36,8 +36,9 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 "consumer text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (consumer, seq))"
             ).format(schema, Identifier(TRACKING_TABLE))
         )
-        # One call appends a batch: the tracking rows, then (holding the EXCLUSIVE lock that makes
-        # commit order equal notification-id order) the events and the NOTIFY. Called as the
+        # One call appends a batch: the tracking rows, then, if there are events (holding the
+        # EXCLUSIVE lock that makes commit order equal notification-id order), the events and the
+        # NOTIFY; tracking rows alone take no lock. Called as the
         # only statement on an autocommit connection, it commits in the same round trip, so
         # the lock, which every writer in the system queues on, is held for the server's work
         # and the commit's WAL flush only, never for a client round trip (a busy client thread
@@ -52,12 +53,14 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 "  IF p_consumer IS NOT NULL THEN "
                 "    INSERT INTO {schema}.{tracking} (consumer, seq) SELECT p_consumer, unnest(p_seqs); "
                 "  END IF; "
-                "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
-                "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-                "  NOTIFY {channel}; "
-                "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-                "    SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
-                "    RETURNING notification_id; "
+                "  IF cardinality(p_ids) > 0 THEN "
+                "    SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                "    LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "    NOTIFY {channel}; "
+                "    RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                "      SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) "
+                "      RETURNING notification_id; "
+                "  END IF; "
                 "END; $BODY$"
             ).format(
                 schema=schema,
@@ -77,11 +80,6 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             .format(schema, Identifier(APPEND_FUNCTION), Identifier(self.datastore.originator_id_type))
             .as_bytes()
         )
-        self._insert_tracking = (
-            SQL("INSERT INTO {0}.{1} (consumer, seq) SELECT %s, unnest(%s::bigint[])")
-            .format(schema, Identifier(TRACKING_TABLE))
-            .as_bytes()
-        )
         self._select_tracking = (
             SQL("SELECT seq FROM {0}.{1} WHERE consumer = %s AND seq = ANY(%s)")
             .format(schema, Identifier(TRACKING_TABLE))
@@ -98,10 +96,7 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
         tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")
         if tracking is not None and not tracking.seqs:
             tracking = None
-        if not stored_events:
-            if tracking is not None:  # handled, nothing to append: no lock needed
-                with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                    curs.execute(self._insert_tracking, (tracking.consumer, list(tracking.seqs)), prepare=True)
+        if not stored_events and tracking is None:
             return []
         # Four plain arrays rather than one of a composite type: psycopg dumps a composite field
         # by field in Python, an array of a plain type in C.
