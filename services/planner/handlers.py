@@ -72,7 +72,7 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
         for task in tasks:
             if task.parent_task_id is not None:
                 _follow_parent(task, parents[task.parent_task_id])
-    seq = store.save([*tasks, *parents.values(), *slots.changed()])
+    seq = store.save([*tasks, *parents.values(), *slots.to_save()])
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
 
 
@@ -124,8 +124,11 @@ class Batch:
     def get(self, task_id: str) -> Task | None:
         return self.tasks.get(UUID(task_id))
 
-    def changed(self) -> list[Task]:
-        return [t for t in self.tasks.values() if t.pending_events] + self.created
+    def to_save(self) -> list[Task]:
+        """Every task of the batch: the changed ones append their events, and each goes back to
+        the store's kept aggregates (one loaded and not saved would be rebuilt from all its
+        events next time)."""
+        return [*self.tasks.values(), *self.created]
 
 
 def _task_id(event: EventEnvelope) -> str:
@@ -145,7 +148,7 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
         )
         # Slots freed by runs that ended (or a cap raised) go to the subtasks waiting, in order.
         slots.start_waiting(batch.tasks)
-    return [*batch.changed(), *slots.changed()]
+    return [*batch.to_save(), *slots.to_save()]
 
 
 RUN_ENDS = frozenset({"run.succeeded", "run.failed", "run.budget_stopped"})
@@ -344,4 +347,4 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
         )
     if drafted.fallback_reason:
         log.info("task %s: %s", task.id, drafted.fallback_reason)
-    return [task, *slots.changed()]
+    return [task, *slots.to_save()]

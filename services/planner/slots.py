@@ -85,5 +85,7 @@ class Slots:
                     if not tasks[task_id].release(subtask_id):  # it ended, or nothing waits
                         schedule.finish(key)
 
-    def changed(self) -> list[Any]:
-        return [s for s in self.schedules.values() if s.pending_events]
+    def to_save(self) -> list[Any]:
+        """Every schedule the batch used, changed or not: saved, each goes back to the store's
+        kept aggregates, so a workspace's schedule is not replayed from its first event each batch."""
+        return list(self.schedules.values())
