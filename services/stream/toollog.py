@@ -81,6 +81,8 @@ async def stream_tool_log(
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     since = resume_point(since_seq, last_event_id)
-    # Without a resume point the log stream follows new calls only (the feed replays history).
-    await kept_after(state.pool, workspace_id, since, "the tool log", "tool_log_purged")
+    # Without a resume point the log stream follows new calls only (the feed replays history),
+    # so there is no purge to check it against.
+    if since is not None:
+        await kept_after(state.pool, workspace_id, since, "the tool log", "tool_log_purged")
     return sse_response(request, tool_log_feed(workspace_id, since, state.pool, state.store, state.broadcaster))
