@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,6 +21,7 @@ from libs.bus.consumer import EachAlone, EventConsumer, Subscription
 from libs.domain.ledger import Ledger
 from libs.domain.run import Run
 from libs.eventstore.store import EventStore
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -98,17 +97,6 @@ async def publish(js: JetStreamContext, e: EventEnvelope, msg_id: str | None = N
 async def publish_all(js: JetStreamContext, events: list[EventEnvelope]) -> None:
     for e in events:
         await publish(js, e)
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if await result if inspect.isawaitable(result) else result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        await asyncio.sleep(0.02)
 
 
 async def wait_handled(store: EventStore, seqs: list[int], durable: str = DURABLE) -> None:

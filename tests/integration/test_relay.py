@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -26,6 +25,7 @@ from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
 from services.stream import relay as relay_module
 from services.stream.relay import relay_forever
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -69,20 +69,6 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task  # a relay that crashed raises its error here
         await self.listener.stop()
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], message: str, timeout: float = 10.0) -> None:
-    """Polls `check` (plain or async) until it holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await _holds(check):
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        await asyncio.sleep(0.01)
-
-
-async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
-    result = check()
-    return bool(await result) if inspect.isawaitable(result) else bool(result)
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from services.executor.questions import Answers
 from services.planner.plans import plan
 from services.review.handlers import ask as ask_question
 from tests.factories import stored_request
+from tests.polling import eventually
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.integration
@@ -172,11 +173,8 @@ async def until_logged(
 async def until_called(script: Script, count: int) -> None:
     """Waits until the model server has received `count` requests (it records each on arrival,
     before any scripted delay)."""
-    deadline = time.monotonic() + POLL_TIMEOUT_S
-    while len(script.calls()) < count:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the model server received {len(script.calls())} of {count} calls")
-        await asyncio.sleep(0.05)
+    missing = f"the model server did not receive {count} calls"
+    await eventually(lambda: len(script.calls()) >= count, missing, POLL_TIMEOUT_S)
 
 
 def types(events: list[EventEnvelope]) -> list[str]:
