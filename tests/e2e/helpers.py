@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,28 @@ from tests.factories import task_request
 __all__ = ["task_request"]
 
 FEED = "/api/v1/workspaces/default/orchestration/events"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_workspace(stack: Stack, prefix: str, name: str | None = None) -> dict[str, str]:
+    """A workspace of the test's own (`workspaceId`, `keyId`, `apiKey`), through the admin API."""
+    created = stack.create_workspace(f"{prefix}-{uuid.uuid4().hex[:8]}", name)
+    assert created is not None
+    return created
+
+
+def orchestration(stack: Stack, workspace: str, what: str) -> str:
+    """A URL of the stream service's spec 001 routes (`events`, `debug-dump`, ...)."""
+    return f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/{what}"
+
+
+def debug_dump(stack: Stack, workspace: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = httpx.get(orchestration(stack, workspace, "debug-dump"), headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def submit(client: httpx.Client, *requests: dict) -> list[str]:

@@ -12,7 +12,16 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, model_calls, status_is, submit, task_request, wait_for
+from tests.e2e.helpers import (
+    bearer,
+    in_review_and_charged,
+    model_calls,
+    new_workspace,
+    status_is,
+    submit,
+    task_request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +32,8 @@ SMALL = {"maxTokens": 100}  # keeps each call's estimate (prompt + maxTokens) we
 
 @pytest.fixture
 def team(stack: Stack) -> Iterator[tuple[httpx.Client, str]]:
-    created = stack.create_workspace(f"budget-{uuid.uuid4().hex[:8]}")
-    assert created is not None
-    headers = {"Authorization": f"Bearer {created['apiKey']}"}
+    created = new_workspace(stack, "budget")
+    headers = bearer(created["apiKey"])
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=headers) as client:
         yield client, created["workspaceId"]
 

@@ -9,23 +9,29 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, script_model, submit, task_request, wait_for
+from tests.e2e.helpers import (
+    bearer,
+    debug_dump,
+    in_review_and_charged,
+    new_workspace,
+    script_model,
+    submit,
+    task_request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_cap_of_one_runs_subtasks_one_at_a_time_in_order(stack: Stack) -> None:
-    created = stack.create_workspace(f"cap-{uuid.uuid4().hex[:8]}")
-    assert created is not None
-    workspace, key = created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"}
+    created = new_workspace(stack, "cap")
+    workspace, key = created["workspaceId"], bearer(created["apiKey"])
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api:
         config = f"/api/v1/workspaces/{workspace}/orchestration/config"
         assert api.patch(config, json={"maxConcurrentSubtasks": 1}).status_code == 200
         ids = submit(api, *(task_request(f"capped {i}") for i in range(3)))
         tasks = [wait_for(api, task_id, in_review_and_charged) for task_id in ids]
-        dump = httpx.get(
-            f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/debug-dump", headers=key, timeout=10
-        ).json()
+        dump = debug_dump(stack, workspace, key)
 
     running, most, started = 0, 0, []
     for event in dump["events"]:
@@ -43,9 +49,8 @@ def test_a_cap_of_one_runs_subtasks_one_at_a_time_in_order(stack: Stack) -> None
 
 
 def test_a_drafted_plans_first_subtasks_take_slots_too(stack: Stack) -> None:
-    created = stack.create_workspace(f"cap-plan-{uuid.uuid4().hex[:8]}")
-    assert created is not None
-    workspace, key = created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"}
+    created = new_workspace(stack, "cap-plan")
+    workspace, key = created["workspaceId"], bearer(created["apiKey"])
     description = f"Two at once {uuid.uuid4().hex[:8]}"
     steps = [
         {"id": "a", "agentType": "codegen", "description": "One side", "dependencies": []},
@@ -61,9 +66,7 @@ def test_a_drafted_plans_first_subtasks_take_slots_too(stack: Stack) -> None:
         assert api.patch(config, json={"maxConcurrentSubtasks": 1, "planner": "llm"}).status_code == 200
         (task_id,) = submit(api, task_request(description))
         wait_for(api, task_id, in_review_and_charged)
-        dump = httpx.get(
-            f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/debug-dump", headers=key, timeout=10
-        ).json()
+        dump = debug_dump(stack, workspace, key)
 
     kinds = [e["type"] for e in dump["events"] if e["type"] in ("run.started", "run.succeeded")]
     assert kinds == ["run.started", "run.succeeded", "run.started", "run.succeeded"], "one at a time"

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from contracts.logs import LOGS_STREAM, LogEntry, log_subject
 from libs.bus.logs import LogPublisher
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, status_is, submit, task_request, wait_for
+from tests.e2e.helpers import bearer, in_review_and_charged, new_workspace, status_is, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -203,14 +203,13 @@ async def test_a_client_following_a_running_task_gets_the_agents_lines_live(stac
 
 
 async def test_revoking_the_key_closes_its_open_log_socket(stack: Stack) -> None:
-    created = stack.create_workspace(f"revoke-{uuid.uuid4().hex[:8]}")
-    assert created is not None
-    key = {"Authorization": f"Bearer {created['apiKey']}"}
+    created = new_workspace(stack, "revoke")
+    key = bearer(created["apiKey"])
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as mine:
         (task_id,) = submit(mine, task_request("Watched, then revoked"))
     async with connect(stream_url(stack, task_id), additional_headers=key) as ws:
         await receive(ws)  # the backlog
         revoke = f"{stack.gateway_url}/admin/workspaces/{created['workspaceId']}/keys/{created['keyId']}"
-        admin = {"Authorization": f"Bearer {stack.admin_token}"}
+        admin = bearer(stack.admin_token)
         assert (await asyncio.to_thread(httpx.delete, revoke, headers=admin, timeout=10)).status_code == 200
         assert await closed(ws) == (4403, "this API key was revoked")

@@ -8,6 +8,7 @@ import pytest
 
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
+    bearer,
     in_review_and_charged,
     live_and_rebuilt,
     sse_events,
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def test_purge_clears_the_workspace_keeps_its_config_and_replays_to_the_same_state(stack: Stack) -> None:
     created = stack.create_workspace()
     assert created is not None
-    workspace, key = created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"}
+    workspace, key = created["workspaceId"], bearer(created["apiKey"])
     base = f"/api/v1/workspaces/{workspace}/orchestration"
     stream = httpx.Client(base_url=stack.stream_url + base, timeout=30, headers=key)
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api, stream:

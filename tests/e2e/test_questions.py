@@ -14,7 +14,16 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, model_calls, script_model, submit, task_request, wait_for
+from tests.e2e.helpers import (
+    bearer,
+    in_review_and_charged,
+    model_calls,
+    new_workspace,
+    script_model,
+    submit,
+    task_request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +38,12 @@ QUESTION = {
 
 @pytest.fixture
 def team(stack: Stack) -> dict[str, str]:
-    created = stack.create_workspace(f"q-{uuid.uuid4().hex[:8]}")
-    assert created is not None
-    return created
+    return new_workspace(stack, "q")
 
 
 @pytest.fixture
 def api(stack: Stack, team: dict[str, str]) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {team['apiKey']}"}
+    headers = bearer(team["apiKey"])
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=headers) as client:
         yield client
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, sse_events, submit, task_request, wait_for
+from tests.e2e.helpers import bearer, in_review_and_charged, new_workspace, sse_events, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -60,10 +60,9 @@ class Logged:
     ended_ms: int
 
 
-def new_workspace(stack: Stack) -> Workspace:
-    created = stack.create_workspace(f"toollog-{uuid.uuid4().hex[:8]}", "tool log")
-    assert created is not None
-    return Workspace(created["workspaceId"], {"Authorization": f"Bearer {created['apiKey']}"})
+def tool_log_workspace(stack: Stack) -> Workspace:
+    created = new_workspace(stack, "toollog", "tool log")
+    return Workspace(created["workspaceId"], bearer(created["apiKey"]))
 
 
 def log_url(stack: Stack, workspace: str) -> str:
@@ -84,7 +83,7 @@ def run_tasks(stack: Stack, workspace: Workspace, *requests: dict[str, Any]) -> 
 
 @pytest.fixture(scope="module")
 def logged(stack: Stack) -> Logged:
-    workspace = new_workspace(stack)
+    workspace = tool_log_workspace(stack)
     scripted = f"Read then write {uuid.uuid4().hex[:10]}"
     calls = [
         {"name": "read_file", "arguments": {"path": "src/missing.py"}},
@@ -226,7 +225,7 @@ def test_bad_paging_and_filters_are_400_with_the_error_body(stack: Stack, logged
 
 
 def test_another_workspace_sees_none_of_it(stack: Stack, logged: Logged) -> None:
-    other = new_workspace(stack)
+    other = tool_log_workspace(stack)
     own = httpx.get(log_url(stack, other.id), headers=other.headers)
     assert own.json() == {"items": [], "meta": {"page": 1, "limit": 50, "total": 0, "pages": 0}}
 
@@ -267,7 +266,7 @@ def frames(lines: Iterator[str], count: int) -> list[dict[str, Any]]:
 
 
 def test_the_stream_sends_each_call_live_and_resumes_after_since_seq_without_duplicates(stack: Stack) -> None:
-    workspace = new_workspace(stack)
+    workspace = tool_log_workspace(stack)
     url = stream_url(stack, workspace.id)
     with following(url, workspace.headers) as lines:
         (task_id,) = run_tasks(stack, workspace, task_request("Stream my calls"))
@@ -308,7 +307,7 @@ def oldest_first(stack: Stack, workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def test_a_purge_empties_the_log_and_the_stream_will_not_resume_from_before_it(stack: Stack) -> None:
-    workspace = new_workspace(stack)
+    workspace = tool_log_workspace(stack)
     run_tasks(stack, workspace, task_request("Calls to purge"))
     assert len(oldest_first(stack, workspace)) == 4
     orchestration = f"{stack.gateway_url}/api/v1/workspaces/{workspace.id}/orchestration"

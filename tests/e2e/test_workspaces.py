@@ -13,17 +13,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, sse_events, submit, task_request, wait_for
+from tests.e2e.helpers import bearer, in_review_and_charged, orchestration, sse_events, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def orchestration(stack: Stack, workspace: str, what: str) -> str:
-    return f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/{what}"
 
 
 def config_url(stack: Stack, workspace: str) -> str:
