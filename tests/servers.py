@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from libs.config import Settings
 from libs.modelserver.app import create_app
 from libs.modelserver.script import Script
 
@@ -47,6 +48,18 @@ def serve_in_thread(app: Any, graceful_s: float = 1.0) -> Iterator[str]:
 class RunningServer:
     url: str
     script: Script
+
+    def settings(self, service: str, api_key: str, **overrides: Any) -> Settings:
+        """A service's settings with both provider SDKs pointed at this server."""
+        return Settings(
+            service=service,
+            database_url=overrides.pop("database_url", "postgresql://unused"),
+            anthropic_base_url=self.url,
+            anthropic_api_key=api_key,
+            openai_base_url=f"{self.url}/v1",
+            openai_api_key=api_key,
+            **overrides,
+        )
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ from libs.agent.loop import NUDGE, AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository
 from libs.agent.tools import Tool, ToolResult
-from libs.config import Settings
 from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall
@@ -41,16 +40,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def providers(running_server: RunningServer) -> AsyncIterator[Providers]:
-    settings = Settings(
-        service="agent-loop-test",
-        database_url="postgresql://unused",
-        anthropic_base_url=running_server.url,
-        anthropic_api_key=API_KEY,
-        openai_base_url=f"{running_server.url}/v1",
-        openai_api_key=API_KEY,
-        llm_timeout_s=10.0,
-        llm_max_retries=1,
-    )
+    settings = running_server.settings("agent-loop-test", API_KEY, llm_timeout_s=10.0, llm_max_retries=1)
     clients = Providers(settings)
     try:
         yield clients

@@ -63,14 +63,11 @@ POLL_TIMEOUT_S = 10.0
 
 @pytest.fixture
 def settings(running_server: RunningServer, postgres_url: str, nats_url: str) -> Settings:
-    return Settings(
-        service="executor",
+    return running_server.settings(
+        "executor",
+        API_KEY,
         database_url=postgres_url,
         nats_url=nats_url,
-        anthropic_base_url=running_server.url,
-        anthropic_api_key=API_KEY,
-        openai_base_url=f"{running_server.url}/v1",
-        openai_api_key=API_KEY,
         # Long enough that the "hanging" call is still in flight when the executor crashes,
         # and no SDK retry sends a second request behind the test's back.
         llm_timeout_s=60.0,
