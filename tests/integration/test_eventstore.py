@@ -339,3 +339,43 @@ async def test_one_listener_wakes_each_of_its_followers_on_an_append(store: Even
         assert time.monotonic() - started < 5.0  # woken by the NOTIFY, not by the timeout
     finally:
         await listener.stop()
+
+
+def test_kept_aggregates_hold_what_their_log_rebuilds_at_every_step(keeping: EventStore, postgres_url: str) -> None:
+    # Services decide on kept objects (invariant 1 rests on them equalling the log): a command
+    # that set state outside an event would make the two differ here.
+    fresh = EventStore(postgres_url)
+
+    def step(aggregate_id: uuid.UUID, change: Any) -> None:
+        kept = keeping.load_many([aggregate_id])[aggregate_id]
+        change(kept)
+        keeping.save([kept])
+        if not getattr(kept, "settled", False):
+            assert keeping.load_many([aggregate_id])[aggregate_id] is kept  # kept, not rebuilt
+            keeping.save([kept])
+        assert state(kept) == state(fresh.load_many([aggregate_id])[aggregate_id])
+
+    def succeed(task: Task) -> None:
+        subtask = next(s for s in task.subtasks if s["id"] in task.dispatched and s["id"] not in task.succeeded)
+        files = {"src/a.py": "A = 1\n"}
+        outcome = {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "success": True}
+        task.record_success(subtask["id"], f"run-{subtask['id']}", outcome | {"output": {"files": files}})
+        task.dispatch_ready()
+
+    try:
+        task = new_task()
+        keeping.save([task])
+        for change in (Task.start, succeed, succeed, Task.request_review, lambda t: t.approve(None)):
+            step(task.id, change)
+        step(task.id, lambda t: t.complete("https://github.example/pull/1", None))
+
+        ledger = Ledger.open(WORKSPACE, str(task.id))
+        keeping.save([ledger])
+        for run in ("run-1", "run-2"):
+            step(ledger.id, lambda led, run=run: led.charge(run, "s", "m", 1000, 200, 0, 0, 0.006, 40, 3, True))
+
+        gate = Gate.open_review(WORKSPACE, str(task.id))
+        keeping.save([gate])
+        step(gate.id, lambda g: g.decide("approve", "looks right"))
+    finally:
+        fresh.close()
