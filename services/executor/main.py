@@ -24,7 +24,7 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     answers = SERVICE.state["answers"] = Answers()
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
-    locks = BranchLocks(settings.database_url)
+    locks = SERVICE.state["locks"] = BranchLocks(settings.database_url)
     deps = handlers.Deps(
         settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
     )
@@ -40,6 +40,8 @@ async def _stop() -> None:
     if "providers" in SERVICE.state:
         await SERVICE.state["providers"].close()
     await close_github_client(SERVICE.state.get("github"))
+    if "locks" in SERVICE.state:
+        await SERVICE.state["locks"].close()
 
 
 async def _start(settings: Settings, store: EventStore) -> None:

@@ -29,7 +29,6 @@ from urllib.parse import quote
 import aiohttp
 import httpx
 import msgspec
-import psycopg
 import pydantic
 from githubkit import GitHub, Response, TokenAuthStrategy
 from githubkit.exception import (
@@ -42,6 +41,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryRateLimit, RetryServerError
 from githubkit.typing import RetryOption
 from httpx_aiohttp import AiohttpTransport
+from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
@@ -178,7 +178,8 @@ async def open_pull_request(
     headline = pull_request_title(title)
     reference = task_reference(task_id, task_url)
     try:
-        async with locks.held(target):
+        # One httpx client for the publish's calls: githubkit makes one per call outside `async with`.
+        async with locks.held(target), github:
             opened = await _publish(github, target, task_id, headline, reference, summaries, files, removed)
     except (GitHubException, pydantic.ValidationError) as exc:
         return PullRequest.failed(workspace_id, task_id, describe(exc, github))
@@ -191,13 +192,21 @@ class BranchLocks:
     the first (chained tasks share their parent's branch).
 
     In the process, an asyncio lock per branch; across replicas, given the database, also a
-    PostgreSQL advisory lock on a connection of the publish's own (approvals are few), taken in
-    a transaction held for the publish: released at its end, by commit or rollback, and with
-    the session if the process dies, so no lock outlives its holder."""
+    PostgreSQL advisory lock, taken in a transaction held for the publish: released at its end,
+    by commit or rollback, and with the session if the process dies, so no lock outlives its
+    holder. The connections come from a small pool opened at the first publish: a connection
+    per publish cost the executor and PostgreSQL more CPU than the publish's GitHub calls. A
+    publish that waits longer than `POOL_WAIT_S` for one (or finds the database down) raises,
+    before any GitHub call, so its approval is redelivered and tried again."""
+
+    POOL_SIZE = 8
+    POOL_WAIT_S = 60.0
 
     def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
         self._local: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._pool: AsyncConnectionPool | None = None
+        self._opening = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def held(self, target: Target) -> AsyncIterator[None]:
@@ -206,12 +215,25 @@ class BranchLocks:
             if self.database_url is None:
                 yield
                 return
-            async with (
-                await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn,
-                conn.transaction(),
-            ):
+            pool = await self._opened(self.database_url)
+            async with pool.connection(timeout=self.POOL_WAIT_S) as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (BRANCH_LOCK_CLASS, branch_key(target)))
                 yield
+
+    async def _opened(self, database_url: str) -> AsyncConnectionPool:
+        async with self._opening:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    database_url, min_size=1, max_size=self.POOL_SIZE, open=False, kwargs={"autocommit": True}
+                )
+                await pool.open()
+                self._pool = pool
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 def branch_key(target: Target) -> int:

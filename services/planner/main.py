@@ -13,13 +13,14 @@ from libs.llm.providers import Providers
 from libs.runtime import CommandHandler, Service, batch_in_thread, command_in_thread, run
 from services.planner import handlers
 
-# Only how runs end matter here, not their model and tool calls.
+# Only how runs end matter here, not their model and tool calls; of a gate, only its decision
+# (every event delivered costs a wake-up and a tracking row, acted on or not).
 SUBJECTS = (
     "events.*.run.started",
     "events.*.run.succeeded",
     "events.*.run.failed",
     "events.*.run.budget_stopped",
-    aggregate_events("gate"),
+    "events.*.gate.decided",
     aggregate_events("pull_request"),
     "events.*.workspace.purged",
     "events.*.workspace.config_updated",
