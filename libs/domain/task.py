@@ -187,7 +187,11 @@ class Task(WorkspaceAggregate):
 
     def release(self, subtask_id: str) -> bool:
         """A slot is free for a queued subtask: it goes to the executor now. False when there
-        is nothing to release (the task ended, or the subtask is not queued)."""
+        is nothing to release (the task ended, or the subtask is not queued).
+
+        A paused task's subtask is released too: holding the queue's head would stop every
+        other task of the workspace. Its run meets the budget check before its first model
+        call, stops there, and resumes with the task's other paused subtasks."""
         waiting = self.queued.get(subtask_id)
         if waiting is None or self.status in TERMINAL:
             return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from libs.eventstore.store import EVENTS_TABLE, EventStore
+from libs.eventstore.store import EventStore
 
 
 def _rows(store: EventStore, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -48,17 +48,6 @@ def budget(store: EventStore, workspace_id: str, task_id: str, run_id: str) -> d
         (workspace_id, task_id, task_id, workspace_id, run_id, workspace_id),
     )
     return rows[0] if rows else None
-
-
-def concurrency(store: EventStore, workspace_id: str, schedule: UUID) -> tuple[int | None, bool]:
-    """The workspace's `maxConcurrentSubtasks`, and whether its Schedule aggregate exists."""
-    rows = _rows(
-        store,
-        "SELECT (SELECT (config->>'maxConcurrentSubtasks')::int FROM rm_workspaces WHERE workspace_id = %s) AS cap, "
-        f"EXISTS (SELECT 1 FROM {EVENTS_TABLE} WHERE originator_id = %s) AS scheduled",
-        (workspace_id, schedule),
-    )
-    return rows[0]["cap"], rows[0]["scheduled"]
 
 
 def paused_tasks(store: EventStore, workspace_id: str) -> list[UUID]:

@@ -24,7 +24,7 @@ from libs.llm.providers import Providers
 from libs.readmodels import lookups
 from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
-from services.planner.slots import Slots
+from services.planner.slots import Slots, aggregate_ids
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,15 @@ def submit_tasks(raw: bytes, store: EventStore) -> CommandReply:
 
 
 def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> CommandReply:
-    parents = _parents(workspace_id, requests, store)
+    wanted = {r["parentTaskId"] for r in requests if r.get("parentTaskId")}
+    ids = {w: _uuid(w) for w in wanted}
+    # The parents, the workspace (its cap) and its schedule, in one read.
+    loaded = store.load_many([*(i for i in ids.values() if i is not None), *aggregate_ids([workspace_id])])
+    slots = Slots(store)
+    slots.adopt(loaded, [workspace_id])
+    parents = _parents(workspace_id, ids, loaded)
     if isinstance(parents, CommandError):
         return CommandReply(error=parents)
-    slots = Slots(store)
     with slots.guarding():
         tasks = [new_task(workspace_id, r, uuid.uuid4()) for r in requests]
         for task in tasks:
@@ -76,11 +81,9 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
 
 
-def _parents(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> dict[str, Task] | CommandError:
-    """The parent tasks the requests chain to; an error naming the first that is not known here."""
-    wanted = {r["parentTaskId"] for r in requests if r.get("parentTaskId")}
-    ids = {w: _uuid(w) for w in wanted}
-    loaded: dict[UUID, Task] = store.load_many([i for i in ids.values() if i is not None])
+def _parents(workspace_id: str, ids: dict[str, UUID | None], loaded: dict[UUID, Any]) -> dict[str, Task] | CommandError:
+    """The parent tasks the requests chain to (`ids`: each `parentTaskId` given, as a UUID when
+    it is one), from what was `loaded`; an error naming the first that is not known here."""
     parents: dict[str, Task] = {}
     for given, task_id in sorted(ids.items()):
         parent = loaded.get(task_id) if task_id is not None else None
@@ -115,10 +118,13 @@ def _uuid(text: str) -> UUID | None:
 
 
 class Batch:
-    """The Tasks one batch of events touches, loaded in one query and saved together."""
+    """The Tasks one batch of events touches, loaded in one query with their workspaces (for
+    `slots`), and saved together."""
 
-    def __init__(self, store: EventStore, task_ids: list[UUID]) -> None:
-        self.tasks: dict[UUID, Task] = store.load_many(task_ids)
+    def __init__(self, store: EventStore, task_ids: list[UUID], slots: Slots, workspace_ids: list[str]) -> None:
+        loaded = store.load_many([*task_ids, *aggregate_ids(workspace_ids)])
+        slots.adopt(loaded, workspace_ids)
+        self.tasks: dict[UUID, Task] = loaded
         self.created: list[Task] = []
 
     def get(self, task_id: str) -> Task | None:
@@ -137,9 +143,10 @@ def _task_id(event: EventEnvelope) -> str:
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
     stopped = [UUID(t) for e in events if e.type == "workspace.purged" for t in e.payload["stopped_tasks"]]
-    batch = Batch(store, [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped)
-    before = {task_id: task.status for task_id, task in batch.tasks.items()}
     slots = Slots(store)
+    task_ids = [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped
+    batch = Batch(store, task_ids, slots, [e.workspace_id for e in events])
+    before = {task_id: task.status for task_id, task in batch.tasks.items()}
     with slots.guarding():
         for event in events:
             _react(event, batch, store, slots)
@@ -159,7 +166,7 @@ def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) 
         _stop_purged(event, batch)
         return
     if event.type == "workspace.config_updated":
-        slots.watch(event.workspace_id, event.payload["config"])
+        # A cap raised or lifted frees slots: `start_waiting` looks at the schedule at the end.
         _resume_paused(event, batch, store)
         return
     task = batch.get(_task_id(event)) if "task_id" in event.payload else None
@@ -327,13 +334,16 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     a plan is paid for once)."""
     if event.type != "task.plan_requested":
         return []
-    task = (await asyncio.to_thread(store.load_many, [UUID(event.aggregate_id)])).get(UUID(event.aggregate_id))
+    wanted = [UUID(event.aggregate_id), *aggregate_ids([event.workspace_id])]
+    loaded = await asyncio.to_thread(store.load_many, wanted)
+    slots = Slots(store)
+    slots.adopt(loaded, [event.workspace_id])
+    task = loaded.get(UUID(event.aggregate_id))
     if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
         return []
     drafted = await drafts.get(providers, task)
     config = task.request["config"]
     usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
-    slots = Slots(store)
     with slots.guarding():  # the plan's first subtasks take slots like any others
         await asyncio.to_thread(
             task.record_plan,

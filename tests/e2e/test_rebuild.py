@@ -8,8 +8,11 @@ import pytest
 from libs.devstack.stack import Stack
 from libs.readmodels.schema import TABLES
 from tests.e2e.helpers import (
+    bearer,
+    debug_dump,
     in_review_and_charged,
     live_and_rebuilt,
+    new_workspace,
     rebuild_read_models,
     status_is,
     submit,
@@ -31,6 +34,16 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
         wait_for(api, approved, status_is("completed"))
         revision = wait_for(api, revised, lambda t: "revisedBy" in t)["revisedBy"]
         wait_for(api, revision, in_review_and_charged)
+    # A capped workspace: its Schedule's events and queued subtasks are in the log too.
+    capped = new_workspace(stack, "rebuild-cap")
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=bearer(capped["apiKey"])) as api:
+        config = f"/api/v1/workspaces/{capped['workspaceId']}/orchestration/config"
+        assert api.patch(config, json={"maxConcurrentSubtasks": 1}).status_code == 200
+        for task_id in submit(api, task_request("capped one"), task_request("capped two")):
+            wait_for(api, task_id, in_review_and_charged)
+    dump = debug_dump(stack, capped["workspaceId"], bearer(capped["apiKey"]))
+    kinds = {event["type"] for event in dump["events"]}
+    assert {"schedule.opened", "schedule.queued", "schedule.started", "task.subtask_queued"} <= kinds
     live, rebuilt = live_and_rebuilt(stack)
     # rm_run_usage holds only runs not charged yet, which a quiet system may have none of, and
     # these agents ask no questions (the projector's integration test rebuilds both tables

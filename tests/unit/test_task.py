@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from eventsourcing.domain import Aggregate
 
 from libs.domain.base import EventTypes, derived_id, event_payload
 from libs.domain.errors import IllegalTransition
-from libs.domain.task import Task
+from libs.domain.task import DISPATCH_GATE, Task
 
 WORKSPACE = "ws-task"
 REPO_FILES = {"src/app.py": "def main():\n    return 1\n", "README.md": "# app\n"}
@@ -641,3 +643,125 @@ def test_attempts_a_budget_pause_used_are_not_self_heal_retries() -> None:
     task.attempt_failed(first["id"], "run-2", 2, "SyntaxError", retryable=True, output=None)
 
     assert names(task.collect_events()) == ["task.subtask_dispatched"], "its one self-heal retry is still there"
+
+
+# --- the dispatch gate (a workspace's concurrency cap) ---------------------------------------
+
+
+@contextlib.contextmanager
+def gate(answer: Callable[[Task, str], bool]) -> Iterator[list[str]]:
+    """Sets the planner's dispatch gate for the block; yields the subtask ids it was asked about."""
+    asked: list[str] = []
+
+    def ask(task: Task, subtask_id: str) -> bool:
+        asked.append(subtask_id)
+        return answer(task, subtask_id)
+
+    token = DISPATCH_GATE.set(ask)
+    try:
+        yield asked
+    finally:
+        DISPATCH_GATE.reset(token)
+
+
+def test_a_subtask_the_gate_holds_back_queues_with_what_its_dispatch_would_carry() -> None:
+    task = new_task()
+    task.collect_events()
+    first = two_step_plan()[0]
+    with gate(lambda task, subtask_id: False) as asked:
+        task.dispatch_ready()
+
+    events = task.collect_events()
+    assert asked == [first["id"]]
+    assert names(events) == ["task.subtask_queued"]
+    assert event_payload(events[0]) == {
+        "subtask_id": first["id"],
+        "attempt": 1,
+        "error": None,
+        "previous": None,
+    }
+    assert task.status == "pending", "nothing went to an executor yet"
+    task.dispatch_ready()
+    assert task.collect_events() == [], "a queued subtask is not dispatched twice"
+
+
+def test_a_released_subtask_is_dispatched_as_it_would_have_been() -> None:
+    task = new_task()
+    first = two_step_plan()[0]
+    with gate(lambda task, subtask_id: False):
+        task.dispatch_ready()
+    task.collect_events()
+
+    assert task.release(first["id"]) is True
+
+    events = task.collect_events()
+    assert names(events) == ["task.subtask_dispatched"]
+    assert event_payload(events[0])["subtask_id"] == first["id"] and event_payload(events[0])["attempt"] == 1
+    assert event_payload(events[0])["files"] == REPO_FILES
+    assert task.status == "assigned"
+    assert task.release(first["id"]) is False, "released once"
+
+
+def test_a_retry_the_gate_holds_back_keeps_its_attempt_error_and_changes() -> None:
+    task = new_task()
+    first = two_step_plan()[0]
+    task.dispatch(first)
+    task.start()
+    with gate(lambda task, subtask_id: False):
+        task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output={"files": {"a.py": "x"}})
+    task.collect_events()
+
+    assert task.release(first["id"]) is True
+
+    (dispatched,) = task.collect_events()
+    payload = event_payload(dispatched)
+    assert (payload["attempt"], payload["previous_error"]) == (2, "SyntaxError")
+    assert payload["previous_output"] == {"files": {"a.py": "x"}}
+
+
+def test_a_queued_subtask_of_an_ended_task_is_not_released() -> None:
+    task = new_task()
+    with gate(lambda task, subtask_id: False):
+        task.dispatch_ready()
+    task.cancel("the workspace was purged")
+    task.collect_events()
+
+    assert task.release(two_step_plan()[0]["id"]) is False
+    assert task.collect_events() == []
+
+
+def test_a_queued_subtask_of_a_paused_task_is_released_and_pauses_with_the_others() -> None:
+    # The rule: a paused task's queued subtask still starts when its turn comes (holding the
+    # queue's head would stop every other task of the workspace). Its run meets the budget check
+    # before its first model call, is stopped there, and resumes with the task's other subtasks.
+    task = Task.submit(uuid.uuid4(), WORKSPACE, request(), parallel_plan())
+    one, two, _ = parallel_plan()
+    with gate(lambda task, subtask_id: subtask_id == one["id"]):
+        task.dispatch_ready()
+    task.start()
+    cap = {"cap": "task", "limit_usd": 1.0, "spent_usd": 1.0, "estimate_usd": 0.1}
+    task.pause(one["id"], "run-1", 1, cap, None)
+    task.collect_events()
+
+    assert task.release(two["id"]) is True
+    assert names(task.collect_events()) == ["task.subtask_dispatched"]
+    assert task.status == "paused"
+    task.pause(two["id"], "run-2", 1, cap, None)
+    task.collect_events()
+    with gate(lambda task, subtask_id: True):
+        task.resume()
+
+    events = task.collect_events()
+    assert names(events) == ["task.resumed", "task.subtask_dispatched", "task.subtask_dispatched"]
+    assert [event_payload(e)["subtask_id"] for e in events[1:]] == [one["id"], two["id"]]
+
+
+def test_replaying_a_gated_task_gives_the_same_state() -> None:
+    task = new_task()
+    first = two_step_plan()[0]
+    with gate(lambda task, subtask_id: False):
+        task.dispatch_ready()
+    task.release(first["id"])
+    task.start()
+
+    assert vars(replay(task.collect_events())) == {**vars(task), "_pending_events": []}
