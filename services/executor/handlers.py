@@ -42,7 +42,7 @@ from libs.observability.logs import redact
 from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import BranchLocks, open_pull_request
-from services.executor.questions import Answers, AskFailed, answer_text, ask, outcome
+from services.executor.questions import Answers, AskFailed, answer_text, ask
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class RunRecorder:
             questions=msgspec.to_builtins(items),
             tool={"messageID": f"msg_{self.run.id.hex}_{self.turn}", "callID": call_id},
         )
-        answer = self.deps.answers.expect(question_id)
+        self.deps.answers.expect(question_id)
         try:
             try:
                 expires_at = await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
@@ -241,9 +241,7 @@ class RunRecorder:
             # Waiting for a person holds no run slot: other runs (other workspaces') go on.
             self.deps.limit.release()
             try:
-                answers = await outcome(
-                    answer, question_id, expires_at, self.deps.store, self.deps.settings.question_check_s
-                )
+                answers = await self.deps.answers.outcome(question_id, expires_at)
             finally:
                 await self.deps.limit.acquire()
         finally:

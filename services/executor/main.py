@@ -21,7 +21,7 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
     limit = asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS)
     github = SERVICE.state["github"] = github_client(settings)
-    answers = SERVICE.state["answers"] = Answers()
+    answers = SERVICE.state["answers"] = Answers(store, settings.question_check_s)
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
     locks = SERVICE.state["locks"] = BranchLocks(settings.database_url)
@@ -40,6 +40,8 @@ async def _stop() -> None:
     if "providers" in SERVICE.state:
         await SERVICE.state["providers"].close()
     await close_github_client(SERVICE.state.get("github"))
+    if "answers" in SERVICE.state:
+        await SERVICE.state["answers"].stop()
     if "locks" in SERVICE.state:
         await SERVICE.state["locks"].close()
 

@@ -4,8 +4,8 @@ and the event store backs the bus up.
 
 Each executor follows new question events with an ordered consumer from its start, and
 hands each answer to the run waiting for it. A run whose executor restarts is interrupted (and
-retried) anyway, so nothing older is needed. A waiting run also reads its question's gate from
-the store now and then (`outcome`): what the bus did not deliver is found there.
+retried) anyway, so nothing older is needed. Now and then the executor also reads the gates of
+every question its runs wait on, in one read: what the bus did not deliver is found there.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 
 import msgspec
@@ -42,33 +43,114 @@ class AskFailed(Exception):
     pass
 
 
-class Answers:
-    """Futures of the questions this process's runs wait on, resolved by the bus."""
+Outcome = list[list[str]] | None  # the answers, one list per question; None: it expired
 
-    def __init__(self) -> None:
-        self.waiting: dict[str, asyncio.Future[EventEnvelope]] = {}
+
+class Answers:
+    """The questions this process's runs wait on, and how each wait ends.
+
+    The bus brings a question's outcome at once. The event store backs the bus up: every
+    `check_every_s` one read of every waiting question's gate finds an outcome the bus did not
+    deliver (lost to a reconnect, say), and a question still open `grace_s` after its expiry
+    (review did not record one) counts as expired, so a run's wait is bounded by its question's
+    life. A failed read is tried again at the next check: the database being away for a moment
+    must not end the runs.
+    """
+
+    def __init__(self, store: EventStore, check_every_s: float, grace_s: float = EXPIRY_GRACE_S) -> None:
+        self.store = store
+        self.check_every_s = check_every_s
+        self.grace_s = grace_s
+        self.waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self.deadlines: dict[str, float] = {}  # question id -> when its wait ends at the latest
+        self._soon = asyncio.Event()  # a deadline was set: the next check may be due sooner
+        self._checks: asyncio.Task[None] | None = None
 
     async def start(self, js: JetStreamContext) -> None:
         # From now on: a run asks only after this process started, and answers come later.
         await follow_from_now(js, QUESTION_EVENTS, self._on_message)
+        self.start_checks()
+
+    def start_checks(self) -> None:
+        self._checks = asyncio.create_task(self._check_forever(), name="question-checks")
+
+    async def stop(self) -> None:
+        if self._checks is not None:
+            self._checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checks
 
     async def _on_message(self, msg: Msg) -> None:
         if not self.waiting:
             return  # no run of this process waits for an answer
         event = _decoder.decode(msg.data)
-        if event.type not in ("question_gate.answered", "question_gate.expired"):
-            return
-        future = self.waiting.pop(event.payload["question_id"], None)
-        if future is not None and not future.done():
-            future.set_result(event)
+        if event.type == "question_gate.answered":
+            self._settle(event.payload["question_id"], event.payload["answers"])
+        elif event.type == "question_gate.expired":
+            self._settle(event.payload["question_id"], None)
 
-    def expect(self, question_id: str) -> asyncio.Future[EventEnvelope]:
-        future: asyncio.Future[EventEnvelope] = asyncio.get_running_loop().create_future()
-        self.waiting[question_id] = future
-        return future
+    def expect(self, question_id: str) -> None:
+        """Before the question is asked, so an outcome that comes at once is not missed."""
+        self.waiting[question_id] = asyncio.get_running_loop().create_future()
+
+    async def outcome(self, question_id: str, expires_at: int | None) -> Outcome:
+        """The expected question's outcome. An expiry the ask's reply did not carry (from a
+        review replica older than that field) is taken from the gate at the next check."""
+        if expires_at is not None:
+            self.deadlines[question_id] = expires_at / 1000 + self.grace_s
+            self._soon.set()
+        return await asyncio.shield(self.waiting[question_id])
 
     def forget(self, question_id: str) -> None:
+        """However the wait ended (an answer, an error, a cancel)."""
         self.waiting.pop(question_id, None)
+        self.deadlines.pop(question_id, None)
+
+    def _settle(self, question_id: str, outcome: Outcome) -> None:
+        future = self.waiting.get(question_id)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    async def _check_forever(self) -> None:
+        next_check = time.time() + self.check_every_s
+        while True:
+            self._soon.clear()
+            wait = min(next_check, self._first_deadline()) - time.time()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._soon.wait()
+                    continue  # a new deadline: work out the wait again
+            await self.check()
+            next_check = time.time() + self.check_every_s
+
+    def _first_deadline(self) -> float:
+        waiting = self.waiting
+        return min((d for q, d in self.deadlines.items() if q in waiting and not waiting[q].done()), default=math.inf)
+
+    async def check(self) -> None:
+        """One read of every waiting question's gate; ends the waits it can."""
+        open_ = [q for q, future in self.waiting.items() if not future.done()]
+        if not open_:
+            return
+        ids = {question_gate_id(q): q for q in open_}
+        try:
+            gates = await asyncio.to_thread(self.store.load_many, list(ids))
+        except Exception:
+            log.warning("could not read %d questions from the event store; trying again", len(ids), exc_info=True)
+            gates = {}
+        now = time.time()
+        for gate_id, question_id in ids.items():
+            gate = gates.get(gate_id)
+            if isinstance(gate, QuestionGate):
+                if gate.status != "open":
+                    self._settle(question_id, gate.answers if gate.status == "answered" else None)
+                    continue
+                if question_id in self.waiting:
+                    self.deadlines.setdefault(question_id, gate.expires_at / 1000 + self.grace_s)
+            if now >= self.deadlines.get(question_id, math.inf):
+                log.warning("question %s is still open past its expiry; the run goes on as if it expired", question_id)
+                self._settle(question_id, None)
 
 
 async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> int | None:
@@ -82,46 +164,6 @@ async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> 
     if reply.error is not None:
         raise AskFailed(reply.error.message)
     return reply.expires_at
-
-
-async def outcome(
-    answer: asyncio.Future[EventEnvelope],
-    question_id: str,
-    expires_at: int | None,
-    store: EventStore,
-    check_every_s: float,
-    grace_s: float = EXPIRY_GRACE_S,
-) -> list[list[str]] | None:
-    """The answers to a question, or None once it expired.
-
-    The bus brings the outcome at once (`answer`). Every `check_every_s` the question's gate is
-    also read from the event store, so an outcome the bus did not deliver (lost to a reconnect,
-    say) is found there; and a question still open `grace_s` after its expiry (review did not
-    record one) counts as expired: the run's wait is bounded by its question's life. An expiry
-    the ask's reply did not carry is taken from the gate. A failed read is tried again at the
-    next check: the database being away for a moment must not end the run.
-    """
-    gate_id = question_gate_id(question_id)
-    deadline = None if expires_at is None else expires_at / 1000 + grace_s
-    while True:
-        wait = check_every_s if deadline is None else max(0.0, min(check_every_s, deadline - time.time()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                event = await asyncio.shield(answer)
-            return event.payload["answers"] if event.type == "question_gate.answered" else None
-        try:
-            gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
-        except Exception:
-            log.warning("could not read question %s from the event store; trying again", question_id, exc_info=True)
-            gate = None
-        if isinstance(gate, QuestionGate):
-            if gate.status != "open":
-                return gate.answers if gate.status == "answered" else None
-            if deadline is None:
-                deadline = gate.expires_at / 1000 + grace_s
-        if deadline is not None and time.time() >= deadline:
-            log.warning("question %s is still open past its expiry; the run goes on as if it expired", question_id)
-            return None
 
 
 def answer_text(questions: list[QuestionItem], answers: list[list[str]]) -> str:

@@ -108,7 +108,7 @@ async def deps(
 ) -> AsyncIterator[Deps]:
     """The executor's dependencies, wired as services/executor/main.py wires them."""
     providers = Providers(settings)
-    answers = Answers()
+    answers = Answers(store, settings.question_check_s)
     await answers.start(js)
     try:
         yield Deps(
@@ -123,6 +123,7 @@ async def deps(
             PriceTable.from_env(),
         )
     finally:
+        await answers.stop()
         await providers.close()
 
 
