@@ -121,7 +121,10 @@ class Answers:
                     async with asyncio.timeout(wait):
                         await self._soon.wait()
                     continue  # a new deadline: work out the wait again
-            await self.check()
+            try:
+                await self.check()
+            except Exception:  # a bug here must not leave every later wait to the bus alone
+                log.exception("checking the waiting questions failed")
             next_check = time.time() + self.check_every_s
 
     def _first_deadline(self) -> float:
