@@ -190,8 +190,10 @@ class Task(WorkspaceAggregate):
         is nothing to release (the task ended, or the subtask is not queued).
 
         A paused task's subtask is released too: holding the queue's head would stop every
-        other task of the workspace. Its run meets the budget check before its first model
-        call, stops there, and resumes with the task's other paused subtasks."""
+        other task of the workspace. Its run meets the executor's budget check like any other:
+        when its first call would still cross the cap, it stops before that call and resumes
+        with the task's other paused subtasks; when the call fits, it runs, and its result is
+        kept (the task dispatches what it made ready once it resumes)."""
         waiting = self.queued.get(subtask_id)
         if waiting is None or self.status in TERMINAL:
             return False

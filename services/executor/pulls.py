@@ -207,6 +207,7 @@ class BranchLocks:
         self._local: weakref.WeakValueDictionary[Target, asyncio.Lock] = weakref.WeakValueDictionary()
         self._pool: AsyncConnectionPool | None = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def held(self, target: Target) -> AsyncIterator[None]:
@@ -222,18 +223,28 @@ class BranchLocks:
 
     async def _opened(self, database_url: str) -> AsyncConnectionPool:
         async with self._opening:
+            if self._closed:
+                raise RuntimeError("the executor is stopping: no more pull requests")
             if self._pool is None:
                 pool = AsyncConnectionPool(
-                    database_url, min_size=1, max_size=self.POOL_SIZE, open=False, kwargs={"autocommit": True}
+                    database_url,
+                    min_size=1,
+                    max_size=self.POOL_SIZE,
+                    open=False,
+                    kwargs={"autocommit": True},
+                    # A connection PostgreSQL dropped (a restart) is replaced, not handed out.
+                    check=AsyncConnectionPool.check_connection,
                 )
                 await pool.open()
                 self._pool = pool
             return self._pool
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        async with self._opening:
+            self._closed = True
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
 
 
 def branch_key(target: Target) -> int:

@@ -334,16 +334,17 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     a plan is paid for once)."""
     if event.type != "task.plan_requested":
         return []
-    wanted = [UUID(event.aggregate_id), *aggregate_ids([event.workspace_id])]
-    loaded = await asyncio.to_thread(store.load_many, wanted)
-    slots = Slots(store)
-    slots.adopt(loaded, [event.workspace_id])
-    task = loaded.get(UUID(event.aggregate_id))
+    task = (await asyncio.to_thread(store.load_many, [UUID(event.aggregate_id)])).get(UUID(event.aggregate_id))
     if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
         return []
     drafted = await drafts.get(providers, task)
     config = task.request["config"]
     usage = msgspec.structs.asdict(drafted.usage) if drafted.usage is not None else None
+    # The workspace's cap and Schedule as they are now, after the model call: batches handled
+    # meanwhile (runs ending) change the Schedule, and a copy from before would conflict.
+    slots = Slots(store)
+    workspace = [event.workspace_id]
+    slots.adopt(await asyncio.to_thread(store.load_many, aggregate_ids(workspace)), workspace)
     with slots.guarding():  # the plan's first subtasks take slots like any others
         await asyncio.to_thread(
             task.record_plan,

@@ -20,6 +20,7 @@ from libs.githubserver.state import Hosting
 from services.executor.pulls import (
     BranchLocks,
     KeptOpen,
+    Target,
     close_github_client,
     github_client,
     open_pull_request,
@@ -278,6 +279,7 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
     first_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=SlowPulls(slow, 0.5))
     second_github = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=fast)
     first_task, second_task = TASK_ID, "3f2b8c1e-0000-4000-8000-0000000000bb"
+    replicas = BranchLocks(postgres_url), BranchLocks(postgres_url)  # one per executor
     try:
         first = asyncio.create_task(
             open_pull_request(
@@ -290,7 +292,7 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
                 SUMMARIES,
                 None,
                 "A",
-                BranchLocks(postgres_url),
+                replicas[0],
             )
         )
         await asyncio.sleep(0.15)  # the first has its commit on the branch and is opening the pull request
@@ -304,12 +306,14 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
             SUMMARIES,
             None,
             "B",
-            BranchLocks(postgres_url),
+            replicas[1],
         )
         outcomes = [outcome(await first), outcome(second)]
     finally:
         await slow.close()
         await fast.close()
+        for locks in replicas:
+            await locks.close()
 
     (pull,) = await pulls(control)
     assert [kind for kind, _ in outcomes] == ["pull_request.opened", "pull_request.opened"]
@@ -317,3 +321,14 @@ async def test_two_replicas_publishing_to_one_branch_at_once_keep_both_tasks_cha
     # Both tasks' changes on the branch, and both tasks named in its pull request.
     assert pull["files"]["a.py"] == "A = 1\n" and pull["files"]["b.py"] == "B = 2\n"
     assert first_task in pull["body"] and second_task in pull["body"]
+
+
+async def test_a_stopped_executors_branch_locks_refuse_before_any_github_call(postgres_url: str) -> None:
+    locks = BranchLocks(postgres_url)
+    async with locks.held(Target("acme", "api", "agent/a", "main")):
+        pass  # the pool opens at the first publish
+    await locks.close()
+
+    with pytest.raises(RuntimeError, match="stopping"):
+        async with locks.held(Target("acme", "api", "agent/b", "main")):
+            pytest.fail("a publish went on after the executor stopped")
