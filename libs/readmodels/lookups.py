@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from libs.eventstore.store import EventStore
+from libs.readmodels.schema import PROJECTOR
 
 
 def _rows(store: EventStore, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -50,9 +51,17 @@ def budget(store: EventStore, workspace_id: str, task_id: str, run_id: str) -> d
     return rows[0] if rows else None
 
 
-def paused_tasks(store: EventStore, workspace_id: str) -> list[UUID]:
-    rows = _rows(store, "SELECT task_id FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'", (workspace_id,))
-    return [row["task_id"] for row in rows]
+def paused_tasks(store: EventStore, workspace_id: str) -> tuple[list[UUID], int]:
+    """The workspace's paused tasks as the projector has them, and the seq it has reached: one
+    statement, so both are of one moment (tasks paused after that seq are only in the log)."""
+    rows = _rows(
+        store,
+        "SELECT coalesce((SELECT position FROM rm_position WHERE name = %s), 0) AS position, "
+        "coalesce((SELECT array_agg(task_id) FROM rm_tasks WHERE workspace_id = %s AND status = 'paused'), "
+        "'{}'::uuid[]) AS paused",
+        (PROJECTOR, workspace_id),
+    )
+    return list(rows[0]["paused"]), rows[0]["position"]
 
 
 def overdue_questions(store: EventStore, now_ms: int) -> list[str]:

@@ -185,6 +185,7 @@ def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) 
         log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
 
 
+LOG_PAGE = 1000
 BUDGET_KEYS = frozenset({"budgetUsd", "taskBudgetUsd", "onBudgetExceeded"})
 
 
@@ -193,12 +194,27 @@ def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> Non
     whose cap still does not allow the next call pauses again, before spending anything."""
     if not BUDGET_KEYS & set(event.payload["changes"]):
         return
-    paused = lookups.paused_tasks(store, event.workspace_id)
-    batch.tasks.update(store.load_many([p for p in paused if p not in batch.tasks]))
-    # Paused in this very batch, the read model cannot know them yet.
+    paused, projected = lookups.paused_tasks(store, event.workspace_id)
+    # Paused after the projector's position (it lags a little, or is stopped), a task is only in
+    # the log: what the log holds past that seq is read too. Each candidate's own state decides.
+    candidates = {*paused, *_paused_since(store, projected, event.workspace_id)}
+    batch.tasks.update(store.load_many([p for p in candidates if p not in batch.tasks]))
+    # Paused in this very batch, neither can know them yet.
     for task in list(batch.tasks.values()):
         if task.workspace_id == event.workspace_id and task.status == "paused":
             task.resume()
+
+
+def _paused_since(store: EventStore, after: int, workspace_id: str) -> set[UUID]:
+    paused: set[UUID] = set()
+    while events := store.read(after, LOG_PAGE):
+        paused.update(
+            UUID(e.aggregate_id) for e in events if e.type == "task.paused" and e.workspace_id == workspace_id
+        )
+        if len(events) < LOG_PAGE:
+            break
+        after = events[-1].seq
+    return paused
 
 
 def _stop_purged(event: EventEnvelope, batch: Batch) -> None:
