@@ -20,7 +20,7 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent, Transcoder
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
@@ -97,6 +97,14 @@ class EventStore:
             SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
                 "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+            )
+            .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+            .as_bytes()
+        )
+        self._select_log_of = (
+            SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
+                "WHERE notification_id > %s AND topic = %s ORDER BY notification_id LIMIT %s"
             )
             .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
             .as_bytes()
@@ -184,6 +192,14 @@ class EventStore:
         through here, so it takes plain tuples, not eventsourcing's Notification objects."""
         with self.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(self._select_log, (after, stop if stop is not None else 2**63 - 1, limit), prepare=True)
+            rows = curs.fetchall()
+        return [_envelope(*row) for row in rows]
+
+    def read_of(self, event_class: type, after: int, limit: int = 1000) -> list[EventEnvelope]:
+        """The log's events of one class after `after`: PostgreSQL passes over the others, so
+        they are never sent or decoded (the rest of the log can hold whole repositories)."""
+        with self.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_log_of, (after, get_topic(event_class), limit), prepare=True)
             rows = curs.fetchall()
         return [_envelope(*row) for row in rows]
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 QUESTION_EVENTS = "events.*.question_gate.>"
 # How long past its expiry a run waits for review to record its question's outcome.
 EXPIRY_GRACE_S = 60.0
+FAILED_CHECK_PAUSE_S = 1.0
 _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
@@ -125,6 +126,8 @@ class Answers:
                 await self.check()
             except Exception:  # a bug here must not leave every later wait to the bus alone
                 log.exception("checking the waiting questions failed")
+                # A deadline already past would bring the next try at once: not in a tight loop.
+                await asyncio.sleep(min(self.check_every_s, FAILED_CHECK_PAUSE_S))
             next_check = time.time() + self.check_every_s
 
     def _first_deadline(self) -> float:

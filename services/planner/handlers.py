@@ -198,7 +198,8 @@ def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> Non
     # Paused after the projector's position (it lags a little, or is stopped), a task is only in
     # the log: what the log holds past that seq is read too. Each candidate's own state decides.
     candidates = {*paused, *_paused_since(store, projected, event.workspace_id)}
-    batch.tasks.update(store.load_many([p for p in candidates if p not in batch.tasks]))
+    found = store.load_many([p for p in candidates if p not in batch.tasks])
+    batch.tasks.update({task_id: task for task_id, task in found.items() if task.status == "paused"})
     # Paused in this very batch, neither can know them yet.
     for task in list(batch.tasks.values()):
         if task.workspace_id == event.workspace_id and task.status == "paused":
@@ -207,10 +208,8 @@ def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> Non
 
 def _paused_since(store: EventStore, after: int, workspace_id: str) -> set[UUID]:
     paused: set[UUID] = set()
-    while events := store.read(after, LOG_PAGE):
-        paused.update(
-            UUID(e.aggregate_id) for e in events if e.type == "task.paused" and e.workspace_id == workspace_id
-        )
+    while events := store.read_of(Task.Paused, after, LOG_PAGE):
+        paused.update(UUID(e.aggregate_id) for e in events if e.workspace_id == workspace_id)
         if len(events) < LOG_PAGE:
             break
         after = events[-1].seq

@@ -379,3 +379,17 @@ def test_kept_aggregates_hold_what_their_log_rebuilds_at_every_step(keeping: Eve
         step(gate.id, lambda g: g.decide("approve", "looks right"))
     finally:
         fresh.close()
+
+
+def test_read_of_returns_only_one_event_class_after_a_seq(store: EventStore) -> None:
+    first, second = new_task(), new_task()
+    store.save([first])
+    after = store.head()
+    store.save([second])
+    second.start()  # assigned -> running: one task.started, the only one after `after`
+    store.save([second])
+
+    started = store.read_of(Task.Started, after)
+    assert [(e.type, e.aggregate_id) for e in started] == [("task.started", str(second.id))]
+    assert store.read_of(Task.Started, started[0].seq) == []
+    assert [e.type for e in store.read_of(Task.Submitted, 0)] == ["task.submitted", "task.submitted"]

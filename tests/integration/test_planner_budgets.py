@@ -58,15 +58,15 @@ def handle(planner: EventStore, events: list[EventEnvelope]) -> list[EventEnvelo
     return planner.read(head, 1000)
 
 
-def paused_task(store: EventStore, planner: EventStore) -> str:
+def paused_task(store: EventStore, planner: EventStore, workspace_id: str = WORKSPACE) -> str:
     """A task whose first run the budget stopped: the planner paused it."""
     head = store.head()
-    command = SubmitTasksCommand(WORKSPACE, [task_request("Over budget")])
+    command = SubmitTasksCommand(workspace_id, [task_request("Over budget")])
     reply = handlers.submit_tasks(msgspec.json.encode(command), planner)
     assert isinstance(reply, CommandReply) and reply.task_ids, reply
     (dispatched,) = [e for e in store.read(head, 100) if e.type == "task.subtask_dispatched"]
     p = dispatched.payload
-    run = Run.start(WORKSPACE, dispatched.aggregate_id, p["subtask_id"], p["agent_type"], 1, "anthropic", "m")
+    run = Run.start(workspace_id, dispatched.aggregate_id, p["subtask_id"], p["agent_type"], 1, "anthropic", "m")
     run.stop_for_budget(CAP, "pause", {}, 1, 0, None)
     head = store.head()
     store.save([run])
@@ -77,6 +77,16 @@ def paused_task(store: EventStore, planner: EventStore) -> str:
 
 def resumed(appended: list[EventEnvelope]) -> list[tuple[str, str]]:
     return [(e.aggregate_id, e.type) for e in appended if e.type in ("task.resumed", "task.subtask_dispatched")]
+
+
+def resumed_tasks(appended: list[EventEnvelope]) -> set[str]:
+    return {e.aggregate_id for e in appended if e.type == "task.resumed"}
+
+
+def project(store: EventStore, postgres_url: str) -> None:
+    """The projector catches up once (then stops again)."""
+    with psycopg.connect(postgres_url) as conn:
+        projector.catch_up(store, conn)
 
 
 def test_a_task_paused_past_the_projectors_position_is_resumed_from_the_log(
@@ -93,8 +103,8 @@ def test_a_task_the_read_model_shows_paused_is_resumed(
     store: EventStore, planner: EventStore, workspace: Workspace, postgres_url: str
 ) -> None:
     task_id = paused_task(store, planner)
+    project(store, postgres_url)
     with psycopg.connect(postgres_url) as conn:
-        projector.catch_up(store, conn)
         row = conn.execute("SELECT status FROM rm_tasks WHERE task_id = %s", (task_id,)).fetchone()
     assert row is not None and row[0] == "paused"
 
@@ -111,3 +121,48 @@ def test_a_change_that_is_not_about_budgets_resumes_nothing(
     appended = handle(planner, [configure(store, workspace, {"reviewPolicy": "auto_approve"})])
 
     assert resumed(appended) == []
+
+
+def test_tasks_paused_on_both_sides_of_the_projectors_position_are_all_resumed(
+    store: EventStore, planner: EventStore, workspace: Workspace, postgres_url: str
+) -> None:
+    before = paused_task(store, planner)
+    project(store, postgres_url)
+    after = paused_task(store, planner)  # past the position: only in the log
+
+    appended = handle(planner, [configure(store, workspace, {"budgetUsd": 5.0})])
+
+    assert resumed_tasks(appended) == {before, after}
+
+
+def test_the_log_past_the_position_is_read_page_by_page(
+    store: EventStore, planner: EventStore, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "LOG_PAGE", 1)
+    paused = {paused_task(store, planner) for _ in range(3)}
+
+    appended = handle(planner, [configure(store, workspace, {"budgetUsd": 5.0})])
+
+    assert resumed_tasks(appended) == paused
+
+
+def test_another_workspaces_paused_task_stays_paused(
+    store: EventStore, planner: EventStore, workspace: Workspace
+) -> None:
+    other = Workspace.create("ws-other", "other")
+    configure(store, other, {"budgetUsd": 0.01, "onBudgetExceeded": "pause"})
+    mine, theirs = paused_task(store, planner), paused_task(store, planner, "ws-other")
+
+    appended = handle(planner, [configure(store, workspace, {"budgetUsd": 5.0})])
+
+    assert resumed_tasks(appended) == {mine} and theirs not in resumed_tasks(appended)
+
+
+def test_a_task_resumed_already_is_not_resumed_again(
+    store: EventStore, planner: EventStore, workspace: Workspace
+) -> None:
+    task_id = paused_task(store, planner)
+    assert resumed_tasks(handle(planner, [configure(store, workspace, {"budgetUsd": 5.0})])) == {task_id}
+
+    # Its task.paused is still in the log past the position; the task itself is running.
+    assert handle(planner, [configure(store, workspace, {"budgetUsd": 6.0})]) == []

@@ -165,7 +165,7 @@ async def test_a_new_waits_deadline_is_kept_though_others_keep_coming(store: Eve
         for other in others:
             other.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-    assert answers.waiting == {}
+    assert answers.waiting == {} and answers.deadlines == {}
 
 
 async def test_the_checks_keep_their_pace_though_new_waits_keep_coming(store: EventStore) -> None:
@@ -181,6 +181,28 @@ async def test_the_checks_keep_their_pace_though_new_waits_keep_coming(store: Ev
         for other in others:
             other.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+
+
+async def test_a_check_that_fails_is_tried_again_after_a_pause_not_at_once(store: EventStore) -> None:
+    gate = asked(store, expires_in_s=-1)  # past its expiry: the next check is due at once
+    answers = Answers(store, check_every_s=60, grace_s=0)
+    real, calls = answers.check, []
+
+    async def broken_once() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the check")
+        await real()
+
+    answers.check = broken_once  # type: ignore[method-assign]
+    answers.start_checks()
+    try:
+        outcome = await asyncio.wait_for(wait_for(answers, gate), 5)
+    finally:
+        await answers.stop()
+
+    assert outcome is None
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.9, "a second check, a second later"
 
 
 async def test_an_expiry_the_ask_did_not_carry_is_taken_from_the_question(store: EventStore) -> None:
