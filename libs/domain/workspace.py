@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,13 @@ KEY_PREFIX = "ak"
 
 def workspace_aggregate_id(workspace_id: str) -> UUID:
     return derived_id("workspace", workspace_id)
+
+
+def config_of(loaded: Mapping[UUID, Any], workspace_id: str) -> dict[str, Any]:
+    """The workspace's config among aggregates loaded from the log: the services that act on a
+    setting read it here, never from the read model, which can lag a change just made."""
+    workspace = loaded.get(workspace_aggregate_id(workspace_id))
+    return workspace.config if isinstance(workspace, Workspace) else {}
 
 
 def new_workspace_id() -> str:

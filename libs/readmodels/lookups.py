@@ -19,12 +19,6 @@ def _rows(store: EventStore, sql: str, params: tuple[Any, ...]) -> list[Any]:
         return list(cur.fetchall())
 
 
-def workspace_setting(store: EventStore, workspace_id: str, key: str) -> Any:
-    """One key of the workspace's config, None when it is not set."""
-    rows = _rows(store, "SELECT config -> %s AS value FROM rm_workspaces WHERE workspace_id = %s", (key, workspace_id))
-    return rows[0]["value"] if rows else None
-
-
 def budget(store: EventStore, workspace_id: str, task_id: str, run_id: str) -> dict[str, Any] | None:
     """The workspace's config with what is charged to it and to the task, and what the other
     runs not charged yet have used (per model, and whether for this task), in one read.

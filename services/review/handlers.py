@@ -19,13 +19,14 @@ from contracts.questions import QuestionItem, answer_problem
 from contracts.tasks import Decision
 from libs.domain.errors import GateClosed
 from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
+from libs.domain.workspace import Workspace, config_of, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from libs.readmodels import lookups
 
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
 
 
-def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate]:
+def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:
     return [*_open_reviews(events, store), *_close_purged(events, store)]
 
 
@@ -41,20 +42,23 @@ def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[Questi
 AUTO_APPROVED = "approved automatically: the workspace's reviewPolicy is auto_approve"
 
 
-def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate]:
+def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate | Workspace]:
+    """Opens the gates asked for; in a workspace whose `reviewPolicy` is `auto_approve` (read
+    from the log, with the gates) decides them too. The workspaces go back with the gates, to be
+    kept (they append nothing: the gateway owns them)."""
     requested = [e for e in events if e.type == "task.review_requested"]
-    existing = store.load_many(review_gate_id(e.aggregate_id) for e in requested)
+    if not requested:
+        return []
+    workspaces = {workspace_aggregate_id(e.workspace_id) for e in requested}
+    loaded = store.load_many([*(review_gate_id(e.aggregate_id) for e in requested), *workspaces])
     opened: dict[str, Gate] = {}
-    policies: dict[str, str | None] = {}
     for e in requested:
-        if review_gate_id(e.aggregate_id) not in existing and e.aggregate_id not in opened:
+        if review_gate_id(e.aggregate_id) not in loaded and e.aggregate_id not in opened:
             gate = opened[e.aggregate_id] = Gate.open_review(e.workspace_id, e.aggregate_id)
-            if e.workspace_id not in policies:
-                policies[e.workspace_id] = lookups.workspace_setting(store, e.workspace_id, "reviewPolicy")
-            if policies[e.workspace_id] == "auto_approve":
+            if config_of(loaded, e.workspace_id).get("reviewPolicy") == "auto_approve":
                 # The workspace asked for no human gate: the decision is recorded all the same.
                 gate.decide("approve", AUTO_APPROVED)
-    return list(opened.values())
+    return [*opened.values(), *(w for i, w in loaded.items() if i in workspaces)]
 
 
 def decide(raw: bytes, store: EventStore) -> CommandReply:
@@ -97,7 +101,9 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
         msgspec.convert(command.questions, list[QuestionItem])
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
-    expiry_s = _expiry_s(store, command.workspace_id) or default_expiry_s
+    loaded = store.load_many([workspace_aggregate_id(command.workspace_id)])
+    expiry = config_of(loaded, command.workspace_id).get("questionExpirySeconds")
+    expiry_s = int(expiry) if expiry else default_expiry_s
     gate = QuestionGate.ask(
         command.workspace_id,
         command.question_id,
@@ -108,15 +114,10 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
         int(time.time() * 1000) + expiry_s * 1000,
     )
     try:
-        seq = store.save([gate])
+        seq = store.save([gate, *loaded.values()])  # the workspace appends nothing: it is kept
     except IntegrityError:
         return CommandReply(error=CommandError(409, "question_exists", f"question {command.question_id} exists"))
     return CommandReply(seq=seq, status="open", expires_at=gate.expires_at)
-
-
-def _expiry_s(store: EventStore, workspace_id: str) -> int | None:
-    expiry = lookups.workspace_setting(store, workspace_id, "questionExpirySeconds")
-    return int(expiry) if expiry else None
 
 
 def answer(raw: bytes, store: EventStore) -> CommandReply:
