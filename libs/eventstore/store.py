@@ -76,39 +76,31 @@ class EventStore:
         recorder = self.app.recorder
         assert isinstance(recorder, TrackingApplicationRecorder)
         self.recorder = recorder
+        events = SQL("{0}.{1}").format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+
+        def rendered(statement: str) -> bytes:
+            return SQL(statement).format(events=events).as_bytes()
+
         # Statements rendered to bytes once, as the recorder's are. Each aggregate's events after
         # the version the caller holds (0: all of them); `= ANY` keeps the primary key's index
         # scan in the prepared statement's generic plan, which a join to the arrays does not:
         # planned while the table was small, it went on scanning the whole table as the log grew.
-        self._select_many = (
-            SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
-                "WHERE originator_id = ANY(%(ids)s::uuid[]) "
-                "AND originator_version > (%(versions)s::bigint[])[array_position(%(ids)s::uuid[], originator_id)] "
-                "ORDER BY originator_id, originator_version"
-            )
-            .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-            .as_bytes()
+        self._select_many = rendered(
+            "SELECT originator_id, originator_version, topic, state FROM {events} "
+            "WHERE originator_id = ANY(%(ids)s::uuid[]) "
+            "AND originator_version > (%(versions)s::bigint[])[array_position(%(ids)s::uuid[], originator_id)] "
+            "ORDER BY originator_id, originator_version"
+        )
+        log_columns = "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
+        self._select_log = rendered(
+            log_columns + "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        )
+        self._select_log_of = rendered(
+            log_columns + "WHERE notification_id > %s AND topic = %s ORDER BY notification_id LIMIT %s"
         )
         self._kept: collections.OrderedDict[UUID, Any] = collections.OrderedDict()
         self._kept_limit = kept
         self._kept_lock = threading.Lock()
-        self._select_log = (
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
-                "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
-            )
-            .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-            .as_bytes()
-        )
-        self._select_log_of = (
-            SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
-                "WHERE notification_id > %s AND topic = %s ORDER BY notification_id LIMIT %s"
-            )
-            .format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-            .as_bytes()
-        )
 
     def close(self) -> None:
         self.app.close()

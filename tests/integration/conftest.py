@@ -25,6 +25,7 @@ from libs.devstack.nats import EmbeddedNats
 from libs.devstack.postgres import EmbeddedPostgres
 from libs.devstack.processes import free_port
 from libs.eventstore.store import EventStore
+from libs.readmodels import schema
 
 # Durability is not what these tests are about; skipping fsync keeps CREATE DATABASE fast.
 FAST_PG = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -61,6 +62,25 @@ def store(postgres_url: str) -> Iterator[EventStore]:
         yield event_store
     finally:
         event_store.close()
+
+
+@pytest.fixture
+def keeping_store(postgres_url: str) -> Iterator[EventStore]:
+    """A store that keeps the aggregates it saved between loads, as the planner's and review's
+    do (`kept_aggregates`); the other writers' events go through `store`."""
+    event_store = EventStore(postgres_url, kept=1024)
+    try:
+        yield event_store
+    finally:
+        event_store.close()
+
+
+@pytest.fixture
+def read_models(postgres_url: str) -> None:
+    """The read-model tables, created empty (the stream service or the gateway creates them in a
+    running system); no projector runs unless a test runs one."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        schema.create(conn)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ those paused after the projector's position, which only the log holds yet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import msgspec
 import psycopg
 import pytest
@@ -14,7 +12,7 @@ from contracts.events import EventEnvelope
 from libs.domain.run import Run
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
-from libs.readmodels import projector, schema
+from libs.readmodels import projector
 from services.planner import handlers
 from tests.factories import task_request
 
@@ -25,16 +23,10 @@ CAP = {"cap": "workspace", "limit_usd": 0.01, "spent_usd": 0.01, "estimate_usd":
 
 
 @pytest.fixture
-def planner(postgres_url: str) -> Iterator[EventStore]:
+def planner(keeping_store: EventStore, read_models: None) -> EventStore:
     """The planner's store, keeping aggregates as the service's does; the read models exist
     (created empty), and the projector runs only when a test says so."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        schema.create(conn)
-    kept = EventStore(postgres_url, kept=1024)
-    try:
-        yield kept
-    finally:
-        kept.close()
+    return keeping_store
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ does; the gateway's and the executor's writes go through a store of their own.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -70,13 +70,9 @@ def handle(store: EventStore, events: list[EventEnvelope]) -> list[EventEnvelope
 
 
 @pytest.fixture
-def planner(postgres_url: str) -> Iterator[EventStore]:
+def planner(keeping_store: EventStore) -> EventStore:
     """The planner's store: it keeps the aggregates it saved, as the service's does."""
-    kept = EventStore(postgres_url, kept=1024)
-    try:
-        yield kept
-    finally:
-        kept.close()
+    return keeping_store
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-import psycopg
 import pytest
 
 from contracts.commands import AskQuestionCommand, CommandReply
@@ -18,7 +16,6 @@ from contracts.events import EventEnvelope
 from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
-from libs.readmodels import schema
 from services.review import handlers
 from services.review.handlers import AUTO_APPROVED
 
@@ -29,15 +26,9 @@ QUESTION = {"question": "Which greeting?", "options": [{"label": "Hello"}, {"lab
 
 
 @pytest.fixture
-def review(postgres_url: str) -> Iterator[EventStore]:
+def review(keeping_store: EventStore, read_models: None) -> EventStore:
     """Review's store, keeping aggregates as the service's does, over empty read models."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        schema.create(conn)
-    kept = EventStore(postgres_url, kept=1024)
-    try:
-        yield kept
-    finally:
-        kept.close()
+    return keeping_store
 
 
 def workspace_with(store: EventStore, config: dict[str, Any]) -> Workspace:

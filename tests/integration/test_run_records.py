@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
-import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
@@ -38,7 +37,6 @@ from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
 from libs.pricing import PriceTable
-from libs.readmodels import schema
 from services.cost_ledger import handlers as cost_ledger
 from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
@@ -76,14 +74,6 @@ def settings(running_server: RunningServer, postgres_url: str, nats_url: str) ->
 
 
 @pytest.fixture
-def readmodels(postgres_url: str) -> None:
-    """The read-model tables: the executor reads the workspace's budget caps from them before
-    every model call (the gateway or stream service creates them in a running system)."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        schema.create(conn)
-
-
-@pytest.fixture
 async def logs(js: JetStreamContext) -> AsyncIterator[LogPublisher]:
     """The executor's live-log publisher on a LOGS stream of its own (as the runtime sets it up)."""
     with contextlib.suppress(NotFoundError):
@@ -101,7 +91,7 @@ async def logs(js: JetStreamContext) -> AsyncIterator[LogPublisher]:
 async def deps(
     settings: Settings,
     store: EventStore,
-    readmodels: None,
+    read_models: None,  # the executor reads the budget caps from them before every model call
     logs: LogPublisher,
     nc: NatsClient,
     js: JetStreamContext,
