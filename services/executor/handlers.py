@@ -42,7 +42,7 @@ from libs.observability.logs import redact
 from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import BranchLocks, open_pull_request
-from services.executor.questions import Answers, AskFailed, answer_text, ask
+from services.executor.questions import Answers, AskFailed, answer_text, ask, recorded_expiry
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,12 @@ class RunRecorder:
             try:
                 expires_at = await ask(self.deps.nc, command, self.deps.settings.command_timeout_s)
             except AskFailed as exc:
-                return result(f"error: {exc}", False, title, question_id)
+                # A question review recorded though its reply came too late is waited for like
+                # any other: someone may answer it, and the agent should hear.
+                late = await recorded_expiry(self.deps.store, question_id) if exc.timed_out else None
+                if late is None:
+                    return result(f"error: {exc}", False, title, question_id)
+                expires_at = late
             self.line(f"waiting for a human: {items[0].question} (question {question_id})")
             # Waiting for a person holds no run slot: other runs (other workspaces') go on.
             self.deps.limit.release()

@@ -41,7 +41,11 @@ _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
 class AskFailed(Exception):
-    pass
+    """The question was not recorded, or (`timed_out`) no answer came to say whether it was."""
+
+    def __init__(self, reason: str, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
 
 
 Outcome = list[list[str]] | None  # the answers, one list per question; None: it expired
@@ -164,12 +168,27 @@ async def ask(nc: NatsClient, command: AskQuestionCommand, timeout_s: float) -> 
     a review replica older than that answer); AskFailed with the reason when it is not recorded."""
     try:
         raw = await nc.request(ASK_QUESTION, msgspec.json.encode(command), timeout=timeout_s)
-    except (NatsTimeout, NoRespondersError):
+    except NoRespondersError:
         raise AskFailed("the review service did not answer; the question was not asked") from None
+    except NatsTimeout:
+        # Review may have recorded it and answered too late: the caller looks in the store.
+        raise AskFailed("the review service did not answer; the question was not asked", timed_out=True) from None
     reply = msgspec.json.decode(raw.data, type=CommandReply)
     if reply.error is not None:
         raise AskFailed(reply.error.message)
     return reply.expires_at
+
+
+async def recorded_expiry(store: EventStore, question_id: str) -> int | None:
+    """When the question expires, if review recorded it (its reply may have come too late);
+    None when it is not on record, or the store cannot say."""
+    gate_id = question_gate_id(question_id)
+    try:
+        gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
+    except Exception:
+        log.warning("could not read question %s from the event store", question_id, exc_info=True)
+        return None
+    return gate.expires_at if isinstance(gate, QuestionGate) else None
 
 
 def answer_text(questions: list[QuestionItem], answers: list[list[str]]) -> str:

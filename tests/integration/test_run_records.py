@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -29,6 +30,7 @@ from contracts.logs import LOGS_STREAM
 from contracts.subjects import ASK_QUESTION
 from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings
+from libs.domain.gate import QuestionGate, question_gate_id
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.run import FAILED, STARTED, Run, run_id_for
 from libs.domain.task import Task
@@ -379,3 +381,67 @@ async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(
         await asyncio.wait_for(executing, 10)
     await responder.unsubscribe()
     assert asked == [] and len(script.calls()) == 2
+
+
+async def test_a_question_review_recorded_though_its_reply_came_too_late_is_still_waited_for(
+    script: Script, deps: Deps, store: EventStore, nc: NatsClient
+) -> None:
+    event = dispatched(store)
+    question = {"question": "Which greeting?", "header": "Greeting", "options": [{"label": "Hello"}]}
+    script.push(Behaviour(tool_calls=[ToolCall("ask_human", {"questions": [question]}, id="call_ask")]))
+
+    async def slow_review(msg: Msg) -> None:
+        reply = await asyncio.to_thread(ask_question, msg.data, store, 3600)  # recorded at once...
+        await asyncio.sleep(1.0)  # ... but its reply comes after the executor stopped waiting
+        await msg.respond(msgspec.json.encode(reply))
+
+    responder = await nc.subscribe(ASK_QUESTION, cb=slow_review)
+    answers = Answers(store, check_every_s=0.2)
+    answers.start_checks()
+    impatient = dataclasses.replace(
+        deps, settings=msgspec.structs.replace(deps.settings, command_timeout_s=0.3), answers=answers
+    )
+    try:
+        executing = asyncio.create_task(on_event(event, impatient))
+        asked = await until_asked(store)
+        await asyncio.sleep(0.5)  # the executor's wait for the reply is over by now
+        await asyncio.to_thread(answer_question, store, asked, [["Hello"]])
+        [run] = await asyncio.wait_for(executing, 10)
+    finally:
+        await answers.stop()
+        await responder.unsubscribe()
+
+    assert run.status == "succeeded"
+    [result] = [r for r in tool_results(script.calls()[1]) if r["tool_use_id"] == "call_ask"]
+    assert result["content"] == "A human answered:\n- Greeting: Hello"
+
+
+async def until_asked(store: EventStore) -> str:
+    """The id of the first question on record, once there is one."""
+    found: list[str] = []
+
+    def asked() -> bool:
+        found[:] = [e.payload["question_id"] for e in store.read(0) if e.type == "question_gate.asked"]
+        return bool(found)
+
+    await eventually(asked, "no question on record", POLL_TIMEOUT_S)
+    return found[0]
+
+
+def answer_question(store: EventStore, question_id: str, picked: list[list[str]]) -> None:
+    """A person answers, and review records it (its message on the bus is not needed)."""
+    gate = store.load_many([question_gate_id(question_id)])[question_gate_id(question_id)]
+    assert isinstance(gate, QuestionGate)
+    gate.answer(picked)
+    store.save([gate])
+
+
+def tool_results(call: Any) -> list[dict[str, Any]]:
+    """The Anthropic tool results a recorded model call carries."""
+    return [
+        block
+        for m in call.request["messages"]
+        if m["role"] == "user" and isinstance(m["content"], list)
+        for block in m["content"]
+        if block.get("type") == "tool_result"
+    ]
