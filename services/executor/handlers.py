@@ -34,7 +34,7 @@ from libs.agent.tools import ToolResult
 from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest, pull_request_id
-from libs.domain.run import STARTED, Run, run_id_for
+from libs.domain.run import STARTED, Run
 from libs.eventstore.store import EventStore
 from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
@@ -73,22 +73,38 @@ async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
         return [] if existing else [await publish(event, deps)]
     if event.type != "task.subtask_dispatched":
         return []
-    run_id = _run_id(event)
+    p = event.payload
+    config = p["config"]
+    run = Run.start(
+        event.workspace_id,
+        event.aggregate_id,
+        p["subtask_id"],
+        p["agent_type"],
+        p["attempt"],
+        config.get("provider", "anthropic"),
+        config.get("model", ""),
+    )
+    try:
+        # Saved before any model call, so a run whose executor stops is found unfinished and
+        # retried; if this save fails otherwise, nothing was spent and the message comes back.
+        # No look-up first: the run's first event is its claim, and a second claim conflicts.
+        await asyncio.to_thread(deps.store.save, [run])
+    except IntegrityError:
+        return await _recorded(run.id, deps)
+    return [await execute(run, event, deps)]
+
+
+async def _recorded(run_id: Any, deps: Deps) -> list[Any]:
+    """What to do with a dispatch whose Run is on record already (a redelivery)."""
     found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
-    if isinstance(found, Run):
-        if found.status != STARTED:
-            return []  # recorded already
-        # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
-        # The calls it made before it last waited (for its next call, a person, a test
-        # collection) are on record: they are charged.
-        subrequests = found.model_calls + found.tool_calls
-        found.fail("the run was interrupted (its executor stopped)", found.usage, 0, subrequests, retryable=True)
-        return [found]
-    return [await execute(event, deps)]
-
-
-def _run_id(e: EventEnvelope) -> Any:
-    return run_id_for(e.aggregate_id, e.payload["subtask_id"], e.payload["attempt"])
+    if not isinstance(found, Run) or found.status != STARTED:
+        return []  # recorded already
+    # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
+    # The calls it made before it last waited (for its next call, a person, a test
+    # collection) are on record: they are charged.
+    subrequests = found.model_calls + found.tool_calls
+    found.fail("the run was interrupted (its executor stopped)", found.usage, 0, subrequests, retryable=True)
+    return [found]
 
 
 class RunRecorder:
@@ -263,16 +279,9 @@ class RunTakenOver(Exception):
     """Another executor recorded the run while this one was running it."""
 
 
-async def execute(event: EventEnvelope, deps: Deps) -> Run:
+async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
+    """Runs the agent for `run`, whose start is on record, to its end (not saved here)."""
     p = event.payload
-    config = p["config"]
-    provider, model = config.get("provider", "anthropic"), config.get("model", "")
-    run = Run.start(
-        event.workspace_id, event.aggregate_id, p["subtask_id"], p["agent_type"], p["attempt"], provider, model
-    )
-    # Saved before any model call, so a run whose executor stops is found unfinished and
-    # retried; if this save fails, nothing was spent and the message is simply redelivered.
-    await asyncio.to_thread(deps.store.save, [run])
     recorder = RunRecorder(run, event.aggregate_id, deps)
     started = time.perf_counter()
     try:

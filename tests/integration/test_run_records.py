@@ -239,6 +239,22 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
     assert ledger.total_usd == pytest.approx(expected.usd)
 
 
+async def test_a_dispatch_redelivered_after_its_run_ended_calls_no_model_and_changes_nothing(
+    script: Script, deps: Deps, store: EventStore
+) -> None:
+    event = dispatched(store)
+    script.push(Behaviour(tool_calls=[ToolCall("finish", {"summary": "done"}, id="call_finish")]))
+    [run] = await on_event(event, deps)
+    await asyncio.to_thread(store.save, [run])  # as the consumer saves it, with its tracking row
+    recorded = await run_log(store, run_id_of(event))
+    assert recorded[-1].type == "run.succeeded" and len(script.calls()) == 1
+
+    # The same dispatch again (its ack was lost): the run's start conflicts with the record.
+    assert await on_event(event, deps) == []
+    assert len(script.calls()) == 1, "the redelivery calls no model"
+    assert await run_log(store, run_id_of(event)) == recorded
+
+
 def slow_call_records(store: EventStore, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
     """Makes the store slow to take a Run's call records (the background saves hand it bare
     events; the run's start and end are saved as the Run aggregate), so the run's end can come
