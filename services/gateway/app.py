@@ -20,7 +20,7 @@ from libs.eventstore.store import EventStore
 from libs.readmodels import queries, schema
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
-from libs.web.ops import VERSION, metrics, ready_route
+from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from services.gateway import livelogs, questions, routes, toollog, workspaces
 from services.gateway.readyourwrites import ProjectionWatch
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         guards=[require_key],
+        middleware=[request_metrics("gateway")],
         exception_handlers=HANDLERS,
         logging_config=None,
         openapi_config=openapi_config(),

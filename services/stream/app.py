@@ -21,7 +21,7 @@ from libs.readmodels import schema
 from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
-from libs.web.ops import VERSION, metrics, ready_route
+from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from services.stream import routes, toollog
 from services.stream.broadcast import Broadcaster
 from services.stream.leader import hold_lock
@@ -136,6 +136,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         guards=[require_key],
+        middleware=[request_metrics("stream")],
         exception_handlers=HANDLERS,
         logging_config=None,
     )
