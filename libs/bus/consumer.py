@@ -39,6 +39,11 @@ from libs.observability.metrics import CONSUMER_BATCH, CONSUMER_ERRORS, EVENTS_H
 log = logging.getLogger(__name__)
 
 PULL_EXPIRES_S = 5.0
+# A message whose handling failed comes back after RETRY_FIRST_S, then twice as late at each
+# further failure, up to RETRY_MAX_S: a database back within seconds loses seconds, and a
+# message that fails for good (a bug) is tried, and logged, once a minute, not every second.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 # A batch still being handled tells JetStream so every PROGRESS_S (an agent run can take many
 # minutes); a replica that died stops doing so, and its messages come back after ACK_WAIT_S.
 ACK_WAIT_S = 120
@@ -117,7 +122,7 @@ class EventConsumer:
             # comes back, and the fetch loop, which this runs in, goes on.
             CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
             log.exception("%s: looking up %d messages failed; redelivering them", self.sub.durable, len(decoded))
-            await asyncio.gather(*(msg.nak(delay=1.0) for msg, _ in decoded), return_exceptions=True)
+            await asyncio.gather(*(msg.nak(delay=retry_delay(msg)) for msg, _ in decoded), return_exceptions=True)
             return
         for msg, event in decoded:
             task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
@@ -197,7 +202,7 @@ class EventConsumer:
                 except Exception:
                     CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
                     log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
-                    await msg.nak(delay=1.0)
+                    await msg.nak(delay=retry_delay(msg))
                     return
             with contextlib.suppress(Exception):
                 await msg.ack()
@@ -280,7 +285,7 @@ class EventConsumer:
                     await self._handle_batch([msg], [envelope])
                 return
             log.exception("%s: handler failed on a message; redelivering it", self.sub.durable)
-            await msgs[0].nak(delay=1.0)
+            await msgs[0].nak(delay=retry_delay(msgs[0]))
             return
         for msg in msgs:
             # Buffered by the client, flushed together; a lost ack only means a redelivery.
@@ -294,6 +299,15 @@ async def _in_progress(msgs: list[Msg]) -> None:
         for msg in msgs:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
+
+
+def retry_delay(msg: Msg) -> float:
+    """How long JetStream keeps a failed message back before its next delivery."""
+    try:
+        failures = max(1, msg.metadata.num_delivered)
+    except Exception:  # not a JetStream message (no reply subject to read it from)
+        failures = 1
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 16))
 
 
 def _status(msg: Msg) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -357,6 +359,37 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(
     assert any(len(batch) > 1 and poison in batch for batch in handler.failed), "it never came as a batch"
     assert handler.handled() == Counter(healthy)
     assert await asyncio.to_thread(store.handled, DURABLE, [poison]) == set()
+
+
+class FailingFor(Handler):
+    """Fails its first `failures` deliveries, noting when each delivery came."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(fail_first=failures)
+        self.delivered_at: list[float] = []
+
+    async def __call__(self, events: list[EventEnvelope]) -> Sequence[Aggregate]:
+        self.delivered_at.append(time.monotonic())
+        return await super().__call__(events)
+
+
+@pytest.mark.parametrize("each", [False, True])
+async def test_a_message_that_keeps_failing_comes_back_later_each_time(
+    store: EventStore, js: JetStreamContext, start_consumer: Start, each: bool
+) -> None:
+    handler = FailingFor(failures=3)
+    await start_consumer(js, store, handler, each=each)
+    event = (await asyncio.to_thread(save_runs, store, 1))[0]
+    await publish_all(js, [event])
+
+    await wait_handled(store, [event.seq])
+
+    # Kept back 1 s, then 2 s, then 4 s (RETRY_FIRST_S doubling): JetStream holds it that long.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(handler.delivered_at)]
+    assert len(gaps) == 3
+    for gap, delay in zip(gaps, (1.0, 2.0, 4.0), strict=True):
+        assert gap >= delay * 0.9, (gaps, delay)
+    assert handler.handled() == Counter([event.seq])
 
 
 @pytest.mark.parametrize("each", [False, True])
