@@ -66,3 +66,13 @@ def overdue_questions(store: EventStore, now_ms: int) -> list[str]:
         (now_ms,),
     )
     return [row["question_id"] for row in rows]
+
+
+def open_questions_of(store: EventStore, run_ids: list[str]) -> list[str]:
+    """The open questions the runs asked (a question's `session_id` is its run's id)."""
+    rows = _rows(
+        store,
+        "SELECT question_id FROM rm_questions WHERE status = 'open' AND session_id = ANY(%s)",
+        (run_ids,),
+    )
+    return [r["question_id"] for r in rows]

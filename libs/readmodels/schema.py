@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS rm_questions (
 );
 CREATE INDEX IF NOT EXISTS rm_questions_open ON rm_questions (workspace_id, status, asked_at);
 CREATE INDEX IF NOT EXISTS rm_questions_expiry ON rm_questions (status, expires_at);
+CREATE INDEX IF NOT EXISTS rm_questions_session ON rm_questions (session_id) WHERE status = 'open';
 -- What runs not charged yet have used so far, from their saved model calls: budget checks count
 -- it, so runs going on at once see each other's calls before the ledger charges them.
 CREATE TABLE IF NOT EXISTS rm_run_usage (

@@ -27,7 +27,25 @@ RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed
 
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:
-    return [*_open_reviews(events, store), *_close_purged(events, store)]
+    return [*_open_reviews(events, store), *_close_purged(events, store), *_close_orphaned(events, store)]
+
+
+def _close_orphaned(events: list[EventEnvelope], store: EventStore) -> list[QuestionGate]:
+    """A failed run's open questions expire: nobody waits for their answers any more.
+
+    A run waits for its question's answer, so one that ends with a question still open was
+    interrupted (its executor stopped while it waited) or failed while waiting; the next
+    attempt asks again if it needs to. Without this the question stayed in the queue until it
+    expired, and a person could answer it for no one. Found through the read models: the
+    question was asked before the run stopped waiting, long enough ago to be projected."""
+    runs = [e.aggregate_id for e in events if e.type == "run.failed"]
+    if not runs:
+        return []
+    ids = [question_gate_id(q) for q in lookups.open_questions_of(store, runs)]
+    gates = [g for g in store.load_many(ids).values() if isinstance(g, QuestionGate) and g.status == "open"]
+    for gate in gates:
+        gate.expire()
+    return gates
 
 
 def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[QuestionGate]:

@@ -15,7 +15,7 @@ from services.review import handlers
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
-    subjects = ("events.*.task.review_requested", "events.*.workspace.purged")
+    subjects = ("events.*.task.review_requested", "events.*.workspace.purged", "events.*.run.failed")
     return [Subscription("review", subjects, batch_in_thread(handlers.on_events, store))]
 
 

@@ -1,6 +1,6 @@
 """Review reads a workspace's settings from the log, not from a read model: a `reviewPolicy` or a
 `questionExpirySeconds` counts from the moment it is saved. The read models exist here, empty,
-and the projector never runs."""
+and the projector runs only where a test says so. And a failed run's open questions expire."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 
 from contracts.commands import AskQuestionCommand, CommandReply
@@ -16,6 +17,7 @@ from contracts.events import EventEnvelope
 from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
+from libs.readmodels import projector
 from services.review import handlers
 from services.review.handlers import AUTO_APPROVED
 
@@ -87,3 +89,51 @@ def test_a_question_expires_after_the_workspaces_setting(store: EventStore, revi
     assert abs(reply.expires_at / 1000 - (time.time() + 120)) < 5
     gate = review.load_many([question_gate_id(command.question_id)])[question_gate_id(command.question_id)]
     assert isinstance(gate, QuestionGate) and gate.expires_at == reply.expires_at
+
+
+def run_failed(run_id: str) -> EventEnvelope:
+    return EventEnvelope(
+        seq=2,
+        type="run.failed",
+        workspace_id=WORKSPACE,
+        aggregate_id=run_id,
+        version=2,
+        occurred_at=0,
+        payload={"error": "the run was interrupted (its executor stopped)", "retryable": True},
+    )
+
+
+def asked(review: EventStore, run_id: str) -> str:
+    command = AskQuestionCommand(WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", run_id, [QUESTION], {"callID": "c"})
+    reply = handlers.ask(msgspec.json.encode(command), review, default_expiry_s=3600)
+    assert reply.error is None
+    return command.question_id
+
+
+def question_status(review: EventStore, question_id: str) -> str:
+    gate = review.load_many([question_gate_id(question_id)])[question_gate_id(question_id)]
+    assert isinstance(gate, QuestionGate)
+    return gate.status
+
+
+def test_a_failed_runs_open_questions_expire_and_no_other(
+    store: EventStore, review: EventStore, postgres_url: str
+) -> None:
+    workspace_with(store, {})
+    interrupted, other = str(uuid.uuid4()), str(uuid.uuid4())
+    waiting = asked(review, interrupted)
+    answered = asked(review, interrupted)  # an earlier question of the same run, answered
+    gate = review.load_many([question_gate_id(answered)])[question_gate_id(answered)]
+    gate.answer([["Hello"]])
+    review.save([gate])
+    elsewhere = asked(review, other)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        projector.catch_up(store, conn)  # the questions were asked long before the run failed
+
+    review.save(handlers.on_events([run_failed(interrupted)], review))
+
+    assert question_status(review, waiting) == "expired", "nobody is waiting for its answer"
+    assert question_status(review, answered) == "answered"
+    assert question_status(review, elsewhere) == "open", "another run's question is still asked"
+    expired = [e for e in review.read(0) if e.type == "question_gate.expired"]
+    assert [e.payload["question_id"] for e in expired] == [waiting]
