@@ -1,4 +1,5 @@
-"""`just contracts`: JSON Schema for every wire contract and the product's OpenAPI document.
+"""`just contracts`: JSON Schema for every wire contract, the product's OpenAPI document and
+the AsyncAPI document of its bus.
 
 The files under contracts/schemas are committed; a test regenerates them and fails when
 they differ, so the published contracts never drift from the code.
@@ -13,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from contracts import commands, events, logs, tasks, toollog, workspaces
+from contracts import asyncapi, commands, events, logs, tasks, toollog, workspaces
+from libs.web.ops import VERSION
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
@@ -88,6 +90,7 @@ def openapi() -> dict[str, Any]:
 def render() -> dict[str, str]:
     files = {f"{name}.schema.json": _dump(schema) for name, schema in json_schemas().items()}
     files["openapi.json"] = _dump(openapi())
+    files["asyncapi.json"] = _dump(asyncapi.document(VERSION))
     return files
 
 

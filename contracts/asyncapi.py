@@ -1,0 +1,165 @@
+"""The AsyncAPI 3.0 document of the bus: every domain event's subject and payload, the live
+task logs, and the commands with their replies.
+
+Built from the code, never written by hand: the event payloads from the aggregates' event
+classes (their annotated fields, less the envelope's), the rest from the msgspec contracts.
+`just contracts` writes it with the other exports, and a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from typing import Any
+
+import msgspec
+from eventsourcing.domain import Aggregate
+
+from contracts import commands, logs, subjects
+from contracts.events import EventEnvelope
+from libs.domain import gate, ledger, pull_request, run, schedule, task, workspace
+from libs.domain.base import ENVELOPE_FIELDS, EventTypes
+
+ASYNCAPI_VERSION = "3.0.0"
+REF = "#/components/schemas/{name}"
+_DOMAIN_MODULES = (task, run, gate, ledger, pull_request, schedule, workspace)
+
+# (subject, what is sent, what comes back): each to the single writer of what it changes.
+COMMANDS: tuple[tuple[str, type[msgspec.Struct], str], ...] = (
+    (subjects.SUBMIT_TASKS, commands.SubmitTasksCommand, "Submit tasks (answered by the planner)"),
+    (subjects.DECIDE_REVIEW, commands.DecideReviewCommand, "Record a review decision (answered by review)"),
+    (subjects.ASK_QUESTION, commands.AskQuestionCommand, "Ask a person an agent's question (answered by review)"),
+    (subjects.ANSWER_QUESTION, commands.AnswerQuestionCommand, "Answer an agent's question (answered by review)"),
+)
+
+
+def event_classes() -> dict[str, type[Aggregate.Event]]:
+    """Every domain event class, by its wire type (`task.submitted`), in a stable order."""
+    found: dict[str, type[Aggregate.Event]] = {}
+    for module in _DOMAIN_MODULES:
+        for aggregate in vars(module).values():
+            if not (inspect.isclass(aggregate) and issubclass(aggregate, Aggregate)):
+                continue
+            if aggregate.__module__ != module.__name__:
+                continue
+            for name, cls in vars(aggregate).items():
+                if not (inspect.isclass(cls) and issubclass(cls, Aggregate.Event)) or name == "Event":
+                    continue
+                if name == "Created" and "__annotations__" not in vars(cls):
+                    continue  # the library's own creation event: each aggregate here names its own
+                found[EventTypes.name(cls)] = cls
+    return dict(sorted(found.items()))
+
+
+def payload_fields(cls: type[Aggregate.Event]) -> list[tuple[str, Any]]:
+    """The event's fields that travel in the envelope's `payload`."""
+    hints = typing.get_type_hints(cls)
+    return [
+        (name, hint)
+        for name, hint in hints.items()
+        if name not in ENVELOPE_FIELDS and typing.get_origin(hint) is not typing.ClassVar
+    ]
+
+
+def _struct_name(event_type: str) -> str:
+    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Payload"
+
+
+def payload_structs() -> dict[str, type[msgspec.Struct]]:
+    """A msgspec Struct per event type with the fields of its payload (all required: an event
+    always carries each, `null` where the type allows it)."""
+    return {
+        event_type: msgspec.defstruct(_struct_name(event_type), payload_fields(cls), forbid_unknown_fields=True)
+        for event_type, cls in event_classes().items()
+    }
+
+
+def document(version: str) -> dict[str, Any]:
+    payloads = payload_structs()
+    contracts: list[Any] = [EventEnvelope, logs.LogEntry, commands.CommandReply, *(c for _, c, _ in COMMANDS)]
+    refs, schemas = msgspec.json.schema_components([*contracts, *payloads.values()], ref_template=REF)
+    ref = dict(zip([*contracts, *payloads.values()], refs, strict=True))
+
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    workspace_param = {"workspaceId": {"description": "The workspace the event belongs to."}}
+    for event_type, struct in payloads.items():
+        message = _id(event_type)
+        messages[message] = {
+            "name": event_type,
+            "title": event_type,
+            "payload": {
+                "allOf": [
+                    ref[EventEnvelope],
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": event_type}, "payload": ref[struct]},
+                    },
+                ]
+            },
+        }
+        channels[message] = {
+            "address": subjects.event_subject("{workspaceId}", event_type),
+            "parameters": workspace_param,
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+            "description": f"JetStream stream {subjects.EVENTS_STREAM}; `Nats-Msg-Id` is the event's `seq`.",
+        }
+        operations[f"relay_{message}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{message}"},
+            "summary": "The outbox relay publishes each appended event, in seq order.",
+        }
+
+    messages["LogEntry"] = {"name": "LogEntry", "title": "A live task log line", "payload": ref[logs.LogEntry]}
+    channels["logs"] = {
+        "address": logs.log_subject("{workspaceId}", "{taskId}"),
+        "parameters": {**workspace_param, "taskId": {"description": "The task the line is about."}},
+        "messages": {"LogEntry": {"$ref": "#/components/messages/LogEntry"}},
+        "description": f"JetStream stream {logs.LOGS_STREAM}, bounded retention; not events.",
+    }
+    operations["executor_logs"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/logs"},
+        "summary": "The executor reports what its agents do.",
+    }
+
+    messages["CommandReply"] = {"name": "CommandReply", "payload": ref[commands.CommandReply]}
+    channels["replies"] = {
+        "address": None,
+        "messages": {"CommandReply": {"$ref": "#/components/messages/CommandReply"}},
+        "description": "The requester's reply inbox (NATS request/reply).",
+    }
+    for subject, command, summary in COMMANDS:
+        name = command.__name__
+        messages[name] = {"name": name, "payload": ref[command]}
+        channels[_id(subject)] = {"address": subject, "messages": {name: {"$ref": f"#/components/messages/{name}"}}}
+        operations[_id(subject)] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{_id(subject)}"},
+            "summary": summary + "; one replica of the owner's queue group answers.",
+            "reply": {"channel": {"$ref": "#/channels/replies"}},
+        }
+
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "Agent orchestrator bus",
+            "version": version,
+            "description": (
+                "Domain events on NATS JetStream (one subject per event type, per workspace), "
+                "live task logs, and the commands each owner answers."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {"nats": {"host": "localhost:4222", "protocol": "nats"}},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def _id(name: str) -> str:
+    """An AsyncAPI id (letters, digits, `_` and `-`) for an event type or a subject."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
