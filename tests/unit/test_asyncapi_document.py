@@ -1,9 +1,16 @@
 """The AsyncAPI document of the bus: a channel for every domain event, and payload schemas that
-refuse what the event would not carry (the e2e test checks what the bus really carries)."""
+refuse what the event would not carry, valid AsyncAPI 3.0 by the specification's own JSON Schema
+(the e2e test checks what the bus really carries)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from jsonschema.validators import validator_for
+
 from contracts.asyncapi import document, event_classes
+from contracts.export import SCHEMAS_DIR
 from libs.web.ops import VERSION
 from tests.asyncapi import validators
 
@@ -43,3 +50,20 @@ def test_every_domain_event_has_a_channel_of_its_own() -> None:
     for event_type in event_classes():
         assert f"events.{{workspaceId}}.{event_type}" in addresses
     assert "cmd.planner.submit-tasks" in addresses and "logs.{workspaceId}.{taskId}" in addresses
+
+
+# The AsyncAPI Initiative's JSON Schema of AsyncAPI 3.0.0, as published in the npm package
+# @asyncapi/specs 6.11.1 (schemas/3.0.0-without-$id.json, Apache-2.0).
+ASYNCAPI_SPEC = Path(__file__).parent.parent / "data" / "asyncapi-3.0.0.schema.json"
+
+
+def test_the_exported_document_is_valid_asyncapi_3() -> None:
+    spec = json.loads(ASYNCAPI_SPEC.read_text())
+    validator = validator_for(spec)(spec)
+    exported = json.loads((SCHEMAS_DIR / "asyncapi.json").read_text())
+
+    problems = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(exported)]
+
+    assert not problems
+    broken = {**exported, "operations": {"x": {"action": "publish", "channel": {"$ref": "#/channels/logs"}}}}
+    assert not validator.is_valid(broken), "the spec's schema refuses what AsyncAPI 3 does not allow"
