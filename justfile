@@ -26,6 +26,10 @@ test *args: sync
 bench n="400" concurrency="20": sync
     uv run --frozen python -m libs.bench.rw1 --tasks {{n}} --concurrency {{concurrency}}
 
+# RW-1 on this checkout and on another commit at the same time, ROUNDS times: the means and the change
+bench-compare against n="400" rounds="2": sync
+    uv run --frozen python -m libs.bench.compare --against {{against}} --tasks {{n}} --rounds {{rounds}}
+
 # Export JSON Schema for every contract and the OpenAPI document into contracts/schemas
 contracts: sync
     uv run --frozen python -m contracts.export

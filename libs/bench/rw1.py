@@ -194,10 +194,15 @@ def main() -> None:
         # CPU spent during the measured run only, per task: where the time goes on a CPU-bound box
         result["cpu_ms_per_task"] = {name: round((after[name] - before[name]) * 1000 / args.tasks, 1) for name in after}
         result["cpu_ms_per_task"]["total"] = round(sum(result["cpu_ms_per_task"].values()), 1)
+    print(report(result))
+
+
+def report(result: dict) -> str:
+    """The measures, one `  name  value` line each (`libs.bench.compare` reads them back)."""
     width = max(len(k) for k in result)
-    print("\nRW-1: submit -> review (SSE) -> approve -> completed, through HTTP")
-    for key, value in result.items():
-        print(f"  {key:<{width}}  {value}")
+    lines = ["", "RW-1: submit -> review (SSE) -> approve -> completed, through HTTP"]
+    lines += [f"  {key:<{width}}  {value}" for key, value in result.items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
