@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import eventsourcing.persistence
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -48,6 +50,21 @@ def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str,
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+# Seconds a client is asked to wait before trying again while the database is away.
+RETRY_AFTER_S = 2
+
+
+def on_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """PostgreSQL cannot be reached (down, restarting, out of connections), or the read models
+    are being rebuilt (their tables dropped for a moment): the request was fine and changed
+    nothing, so the client hears to try again, not that something broke. Logged without a
+    traceback: an outage would otherwise write one per request."""
+    log.warning("the database cannot serve this request: %s: %s", type(exc).__name__, exc)
+    response = error_response(503, "service_unavailable", "the database cannot be reached at the moment; try again")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "an unexpected error occurred")
@@ -57,5 +74,10 @@ HANDLERS: dict[Any, Any] = {
     ApiError: on_api_error,
     ValidationException: on_validation,
     HTTPException: on_http,
+    # psycopg's, with its pool's PoolTimeout; the event store's (eventsourcing) after its retries
+    psycopg.OperationalError: on_unavailable,
+    psycopg.errors.UndefinedTable: on_unavailable,
+    eventsourcing.persistence.OperationalError: on_unavailable,
+    eventsourcing.persistence.InterfaceError: on_unavailable,
     Exception: on_unexpected,
 }
