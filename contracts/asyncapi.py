@@ -46,8 +46,10 @@ def event_classes() -> dict[str, type[Aggregate.Event]]:
             for name, cls in vars(aggregate).items():
                 if not (inspect.isclass(cls) and issubclass(cls, Aggregate.Event)) or name == "Event":
                     continue
-                if name == "Created" and "__annotations__" not in vars(cls):
-                    continue  # the library's own creation event: each aggregate here names its own
+                if name == "Created" and not payload_fields(cls):
+                    # The creation event eventsourcing makes for every aggregate: ours name their
+                    # own (`Run.Started`), and the one called Created (`Workspace`'s) has fields.
+                    continue
                 found[EventTypes.name(cls)] = cls
     return dict(sorted(found.items()))
 

@@ -30,9 +30,10 @@ def parse_report(text: str) -> dict[str, object]:
         raise ValueError(f"no RW-1 report in the benchmark's output:\n{text[-2000:]}")
     report: dict[str, object] = {}
     for line in table.splitlines()[1:]:
+        if not line.startswith("  "):
+            break  # the report is over (a warning printed at exit may follow it)
         name, _, value = line.strip().partition(" ")
-        if name:
-            report[name] = ast.literal_eval(value.strip())
+        report[name] = ast.literal_eval(value.strip())
     return report
 
 

@@ -52,13 +52,33 @@ def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str,
 
 # Seconds a client is asked to wait before trying again while the database is away.
 RETRY_AFTER_S = 2
+# SQLSTATE classes and codes that say the server cannot serve now, not that the request or the
+# code is wrong: connection exceptions, insufficient resources (too many connections, disk,
+# memory), shutdown or start-up in progress. (A connection refused, or to a database that is not
+# there, fails before any SQLSTATE: psycopg raises an OperationalError without one.)
+_OUTAGE_CLASSES = ("08", "53")
+_OUTAGE_CODES = frozenset({"57P01", "57P02", "57P03"})
 
 
-def on_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
-    """PostgreSQL cannot be reached (down, restarting, out of connections), or the read models
-    are being rebuilt (their tables dropped for a moment): the request was fine and changed
-    nothing, so the client hears to try again, not that something broke. Logged without a
-    traceback: an outage would otherwise write one per request."""
+def outage(exc: BaseException) -> bool:
+    """Whether a database error means PostgreSQL cannot serve at the moment (the client should
+    try again), rather than a bug; the event store's errors are judged by the psycopg error
+    they wrap. A read model's table missing counts: a rebuild drops and recreates them."""
+    error = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return '"rm_' in str(error)
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    # No SQLSTATE: the connection failed or broke (the pool's PoolTimeout is one of these).
+    code = error.sqlstate
+    return code is None or code[:2] in _OUTAGE_CLASSES or code in _OUTAGE_CODES
+
+
+def on_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """An outage is a 503 with Retry-After, logged in one line (an outage would otherwise write a
+    traceback per request); any other database error is a bug, and a 500 like one."""
+    if not outage(exc):
+        return on_unexpected(request, exc)
     log.warning("the database cannot serve this request: %s: %s", type(exc).__name__, exc)
     response = error_response(503, "service_unavailable", "the database cannot be reached at the moment; try again")
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
@@ -74,10 +94,8 @@ HANDLERS: dict[Any, Any] = {
     ApiError: on_api_error,
     ValidationException: on_validation,
     HTTPException: on_http,
-    # psycopg's, with its pool's PoolTimeout; the event store's (eventsourcing) after its retries
-    psycopg.OperationalError: on_unavailable,
-    psycopg.errors.UndefinedTable: on_unavailable,
-    eventsourcing.persistence.OperationalError: on_unavailable,
-    eventsourcing.persistence.InterfaceError: on_unavailable,
+    # psycopg's (its pool's PoolTimeout too), and the event store's once its own retries are over
+    psycopg.Error: on_database_error,
+    eventsourcing.persistence.PersistenceError: on_database_error,
     Exception: on_unexpected,
 }

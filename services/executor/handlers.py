@@ -97,7 +97,10 @@ async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
 async def _recorded(run_id: Any, deps: Deps) -> list[Any]:
     """What to do with a dispatch whose Run is on record already (a redelivery)."""
     found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
-    if not isinstance(found, Run) or found.status != STARTED:
+    if not isinstance(found, Run):
+        # Its start conflicted, yet there is no Run: the message comes back, and the log says so.
+        raise RuntimeError(f"run {run_id}: its start conflicted with a record that cannot be loaded")
+    if found.status != STARTED:
         return []  # recorded already
     # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
     # The calls it made before it last waited (for its next call, a person, a test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
@@ -27,21 +28,25 @@ RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed
 
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:
-    return [*_open_reviews(events, store), *_close_purged(events, store), *_close_orphaned(events, store)]
+    purged = _close_purged(events, store)
+    # A question a purge in this batch closed is not expired a second time for its run.
+    orphaned = _close_orphaned(events, store, closed={g.id for g in purged})
+    return [*_open_reviews(events, store), *purged, *orphaned]
 
 
-def _close_orphaned(events: list[EventEnvelope], store: EventStore) -> list[QuestionGate]:
+def _close_orphaned(events: list[EventEnvelope], store: EventStore, closed: set[Any]) -> list[QuestionGate]:
     """A failed run's open questions expire: nobody waits for their answers any more.
 
     A run waits for its question's answer, so one that ends with a question still open was
     interrupted (its executor stopped while it waited) or failed while waiting; the next
     attempt asks again if it needs to. Without this the question stayed in the queue until it
-    expired, and a person could answer it for no one. Found through the read models: the
-    question was asked before the run stopped waiting, long enough ago to be projected."""
+    expired, and a person could answer it for no one. Found through the read models: an
+    interrupted run asked it at least ACK_WAIT_S before, long since projected; one the
+    projector has not reached (stopped, rebuilding) is not found, and expires in its time."""
     runs = [e.aggregate_id for e in events if e.type == "run.failed"]
     if not runs:
         return []
-    ids = [question_gate_id(q) for q in lookups.open_questions_of(store, runs)]
+    ids = [i for q in lookups.open_questions_of(store, runs) if (i := question_gate_id(q)) not in closed]
     gates = [g for g in store.load_many(ids).values() if isinstance(g, QuestionGate) and g.status == "open"]
     for gate in gates:
         gate.expire()

@@ -44,6 +44,30 @@ def test_a_payload_that_lacks_a_field_or_has_a_wrong_type_does_not_validate() ->
     assert not validator.is_valid({k: v for k, v in good.items() if k != "seq"})
 
 
+# Every event type the aggregates emit, as docs/architecture.md section 3 lists them: written out
+# here so that an event class added, renamed or made by the library shows as a difference.
+EVENT_TYPES = {
+    *("task.submitted", "task.subtask_queued", "task.subtask_dispatched", "task.started"),
+    *("task.subtask_succeeded", "task.subtask_failed", "task.review_requested", "task.approved"),
+    *("task.revision_requested", "task.failed", "task.completed", "task.paused", "task.resumed"),
+    *("task.child_linked", "task.parent_completed", "task.plan_requested", "task.planned", "task.cancelled"),
+    *("run.started", "run.model_called", "run.tool_called", "run.succeeded", "run.failed", "run.budget_stopped"),
+    *("gate.opened", "gate.decided", "question_gate.asked", "question_gate.answered", "question_gate.expired"),
+    *("ledger.opened", "ledger.charged", "pull_request.opened", "pull_request.skipped", "pull_request.failed"),
+    *("schedule.opened", "schedule.queued", "schedule.started", "schedule.finished"),
+    *("workspace.created", "workspace.key_issued", "workspace.key_revoked", "workspace.config_updated"),
+    "workspace.purged",
+}
+
+
+def test_the_document_has_the_events_the_aggregates_emit_and_no_other() -> None:
+    doc = document(VERSION)
+    events = {m["name"] for m in doc["components"]["messages"].values() if "." in m["name"]}
+
+    assert events == EVENT_TYPES
+    assert set(event_classes()) == EVENT_TYPES
+
+
 def test_every_domain_event_has_a_channel_of_its_own() -> None:
     doc = document(VERSION)
     addresses = {channel["address"] for channel in doc["channels"].values()}
