@@ -40,16 +40,21 @@ def workspace_with(store: EventStore, config: dict[str, Any]) -> Workspace:
     return workspace
 
 
-def review_requested(task_id: str) -> EventEnvelope:
+def delivered(event_type: str, aggregate_id: str, payload: dict[str, Any], seq: int = 1) -> EventEnvelope:
+    """An event as review's consumer is handed it."""
     return EventEnvelope(
-        seq=1,
-        type="task.review_requested",
+        seq=seq,
+        type=event_type,
         workspace_id=WORKSPACE,
-        aggregate_id=task_id,
+        aggregate_id=aggregate_id,
         version=5,
         occurred_at=0,
-        payload={},
+        payload=payload,
     )
+
+
+def review_requested(task_id: str) -> EventEnvelope:
+    return delivered("task.review_requested", task_id, {})
 
 
 def open_gate(review: EventStore, task_id: str) -> Gate:
@@ -92,15 +97,8 @@ def test_a_question_expires_after_the_workspaces_setting(store: EventStore, revi
 
 
 def run_failed(run_id: str) -> EventEnvelope:
-    return EventEnvelope(
-        seq=2,
-        type="run.failed",
-        workspace_id=WORKSPACE,
-        aggregate_id=run_id,
-        version=2,
-        occurred_at=0,
-        payload={"error": "the run was interrupted (its executor stopped)", "retryable": True},
-    )
+    interrupted = {"error": "the run was interrupted (its executor stopped)", "retryable": True}
+    return delivered("run.failed", run_id, interrupted, seq=2)
 
 
 def asked(review: EventStore, run_id: str) -> str:
