@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from eventsourcing.domain import Aggregate
@@ -49,6 +49,8 @@ RETRY_MAX_S = 60.0
 ACK_WAIT_S = 120
 PROGRESS_S = 30.0
 CONFLICT_ATTEMPTS = 5
+# A consumer with no room looks again this often (and whenever one of its events is done).
+ROOM_CHECK_S = 1.0
 
 BatchHandler = Callable[[list[EventEnvelope]], Awaitable[Sequence[Aggregate]]]
 _decoder = msgspec.json.Decoder(EventEnvelope)
@@ -63,15 +65,35 @@ class InThread:
     deps: tuple[Any, ...] = ()
 
 
+class Capacity(Protocol):
+    """How many more events one replica takes on, given how many it is handling (`taken`)."""
+
+    def room(self, taken: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `size` events handled at once by one replica."""
+
+    size: int
+
+    def room(self, taken: int) -> int:
+        return self.size - taken
+
+
 @dataclass(frozen=True)
 class EachAlone:
     """A handler with effects outside the store (a model call, a pull request): `fn(event)`.
 
     Its events are looked up in the tracking rows before it runs, so a redelivery never
     reaches it, and each event's aggregates are saved with that event's tracking row as soon
-    as it is handled, so a failure anywhere else never makes an effect happen again."""
+    as it is handled, so a failure anywhere else never makes an effect happen again.
+
+    With a `capacity`, the replica asks JetStream for no more events than it has room for, so
+    a busy replica leaves the rest of the work to the others instead of holding it."""
 
     fn: Callable[[EventEnvelope], Awaitable[Sequence[Aggregate]]]
+    capacity: Capacity | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,7 @@ class EventConsumer:
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()  # one of `_inflight` is done: there may be room again
         self._running = False
 
     async def start(self) -> None:
@@ -127,7 +150,26 @@ class EventConsumer:
         for msg, event in decoded:
             task = asyncio.create_task(self._one(handler, msg, event, event.seq in handled))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._finished.set()
+
+    async def _room(self) -> int:
+        """How many events to ask for now: the batch, or less when the handler's capacity says
+        so; when there is no room, waits (for an event to be done, or ROOM_CHECK_S) and says 0."""
+        handler = self.sub.handle
+        capacity = handler.capacity if isinstance(handler, EachAlone) else None
+        if capacity is None:
+            return self.batch
+        self._finished.clear()  # before looking: an event done after the look wakes the wait
+        room = min(self.batch, capacity.room(len(self._inflight)))
+        if room <= 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ROOM_CHECK_S):
+                    await self._finished.wait()
+        return max(room, 0)
 
     async def _decoded(self, msgs: list[Msg]) -> list[tuple[Msg, EventEnvelope]]:
         """Each message with its envelope; one that is not an event (something else published
@@ -165,9 +207,12 @@ class EventConsumer:
         try:
             while self._running:
                 if outstanding == 0:
-                    request = {"batch": self.batch, "expires": int(PULL_EXPIRES_S * 1e9)}
+                    size = await self._room()
+                    if size == 0:
+                        continue
+                    request = {"batch": size, "expires": int(PULL_EXPIRES_S * 1e9)}
                     await nc.publish(next_subject, msgspec.json.encode(request), reply=inbox)
-                    outstanding = self.batch
+                    outstanding = size
                 try:
                     async with asyncio.timeout(PULL_EXPIRES_S + 1):
                         first = await arrived.get()

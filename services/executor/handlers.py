@@ -43,6 +43,7 @@ from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import BranchLocks, open_pull_request
 from services.executor.questions import Answers, AskFailed, answer_text, ask, recorded_expiry
+from services.executor.runslots import RunSlot, RunSlots
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Deps:
     settings: Settings
     store: EventStore
     providers: Providers
-    limit: asyncio.Semaphore
+    slots: RunSlots  # at most MAX_CONCURRENT_RUNS agent runs at once; sizes what the consumer takes
     logs: LogPublisher  # live task logs; `emit` never blocks or raises
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
     nc: NatsClient  # commands to other owners (an agent's question goes to review)
@@ -131,6 +132,7 @@ class RunRecorder:
         self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
         self._saving: asyncio.Task[None] | None = None
         self.taken_over = False
+        self.slot: RunSlot | None = None  # the run slot its agent holds (`_attempt` sets it)
 
     def line(self, message: str, level: str = "log") -> None:
         log_line(
@@ -263,11 +265,14 @@ class RunRecorder:
                 expires_at = late
             self.line(f"waiting for a human: {items[0].question} (question {question_id})")
             # Waiting for a person holds no run slot: other runs (other workspaces') go on.
-            self.deps.limit.release()
+            slot = self.slot
+            if slot is not None:
+                slot.park()
             try:
                 answers = await self.deps.answers.outcome(question_id, expires_at)
             finally:
-                await self.deps.limit.acquire()
+                if slot is not None:
+                    await slot.unpark()
         finally:
             self.deps.answers.forget(question_id)  # however the wait ended
         if answers is None:
@@ -323,7 +328,7 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
         temperature=config.get("temperature", 0.0),
         max_turns=settings.agent_max_turns,
     )
-    async with deps.limit:
+    async with deps.slots.slot() as recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (
         []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from contracts.events import EventEnvelope
@@ -15,25 +14,27 @@ from libs.runtime import LOG_PUBLISHER, NATS, Service, run
 from services.executor import handlers
 from services.executor.pulls import BranchLocks, close_github_client, github_client
 from services.executor.questions import Answers
+from services.executor.runslots import RunSlots
 
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
-    limit = asyncio.Semaphore(handlers.MAX_CONCURRENT_RUNS)
+    slots = RunSlots(handlers.MAX_CONCURRENT_RUNS)
     github = SERVICE.state["github"] = github_client(settings)
     answers = SERVICE.state["answers"] = Answers(store, settings.question_check_s)
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
     locks = SERVICE.state["locks"] = BranchLocks(settings.database_url)
     deps = handlers.Deps(
-        settings, store, providers, limit, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
+        settings, store, providers, slots, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
     )
 
     async def handle(event: EventEnvelope) -> list[Any]:
         return await handlers.on_event(event, deps)
 
     subjects = ("events.*.task.subtask_dispatched", "events.*.task.approved")
-    return [Subscription("executor", subjects, EachAlone(handle))]
+    # It takes no more dispatches than it has run slots for: the others are left to other replicas.
+    return [Subscription("executor", subjects, EachAlone(handle, capacity=slots))]
 
 
 async def _stop() -> None:

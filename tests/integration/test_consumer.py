@@ -19,7 +19,7 @@ from nats.js.api import PubAck
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
-from libs.bus.consumer import EachAlone, EventConsumer, Subscription
+from libs.bus.consumer import EachAlone, EventConsumer, Limit, Subscription
 from libs.domain.ledger import Ledger
 from libs.domain.run import Run
 from libs.eventstore.store import EventStore
@@ -142,10 +142,15 @@ async def start_consumer() -> AsyncIterator[Callable[..., Awaitable[EventConsume
     started: list[EventConsumer] = []
 
     async def start(
-        js: JetStreamContext, store: EventStore, handler: Handler, batch: int = 256, each: bool = False
+        js: JetStreamContext,
+        store: EventStore,
+        handler: Handler,
+        batch: int = 256,
+        each: bool = False,
+        capacity: Limit | None = None,
     ) -> EventConsumer:
         # `each`: as a handler with outside effects is subscribed, one event at a time.
-        handle = EachAlone(lambda e: handler([e])) if each else handler
+        handle = EachAlone(lambda e: handler([e]), capacity) if each else handler
         sub = Subscription(durable=DURABLE, filter_subjects=(aggregate_events("run"),), handle=handle)
         consumer = EventConsumer(js, store, sub, batch=batch)
         await consumer.start()
@@ -359,6 +364,66 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(
     assert any(len(batch) > 1 and poison in batch for batch in handler.failed), "it never came as a batch"
     assert handler.handled() == Counter(healthy)
     assert await asyncio.to_thread(store.handled, DURABLE, [poison]) == set()
+
+
+class Holding(Handler):
+    """Holds each event it is handed until released, noting the most it held at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = 0
+        self.most = 0
+        self.released = asyncio.Event()
+
+    async def __call__(self, events: list[EventEnvelope]) -> Sequence[Aggregate]:
+        self.holding += 1
+        self.most = max(self.most, self.holding)
+        try:
+            await self.released.wait()
+        finally:
+            self.holding -= 1
+        return await super().__call__(events)
+
+
+async def test_a_replica_takes_no_more_than_its_capacity_and_leaves_the_rest_to_the_others(
+    postgres_url: str, nats_url: str, store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    events = await asyncio.to_thread(save_runs, store, 3)
+    seqs = [e.seq for e in events]
+    await publish_all(js, events)
+
+    async def taken() -> tuple[int, int]:
+        """(delivered and not yet acknowledged, still in the stream for any replica)"""
+        info = await js.consumer_info(EVENTS_STREAM, DURABLE)
+        return info.num_ack_pending, info.num_pending
+
+    first = Holding()
+    await start_consumer(js, store, first, each=True, capacity=Limit(2))
+    await eventually(lambda: first.holding >= 2, "the first replica took nothing", 10)
+    await asyncio.sleep(0.5)  # room to take more, were it to
+    assert first.most == 2
+    assert await taken() == (2, 4), "the other four stay in the stream"
+
+    other_nc = await nats.connect(nats_url, name="replica-2")
+    other_store = EventStore(postgres_url)
+    replica: EventConsumer | None = None
+    try:
+        second = Holding()
+        replica = await start_consumer(other_nc.jetstream(), other_store, second, each=True, capacity=Limit(2))
+        await eventually(lambda: second.holding >= 2, "an idle replica got none of the work", 10)
+        assert await taken() == (4, 2)
+
+        first.released.set()
+        second.released.set()
+        await wait_handled(store, seqs)
+    finally:
+        if replica is not None:
+            await replica.stop()  # before its connection closes under it
+        await other_nc.close()
+        other_store.close()
+
+    assert first.most == 2 and second.most == 2
+    assert first.handled() + second.handled() == Counter(seqs), "each event handled once, by one replica"
 
 
 class FailingFor(Handler):

@@ -42,6 +42,7 @@ from libs.pricing import PriceTable
 from services.cost_ledger import handlers as cost_ledger
 from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
 from services.executor.questions import Answers
+from services.executor.runslots import RunSlots
 from services.planner.plans import plan
 from services.review.handlers import ask as ask_question
 from tests.factories import stored_request
@@ -107,7 +108,7 @@ async def deps(
             settings,
             store,
             providers,
-            asyncio.Semaphore(MAX_CONCURRENT_RUNS),
+            RunSlots(MAX_CONCURRENT_RUNS),
             logs,
             None,  # no GITHUB_TOKEN: nothing here opens a pull request
             nc,

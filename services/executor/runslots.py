@@ -1,0 +1,62 @@
+"""An executor process's run slots: how many agent runs go on at once, and so how many
+dispatches the process takes from JetStream.
+
+A run holds a slot while its agent works. A run waiting for a person's answer parks: it gives
+its slot back (other runs go on) and takes one again, waiting for it if need be, when the answer
+comes. The consumer asks for no more dispatches than there is room for: the slots less what it is
+already handling, not counting parked runs. So a busy replica leaves the work to idle ones, where
+it used to take every dispatch it was sent and hold it until a slot came free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+
+class RunSlots:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = asyncio.Semaphore(size)
+        self._parked = 0
+
+    def slot(self) -> RunSlot:
+        """One run's slot: `async with slots.slot() as slot:` holds it for the run."""
+        return RunSlot(self)
+
+    def room(self, taken: int) -> int:
+        """How many more dispatches to take, while the consumer handles `taken` of them (every
+        run, parked or not, and pull requests being opened)."""
+        return self.size - (taken - self._parked)
+
+
+class RunSlot:
+    def __init__(self, slots: RunSlots) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def __aenter__(self) -> RunSlot:
+        await self._slots._free.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._held:
+            self._held = False
+            self._slots._free.release()
+
+    def park(self) -> None:
+        """The run waits for a person: its slot goes to other runs meanwhile."""
+        if self._held:
+            self._held = False
+            self._slots._parked += 1
+            self._slots._free.release()
+
+    async def unpark(self) -> None:
+        """The run goes on: it takes a slot again, waiting for one if need be. Cancelled while
+        it waits, it holds none, and leaving the `async with` gives nothing back."""
+        self._slots._parked -= 1
+        await self._slots._free.acquire()
+        self._held = True
