@@ -65,6 +65,16 @@ class InThread:
     deps: tuple[Any, ...] = ()
 
 
+class TryLater(Exception):
+    """An `EachAlone` handler cannot do its effect now (an outside service is rate limited or
+    away): the event comes back after `delay_s`, or the consumer's retry delay when None. Not a
+    failure: logged as information, not counted as an error."""
+
+    def __init__(self, reason: str, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
 class Capacity(Protocol):
     """How many more events one replica takes on, given how many it is handling (`taken`)."""
 
@@ -244,6 +254,11 @@ class EventConsumer:
             if not done:
                 try:
                     await self._save_one(handler, event)
+                except TryLater as later:
+                    delay = later.delay_s if later.delay_s is not None else retry_delay(msg)
+                    log.info("%s: seq %d again in %.0f s: %s", self.sub.durable, event.seq, delay, later)
+                    await msg.nak(delay=delay)
+                    return
                 except Exception:
                     CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
                     log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)

@@ -18,12 +18,15 @@ Pages (no token): `GET /{owner}/{repo}/pull/{number}` (a pull request's `html_ur
 
 Control routes (no token): `POST /_repos` `{"owner", "repo", "branch", "files"}` creates (or
 replaces) a repository with those files in one commit on that branch; `GET /_state` lists the
-repositories and every pull request with the files of its head; `DELETE /_state` forgets all.
+repositories and every pull request with the files of its head; `DELETE /_state` forgets all;
+`POST /_rate_limit` `{"seconds"}` refuses every GitHub route for that long as GitHub does when
+the rate limit is used up (403, `x-ratelimit-remaining: 0`, `x-ratelimit-reset`).
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -38,7 +41,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from libs.githubserver import bodies
 from libs.githubserver.render import Renderer, pull_page
-from libs.githubserver.state import GitHubError, Hosting, Repository, not_found
+from libs.githubserver.state import GitHubError, Hosting, Repository, not_found, rate_limited
 
 # Agent tasks may carry whole files; GitHub accepts blobs up to 100 MB.
 MAX_BODY_BYTES = 100 * 1024 * 1024
@@ -78,7 +81,9 @@ def error_body(request: Request[Any, Any, Any], status: int, message: str, error
 
 
 def github_error(request: Request[Any, Any, Any], exc: GitHubError) -> Response[Any]:
-    return error_body(request, exc.status, exc.message, exc.errors)
+    response = error_body(request, exc.status, exc.message, exc.errors)
+    response.headers.update(exc.headers)
+    return response
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -99,6 +104,8 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     )
     if not valid:
         raise GitHubError(401, "Bad credentials")
+    if time.time() < hosting.rate_limited_until:
+        raise rate_limited(hosting.rate_limited_until)
 
 
 # --- repositories -----------------------------------------------------------------------------
@@ -383,6 +390,14 @@ async def reset_state(hosting: NamedDependency[Hosting]) -> None:
     hosting.reset()
 
 
+@post("/_rate_limit", status_code=204)
+async def use_up_rate_limit(request: Request[Any, Any, Any], hosting: NamedDependency[Hosting]) -> None:
+    """Every API call is refused as over the rate limit for the next `seconds` (GitHub's 403,
+    with its `x-ratelimit-*` headers and the reset time)."""
+    body = await read(request, bodies.RateLimitFor)
+    hosting.rate_limited_until = time.time() + body.seconds
+
+
 @get("/health")
 async def health() -> bodies.Health:
     return bodies.Health(status="ok")
@@ -427,6 +442,7 @@ def create_app(hosting: Hosting) -> Litestar:
             create_repository,
             show_state,
             reset_state,
+            use_up_rate_limit,
             health,
         ],
         dependencies={

@@ -7,6 +7,7 @@ the names and nesting of the REST API (`_links`, `object`, `user`, `head.repo`, 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -71,6 +72,12 @@ class PullUpdate(msgspec.Struct, frozen=True):
     title: str | None = None
     body: str | None = None
     state: str | None = None
+
+
+class RateLimitFor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /_rate_limit`: every API call refused as over the rate limit for `seconds`."""
+
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)]
 
 
 class NewRepository(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

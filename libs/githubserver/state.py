@@ -15,6 +15,7 @@ import base64
 import binascii
 import difflib
 import itertools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,11 +34,33 @@ SHA_OR_CONTENT = "Must supply either tree.sha or tree.content. Request will be r
 
 
 class GitHubError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
+        self.headers = headers or {}
+
+
+RATE_LIMIT = 5000
+
+
+def rate_limited(until: float) -> GitHubError:
+    """GitHub's answer once the primary rate limit is used up, until it resets at `until`."""
+    headers = {
+        "x-ratelimit-limit": str(RATE_LIMIT),
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-used": str(RATE_LIMIT),
+        "x-ratelimit-reset": str(math.ceil(until)),
+        "x-ratelimit-resource": "core",
+    }
+    return GitHubError(403, "API rate limit exceeded for user ID 1.", headers=headers)
 
 
 def not_found() -> GitHubError:
@@ -385,6 +408,7 @@ class Hosting:
         self.token = token
         self.repositories: dict[tuple[str, str], Repository] = {}
         self._ids = itertools.count(1)
+        self.rate_limited_until = 0.0  # epoch seconds: every API call is refused until then
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -408,3 +432,4 @@ class Hosting:
 
     def reset(self) -> None:
         self.repositories.clear()
+        self.rate_limited_until = 0.0

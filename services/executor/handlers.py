@@ -31,6 +31,7 @@ from libs.agent.loop import AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
 from libs.agent.tools import ToolResult
+from libs.bus.consumer import TryLater
 from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest, pull_request_id
@@ -391,9 +392,22 @@ def _first_line(text: str) -> str:
 async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
     """The approved task's pull request. Without GitHub credentials the task still completes,
     and the event says plainly that no pull request was opened and why."""
-    p, task_id = event.payload, event.aggregate_id
+    task_id = event.aggregate_id
     task_url = f"{deps.settings.public_url.rstrip('/')}/tasks/{task_id}" if deps.settings.public_url else None
-    pull = await open_pull_request(
+    try:
+        pull = await _open_pull_request(event, deps, task_url)
+    except TryLater as later:
+        # The task stays approved meanwhile: its live log says why nothing has happened yet.
+        log_line(deps, event.workspace_id, task_id, task_id[:8], f"[executor] pull request delayed: {later}", "warn")
+        raise
+    line = _pull_line(pull)
+    log_line(deps, event.workspace_id, task_id, task_id[:8], line)
+    return pull
+
+
+async def _open_pull_request(event: EventEnvelope, deps: Deps, task_url: str | None) -> PullRequest:
+    p, task_id = event.payload, event.aggregate_id
+    return await open_pull_request(
         deps.github,
         event.workspace_id,
         task_id,
@@ -404,10 +418,8 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
         task_url,
         p["title"],
         deps.locks,
+        approved_at_ms=event.occurred_at,
     )
-    line = _pull_line(pull)
-    log_line(deps, event.workspace_id, task_id, task_id[:8], line)
-    return pull
 
 
 def log_line(deps: Deps, workspace_id: str, task_id: str, worker: str, message: str, level: str = "log") -> None:

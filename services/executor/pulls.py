@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import urllib.request
 import weakref
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ from githubkit.typing import RetryOption
 from httpx_aiohttp import AiohttpTransport
 from psycopg_pool import AsyncConnectionPool
 
+from libs.bus.consumer import TryLater
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
 from libs.observability.logs import redact
@@ -53,9 +55,11 @@ NO_CHANGES = "the task changed no files"
 FILE_MODE = "100644"
 # GitHub cuts titles at 256 characters; a task description is often longer, and multi-line.
 MAX_TITLE_CHARS = 120
-# A rate limit is waited out only when it lifts within seconds: a longer wait would hold up the
-# executor's whole batch, so the pull request fails instead, with GitHub's message.
+# A rate limit is waited out in the call only when it lifts within seconds; a longer one, like
+# GitHub being away (5xx after githubkit's retries, a timeout, no connection), sends the
+# approval back to be tried again later (`TryLater`), for up to RETRY_WINDOW_S after it.
 LONGEST_RATE_LIMIT_WAIT = timedelta(seconds=10)
+RETRY_WINDOW_S = 3600
 SERVER_ERROR_RETRIES = 2
 
 
@@ -158,6 +162,7 @@ async def open_pull_request(
     task_url: str | None,
     title: str,
     locks: BranchLocks,
+    approved_at_ms: int | None = None,
 ) -> PullRequest:
     """Open (or find) the task's pull request and record the outcome as a `PullRequest`.
 
@@ -165,6 +170,9 @@ async def open_pull_request(
     changed path to its new content, `deleted` lists removed paths, `summaries` are the subtasks'
     `{"subtaskId", "agentType", "summary"}`, `title` is the task's (its first line is used).
     A GitHub error becomes `pull_request.failed` with GitHub's message; the token never appears.
+    With `approved_at_ms` (when the task was approved, epoch ms), an error that passes (a rate
+    limit, GitHub away) raises `TryLater` instead, until RETRY_WINDOW_S after the approval: a
+    publish tried again finds what the last attempt left (its branch, its pull request).
     """
     if github is None:
         return PullRequest.skipped(workspace_id, task_id, NO_CREDENTIALS)
@@ -182,8 +190,27 @@ async def open_pull_request(
         async with locks.held(target), github:
             opened = await _publish(github, target, task_id, headline, reference, summaries, files, removed)
     except (GitHubException, pydantic.ValidationError) as exc:
-        return PullRequest.failed(workspace_id, task_id, describe(exc, github))
+        error = describe(exc, github)
+        passing, delay_s = passes(exc)
+        if passing and approved_at_ms is not None:
+            since_s = time.time() - approved_at_ms / 1000
+            if since_s + (delay_s or 0) < RETRY_WINDOW_S:
+                raise TryLater(error, delay_s) from exc
+            error += f" (tried again for {RETRY_WINDOW_S // 60} minutes after the approval)"
+        return PullRequest.failed(workspace_id, task_id, error)
     return PullRequest.opened(workspace_id, task_id, opened.url, opened.number)
+
+
+def passes(exc: Exception) -> tuple[bool, float | None]:
+    """Whether a GitHub error may pass if the publish is tried again later, and when to (None:
+    the consumer's own retry delay): a rate limit (at its reset), a server error, a timeout, or
+    no connection. A refusal (a wrong token, a missing branch) or an answer of the wrong shape
+    would only come again."""
+    if isinstance(exc, RateLimitExceeded):
+        return True, max(1.0, exc.retry_after.total_seconds())
+    if isinstance(exc, RequestFailed):
+        return exc.response.status_code >= 500, None
+    return isinstance(exc, RequestTimeout | RequestError), None
 
 
 class BranchLocks:

@@ -19,7 +19,7 @@ from nats.js.api import PubAck
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
-from libs.bus.consumer import EachAlone, EventConsumer, Limit, Subscription
+from libs.bus.consumer import EachAlone, EventConsumer, Limit, Subscription, TryLater
 from libs.domain.ledger import Ledger
 from libs.domain.run import Run
 from libs.eventstore.store import EventStore
@@ -364,6 +364,36 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(
     assert any(len(batch) > 1 and poison in batch for batch in handler.failed), "it never came as a batch"
     assert handler.handled() == Counter(healthy)
     assert await asyncio.to_thread(store.handled, DURABLE, [poison]) == set()
+
+
+class Later(Handler):
+    """The first delivery cannot be handled now: it asks to be handed the event again later."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.delivered_at: list[float] = []
+
+    async def __call__(self, events: list[EventEnvelope]) -> Sequence[Aggregate]:
+        self.delivered_at.append(time.monotonic())
+        if len(self.delivered_at) == 1:
+            raise TryLater("the outside service is rate limited", self.delay_s)
+        return await super().__call__(events)
+
+
+async def test_a_handler_that_asks_to_try_later_gets_the_event_again_when_it_said(
+    store: EventStore, js: JetStreamContext, start_consumer: Start
+) -> None:
+    handler = Later(delay_s=2.5)  # longer than the retry delay of a failure (1 s), to tell them apart
+    await start_consumer(js, store, handler, each=True)
+    event = (await asyncio.to_thread(save_runs, store, 1))[0]
+    await publish_all(js, [event])
+
+    await wait_handled(store, [event.seq])
+
+    first, second = handler.delivered_at
+    assert second - first >= 2.5 * 0.9
+    assert handler.handled() == Counter([event.seq])
 
 
 class Holding(Handler):

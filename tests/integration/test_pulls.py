@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from githubkit import GitHub, TokenAuthStrategy
 
+from libs.bus.consumer import TryLater
 from libs.config import Settings
 from libs.devstack.processes import free_port
 from libs.domain.base import EventTypes, event_payload
@@ -18,6 +20,7 @@ from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.githubserver.app import create_app
 from libs.githubserver.state import Hosting
 from services.executor.pulls import (
+    RETRY_WINDOW_S,
     BranchLocks,
     KeptOpen,
     Target,
@@ -332,3 +335,62 @@ async def test_a_stopped_executors_branch_locks_refuse_before_any_github_call(po
     with pytest.raises(RuntimeError, match="stopping"):
         async with locks.held(Target("acme", "api", "agent/b", "main")):
             pytest.fail("a publish went on after the executor stopped")
+
+
+def approved(seconds_ago: float) -> int:
+    return int((time.time() - seconds_ago) * 1000)
+
+
+async def test_a_rate_limited_approval_is_tried_again_when_the_limit_resets_and_then_opens(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient, github_url: str
+) -> None:
+    # Longer than a call waits out itself (LONGEST_RATE_LIMIT_WAIT, 10 s).
+    assert (await control.post("/_rate_limit", json={"seconds": 30})).status_code == 204
+
+    with pytest.raises(TryLater) as later:
+        await publish(github, approved_at_ms=approved(seconds_ago=1))
+
+    # Back when GitHub said the limit resets (its x-ratelimit-reset, whole seconds), not at once.
+    assert later.value.delay_s is not None and 29 <= later.value.delay_s <= 31
+    assert "GitHub answered 403" in str(later.value) and "rate limit" in str(later.value)
+    assert TOKEN not in str(later.value)
+    assert await pulls(control) == [], "nothing opened while it is limited"
+
+    await control.post("/_rate_limit", json={"seconds": 0})  # the limit resets
+    kind, payload = outcome(await publish(github, approved_at_ms=approved(seconds_ago=31)))
+    assert kind == "pull_request.opened"
+    assert payload["url"] == f"{github_url}/acme/api/pull/1"
+
+
+async def test_an_approval_that_could_not_get_through_for_an_hour_fails_saying_so(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    await control.post("/_rate_limit", json={"seconds": 60})
+
+    kind, payload = outcome(await publish(github, approved_at_ms=approved(seconds_ago=RETRY_WINDOW_S - 30)))
+
+    assert kind == "pull_request.failed"
+    assert payload["error"].startswith("GitHub answered 403 to GET /repos/acme/api/branches/main: API rate limit")
+    assert payload["error"].endswith("(tried again for 60 minutes after the approval)")
+
+
+async def test_github_away_is_tried_again_with_the_consumers_delay() -> None:
+    nowhere = github_client(settings(f"http://127.0.0.1:{free_port()}"))
+    try:
+        with pytest.raises(TryLater) as later:
+            await publish(nowhere, approved_at_ms=approved(seconds_ago=1))
+    finally:
+        await close_github_client(nowhere)
+
+    assert later.value.delay_s is None, "no reset time to go by: the consumer backs off"
+    assert "could not be reached" in str(later.value)
+
+
+async def test_a_refusal_is_not_tried_again(github_url: str, control: httpx.AsyncClient) -> None:
+    wrong = github_client(settings(github_url, token="ghp_not_the_right_token_9d1e"))
+    try:
+        kind, _ = outcome(await publish(wrong, approved_at_ms=approved(seconds_ago=1)))
+    finally:
+        await close_github_client(wrong)
+
+    assert kind == "pull_request.failed", "a wrong token would be as wrong later"

@@ -4,6 +4,7 @@ the git-data way, GitHub's status codes and error bodies, and the control routes
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -285,3 +286,21 @@ async def test_state_lists_pull_requests_with_their_files_and_resets(
     assert "acme/api #1: Docs (open)" in page.text
     assert reset.status_code == 204
     assert after == {"repositories": [], "pulls": []}
+
+
+async def test_a_used_up_rate_limit_is_githubs_403_with_its_headers_until_it_resets(
+    github: GitHub[TokenAuthStrategy], control: httpx.AsyncClient
+) -> None:
+    assert (await control.post("/_rate_limit", json={"seconds": 120})).status_code == 204
+
+    with pytest.raises(RequestFailed) as refused:
+        await github.rest.repos.async_get("acme", "api")
+
+    response = refused.value.response
+    assert response.status_code == 403
+    assert response.json()["message"] == "API rate limit exceeded for user ID 1."
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    assert 110 <= int(response.headers["x-ratelimit-reset"]) - time.time() <= 121
+    assert (await control.post("/_rate_limit", json={"seconds": -1})).status_code == 422  # as GitHub refuses a body
+    await control.post("/_rate_limit", json={"seconds": 0})
+    assert (await github.rest.repos.async_get("acme", "api")).status_code == 200
