@@ -250,6 +250,7 @@ class EventConsumer:
 
     async def _one(self, handler: EachAlone, msg: Msg, event: EventEnvelope, done: bool) -> None:
         heartbeat = asyncio.create_task(_in_progress([msg]))
+        delay: float | None = None  # None: acknowledged; else handed back for that long
         try:
             if not done:
                 try:
@@ -257,17 +258,15 @@ class EventConsumer:
                 except TryLater as later:
                     delay = later.delay_s if later.delay_s is not None else retry_delay(msg)
                     log.info("%s: seq %d again in %.0f s: %s", self.sub.durable, event.seq, delay, later)
-                    await msg.nak(delay=delay)
-                    return
                 except Exception:
                     CONSUMER_ERRORS.labels(self.sub.durable, "handler").inc()
                     log.exception("%s: handling seq %d failed; redelivering it", self.sub.durable, event.seq)
-                    await msg.nak(delay=retry_delay(msg))
-                    return
-            with contextlib.suppress(Exception):
-                await msg.ack()
+                    delay = retry_delay(msg)
         finally:
+            # Stopped first: an in-progress sent after the answer would restart its ack wait.
             heartbeat.cancel()
+        with contextlib.suppress(Exception):
+            await (msg.ack() if delay is None else msg.nak(delay=delay))
 
     def _tracking(self, events: list[EventEnvelope]) -> ConsumerTracking:
         return ConsumerTracking(self.sub.durable, [e.seq for e in events])

@@ -36,6 +36,7 @@ from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.domain.run import STARTED, Run
+from libs.domain.task import APPROVED, Task
 from libs.eventstore.store import EventStore
 from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
@@ -71,8 +72,14 @@ async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
     """One dispatched subtask's Run, or one approved task's pull request; saved by the consumer
     with this event's tracking row the moment it returns."""
     if event.type == "task.approved":
-        existing = await asyncio.to_thread(deps.store.load_many, [pull_request_id(event.aggregate_id)])
-        return [] if existing else [await publish(event, deps)]
+        pull_id, task_id = pull_request_id(event.aggregate_id), uuid.UUID(event.aggregate_id)
+        found = await asyncio.to_thread(deps.store.load_many, [pull_id, task_id])
+        task = found.get(task_id)
+        if pull_id in found or (isinstance(task, Task) and task.status != APPROVED):
+            # Published already, or the task moved on (cancelled by a purge, say) while an
+            # approval handed back (a rate limit, GitHub away) waited: nothing to publish.
+            return []
+        return [await publish(event, deps)]
     if event.type != "task.subtask_dispatched":
         return []
     p = event.payload

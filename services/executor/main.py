@@ -32,9 +32,12 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     async def handle(event: EventEnvelope) -> list[Any]:
         return await handlers.on_event(event, deps)
 
-    subjects = ("events.*.task.subtask_dispatched", "events.*.task.approved")
-    # It takes no more dispatches than it has run slots for: the others are left to other replicas.
-    return [Subscription("executor", subjects, EachAlone(handle, capacity=slots))]
+    return [
+        # It takes no more dispatches than it has run slots for: the others are left to other replicas.
+        Subscription("executor", ("events.*.task.subtask_dispatched",), EachAlone(handle, capacity=slots)),
+        # Approvals hold no run slot: a consumer of their own, so they never wait behind agent runs.
+        Subscription("executor-pulls", ("events.*.task.approved",), EachAlone(handle)),
+    ]
 
 
 async def _stop() -> None:

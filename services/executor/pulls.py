@@ -162,7 +162,8 @@ async def open_pull_request(
     task_url: str | None,
     title: str,
     locks: BranchLocks,
-    approved_at_ms: int | None = None,
+    *,
+    approved_at_ms: int | None,
 ) -> PullRequest:
     """Open (or find) the task's pull request and record the outcome as a `PullRequest`.
 
@@ -170,9 +171,10 @@ async def open_pull_request(
     changed path to its new content, `deleted` lists removed paths, `summaries` are the subtasks'
     `{"subtaskId", "agentType", "summary"}`, `title` is the task's (its first line is used).
     A GitHub error becomes `pull_request.failed` with GitHub's message; the token never appears.
-    With `approved_at_ms` (when the task was approved, epoch ms), an error that passes (a rate
-    limit, GitHub away) raises `TryLater` instead, until RETRY_WINDOW_S after the approval: a
-    publish tried again finds what the last attempt left (its branch, its pull request).
+    With `approved_at_ms` (when the task was approved, epoch ms; None: no retries), an error
+    that passes (a rate limit, GitHub away) raises `TryLater` instead, until RETRY_WINDOW_S after
+    the approval: a publish tried again finds what the last attempt left (its branch, its pull
+    request).
     """
     if github is None:
         return PullRequest.skipped(workspace_id, task_id, NO_CREDENTIALS)
@@ -196,7 +198,12 @@ async def open_pull_request(
             since_s = time.time() - approved_at_ms / 1000
             if since_s + (delay_s or 0) < RETRY_WINDOW_S:
                 raise TryLater(error, delay_s) from exc
-            error += f" (tried again for {RETRY_WINDOW_S // 60} minutes after the approval)"
+            window = f"{RETRY_WINDOW_S // 60} minutes"
+            if since_s >= RETRY_WINDOW_S:
+                error += f" (tried again for {window} after the approval)"
+            else:  # a rate limit that resets after the window is over
+                resets = int(delay_s or 0) // 60
+                error += f" (the rate limit resets in {resets} minutes, past the {window} an approval waits)"
         return PullRequest.failed(workspace_id, task_id, error)
     return PullRequest.opened(workspace_id, task_id, opened.url, opened.number)
 

@@ -32,6 +32,7 @@ from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings
 from libs.domain.gate import QuestionGate, question_gate_id
 from libs.domain.ledger import Ledger, ledger_id
+from libs.domain.pull_request import PullRequest
 from libs.domain.run import FAILED, STARTED, Run, run_id_for
 from libs.domain.task import Task
 from libs.eventstore.recorder import ConsumerTracking
@@ -462,3 +463,35 @@ def tool_results(call: Any) -> list[dict[str, Any]]:
         for block in m["content"]
         if block.get("type") == "tool_result"
     ]
+
+
+def approval(store: EventStore) -> tuple[Task, EventEnvelope]:
+    """A task approved (every subtask succeeded, reviewed), and its `task.approved` from the log."""
+    task_id = uuid.uuid4()
+    task = Task.submit(task_id, WORKSPACE, stored_request(), plan(str(task_id), "codegen", "Add input validation"))
+    while ready := task.ready_subtasks():
+        for subtask in ready:
+            task.dispatch(subtask)
+            task.start()
+            output = {"files": {"src/app.py": "x = 1\n"}, "summary": "done"}
+            task.record_success(subtask["id"], f"run-{subtask['id']}", {"output": output, "cost": {}})
+    task.request_review()
+    task.approve(None)
+    store.save([task])
+    [event] = [e for e in store.read(0) if e.aggregate_id == str(task_id) and e.type == "task.approved"]
+    return task, event
+
+
+async def test_an_approval_handed_back_after_its_task_was_cancelled_publishes_nothing(
+    deps: Deps, store: EventStore
+) -> None:
+    task, approved = approval(store)
+    # As the first delivery finds it: the pull request's outcome is recorded (here: no GitHub).
+    [pull] = await on_event(approved, deps)
+    assert isinstance(pull, PullRequest)
+
+    task, approved = approval(store)
+    task.cancel("the workspace was purged")  # while a rate-limited approval waited
+    store.save([task])
+
+    assert await on_event(approved, deps) == [], "a cancelled task gets no pull request"
