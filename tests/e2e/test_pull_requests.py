@@ -41,11 +41,12 @@ def pulls_from(stack: Stack, branch: str) -> list[dict]:
 
 
 async def executor_caught_up(js: JetStreamContext) -> None:
-    """The executor's consumer has acknowledged everything in the stream."""
+    """The executor's consumer of approvals has acknowledged everything in the stream (the last
+    message is an approval)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         stream = await js.stream_info(EVENTS_STREAM)
-        info = await js.consumer_info(EVENTS_STREAM, "executor")
+        info = await js.consumer_info(EVENTS_STREAM, "executor-pulls")
         if info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq >= stream.state.last_seq:
             return
         await asyncio.sleep(0.05)
