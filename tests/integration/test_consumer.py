@@ -506,10 +506,12 @@ async def test_a_message_that_is_not_an_event_is_dropped_and_the_rest_handled(
 
 
 async def test_a_failed_tracking_lookup_redelivers_and_the_consumer_goes_on(
-    store: EventStore, js: JetStreamContext, start_consumer: Start, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, store: EventStore, js: JetStreamContext, start_consumer: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The database away for a moment while a handler with effects looks up what it handled.
-    real, failures = store.handled, []
+    # The database away for a moment while a handler with effects looks up what it handled: the
+    # consumer's store only (the test's own look-ups below must not be the one that fails).
+    consumers_store = EventStore(postgres_url)
+    real, failures = consumers_store.handled, []
 
     def flaky(consumer: str, seqs: list[int]) -> set[int]:
         if not failures:
@@ -517,9 +519,9 @@ async def test_a_failed_tracking_lookup_redelivers_and_the_consumer_goes_on(
             raise ConnectionError("the database went away for a moment")
         return real(consumer, seqs)
 
-    monkeypatch.setattr(store, "handled", flaky)
+    monkeypatch.setattr(consumers_store, "handled", flaky)
     handler = Handler()
-    await start_consumer(js, store, handler, each=True)
+    await start_consumer(js, consumers_store, handler, each=True)
     first = await asyncio.to_thread(save_runs, store, 1)
     await publish_all(js, first)
     await wait_handled(store, [e.seq for e in first])
@@ -528,5 +530,6 @@ async def test_a_failed_tracking_lookup_redelivers_and_the_consumer_goes_on(
     seqs = [e.seq for e in first + later]
 
     await wait_handled(store, seqs)
+    consumers_store.close()
 
     assert failures and handler.handled() == Counter(seqs)
