@@ -1,0 +1,40 @@
+"""How the executor subscribes: dispatches sized by its run slots, approvals on their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from libs.bus.consumer import EachAlone
+from libs.config import Settings
+from libs.runtime import LOG_PUBLISHER, NATS
+from services.executor import handlers, main
+from services.executor.runslots import RunSlots
+
+
+@pytest.fixture
+async def subscriptions(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, Any]]:
+    # What the runtime puts in the service's state before it builds the subscriptions; nothing
+    # here connects to anything (clients open lazily), and the store is not touched.
+    monkeypatch.setattr(main.SERVICE, "state", {NATS: object(), LOG_PUBLISHER: object()})
+    settings = Settings(service="executor", database_url="postgresql://unused")
+    yield {sub.durable: sub for sub in main._subscriptions(settings, store=None)}  # type: ignore[arg-type]
+    await main._stop()  # as the runtime does: what the subscriptions opened is closed
+
+
+async def test_dispatches_are_taken_only_as_far_as_the_run_slots_have_room(subscriptions: dict[str, Any]) -> None:
+    executor = subscriptions["executor"]
+    assert executor.filter_subjects == ("events.*.task.subtask_dispatched",)
+    assert isinstance(executor.handle, EachAlone)
+    slots = executor.handle.capacity
+    assert isinstance(slots, RunSlots) and slots.size == handlers.MAX_CONCURRENT_RUNS
+    assert slots.room(taken=handlers.MAX_CONCURRENT_RUNS) == 0
+
+
+async def test_approvals_have_a_consumer_of_their_own_that_no_run_holds_up(subscriptions: dict[str, Any]) -> None:
+    pulls = subscriptions["executor-pulls"]
+    assert pulls.filter_subjects == ("events.*.task.approved",)
+    assert isinstance(pulls.handle, EachAlone) and pulls.handle.capacity is None
+    assert set(subscriptions) == {"executor", "executor-pulls"}
