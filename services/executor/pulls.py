@@ -312,11 +312,15 @@ async def _publish(
     elif task_id not in opened.body:
         # Another task's pull request from the same branch (a chained task building on its
         # parent's, say): this task's changes go on top of it as one more commit, and its
-        # body gains this task's section, which also marks the task as published.
-        commit = await commit_changes(github, target, files, removed, message, onto=target.branch)
-        await github.rest.git.async_update_ref(
-            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
-        )
+        # body gains this task's section, which also marks the task as published. A publish
+        # handed back after its commit (GitHub away before the body's update) finds its commit
+        # at the branch's head and does not add it again.
+        head = await branch_head(github, target, target.branch)
+        if task_id not in head.commit.message:
+            commit = await commit_changes(github, target, files, removed, message, onto=head)
+            await github.rest.git.async_update_ref(
+                target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
+            )
         await github.rest.pulls.async_update(
             target.owner, target.repo, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
         )
@@ -336,6 +340,7 @@ class _Sha(msgspec.Struct):
 
 class _Commit(msgspec.Struct):
     tree: _Sha
+    message: str = ""
 
 
 class _BranchHead(msgspec.Struct):
@@ -381,13 +386,25 @@ def branch_ref(branch: str) -> str:
     return quote(f"heads/{branch}", safe="/")
 
 
+async def branch_head(github: GitHub[Any], target: Target, branch: str) -> _BranchHead:
+    """The branch's head commit, with its tree and message, in one call (a ref, then its commit,
+    would be two)."""
+    found = await github.rest.repos.async_get_branch(target.owner, target.repo, quote(branch, safe="/"))
+    return _read(found, _Branch).commit
+
+
 async def commit_changes(
-    github: GitHub[Any], target: Target, files: dict[str, str], removed: list[str], message: str, onto: str
+    github: GitHub[Any],
+    target: Target,
+    files: dict[str, str],
+    removed: list[str],
+    message: str,
+    onto: str | _BranchHead,
 ) -> str:
-    """One commit of the changes on top of branch `onto`; its sha."""
+    """One commit of the changes on top of branch `onto` (or of that branch's head, read
+    already); its sha."""
     owner, repo = target.owner, target.repo
-    # The branch's head commit and its tree in one call (a ref, then its commit, would be two).
-    head = _read(await github.rest.repos.async_get_branch(owner, repo, quote(onto, safe="/")), _Branch).commit
+    head = await branch_head(github, target, onto) if isinstance(onto, str) else onto
     base, base_tree = head.sha, head.commit.tree.sha
     # Contents go inline (GitHub writes the blobs): one request, where a blob per file would
     # count against GitHub's limit on content-creating requests.

@@ -408,3 +408,78 @@ async def test_a_refusal_is_not_tried_again(github_url: str, control: httpx.Asyn
         await close_github_client(wrong)
 
     assert kind == "pull_request.failed", "a wrong token would be as wrong later"
+
+
+class BodyUpdatesFail(httpx.AsyncBaseTransport):
+    """A GitHub that fails just as a pull request's body is to be updated (a 404 each time: no
+    retries inside the call, so the test does not wait out githubkit's backoff on a 5xx)."""
+
+    def __init__(self, transport: KeptOpen) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH" and "/pulls/" in request.url.path:
+            return httpx.Response(404, json={"message": "Not Found"}, request=request)
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def commit_messages(github: GitHub[TokenAuthStrategy], branch: str) -> list[str]:
+    """The branch's commits' messages, head first, down to the first (the seed) commit."""
+    head = (await github.rest.git.async_get_ref("acme", "api", f"heads/{branch}")).parsed_data.object_.sha
+    messages = []
+    while head:
+        commit = (await github.rest.git.async_get_commit("acme", "api", head)).parsed_data
+        messages.append(commit.message)
+        head = commit.parents[0].sha if commit.parents else ""
+    return messages
+
+
+async def test_a_chained_publish_tried_again_after_its_commit_does_not_commit_twice(
+    github: GitHub[TokenAuthStrategy], github_url: str, control: httpx.AsyncClient
+) -> None:
+    child = "3f2b8c1e-0000-4000-8000-0000000000cc"
+    parent_pull = outcome(await publish(github))  # the parent's pull request, from the branch
+    assert parent_pull[0] == "pull_request.opened"
+    away = KeptOpen(transport_for(github_url))
+    flaky = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=BodyUpdatesFail(away))
+    try:
+        # The child's changes are committed on the branch, then the body's update fails.
+        first = await open_pull_request(
+            flaky,
+            WORKSPACE,
+            child,
+            REPO,
+            {"c.py": "C = 3\n"},
+            [],
+            SUMMARIES,
+            None,
+            "C",
+            BranchLocks(),
+            approved_at_ms=None,
+        )
+    finally:
+        await away.close()
+    assert outcome(first)[0] == "pull_request.failed"
+
+    again = await open_pull_request(
+        github,
+        WORKSPACE,
+        child,
+        REPO,
+        {"c.py": "C = 3\n"},
+        [],
+        SUMMARIES,
+        None,
+        "C",
+        BranchLocks(),
+        approved_at_ms=None,
+    )
+
+    assert outcome(again)[0] == "pull_request.opened"
+    (pull,) = await pulls(control)
+    assert child in pull["body"] and pull["files"]["c.py"] == "C = 3\n"
+    children = [m for m in await commit_messages(github, REPO["branch"]) if child in m]
+    assert len(children) == 1, "the child's commit once, though it was published twice"
