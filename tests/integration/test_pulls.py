@@ -437,6 +437,23 @@ async def commit_messages(github: GitHub[TokenAuthStrategy], branch: str) -> lis
     return messages
 
 
+async def publish_child(github: GitHub[Any], task_id: str) -> PullRequest:
+    """A chained task's publish onto its parent's branch (REPO's), with one file of its own."""
+    return await open_pull_request(
+        github,
+        WORKSPACE,
+        task_id,
+        REPO,
+        {"c.py": "C = 3\n"},
+        [],
+        SUMMARIES,
+        None,
+        "C",
+        BranchLocks(),
+        approved_at_ms=None,
+    )
+
+
 async def test_a_chained_publish_tried_again_after_its_commit_does_not_commit_twice(
     github: GitHub[TokenAuthStrategy], github_url: str, control: httpx.AsyncClient
 ) -> None:
@@ -447,36 +464,12 @@ async def test_a_chained_publish_tried_again_after_its_commit_does_not_commit_tw
     flaky = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, async_transport=BodyUpdatesFail(away))
     try:
         # The child's changes are committed on the branch, then the body's update fails.
-        first = await open_pull_request(
-            flaky,
-            WORKSPACE,
-            child,
-            REPO,
-            {"c.py": "C = 3\n"},
-            [],
-            SUMMARIES,
-            None,
-            "C",
-            BranchLocks(),
-            approved_at_ms=None,
-        )
+        first = await publish_child(flaky, child)
     finally:
         await away.close()
     assert outcome(first)[0] == "pull_request.failed"
 
-    again = await open_pull_request(
-        github,
-        WORKSPACE,
-        child,
-        REPO,
-        {"c.py": "C = 3\n"},
-        [],
-        SUMMARIES,
-        None,
-        "C",
-        BranchLocks(),
-        approved_at_ms=None,
-    )
+    again = await publish_child(github, child)
 
     assert outcome(again)[0] == "pull_request.opened"
     (pull,) = await pulls(control)
