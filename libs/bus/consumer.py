@@ -82,16 +82,6 @@ class Capacity(Protocol):
 
 
 @dataclass(frozen=True)
-class Limit:
-    """At most `size` events handled at once by one replica."""
-
-    size: int
-
-    def room(self, taken: int) -> int:
-        return self.size - taken
-
-
-@dataclass(frozen=True)
 class EachAlone:
     """A handler with effects outside the store (a model call, a pull request): `fn(event)`.
 

@@ -68,20 +68,22 @@ class Deps:
     locks: BranchLocks = field(default_factory=BranchLocks)
 
 
-async def on_event(event: EventEnvelope, deps: Deps) -> list[Any]:
-    """One dispatched subtask's Run, or one approved task's pull request; saved by the consumer
-    with this event's tracking row the moment it returns."""
-    if event.type == "task.approved":
-        pull_id, task_id = pull_request_id(event.aggregate_id), uuid.UUID(event.aggregate_id)
-        found = await asyncio.to_thread(deps.store.load_many, [pull_id, task_id])
-        task = found.get(task_id)
-        if pull_id in found or (isinstance(task, Task) and task.status != APPROVED):
-            # Published already, or the task moved on (cancelled by a purge, say) while an
-            # approval handed back (a rate limit, GitHub away) waited: nothing to publish.
-            return []
-        return [await publish(event, deps)]
-    if event.type != "task.subtask_dispatched":
+async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
+    """An approved task's pull request (`task.approved`); saved by the consumer with the event's
+    tracking row the moment it returns."""
+    pull_id, task_id = pull_request_id(event.aggregate_id), uuid.UUID(event.aggregate_id)
+    found = await asyncio.to_thread(deps.store.load_many, [pull_id, task_id])
+    task = found.get(task_id)
+    if pull_id in found or (isinstance(task, Task) and task.status != APPROVED):
+        # Published already, or the task moved on (cancelled by a purge, say) while an
+        # approval handed back (a rate limit, GitHub away) waited: nothing to publish.
         return []
+    return [await publish(event, deps)]
+
+
+async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
+    """A dispatched subtask's Run (`task.subtask_dispatched`); saved by the consumer with the
+    event's tracking row the moment it returns."""
     p = event.payload
     config = p["config"]
     run = Run.start(
@@ -140,7 +142,7 @@ class RunRecorder:
         self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
         self._saving: asyncio.Task[None] | None = None
         self.taken_over = False
-        self.slot: RunSlot | None = None  # the run slot its agent holds (`_attempt` sets it)
+        self.slot: RunSlot = deps.slots.slot()  # held while its agent works (`_attempt`)
 
     def line(self, message: str, level: str = "log") -> None:
         log_line(
@@ -273,14 +275,11 @@ class RunRecorder:
                 expires_at = late
             self.line(f"waiting for a human: {items[0].question} (question {question_id})")
             # Waiting for a person holds no run slot: other runs (other workspaces') go on.
-            slot = self.slot
-            if slot is not None:
-                slot.park()
+            self.slot.park()
             try:
                 answers = await self.deps.answers.outcome(question_id, expires_at)
             finally:
-                if slot is not None:
-                    await slot.unpark()
+                await self.slot.unpark()
         finally:
             self.deps.answers.forget(question_id)  # however the wait ended
         if answers is None:
@@ -336,7 +335,7 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
         temperature=config.get("temperature", 0.0),
         max_turns=settings.agent_max_turns,
     )
-    async with deps.slots.slot() as recorder.slot:
+    async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (
         []
@@ -399,10 +398,22 @@ def _first_line(text: str) -> str:
 async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
     """The approved task's pull request. Without GitHub credentials the task still completes,
     and the event says plainly that no pull request was opened and why."""
-    task_id = event.aggregate_id
+    p, task_id = event.payload, event.aggregate_id
     task_url = f"{deps.settings.public_url.rstrip('/')}/tasks/{task_id}" if deps.settings.public_url else None
     try:
-        pull = await _open_pull_request(event, deps, task_url)
+        pull = await open_pull_request(
+            deps.github,
+            event.workspace_id,
+            task_id,
+            p["repo"],
+            p["changes"]["files"],
+            p["changes"]["deleted"],
+            p["summaries"],
+            task_url,
+            p["title"],
+            deps.locks,
+            approved_at_ms=event.occurred_at,
+        )
     except TryLater as later:
         # The task stays approved meanwhile: its live log says why nothing has happened yet.
         log_line(deps, event.workspace_id, task_id, task_id[:8], f"[executor] pull request delayed: {later}", "warn")
@@ -410,23 +421,6 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
     line = _pull_line(pull)
     log_line(deps, event.workspace_id, task_id, task_id[:8], line)
     return pull
-
-
-async def _open_pull_request(event: EventEnvelope, deps: Deps, task_url: str | None) -> PullRequest:
-    p, task_id = event.payload, event.aggregate_id
-    return await open_pull_request(
-        deps.github,
-        event.workspace_id,
-        task_id,
-        p["repo"],
-        p["changes"]["files"],
-        p["changes"]["deleted"],
-        p["summaries"],
-        task_url,
-        p["title"],
-        deps.locks,
-        approved_at_ms=event.occurred_at,
-    )
 
 
 def log_line(deps: Deps, workspace_id: str, task_id: str, worker: str, message: str, level: str = "log") -> None:

@@ -29,14 +29,17 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
         settings, store, providers, slots, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
     )
 
-    async def handle(event: EventEnvelope) -> list[Any]:
-        return await handlers.on_event(event, deps)
+    async def dispatched(event: EventEnvelope) -> list[Any]:
+        return await handlers.on_dispatched(event, deps)
+
+    async def approved(event: EventEnvelope) -> list[Any]:
+        return await handlers.on_approved(event, deps)
 
     return [
         # It takes no more dispatches than it has run slots for: the others are left to other replicas.
-        Subscription("executor", ("events.*.task.subtask_dispatched",), EachAlone(handle, capacity=slots)),
+        Subscription("executor", ("events.*.task.subtask_dispatched",), EachAlone(dispatched, capacity=slots)),
         # Approvals hold no run slot: a consumer of their own, so they never wait behind agent runs.
-        Subscription("executor-pulls", ("events.*.task.approved",), EachAlone(handle)),
+        Subscription("executor-pulls", ("events.*.task.approved",), EachAlone(approved)),
     ]
 
 

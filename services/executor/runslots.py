@@ -34,6 +34,7 @@ class RunSlot:
     def __init__(self, slots: RunSlots) -> None:
         self._slots = slots
         self._held = False
+        self._parked = False
 
     async def __aenter__(self) -> RunSlot:
         await self._slots._free.acquire()
@@ -50,13 +51,16 @@ class RunSlot:
     def park(self) -> None:
         """The run waits for a person: its slot goes to other runs meanwhile."""
         if self._held:
-            self._held = False
+            self._held, self._parked = False, True
             self._slots._parked += 1
             self._slots._free.release()
 
     async def unpark(self) -> None:
-        """The run goes on: it takes a slot again, waiting for one if need be. Cancelled while
-        it waits, it holds none, and leaving the `async with` gives nothing back."""
+        """The run goes on: it takes a slot again, waiting for one if need be (only if it parked).
+        Cancelled while it waits, it holds none, and leaving the `async with` gives nothing back."""
+        if not self._parked:
+            return
+        self._parked = False
         self._slots._parked -= 1
         await self._slots._free.acquire()
         self._held = True

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 import nats
@@ -19,7 +20,7 @@ from nats.js.api import PubAck
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
-from libs.bus.consumer import EachAlone, EventConsumer, Limit, Subscription, TryLater
+from libs.bus.consumer import EachAlone, EventConsumer, Subscription, TryLater
 from libs.domain.ledger import Ledger
 from libs.domain.run import Run
 from libs.eventstore.store import EventStore
@@ -53,6 +54,16 @@ class Handler:
 
     def handled(self) -> Counter[int]:
         return Counter(seq for batch in self.succeeded for seq in batch)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A capacity of at most `size` events handled at once by one replica."""
+
+    size: int
+
+    def room(self, taken: int) -> int:
+        return self.size - taken
 
 
 def ledger_for(e: EventEnvelope) -> Ledger:

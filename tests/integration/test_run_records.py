@@ -41,7 +41,7 @@ from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
 from libs.pricing import PriceTable
 from services.cost_ledger import handlers as cost_ledger
-from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_event
+from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_approved, on_dispatched
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
 from services.planner.plans import plan
@@ -194,7 +194,7 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
         Behaviour(delay_ms=30_000),
     )
 
-    executing = asyncio.create_task(on_event(event, deps))
+    executing = asyncio.create_task(on_dispatched(event, deps))
     try:
         # The first call's record (and the tool call it asked for) is saved before the run
         # waits for the second call, not with its end.
@@ -212,7 +212,7 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
             await executing
 
     # The redelivery of the same dispatch: the run is found unfinished and failed as interrupted.
-    result = await on_event(event, deps)
+    result = await on_dispatched(event, deps)
 
     [run] = result
     assert isinstance(run, Run)
@@ -246,13 +246,13 @@ async def test_a_dispatch_redelivered_after_its_run_ended_calls_no_model_and_cha
 ) -> None:
     event = dispatched(store)
     script.push(Behaviour(tool_calls=[ToolCall("finish", {"summary": "done"}, id="call_finish")]))
-    [run] = await on_event(event, deps)
+    [run] = await on_dispatched(event, deps)
     await asyncio.to_thread(store.save, [run])  # as the consumer saves it, with its tracking row
     recorded = await run_log(store, run_id_of(event))
     assert recorded[-1].type == "run.succeeded" and len(script.calls()) == 1
 
     # The same dispatch again (its ack was lost): the run's start conflicts with the record.
-    assert await on_event(event, deps) == []
+    assert await on_dispatched(event, deps) == []
     assert len(script.calls()) == 1, "the redelivery calls no model"
     assert await run_log(store, run_id_of(event)) == recorded
 
@@ -297,7 +297,7 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
         ),
     )
 
-    executing = asyncio.create_task(on_event(event, deps))
+    executing = asyncio.create_task(on_dispatched(event, deps))
     # Mid-run: everything recorded before the run began waiting for its third call.
     so_far = await until_logged(store, run_id, "run.model_called", count=2, running=executing)
     assert described(so_far) == [
@@ -332,7 +332,7 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     assert events[-1].payload["output"]["files"] == files
     assert events[-1].payload["usage"]["input_tokens"] == 3000, "three calls at the server's default 1000"
     # A redelivery of the finished run changes nothing.
-    assert await on_event(event, deps) == []
+    assert await on_dispatched(event, deps) == []
     assert len(await run_log(store, run_id)) == len(events)
 
 
@@ -349,11 +349,11 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
         Behaviour(tool_calls=[ToolCall("write_file", write, id="call_write_2")], delay_ms=1500),
         Behaviour(tool_calls=[ToolCall("finish", {"summary": "done"}, id="call_finish")]),
     )
-    executing = asyncio.create_task(on_event(event, deps))
+    executing = asyncio.create_task(on_dispatched(event, deps))
     await until_logged(store, run_id, "run.model_called", running=executing)
     await until_called(script, 2)
 
-    other = await on_event(event, deps)  # the other replica's handling of the redelivery
+    other = await on_dispatched(event, deps)  # the other replica's handling of the redelivery
     await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
 
     # The slow executor's second call returns, and saving its record conflicts: the run is not
@@ -388,11 +388,11 @@ async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(
         await msg.respond(msgspec.json.encode(ask_question(msg.data, store, 3600)))
 
     responder = await nc.subscribe(ASK_QUESTION, cb=review)
-    executing = asyncio.create_task(on_event(event, deps))
+    executing = asyncio.create_task(on_dispatched(event, deps))
     await until_logged(store, run_id, "run.model_called", running=executing)
     await until_called(script, 2)
 
-    other = await on_event(event, deps)
+    other = await on_dispatched(event, deps)
     await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
 
     with pytest.raises(IntegrityError):
@@ -420,7 +420,7 @@ async def test_a_question_review_recorded_though_its_reply_came_too_late_is_stil
         deps, settings=msgspec.structs.replace(deps.settings, command_timeout_s=0.3), answers=answers
     )
     try:
-        executing = asyncio.create_task(on_event(event, impatient))
+        executing = asyncio.create_task(on_dispatched(event, impatient))
         asked = await until_asked(store)
         await asyncio.sleep(0.5)  # the executor's wait for the reply is over by now
         await asyncio.to_thread(answer_question, store, asked, [["Hello"]])
@@ -487,11 +487,11 @@ async def test_an_approval_handed_back_after_its_task_was_cancelled_publishes_no
 ) -> None:
     task, approved = approval(store)
     # As the first delivery finds it: the pull request's outcome is recorded (here: no GitHub).
-    [pull] = await on_event(approved, deps)
+    [pull] = await on_approved(approved, deps)
     assert isinstance(pull, PullRequest)
 
     task, approved = approval(store)
     task.cancel("the workspace was purged")  # while a rate-limited approval waited
     store.save([task])
 
-    assert await on_event(approved, deps) == [], "a cancelled task gets no pull request"
+    assert await on_approved(approved, deps) == [], "a cancelled task gets no pull request"
