@@ -30,6 +30,10 @@ bench n="400" concurrency="20": sync
 bench-compare against n="400" rounds="2": sync
     uv run --frozen python -m libs.bench.compare --against {{against}} --tasks {{n}} --rounds {{rounds}}
 
+# What PostgreSQL and NATS cost per RW-1 task for its appends and fsynced publishes alone
+bench-floor n="400": sync
+    uv run --frozen python -m libs.bench.floor --tasks {{n}}
+
 # Export JSON Schema for every contract and the OpenAPI document into contracts/schemas
 contracts: sync
     uv run --frozen python -m contracts.export

@@ -186,7 +186,8 @@ def main() -> None:
         if created is None:
             raise SystemExit(f"--keep {data_dir}: use an empty folder (its workspace's key is not known here)")
         stack.api_key = created["apiKey"]
-        asyncio.run(run_workload(stack, args.warmup, args.concurrency))
+        if args.warmup > 0:
+            asyncio.run(run_workload(stack, args.warmup, args.concurrency))
         before = cpu_by_process(stack)
         result = asyncio.run(run_workload(stack, args.tasks, args.concurrency))
         after = cpu_by_process(stack)
@@ -197,10 +198,10 @@ def main() -> None:
     print(report(result))
 
 
-def report(result: dict) -> str:
+def report(result: dict, title: str = "RW-1: submit -> review (SSE) -> approve -> completed, through HTTP") -> str:
     """The measures, one `  name  value` line each (`libs.bench.compare` reads them back)."""
     width = max(len(k) for k in result)
-    lines = ["", "RW-1: submit -> review (SSE) -> approve -> completed, through HTTP"]
+    lines = ["", title]
     lines += [f"  {key:<{width}}  {value}" for key, value in result.items()]
     return "\n".join(lines)
 
