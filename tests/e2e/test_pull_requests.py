@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import nats
+import psycopg
 import pytest
 from nats.js import JetStreamContext
 
 from contracts.subjects import EVENTS_STREAM
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, status_is, submit, task_request, wait_for
+from tests.e2e.helpers import in_review_and_charged, status_is, submit, task_request, wait_for, wait_quiet
 
 pytestmark = pytest.mark.e2e
 
@@ -123,3 +124,68 @@ async def test_a_chained_task_on_its_parents_branch_adds_its_commit_to_the_same_
     assert parent_id in pull["body"] and child_id in pull["body"]
     final = child["results"][child["subtasks"][1]["id"]]["output"]["files"]["src/register.py"]
     assert pull["files"]["src/register.py"] == final, "the child's commit is on top of the parent's"
+
+
+def all_pulls(stack: Stack) -> list[dict]:
+    return httpx.get(f"{stack.github_url}/_state").json()["pulls"]
+
+
+def log_head(stack: Stack) -> int:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM orchestrator_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def track_approvals_as_before_the_upgrade(stack: Stack) -> None:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE consumer_tracking SET consumer = 'executor' WHERE consumer = 'executor-pulls'")
+
+
+def pull_request_events_after(stack: Stack, seq: int) -> int:
+    """How many pull request events the log holds past `seq` (their aggregate's topic)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM orchestrator_events WHERE notification_id > %s AND topic LIKE %s",
+            (seq, "libs.domain.pull_request:%"),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_an_upgrade_that_adds_the_approvals_consumer_replays_past_approvals_as_no_ops(
+    stack: Stack, api: httpx.Client, js: JetStreamContext
+) -> None:
+    """A deployment from before `executor-pulls` existed handled its approvals on `executor`.
+    The new durable, made at the upgrade, is delivered every approval the stream holds: each
+    finds its pull request on record, so none is opened, pushed or recorded again."""
+    branch = f"agent/upgrade-{uuid.uuid4().hex[:8]}"
+    request = task_request(f"Before the upgrade {uuid.uuid4().hex[:8]}")
+    request["repo"]["branch"] = branch
+    (task_id,) = submit(api, request)
+    task = await approve_and_complete(api, task_id)
+    await asyncio.to_thread(wait_quiet, stack)
+    pulls_before, head = all_pulls(stack), log_head(stack)
+
+    # The upgrade: the executor stops, and comes back with a consumer of approvals it never had.
+    # Before it, the approvals' tracking rows were the `executor` durable's.
+    await asyncio.to_thread(stack.services["executor"].stop)
+    await js.delete_consumer(EVENTS_STREAM, "executor-pulls")
+    await asyncio.to_thread(track_approvals_as_before_the_upgrade, stack)
+    await asyncio.to_thread(stack.restart_service, "executor")
+
+    approvals = (await js.stream_info(EVENTS_STREAM, subjects_filter="events.*.task.approved")).state.subjects
+    assert approvals and sum(approvals.values()) >= 1
+    deadline = time.monotonic() + 30
+    while True:
+        info = await js.consumer_info(EVENTS_STREAM, "executor-pulls")
+        replayed = info.delivered.consumer_seq >= sum(approvals.values())
+        if replayed and info.num_pending == 0 and info.num_ack_pending == 0:
+            break
+        assert time.monotonic() < deadline, "the new consumer did not replay the stream's approvals"
+        await asyncio.sleep(0.05)
+
+    assert all_pulls(stack) == pulls_before, "nothing opened or pushed"
+    assert pull_request_events_after(stack, head) == 0, "nothing recorded again"
+    again = await asyncio.to_thread(api.get, f"/tasks/{task_id}")
+    assert again.json()["task"]["prUrl"] == task["prUrl"]
