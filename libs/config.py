@@ -44,6 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     question_check_s: float = 30.0
     # Model calls one agent run may make before it counts as not finishing.
     agent_max_turns: int = 24
+    # Agent runs one executor process carries at once (runs waiting for a person's answer not
+    # counted); it takes no more dispatches than that, and leaves the rest to other replicas.
+    max_concurrent_runs: int = 64
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
     self_heal_collect_tests: bool = True
     # Guards the gateway's admin API (workspaces and their keys); unset, the admin API is off.
@@ -87,6 +90,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_timeout_s=float(_env("LLM_TIMEOUT_S") or 120.0),
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
+        max_concurrent_runs=max(1, int(_env("MAX_CONCURRENT_RUNS") or 64)),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
         # At least a second: the check is a read of the event store per waiting run.
         question_check_s=max(1.0, float(_env("QUESTION_CHECK_S") or 30.0)),

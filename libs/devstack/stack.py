@@ -186,11 +186,12 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def start_service(self, name: str) -> ServiceProcess:
+    def start_service(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
+        """Starts one service; `env` adds to (or overrides) its environment for this start only."""
         process = ServiceProcess(
             name=name,
             argv=[_script(f"orchestrator-{name}")],
-            env=self.service_env(name),
+            env=self.service_env(name) | (env or {}),
             log_path=self.data_dir / "logs" / f"{name}.log",
             health_url=f"http://127.0.0.1:{self.ports.services[name]}/health",
         )
@@ -198,8 +199,8 @@ class Stack:
         self.services[name] = process
         return process
 
-    def restart_service(self, name: str) -> None:
-        self.start_service(name).wait_healthy(timeout=60)
+    def restart_service(self, name: str, env: dict[str, str] | None = None) -> None:
+        self.start_service(name, env).wait_healthy(timeout=60)
         self._wait_ready(name)
 
     def _wait_ready(self, name: str, timeout: float = 60) -> None:

@@ -24,3 +24,5 @@ LOG_ENTRIES = Counter(
     "orchestrator_log_entries_total", "Task log entries given to the LOGS stream", ["outcome"]
 )  # outcome: stored, failed (no ack), dropped (buffer full or not publishable)
 LIVE_LOG_CONNECTIONS = Gauge("orchestrator_live_log_connections", "Open task-log WebSockets")
+RUN_SLOTS = Gauge("orchestrator_run_slots", "Agent runs an executor process carries at once (MAX_CONCURRENT_RUNS)")
+RUNS = Gauge("orchestrator_runs", "Agent runs in an executor process", ["state"])  # state: working, waiting

@@ -49,16 +49,13 @@ from services.executor.runslots import RunSlot, RunSlots
 
 log = logging.getLogger(__name__)
 
-# Bounds concurrent agent runs per executor process; scale out with replicas.
-MAX_CONCURRENT_RUNS = 64
-
 
 @dataclass
 class Deps:
     settings: Settings
     store: EventStore
     providers: Providers
-    slots: RunSlots  # at most MAX_CONCURRENT_RUNS agent runs at once; sizes what the consumer takes
+    slots: RunSlots  # at most `max_concurrent_runs` agent runs at once; sizes what the consumer takes
     logs: LogPublisher  # live task logs; `emit` never blocks or raises
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
     nc: NatsClient  # commands to other owners (an agent's question goes to review)

@@ -19,7 +19,7 @@ from services.executor.runslots import RunSlots
 
 def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     providers = SERVICE.state["providers"] = Providers(settings)
-    slots = RunSlots(handlers.MAX_CONCURRENT_RUNS)
+    slots = RunSlots(settings.max_concurrent_runs)
     github = SERVICE.state["github"] = github_client(settings)
     answers = SERVICE.state["answers"] = Answers(store, settings.question_check_s)
     nc = SERVICE.state[NATS]

@@ -13,12 +13,17 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
+from libs.observability.metrics import RUN_SLOTS, RUNS
+
 
 class RunSlots:
     def __init__(self, size: int) -> None:
         self.size = size
         self._free = asyncio.Semaphore(size)
         self._parked = 0
+        self._held = 0
+        RUN_SLOTS.set(size)
+        self._show()
 
     def slot(self) -> RunSlot:
         """One run's slot: `async with slots.slot() as slot:` holds it for the run."""
@@ -29,6 +34,25 @@ class RunSlots:
         run, parked or not, and pull requests being opened)."""
         return self.size - (taken - self._parked)
 
+    async def _take(self) -> None:
+        await self._free.acquire()
+        self._held += 1
+        self._show()
+
+    def _give_back(self, parking: bool) -> None:
+        self._held -= 1
+        self._parked += parking
+        self._free.release()
+        self._show()
+
+    def _unparked(self) -> None:
+        self._parked -= 1
+        self._show()
+
+    def _show(self) -> None:
+        RUNS.labels("working").set(self._held)
+        RUNS.labels("waiting").set(self._parked)
+
 
 class RunSlot:
     def __init__(self, slots: RunSlots) -> None:
@@ -37,7 +61,7 @@ class RunSlot:
         self._parked = False
 
     async def __aenter__(self) -> RunSlot:
-        await self._slots._free.acquire()
+        await self._slots._take()
         self._held = True
         return self
 
@@ -46,14 +70,13 @@ class RunSlot:
     ) -> None:
         if self._held:
             self._held = False
-            self._slots._free.release()
+            self._slots._give_back(parking=False)
 
     def park(self) -> None:
         """The run waits for a person: its slot goes to other runs meanwhile."""
         if self._held:
             self._held, self._parked = False, True
-            self._slots._parked += 1
-            self._slots._free.release()
+            self._slots._give_back(parking=True)
 
     async def unpark(self) -> None:
         """The run goes on: it takes a slot again, waiting for one if need be (only if it parked).
@@ -61,6 +84,6 @@ class RunSlot:
         if not self._parked:
             return
         self._parked = False
-        self._slots._parked -= 1
-        await self._slots._free.acquire()
+        self._slots._unparked()
+        await self._slots._take()
         self._held = True

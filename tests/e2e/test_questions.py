@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
     bearer,
+    get_task,
     in_review_and_charged,
     model_calls,
     new_workspace,
@@ -174,3 +176,53 @@ def test_a_purge_closes_open_questions_and_the_waiting_agent_is_told(
         time.sleep(0.1)
     assert told, "the agent waiting on the purged question was told it will get no answer"
     assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404
+
+
+def run_gauges(stack: Stack) -> dict[str, float]:
+    """The executor's run slots and its runs working and waiting, as its /metrics shows them."""
+    text = httpx.get(f"http://127.0.0.1:{stack.ports.services['executor']}/metrics", timeout=10).text
+    samples = {
+        (s.name, tuple(s.labels.values())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
+    return {
+        "slots": samples[("orchestrator_run_slots", ())],
+        "working": samples[("orchestrator_runs", ("working",))],
+        "waiting": samples[("orchestrator_runs", ("waiting",))],
+    }
+
+
+@pytest.fixture
+def one_run_at_a_time(stack: Stack) -> Iterator[None]:
+    """The executor restarted to carry one agent run at a time, then back as it was."""
+    stack.services["executor"].stop()
+    stack.restart_service("executor", {"MAX_CONCURRENT_RUNS": "1"})
+    try:
+        yield
+    finally:
+        stack.services["executor"].stop()
+        stack.restart_service("executor")
+
+
+def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
+    stack: Stack, api: httpx.Client, team: dict[str, str], one_run_at_a_time: None
+) -> None:
+    waiting, meanwhile = f"Greet the user {uuid.uuid4().hex[:8]}", f"Meanwhile {uuid.uuid4().hex[:8]}"
+    script_model(
+        stack,
+        asks(waiting),
+        {"match": "A human answered:\n- Greeting: Hi", "tool_calls": write_and_finish("GREETING = 'Hi'\n")},
+    )
+    (waiting_id,) = submit(api, task_request(waiting))
+    question = wait_for_question(api, team)
+    assert run_gauges(stack) == {"slots": 1, "working": 0, "waiting": 1}
+
+    # The only slot is free while the agent waits: another task's two runs take it in turn.
+    (meanwhile_id,) = submit(api, task_request(meanwhile))
+    wait_for(api, meanwhile_id, in_review_and_charged)
+    assert get_task(api, waiting_id)["status"] == "running", "still waiting for its answer"
+
+    answer = f"{questions_path(team)}/{question['id']}/answer"
+    assert api.post(answer, json={"answers": [["Hi"]]}).json() == {"answered": True}
+    task = wait_for(api, waiting_id, in_review_and_charged)
+    assert task["results"][task["subtasks"][0]["id"]]["output"]["files"] == {"src/register.py": "GREETING = 'Hi'\n"}
+    assert run_gauges(stack) == {"slots": 1, "working": 0, "waiting": 0}

@@ -41,7 +41,7 @@ from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
 from libs.pricing import PriceTable
 from services.cost_ledger import handlers as cost_ledger
-from services.executor.handlers import MAX_CONCURRENT_RUNS, Deps, on_approved, on_dispatched
+from services.executor.handlers import Deps, on_approved, on_dispatched
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
 from services.planner.plans import plan
@@ -109,7 +109,7 @@ async def deps(
             settings,
             store,
             providers,
-            RunSlots(MAX_CONCURRENT_RUNS),
+            RunSlots(settings.max_concurrent_runs),
             logs,
             None,  # no GITHUB_TOKEN: nothing here opens a pull request
             nc,

@@ -10,7 +10,7 @@ import pytest
 from libs.bus.consumer import EachAlone
 from libs.config import Settings
 from libs.runtime import LOG_PUBLISHER, NATS
-from services.executor import handlers, main
+from services.executor import main
 from services.executor.runslots import RunSlots
 
 
@@ -19,7 +19,7 @@ async def subscriptions(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[s
     # What the runtime puts in the service's state before it builds the subscriptions; nothing
     # here connects to anything (clients open lazily), and the store is not touched.
     monkeypatch.setattr(main.SERVICE, "state", {NATS: object(), LOG_PUBLISHER: object()})
-    settings = Settings(service="executor", database_url="postgresql://unused")
+    settings = Settings(service="executor", database_url="postgresql://unused", max_concurrent_runs=3)
     yield {sub.durable: sub for sub in main._subscriptions(settings, store=None)}  # type: ignore[arg-type]
     await main._stop()  # as the runtime does: what the subscriptions opened is closed
 
@@ -29,8 +29,8 @@ async def test_dispatches_are_taken_only_as_far_as_the_run_slots_have_room(subsc
     assert executor.filter_subjects == ("events.*.task.subtask_dispatched",)
     assert isinstance(executor.handle, EachAlone)
     slots = executor.handle.capacity
-    assert isinstance(slots, RunSlots) and slots.size == handlers.MAX_CONCURRENT_RUNS
-    assert slots.room(taken=handlers.MAX_CONCURRENT_RUNS) == 0
+    assert isinstance(slots, RunSlots) and slots.size == 3, "MAX_CONCURRENT_RUNS sizes the slots"
+    assert slots.room(taken=3) == 0
 
 
 async def test_approvals_have_a_consumer_of_their_own_that_no_run_holds_up(subscriptions: dict[str, Any]) -> None:

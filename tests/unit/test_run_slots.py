@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from prometheus_client import REGISTRY
+
 from services.executor.runslots import RunSlots
 
 
@@ -43,3 +45,24 @@ async def test_a_run_going_on_waits_for_a_slot_and_cancelled_gives_back_none() -
         with contextlib.suppress(asyncio.CancelledError):
             await second
     assert slots.room(taken=0) == 1
+
+
+def gauges() -> dict[str, float]:
+    found = {s.name + str(s.labels): s.value for m in REGISTRY.collect() for s in m.samples}
+    return {
+        "slots": found["orchestrator_run_slots{}"],
+        "working": found["orchestrator_runs{'state': 'working'}"],
+        "waiting": found["orchestrator_runs{'state': 'waiting'}"],
+    }
+
+
+async def test_the_metrics_show_the_slots_and_the_runs_working_and_waiting() -> None:
+    slots = RunSlots(3)
+    assert gauges() == {"slots": 3, "working": 0, "waiting": 0}
+    async with slots.slot() as first, slots.slot():
+        assert gauges() == {"slots": 3, "working": 2, "waiting": 0}
+        first.park()
+        assert gauges() == {"slots": 3, "working": 1, "waiting": 1}
+        await first.unpark()
+        assert gauges() == {"slots": 3, "working": 2, "waiting": 0}
+    assert gauges() == {"slots": 3, "working": 0, "waiting": 0}
