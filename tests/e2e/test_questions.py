@@ -62,6 +62,18 @@ def asks(description: str) -> dict[str, Any]:
     }
 
 
+def asks_then_greets(stack: Stack, description: str, answer: str) -> None:
+    """Scripts the task's agent: it asks QUESTION, and once told `answer`, writes it and finishes."""
+    script_model(
+        stack,
+        asks(description),
+        {
+            "match": f"A human answered:\n- Greeting: {answer}",
+            "tool_calls": write_and_finish(f"GREETING = '{answer}'\n"),
+        },
+    )
+
+
 def write_and_finish(content: str) -> list[dict[str, Any]]:
     return [
         {"name": "write_file", "arguments": {"path": "src/register.py", "content": content}},
@@ -83,11 +95,7 @@ def test_an_agent_asks_a_human_gets_the_answer_and_goes_on_with_it(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
     description = f"Greet the user {uuid.uuid4().hex[:8]}"
-    script_model(
-        stack,
-        asks(description),
-        {"match": "A human answered:\n- Greeting: Hello", "tool_calls": write_and_finish("GREETING = 'Hello'\n")},
-    )
+    asks_then_greets(stack, description, "Hello")
     (task_id,) = submit(api, task_request(description))
 
     question = wait_for_question(api, team)
@@ -141,11 +149,7 @@ def test_another_workspace_cannot_see_or_answer_a_question(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
     description = f"Private question {uuid.uuid4().hex[:8]}"
-    script_model(
-        stack,
-        asks(description),
-        {"match": "A human answered:\n- Greeting: Hi", "tool_calls": write_and_finish("GREETING = 'Hi'\n")},
-    )
+    asks_then_greets(stack, description, "Hi")
     submit(api, task_request(description))
     question = wait_for_question(api, team)
 
@@ -207,11 +211,7 @@ def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
     stack: Stack, api: httpx.Client, team: dict[str, str], one_run_at_a_time: None
 ) -> None:
     waiting, meanwhile = f"Greet the user {uuid.uuid4().hex[:8]}", f"Meanwhile {uuid.uuid4().hex[:8]}"
-    script_model(
-        stack,
-        asks(waiting),
-        {"match": "A human answered:\n- Greeting: Hi", "tool_calls": write_and_finish("GREETING = 'Hi'\n")},
-    )
+    asks_then_greets(stack, waiting, "Hi")
     (waiting_id,) = submit(api, task_request(waiting))
     question = wait_for_question(api, team)
     assert run_gauges(stack) == {"slots": 1, "working": 0, "waiting": 1}
