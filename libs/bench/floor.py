@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=10, help="appends per task (RW-1: about 10)")
     parser.add_argument("--messages", type=int, default=36, help="fsynced publishes per task (RW-1: 25 + 11)")
     parser.add_argument("--workers", type=int, default=6, help="threads appending at once")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16], help="publishes in flight at once")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64], help="publishes in flight at once")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="floor-") as folder:
