@@ -1,12 +1,13 @@
 """What the event store and the bus cost per RW-1 task before any service does anything.
 
-RW-1's task (DESIGN.md section 6) makes about 10 appends holding 25 events, and 11 live-log
-entries; the relay publishes each event to the `EVENTS` stream and the executor each entry to
-`LOGS`, every message fsynced (invariant 9). This replays only that traffic on the product's
-own embedded servers and store: the same `EventStore.save` (one PL/pgSQL call per append) from
-worker threads, and the same publishes with `Nats-Msg-Id`, pipelined `batch` at a time as the
-relay does. No consumer, no read model, no read: the CPU it reports is a floor under RW-1's CPU
-per task for PostgreSQL and NATS. A benchmark, not a test: it passes no judgement.
+RW-1's task (DESIGN.md section 6) makes about 10 appends holding 25 events, and the relay
+publishes each event to the `EVENTS` stream, fsynced (invariant 9). This replays only that
+traffic on the product's own embedded servers and store: the same `EventStore.save` (one
+PL/pgSQL call per append) from worker threads, and the same publishes with `Nats-Msg-Id`,
+pipelined `batch` at a time as the relay does. No consumer, no read model, no read, and not the
+task's 11 live-log entries (the invariant does not ask them to be fsynced): the CPU it reports
+is a floor under RW-1's CPU per task for PostgreSQL and NATS. A benchmark, not a test: it
+passes no judgement.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import nats
+import psycopg
 from eventsourcing.domain import Aggregate, event
 
 from contracts.subjects import EVENTS_STREAM
@@ -28,7 +30,7 @@ from libs.bus.jetstream import ensure_events_stream
 from libs.devstack.nats import EmbeddedNats
 from libs.devstack.postgres import EmbeddedPostgres
 from libs.devstack.processes import free_port
-from libs.eventstore.store import EventStore
+from libs.eventstore.store import EVENTS_TABLE, EventStore
 
 # The size of an RW-1 event as the relay publishes it (its envelope and a short payload).
 PAYLOAD = b'{"seq":1,"type":"run.succeeded","workspace_id":"default","payload":{"note":"' + b"x" * 300 + b'"}}'
@@ -37,10 +39,11 @@ PAYLOAD = b'{"seq":1,"type":"run.succeeded","workspace_id":"default","payload":{
 class Measured(NamedTuple):
     ms_per_task: float  # the server's CPU (user + system) per task, warm-up excluded
     stored: int  # what the server holds at the end (events, or stream messages), warm-up included
+    appends: int | None = None  # the transactions that wrote the events (PostgreSQL), warm-up included
 
 
 class Probe(Aggregate):
-    """An aggregate with one event per append: the store's cost is per append and per row."""
+    """Stands for a task's aggregates: each append saves its steps since the last one."""
 
     @event("Opened")
     def __init__(self) -> None:
@@ -51,19 +54,23 @@ class Probe(Aggregate):
         self.steps += 1
 
 
-def postgres_floor(data_dir: Path, tasks: int, appends: int, workers: int) -> Measured:
+def postgres_floor(data_dir: Path, tasks: int, appends: int, events: int, workers: int) -> Measured:
+    """`events` per task over `appends` appends (the first opens the probe), spread evenly."""
     server = EmbeddedPostgres(data_dir / "postgres")
     url = server.start()
     try:
         store = EventStore(url, pool_size=workers)
-        pid = int((server.pgdata / "postmaster.pid").read_text().split()[0])
+        pid = server.pid
+        # Events each append holds, as even as they go (the first counts the probe's opening).
+        sizes = [events // appends + (i < events % appends) for i in range(appends)]
 
         def one_task(_: int) -> None:
-            probe = Probe()
-            store.save([probe])
-            for _ in range(appends - 1):
-                probe.step()
+            probe, pending = Probe(), 1
+            for size in sizes:
+                for _ in range(size - pending):
+                    probe.step()
                 store.save([probe])
+                pending = 0
 
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(one_task, range(max(tasks // 10, 1))))  # warm-up
@@ -72,7 +79,10 @@ def postgres_floor(data_dir: Path, tasks: int, appends: int, workers: int) -> Me
             spent = cpu_seconds(pid, children=True) - before
         stored = store.head()
         store.close()
-        return Measured(spent * 1000 / tasks, stored)
+        with psycopg.connect(url) as conn:
+            # Each row's xmin is the transaction that inserted it: one per append.
+            row = conn.execute(f"SELECT count(DISTINCT xmin::text) FROM {EVENTS_TABLE}").fetchone()
+        return Measured(spent * 1000 / tasks, stored, int(row[0]) if row else 0)
     finally:
         server.stop()
 
@@ -113,14 +123,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--appends", type=int, default=10, help="appends per task (RW-1: about 10)")
-    parser.add_argument("--messages", type=int, default=36, help="fsynced publishes per task (RW-1: 25 + 11)")
+    parser.add_argument("--events", type=int, default=25, help="events per task (RW-1: 25), at least one per append")
+    parser.add_argument("--messages", type=int, default=25, help="fsynced publishes per task (RW-1: its 25 events)")
     parser.add_argument("--workers", type=int, default=6, help="threads appending at once")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64], help="publishes in flight at once")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="publishes in flight at once"
+    )
     args = parser.parse_args()
+    if not 1 <= args.appends <= args.events:
+        parser.error("--appends must be at least 1 and at most --events")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="floor-") as folder:
-        result: dict[str, object] = {"tasks": args.tasks, "appends_per_task": args.appends}
-        appended = postgres_floor(Path(folder), args.tasks, args.appends, args.workers)
+        result: dict[str, object] = {
+            "tasks": args.tasks,
+            "appends_per_task": args.appends,
+            "events_per_task": args.events,
+        }
+        appended = postgres_floor(Path(folder), args.tasks, args.appends, args.events, args.workers)
         result["postgres_cpu_ms_per_task"] = round(appended.ms_per_task, 2)
         result["publishes_per_task"] = args.messages
         for batch in args.batches:

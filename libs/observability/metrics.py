@@ -25,4 +25,5 @@ LOG_ENTRIES = Counter(
 )  # outcome: stored, failed (no ack), dropped (buffer full or not publishable)
 LIVE_LOG_CONNECTIONS = Gauge("orchestrator_live_log_connections", "Open task-log WebSockets")
 RUN_SLOTS = Gauge("orchestrator_run_slots", "Agent runs an executor process carries at once (MAX_CONCURRENT_RUNS)")
-RUNS = Gauge("orchestrator_runs", "Agent runs in an executor process", ["state"])  # state: working, waiting
+# state: working (holds a slot), waiting (for a person's answer), resuming (answered, waiting for a slot)
+RUNS = Gauge("orchestrator_runs", "Agent runs in an executor process", ["state"])

@@ -22,6 +22,7 @@ class RunSlots:
         self._free = asyncio.Semaphore(size)
         self._parked = 0
         self._held = 0
+        self._resuming = 0  # answered, waiting for a slot to go on (shown only: not parked any more)
         RUN_SLOTS.set(size)
         self._show()
 
@@ -45,13 +46,21 @@ class RunSlots:
         self._free.release()
         self._show()
 
-    def _unparked(self) -> None:
+    def _resume(self) -> None:
+        """A parked run was answered: it waits for a slot to go on."""
         self._parked -= 1
+        self._resuming += 1
+        self._show()
+
+    def _resumed(self) -> None:
+        """It has its slot again, or was cancelled while it waited for one."""
+        self._resuming -= 1
         self._show()
 
     def _show(self) -> None:
         RUNS.labels("working").set(self._held)
         RUNS.labels("waiting").set(self._parked)
+        RUNS.labels("resuming").set(self._resuming)
 
 
 class RunSlot:
@@ -84,6 +93,9 @@ class RunSlot:
         if not self._parked:
             return
         self._parked = False
-        self._slots._unparked()
-        await self._slots._take()
+        self._slots._resume()
+        try:
+            await self._slots._take()
+        finally:
+            self._slots._resumed()
         self._held = True

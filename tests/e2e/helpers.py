@@ -4,6 +4,7 @@ of the local model server: script its answers, read the calls it was sent."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack.stack import Stack
 from libs.readmodels.schema import TABLES
@@ -132,6 +134,42 @@ def live_and_rebuilt(stack: Stack) -> tuple[dict[str, list[str]], dict[str, list
     finally:
         stack.restart_service("stream")
     return live, rebuilt
+
+
+def executor_runs(stack: Stack) -> dict[str, float]:
+    """The executor's run slots and its runs by state, as its /metrics shows them."""
+    text = httpx.get(f"http://127.0.0.1:{stack.ports.services['executor']}/metrics", timeout=10).text
+    samples = {
+        (s.name, tuple(s.labels.values())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
+    runs = {state: samples[("orchestrator_runs", (state,))] for state in ("working", "waiting", "resuming")}
+    return {"slots": samples[("orchestrator_run_slots", ())], **runs}
+
+
+def stop_idle_executor(stack: Stack, timeout: float = 30) -> None:
+    """Stops the executor once nothing is in flight and no run is on it: a run stopped midway
+    would come back, redelivered, in some later test."""
+    wait_quiet(stack)
+    deadline = time.monotonic() + timeout
+    while any(executor_runs(stack)[state] for state in ("working", "waiting", "resuming")):
+        assert time.monotonic() < deadline, f"the executor did not become idle: {executor_runs(stack)}"
+        time.sleep(0.05)
+    stack.services["executor"].stop()
+
+
+@contextlib.contextmanager
+def executor_restored(stack: Stack, restart: bool) -> Iterator[None]:
+    """However the block ends, the executor runs after it as the stack configures it: started
+    again if it is not running, and restarted anyway when `restart` (the block changed its
+    environment)."""
+    try:
+        yield
+    finally:
+        process = stack.services["executor"]
+        if restart or not process.is_running():
+            if process.is_running():
+                process.stop()
+            stack.restart_service("executor")
 
 
 def wait_quiet(stack: Stack) -> None:

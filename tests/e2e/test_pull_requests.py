@@ -16,7 +16,16 @@ from nats.js import JetStreamContext
 
 from contracts.subjects import EVENTS_STREAM
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import in_review_and_charged, status_is, submit, task_request, wait_for, wait_quiet
+from tests.e2e.helpers import (
+    executor_restored,
+    in_review_and_charged,
+    status_is,
+    stop_idle_executor,
+    submit,
+    task_request,
+    wait_for,
+    wait_quiet,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -169,10 +178,11 @@ async def test_an_upgrade_that_adds_the_approvals_consumer_replays_past_approval
 
     # The upgrade: the executor stops, and comes back with a consumer of approvals it never had.
     # Before it, the approvals' tracking rows were the `executor` durable's.
-    await asyncio.to_thread(stack.services["executor"].stop)
-    await js.delete_consumer(EVENTS_STREAM, "executor-pulls")
-    await asyncio.to_thread(track_approvals_as_before_the_upgrade, stack)
-    await asyncio.to_thread(stack.restart_service, "executor")
+    with executor_restored(stack, restart=False):
+        await asyncio.to_thread(stop_idle_executor, stack)
+        await js.delete_consumer(EVENTS_STREAM, "executor-pulls")
+        await asyncio.to_thread(track_approvals_as_before_the_upgrade, stack)
+        await asyncio.to_thread(stack.restart_service, "executor")
 
     approvals = (await js.stream_info(EVENTS_STREAM, subjects_filter="events.*.task.approved")).state.subjects
     assert approvals and sum(approvals.values()) >= 1

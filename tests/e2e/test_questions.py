@@ -7,21 +7,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
     bearer,
+    executor_restored,
+    executor_runs,
     get_task,
     in_review_and_charged,
     model_calls,
     new_workspace,
     script_model,
+    stop_idle_executor,
     submit,
     task_request,
     wait_for,
@@ -182,29 +184,20 @@ def test_a_purge_closes_open_questions_and_the_waiting_agent_is_told(
     assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404
 
 
-def run_gauges(stack: Stack) -> dict[str, float]:
-    """The executor's run slots and its runs working and waiting, as its /metrics shows them."""
-    text = httpx.get(f"http://127.0.0.1:{stack.ports.services['executor']}/metrics", timeout=10).text
-    samples = {
-        (s.name, tuple(s.labels.values())): s.value for f in text_string_to_metric_families(text) for s in f.samples
-    }
-    return {
-        "slots": samples[("orchestrator_run_slots", ())],
-        "working": samples[("orchestrator_runs", ("working",))],
-        "waiting": samples[("orchestrator_runs", ("waiting",))],
-    }
-
-
 @pytest.fixture
 def one_run_at_a_time(stack: Stack) -> Iterator[None]:
     """The executor restarted to carry one agent run at a time, then back as it was."""
-    stack.services["executor"].stop()
-    stack.restart_service("executor", {"MAX_CONCURRENT_RUNS": "1"})
-    try:
+    with executor_restored(stack, restart=True):
+        stop_idle_executor(stack)
+        stack.restart_service("executor", {"MAX_CONCURRENT_RUNS": "1"})
         yield
-    finally:
-        stack.services["executor"].stop()
-        stack.restart_service("executor")
+
+
+def until(read: Callable[[], Any], expected: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := read()) != expected:
+        assert time.monotonic() < deadline, f"{found} is not {expected}"
+        time.sleep(0.05)
 
 
 def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
@@ -214,7 +207,8 @@ def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
     asks_then_greets(stack, waiting, "Hi")
     (waiting_id,) = submit(api, task_request(waiting))
     question = wait_for_question(api, team)
-    assert run_gauges(stack) == {"slots": 1, "working": 0, "waiting": 1}
+    # The run parks once review has answered the ask, a moment after the question shows.
+    until(lambda: executor_runs(stack), {"slots": 1, "working": 0, "waiting": 1, "resuming": 0})
 
     # The only slot is free while the agent waits: another task's two runs take it in turn.
     (meanwhile_id,) = submit(api, task_request(meanwhile))
@@ -225,4 +219,4 @@ def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
     assert api.post(answer, json={"answers": [["Hi"]]}).json() == {"answered": True}
     task = wait_for(api, waiting_id, in_review_and_charged)
     assert task["results"][task["subtasks"][0]["id"]]["output"]["files"] == {"src/register.py": "GREETING = 'Hi'\n"}
-    assert run_gauges(stack) == {"slots": 1, "working": 0, "waiting": 0}
+    assert executor_runs(stack) == {"slots": 1, "working": 0, "waiting": 0, "resuming": 0}

@@ -51,18 +51,41 @@ def gauges() -> dict[str, float]:
     found = {s.name + str(s.labels): s.value for m in REGISTRY.collect() for s in m.samples}
     return {
         "slots": found["orchestrator_run_slots{}"],
-        "working": found["orchestrator_runs{'state': 'working'}"],
-        "waiting": found["orchestrator_runs{'state': 'waiting'}"],
+        **{state: found[f"orchestrator_runs{{'state': '{state}'}}"] for state in ("working", "waiting", "resuming")},
     }
 
 
-async def test_the_metrics_show_the_slots_and_the_runs_working_and_waiting() -> None:
-    slots = RunSlots(3)
-    assert gauges() == {"slots": 3, "working": 0, "waiting": 0}
+def shown(slots: int, working: int = 0, waiting: int = 0, resuming: int = 0) -> dict[str, float]:
+    return {"slots": slots, "working": working, "waiting": waiting, "resuming": resuming}
+
+
+async def test_the_metrics_show_the_slots_and_the_runs_working_waiting_and_resuming() -> None:
+    slots = RunSlots(2)
+    assert gauges() == shown(2)
     async with slots.slot() as first, slots.slot():
-        assert gauges() == {"slots": 3, "working": 2, "waiting": 0}
+        assert gauges() == shown(2, working=2)
         first.park()
-        assert gauges() == {"slots": 3, "working": 1, "waiting": 1}
-        await first.unpark()
-        assert gauges() == {"slots": 3, "working": 2, "waiting": 0}
-    assert gauges() == {"slots": 3, "working": 0, "waiting": 0}
+        assert gauges() == shown(2, working=1, waiting=1)
+        async with slots.slot():  # its slot went to another run
+            going_on = asyncio.create_task(first.unpark())  # answered: it waits for a slot
+            await asyncio.sleep(0.05)
+            assert gauges() == shown(2, working=2, resuming=1)
+        await going_on
+        assert gauges() == shown(2, working=2)
+    assert gauges() == shown(2)
+
+
+async def test_the_metrics_count_nothing_for_a_run_cancelled_while_it_resumes_or_ended_by_an_error() -> None:
+    slots = RunSlots(1)
+    with contextlib.suppress(RuntimeError):
+        async with slots.slot() as waiting:
+            waiting.park()
+            async with slots.slot():
+                going_on = asyncio.create_task(waiting.unpark())
+                await asyncio.sleep(0.05)
+                going_on.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await going_on
+                assert gauges() == shown(1, working=1)
+            raise RuntimeError("the run failed")
+    assert gauges() == shown(1)
