@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.tasks import NonEmpty, Text
+from contracts.tasks import MAX_TEXT, NO_NUL, NonEmpty, Text
 
 MAX_QUESTIONS = 10
 MAX_OPTIONS = 20
@@ -48,10 +48,17 @@ class QuestionEnvelope(msgspec.Struct, frozen=True):
     question: Question
 
 
-class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One inner list of picked labels (or own words, where `custom`) per question."""
+# One pick: an option's label, or one's own words where the question allows them.
+Pick = Annotated[str, msgspec.Meta(max_length=MAX_TEXT, pattern=NO_NUL)]
 
-    answers: list[list[Text]]
+
+class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One inner list of picked labels (or own words, where `custom`) per question: at most
+    every option and one answer of one's own."""
+
+    answers: Annotated[
+        list[Annotated[list[Pick], msgspec.Meta(max_length=MAX_OPTIONS + 1)]], msgspec.Meta(max_length=MAX_QUESTIONS)
+    ]
 
 
 class Answered(msgspec.Struct, frozen=True):

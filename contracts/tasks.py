@@ -66,6 +66,11 @@ class Decision(enum.StrEnum):
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, pattern=NO_NUL)]
+# What a person writes (a task's description, review feedback, an answer to an agent): the
+# events that carry it can copy it (each step of a plan quotes the task's description), and
+# every event must fit in one message on the bus. 64 Ki characters, as much as a GitHub issue.
+MAX_TEXT = 65_536
+Prose = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 
 
 class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
@@ -86,11 +91,18 @@ class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Fal
 
 
 class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):
-    description: NonEmpty
+    description: Prose
     agent_type: AgentType
     repo: RepoContext
     config: AgentConfig = AgentConfig()
     parent_task_id: NonEmpty | None = None
+
+
+class OriginalRequest(TaskRequest, frozen=True, rename="camel"):
+    """A task's request as it was stored, shown in its state: a revision's description is the
+    original's with the reviewer's feedback added, so the submission's limit does not hold."""
+
+    description: NonEmpty
 
 
 class SubmitTasks(msgspec.Struct, frozen=True):
@@ -145,7 +157,7 @@ class AgentResult(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tru
 class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     id: str
     status: TaskStatus
-    request: TaskRequest
+    request: OriginalRequest
     subtasks: list[Subtask]
     results: dict[str, AgentResult]
     cost: CostBreakdown
@@ -183,7 +195,7 @@ class TaskEnvelope(msgspec.Struct, frozen=True):
 class ReviewDecision(msgspec.Struct, frozen=True, rename="camel"):
     task_id: NonEmpty
     decision: Decision
-    feedback: Text | None = None
+    feedback: Annotated[str, msgspec.Meta(max_length=MAX_TEXT, pattern=NO_NUL)] | None = None
 
 
 class ReviewAccepted(msgspec.Struct, frozen=True):

@@ -26,6 +26,7 @@ from libs.bus.consumer import EventConsumer, InThread, Subscription
 from libs.bus.jetstream import ensure_events_stream
 from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings, load_settings
+from libs.domain.errors import EventTooLarge
 from libs.eventstore.store import EventStore
 from libs.hardening import forbid_inspection
 from libs.observability.logs import setup_logging
@@ -141,6 +142,9 @@ def _bytes_handler(subject: str, handler: CommandHandler) -> Callable[[Any], Awa
         raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
         try:
             reply = await handler(raw)
+        except EventTooLarge as exc:
+            COMMANDS.labels(subject, "refused").inc()
+            return msgspec.json.encode(CommandReply(error=CommandError(413, exc.code, str(exc))))
         except Exception:
             # Answer anyway: a caller left waiting turns a bug into a timeout far away.
             log.exception("command failed")

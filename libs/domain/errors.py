@@ -17,3 +17,10 @@ class GateClosed(DomainError):
 
 class NotFound(DomainError):
     code = "Not found"
+
+
+class EventTooLarge(DomainError):
+    """An event would be larger than the bus carries in one message: refused before it is
+    stored, since the relay could never publish it and every event after it would wait."""
+
+    code = "payload_too_large"

@@ -17,8 +17,14 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from libs.domain.errors import EventTooLarge
+
 TRACKING_TABLE = "consumer_tracking"
 APPEND_FUNCTION = "orchestrator_append"
+# The relay publishes each event as one NATS message, and NATS carries at most `max_payload`
+# (8 MiB in every configuration here): an event's state stays a mebibyte under it, for the
+# envelope and the headers.
+MAX_EVENT_BYTES = 7 * 1024 * 1024
 
 
 class ConsumerTracking(msgspec.Struct, frozen=True):
@@ -98,6 +104,11 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             tracking = None
         if not stored_events and tracking is None:
             return []
+        for event in stored_events:
+            if len(event.state) > MAX_EVENT_BYTES:
+                raise EventTooLarge(
+                    f"an event of {len(event.state)} bytes is larger than the {MAX_EVENT_BYTES} an event may be"
+                )
         # Four plain arrays rather than one of a composite type: psycopg dumps a composite field
         # by field in Python, an array of a plain type in C.
         events = (

@@ -10,6 +10,8 @@ import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from libs.domain.errors import EventTooLarge
+
 log = logging.getLogger(__name__)
 
 
@@ -35,12 +37,21 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
 PARAMETER_SOURCES = {"query", "path", "header", "cookie"}
 
 
+EMPTY_BODY = "the request body is empty: send a JSON object"
+
+
 def _detail(error: dict[str, Any]) -> str:
     message = str(error.get("message", error))
+    if error.get("key") == "data" and message == "'data'":
+        return EMPTY_BODY  # Litestar's word (a KeyError) for a body route called without one
     # A query, path or header parameter is named (`limit: Expected `int` <= 200`); a body's
     # messages already say where (`at `$.tasks[0]``).
     source = str(getattr(error.get("source"), "value", error.get("source")))
     return f"{error['key']}: {message}" if error.get("key") and source in PARAMETER_SOURCES else message
+
+
+def on_too_large(_: Request[Any, Any, Any], exc: EventTooLarge) -> Response[dict[str, str]]:
+    return error_response(413, exc.code, str(exc))
 
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
@@ -92,6 +103,7 @@ def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[st
 
 HANDLERS: dict[Any, Any] = {
     ApiError: on_api_error,
+    EventTooLarge: on_too_large,
     ValidationException: on_validation,
     HTTPException: on_http,
     # psycopg's (its pool's PoolTimeout too), and the event store's once its own retries are over

@@ -19,6 +19,7 @@ from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries, schema
 from libs.web.auth import require_key
+from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from services.gateway import livelogs, questions, routes, toollog, workspaces
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Litestar:
         guards=[require_key],
         middleware=[request_metrics("gateway")],
         exception_handlers=HANDLERS,
+        request_class=JsonRequest,
         logging_config=None,
         openapi_config=openapi_config(),
         # Below the bus's max_payload (8 MB), so every accepted body fits in one command.

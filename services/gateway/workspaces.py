@@ -30,6 +30,7 @@ from libs.domain.errors import DomainError
 from libs.domain.workspace import Workspace, new_workspace_id, split_key, workspace_aggregate_id
 from libs.readmodels import queries
 from libs.web.auth import workspace_of
+from libs.web.bodies import decode_body
 from libs.web.errors import ApiError
 from services.gateway.readyourwrites import reach_head
 
@@ -115,17 +116,18 @@ async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[
     if b"\\u0000" in body:
         # PostgreSQL's jsonb cannot hold it: stored, it would come back as something else.
         raise ApiError(400, "invalid_request", "the config must not contain U+0000")
-    try:
-        changes = msgspec.json.decode(body)
-        if not isinstance(changes, dict):
-            raise ApiError(400, "invalid_request", "the body must be a JSON object")
-        if _depth(changes) > MAX_CONFIG_DEPTH:
-            raise ApiError(400, "invalid_request", f"the config nests deeper than {MAX_CONFIG_DEPTH} levels")
-    except (msgspec.DecodeError, RecursionError):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object") from None
+    if len(body) > MAX_CONFIG_BYTES:
+        raise ApiError(400, "invalid_request", f"a config patch is at most {MAX_CONFIG_BYTES} bytes")
+    changes = decode_body(body)
+    if not isinstance(changes, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    if _depth(changes) > MAX_CONFIG_DEPTH:
+        raise ApiError(400, "invalid_request", f"the config nests deeper than {MAX_CONFIG_DEPTH} levels")
 
     def apply(workspace: Workspace) -> dict[str, Any]:
         merged = merge_patch(workspace.config, changes)
+        if len(msgspec.json.encode(merged)) > MAX_CONFIG_BYTES:
+            raise ApiError(400, "invalid_request", f"the config would be larger than {MAX_CONFIG_BYTES} bytes of JSON")
         try:
             msgspec.convert(merged, OrchestrationConfig, strict=True)
         except msgspec.ValidationError as exc:
@@ -160,6 +162,8 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
 
 
 MAX_CONFIG_DEPTH = 32
+# Its change event carries the whole config and the patch: both fit in one bus message, with room.
+MAX_CONFIG_BYTES = 65_536
 
 
 def _depth(value: Any, level: int = 1) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import msgspec
 import pytest
 
+from contracts.tasks import MAX_TEXT
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import task_request
 
@@ -17,8 +19,16 @@ def _without(d: dict, key: str) -> dict:
     return {k: v for k, v in d.items() if k != key}
 
 
+NOT_UTF8 = b'{"tasks": [{"description": "\xe9"}]}'
+TOO_DEEP = b'{"tasks": ' + b"[" * 976 + b"]" * 976 + b"}"  # past msgspec's depth (Python's recursion)
+TOO_LONG = "x" * (MAX_TEXT + 1)
+
 BAD_BODIES = {
     "not json": b"{tasks: [",
+    "empty": b"",
+    "not UTF-8": NOT_UTF8,
+    "nested too deep": TOO_DEEP,
+    "description too long": {"tasks": [task_request(description=TOO_LONG)]},
     "empty object": b"{}",
     "tasks not a list": b'{"tasks": "codegen"}',
     "no tasks": b'{"tasks": []}',
@@ -64,6 +74,10 @@ def test_bad_task_submission_is_a_400_and_changes_nothing(stack: Stack, api: htt
 
 BAD_REVIEWS = {
     "not json": b"approve",
+    "empty": b"",
+    "not UTF-8": NOT_UTF8,
+    "nested too deep": TOO_DEEP,
+    "feedback too long": {"taskId": "550e8400-e29b-41d4-a716-446655440000", "decision": "revise", "feedback": TOO_LONG},
     "unknown decision": {"taskId": "550e8400-e29b-41d4-a716-446655440000", "decision": "maybe"},
     "missing decision": {"taskId": "550e8400-e29b-41d4-a716-446655440000"},
     "taskId a number": {"taskId": 7, "decision": "approve"},
@@ -114,3 +128,53 @@ def test_a_body_larger_than_the_limit_is_a_413(stack: Stack, api: httpx.Client) 
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
     assert _log_head(stack) == head
+
+
+CONFIG = "/api/v1/workspaces/default/orchestration/config"
+BAD_PATCHES = {
+    "empty": b"",
+    "not UTF-8": NOT_UTF8,
+    "nested too deep": TOO_DEEP,
+    "larger than a config may be": b'{"note": "' + b"x" * 70_000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("body", BAD_PATCHES.values(), ids=BAD_PATCHES.keys())
+def test_a_bad_config_patch_is_a_400_and_changes_nothing(stack: Stack, api: httpx.Client, body: bytes) -> None:
+    head, config = _log_head(stack), api.get(CONFIG).json()
+
+    response = api.patch(CONFIG, content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error", "message"}
+    assert api.get(CONFIG).json() == config
+    assert _log_head(stack) == head
+
+
+BAD_ANSWERS = {
+    "empty": b"",
+    "not UTF-8": b'{"answers": [["\xe9"]]}',
+    "nested too deep": b'{"answers": ' + b"[" * 976 + b"]" * 976 + b"}",
+    "an answer too long": msgspec.json.encode({"answers": [[TOO_LONG]]}),
+    "more picks than a question has options": msgspec.json.encode({"answers": [["Hi"] * 1000]}),
+}
+
+
+@pytest.mark.parametrize("body", BAD_ANSWERS.values(), ids=BAD_ANSWERS.keys())
+def test_a_bad_answer_is_a_400_and_changes_nothing(stack: Stack, api: httpx.Client, body: bytes) -> None:
+    head = _log_head(stack)
+    path = "/api/v1/workspaces/default/orchestration/questions/que_0123456789abcdef/answer"
+
+    response = api.post(path, content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error", "message"}
+    assert _log_head(stack) == head
+
+
+def test_a_bad_admin_body_is_a_400(stack: Stack) -> None:
+    admin = {"Authorization": f"Bearer {stack.admin_token}", "content-type": "application/json"}
+    for body in (b"", NOT_UTF8, TOO_DEEP):
+        response = httpx.post(f"{stack.gateway_url}/admin/workspaces", content=body, headers=admin, timeout=30)
+        assert response.status_code == 400, response.text
+        assert set(response.json()) == {"error", "message"}

@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from contracts.tasks import MAX_TEXT
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
     get_task,
@@ -123,6 +124,22 @@ def test_revise_fails_the_task_and_starts_a_new_execution_with_the_feedback(api:
     assert new["request"]["description"].startswith("Add input validation")
     assert "Also validate the email" in new["request"]["description"]
     assert new["id"] != task_id
+
+
+def test_a_revision_of_a_description_at_the_limit_goes_on_and_shows_past_the_limit(api: httpx.Client) -> None:
+    """The submission's limit is on what a person writes in one go: a revision's description
+    (the task's and the feedback together) may be longer, and its state still reads back."""
+    description, feedback = "Validate " + "x" * (MAX_TEXT - 9), "Also validate " + "y" * (MAX_TEXT - 14)
+    (task_id,) = submit(api, task_request(description))
+    wait_for(api, task_id, in_review_and_charged)
+
+    decision = {"taskId": task_id, "decision": "revise", "feedback": feedback}
+    assert api.post(f"/tasks/{task_id}/review", json=decision).status_code == 200
+
+    old = wait_for(api, task_id, lambda t: t["status"] == "failed" and "revisedBy" in t)
+    new = wait_for(api, old["revisedBy"], in_review_and_charged)
+    assert len(new["request"]["description"]) > MAX_TEXT
+    assert new["request"]["description"].startswith(description) and new["request"]["description"].endswith(feedback)
 
 
 def test_review_outside_the_review_state_is_a_400(api: httpx.Client) -> None:

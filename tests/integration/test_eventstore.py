@@ -14,11 +14,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from libs.domain.base import ENVELOPE_FIELDS
+from libs.domain.errors import EventTooLarge
 from libs.domain.gate import Gate, review_gate_id
 from libs.domain.ledger import Ledger
 from libs.domain.task import Task
 from libs.eventstore.listen import Listener
-from libs.eventstore.recorder import ConsumerTracking
+from libs.eventstore.recorder import MAX_EVENT_BYTES, ConsumerTracking
 from libs.eventstore.store import EVENTS_CHANNEL, EVENTS_TABLE, EventStore
 from services.planner.plans import plan
 from tests.factories import stored_request
@@ -393,3 +394,24 @@ def test_read_of_returns_only_one_event_class_after_a_seq(store: EventStore) -> 
     assert [(e.type, e.aggregate_id) for e in started] == [("task.started", str(second.id))]
     assert store.read_of(Task.Started, started[0].seq) == []
     assert [e.type for e in store.read_of(Task.Submitted, 0)] == ["task.submitted", "task.submitted"]
+
+
+def test_an_event_larger_than_the_bus_carries_is_refused_and_nothing_of_its_batch_is_stored(
+    store: EventStore,
+) -> None:
+    """The relay publishes every event as one NATS message: one it could never publish would
+    hold back every event after it, for every workspace."""
+
+    def with_a_file_of(size: int) -> Task:
+        req = request()
+        req["repo"]["files"]["big.txt"] = "x" * size
+        return Task.submit(uuid.uuid4(), WORKSPACE, req, [])
+
+    head = store.head()
+
+    with pytest.raises(EventTooLarge, match="larger than"):
+        store.save([new_task(), with_a_file_of(MAX_EVENT_BYTES)])
+
+    assert store.head() == head, "nothing of the batch was appended"
+    store.save([with_a_file_of(MAX_EVENT_BYTES - 4096)])  # large, but it fits
+    assert store.head() > head

@@ -18,8 +18,8 @@ from contracts.tasks import (
     AgentResult,
     AgentType,
     CostBreakdown,
+    OriginalRequest,
     Subtask,
-    TaskRequest,
     TaskState,
     TaskStatus,
 )
@@ -265,7 +265,7 @@ def test_catch_up_serves_the_task_as_get_tasks_would(
     assert served(conn, done) == TaskState(
         id=str(done.id),
         status=TaskStatus.COMPLETED,
-        request=msgspec.convert(request("Add input validation", "codegen"), TaskRequest),
+        request=msgspec.convert(request("Add input validation", "codegen"), OriginalRequest),
         subtasks=msgspec.convert(done.subtasks, list[Subtask]),
         results={
             codegen["id"]: AgentResult(
