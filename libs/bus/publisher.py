@@ -74,6 +74,11 @@ class Publisher:
             future.cancel()
         self._pending.clear()
 
+    @property
+    def max_payload(self) -> int:
+        """The most one message may carry, as the server told the connection."""
+        return self._nc.max_payload
+
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[PubAck]:
         token = str(next(self._tokens))
         future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()

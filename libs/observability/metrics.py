@@ -14,6 +14,9 @@ CONSUMER_BATCH = Histogram(
 CONSUMER_ERRORS = Counter("orchestrator_consumer_errors_total", "Batches redelivered", ["consumer", "reason"])
 COMMANDS = Counter("orchestrator_commands_total", "Commands handled", ["command", "outcome"])
 EVENTS_RELAYED = Counter("orchestrator_events_relayed_total", "Events published to JetStream by the relay")
+EVENTS_OMITTED = Counter(
+    "orchestrator_events_omitted_total", "Events the relay published without their payload: too large for the bus"
+)
 RELAY_POSITION = Gauge("orchestrator_relay_position", "Last seq the outbox relay published")
 PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied to the read models")
 # No workspace label: /metrics is open to scrapers, and workspace ids are not theirs to list.

@@ -28,13 +28,34 @@ from libs.bus.jetstream import stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, PubAck, Publisher, PublishRefused
 from libs.eventstore.listen import Wakeups
 from libs.eventstore.store import EventStore
-from libs.observability.metrics import EVENTS_RELAYED, RELAY_POSITION
+from libs.observability.metrics import EVENTS_OMITTED, EVENTS_RELAYED, RELAY_POSITION
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 ACK_TIMEOUT_S = 30.0
+# Room left in a message for its headers (msg id, expected stream and sequence).
+HEADERS_ROOM = 1024
 _encoder = msgspec.json.Encoder()
+
+
+def wire(event: EventEnvelope, max_payload: int) -> bytes:
+    """The event as the bus carries it. The store refuses events larger than a message, but one
+    stored before it did (or under a server with a smaller `max_payload`) would stop the relay,
+    and every event after it, for every workspace: it goes out in its place, in order and with
+    its seq, without its payload, which the event store and the feed's catch-up still have."""
+    data = _encoder.encode(event)
+    if len(data) + HEADERS_ROOM <= max_payload:
+        return data
+    log.error(
+        "seq %d (%s) is %d bytes, more than the bus carries: published without its payload",
+        event.seq,
+        event.type,
+        len(data),
+    )
+    EVENTS_OMITTED.inc()
+    note = f"omitted: the event is {len(data)} bytes, more than the bus carries; the event store has it"
+    return _encoder.encode(msgspec.structs.replace(event, payload={"omitted": note}))
 
 
 async def publish_after(
@@ -47,7 +68,7 @@ async def publish_after(
     futures = [
         await publisher.publish(
             event_subject(e.workspace_id, e.type),
-            _encoder.encode(e),
+            wire(e, publisher.max_payload),
             {
                 "Nats-Msg-Id": msg_id(e),
                 Header.EXPECTED_STREAM: EVENTS_STREAM,

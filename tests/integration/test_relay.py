@@ -20,6 +20,7 @@ from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
+from libs.eventstore import recorder as recorder_module
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
@@ -379,3 +380,26 @@ async def test_a_message_from_another_publisher_costs_no_event(
     await run_relay_to(store, nc, postgres_url, later)
     assert await stream_count(js) == count + 2
     assert sorted(set(await relayed_seqs(js))) == [e.seq for e in store.read(0)]
+
+
+async def test_an_event_too_large_for_the_bus_goes_out_without_its_payload_and_the_rest_follow(
+    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored before the event store refused such events, it would have stopped the relay, and
+    every event after it in every workspace, for good."""
+    monkeypatch.setattr(recorder_module, "MAX_EVENT_BYTES", 4 * nc.max_payload)
+    request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
+    big = Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])
+    big_seq = await asyncio.to_thread(store.save, [big])
+    head = await asyncio.to_thread(save_tasks, store, 2)
+
+    await wait_for_count(js, 5)
+
+    log = await asyncio.to_thread(store.read, 0, 100)
+    messages = [envelope for _, _, envelope in await stream_messages(js)]
+    assert [m.seq for m in messages] == [e.seq for e in log] == [big_seq, *range(big_seq + 1, head + 1)]
+    (omitted,) = [m for m in messages if m.seq == big_seq]
+    assert omitted.type == "task.submitted" and omitted.aggregate_id == str(big.id)
+    assert omitted.payload["omitted"].startswith("omitted: the event is")
+    assert messages[1:] == log[1:], "the events after it go out whole"
+    assert log[0].payload["request"]["repo"]["files"]["big.txt"] == "x" * nc.max_payload, "the store has it"
