@@ -140,6 +140,12 @@ class RunRecorder:
         self._saving: asyncio.Task[None] | None = None
         self.taken_over = False
         self.slot: RunSlot = deps.slots.slot()  # held while its agent works (`_attempt`)
+        self.waited_s = 0.0  # for people's answers: not the run's work, nor charged as its time
+
+    def working_ms(self, started: float) -> int:
+        """The run's time since `started`, less what it spent waiting for people's answers: its
+        `duration_ms`, and the time its charge counts (`cpuTimeMs`)."""
+        return max(0, _ms_since(started) - round(self.waited_s * 1000))
 
     def line(self, message: str, level: str = "log") -> None:
         log_line(
@@ -273,10 +279,12 @@ class RunRecorder:
             self.line(f"waiting for a human: {items[0].question} (question {question_id})")
             # Waiting for a person holds no run slot: other runs (other workspaces') go on.
             self.slot.park()
+            waiting_since = time.perf_counter()
             try:
                 answers = await self.deps.answers.outcome(question_id, expires_at)
             finally:
                 await self.slot.unpark()
+                self.waited_s += time.perf_counter() - waiting_since
         finally:
             self.deps.answers.forget(question_id)  # however the wait ended
         if answers is None:
@@ -308,7 +316,8 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
         log.exception("run %s failed unexpectedly", run.id)
         if run.status == STARTED:
             # The model calls it made were paid for: charged as recorded.
-            run.fail("the agent failed unexpectedly", run.usage, _ms_since(started), run.model_calls + run.tool_calls)
+            duration = recorder.working_ms(started)
+            run.fail("the agent failed unexpectedly", run.usage, duration, run.model_calls + run.tool_calls)
             recorder.line("the agent failed unexpectedly", "error")
     await recorder.flush()
     return run
@@ -343,7 +352,7 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     problems = [printable(redact(p)) for p in problems]
     output = _output(outcome)
     usage = _usage(outcome.usage)
-    duration = _ms_since(started)
+    duration = recorder.working_ms(started)
     subrequests = outcome.model_calls + outcome.tool_calls
     changed = bool(outcome.changes.files or outcome.changes.deleted)
     if outcome.budget_stop is not None:

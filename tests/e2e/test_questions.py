@@ -31,6 +31,7 @@ from tests.e2e.helpers import (
 
 pytestmark = pytest.mark.e2e
 
+PERSON_S = 2.0
 QUESTION = {
     "question": "Which greeting should the endpoint answer with?",
     "header": "Greeting",
@@ -119,6 +120,28 @@ def test_an_agent_asks_a_human_gets_the_answer_and_goes_on_with_it(
     task = wait_for(api, task_id, in_review_and_charged)
     assert task["results"][task["subtasks"][0]["id"]]["output"]["files"] == {"src/register.py": "GREETING = 'Hello'\n"}
     assert api.get(questions_path(team)).json() == {"questions": []}
+
+
+def test_the_time_a_run_waits_for_an_answer_is_not_its_duration_nor_charged_as_its_time(
+    stack: Stack, api: httpx.Client, team: dict[str, str]
+) -> None:
+    description = f"Greet slowly {uuid.uuid4().hex[:8]}"
+    asks_then_greets(stack, description, "Hi")
+    (task_id,) = submit(api, task_request(description))
+    question = wait_for_question(api, team)
+
+    time.sleep(PERSON_S)  # the person takes a while to answer
+    answer = api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]})
+    assert answer.json() == {"answered": True}
+
+    task = wait_for(api, task_id, in_review_and_charged)
+    asked = task["results"][task["subtasks"][0]["id"]]
+    assert asked["durationMs"] < PERSON_S * 1000, "the agent's working time"
+    assert asked["cost"]["cpuTimeMs"] == asked["durationMs"], "charged as its working time"
+    # The wait shows where it happened: on the question's tool call.
+    log = api.get(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/log?tool=ask_human").json()
+    (call,) = [e for e in log["items"] if e["target"] == question["id"]]
+    assert call["duration"] >= PERSON_S * 1000
 
 
 def test_an_unanswered_question_expires_and_the_agent_is_told(
