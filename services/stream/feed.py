@@ -132,13 +132,18 @@ async def live(
 
 
 def resume_point(since_seq: int | None, last_event_id: str | None) -> int | None:
-    """Where a client resumes: `?since_seq`, else `Last-Event-ID` (an SSE client's reconnect), else None."""
-    if since_seq is not None:
-        return since_seq
-    if last_event_id is None or last_event_id.strip() == "":
+    """Where a client resumes: after `?since_seq` or `Last-Event-ID`, the later when both are
+    given (a browser's EventSource keeps the `since_seq` it was opened with and sends the id of
+    the last event it got on each reconnect), else None."""
+    given = [seq for seq in (since_seq, _last_event_id(last_event_id)) if seq is not None]
+    return max(given) if given else None
+
+
+def _last_event_id(header: str | None) -> int | None:
+    if header is None or header.strip() == "":
         return None
     try:
-        value = int(last_event_id)
+        value = int(header)
     except ValueError:
         raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event seq (an integer)") from None
     if value < 0:

@@ -102,6 +102,24 @@ def test_resume_after_the_stream_service_is_killed_gets_every_event_once_in_orde
     assert "task.completed" in types and types.count("task.review_requested") >= 2
 
 
+def test_a_browser_reconnecting_with_its_first_since_seq_and_its_last_event_id_gets_no_event_twice(
+    stack: Stack,
+) -> None:
+    """An EventSource keeps the URL it was opened with (`?since_seq=N`) and adds the id of the
+    last event it got on each reconnect: the feed resumes after the later of the two."""
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as api:
+        (task_id,) = submit(api, task_request())
+        wait_for(api, task_id, in_review_and_charged)
+    log = _log(stack, 0)
+    start, last_got = log[-6], log[-3]
+
+    def resumed(since_seq: int, last_event_id: int) -> list[int]:
+        url = f"{stack.stream_url}{FEED}?since_seq={since_seq}"
+        return [f["id"] for f in _collect(url, {"Last-Event-ID": str(last_event_id), **stack.auth}, until=log[-1])]
+
+    assert resumed(start, last_got) == resumed(last_got, start) == log[-2:]
+
+
 def test_last_event_id_must_be_a_seq(stack: Stack) -> None:
     response = httpx.get(f"{stack.stream_url}{FEED}", headers={"Last-Event-ID": "yesterday", **stack.auth}, timeout=10)
     assert response.status_code == 400
