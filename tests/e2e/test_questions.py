@@ -77,6 +77,15 @@ def asks_then_greets(stack: Stack, description: str, answer: str) -> None:
     )
 
 
+def asked(stack: Stack, api: httpx.Client, team: dict[str, str], what: str, answer: str) -> tuple[str, dict[str, Any]]:
+    """A task whose agent asks QUESTION (and greets with `answer` once told it): its id, and
+    the question once it shows in the queue."""
+    description = f"{what} {uuid.uuid4().hex[:8]}"
+    asks_then_greets(stack, description, answer)
+    (task_id,) = submit(api, task_request(description))
+    return task_id, wait_for_question(api, team)
+
+
 def write_and_finish(content: str) -> list[dict[str, Any]]:
     return [
         {"name": "write_file", "arguments": {"path": "src/register.py", "content": content}},
@@ -97,11 +106,8 @@ def wait_for_question(api: httpx.Client, team: dict[str, str], timeout: float = 
 def test_an_agent_asks_a_human_gets_the_answer_and_goes_on_with_it(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
-    description = f"Greet the user {uuid.uuid4().hex[:8]}"
-    asks_then_greets(stack, description, "Hello")
-    (task_id,) = submit(api, task_request(description))
+    task_id, question = asked(stack, api, team, "Greet the user", "Hello")
 
-    question = wait_for_question(api, team)
     assert question["questions"] == [QUESTION]
     assert question["id"].startswith("que_")
     assert set(question["tool"]) == {"messageID", "callID"} and question["sessionID"]
@@ -125,19 +131,16 @@ def test_an_agent_asks_a_human_gets_the_answer_and_goes_on_with_it(
 def test_the_time_a_run_waits_for_an_answer_is_not_its_duration_nor_charged_as_its_time(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
-    description = f"Greet slowly {uuid.uuid4().hex[:8]}"
-    asks_then_greets(stack, description, "Hi")
-    (task_id,) = submit(api, task_request(description))
-    question = wait_for_question(api, team)
+    task_id, question = asked(stack, api, team, "Greet slowly", "Hi")
 
     time.sleep(PERSON_S)  # the person takes a while to answer
     answer = api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]})
     assert answer.json() == {"answered": True}
 
     task = wait_for(api, task_id, in_review_and_charged)
-    asked = task["results"][task["subtasks"][0]["id"]]
-    assert asked["durationMs"] < PERSON_S * 1000, "the agent's working time"
-    assert asked["cost"]["cpuTimeMs"] == asked["durationMs"], "charged as its working time"
+    result = task["results"][task["subtasks"][0]["id"]]
+    assert result["durationMs"] < PERSON_S * 1000, "the agent's working time"
+    assert result["cost"]["cpuTimeMs"] == result["durationMs"], "charged as its working time"
     # The wait shows where it happened: on the question's tool call.
     log = api.get(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/log?tool=ask_human").json()
     (call,) = [e for e in log["items"] if e["target"] == question["id"]]
@@ -173,10 +176,7 @@ def test_an_unanswered_question_expires_and_the_agent_is_told(
 def test_another_workspace_cannot_see_or_answer_a_question(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
-    description = f"Private question {uuid.uuid4().hex[:8]}"
-    asks_then_greets(stack, description, "Hi")
-    submit(api, task_request(description))
-    question = wait_for_question(api, team)
+    _, question = asked(stack, api, team, "Private question", "Hi")
 
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=stack.auth) as stranger:
         assert stranger.get(f"{questions_path(team)}/{question['id']}").status_code == 404
@@ -226,15 +226,12 @@ def until(read: Callable[[], Any], expected: Any, timeout: float = 10) -> None:
 def test_a_run_waiting_for_an_answer_leaves_its_executor_free_for_other_tasks(
     stack: Stack, api: httpx.Client, team: dict[str, str], one_run_at_a_time: None
 ) -> None:
-    waiting, meanwhile = f"Greet the user {uuid.uuid4().hex[:8]}", f"Meanwhile {uuid.uuid4().hex[:8]}"
-    asks_then_greets(stack, waiting, "Hi")
-    (waiting_id,) = submit(api, task_request(waiting))
-    question = wait_for_question(api, team)
+    waiting_id, question = asked(stack, api, team, "Greet the user", "Hi")
     # The run parks once review has answered the ask, a moment after the question shows.
     until(lambda: executor_runs(stack), {"slots": 1, "working": 0, "waiting": 1, "resuming": 0})
 
     # The only slot is free while the agent waits: another task's two runs take it in turn.
-    (meanwhile_id,) = submit(api, task_request(meanwhile))
+    (meanwhile_id,) = submit(api, task_request(f"Meanwhile {uuid.uuid4().hex[:8]}"))
     wait_for(api, meanwhile_id, in_review_and_charged)
     assert get_task(api, waiting_id)["status"] == "running", "still waiting for its answer"
 
