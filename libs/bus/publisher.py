@@ -79,6 +79,11 @@ class Publisher:
         """The most one message may carry, as the server told the connection."""
         return self._nc.max_payload
 
+    @property
+    def reconnects(self) -> int:
+        """How often the connection was made again: answers to what was sent before are lost."""
+        return int(self._nc.stats["reconnects"])
+
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[PubAck]:
         token = str(next(self._tokens))
         future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()

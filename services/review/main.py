@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+import psycopg
+
 from contracts.subjects import ANSWER_QUESTION, ASK_QUESTION, DECIDE_REVIEW
 from libs.bus.consumer import Subscription
 from libs.config import Settings
@@ -31,13 +33,27 @@ log = logging.getLogger(__name__)
 EXPIRY_CHECK_S = 1.0
 
 
+def _no_read_models(exc: BaseException) -> bool:
+    """The read models' tables are not there (the event store wraps psycopg's error)."""
+    error = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return isinstance(error, psycopg.errors.UndefinedTable)
+
+
 async def _expire_forever(store: EventStore) -> None:
     # A question's deadline is a time, not an event: a small indexed look every second.
+    tables_missing = False
     while True:
         try:
             await asyncio.to_thread(handlers.expire_overdue, store)
-        except Exception:
-            log.exception("expiring questions failed; trying again")
+            tables_missing = False
+        except Exception as exc:
+            # The stream service's projector makes the read models (at its first start, and
+            # again in a rebuild): until they are there, no question can be found overdue.
+            if not _no_read_models(exc):
+                log.exception("expiring questions failed; trying again")
+            elif not tables_missing:
+                log.info("expiring questions waits for the read models to be made")
+                tables_missing = True
         await asyncio.sleep(EXPIRY_CHECK_S)
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 ACK_TIMEOUT_S = 30.0
+# How often the relay, waiting for a batch's answers, looks whether the connection was made again.
+RECONNECT_CHECK_S = 0.25
 # Room left in a message for its headers (msg id, expected stream and sequence).
 HEADERS_ROOM = 1024
 _encoder = msgspec.json.Encoder()
@@ -65,6 +67,7 @@ async def publish_after(
 
     Returns each publish's ack or error, in order: once one is refused or deduplicated, the
     ones after it are refused too (their expected last sequence no longer holds)."""
+    reconnects = publisher.reconnects
     futures = [
         await publisher.publish(
             event_subject(e.workspace_id, e.type),
@@ -77,10 +80,18 @@ async def publish_after(
         )
         for i, e in enumerate(events)
     ]
-    # An answer lost to a reconnect never comes: without a bound the relay could wait forever.
-    # On timeout the leader restarts the relay, which resumes after the stream's tail.
+    # An answer lost to a reconnect never comes: the relay stops waiting as soon as the
+    # connection has been made again (NATS restarted, say), or at the latest after ACK_TIMEOUT_S,
+    # and the leader restarts it; it resumes after the stream's tail.
+    answers = asyncio.gather(*futures, return_exceptions=True)
     async with asyncio.timeout(ACK_TIMEOUT_S):
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        while True:
+            done, _ = await asyncio.wait({answers}, timeout=RECONNECT_CHECK_S)
+            if done:
+                return list(answers.result())
+            if publisher.reconnects != reconnects:
+                answers.cancel()
+                raise ConnectionError("the connection to NATS was made again: the batch's answers are lost")
 
 
 async def relay_forever(store: EventStore, nc: NatsClient, wakeups: Wakeups, progress: dict[str, int]) -> None:
