@@ -283,8 +283,9 @@ class RunRecorder:
             try:
                 answers = await self.deps.answers.outcome(question_id, expires_at)
             finally:
-                await self.slot.unpark()
+                # The person's time only: waiting for a slot to go on counts, as at the start.
                 self.waited_s += time.perf_counter() - waiting_since
+                await self.slot.unpark()
         finally:
             self.deps.answers.forget(question_id)  # however the wait ended
         if answers is None:

@@ -45,7 +45,7 @@ async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTas
     tasks = [msgspec.to_builtins(t) for t in data.tasks]
     found = await queries.workspace(state.pool, workspace)
     if found and found["config"]:
-        given = msgspec.json.decode(await request.body())["tasks"]  # valid: `data` was decoded from it
+        given = (await request.json())["tasks"]  # as sent (decoded once, for `data`): which fields were given
         tasks = [
             with_workspace_defaults(t, g.get("config") or {}, found["config"])
             for t, g in zip(tasks, given, strict=True)

@@ -90,7 +90,9 @@ async def publish_after(
             if done:
                 return list(answers.result())
             if publisher.reconnects != reconnects:
-                answers.cancel()
+                for future in futures:  # the gather then ends with their cancellations, read here
+                    future.cancel()
+                await answers
                 raise ConnectionError("the connection to NATS was made again: the batch's answers are lost")
 
 
