@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, is_omitted
 from contracts.subjects import EVENTS_STREAM
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
@@ -177,10 +177,15 @@ class EventConsumer:
         decoded: list[tuple[Msg, EventEnvelope]] = []
         for msg in msgs:
             try:
-                decoded.append((msg, _decoder.decode(msg.data)))
+                event = _decoder.decode(msg.data)
             except msgspec.DecodeError:
                 log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
                 await msg.term()
+                continue
+            if is_omitted(event.payload):
+                # Too large for the bus (the relay sent it without its payload): read it whole.
+                event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
+            decoded.append((msg, event))
         return decoded
 
     async def stop(self) -> None:

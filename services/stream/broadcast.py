@@ -15,9 +15,10 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, is_omitted
 from contracts.subjects import EVENTS_SUBJECTS
 from libs.bus.jetstream import follow_from_now
+from libs.eventstore.store import EventStore
 from libs.observability.metrics import SSE_CONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ Queue = asyncio.Queue[EventEnvelope | Overflowed]
 
 
 class Broadcaster:
-    def __init__(self) -> None:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store  # what the bus could not carry whole is read from it
         # Every event of a workspace (the events feed), and one type of event of a workspace
         # (the tool call log's stream): a client of one type is not sent, nor held up by, the rest.
         self.clients: dict[str, set[Queue]] = defaultdict(set)
@@ -49,6 +51,9 @@ class Broadcaster:
         if not (every or typed):
             return
         event = _decoder.decode(msg.data)
+        if is_omitted(event.payload):
+            # Too large for the bus (the relay sent it without its payload): read it whole.
+            event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
         for queues in (every, typed):
             if not queues:
                 continue

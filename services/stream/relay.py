@@ -22,7 +22,7 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.js.api import Header
 
-from contracts.events import EventEnvelope
+from contracts.events import OMITTED, EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, PubAck, Publisher, PublishRefused
@@ -57,7 +57,7 @@ def wire(event: EventEnvelope, max_payload: int) -> bytes:
     )
     EVENTS_OMITTED.inc()
     note = f"omitted: the event is {len(data)} bytes, more than the bus carries; the event store has it"
-    return _encoder.encode(msgspec.structs.replace(event, payload={"omitted": note}))
+    return _encoder.encode(msgspec.structs.replace(event, payload={OMITTED: note}))
 
 
 async def publish_after(

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
+from libs.bus.consumer import EventConsumer, Subscription
 from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
@@ -25,6 +26,7 @@ from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
 from services.stream import relay as relay_module
+from services.stream.broadcast import Broadcaster
 from services.stream.relay import relay_forever
 from tests.polling import eventually
 
@@ -403,3 +405,30 @@ async def test_an_event_too_large_for_the_bus_goes_out_without_its_payload_and_t
     assert omitted.payload["omitted"].startswith("omitted: the event is")
     assert messages[1:] == log[1:], "the events after it go out whole"
     assert log[0].payload["request"]["repo"]["files"]["big.txt"] == "x" * nc.max_payload, "the store has it"
+
+
+async def test_consumers_and_the_live_feed_read_an_event_sent_without_its_payload_from_the_store(
+    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "MAX_EVENT_BYTES", 4 * nc.max_payload)
+    got: list[EventEnvelope] = []
+
+    async def handle(events: list[EventEnvelope]) -> list[Any]:
+        got.extend(events)
+        return []
+
+    consumer = EventConsumer(js, store, Subscription("too-large", ("events.*.task.submitted",), handle))
+    broadcaster = Broadcaster(store)
+    await broadcaster.start(js)
+    live = broadcaster.register(WORKSPACES[0])
+    await consumer.start()
+    try:
+        request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
+        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
+        await eventually(lambda: bool(got), "the consumer got nothing")
+        (whole,) = await asyncio.to_thread(store.read, 0, 1)
+
+        assert got == [whole], "the consumer handles the whole event"
+        assert await asyncio.wait_for(live.get(), 10) == whole, "and the live feed sends it whole"
+    finally:
+        await consumer.stop()
