@@ -106,7 +106,11 @@ def document(version: str) -> dict[str, Any]:
             "address": subjects.event_subject("{workspaceId}", event_type),
             "parameters": workspace_param,
             "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-            "description": f"JetStream stream {subjects.EVENTS_STREAM}; `Nats-Msg-Id` is the event's `seq`.",
+            "description": (
+                f"JetStream stream {subjects.EVENTS_STREAM}; `Nats-Msg-Id` is the event's `seq`. An event too large"
+                ' for one message is sent with the payload `{"omitted": "<why>"}` in place of its own: readers'
+                " take it whole from the event store by its `seq`."
+            ),
         }
         operations[f"relay_{message}"] = {
             "action": "send",

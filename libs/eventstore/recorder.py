@@ -21,10 +21,10 @@ from libs.domain.errors import EventTooLarge
 
 TRACKING_TABLE = "consumer_tracking"
 APPEND_FUNCTION = "orchestrator_append"
-# The relay publishes each event as one NATS message, and NATS carries at most `max_payload`
-# (8 MiB in every configuration here): an event's state stays a mebibyte under it, for the
-# envelope and the headers.
-MAX_EVENT_BYTES = 7 * 1024 * 1024
+# An event larger than a bus message is sent by reference (the relay leaves its payload out, and
+# its readers take it from the store), so this is only a bound on what any reader must hold in
+# memory: no request makes an event near it (bodies are at most 6 MB, free text 64 Ki characters).
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 class ConsumerTracking(msgspec.Struct, frozen=True):

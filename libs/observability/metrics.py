@@ -15,7 +15,8 @@ CONSUMER_ERRORS = Counter("orchestrator_consumer_errors_total", "Batches redeliv
 COMMANDS = Counter("orchestrator_commands_total", "Commands handled", ["command", "outcome"])
 EVENTS_RELAYED = Counter("orchestrator_events_relayed_total", "Events published to JetStream by the relay")
 EVENTS_OMITTED = Counter(
-    "orchestrator_events_omitted_total", "Events the relay published without their payload: too large for the bus"
+    "orchestrator_events_omitted_total",
+    "Events the relay published without their payload (too large for a message): readers take them from the store",
 )
 RELAY_POSITION = Gauge("orchestrator_relay_position", "Last seq the outbox relay published")
 PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied to the read models")

@@ -42,15 +42,15 @@ _encoder = msgspec.json.Encoder()
 
 
 def wire(event: EventEnvelope, max_payload: int) -> bytes:
-    """The event as the bus carries it. The store refuses events larger than a message, but one
-    stored before it did (or under a server with a smaller `max_payload`) would stop the relay,
-    and every event after it, for every workspace: it goes out in its place, in order and with
-    its seq, without its payload, which the event store and the feed's catch-up still have."""
+    """The event as the bus carries it. One larger than a message (a dispatch carrying a large
+    repository, say) would stop the relay, and every event after it, for every workspace: it
+    goes out in its place, in order and with its seq, without its payload, and its readers
+    (the durable consumers, the live feed) take it whole from the event store."""
     data = _encoder.encode(event)
     if len(data) + HEADERS_ROOM <= max_payload:
         return data
-    log.error(
-        "seq %d (%s) is %d bytes, more than the bus carries: published without its payload",
+    log.info(
+        "seq %d (%s) is %d bytes, more than a bus message: published by reference",
         event.seq,
         event.type,
         len(data),

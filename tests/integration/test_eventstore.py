@@ -18,8 +18,9 @@ from libs.domain.errors import EventTooLarge
 from libs.domain.gate import Gate, review_gate_id
 from libs.domain.ledger import Ledger
 from libs.domain.task import Task
+from libs.eventstore import recorder as recorder_module
 from libs.eventstore.listen import Listener
-from libs.eventstore.recorder import MAX_EVENT_BYTES, ConsumerTracking
+from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EVENTS_CHANNEL, EVENTS_TABLE, EventStore
 from services.planner.plans import plan
 from tests.factories import stored_request
@@ -396,11 +397,12 @@ def test_read_of_returns_only_one_event_class_after_a_seq(store: EventStore) -> 
     assert [e.type for e in store.read_of(Task.Submitted, 0)] == ["task.submitted", "task.submitted"]
 
 
-def test_an_event_larger_than_the_bus_carries_is_refused_and_nothing_of_its_batch_is_stored(
-    store: EventStore,
+def test_an_event_larger_than_an_event_may_be_is_refused_and_nothing_of_its_batch_is_stored(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The relay publishes every event as one NATS message: one it could never publish would
-    hold back every event after it, for every workspace."""
+    """A bound on what every reader of the log must hold in memory (1 MiB here, for the test)."""
+    monkeypatch.setattr(recorder_module, "MAX_EVENT_BYTES", 1024 * 1024)
+    limit = recorder_module.MAX_EVENT_BYTES
 
     def with_a_file_of(size: int) -> Task:
         req = request()
@@ -410,8 +412,8 @@ def test_an_event_larger_than_the_bus_carries_is_refused_and_nothing_of_its_batc
     head = store.head()
 
     with pytest.raises(EventTooLarge, match="larger than"):
-        store.save([new_task(), with_a_file_of(MAX_EVENT_BYTES)])
+        store.save([new_task(), with_a_file_of(limit)])
 
     assert store.head() == head, "nothing of the batch was appended"
-    store.save([with_a_file_of(MAX_EVENT_BYTES - 4096)])  # large, but it fits
+    store.save([with_a_file_of(limit - 4096)])  # large, but it fits
     assert store.head() > head

@@ -21,7 +21,6 @@ from libs.bus.consumer import EventConsumer, Subscription
 from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
-from libs.eventstore import recorder as recorder_module
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
@@ -385,11 +384,10 @@ async def test_a_message_from_another_publisher_costs_no_event(
 
 
 async def test_an_event_too_large_for_the_bus_goes_out_without_its_payload_and_the_rest_follow(
-    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext
 ) -> None:
-    """Stored before the event store refused such events, it would have stopped the relay, and
-    every event after it in every workspace, for good."""
-    monkeypatch.setattr(recorder_module, "MAX_EVENT_BYTES", 4 * nc.max_payload)
+    """Published whole, it would be refused, and the relay would stop there, with every event
+    after it in every workspace, for good."""
     request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
     big = Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])
     big_seq = await asyncio.to_thread(store.save, [big])
@@ -408,9 +406,8 @@ async def test_an_event_too_large_for_the_bus_goes_out_without_its_payload_and_t
 
 
 async def test_consumers_and_the_live_feed_read_an_event_sent_without_its_payload_from_the_store(
-    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext
 ) -> None:
-    monkeypatch.setattr(recorder_module, "MAX_EVENT_BYTES", 4 * nc.max_payload)
     got: list[EventEnvelope] = []
 
     async def handle(events: list[EventEnvelope]) -> list[Any]:
