@@ -11,13 +11,13 @@ from libs.runtime import _bytes_handler
 
 async def test_an_event_too_large_for_the_bus_is_a_413_reply_not_a_failure() -> None:
     async def handler(raw: bytes) -> bytes:
-        raise EventTooLarge("an event of 9000000 bytes is larger than the 7340032 an event may be")
+        raise EventTooLarge("an event of 70000000 bytes is larger than the 67108864 an event may be")
 
     answer = await _bytes_handler("cmd.planner.submit", handler)(b"{}")
 
     reply = msgspec.json.decode(answer, type=CommandReply)
     assert reply.error == CommandError(
-        413, "payload_too_large", "an event of 9000000 bytes is larger than the 7340032 an event may be"
+        413, "payload_too_large", "an event of 70000000 bytes is larger than the 67108864 an event may be"
     )
 
 

@@ -33,7 +33,7 @@ async def raw(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 @post("/stored")
 async def stored() -> None:
-    raise EventTooLarge("an event of 9000000 bytes is larger than the 7340032 an event may be")
+    raise EventTooLarge("an event of 70000000 bytes is larger than the 67108864 an event may be")
 
 
 @pytest.fixture(scope="module")
@@ -77,5 +77,5 @@ def test_an_event_too_large_for_the_bus_is_a_413(client: TestClient[Litestar]) -
     assert response.status_code == 413
     assert response.json() == {
         "error": "payload_too_large",
-        "message": "an event of 9000000 bytes is larger than the 7340032 an event may be",
+        "message": "an event of 70000000 bytes is larger than the 67108864 an event may be",
     }
