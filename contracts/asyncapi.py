@@ -17,7 +17,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from contracts import commands, logs, subjects
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, Omitted
 from libs.domain import gate, ledger, pull_request, run, schedule, task, workspace
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
 
@@ -79,7 +79,13 @@ def payload_structs() -> dict[str, type[msgspec.Struct]]:
 
 def document(version: str) -> dict[str, Any]:
     payloads = payload_structs()
-    contracts: list[Any] = [EventEnvelope, logs.LogEntry, commands.CommandReply, *(c for _, c, _ in COMMANDS)]
+    contracts: list[Any] = [
+        EventEnvelope,
+        Omitted,
+        logs.LogEntry,
+        commands.CommandReply,
+        *(c for _, c, _ in COMMANDS),
+    ]
     refs, schemas = msgspec.json.schema_components([*contracts, *payloads.values()], ref_template=REF)
     ref = dict(zip([*contracts, *payloads.values()], refs, strict=True))
 
@@ -97,7 +103,12 @@ def document(version: str) -> dict[str, Any]:
                     ref[EventEnvelope],
                     {
                         "type": "object",
-                        "properties": {"type": {"const": event_type}, "payload": ref[struct]},
+                        # Or, for an event too large for one message, its place holder (read it
+                        # whole from the event store by its seq).
+                        "properties": {
+                            "type": {"const": event_type},
+                            "payload": {"oneOf": [ref[struct], ref[Omitted]]},
+                        },
                     },
                 ]
             },

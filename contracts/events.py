@@ -39,6 +39,12 @@ PRIVATE_FIELDS: dict[str, frozenset[str]] = {"workspace.key_issued": frozenset({
 OMITTED = "omitted"
 
 
+class Omitted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The payload of an event sent by reference: why it is not here."""
+
+    omitted: str
+
+
 def is_omitted(payload: dict[str, Any]) -> bool:
     return len(payload) == 1 and OMITTED in payload
 

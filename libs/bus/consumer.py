@@ -177,16 +177,29 @@ class EventConsumer:
         decoded: list[tuple[Msg, EventEnvelope]] = []
         for msg in msgs:
             try:
-                event = _decoder.decode(msg.data)
+                event: EventEnvelope | None = _decoder.decode(msg.data)
             except msgspec.DecodeError:
                 log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
                 await msg.term()
                 continue
-            if is_omitted(event.payload):
-                # Too large for the bus (the relay sent it without its payload): read it whole.
-                event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
-            decoded.append((msg, event))
+            if event is not None and is_omitted(event.payload):
+                event = await self._whole(msg, event)
+            if event is not None:
+                decoded.append((msg, event))
         return decoded
+
+    async def _whole(self, msg: Msg, event: EventEnvelope) -> EventEnvelope | None:
+        """An event the relay sent without its payload (too large for the bus), read whole from
+        the store; None when the read fails, and the message comes back later."""
+        try:
+            found = await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)
+        except Exception:
+            CONSUMER_ERRORS.labels(self.sub.durable, "read").inc()
+            log.exception("%s: reading seq %d from the store failed; it comes back", self.sub.durable, event.seq)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=retry_delay(msg))
+            return None
+        return found[0] if found else event
 
     async def stop(self) -> None:
         self._running = False

@@ -53,7 +53,16 @@ class Broadcaster:
         event = _decoder.decode(msg.data)
         if is_omitted(event.payload):
             # Too large for the bus (the relay sent it without its payload): read it whole.
-            event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
+            try:
+                event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
+            except Exception:
+                # Its clients would miss it: they are let go, and resume from the store.
+                log.exception("reading seq %d from the store failed: its live clients resume", event.seq)
+                for queues in (every, typed):
+                    for queue in list(queues or ()):
+                        queues.discard(queue)  # type: ignore[union-attr]
+                        queue.put_nowait(Overflowed())
+                return
         for queues in (every, typed):
             if not queues:
                 continue

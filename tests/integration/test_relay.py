@@ -25,7 +25,7 @@ from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
 from services.stream import relay as relay_module
-from services.stream.broadcast import Broadcaster
+from services.stream.broadcast import Broadcaster, Overflowed
 from services.stream.relay import relay_forever
 from tests.polling import eventually
 
@@ -429,3 +429,53 @@ async def test_consumers_and_the_live_feed_read_an_event_sent_without_its_payloa
         assert await asyncio.wait_for(live.get(), 10) == whole, "and the live feed sends it whole"
     finally:
         await consumer.stop()
+
+
+async def test_a_failed_read_of_an_event_sent_without_its_payload_loses_nothing(
+    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str
+) -> None:
+    """The consumer hands the message back and takes it later; the live feed lets its clients
+    go, to resume from the store. Neither stops."""
+    reader = EventStore(postgres_url)
+    real_read, failures = reader.read, [1]
+
+    def read_failing_once(after: int, limit: int = 1000, stop: int | None = None) -> list[EventEnvelope]:
+        if failures:
+            failures.pop()
+            raise RuntimeError("the database went away")
+        return real_read(after, limit, stop)
+
+    reader.read = read_failing_once  # type: ignore[method-assign]
+    got: list[EventEnvelope] = []
+
+    async def handle(events: list[EventEnvelope]) -> list[Any]:
+        got.extend(events)
+        return []
+
+    consumer = EventConsumer(js, reader, Subscription("read-fails", ("events.*.task.submitted",), handle))
+    await consumer.start()
+    try:
+        request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
+        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
+        (whole,) = await asyncio.to_thread(store.read, 0, 1)
+
+        await eventually(lambda: bool(got), "the consumer never took the event", timeout=15)
+        assert got == [whole] and not failures, "handed back once, then read whole"
+    finally:
+        await consumer.stop()
+        reader.close()
+
+    def read_failing(*_: Any) -> list[EventEnvelope]:
+        raise RuntimeError("the database went away")
+
+    failing = EventStore(postgres_url)
+    failing.read = read_failing  # type: ignore[method-assign]
+    broadcaster = Broadcaster(failing)
+    await broadcaster.start(js)
+    live = broadcaster.register(WORKSPACES[0])
+    try:
+        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
+        assert isinstance(await asyncio.wait_for(live.get(), 10), Overflowed), "let go, to resume"
+        assert broadcaster.count(WORKSPACES[0]) == 0
+    finally:
+        failing.close()
