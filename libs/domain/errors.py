@@ -20,7 +20,7 @@ class NotFound(DomainError):
 
 
 class EventTooLarge(DomainError):
-    """An event would be larger than the bus carries in one message: refused before it is
-    stored, since the relay could never publish it and every event after it would wait."""
+    """An event would be larger than any reader of the log should hold in memory (the store's
+    bound, far above a bus message: larger ones than that travel by reference)."""
 
     code = "payload_too_large"
