@@ -192,14 +192,14 @@ class EventConsumer:
         """An event the relay sent without its payload (too large for the bus), read whole from
         the store; None when the read fails, and the message comes back later."""
         try:
-            found = await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)
+            found = await asyncio.to_thread(self.store.event_at, event.seq)
         except Exception:
             CONSUMER_ERRORS.labels(self.sub.durable, "read").inc()
             log.exception("%s: reading seq %d from the store failed; it comes back", self.sub.durable, event.seq)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=retry_delay(msg))
             return None
-        return found[0] if found else event
+        return found or event
 
     async def stop(self) -> None:
         self._running = False

@@ -187,6 +187,11 @@ class EventStore:
             rows = curs.fetchall()
         return [_envelope(*row) for row in rows]
 
+    def event_at(self, seq: int) -> EventEnvelope | None:
+        """The one event with this seq (None in a gap): what the bus sent by reference."""
+        found = self.read(seq - 1, 1, seq)
+        return found[0] if found else None
+
     def read_of(self, event_class: type, after: int, limit: int = 1000) -> list[EventEnvelope]:
         """The log's events of one class after `after`: PostgreSQL passes over the others, so
         they are never sent or decoded (the rest of the log can hold whole repositories)."""

@@ -54,7 +54,7 @@ class Broadcaster:
         if is_omitted(event.payload):
             # Too large for the bus (the relay sent it without its payload): read it whole.
             try:
-                event = next(iter(await asyncio.to_thread(self.store.read, event.seq - 1, 1, event.seq)), event)
+                event = await asyncio.to_thread(self.store.event_at, event.seq) or event
             except Exception:
                 # Its clients would miss it: they are let go, and resume from the store.
                 log.exception("reading seq %d from the store failed: its live clients resume", event.seq)
