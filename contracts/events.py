@@ -10,6 +10,11 @@ from typing import Any
 
 import msgspec
 
+# A seq as a client sends it back to resume a feed (`?since_seq`, `Last-Event-ID`): what every
+# feed sends as an event's `id:`, decimal digits, within PostgreSQL's bigint.
+SEQ_PATTERN = r"^[0-9]{1,18}$"
+SEQ_WORDS = "an event seq (decimal digits, at most 18)"
+
 
 class EventEnvelope(msgspec.Struct, frozen=True):
     seq: int

@@ -51,7 +51,10 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {name: msgspec.json.schema(struct) for name, struct in CONTRACTS.items()}
+    schemas = {name: msgspec.json.schema(struct) for name, struct in CONTRACTS.items()}
+    # What a Struct cannot state: a review's feedback is required for reject and revise.
+    schemas["ReviewDecision"]["$defs"]["ReviewDecision"].update(tasks.FEEDBACK_REQUIRED)
+    return schemas
 
 
 def openapi() -> dict[str, Any]:
@@ -67,23 +70,6 @@ def openapi() -> dict[str, Any]:
     gateway.setdefault("components", {}).setdefault("schemas", {}).update(
         stream.get("components", {}).get("schemas", {})
     )
-    for path, item in gateway["paths"].items():
-        # Litestar lists SSE routes as JSON; they are event streams.
-        if path.endswith("/orchestration/events"):
-            item["get"]["responses"]["200"]["content"] = {
-                "text/event-stream": {
-                    "schema": {"type": "string", "description": "SSE frames: event=<type>, id=<seq>, data=FeedEvent"}
-                }
-            }
-        elif path.endswith("/orchestration/log/stream"):
-            item["get"]["responses"]["200"]["content"] = {
-                "text/event-stream": {
-                    "schema": {
-                        "type": "string",
-                        "description": "SSE frames: event=tool.call, id=<seq>, data=ToolCallEntry",
-                    }
-                }
-            }
     return gateway
 
 

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import msgspec
 
+from contracts.repos import Branch, Owner, RepoName, path_problem, same_branch
+
 DEFAULT_MODEL = "claude-sonnet-4-20250514"
 DEFAULT_PROVIDER = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
@@ -74,11 +76,43 @@ Prose = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, pattern=N
 
 
 class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
-    owner: NonEmpty
-    repo: NonEmpty
-    branch: NonEmpty
-    base_branch: NonEmpty
-    files: dict[NonEmpty, Text]
+    """A task's repository as submitted: its names go into GitHub API paths and its file paths
+    into folders on disk, so each is checked (`contracts.repos`) before anything is stored."""
+
+    owner: Owner
+    repo: RepoName
+    branch: Branch
+    base_branch: Branch
+    files: Annotated[
+        dict[str, Text],
+        msgspec.Meta(
+            description=(
+                "Each file's content by its path. A path is relative to the repository's root and "
+                "`/`-separated, at most 4096 characters, with no empty, `.`, `..` or `.git` part and no "
+                "backslash; any other is refused with a 400 naming it."
+            )
+        ),
+    ]
+
+    def __post_init__(self) -> None:
+        # Checked here rather than as the keys' type, so the refusal names the path and why.
+        for path in self.files:
+            if (problem := path_problem(path)) is not None:
+                raise ValueError(problem)
+        if self.branch == self.base_branch:
+            # Found here, not at the pull request after the paid runs.
+            raise ValueError(same_branch(self.branch))
+
+
+class StoredRepo(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
+    """A repository as a task stored it: shown as it is, checked or not (a task stored before
+    the names were checked at submission still reads back)."""
+
+    owner: str
+    repo: str
+    branch: str
+    base_branch: str
+    files: dict[str, str]
 
 
 class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False):
@@ -103,6 +137,7 @@ class OriginalRequest(TaskRequest, frozen=True, rename="camel"):
     original's with the reviewer's feedback added, so the submission's limit does not hold."""
 
     description: NonEmpty
+    repo: StoredRepo
 
 
 class SubmitTasks(msgspec.Struct, frozen=True):
@@ -196,6 +231,14 @@ class ReviewDecision(msgspec.Struct, frozen=True, rename="camel"):
     task_id: NonEmpty
     decision: Decision
     feedback: Annotated[str, msgspec.Meta(max_length=MAX_TEXT, pattern=NO_NUL)] | None = None
+
+
+# Spec 000: feedback is required "for reject/revise" (the review service refuses a blank one). A
+# Struct cannot say so: its JSON Schema and the OpenAPI document carry this rule beside it.
+FEEDBACK_REQUIRED = {
+    "if": {"properties": {"decision": {"enum": ["reject", "revise"]}}, "required": ["decision"]},
+    "then": {"properties": {"feedback": {"type": "string", "pattern": r"\S"}}, "required": ["feedback"]},
+}
 
 
 class ReviewAccepted(msgspec.Struct, frozen=True):

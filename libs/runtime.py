@@ -31,6 +31,7 @@ from libs.eventstore.store import EventStore
 from libs.hardening import forbid_inspection
 from libs.observability.logs import setup_logging
 from libs.observability.metrics import COMMANDS
+from libs.outage import OUTAGE_MESSAGE, outage
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,12 @@ def _bytes_handler(subject: str, handler: CommandHandler) -> Callable[[Any], Awa
         except EventTooLarge as exc:
             COMMANDS.labels(subject, "refused").inc()
             return msgspec.json.encode(CommandReply(error=CommandError(413, exc.code, str(exc))))
-        except Exception:
+        except Exception as exc:
+            if outage(exc):
+                # Not a bug: the caller is told to try again, as the edge's own reads are.
+                log.warning("command %s: the database cannot serve it: %s: %s", subject, type(exc).__name__, exc)
+                COMMANDS.labels(subject, "unavailable").inc()
+                return msgspec.json.encode(CommandReply(error=CommandError(503, "service_unavailable", OUTAGE_MESSAGE)))
             # Answer anyway: a caller left waiting turns a bug into a timeout far away.
             log.exception("command failed")
             COMMANDS.labels(subject, "error").inc()

@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 
 import msgspec
 
+from contracts.repos import path_problem
+
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
@@ -30,6 +32,10 @@ def normalize(path: str) -> str:
     clean = posixpath.normpath(path.strip().replace("\\", "/"))
     if clean.startswith("/") or clean == ".." or clean.startswith("../") or clean == ".":
         raise PathError(f"'{path}' is outside the repository: use a relative path such as src/app.py")
+    # The rest of what a submitted path may not be (inside `.git`, say): an agent's file is
+    # proposed in a pull request and written to disk by self-heal like the task's own.
+    if (problem := path_problem(clean)) is not None:
+        raise PathError(problem)
     return clean
 
 

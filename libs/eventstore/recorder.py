@@ -8,23 +8,52 @@ handled `seq` instead: a redelivered message finds its row and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import msgspec
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
 from libs.domain.errors import EventTooLarge
 
+P = ParamSpec("P")
+R = TypeVar("R")
 TRACKING_TABLE = "consumer_tracking"
 APPEND_FUNCTION = "orchestrator_append"
 # An event larger than a bus message is sent by reference (the relay leaves its payload out, and
 # its readers take it from the store), so this is only a bound on what any reader must hold in
 # memory: no request makes an event near it (bodies are at most 6 MB, free text 64 Ki characters).
 MAX_EVENT_BYTES = 64 * 1024 * 1024
+
+
+RECONNECT_ATTEMPTS = 10
+RECONNECT_WAIT_S = 0.2
+
+
+def reconnecting(statement: Callable[P, R]) -> Callable[P, R]:
+    """Around every read and write here: a pooled connection PostgreSQL ended (a restart) fails
+    at its next use and the pool drops it, so the statement goes again on another, as
+    eventsourcing's own statements do. A wait for a connection that timed out (the pool could
+    not reach the server for `POSTGRES_CONNECT_TIMEOUT`) is not tried again: the caller answers
+    it as an outage (503, try again) in time, not minutes later."""
+
+    @functools.wraps(statement)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            try:
+                return statement(*args, **kwargs)
+            except (InterfaceError, OperationalError) as exc:
+                if isinstance(exc.__cause__, PoolTimeout) or attempt == RECONNECT_ATTEMPTS:
+                    raise
+                time.sleep(RECONNECT_WAIT_S)
+        raise AssertionError("unreachable")
+
+    return again
 
 
 class ConsumerTracking(msgspec.Struct, frozen=True):
@@ -97,7 +126,7 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             .as_bytes()
         )
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @reconnecting
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")
         if tracking is not None and not tracking.seqs:
@@ -126,11 +155,13 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             )
             return [row[APPEND_FUNCTION] for row in curs.fetchall()]
 
+    @reconnecting
     def handled(self, consumer: str, seqs: Sequence[int]) -> set[int]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: one round trip
             curs.execute(self._select_tracking, (consumer, list(seqs)), prepare=True)
             return {row["seq"] for row in curs.fetchall()}
 
+    @reconnecting
     def positions(self) -> dict[str, dict[str, int]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: one round trip
             curs.execute(self._select_positions)

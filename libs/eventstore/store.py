@@ -27,7 +27,7 @@ from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
-from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder
+from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder, reconnecting
 from libs.eventstore.transcoder import MsgspecTranscoder
 
 EVENTS_TABLE = "orchestrator_events"
@@ -56,6 +56,9 @@ def eventsourcing_env(database_url: str, pool_size: int = 4) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # How long a statement waits for a pooled connection (eventsourcing's default is 30 s):
+        # while PostgreSQL is away a command is answered 503 well within the gateway's wait.
+        "POSTGRES_CONNECT_TIMEOUT": "5",
     }
 
 
@@ -122,11 +125,7 @@ class EventStore:
             return {}
         aggregates: dict[UUID, Any] = self._take_kept(wanted) if self._kept_limit else {}
         versions = [aggregates[i].version if i in aggregates else 0 for i in wanted]
-        # One statement on an autocommit connection: no BEGIN / ROLLBACK round trips.
-        with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_many, {"ids": wanted, "versions": versions}, prepare=True)
-            rows = curs.fetchall()
-        for row in rows:
+        for row in self._events_after(wanted, versions):
             event = self.app.mapper.to_domain_event(
                 StoredEvent(
                     originator_id=row["originator_id"],
@@ -137,6 +136,13 @@ class EventStore:
             )
             aggregates[row["originator_id"]] = event.mutate(aggregates.get(row["originator_id"]))
         return aggregates
+
+    @reconnecting
+    def _events_after(self, ids: list[UUID], versions: list[int]) -> list[Any]:
+        # One statement on an autocommit connection: no BEGIN / ROLLBACK round trips.
+        with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_many, {"ids": ids, "versions": versions}, prepare=True)
+            return curs.fetchall()
 
     def save(self, aggregates: Iterable[Aggregate], tracking: ConsumerTracking | None = None) -> int:
         """Appends all pending events (and the tracking rows) in one transaction.
@@ -179,6 +185,7 @@ class EventStore:
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    @reconnecting
     def read(self, after: int, limit: int = 1000, stop: int | None = None) -> list[EventEnvelope]:
         """The log after `after` (up to `stop`), as envelopes. Every follower of the log reads
         through here, so it takes plain tuples, not eventsourcing's Notification objects."""
@@ -192,6 +199,7 @@ class EventStore:
         found = self.read(seq - 1, 1, seq)
         return found[0] if found else None
 
+    @reconnecting
     def read_of(self, event_class: type, after: int, limit: int = 1000) -> list[EventEnvelope]:
         """The log's events of one class after `after`: PostgreSQL passes over the others, so
         they are never sent or decoded (the rest of the log can hold whole repositories)."""

@@ -10,7 +10,10 @@ import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from contracts.events import SEQ_PATTERN, SEQ_WORDS
+from contracts.repos import PATTERN_WORDS
 from libs.domain.errors import EventTooLarge
+from libs.outage import OUTAGE_MESSAGE, outage
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,14 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: str, message: str) -> Response[dict[str, str]]:
-    return Response({"error": code, "message": message}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, str]]:
+    response = Response({"error": code, "message": message}, status_code=status, headers=headers)
+    if status == 503:
+        # Every 503 is "not now" (the database or an owner is away): say when to ask again.
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, str]]:
@@ -40,14 +49,38 @@ PARAMETER_SOURCES = {"query", "path", "header", "cookie"}
 EMPTY_BODY = "the request body is empty: send a JSON object"
 
 
+# msgspec names the pattern a string failed by the pattern itself: where it is one of a
+# repository's names, the message says what such a name may be instead.
+_PATTERNS = {
+    f"Expected `str` matching regex {pattern!r}": words
+    for pattern, words in {**PATTERN_WORDS, SEQ_PATTERN: SEQ_WORDS}.items()
+}
+
+
+def refused_pattern(name: str, pattern: str) -> ApiError:
+    """The 400 for a value that does not match `pattern`, worded as Litestar's own refusals of
+    a parameter are (for what a route checks itself)."""
+    return ApiError(400, "invalid_request", f"{name}: {_readable(f'Expected `str` matching regex {pattern!r}')}")
+
+
+def _readable(message: str) -> str:
+    for regex, words in _PATTERNS.items():
+        if message.startswith(regex):
+            return f"Expected {words}{message[len(regex) :]}"
+    return message
+
+
 def _detail(error: dict[str, Any]) -> str:
-    message = str(error.get("message", error))
+    message = _readable(str(error.get("message", error)))
     if error.get("key") == "data" and message == "'data'":
         return EMPTY_BODY  # Litestar's word (a KeyError) for a body route called without one
-    # A query, path or header parameter is named (`limit: Expected `int` <= 200`); a body's
-    # messages already say where (`at `$.tasks[0]``).
+    # A query, path or header parameter is named (`limit: Expected `int` <= 200`); a place in
+    # the body as msgspec says it (`... - at `$.tasks[0].repo.owner``), which Litestar leaves
+    # out of the message.
     source = str(getattr(error.get("source"), "value", error.get("source")))
-    return f"{error['key']}: {message}" if error.get("key") and source in PARAMETER_SOURCES else message
+    if not error.get("key"):
+        return message
+    return f"{error['key']}: {message}" if source in PARAMETER_SOURCES else f"{message} - at `$.{error['key']}`"
 
 
 def on_too_large(_: Request[Any, Any, Any], exc: EventTooLarge) -> Response[dict[str, str]]:
@@ -55,34 +88,23 @@ def on_too_large(_: Request[Any, Any, Any], exc: EventTooLarge) -> Response[dict
 
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Litestar's router lists the path's handlers in `allow`, a WebSocket's as "websocket".
+        methods = [m for m in headers.pop("allow", "").split(", ") if m and m != "websocket"]
+        if not methods:
+            # A WebSocket route asked over plain HTTP: it takes only an upgrade (RFC 9110 15.5.22).
+            message = "this endpoint is a WebSocket: connect with Upgrade: websocket"
+            return error_response(426, "upgrade_required", message, {"Upgrade": "websocket"})
+        headers["Allow"] = ", ".join(methods)  # HTTP requires it on a 405
     code = {400: "invalid_request", 404: "Not found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, "http_error"
     )
-    return error_response(exc.status_code, code, str(exc.detail))
+    return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
 # Seconds a client is asked to wait before trying again while the database is away.
 RETRY_AFTER_S = 2
-# SQLSTATE classes and codes that say the server cannot serve now, not that the request or the
-# code is wrong: connection exceptions, insufficient resources (too many connections, disk,
-# memory), shutdown or start-up in progress. (A connection refused, or to a database that is not
-# there, fails before any SQLSTATE: psycopg raises an OperationalError without one.)
-_OUTAGE_CLASSES = ("08", "53")
-_OUTAGE_CODES = frozenset({"57P01", "57P02", "57P03"})
-
-
-def outage(exc: BaseException) -> bool:
-    """Whether a database error means PostgreSQL cannot serve at the moment (the client should
-    try again), rather than a bug; the event store's errors are judged by the psycopg error
-    they wrap. A read model's table missing counts: a rebuild drops and recreates them."""
-    error = exc if isinstance(exc, psycopg.Error) else exc.__cause__
-    if isinstance(error, psycopg.errors.UndefinedTable):
-        return '"rm_' in str(error)
-    if not isinstance(error, psycopg.OperationalError):
-        return False
-    # No SQLSTATE: the connection failed or broke (the pool's PoolTimeout is one of these).
-    code = error.sqlstate
-    return code is None or code[:2] in _OUTAGE_CLASSES or code in _OUTAGE_CODES
 
 
 def on_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
@@ -91,9 +113,7 @@ def on_database_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if not outage(exc):
         return on_unexpected(request, exc)
     log.warning("the database cannot serve this request: %s: %s", type(exc).__name__, exc)
-    response = error_response(503, "service_unavailable", "the database cannot be reached at the moment; try again")
-    response.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return response
+    return error_response(503, "service_unavailable", OUTAGE_MESSAGE)
 
 
 def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:

@@ -44,6 +44,7 @@ from githubkit.typing import RetryOption
 from httpx_aiohttp import AiohttpTransport
 from psycopg_pool import AsyncConnectionPool
 
+from contracts.repos import names_problem
 from libs.bus.consumer import TryLater
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest
@@ -68,6 +69,25 @@ class Target(NamedTuple):
     repo: str
     branch: str
     base: str
+
+    @property
+    def path(self) -> tuple[str, str]:
+        """The owner and the repository as path segments of a GitHub call: githubkit puts path
+        parameters into the URL as they are, so each is escaped here, and no name (checked at
+        submission, and again before publishing) can reach another path with our credentials."""
+        return segment(self.owner), segment(self.repo)
+
+
+def segment(name: str) -> str:
+    """`name` as one path segment: every reserved character escaped, and a name of dots alone
+    too (a URL's `.` and `..` segments are resolved before the request is sent)."""
+    escaped = quote(name, safe="")
+    return escaped.replace(".", "%2E") if set(name) <= {"."} else escaped
+
+
+def segments(path: str) -> str:
+    """A `/`-separated name (a branch, a ref) as path segments, each escaped on its own."""
+    return "/".join(segment(part) for part in path.split("/"))
 
 
 class Opened(NamedTuple):
@@ -179,8 +199,8 @@ async def open_pull_request(
     if github is None:
         return PullRequest.skipped(workspace_id, task_id, NO_CREDENTIALS)
     target = Target(repo["owner"], repo["repo"], repo["branch"], repo["baseBranch"])
-    if target.branch == target.base:
-        refusal = f"the task's branch {target.branch!r} is its base branch; a pull request needs a branch of its own"
+    # Checked at submission; again here for a task stored before that check existed.
+    if (refusal := names_problem(*target)) is not None:
         return PullRequest.failed(workspace_id, task_id, refusal)
     removed = sorted(set(deleted) - set(files))
     if not files and not removed:
@@ -305,9 +325,7 @@ async def _publish(
     opened = await find_open(github, target)
     if opened is None:
         # No open pull request comes from the branch, so it is moved, not merged.
-        await github.rest.git.async_update_ref(
-            target.owner, target.repo, branch_ref(target.branch), sha=commit, force=True
-        )
+        await github.rest.git.async_update_ref(*target.path, branch_ref(target.branch), sha=commit, force=True)
         opened = await create(github, target, headline, body)
     elif task_id not in opened.body:
         # Another task's pull request from the same branch (a chained task building on its
@@ -318,11 +336,9 @@ async def _publish(
         head = await branch_head(github, target, target.branch)
         if task_id not in head.commit.message:
             commit = await commit_changes(github, target, files, removed, message, onto=head)
-            await github.rest.git.async_update_ref(
-                target.owner, target.repo, branch_ref(target.branch), sha=commit, force=False
-            )
+            await github.rest.git.async_update_ref(*target.path, branch_ref(target.branch), sha=commit, force=False)
         await github.rest.pulls.async_update(
-            target.owner, target.repo, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
+            *target.path, opened.number, body=f"{opened.body.rstrip()}\n\n---\n\n{body}"
         )
     return opened
 
@@ -374,22 +390,21 @@ def _read(response: Response[Any], shape: type[T]) -> T:
 
 async def find_open(github: GitHub[Any], target: Target) -> Opened | None:
     # `head` must carry its owner: GitHub silently ignores a bare branch name here.
-    response = await github.rest.pulls.async_list(
-        target.owner, target.repo, head=f"{target.owner}:{target.branch}", state="open"
-    )
+    response = await github.rest.pulls.async_list(*target.path, head=f"{target.owner}:{target.branch}", state="open")
     found = _read(response, list[_Pull])
     return Opened(found[0].html_url, found[0].number, found[0].body or "") if found else None
 
 
 def branch_ref(branch: str) -> str:
-    # githubkit puts path parameters into the URL as they are.
-    return quote(f"heads/{branch}", safe="/")
+    # githubkit puts path parameters into the URL as they are; GitHub wants a ref's slashes as
+    # they are, so each part is escaped on its own.
+    return segments(f"heads/{branch}")
 
 
 async def branch_head(github: GitHub[Any], target: Target, branch: str) -> _BranchHead:
     """The branch's head commit, with its tree and message, in one call (a ref, then its commit,
     would be two)."""
-    found = await github.rest.repos.async_get_branch(target.owner, target.repo, quote(branch, safe="/"))
+    found = await github.rest.repos.async_get_branch(*target.path, segments(branch))
     return _read(found, _Branch).commit
 
 
@@ -403,7 +418,7 @@ async def commit_changes(
 ) -> str:
     """One commit of the changes on top of branch `onto` (or of that branch's head, read
     already); its sha."""
-    owner, repo = target.owner, target.repo
+    owner, repo = target.path
     head = await branch_head(github, target, onto) if isinstance(onto, str) else onto
     base, base_tree = head.sha, head.commit.tree.sha
     # Contents go inline (GitHub writes the blobs): one request, where a blob per file would
@@ -420,7 +435,7 @@ async def commit_changes(
 async def create_branch(github: GitHub[Any], target: Target, commit: str) -> bool:
     """Creates the task's branch at `commit`; False when it exists already."""
     try:
-        await github.rest.git.async_create_ref(target.owner, target.repo, ref=f"refs/heads/{target.branch}", sha=commit)
+        await github.rest.git.async_create_ref(*target.path, ref=f"refs/heads/{target.branch}", sha=commit)
     except RequestFailed as exc:
         if exc.response.status_code == 422 and "already exists" in github_message(exc):
             return False
@@ -431,7 +446,7 @@ async def create_branch(github: GitHub[Any], target: Target, commit: str) -> boo
 async def create(github: GitHub[Any], target: Target, title: str, body: str) -> Opened:
     try:
         response = await github.rest.pulls.async_create(
-            target.owner, target.repo, title=title, head=target.branch, base=target.base, body=body
+            *target.path, title=title, head=target.branch, base=target.base, body=body
         )
     except RequestFailed as exc:
         # Another replica handling the same approval may have opened it a moment ago.

@@ -18,6 +18,7 @@ from libs.bus.logs import ensure_logs_stream
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries, schema
+from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
@@ -105,4 +106,7 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
     )
     livelogs.document(app.openapi_schema)
+    routes.document(app.openapi_schema)
+    workspaces.document(app.openapi_schema)
+    openapi.document(app)
     return app

@@ -159,6 +159,9 @@ def document(openapi: OpenAPI) -> None:
             parameters=[
                 Parameter(name="task_id", param_in="path", required=True, schema=Schema(type=OpenAPIType.STRING))
             ],
-            responses={"101": OpenAPIResponse(description="Switching Protocols: the log stream follows")},
+            responses={
+                "101": OpenAPIResponse(description="Switching Protocols: the log stream follows"),
+                "426": OpenAPIResponse(description="Asked without `Upgrade: websocket`: only a WebSocket is served"),
+            },
         )
     )

@@ -8,11 +8,13 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, get, post
+from litestar.openapi.spec import OpenAPI, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from contracts.commands import DecideReviewCommand, SubmitTasksCommand
 from contracts.subjects import DECIDE_REVIEW, SUBMIT_TASKS
 from contracts.tasks import (
+    FEEDBACK_REQUIRED,
     CostsReport,
     Health,
     ReviewAccepted,
@@ -25,6 +27,7 @@ from contracts.tasks import (
 from libs.readmodels import queries
 from libs.web.auth import caller
 from libs.web.errors import ApiError
+from libs.web.openapi import as_spec
 from libs.web.ops import VERSION
 from services.gateway.commands import send
 from services.gateway.readyourwrites import reach_head
@@ -139,3 +142,11 @@ async def _wait_for_status_change(state: State, workspace: str, task_id: str, st
         return await queries.task_status(state.pool, workspace, task_id)
 
     await state.watch.status_change(task_id, status, current, state.settings.read_your_writes_timeout_s)
+
+
+def document(openapi: OpenAPI) -> None:
+    """A review's feedback is required for reject and revise: the rule the Struct cannot state."""
+    components = openapi.components.schemas if openapi.components and openapi.components.schemas else {}
+    review = components["ReviewDecision"]
+    assert isinstance(review, Schema)
+    review.schema_if, review.then = as_spec(FEEDBACK_REQUIRED["if"]), as_spec(FEEDBACK_REQUIRED["then"])

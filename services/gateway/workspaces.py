@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 from eventsourcing.persistence import IntegrityError
 from litestar import Request, delete, get, patch, post
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, RequestBody
 from litestar.params import FromPath, JSONBody
 
 from contracts.workspaces import (
@@ -32,6 +33,7 @@ from libs.readmodels import queries
 from libs.web.auth import workspace_of
 from libs.web.bodies import decode_body
 from libs.web.errors import ApiError
+from libs.web.openapi import ERRORS, register
 from services.gateway.readyourwrites import reach_head
 
 T = TypeVar("T")
@@ -65,7 +67,7 @@ async def _change(state: Any, workspace_id: str, change: Callable[[Workspace], T
     raise ApiError(503, "service_unavailable", f"workspace {workspace_id} is changing too fast; try again")
 
 
-@post("/admin/workspaces", status_code=201, opt=ADMIN)
+@post("/admin/workspaces", status_code=201, opt={**ADMIN, ERRORS: {409: "A workspace with this id exists."}})
 async def create_workspace(request: Request[Any, Any, Any], data: JSONBody[NewWorkspace]) -> IssuedKey:
     state = request.app.state
     workspace_id = data.workspace_id or new_workspace_id()
@@ -183,6 +185,27 @@ def merge_patch(target: Any, patch_: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def document(openapi: OpenAPI) -> None:
+    """The config routes decode their JSON by hand (a merge patch), so Litestar sees no body and
+    types the config as any object: the document says what they take and give."""
+    config = register(openapi, OrchestrationConfig)
+    item = (openapi.paths or {})[CONFIG.replace(":str", "")]
+    assert item.get is not None and item.patch is not None
+    item.patch.request_body = RequestBody(
+        required=True,
+        description=(
+            "A JSON merge patch (RFC 7396) of the config: a key given changes, `null` removes it, the rest "
+            "stays. Known keys are checked as OrchestrationConfig; any other key is kept as given. The patch "
+            f"and the config it makes are at most {MAX_CONFIG_BYTES} bytes of JSON, nest at most "
+            f"{MAX_CONFIG_DEPTH} levels and hold no U+0000."
+        ),
+        content={"application/json": OpenAPIMediaType(schema=config)},
+    )
+    for operation in (item.get, item.patch):
+        assert operation.responses is not None
+        operation.responses["200"].content = {"application/json": OpenAPIMediaType(schema=config)}
 
 
 ROUTES = [create_workspace, show_workspace, issue_key, revoke_key, get_config, update_config, purge]

@@ -11,6 +11,7 @@ from typing import Any
 import nats
 import psycopg
 from litestar import Litestar, Request, get
+from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
 from libs.bus.jetstream import ensure_events_stream
@@ -19,6 +20,7 @@ from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from libs.readmodels import schema
 from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
+from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
@@ -124,7 +126,7 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
             store.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             ready_route(_is_ready),
@@ -139,4 +141,8 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[request_metrics("stream")],
         exception_handlers=HANDLERS,
         logging_config=None,
+        openapi_config=OpenAPIConfig(title="Agent orchestrator: stream", version=VERSION, path="/schema"),
     )
+    routes.document(app.openapi_schema)
+    openapi.document(app)
+    return app

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
-from contracts.events import EventEnvelope, FeedEvent, public_payload
+from contracts.events import SEQ_PATTERN, EventEnvelope, FeedEvent, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import queries
 from libs.web.auth import key_checker
-from libs.web.errors import ApiError
+from libs.web.errors import ApiError, refused_pattern
 from services.stream.broadcast import Broadcaster, Overflowed
 
 PAGE = 1000
@@ -131,24 +133,37 @@ async def live(
             yield b"".join(chunk)
 
 
-def resume_point(since_seq: int | None, last_event_id: str | None) -> int | None:
+SinceSeq = Annotated[
+    str | None,
+    QueryParameter(
+        name="since_seq",
+        pattern=SEQ_PATTERN,
+        description="Resume after this event seq: the events with a greater seq, then live.",
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        description=(
+            "As `since_seq` (the same rule: decimal digits, at most 18), sent by an EventSource on "
+            "reconnecting; the later of the two wins. Empty: no resume point."
+        ),
+    ),
+]
+_seq = re.compile(SEQ_PATTERN)
+
+
+def resume_point(since_seq: str | None, last_event_id: str | None) -> int | None:
     """Where a client resumes: after `?since_seq` or `Last-Event-ID`, the later when both are
     given (a browser's EventSource keeps the `since_seq` it was opened with and sends the id of
-    the last event it got on each reconnect), else None."""
-    given = [seq for seq in (since_seq, _last_event_id(last_event_id)) if seq is not None]
+    the last event it got on each reconnect), else None. One rule for both, `SEQ_PATTERN`: the
+    route checks the query's; the header's is checked here, so the refusal names the header
+    (Litestar would name the argument)."""
+    if last_event_id and _seq.search(last_event_id) is None:
+        raise refused_pattern("Last-Event-ID", SEQ_PATTERN)
+    given = [int(seq) for seq in (since_seq, last_event_id) if seq]
     return max(given) if given else None
-
-
-def _last_event_id(header: str | None) -> int | None:
-    if header is None or header.strip() == "":
-        return None
-    try:
-        value = int(header)
-    except ValueError:
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event seq (an integer)") from None
-    if value < 0:
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must not be negative")
-    return value
 
 
 async def kept_after(pool: AsyncConnectionPool, workspace_id: str, asked: int | None, what: str, code: str) -> int:

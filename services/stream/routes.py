@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, get
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIType, Schema
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from libs.eventstore.store import EventStore
 from libs.observability.logs import redact
 from libs.readmodels import queries
 from libs.web.auth import workspace_of
+from libs.web.openapi import ERRORS
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import events_feed, kept_after, resume_point, sse_response
+from services.stream.feed import LastEventId, SinceSeq, events_feed, kept_after, resume_point, sse_response
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
+# A resume point before the workspace's last purge: what it asks for is gone.
+PURGED = {ERRORS: {410: "The history before the workspace's last purge is gone: resume from the seq named."}}
 
 
-@get(f"{PREFIX}/events")
+@get(f"{PREFIX}/events", opt=PURGED)
 async def stream_events(
     request: Request[Any, Any, Any],
     workspaceID: FromPath[str],
-    since_seq: Annotated[int | None, QueryParameter(name="since_seq", ge=0)] = None,
-    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+    since_seq: SinceSeq = None,
+    last_event_id: LastEventId = None,
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     asked = resume_point(since_seq, last_event_id)
@@ -62,3 +66,19 @@ async def _consumers(state: Any, head: int) -> dict[str, Any]:
         position["lag"] = max(0, head - position["position"])
     relay = state.relay_progress["position"]
     return {"relay": {"position": relay, "lag": max(0, head - relay)}, "durable": positions}
+
+
+# What each SSE route's frames carry; Litestar documents a stream as JSON.
+SSE = {
+    "/events": "SSE frames: event=<type>, id=<seq>, data=FeedEvent",
+    "/log/stream": "SSE frames: event=tool.call, id=<seq>, data=ToolCallEntry",
+}
+
+
+def document(openapi: OpenAPI) -> None:
+    for path, frames in SSE.items():
+        operation = (openapi.paths or {})[PREFIX.replace(":str", "") + path].get
+        assert operation is not None and operation.responses is not None
+        operation.responses["200"].content = {
+            "text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description=frames))
+        }

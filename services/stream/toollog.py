@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from operator import itemgetter
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, get
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,8 +25,18 @@ from libs.eventstore.store import EventStore
 from libs.readmodels import queries, toolcalls
 from libs.web.auth import workspace_of
 from services.stream.broadcast import Broadcaster
-from services.stream.feed import PAGE, RECONNECT_MS, kept_after, live, replay, resume_point, sse_response
-from services.stream.routes import PREFIX
+from services.stream.feed import (
+    PAGE,
+    RECONNECT_MS,
+    LastEventId,
+    SinceSeq,
+    kept_after,
+    live,
+    replay,
+    resume_point,
+    sse_response,
+)
+from services.stream.routes import PREFIX, PURGED
 
 EVENT = b"tool.call"
 _encoder = msgspec.json.Encoder()
@@ -72,12 +82,12 @@ async def tool_log_feed(
         broadcaster.unregister(workspace_id, queue, toolcalls.TOOL_CALLED)
 
 
-@get(f"{PREFIX}/log/stream")
+@get(f"{PREFIX}/log/stream", opt=PURGED)
 async def stream_tool_log(
     request: Request[Any, Any, Any],
     workspaceID: FromPath[str],
-    since_seq: Annotated[int | None, QueryParameter(name="since_seq", ge=0)] = None,
-    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+    since_seq: SinceSeq = None,
+    last_event_id: LastEventId = None,
 ) -> Stream:
     state, workspace_id = request.app.state, workspace_of(request, workspaceID)
     since = resume_point(since_seq, last_event_id)

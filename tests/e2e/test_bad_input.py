@@ -44,6 +44,7 @@ BAD_BODIES = {
     "one good one bad": {"tasks": [task_request(), task_request(agent_type="poet")]},
     "NUL in the description": {"tasks": [task_request(description="add\u0000validation")]},
     "NUL in a file": {"tasks": [{**task_request(), "repo": {**task_request()["repo"], "files": {"a.py": "x\u0000"}}}]},
+    "NUL in a field the API ignores": {"tasks": [task_request(note="\u0000")]},
 }
 
 
@@ -69,6 +70,41 @@ def test_bad_task_submission_is_a_400_and_changes_nothing(stack: Stack, api: htt
     error = response.json()
     assert set(error) == {"error", "message"}
     assert error["error"] and error["message"]
+    assert _log_head(stack) == head
+
+
+def _repo(**changes: object) -> dict:
+    return {"tasks": [{**task_request(), "repo": {**task_request()["repo"], **changes}}]}
+
+
+# Names that would point the product's GitHub credentials at another API path, a pull request
+# that could never be opened, files outside the repository: each refused, naming what and why.
+BAD_REPOS = {
+    "owner climbing up": (_repo(owner=".."), "repo.owner"),
+    "owner with a slash": (_repo(owner="a/b"), "repo.owner"),
+    "repository climbing up": (_repo(repo=".."), "repo.repo"),
+    "repository with a slash": (_repo(repo="api/../../x"), "repo.repo"),
+    "branch with '..'": (_repo(branch="agent/../main"), "repo.branch"),
+    "base branch with a space": (_repo(baseBranch="ma in"), "repo.baseBranch"),
+    "branch that is the base": (_repo(branch="main"), "repo.branch 'main' is the base branch"),
+    "a path climbing out": (_repo(files={"../../../etc/passwd": "x"}), "'../../../etc/passwd'"),
+    "an absolute path": (_repo(files={"/etc/passwd": "x"}), "'/etc/passwd'"),
+    "a path into .git": (_repo(files={"src/a.py": "", ".git/hooks/pre-commit": "x"}), "'.git/hooks/pre-commit'"),
+}
+
+
+@pytest.mark.parametrize(("body", "named"), BAD_REPOS.values(), ids=BAD_REPOS.keys())
+def test_a_bad_repository_name_or_path_is_a_400_naming_it(
+    stack: Stack, api: httpx.Client, body: dict, named: str
+) -> None:
+    head = _log_head(stack)
+
+    response = api.post("/tasks", json=body)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert named in response.json()["message"]
+    assert "regex" not in response.json()["message"]  # said in words, not as a pattern
     assert _log_head(stack) == head
 
 

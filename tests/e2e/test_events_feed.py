@@ -120,10 +120,22 @@ def test_a_browser_reconnecting_with_its_first_since_seq_and_its_last_event_id_g
     assert resumed(start, last_got) == resumed(last_got, start) == log[-2:]
 
 
-def test_last_event_id_must_be_a_seq(stack: Stack) -> None:
-    response = httpx.get(f"{stack.stream_url}{FEED}", headers={"Last-Event-ID": "yesterday", **stack.auth}, timeout=10)
-    assert response.status_code == 400
-    assert set(response.json()) == {"error", "message"}
+NOT_A_SEQ = ["yesterday", "1e3", "-1", "+5", "1.0", "1_000", "\u0661\u0662", "9" * 19, "0x7"]
+
+
+@pytest.mark.parametrize("value", NOT_A_SEQ)
+@pytest.mark.parametrize("path", [FEED, FEED.replace("/events", "/log/stream")])
+def test_since_seq_and_last_event_id_take_a_seq_by_one_rule(stack: Stack, path: str, value: str) -> None:
+    """What each feed sends as an event's `id:`, and nothing else: decimal digits, within the
+    store's range. Both ways of resuming refuse the same values the same way."""
+    url = f"{stack.stream_url}{path}"
+    by_query = httpx.get(url, params={"since_seq": value}, headers=stack.auth, timeout=10)
+    by_header = httpx.get(url, headers={"Last-Event-ID": value.encode(), **stack.auth}, timeout=10)
+
+    for response, name in [(by_query, "since_seq"), (by_header, "Last-Event-ID")]:
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+        assert response.json()["message"].startswith(f"{name}: ")
 
 
 def test_unknown_workspace_is_a_404(stack: Stack) -> None:

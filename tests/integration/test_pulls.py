@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from githubkit import GitHub, TokenAuthStrategy
+from githubkit.exception import RequestFailed
 
 from libs.bus.consumer import TryLater
 from libs.config import Settings
@@ -24,6 +25,7 @@ from services.executor.pulls import (
     BranchLocks,
     KeptOpen,
     Target,
+    branch_head,
     close_github_client,
     github_client,
     open_pull_request,
@@ -184,8 +186,41 @@ async def test_a_branch_that_is_its_base_is_never_rewritten(
 
     main_after = (await github.rest.git.async_get_ref("acme", "api", "heads/main")).parsed_data.object_.sha
     assert kind == "pull_request.failed"
-    assert "is its base branch" in payload["error"]
+    assert "is the base branch" in payload["error"]
     assert main_after == main_before
+
+
+@pytest.mark.parametrize(
+    "names",
+    [{"owner": ".."}, {"repo": ".."}, {"owner": "a/b"}, {"repo": "api/../../orgs"}, {"branch": "x/../../main"}],
+    ids=["owner ..", "repo ..", "owner a/b", "repo with ../", "branch with ../"],
+)
+async def test_a_task_stored_with_names_that_reach_other_paths_makes_no_github_call(
+    github_url: str, control: httpx.AsyncClient, names: dict[str, str]
+) -> None:
+    # A task stored before submission checked its names: the publisher checks them again.
+    counting = Counting(KeptOpen(transport_for(github_url)))
+    client = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, http_cache=False, async_transport=counting)
+    try:
+        kind, payload = outcome(await publish(client, repo=REPO | names))
+    finally:
+        await counting.transport.close()
+
+    assert kind == "pull_request.failed"
+    assert "is not a valid" in payload["error"]
+    assert counting.requests == []
+
+
+async def test_each_github_path_segment_is_escaped(github_url: str, control: httpx.AsyncClient) -> None:
+    counting = Counting(KeptOpen(transport_for(github_url)))
+    client = GitHub(TokenAuthStrategy(TOKEN), base_url=github_url, http_cache=False, async_transport=counting)
+    try:
+        with pytest.raises(RequestFailed):
+            await branch_head(client, Target("a/b", "..", "x", "main"), "feature/ü#1")
+    finally:
+        await counting.transport.close()
+
+    assert counting.raw == ["GET /repos/a%2Fb/%2E%2E/branches/feature/%C3%BC%231"]
 
 
 async def test_a_wrong_token_fails_with_githubs_words_and_never_the_token(
@@ -231,9 +266,11 @@ class Counting(httpx.AsyncBaseTransport):
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
         self.transport = transport
         self.requests: list[str] = []
+        self.raw: list[str] = []  # as sent, escaped
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(f"{request.method} {request.url.path}")
+        self.raw.append(f"{request.method} {request.url.raw_path.decode()}")
         return await self.transport.handle_async_request(request)
 
 

@@ -41,6 +41,12 @@ def test_normalize_refuses_paths_escaping_the_repository(path: str) -> None:
         normalize(path)
 
 
+@pytest.mark.parametrize("path", [".git/config", "src/.GIT/hooks/pre-commit", ".git", "a/../.git/HEAD"])
+def test_normalize_refuses_gits_own_folder(path: str) -> None:
+    with pytest.raises(PathError, match=r"inside '\.git'"):
+        normalize(path)
+
+
 @pytest.mark.parametrize("path", [".", "./", "src/.."])
 def test_normalize_refuses_the_repository_root_itself(path: str) -> None:
     with pytest.raises(PathError):

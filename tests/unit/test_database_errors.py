@@ -7,7 +7,7 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from libs.web.errors import outage
+from libs.outage import outage
 
 
 def wrapped(error: psycopg.Error) -> eventsourcing.persistence.PersistenceError:

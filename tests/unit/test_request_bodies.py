@@ -50,6 +50,11 @@ BAD = {
     "not UTF-8": (b'{"tasks": ["\xe9"]}', "not valid UTF-8"),
     "not UTF-8 either": (b'{"a": "\xc3\x28"}', "not valid UTF-8"),
     "nested past the decoder": (b'{"tasks": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nests deeper"),
+    # Refused wherever it is, a field the route reads or one it ignores, as the README says.
+    "NUL in a field read": (b'{"tasks": ["a\\u0000b"]}', "U+0000"),
+    "NUL in a field ignored": (b'{"tasks": [], "note": "\\u0000"}', "U+0000"),
+    "NUL in a key ignored": (b'{"tasks": [], "n\\u0000te": 1}', "U+0000"),
+    "NUL deep down": (b'{"tasks": [], "x": ' + b"[" * 500 + b'"\\u0000"' + b"]" * 500 + b"}", "U+0000"),
 }
 
 
@@ -69,6 +74,9 @@ def test_a_body_that_cannot_be_decoded_is_a_400(
 def test_a_good_body_still_decodes(client: TestClient[Litestar]) -> None:
     assert client.post("/typed", json={"tasks": ["a", "b"]}).json() == {"tasks": 2}
     assert client.patch("/raw", json={"x": [1]}).json() == {"decoded": {"x": [1]}}
+    # An escaped backslash before `u0000` is text, not a NUL.
+    escaped = client.patch("/raw", content=b'{"x": "\\\\u0000"}', headers={"content-type": "application/json"})
+    assert escaped.json() == {"decoded": {"x": "\\u0000"}}
 
 
 def test_an_event_too_large_for_the_bus_is_a_413(client: TestClient[Litestar]) -> None:
