@@ -176,6 +176,18 @@ class CostBreakdown(msgspec.Struct, frozen=True, rename="camel"):
     estimated_cost_usd: float = 0.0
     cpu_time_ms: int = 0
     subrequests: int = 0
+    # An extension to spec 000, omitted unless true, so a cost without an estimate reads as before.
+    estimated: (
+        Annotated[
+            bool,
+            msgspec.Meta(
+                description="Present, and true, when the sums include an estimate rather than a provider's count: "
+                "a model call an interrupted run had in flight, charged at its request's size / 4 input tokens "
+                "and maxTokens output."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class AgentResult(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):

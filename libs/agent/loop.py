@@ -77,8 +77,7 @@ class Observer(Protocol):
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
     bench = Workbench(spec.agent_type, repo)
-    conversation = conversation_for(spec.provider, spec.system)
-    conversation.add_user(spec.first_message)
+    conversation = _opening(spec)
     usage, tool_calls = Usage(), 0
 
     def outcome(summary: str | None, error: str | None = None, retryable: bool = False, calls: int = 0) -> Outcome:
@@ -132,6 +131,23 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
     return outcome(None, f"the agent did not call finish within {spec.max_turns} model calls", True, spec.max_turns)
 
 
+def _opening(spec: AgentSpec) -> Conversation:
+    conversation = conversation_for(spec.provider, spec.system)
+    conversation.add_user(spec.first_message)
+    return conversation
+
+
 def _size(conversation: Conversation) -> int:
     """What the next request sends, in characters: about four per token."""
     return len(conversation.system) + len(msgspec.json.encode(conversation.messages))
+
+
+def first_prompt_chars(spec: AgentSpec) -> int:
+    """The size of a run's first request, as the loop measures it before the call."""
+    return _size(_opening(spec))
+
+
+def estimated_usage(prompt_chars: int, max_tokens: int) -> dict[str, int]:
+    """What a model call may use, told before it is made: its request at about four characters
+    a token (the tool definitions left out), and as much output as it may answer."""
+    return {"input_tokens": prompt_chars // 4, "output_tokens": max_tokens}

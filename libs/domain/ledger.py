@@ -38,7 +38,10 @@ class Ledger(WorkspaceAggregate):
         cpu_time_ms: int,
         subrequests: int,
         priced: bool,
+        estimated: bool = False,
     ) -> None:
+        """`estimated`: the usage includes an estimate, not a provider's count (a model call an
+        interrupted run had in flight)."""
         if run_id in self.charged_runs:
             return  # a redelivered run is never charged twice
         self.emit(
@@ -55,6 +58,7 @@ class Ledger(WorkspaceAggregate):
             cpu_time_ms=cpu_time_ms,
             subrequests=subrequests,
             priced=priced,
+            estimated=estimated,
         )
 
     class Charged(WorkspaceAggregate.Event):
@@ -70,6 +74,7 @@ class Ledger(WorkspaceAggregate):
         cpu_time_ms: int
         subrequests: int
         priced: bool
+        estimated: bool
 
         def apply(self, ledger: Ledger) -> None:
             ledger.charged_runs.append(self.run_id)

@@ -9,6 +9,7 @@ from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
 STARTED, SUCCEEDED, FAILED, BUDGET_STOPPED = "started", "succeeded", "failed", "budget_stopped"
+INTERRUPTED = "the run was interrupted (its executor stopped)"
 
 
 def run_id_for(task_id: str, subtask_id: str, attempt: int) -> UUID:
@@ -38,6 +39,9 @@ class Run(WorkspaceAggregate):
         self.model_calls = 0
         self.tool_calls = 0
         self.usage: dict[str, int] = {}  # what its recorded model calls used, summed
+        # The model call started and not recorded yet (turn, estimated usage): the provider may
+        # be paid for it, so a run found interrupted with one is charged its estimate.
+        self.started_call: dict[str, Any] | None = None
 
     @classmethod
     def start(
@@ -88,6 +92,28 @@ class Run(WorkspaceAggregate):
         def apply(self, run: Run) -> None:
             run.status = SUCCEEDED
 
+    def start_model_call(self, turn: int, estimated_usage: dict[str, int]) -> None:
+        """Model call `turn` (the second or a later one) is about to be made: saved before it is,
+        with the records of the turn before, so that a call paid for and never recorded is on
+        record anyway. The first call needs no marker: the run's start is saved before it."""
+        self._require_started()
+        self.emit(
+            self.ModelCallStarted,
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            turn=turn,
+            estimated_usage=estimated_usage,
+        )
+
+    class ModelCallStarted(WorkspaceAggregate.Event):
+        task_id: str
+        subtask_id: str
+        turn: int
+        estimated_usage: dict[str, int]  # input: the request's characters / 4; output: its max_tokens
+
+        def apply(self, run: Run) -> None:
+            run.started_call = {"turn": self.turn, "usage": self.estimated_usage}
+
     def record_model_call(
         self,
         turn: int,
@@ -129,8 +155,9 @@ class Run(WorkspaceAggregate):
 
         def apply(self, run: Run) -> None:
             run.model_calls += 1
-            for key, tokens in self.usage.items():
-                run.usage[key] = run.usage.get(key, 0) + tokens
+            run.usage = added(run.usage, self.usage)
+            if run.started_call is not None and run.started_call["turn"] <= self.turn:
+                run.started_call = None
 
     def record_tool_call(
         self, call_id: str, tool: str, ok: bool, title: str, target: str | None, duration_ms: int, error: str | None
@@ -173,9 +200,11 @@ class Run(WorkspaceAggregate):
         subrequests: int,
         retryable: bool = False,
         output: dict[str, Any] | None = None,
+        estimated_usage: dict[str, int] | None = None,
     ) -> None:
         """`retryable`: another attempt may succeed (a check failed, a timeout); `output`: the
-        attempt's changes, which the next attempt starts from."""
+        attempt's changes, which the next attempt starts from; `estimated_usage`: the part of
+        `usage` that is an estimate, not a provider's count (an interrupted model call's)."""
         self._require_started()
         self.emit(
             self.Failed,
@@ -190,7 +219,20 @@ class Run(WorkspaceAggregate):
             attempt=self.attempt,
             retryable=retryable,
             output=output,
+            estimated_usage=estimated_usage,
         )
+
+    def interrupt(self, first_call: dict[str, int] | None) -> None:
+        """Fails a run whose executor stopped mid-run (found unfinished when its dispatch comes
+        back), retryable. It is charged for its recorded calls, and for the model call it had
+        started and not recorded (in flight when the executor stopped, or returned and not yet
+        saved) at that call's estimate: the provider may have been paid for it, and nobody here
+        can know its usage. A run with no recorded call had started its first one, whose
+        estimate is `first_call` (worked out from its dispatch: no marker records it)."""
+        in_flight = first_call if self.model_calls == 0 else (self.started_call or {}).get("usage")
+        subrequests = self.model_calls + self.tool_calls + (1 if in_flight else 0)
+        usage = added(self.usage, in_flight or {})
+        self.fail(INTERRUPTED, usage, 0, subrequests, retryable=True, estimated_usage=in_flight or None)
 
     def stop_for_budget(
         self,
@@ -248,6 +290,15 @@ class Run(WorkspaceAggregate):
         attempt: int
         retryable: bool
         output: dict[str, Any] | None
+        estimated_usage: dict[str, int] | None  # included in `usage`; null when it is all counted
 
         def apply(self, run: Run) -> None:
             run.status = FAILED
+
+
+def added(usage: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """Two usages summed, token kind by token kind."""
+    total = dict(usage)
+    for key, tokens in more.items():
+        total[key] = total.get(key, 0) + tokens
+    return total

@@ -320,6 +320,7 @@ def _charge_row(e: EventEnvelope) -> dict[str, Any]:
         "cpu_time_ms": p["cpu_time_ms"],
         "subrequests": p["subrequests"],
         "priced": p["priced"],
+        "estimated": p.get("estimated", False),
     }
 
 

@@ -56,13 +56,13 @@ async def costs(pool: AsyncConnectionPool, workspace_id: str, since_ms: int | No
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT task_id::text, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
-            "sum(cache_write_tokens), sum(cost_usd), sum(cpu_time_ms), sum(subrequests), min(seq) "
-            "FROM rm_charges WHERE workspace_id = %s AND occurred_at > %s GROUP BY task_id ORDER BY min(seq)",
+            "sum(cache_write_tokens), sum(cost_usd), sum(cpu_time_ms), sum(subrequests), bool_or(estimated), "
+            "min(seq) FROM rm_charges WHERE workspace_id = %s AND occurred_at > %s GROUP BY task_id ORDER BY min(seq)",
             (workspace_id, since_ms if since_ms is not None else -1),
         )
         rows = await cur.fetchall()
     tasks, aggregate = [], dict(ZERO_COST)
-    for task_id, tin, tout, cread, cwrite, usd, cpu, subreq, _ in rows:
+    for task_id, tin, tout, cread, cwrite, usd, cpu, subreq, estimated, _ in rows:
         charge = {
             "input_tokens": int(tin),
             "output_tokens": int(tout),
@@ -71,6 +71,7 @@ async def costs(pool: AsyncConnectionPool, workspace_id: str, since_ms: int | No
             "cost_usd": float(usd),
             "cpu_time_ms": int(cpu),
             "subrequests": int(subreq),
+            "estimated": bool(estimated),
         }
         cost = dict(ZERO_COST)
         add_charge(cost, charge)
@@ -123,7 +124,7 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
         rows = await cur.fetchall()
         cur = await conn.execute(
             "SELECT run_id::text, seq, task_id::text, subtask_id, occurred_at, model, input_tokens, output_tokens, "
-            "cache_read_tokens, cache_write_tokens, cost_usd, cpu_time_ms, subrequests, priced "
+            "cache_read_tokens, cache_write_tokens, cost_usd, cpu_time_ms, subrequests, priced, estimated "
             "FROM rm_charges WHERE workspace_id = %s ORDER BY seq",
             (workspace_id,),
         )

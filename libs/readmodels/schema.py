@@ -42,8 +42,18 @@ CREATE TABLE IF NOT EXISTS rm_charges (
     cost_usd double precision NOT NULL,
     cpu_time_ms bigint NOT NULL,
     subrequests bigint NOT NULL,
-    priced boolean NOT NULL
+    priced boolean NOT NULL,
+    estimated boolean NOT NULL DEFAULT false
 );
+-- A table created before `estimated` existed gets it, last as above (a rebuild compares rows as
+-- text); looked up first, since the ALTER would lock the table at every start.
+DO $$ BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = 'rm_charges'::regclass AND attname = 'estimated'
+    ) THEN
+        ALTER TABLE rm_charges ADD COLUMN estimated boolean NOT NULL DEFAULT false;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS rm_charges_workspace ON rm_charges (workspace_id, occurred_at);
 CREATE TABLE IF NOT EXISTS rm_feed (
     seq bigint PRIMARY KEY,

@@ -118,6 +118,10 @@ def add_charge(cost: dict[str, Any], p: dict[str, Any]) -> None:
     cost["estimatedCostUsd"] = round(cost["estimatedCostUsd"] + p["cost_usd"], 8)
     cost["cpuTimeMs"] += p["cpu_time_ms"]
     cost["subrequests"] += p["subrequests"]
+    if p.get("estimated"):
+        # Part of it is an estimate (a model call an interrupted run had in flight); absent
+        # otherwise, so a cost without one reads as it always has.
+        cost["estimated"] = True
 
 
 def _agent_type(state: dict[str, Any], subtask_id: str) -> str:

@@ -24,6 +24,7 @@ class Charge(NamedTuple):
     usage: dict[str, int]
     duration_ms: int
     subrequests: int
+    estimated: bool  # the usage includes an estimate (an interrupted run's call in flight)
 
 
 def _charge_of(e: EventEnvelope) -> Charge | None:
@@ -37,10 +38,11 @@ def _charge_of(e: EventEnvelope) -> Charge | None:
             p["usage"],
             p.get("duration_ms", 0),
             p.get("subrequests", 0),
+            bool(p.get("estimated_usage")),
         )
     if e.type == "task.planned" and p.get("usage") is not None:
         planned = str(derived_id(PLANNING, e.aggregate_id))
-        return Charge(planned, e.aggregate_id, PLANNING, p["model"], p["usage"], p.get("duration_ms", 0), 1)
+        return Charge(planned, e.aggregate_id, PLANNING, p["model"], p["usage"], p.get("duration_ms", 0), 1, False)
     return None
 
 
@@ -65,5 +67,6 @@ def on_events(events: list[EventEnvelope], store: EventStore, prices: PriceTable
             cpu_time_ms=c.duration_ms,
             subrequests=c.subrequests,
             priced=price.known,
+            estimated=c.estimated,
         )
     return [ledger for ledger in ledgers.values() if ledger.pending_events]

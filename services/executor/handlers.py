@@ -27,7 +27,7 @@ from contracts.events import EventEnvelope
 from contracts.logs import LogEntry, worker_id
 from contracts.questions import MAX_QUESTIONS, QuestionItem
 from libs.agent.checks import check
-from libs.agent.loop import AgentSpec, ModelCall, Outcome, run_agent
+from libs.agent.loop import AgentSpec, ModelCall, Outcome, estimated_usage, first_prompt_chars, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
 from libs.agent.tools import ToolResult
@@ -98,11 +98,11 @@ async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
         # No look-up first: the run's first event is its claim, and a second claim conflicts.
         await asyncio.to_thread(deps.store.save, [run])
     except IntegrityError:
-        return await _recorded(run.id, deps)
+        return await _recorded(run.id, event, deps)
     return [await execute(run, event, deps)]
 
 
-async def _recorded(run_id: Any, deps: Deps) -> list[Any]:
+async def _recorded(run_id: Any, event: EventEnvelope, deps: Deps) -> list[Any]:
     """What to do with a dispatch whose Run is on record already (a redelivery)."""
     found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
     if not isinstance(found, Run):
@@ -112,10 +112,22 @@ async def _recorded(run_id: Any, deps: Deps) -> list[Any]:
         return []  # recorded already
     # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
     # The calls it made before it last waited (for its next call, a person, a test
-    # collection) are on record: they are charged.
-    subrequests = found.model_calls + found.tool_calls
-    found.fail("the run was interrupted (its executor stopped)", found.usage, 0, subrequests, retryable=True)
+    # collection) are on record: they are charged, and so is the call it had started and not
+    # recorded, at its estimate.
+    found.interrupt(None if found.model_calls else _first_call(found, event.payload, deps.settings))
     return [found]
+
+
+def _first_call(run: Run, p: dict[str, Any], settings: Settings) -> dict[str, int] | None:
+    """The estimate of the run's first model call, made again from its dispatch as the run made
+    it before that call; None when the run cannot have got that far (its agent cannot be set up
+    from this dispatch)."""
+    try:
+        spec, _ = agent_spec(run, p, settings)
+    except Exception:
+        log.warning("run %s: its first model call cannot be estimated from its dispatch", run.id, exc_info=True)
+        return None
+    return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
 
 
 class RunRecorder:
@@ -124,10 +136,12 @@ class RunRecorder:
 
     A model call is paid for the moment it returns, so its record is on the store before the
     run waits for anything: the next model call (which waits for the save), a person's answer,
-    a test collection (both saved in the background meanwhile). An executor that stops mid-run
-    thus leaves every call it paid for on record, and the interrupted run is charged for them.
-    Between waits the run only computes (its tools work on the files in memory), so the records
-    of a last turn go with the run's end in one append, after `flush`."""
+    a test collection (both saved in the background meanwhile). The save before a model call
+    also marks that call as started, with its estimate (`run.model_call_started`; the first
+    call's marker is the run's start). An executor that stops mid-run thus leaves every call it
+    paid for on record, the one in flight as an estimate, and the interrupted run is charged for
+    them. Between waits the run only computes (its tools work on the files in memory), so the
+    records of a last turn go with the run's end in one append, after `flush`."""
 
     def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
         self.run = run
@@ -220,22 +234,35 @@ class RunRecorder:
         pass  # progress shows in the live log; each model call's record is saved as it returns
 
     async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
-        """The cap the next call could cross, or None to go ahead."""
-        await self.saved()
+        """The cap the next call could cross, or None to go ahead: then the call is marked as
+        started and saved, with what the run recorded so far, before it is made."""
+        turn = self.turn + 1
         if self.budget is None or self.budget.caps:
             # Read again before every call of a capped workspace: other runs' charges land meanwhile.
             self.budget = await asyncio.to_thread(
                 load_budget, self.deps.store, self.deps.prices, self.run.workspace_id, self.task_id, str(self.run.id)
             )
-        if not self.budget.caps:
-            return None
+        if self.budget.caps or turn > 1:
+            # Measured only when something needs it (a cap, a marker): it encodes the whole conversation.
+            estimate = estimated_usage(prompt_chars(), max_tokens)
+            stop = self._crossed(self.budget, estimate) if self.budget.caps else None
+            if stop is not None:
+                return stop  # no call: no marker, and the records go with the run's end
+            if turn > 1:
+                # The first call's marker is the run's start; a later call's rides with the
+                # previous turn's records, in the save the call waits for anyway.
+                self.run.start_model_call(turn, estimate)
+        await self.saved()
+        return None
+
+    def _crossed(self, budget: Budget, estimate: dict[str, int]) -> dict[str, Any] | None:
         prices, model = self.deps.prices, self.run.model
-        estimate = prices.price(model, {"input_tokens": prompt_chars() // 4, "output_tokens": max_tokens}).usd
+        estimate_usd = prices.price(model, estimate).usd
         spent_here = prices.price(model, self.run.usage).usd  # this run's calls, not charged yet
-        stop = self.budget.crossed(spent_here, estimate)
+        stop = budget.crossed(spent_here, estimate_usd)
         if stop is not None:
             self.line(
-                f"stopped before a model call: it could cost ${estimate:.4f}, and the {stop['cap']} budget "
+                f"stopped before a model call: it could cost ${estimate_usd:.4f}, and the {stop['cap']} budget "
                 f"(${stop['limit_usd']:.4f}) has ${stop['limit_usd'] - stop['spent_usd']:.4f} left",
                 "warn",
             )
@@ -324,10 +351,9 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
     return run
 
 
-async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
-    run, config, settings = recorder.run, p["config"], deps.settings
-    retry = f" (self-heal retry of: {_first_line(p['previous_error'])})" if p.get("previous_error") else ""
-    recorder.line(f"attempt {run.attempt} started with {run.provider} {run.model}{retry}")
+def agent_spec(run: Run, p: dict[str, Any], settings: Settings) -> tuple[AgentSpec, Repository]:
+    """The agent a dispatch (`p`, its payload) runs, and the repository it starts from."""
+    config = p["config"]
     repo = Repository(p["files"])
     _carry_over(repo, p.get("previous_output"))
     spec = AgentSpec(
@@ -342,6 +368,14 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
         temperature=config.get("temperature", 0.0),
         max_turns=settings.agent_max_turns,
     )
+    return spec, repo
+
+
+async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
+    run, settings = recorder.run, deps.settings
+    retry = f" (self-heal retry of: {_first_line(p['previous_error'])})" if p.get("previous_error") else ""
+    recorder.line(f"attempt {run.attempt} started with {run.provider} {run.model}{retry}")
+    spec, repo = agent_spec(run, p, settings)
     async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (

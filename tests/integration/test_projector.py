@@ -425,6 +425,19 @@ def test_drop_create_and_catch_up_rebuilds_identical_tables(
     assert dump(conn) == original
 
 
+def test_charges_kept_from_before_estimates_existed_read_as_rebuilt_ones(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+    rebuilt = dump(conn)
+    # The table as an older release made it: no `estimated` column.
+    conn.execute("ALTER TABLE rm_charges DROP COLUMN estimated")
+
+    schema.create(conn)  # as every gateway and stream service does when it starts
+
+    assert dump(conn) == rebuilt, "the column comes back last, false for every charge it holds"
+
+
 def test_a_projector_that_lost_the_race_rolls_back_its_batch(
     store: EventStore, conn: psycopg.Connection, scenario: Scenario
 ) -> None:

@@ -2,9 +2,11 @@
 real `Providers` (official SDKs) and the local model server.
 
 A model call is paid for the moment it returns, so its `run.model_called` record (with the tool
-calls recorded before it) must reach the event store while the run goes on: an executor that
-stops mid-run then leaves every paid call on record, and the redelivered dispatch fails the run
-as interrupted with that usage, which is what the cost ledger charges.
+calls recorded before it) must reach the event store while the run goes on; and it may be paid
+for without ever returning, so its start is on record before it is made. An executor that stops
+mid-run then leaves every paid call on record (the one in flight as an estimate), and the
+redelivered dispatch fails the run as interrupted with that usage, which is what the cost ledger
+charges and the task's cost shows.
 """
 
 from __future__ import annotations
@@ -12,22 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from psycopg_pool import AsyncConnectionPool
 
+from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
 from contracts.logs import LOGS_STREAM
 from contracts.subjects import ASK_QUESTION
+from contracts.tasks import CostsReport, TaskEnvelope, TaskState
 from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings
 from libs.domain.gate import QuestionGate, question_gate_id
@@ -38,12 +45,14 @@ from libs.domain.task import Task
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from libs.modelserver.script import Behaviour, Script, ToolCall, Usage
+from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
 from libs.pricing import PriceTable
+from libs.readmodels import projector, queries
 from services.cost_ledger import handlers as cost_ledger
 from services.executor.handlers import Deps, on_approved, on_dispatched
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
+from services.planner import handlers as planner
 from services.planner.plans import plan
 from services.review.handlers import ask as ask_question
 from tests.factories import stored_request
@@ -175,11 +184,26 @@ def types(events: list[EventEnvelope]) -> list[str]:
 
 def described(events: list[EventEnvelope]) -> list[tuple[str, Any]]:
     """Each event's type with what tells it apart from its siblings (a turn, a tool call id)."""
-    detail = {"run.model_called": "turn", "run.tool_called": "call_id"}
+    detail = {"run.model_call_started": "turn", "run.model_called": "turn", "run.tool_called": "call_id"}
     return [(e.type, e.payload.get(detail[e.type]) if e.type in detail else None) for e in events]
 
 
-async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_redelivery_charges_it(
+def request_tokens(call: RecordedCall) -> int:
+    """A request's size as the model server received it (its system prompt and its messages as
+    compact JSON), at four characters a token: what a call is estimated at before it is made."""
+    messages = json.dumps(call.request["messages"], separators=(",", ":"), ensure_ascii=False)
+    return (len(call.request.get("system") or "") + len(messages)) // 4
+
+
+def added(*usages: dict[str, int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for usage in usages:
+        for key, tokens in usage.items():
+            total[key] = total.get(key, 0) + tokens
+    return total
+
+
+async def test_an_executor_crash_mid_run_leaves_every_paid_call_on_record_and_the_redelivery_charges_them(
     script: Script, deps: Deps, store: EventStore
 ) -> None:
     event = dispatched(store)
@@ -190,26 +214,36 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
             tool_calls=[ToolCall("write_file", {"path": "src/register.py", "content": "x = 1\n"}, id="call_write_1")],
             usage=FIRST_CALL_USAGE,
         ),
-        # Model call 2 hangs: the executor stops while waiting for it.
+        # Model call 2 hangs: the executor stops while waiting for it. The provider is paid for
+        # it all the same (it answers after the client has gone).
         Behaviour(delay_ms=30_000),
     )
 
     executing = asyncio.create_task(on_dispatched(event, deps))
     try:
         # The first call's record (and the tool call it asked for) is saved before the run
-        # waits for the second call, not with its end.
+        # waits for the second call, not with its end, and so is the second call's start.
         await until_called(script, 2)  # the crash comes during the second, unanswered call
         so_far = await run_log(store, run_id)
         assert not executing.done(), "the run is still going"
-        assert types(so_far) == ["run.started", "run.model_called", "run.tool_called"]
-        [called] = [e for e in so_far if e.type == "run.model_called"]
-        assert (called.payload["turn"], called.payload["status"]) == (1, "ok")
-        assert called.payload["usage"] == FIRST_CALL_RECORDED
+        assert types(so_far) == ["run.started", "run.model_called", "run.tool_called", "run.model_call_started"]
+        called, started = so_far[1].payload, so_far[3].payload
+        assert (called["turn"], called["status"]) == (1, "ok")
+        assert called["usage"] == FIRST_CALL_RECORDED
+        assert started["turn"] == 2
     finally:
         # The crash: the executing handler stops dead, nothing after this point runs.
         executing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await executing
+
+    # The second call's estimate: the request the server got, at four characters a token, and
+    # as many output tokens as the call could answer.
+    in_flight = {
+        "input_tokens": pytest.approx(request_tokens(script.calls()[1]), rel=0.05),
+        "output_tokens": event.payload["config"]["maxTokens"],
+    }
+    assert started["estimated_usage"] == in_flight
 
     # The redelivery of the same dispatch: the run is found unfinished and failed as interrupted.
     result = await on_dispatched(event, deps)
@@ -218,27 +252,144 @@ async def test_an_executor_crash_mid_run_leaves_the_paid_call_on_record_and_the_
     assert isinstance(run, Run)
     assert str(run.id) == run_id
     assert run.status == FAILED
-    assert run.usage == FIRST_CALL_RECORDED, "what its saved model calls used"
     assert len(script.calls()) == 2, "the redelivery calls no model"
     # Saved as the executor's consumer saves a handler's result.
     await asyncio.to_thread(store.save, result)
     events = await run_log(store, run_id)
-    assert types(events) == ["run.started", "run.model_called", "run.tool_called", "run.failed"]
+    assert types(events) == [
+        "run.started",
+        "run.model_called",
+        "run.tool_called",
+        "run.model_call_started",
+        "run.failed",
+    ]
     failed = events[-1].payload
     assert failed["retryable"] is True, "self-heal dispatches the next attempt"
     assert "interrupted" in failed["error"]
-    assert failed["usage"] == FIRST_CALL_RECORDED
-    assert failed["subrequests"] == 2, "the model call and its write_file, both on record"
+    # Both calls the server answered are charged: the first as counted, the second at its estimate.
+    assert failed["estimated_usage"] == started["estimated_usage"]
+    assert failed["usage"] == added(FIRST_CALL_RECORDED, started["estimated_usage"])
+    assert failed["subrequests"] == 3, "the model call, its write_file and the call in flight"
 
-    # What the user is billed: the cost ledger charges the interrupted run for the call it paid for.
+    # What the user is billed: the cost ledger charges the interrupted run for both calls, and
+    # says that the charge holds an estimate.
     ledgers = cost_ledger.on_events([events[-1]], store, deps.prices)
     await asyncio.to_thread(store.save, ledgers)
     ledger = (await asyncio.to_thread(store.load_many, [ledger_id(event.aggregate_id)]))[ledger_id(event.aggregate_id)]
     assert isinstance(ledger, Ledger)
     assert ledger.charged_runs == [run_id]
-    expected = deps.prices.price(event.payload["config"]["model"], FIRST_CALL_RECORDED)
-    assert expected.known and expected.usd > 0
-    assert ledger.total_usd == pytest.approx(expected.usd)
+    model = event.payload["config"]["model"]
+    first, second = deps.prices.price(model, FIRST_CALL_RECORDED), deps.prices.price(model, started["estimated_usage"])
+    assert first.known and first.usd > 0 and second.usd > 0
+    assert ledger.total_usd == pytest.approx(first.usd + second.usd)
+    [charged] = [e for e in await asyncio.to_thread(store.read, 0) if e.type == "ledger.charged"]
+    assert charged.payload["estimated"] is True
+
+
+# The executor's, the planner's and the cost ledger's subscriptions, as their services declare them.
+PLANNER_EVENTS = ("run.started", "run.succeeded", "run.failed", "run.budget_stopped")
+LEDGER_EVENTS = ("run.succeeded", "run.failed", "run.budget_stopped")
+
+
+async def deliver(store: EventStore, executor: Deps, after: int, until: str) -> int:
+    """The services at work on what the log holds after `after`, one event at a time and in log
+    order, each handler's result saved as its consumer saves it, until an event of type `until`
+    is on record; returns the position reached."""
+    while True:
+        events = await asyncio.to_thread(store.read, after)
+        if not events:
+            pytest.fail(f"the log went quiet before {until}")
+        for e in events:
+            after = e.seq
+            if e.type == until:
+                return after
+            if e.type == "task.subtask_dispatched":
+                result = await on_dispatched(e, executor)
+                await asyncio.to_thread(store.save, result, ConsumerTracking("executor", [e.seq]))
+            if e.type in PLANNER_EVENTS:
+                await asyncio.to_thread(lambda e=e: store.save(planner.on_events([e], store)))
+            if e.type in LEDGER_EVENTS:
+                await asyncio.to_thread(lambda e=e: store.save(cost_ledger.on_events([e], store, executor.prices)))
+
+
+async def served(store: EventStore, postgres_url: str, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What `GET /tasks/{id}` and `GET /costs` answer once the projector has caught up: the read
+    models' rows, converted and encoded as the gateway's routes do."""
+    with psycopg.connect(postgres_url) as conn:
+        await asyncio.to_thread(projector.catch_up, store, conn)
+    async with AsyncConnectionPool(postgres_url, open=False) as pool:
+        state = await queries.task_state(pool, WORKSPACE, task_id)
+        report = await queries.costs(pool, WORKSPACE, None)
+    task = msgspec.json.encode(TaskEnvelope(task=msgspec.convert(state, TaskState)))
+    report_body = msgspec.json.encode(msgspec.convert(report, CostsReport))
+    return msgspec.json.decode(task)["task"], msgspec.json.decode(report_body)
+
+
+async def test_a_task_whose_executor_stopped_mid_call_shows_every_answered_call_in_its_cost(
+    script: Script, deps: Deps, store: EventStore, postgres_url: str
+) -> None:
+    description = f"Validate the user {uuid.uuid4().hex[:8]}"
+    request = stored_request(description)
+    request["config"] |= {"model": "claude-sonnet-4-6", "maxTokens": 1500}
+    # The codegen's first call is held: its executor stops while the server works on it, and
+    # the server answers it anyway (to a client that is gone). Every other call is answered at
+    # once with the server's default: a write, then finish; 1,000 tokens in and 200 out.
+    script.push(Behaviour(match=f"Task: {description}\n", delay_ms=1500))
+    head = await asyncio.to_thread(store.head)
+    reply = planner.submit_tasks(msgspec.json.encode(SubmitTasksCommand(WORKSPACE, [request])), store)
+    assert isinstance(reply, CommandReply) and reply.task_ids, reply
+    [task_id] = reply.task_ids
+    [first] = [e for e in await asyncio.to_thread(store.read, head) if e.type == "task.subtask_dispatched"]
+
+    executing = asyncio.create_task(on_dispatched(first, deps))
+    try:
+        await until_called(script, 1)
+    finally:
+        executing.cancel()  # the executor stops dead while its model call is in flight
+        with contextlib.suppress(asyncio.CancelledError):
+            await executing
+
+    # A restarted executor gets the dispatch again; self-heal takes the task on from there.
+    restarted = dataclasses.replace(
+        deps, providers=Providers(deps.settings), slots=RunSlots(deps.settings.max_concurrent_runs)
+    )
+    try:
+        last = await deliver(store, restarted, head, until="task.review_requested")
+    finally:
+        await restarted.providers.close()
+    task, costs = await served(store, postgres_url, task_id)
+
+    assert task["status"] == "review"
+    # Each call the server took it answered in full (the held one to a client that was gone): the
+    # provider bills every one of them.
+    paid = script.calls()
+    assert len(paid) == 3, "the held call, the codegen's second attempt, the test subtask's call"
+    # Every paid call is on record: two as counted, the held one as an estimate.
+    log = [e for e in await asyncio.to_thread(store.read, head) if e.seq <= last]
+    counted = [e for e in log if e.type == "run.model_called"]
+    estimated = [e for e in log if e.type == "run.failed" and e.payload.get("estimated_usage")]
+    assert len(counted) + len(estimated) == len(paid)
+    [interrupted] = estimated
+    estimate = interrupted.payload["estimated_usage"]
+    assert estimate == {"input_tokens": pytest.approx(request_tokens(paid[0]), rel=0.05), "output_tokens": 1500}
+
+    codegen, test = (task["results"][s["id"]] for s in task["subtasks"])
+    assert codegen["success"] is True and codegen["attempts"] == 2
+    assert codegen["cost"]["estimated"] is True
+    assert codegen["cost"]["inputTokens"] == 1000 + estimate["input_tokens"]
+    assert codegen["cost"]["outputTokens"] == 200 + 1500
+    assert codegen["cost"]["subrequests"] == 1 + 3, "the call in flight; then a call, its write and its finish"
+    assert "estimated" not in test["cost"], "the test subtask's call was counted"
+    assert test["cost"]["inputTokens"] == 1000
+    model = request["config"]["model"]
+    counted_usd = deps.prices.price(model, {"input_tokens": 1000, "output_tokens": 200}).usd
+    estimate_usd = deps.prices.price(model, estimate).usd
+    assert task["cost"]["estimated"] is True
+    assert task["cost"]["estimatedCostUsd"] == pytest.approx(2 * counted_usd + estimate_usd)
+    # The workspace's costs say so too, for the task and in aggregate.
+    [charged] = [t["cost"] for t in costs["tasks"] if t["taskId"] == task_id]
+    assert charged["estimated"] is True and costs["aggregate"]["estimated"] is True
+    assert charged["estimatedCostUsd"] == pytest.approx(task["cost"]["estimatedCostUsd"])
 
 
 async def test_a_dispatch_redelivered_after_its_run_ended_calls_no_model_and_changes_nothing(
@@ -298,14 +449,17 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     )
 
     executing = asyncio.create_task(on_dispatched(event, deps))
-    # Mid-run: everything recorded before the run began waiting for its third call.
+    # Mid-run: everything recorded before the run began waiting for its third call, that call's
+    # start included (the first call's is the run's own).
     so_far = await until_logged(store, run_id, "run.model_called", count=2, running=executing)
     assert described(so_far) == [
         ("run.started", None),
         ("run.model_called", 1),
         ("run.tool_called", "call_read_1"),
+        ("run.model_call_started", 2),
         ("run.model_called", 2),
         ("run.tool_called", "call_write_2"),
+        ("run.model_call_started", 3),
     ]
     result = await executing
     # Saved as the executor's consumer saves a handler's result.
@@ -318,8 +472,10 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
         ("run.started", None),
         ("run.model_called", 1),
         ("run.tool_called", "call_read_1"),
+        ("run.model_call_started", 2),
         ("run.model_called", 2),
         ("run.tool_called", "call_write_2"),
+        ("run.model_call_started", 3),
         ("run.model_called", 3),
         ("run.tool_called", "call_test_3"),
         ("run.tool_called", "call_finish_3"),
@@ -362,8 +518,18 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
         await asyncio.wait_for(executing, 10)
     assert len(script.calls()) == 2
     events = await run_log(store, run_id)
-    assert types(events) == ["run.started", "run.model_called", "run.tool_called", "run.failed"]
-    assert "interrupted" in events[-1].payload["error"]
+    assert types(events) == [
+        "run.started",
+        "run.model_called",
+        "run.tool_called",
+        "run.model_call_started",
+        "run.failed",
+    ]
+    failed = events[-1].payload
+    assert "interrupted" in failed["error"]
+    # The slow executor's second call was paid: the failure charges it, at its estimate.
+    assert failed["estimated_usage"] == events[-2].payload["estimated_usage"]
+    assert failed["subrequests"] == 3
 
 
 async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(

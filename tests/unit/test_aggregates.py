@@ -114,6 +114,98 @@ def test_run_fails_once() -> None:
     assert event_payload(events[1])["subrequests"] == 3
 
 
+def call(run: Run, turn: int, usage: dict[str, int] = USAGE) -> None:
+    """A model call that returned, and the tool call it asked for."""
+    run.record_model_call(turn, True, 900, usage, "tool_use", 1, None)
+    run.record_tool_call(f"call_{turn}", "write_file", True, "Wrote a.py", "a.py", 3, None)
+
+
+FIRST_CALL = {"input_tokens": 812, "output_tokens": 4096}  # what the dispatch says its first call could use
+THIRD_CALL = {"input_tokens": 1530, "output_tokens": 4096}
+
+
+def interrupted_payload(run: Run) -> dict[str, Any]:
+    """The `run.failed` that interrupting the run records."""
+    run.collect_events()
+    run.interrupt(FIRST_CALL)
+    (failed,) = run.collect_events()
+    assert EventTypes.name(type(failed)) == "run.failed" and run.status == "failed"
+    return event_payload(failed)
+
+
+def test_a_model_call_after_the_first_is_marked_as_started_with_its_estimate() -> None:
+    run = start_run()
+    call(run, 1)
+    run.start_model_call(2, THIRD_CALL)
+
+    events = run.collect_events()
+    assert names(events) == ["run.started", "run.model_called", "run.tool_called", "run.model_call_started"]
+    assert event_payload(events[-1]) == {
+        "task_id": TASK_ID,
+        "subtask_id": "aaaa0001",
+        "turn": 2,
+        "estimated_usage": THIRD_CALL,
+    }
+
+
+def test_an_interrupted_run_is_charged_its_started_call_at_the_estimate() -> None:
+    run = start_run()
+    call(run, 1)
+    run.start_model_call(2, USAGE)
+    call(run, 2)
+    run.start_model_call(3, THIRD_CALL)  # in flight when the executor stopped
+
+    payload = interrupted_payload(run)
+
+    assert payload["error"] == "the run was interrupted (its executor stopped)"
+    assert payload["retryable"] is True
+    assert payload["estimated_usage"] == THIRD_CALL
+    assert payload["usage"] == {"input_tokens": 100 + 100 + 1530, "output_tokens": 50 + 50 + 4096}
+    assert payload["subrequests"] == 5, "two recorded model calls, their two tool calls, the started call"
+
+
+def test_an_interrupted_run_whose_calls_are_all_recorded_has_no_estimate() -> None:
+    # Stopped while it waited for a person or its test collection: nothing was in flight.
+    run = start_run()
+    call(run, 1)
+    run.start_model_call(2, THIRD_CALL)
+    call(run, 2)
+
+    payload = interrupted_payload(run)
+
+    assert payload["estimated_usage"] is None
+    assert payload["usage"] == {"input_tokens": 200, "output_tokens": 100}
+    assert payload["subrequests"] == 4
+
+
+def test_an_interrupted_run_with_no_recorded_call_is_charged_its_first_call_at_the_estimate() -> None:
+    payload = interrupted_payload(start_run())
+
+    assert payload["estimated_usage"] == FIRST_CALL
+    assert payload["usage"] == FIRST_CALL
+    assert payload["subrequests"] == 1
+
+
+def test_a_run_that_fails_otherwise_carries_no_estimate() -> None:
+    run = start_run()
+    run.fail("provider returned 529", USAGE, duration_ms=40, subrequests=1, retryable=True)
+
+    assert event_payload(run.collect_events()[-1])["estimated_usage"] is None
+
+
+def test_an_interrupted_run_is_rebuilt_from_its_events_with_its_started_call() -> None:
+    run = start_run()
+    call(run, 1)
+    run.start_model_call(2, THIRD_CALL)
+    rebuilt: Run | None = None
+    for event in run.collect_events():
+        rebuilt = event.mutate(rebuilt)
+    assert isinstance(rebuilt, Run)
+
+    assert rebuilt.started_call == {"turn": 2, "usage": THIRD_CALL}
+    assert interrupted_payload(rebuilt)["estimated_usage"] == THIRD_CALL
+
+
 # --- Gate ----------------------------------------------------------------------------------
 
 
@@ -194,7 +286,30 @@ def test_ledger_charged_event_payload() -> None:
         "cpu_time_ms": 15,
         "subrequests": 1,
         "priced": True,
+        "estimated": False,
     }
+
+
+def test_ledger_charge_says_when_its_usage_includes_an_estimate() -> None:
+    ledger = Ledger.open(WORKSPACE, TASK_ID)
+    charge(ledger, "run-1", 0.02037)
+    ledger.charge(
+        run_id="run-2",
+        subtask_id="aaaa0001",
+        model="claude-sonnet-4-20250514",
+        input_tokens=812,
+        output_tokens=4096,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        cost_usd=0.063876,
+        cpu_time_ms=0,
+        subrequests=1,
+        priced=True,
+        estimated=True,
+    )
+
+    charged = [event_payload(e) for e in ledger.collect_events()[1:]]
+    assert [c["estimated"] for c in charged] == [False, True]
 
 
 # --- PullRequest ---------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Log:
         run_id: str | None = None,
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
+        estimated: bool = False,
     ) -> EventEnvelope:
         payload = {
             "task_id": TASK_ID,
@@ -121,6 +122,7 @@ class Log:
             "cpu_time_ms": 12,
             "subrequests": 1,
             "priced": True,
+            "estimated": estimated,
         }
         return self.event("ledger.charged", payload, at, aggregate_id=LEDGER_ID)
 
@@ -378,6 +380,45 @@ def test_estimated_cost_does_not_drift_over_many_charges() -> None:
     view = fold(events)
 
     assert view.state["cost"]["estimatedCostUsd"] == 1.0
+
+
+def interrupted_then_healed(log: Log) -> list[EventEnvelope]:
+    """The codegen's first attempt was interrupted with a call in flight (charged at its
+    estimate); its second attempt and the test subtask were charged as counted."""
+    return [
+        log.submitted(T0),
+        log.dispatched(CODEGEN, T0 + 1),
+        log.event("task.started", {}, T0 + 2),
+        log.charged(CODEGEN, T0 + 3, 812, 4096, cost_usd=0.063876, run_id="run-a1", estimated=True),
+        log.charged(CODEGEN, T0 + 4, 1000, 200, cost_usd=0.006, run_id="run-a2"),
+        log.succeeded(CODEGEN, T0 + 5),
+        log.dispatched(TEST, T0 + 6),
+        log.charged(TEST, T0 + 7, 1000, 200, cost_usd=0.006),
+        log.succeeded(TEST, T0 + 8),
+    ]
+
+
+def test_an_estimated_charge_flags_its_subtasks_cost_and_the_tasks() -> None:
+    view = fold(interrupted_then_healed(Log()))
+
+    codegen, test = view.state["results"][CODEGEN]["cost"], view.state["results"][TEST]["cost"]
+    assert codegen["estimated"] is True
+    assert codegen["inputTokens"] == 1812 and codegen["outputTokens"] == 4296
+    assert codegen["estimatedCostUsd"] == pytest.approx(0.069876)
+    assert "estimated" not in test, "its charge was counted, not estimated"
+    assert view.state["cost"]["estimated"] is True
+    assert view.state["cost"]["estimatedCostUsd"] == pytest.approx(0.075876)
+
+
+def test_the_estimate_flag_is_served_only_where_it_is_true() -> None:
+    wire = msgspec.json.decode(msgspec.json.encode(to_task_state(fold(interrupted_then_healed(Log())))))
+
+    assert wire["cost"]["estimated"] is True
+    assert wire["results"][CODEGEN]["cost"]["estimated"] is True
+    assert "estimated" not in wire["results"][TEST]["cost"]
+    counted = msgspec.json.decode(msgspec.json.encode(to_task_state(fold(happy_path(Log())))))
+    assert "estimated" not in counted["cost"], "a cost without an estimate reads as spec 000 has it"
+    assert all("estimated" not in r["cost"] for r in counted["results"].values())
 
 
 # --- times and the wire shape --------------------------------------------------------------
