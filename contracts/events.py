@@ -57,3 +57,12 @@ def is_omitted(payload: dict[str, Any]) -> bool:
 def public_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     private = PRIVATE_FIELDS.get(event_type)
     return {k: v for k, v in payload.items() if k not in private} if private else payload
+
+
+def task_of(event: EventEnvelope) -> str | None:
+    """The task an event is about: a task's own events, and those of its runs, gates, pull
+    request and charges, which name it in their payload; None for a workspace's own events."""
+    if event.type.startswith("task."):
+        return event.aggregate_id
+    task_id = event.payload.get("task_id")
+    return task_id if isinstance(task_id, str) else None

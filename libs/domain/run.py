@@ -230,9 +230,19 @@ class Run(WorkspaceAggregate):
         can know its usage. A run with no recorded call had started its first one, whose
         estimate is `first_call` (worked out from its dispatch: no marker records it)."""
         in_flight = first_call if self.model_calls == 0 else (self.started_call or {}).get("usage")
+        self._fail_with(INTERRUPTED, 0, in_flight, retryable=True)
+
+    def cancel(self, reason: str, duration_ms: int, in_flight: dict[str, int] | None) -> None:
+        """Fails a run whose task was stopped under it (its workspace purged), for good: it is
+        charged for its recorded calls, and for the one it had in flight (`in_flight`, that
+        call's estimate; None when it was not calling the model), which the provider may have
+        been paid for."""
+        self._fail_with(reason, duration_ms, in_flight, retryable=False)
+
+    def _fail_with(self, reason: str, duration_ms: int, in_flight: dict[str, int] | None, retryable: bool) -> None:
         subrequests = self.model_calls + self.tool_calls + (1 if in_flight else 0)
         usage = added(self.usage, in_flight or {})
-        self.fail(INTERRUPTED, usage, 0, subrequests, retryable=True, estimated_usage=in_flight or None)
+        self.fail(reason, usage, duration_ms, subrequests, retryable=retryable, estimated_usage=in_flight or None)
 
     def stop_for_budget(
         self,

@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 
-from contracts.events import EventEnvelope, public_payload
+from contracts.events import EventEnvelope, public_payload, task_of
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcalls
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
@@ -45,21 +45,36 @@ class StaleProjector(Exception):
 def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int) -> int:
     """Applies one batch of events (in seq order) after position `expected`, and records the
     new position."""
-    ids = {UUID(t) for e in events if (t := _task_id(e))}
+    ids = {t for e in events if (t := task_of(e))}
     views: dict[str, TaskView] = {}
+    purged: set[str] = set()
     if ids:
         rows = conn.execute(
-            "SELECT task_id, state, subtask_costs FROM rm_tasks WHERE task_id = ANY(%s)", (list(ids),)
+            "SELECT task_id, state, subtask_costs FROM rm_tasks WHERE task_id = ANY(%s::uuid[])", (_uuids(ids),)
         ).fetchall()
         views = {str(r[0]): TaskView(r[1], r[2]) for r in rows}
+        # Only a task neither held nor new can be a purged one: no query in a batch without one.
+        unknown = ids - views.keys() - {e.aggregate_id for e in events if e.type == "task.submitted"}
+        if unknown:
+            found = conn.execute(
+                "SELECT task_id FROM rm_purged_tasks WHERE task_id = ANY(%s::uuid[])", (_uuids(unknown),)
+            ).fetchall()
+            purged = {str(r[0]) for r in found}
     status_before = {task_id: v.state["status"] for task_id, v in views.items()}
     charges: list[dict[str, Any]] = []
     touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
+    kept: list[EventEnvelope] = []  # the batch less what is about tasks the read models dropped
     for e in events:
-        task_id = _task_id(e)
         if e.type == "task.submitted":
             views[e.aggregate_id] = TaskView.submitted(e)
-        elif task_id is not None:
+        if task_of(e) in purged:
+            # A task its workspace's purge dropped: what its runs recorded as they stopped (their
+            # ends, their charges, its cancellation) is not brought back to any read model, so
+            # the feed, the tool log and the dump show nothing of it after the purge.
+            continue
+        kept.append(e)
+        task_id = _task_id(e)
+        if task_id is not None and e.type != "task.submitted":
             view = views.get(task_id)
             if view is None:
                 log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
@@ -67,9 +82,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             view.apply(e)
         if task_id is not None:
             touched[task_id] = e.workspace_id
-        if e.type == "ledger.charged" and task_id in views:
-            # A charge for a task the read models do not hold (purged with its workspace's
-            # state) is not brought back: the ledger keeps it, the workspace's view does not.
+        if e.type == "ledger.charged":
             charges.append(_charge_row(e))
 
     # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
@@ -110,16 +123,18 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 "occurred_at": e.occurred_at,
                 "payload": public_payload(e.type, e.payload),
             }
-            for e in events
+            for e in kept
         ]
-        cur.execute(
-            "INSERT INTO rm_feed SELECT * FROM json_populate_recordset(NULL::rm_feed, %s) ON CONFLICT (seq) DO NOTHING",
-            (_json(feed),),
-        )
-        _project_tool_calls(cur, events)  # before a purge in the batch clears them
-        _project_run_usage(cur, events)
-        _project_questions(cur, events)
-        _project_workspaces(cur, events)
+        if feed:
+            cur.execute(
+                "INSERT INTO rm_feed SELECT * FROM json_populate_recordset(NULL::rm_feed, %s) "
+                "ON CONFLICT (seq) DO NOTHING",
+                (_json(feed),),
+            )
+        _project_tool_calls(cur, kept)  # before a purge in the batch clears them
+        _project_run_usage(cur, kept)
+        _project_questions(cur, kept)
+        _project_workspaces(cur, kept)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -253,10 +268,12 @@ def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
     p, workspace = e.payload, e.workspace_id
     # A task still running that the purge did not stop was submitted while the purge was being
     # recorded: it stays visible rather than run unseen. Likewise a question asked meanwhile.
+    # The others are remembered as purged: what comes of them later is kept out (`project`).
     cur.execute(
-        "DELETE FROM rm_tasks WHERE workspace_id = %s "
-        "AND (status IN ('completed', 'failed', 'cancelled') OR task_id::text = ANY(%s))",
-        (workspace, p.get("stopped_tasks", [])),
+        "WITH gone AS (DELETE FROM rm_tasks WHERE workspace_id = %s "
+        "AND (status IN ('completed', 'failed', 'cancelled') OR task_id::text = ANY(%s)) RETURNING task_id) "
+        "INSERT INTO rm_purged_tasks SELECT task_id, %s, %s FROM gone ON CONFLICT (task_id) DO NOTHING",
+        (workspace, p.get("stopped_tasks", []), workspace, e.seq),
     )
     cur.execute(
         "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",
@@ -300,6 +317,17 @@ def _json(rows: Any) -> str:
     # A backstop: every writer cleans what a model wrote, but one event jsonb cannot hold would
     # stop the projector for every workspace, so it is made storable here too.
     return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
+def _uuids(ids: set[str]) -> list[str]:
+    """The ids that can be task ids (a task's id is a UUID): anything else matches no row."""
+    found = []
+    for text in ids:
+        try:
+            found.append(str(UUID(text)))
+        except ValueError:
+            continue
+    return found
 
 
 def _charge_row(e: EventEnvelope) -> dict[str, Any]:

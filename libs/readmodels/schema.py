@@ -14,6 +14,7 @@ TABLES = (
     "rm_tool_calls",
     "rm_questions",
     "rm_run_usage",
+    "rm_purged_tasks",
 )
 
 DDL = """
@@ -102,6 +103,13 @@ CREATE INDEX IF NOT EXISTS rm_tool_calls_status ON rm_tool_calls (workspace_id, 
 CREATE INDEX IF NOT EXISTS rm_tool_calls_session ON rm_tool_calls (workspace_id, session_id, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_agent ON rm_tool_calls (workspace_id, agent_name, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_time ON rm_tool_calls (workspace_id, occurred_at);
+-- The tasks a purge dropped from `rm_tasks`: what their runs record as they stop, after the
+-- purge, is kept out of every read model (the feed, the tool log, the dump).
+CREATE TABLE IF NOT EXISTS rm_purged_tasks (
+    task_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    purged_at_seq bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rm_questions (
     question_id text PRIMARY KEY,
     workspace_id text NOT NULL,

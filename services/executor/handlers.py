@@ -36,7 +36,7 @@ from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.domain.run import STARTED, Run
-from libs.domain.task import APPROVED, Task
+from libs.domain.task import APPROVED, CANCELLED, Task
 from libs.eventstore.store import EventStore
 from libs.llm.conversation import Usage
 from libs.llm.providers import Providers
@@ -44,6 +44,7 @@ from libs.observability.logs import redact
 from libs.pricing import PriceTable
 from services.executor.budgets import Budget, load_budget
 from services.executor.pulls import BranchLocks, open_pull_request
+from services.executor.purges import PURGED, Purges
 from services.executor.questions import Answers, AskFailed, answer_text, ask, recorded_expiry
 from services.executor.runslots import RunSlot, RunSlots
 
@@ -63,6 +64,7 @@ class Deps:
     prices: PriceTable  # to estimate a model call against the budget caps
     # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
     locks: BranchLocks = field(default_factory=BranchLocks)
+    purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped
 
 
 async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
@@ -81,6 +83,8 @@ async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
 async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
     """A dispatched subtask's Run (`task.subtask_dispatched`); saved by the consumer with the
     event's tracking row the moment it returns."""
+    if deps.purges.is_stopped(event.aggregate_id):
+        return []  # dispatched before its workspace was purged: no agent starts for it
     p = event.payload
     config = p["config"]
     run = Run.start(
@@ -155,6 +159,7 @@ class RunRecorder:
         self.taken_over = False
         self.slot: RunSlot = deps.slots.slot()  # held while its agent works (`_attempt`)
         self.waited_s = 0.0  # for people's answers: not the run's work, nor charged as its time
+        self.calling: int | None = None  # the turn of the model call under way, if one is
 
     def working_ms(self, started: float) -> int:
         """The run's time since `started`, less what it spent waiting for people's answers: its
@@ -167,7 +172,7 @@ class RunRecorder:
         )
 
     def model_called(self, call: ModelCall) -> None:
-        self.turn = call.turn
+        self.turn, self.calling = call.turn, None
         self.run.record_model_call(
             call.turn, call.ok, call.duration_ms, _usage(call.usage), call.stop_reason, call.tool_calls, call.error
         )
@@ -253,6 +258,7 @@ class RunRecorder:
                 # previous turn's records, in the save the call waits for anyway.
                 self.run.start_model_call(turn, estimate)
         await self.saved()
+        self.calling = turn
         return None
 
     def _crossed(self, budget: Budget, estimate: dict[str, int]) -> dict[str, Any] | None:
@@ -312,9 +318,16 @@ class RunRecorder:
             finally:
                 # The person's time only: waiting for a slot to go on counts, as at the start.
                 self.waited_s += time.perf_counter() - waiting_since
-                await self.slot.unpark()
+                if _cancelling():
+                    self.slot.leave()  # stopped as it waited (its task purged): it goes on no more
+                else:
+                    await self.slot.unpark()
         finally:
             self.deps.answers.forget(question_id)  # however the wait ended
+        if answers is None and await self._task_stopped():
+            # Its question was closed by a purge this process did not hear of: the run stops
+            # rather than call the model for a task nobody can see any more.
+            raise TaskStopped(self.task_id)
         if answers is None:
             self.line(f"question {question_id} expired without an answer", "warn")
             text = "error: nobody answered in time and the question expired. Decide with your best judgement."
@@ -322,9 +335,32 @@ class RunRecorder:
         self.line(f"a human answered question {question_id}")
         return result(answer_text(items, answers), True, title, question_id)
 
+    async def _task_stopped(self) -> bool:
+        """Whether the run's task was stopped under it (a purge): this process heard of it, or
+        the task is on record as cancelled. Read only when a question went unanswered."""
+        if self.deps.purges.is_stopped(self.task_id):
+            return True
+        task_id = uuid.UUID(self.task_id)
+        try:
+            task = (await asyncio.to_thread(self.deps.store.load_many, [task_id])).get(task_id)
+        except Exception:
+            log.warning("run %s: could not read its task; it goes on", self.run.id, exc_info=True)
+            return False
+        return isinstance(task, Task) and task.status == CANCELLED
+
 
 class RunTakenOver(Exception):
     """Another executor recorded the run while this one was running it."""
+
+
+class TaskStopped(Exception):
+    """The run's task was stopped (its workspace purged): the run stops where it is."""
+
+
+def _cancelling() -> bool:
+    """Whether the running asyncio task is being cancelled (we are in its way out)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
@@ -332,8 +368,21 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
     p = event.payload
     recorder = RunRecorder(run, event.aggregate_id, deps)
     started = time.perf_counter()
+    # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
+    # a person, its checks) without cancelling the consumer that handles the dispatch.
+    agent = asyncio.create_task(_attempt(recorder, p, deps, started), name=f"run {run.id}")
     try:
-        await _attempt(recorder, p, deps, started)
+        with deps.purges.watching(event.aggregate_id, agent):
+            await agent
+    except asyncio.CancelledError:
+        if _cancelling():
+            # The executor itself stops: the agent goes with it, and the redelivered dispatch
+            # finds the run interrupted.
+            agent.cancel()
+            raise
+        _stopped(recorder, p, deps, started, PURGED)  # a purge cancelled the agent
+    except TaskStopped:
+        _stopped(recorder, p, deps, started, TASK_CANCELLED)
     except RunTakenOver:
         # Its record is another executor's now: this run's end is not saved (`flush` raises the
         # conflict, and the redelivered dispatch finds the run recorded).
@@ -349,6 +398,25 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
             recorder.line("the agent failed unexpectedly", "error")
     await recorder.flush()
     return run
+
+
+TASK_CANCELLED = "stopped: its task was cancelled"
+
+
+def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float, reason: str) -> None:
+    """The run of a task a purge stopped ends for good, charged for what it spent: its recorded
+    calls, and at its estimate the model call it had under way, which may have been paid."""
+    run = recorder.run
+    if run.status != STARTED:
+        return
+    turn = recorder.calling
+    if turn is None:
+        in_flight = None
+    elif turn == 1:
+        in_flight = _first_call(run, p, deps.settings)
+    else:
+        in_flight = (run.started_call or {}).get("usage")
+    run.cancel(reason, recorder.working_ms(started), in_flight)
 
 
 def agent_spec(run: Run, p: dict[str, Any], settings: Settings) -> tuple[AgentSpec, Repository]:

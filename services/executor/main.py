@@ -13,6 +13,7 @@ from libs.pricing import PriceTable
 from libs.runtime import LOG_PUBLISHER, NATS, Service, run
 from services.executor import handlers
 from services.executor.pulls import BranchLocks, close_github_client, github_client
+from services.executor.purges import Purges
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
 
@@ -25,8 +26,9 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     nc = SERVICE.state[NATS]
     prices = PriceTable.from_env()
     locks = SERVICE.state["locks"] = BranchLocks(settings.database_url)
+    purges = SERVICE.state["purges"] = Purges()
     deps = handlers.Deps(
-        settings, store, providers, slots, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks
+        settings, store, providers, slots, SERVICE.state[LOG_PUBLISHER], github, nc, answers, prices, locks, purges
     )
 
     async def dispatched(event: EventEnvelope) -> list[Any]:
@@ -54,7 +56,9 @@ async def _stop() -> None:
 
 
 async def _start(settings: Settings, store: EventStore) -> None:
-    await SERVICE.state["answers"].start(SERVICE.state[NATS].jetstream())
+    js = SERVICE.state[NATS].jetstream()
+    await SERVICE.state["answers"].start(js)
+    await SERVICE.state["purges"].start(js)
 
 
 SERVICE = Service("executor", 9102, subscriptions=_subscriptions, on_start=_start, on_stop=_stop)

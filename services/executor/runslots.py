@@ -52,6 +52,11 @@ class RunSlots:
         self._resuming += 1
         self._show()
 
+    def _left(self) -> None:
+        """A parked run ended without going on."""
+        self._parked -= 1
+        self._show()
+
     def _resumed(self) -> None:
         """It has its slot again, or was cancelled while it waited for one."""
         self._resuming -= 1
@@ -86,6 +91,12 @@ class RunSlot:
         if self._held:
             self._held, self._parked = False, True
             self._slots._give_back(parking=True)
+
+    def leave(self) -> None:
+        """The run ends while parked (stopped as it waited): it takes no slot again."""
+        if self._parked:
+            self._parked = False
+            self._slots._left()
 
     async def unpark(self) -> None:
         """The run goes on: it takes a slot again, waiting for one if need be (only if it parked).

@@ -15,7 +15,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope, is_omitted
+from contracts.events import EventEnvelope, is_omitted, task_of
 from contracts.subjects import EVENTS_SUBJECTS
 from libs.bus.jetstream import follow_from_now
 from libs.eventstore.store import EventStore
@@ -24,6 +24,7 @@ from libs.observability.metrics import SSE_CONNECTIONS
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000
+PURGED = "workspace.purged"
 _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
@@ -41,16 +42,21 @@ class Broadcaster:
         # (the tool call log's stream): a client of one type is not sent, nor held up by, the rest.
         self.clients: dict[str, set[Queue]] = defaultdict(set)
         self.typed: dict[tuple[str, str], set[Queue]] = defaultdict(set)
+        self.stopped: dict[str, set[str]] = defaultdict(set)  # workspace -> tasks its purges stopped
 
     async def start(self, js: JetStreamContext) -> None:
         await follow_from_now(js, EVENTS_SUBJECTS, self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
         _, workspace_id, type_ = msg.subject.split(".", 2)  # events.<ws>.<aggregate>.<event>
+        if type_ == PURGED:
+            self._purged(_decoder.decode(msg.data))
         every, typed = self.clients.get(workspace_id), self.typed.get((workspace_id, type_))
         if not (every or typed):
             return
         event = _decoder.decode(msg.data)
+        if self.stopped and task_of(event) in self.stopped.get(workspace_id, ()):
+            return  # what a purged task's runs still record as they stop: not the workspace's any more
         if is_omitted(event.payload):
             # Too large for the bus (the relay sent it without its payload): read it whole.
             try:
@@ -72,6 +78,13 @@ class Broadcaster:
                     queue.put_nowait(Overflowed())
                 else:
                     queue.put_nowait(event)
+
+    def _purged(self, event: EventEnvelope) -> None:
+        """A purge's stopped tasks: their last events (cancelled, their runs' ends and charges)
+        are recorded after it, and the read models leave them out (`libs.readmodels.projector`),
+        so the live feeds do too. Kept for the process's life: a few ids per purge."""
+        if not is_omitted(event.payload):
+            self.stopped[event.workspace_id].update(event.payload.get("stopped_tasks", ()))
 
     def register(self, workspace_id: str, type_: str | None = None) -> Queue:
         """A queue for every event of the workspace, or only for its events of `type_`."""

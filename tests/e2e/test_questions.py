@@ -13,9 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.events import EventEnvelope, task_of
 from libs.devstack.stack import Stack
+from libs.eventstore.store import EventStore
 from tests.e2e.helpers import (
     bearer,
+    debug_dump,
     executor_restored,
     executor_runs,
     get_task,
@@ -23,6 +26,7 @@ from tests.e2e.helpers import (
     model_calls,
     new_workspace,
     script_model,
+    sse_events,
     stop_idle_executor,
     submit,
     task_request,
@@ -188,23 +192,60 @@ def test_another_workspace_cannot_see_or_answer_a_question(
     assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 200
 
 
-def test_a_purge_closes_open_questions_and_the_waiting_agent_is_told(
+def test_a_purge_stops_the_agent_waiting_on_its_question_and_keeps_nothing_of_its_task(
     stack: Stack, api: httpx.Client, team: dict[str, str]
 ) -> None:
+    """Spec 001's purge "pauses the executor and clears ... tool logs, session IDs": the run of a
+    purged task makes no other model or tool call, is charged for what it spent, and nothing of
+    its task shows in the tool log, the dump or the feed, live or replayed."""
     description = f"Purged while asking {uuid.uuid4().hex[:8]}"
+    base = f"{stack.stream_url}/api/v1/workspaces/{team['workspaceId']}/orchestration"
     script_model(stack, asks(description))
-    submit(api, task_request(description))
+    (task_id,) = submit(api, task_request(description))
     question = wait_for_question(api, team)
+    head = debug_dump(stack, team["workspaceId"], api.headers)["logHead"]
+    frames: list[dict[str, Any]] = []
+    with httpx.stream("GET", f"{base}/events?since_seq={head}", headers=api.headers, timeout=30) as feed:
+        assert api.post(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/purge").status_code == 200
+        charge = wait_for_event(stack, "ledger.charged", task_id)
+        # Another task after the purge: the feed is read until it is in review, and whatever the
+        # purged task's run recorded as it stopped came before that.
+        (after,) = submit(api, task_request(f"After the purge {uuid.uuid4().hex[:8]}"))
+        for frame in sse_events(feed):
+            frames.append(frame)
+            if frame["event"] == "task.review_requested" and frame["data"]["payload"]["task_id"] == after:
+                break
 
-    assert api.post(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/purge").status_code == 200
-
-    deadline = time.monotonic() + 20
-    told: list[Any] = []
-    while not told and time.monotonic() < deadline:
-        told = model_calls(stack, description, "nobody answered")
-        time.sleep(0.1)
-    assert told, "the agent waiting on the purged question was told it will get no answer"
+    assert len(model_calls(stack, description)) == 1, "no model call after the purge"
+    assert charge.payload["input_tokens"] == 1000, "the call it made before the purge is charged"
+    ended = wait_for_event(stack, "run.failed", task_id)
+    assert "purged" in ended.payload["error"] and ended.payload["retryable"] is False
+    purge, *after_purge = frames
+    assert purge["event"] == "workspace.purged" and purge["data"]["payload"]["stopped_tasks"] == [task_id]
+    assert task_id not in json.dumps(after_purge), "the live feed shows nothing of the purged task after its purge"
+    dump = debug_dump(stack, team["workspaceId"], api.headers)
+    events = [e for e in dump["events"] if e["type"] != "workspace.purged"]
+    assert task_id not in json.dumps(dump["tasks"] + dump["runs"] + dump["gates"] + events)
+    log = api.get(f"/api/v1/workspaces/{team['workspaceId']}/orchestration/log", params={"limit": 200}).json()
+    assert log["items"], "the task after the purge has its tool calls logged"
+    assert [e for e in log["items"] if e["taskID"] != after] == [], "no tool call of the purged task is logged"
+    assert api.get(f"/tasks/{task_id}").status_code == 404
     assert api.post(f"{questions_path(team)}/{question['id']}/answer", json={"answers": [["Hi"]]}).status_code == 404
+
+
+def wait_for_event(stack: Stack, event_type: str, task_id: str, timeout: float = 20) -> EventEnvelope:
+    """The first event of that type about the task, once the event store has it."""
+    store = EventStore(stack.database_url, pool_size=1)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in store.read(0, 1_000_000) if e.type == event_type and task_of(e) == task_id]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+    finally:
+        store.close()
+    raise AssertionError(f"no {event_type} of task {task_id} in {timeout} s")
 
 
 @pytest.fixture

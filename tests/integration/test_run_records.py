@@ -50,6 +50,7 @@ from libs.pricing import PriceTable
 from libs.readmodels import projector, queries
 from services.cost_ledger import handlers as cost_ledger
 from services.executor.handlers import Deps, on_approved, on_dispatched
+from services.executor.purges import PURGED
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
 from services.planner import handlers as planner
@@ -661,3 +662,71 @@ async def test_an_approval_handed_back_after_its_task_was_cancelled_publishes_no
     store.save([task])
 
     assert await on_approved(approved, deps) == [], "a cancelled task gets no pull request"
+
+
+# --- a purge stops the purged tasks' runs --------------------------------------------------------
+
+
+async def test_a_run_whose_task_is_purged_while_it_waits_for_a_person_stops_there_and_is_charged(
+    script: Script, deps: Deps, store: EventStore, nc: NatsClient
+) -> None:
+    event = dispatched(store)
+    question = {"question": "Which greeting?", "header": "Greeting", "options": [{"label": "Hello"}]}
+    script.push(
+        Behaviour(tool_calls=[ToolCall("ask_human", {"questions": [question]}, id="call_ask")], usage=FIRST_CALL_USAGE)
+    )
+
+    async def review(msg: Msg) -> None:
+        await msg.respond(msgspec.json.encode(await asyncio.to_thread(ask_question, msg.data, store, 3600)))
+
+    responder = await nc.subscribe(ASK_QUESTION, cb=review)
+    try:
+        executing = asyncio.create_task(on_dispatched(event, deps))
+        await until_asked(store)
+        await eventually(lambda: deps.slots.room(1) == deps.slots.size, "the run did not park", POLL_TIMEOUT_S)
+
+        deps.purges.stop([event.aggregate_id])
+        [run] = await asyncio.wait_for(executing, 10)
+    finally:
+        await responder.unsubscribe()
+
+    assert len(script.calls()) == 1, "no model call after the purge"
+    assert run.status == FAILED
+    [failed] = [e for e in run.collect_events() if type(e).__name__ == "Failed"]
+    assert (failed.error, failed.retryable) == (PURGED, False)
+    assert failed.usage == FIRST_CALL_RECORDED and failed.estimated_usage is None, "what it spent, as counted"
+    # Nothing was recorded after the purge but its end: the question's call never came back as a tool call.
+    assert "run.tool_called" not in types(await run_log(store, run_id_of(event)))
+    assert deps.slots.room(0) == deps.slots.size, "it holds no slot, parked or not"
+
+
+async def test_a_run_whose_task_is_purged_mid_call_is_charged_that_call_at_its_estimate(
+    script: Script, deps: Deps, store: EventStore
+) -> None:
+    event = dispatched(store)
+    script.push(Behaviour(delay_ms=30_000))  # the call is in flight when the purge comes
+    executing = asyncio.create_task(on_dispatched(event, deps))
+    await until_called(script, 1)
+
+    deps.purges.stop([event.aggregate_id])
+    [run] = await asyncio.wait_for(executing, 10)
+
+    [failed] = [e for e in run.collect_events() if type(e).__name__ == "Failed"]
+    assert failed.error == PURGED
+    estimate = {
+        "input_tokens": request_tokens(script.calls()[0]),
+        "output_tokens": event.payload["config"]["maxTokens"],
+    }
+    assert failed.estimated_usage == estimate == failed.usage
+    assert failed.subrequests == 1
+
+
+async def test_a_dispatch_that_comes_after_its_task_was_purged_starts_no_run(
+    script: Script, deps: Deps, store: EventStore
+) -> None:
+    event = dispatched(store)
+    deps.purges.stop([event.aggregate_id])
+
+    assert await on_dispatched(event, deps) == []
+    assert script.calls() == []
+    assert await run_log(store, run_id_of(event)) == []

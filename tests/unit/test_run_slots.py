@@ -89,3 +89,15 @@ async def test_the_metrics_count_nothing_for_a_run_cancelled_while_it_resumes_or
                 assert gauges() == shown(1, working=1)
             raise RuntimeError("the run failed")
     assert gauges() == shown(1)
+
+
+async def test_a_run_stopped_while_parked_leaves_without_taking_a_slot_again() -> None:
+    slots = RunSlots(1)
+    async with slots.slot() as stopped:
+        stopped.park()
+        async with slots.slot():  # another run has the only slot meanwhile
+            assert REGISTRY.get_sample_value("orchestrator_runs", {"state": "waiting"}) == 1
+            stopped.leave()  # its task was purged as it waited: it goes on no more, and waits for nothing
+            assert REGISTRY.get_sample_value("orchestrator_runs", {"state": "waiting"}) == 0
+            assert REGISTRY.get_sample_value("orchestrator_runs", {"state": "resuming"}) == 0
+    assert slots.room(taken=0) == 1, "leaving the `async with` gave back nothing it did not hold"
