@@ -31,7 +31,13 @@ def error_response(
     if status == 503:
         # Every 503 is "not now" (the database or an owner is away): say when to ask again.
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    elif status == 401:
+        # HTTP requires a 401 to say how to authenticate (RFC 9110 11.6.1): a bearer key or token.
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
+
+
+WWW_AUTHENTICATE = 'Bearer realm="agent-orchestrator"'
 
 
 def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, str]]:

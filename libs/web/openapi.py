@@ -40,7 +40,7 @@ from litestar.params import ParameterKwarg
 from litestar.routes import HTTPRoute
 
 from contracts.tasks import ErrorBody
-from libs.web.errors import RETRY_AFTER_S
+from libs.web.errors import RETRY_AFTER_S, WWW_AUTHENTICATE
 
 # A route handler's `opt` key: the error statuses it answers beyond those its kind implies.
 ERRORS = "errors"
@@ -183,6 +183,14 @@ def _error_response(status: int, why: str, error_body: Reference) -> OpenAPIResp
                 schema=Schema(type=OpenAPIType.INTEGER, minimum=RETRY_AFTER_S, maximum=RETRY_AFTER_S),
                 required=True,
                 description="Seconds to wait before trying again.",
+            )
+        }
+    elif status == 401:
+        headers = {
+            "WWW-Authenticate": OpenAPIHeader(
+                schema=Schema(type=OpenAPIType.STRING, const=WWW_AUTHENTICATE),
+                required=True,
+                description="How to authenticate: a bearer key (or, for the admin API, the admin token).",
             )
         }
     return OpenAPIResponse(

@@ -92,6 +92,15 @@ def test_every_error_is_documented_with_the_error_body_the_server_sends(document
         assert (body["properties"], body["required"]) == (sent["properties"], sent["required"])
 
 
+def test_a_401_says_how_to_authenticate(documents: dict[str, dict[str, Any]]) -> None:
+    operations = {(method, path): op for method, path, op, _ in _operations(documents)}
+    for (method, path), statuses in EXPECTED.items():
+        if 401 in statuses:
+            challenge = operations[method, path]["responses"]["401"]["headers"]["WWW-Authenticate"]
+            assert challenge["required"] is True, (method, path)
+            assert challenge["schema"]["const"].startswith("Bearer "), (method, path)
+
+
 def test_a_503_says_when_to_try_again(documents: dict[str, dict[str, Any]]) -> None:
     operations = {(method, path): op for method, path, op, _ in _operations(documents)}
     for (method, path), statuses in EXPECTED.items():
@@ -160,9 +169,14 @@ async def busy() -> None:
     raise ApiError(503, "service_unavailable", "no planner is running")
 
 
+@get("/mine")
+async def mine() -> None:
+    raise ApiError(401, "unauthorized", "this endpoint needs an API key: Authorization: Bearer <key>")
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Litestar]]:
-    app = Litestar([add_thing, get_thing, live_thing, busy], exception_handlers=HANDLERS)
+    app = Litestar([add_thing, get_thing, live_thing, busy, mine], exception_handlers=HANDLERS)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -193,3 +207,10 @@ def test_every_503_says_when_to_try_again(client: TestClient[Litestar]) -> None:
 
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_every_401_says_how_to_authenticate(client: TestClient[Litestar]) -> None:
+    response = client.get("/mine")
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="agent-orchestrator"'
