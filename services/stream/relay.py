@@ -20,7 +20,9 @@ from collections.abc import Callable
 
 import msgspec
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 from nats.js.api import Header
+from nats.js.errors import NotFoundError
 
 from contracts.events import OMITTED, EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
@@ -96,6 +98,18 @@ async def publish_after(
                 raise ConnectionError("the connection to NATS was made again: the batch's answers are lost")
 
 
+async def still_held(js: JetStreamContext, stream_seq: int, msg_id: str) -> bool:
+    """Whether the stream still holds the message a publish was deduplicated against (a former
+    leader published it, say). It may have lost it, its tail or all of it, while the id is still
+    in its duplicate window: the message is gone, or even another one holds its sequence since.
+    A duplicate is rare (a failover, a recovery), so the look-up costs the hot path nothing."""
+    try:
+        msg = await js.get_msg(EVENTS_STREAM, seq=stream_seq)
+    except NotFoundError:
+        return False
+    return (msg.headers or {}).get("Nats-Msg-Id") == msg_id
+
+
 async def relay_forever(store: EventStore, nc: NatsClient, wakeups: Wakeups, progress: dict[str, int]) -> None:
     publisher = Publisher(nc)
     await publisher.start()
@@ -125,18 +139,13 @@ async def _relay(
             await wakeups.wait(timeout=1.0)
             continue
         results = await publish_after(publisher, events, stream_seq, msg_id)
-        first_held = 0  # the stream's first sequence, read once a duplicate needs it
         done = 0
-        for result in results:
+        # A duplicate counts as stored only while its original is in the stream: taken as stored
+        # when lost (a lost tail), it would let the newer events after it go out in its place.
+        for event, result in zip(events, results, strict=True):
             if isinstance(result, PubAck) and not result.duplicate:
                 stream_seq = result.seq
-            elif isinstance(result, PubAck):
-                # A duplicate is in the stream when its original message still is (published by
-                # a former leader, say); else the stream lost it inside the duplicate window.
-                first_held = first_held or (await js.stream_info(EVENTS_STREAM)).state.first_seq
-                if result.seq < first_held:
-                    break
-            else:
+            elif not (isinstance(result, PubAck) and await still_held(js, result.seq, msg_id(event))):
                 break
             done += 1
         if done:

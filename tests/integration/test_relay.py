@@ -14,11 +14,12 @@ import msgspec
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.consumer import EventConsumer, Subscription
-from libs.bus.jetstream import DUPLICATE_WINDOW_S, ensure_events_stream, stream_tail
+from libs.bus.jetstream import DUPLICATE_WINDOW_S, Tail, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
 from libs.eventstore.listen import Listener
@@ -111,7 +112,10 @@ async def stream_messages(js: JetStreamContext) -> list[tuple[str, str, EventEnv
     info = await js.stream_info(EVENTS_STREAM)
     out = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg(EVENTS_STREAM, seq=seq)
+        try:
+            msg = await js.get_msg(EVENTS_STREAM, seq=seq)
+        except NotFoundError:
+            continue  # deleted: no consumer sees it
         headers = msg.headers or {}
         out.append((msg.subject, headers.get("Nats-Msg-Id", ""), msgspec.json.decode(msg.data, type=EventEnvelope)))
     return out
@@ -123,6 +127,7 @@ async def assert_stream_mirrors_log(js: JetStreamContext, store: EventStore, ids
     `ids_are_seqs=False` only requires distinct message ids (a re-publish may need new ones)."""
     log = await asyncio.to_thread(store.read, 0, 10_000)
     messages = await stream_messages(js)
+    assert [envelope.seq for _, _, envelope in messages] == [e.seq for e in log]
     assert [envelope for _, _, envelope in messages] == log
     ids = [msg_id for _, msg_id, _ in messages]
     if ids_are_seqs:
@@ -299,6 +304,63 @@ async def test_after_a_purge_events_never_published_go_out_after_the_lost_ones(
     await run_relay_to(store, nc, postgres_url, head)
     assert await stream_count(js) == 12
     await assert_stream_mirrors_log(js, store, ids_are_seqs=False)
+
+
+async def lose_the_tail(js: JetStreamContext, n: int) -> None:
+    """The stream loses its last n messages while their ids stay in its duplicate window."""
+    last = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    for seq in range(last - n + 1, last + 1):
+        await js.delete_msg(EVENTS_STREAM, seq)
+
+
+@pytest.mark.parametrize("lost", [1, 5])
+async def test_after_the_stream_lost_its_tail_the_lost_events_go_out_again_before_the_new_ones(
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str, lost: int
+) -> None:
+    # seq 1..8 were relayed, the stream then lost its last `lost` messages (not the ones before
+    # them), and seq 9..12 were written while no relay ran: the next batch holds events the
+    # stream lost, whose ids it still answers as duplicates, then events it never had.
+    first = Relay(store, nc, postgres_url)
+    await first.start()
+    await asyncio.to_thread(save_tasks, store, 4)
+    await wait_for_count(js, 8)
+    await first.stop()
+    await lose_the_tail(js, lost)
+    assert await stream_count(js) == 8 - lost
+
+    head = await asyncio.to_thread(save_tasks, store, 2)
+    await run_relay_to(store, nc, postgres_url, head)
+
+    # What a consumer reading the stream from its start sees: every event once, in seq order.
+    await assert_stream_mirrors_log(js, store, ids_are_seqs=False)
+
+
+async def test_events_a_former_leader_published_are_passed_over_once(
+    store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new leader looked where the stream ends just before the former one published seq 9..12:
+    # they come back to it as duplicates of messages the stream holds, and are not sent again.
+    first = Relay(store, nc, postgres_url)
+    await first.start()
+    await asyncio.to_thread(save_tasks, store, 4)
+    await wait_for_count(js, 8)
+    await first.stop()
+    stale = await stream_tail(js)
+    former = await asyncio.to_thread(save_tasks, store, 2)
+    await run_relay_to(store, nc, postgres_url, former)
+    assert await stream_count(js) == 12
+
+    tails = [stale]
+
+    async def stale_then_real(context: JetStreamContext) -> Tail:
+        return tails.pop() if tails else await stream_tail(context)
+
+    monkeypatch.setattr(relay_module, "stream_tail", stale_then_real)
+    head = await asyncio.to_thread(save_tasks, store, 1)
+    await run_relay_to(store, nc, postgres_url, head)
+
+    assert await stream_count(js) == 14
+    await assert_stream_mirrors_log(js, store)
 
 
 async def test_a_stale_relay_cannot_interleave_with_the_leader(
