@@ -34,9 +34,13 @@ bench-compare against n="400" rounds="2": sync
 bench-floor n="400": sync
     uv run --frozen python -m libs.bench.floor --tasks {{n}}
 
-# Export JSON Schema for every contract and the OpenAPI document into contracts/schemas
+# What one RW-1 task costs: events and bytes appended, PostgreSQL transactions and statements, NATS messages, wake-ups
+bench-census n="200": sync
+    uv run --frozen python -m libs.bench.census --tasks {{n}}
+
+# Export JSON Schema for every contract, the OpenAPI and the AsyncAPI documents into contracts/schemas
 contracts: sync
-    uv run --frozen python -m contracts.export
+    uv run --frozen python -m exports
 
 # Format the code
 fmt: sync

@@ -2,7 +2,8 @@
 
 One place: settings from the environment, the event store, the FastStream broker with the
 service's command handlers, its durable event consumers, and an ops HTTP port with
-`/health`, `/ready` and `/metrics`. Each service's `main.py` only names its parts.
+`/health`, `/ready` and `/metrics`. Each service's `main.py` only names its parts, and builds
+its own dependencies from what the runtime started for it (`Started`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
@@ -38,27 +39,41 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[bytes], Awaitable[bytes]]
 
 
+@dataclass(frozen=True)
+class Started:
+    """What the runtime has set up for a service by the time the service's own parts are built.
+    The runtime closes these when the service stops; the service closes what it opened itself."""
+
+    settings: Settings
+    store: EventStore
+    nc: NatsClient  # the service's NATS connection (JetStream consumers, requests to other owners)
+    logs: LogPublisher  # the service's live log publisher, started; flushed on stop
+
+
+DepsT = TypeVar("DepsT")
+
+
 @dataclass
-class Service:
-    """What a worker service is made of; `main.py` builds one and calls `run`."""
+class Service(Generic[DepsT]):
+    """What a worker service is made of; `main.py` builds one and calls `run`.
+
+    At start the runtime connects to NATS and starts the log publisher, then hands them
+    (`Started`) to `wire`, which builds the service's own typed dependencies in one place. The
+    other parts are handed what `wire` built: what the subscriptions use, `on_start` starts and
+    `on_stop` closes is one object, kept by the runtime for that run of the service alone."""
 
     name: str
     default_port: int
-    subscriptions: Callable[[Settings, EventStore], list[Subscription]] = lambda s, e: []
+    wire: Callable[[Started], DepsT]
+    subscriptions: Callable[[DepsT], list[Subscription]]
+    # Command subjects are subscribed before the broker starts, so before NATS is connected:
+    # their handlers get the settings and the store only.
     commands: Callable[[Settings, EventStore], dict[str, CommandHandler]] = lambda s, e: {}
-    on_start: Callable[[Settings, EventStore], Awaitable[None]] | None = None
-    on_stop: Callable[[], Awaitable[None]] | None = None
+    on_start: Callable[[DepsT], Awaitable[None]] | None = None  # once its consumers have started
+    on_stop: Callable[[DepsT], Awaitable[None]] | None = None  # before NATS and the log publisher close
     # Aggregates the store keeps between loads (EventStore's `kept`): for services whose
     # handlers reload the same aggregates step after step and never change one after saving it.
     kept_aggregates: int = 0
-    # What the service's parts share at run time (e.g. provider clients to close on stop).
-    # The runtime puts the service's started `LogPublisher` under LOG_PUBLISHER before it
-    # builds the subscriptions, and flushes it on stop.
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-LOG_PUBLISHER = "log_publisher"
-NATS = "nats"  # the service's NATS connection (JetStream consumers, requests to other owners)
 
 
 def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> InThread:
@@ -79,40 +94,44 @@ def _json(body: object, status: int = 200) -> AsgiResponse:
     return AsgiResponse(msgspec.json.encode(body), status, headers={"content-type": "application/json"})
 
 
-def build_app(service: Service, settings: Settings) -> AsgiFastStream:
+def build_app(service: Service[DepsT], settings: Settings) -> AsgiFastStream:
     store = EventStore(settings.database_url, kept=service.kept_aggregates)
     broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
         broker.subscriber(subject, queue=service.name)(_bytes_handler(subject, handler))
 
     consumers: list[EventConsumer] = []
-    nc_holder: list[NatsClient] = []
+    # What this run of the service started, for `stop_consumers` to close: none of it before
+    # the broker has started.
+    nc: NatsClient | None = None
+    publisher: LogPublisher | None = None
+    deps: DepsT | None = None
 
     async def start_consumers() -> None:
+        nonlocal nc, publisher, deps
         nc = await nats.connect(settings.nats_servers, name=f"{service.name}-consumers")
-        nc_holder.append(nc)
         js = nc.jetstream()
         await ensure_events_stream(js, settings.events_stream_replicas)
         await ensure_logs_stream(js, settings.logs)
-        publisher = LogPublisher(js)
-        await publisher.start()
-        service.state[LOG_PUBLISHER] = publisher
-        service.state[NATS] = nc
-        for sub in service.subscriptions(settings, store):
+        logs = LogPublisher(js)
+        await logs.start()
+        publisher = logs
+        deps = service.wire(Started(settings, store, nc, logs))
+        for sub in service.subscriptions(deps):
             consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
             await consumer.start()
             consumers.append(consumer)
         if service.on_start:
-            await service.on_start(settings, store)
+            await service.on_start(deps)
         log.info("%s ready: %d consumers, %d command subjects", service.name, len(consumers), len(broker.subscribers))
 
     async def stop_consumers() -> None:
         await asyncio.gather(*(c.stop() for c in consumers))
-        if service.on_stop:
-            await service.on_stop()
-        if (publisher := service.state.get(LOG_PUBLISHER)) is not None:
+        if service.on_stop and deps is not None:
+            await service.on_stop(deps)
+        if publisher is not None:
             await publisher.close()  # the last lines of the runs that just finished
-        for nc in nc_holder:
+        if nc is not None:
             # close, not drain: draining waits out pending pull requests; anything not
             # acked is redelivered to another replica.
             await nc.close()
@@ -124,7 +143,7 @@ def build_app(service: Service, settings: Settings) -> AsgiFastStream:
 
     @get
     async def ready(scope: Any) -> AsgiResponse:
-        ok = bool(consumers or not service.subscriptions) and await broker.ping(timeout=1.0)
+        ok = bool(consumers) and await broker.ping(timeout=1.0)
         return _json({"service": service.name, "ready": ok}, 200 if ok else 503)
 
     return AsgiFastStream(
@@ -162,7 +181,7 @@ def _bytes_handler(subject: str, handler: CommandHandler) -> Callable[[Any], Awa
     return on_command
 
 
-def run(service: Service) -> None:
+def run(service: Service[Any]) -> None:
     settings = load_settings(service.name, service.default_port)
     setup_logging(service.name, settings.log_level)
     forbid_inspection()

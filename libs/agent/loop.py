@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import msgspec
 
 from libs.agent.repository import Changes, Repository, printable
-from libs.agent.tools import ASK_HUMAN, FINISH, Comment, Tool, ToolResult, Workbench
-from libs.llm.conversation import Conversation, ToolOutput, Turn, Usage, conversation_for
+from libs.agent.tools import ASK_HUMAN, FINISH, Comment, ToolResult, Workbench
+from libs.llm.conversation import Conversation, Tool, ToolOutput, Turn, Usage, conversation_for
 from libs.llm.providers import ProviderError
 
 NUDGE = "Use the tools to make the change, then call finish with a summary. Do not answer in text only."

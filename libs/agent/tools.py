@@ -14,16 +14,11 @@ from typing import Any
 import msgspec
 
 from libs.agent.repository import PathError, Repository, printable
+from libs.llm.conversation import Tool
 
 MAX_READ_CHARS = 100_000
 MAX_SEARCH_RESULTS = 100
 FINISH = "finish"
-
-
-class Tool(msgspec.Struct, frozen=True):
-    name: str
-    description: str
-    parameters: dict[str, Any]  # JSON Schema of the arguments object
 
 
 class ToolResult(msgspec.Struct, frozen=True):

@@ -7,7 +7,6 @@ A subtask runs when every subtask it depends on has succeeded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -19,10 +18,9 @@ APPROVED, COMPLETED, FAILED, CANCELLED = "approved", "completed", "failed", "can
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 ACTIVE = frozenset({PENDING, ASSIGNED, RUNNING})
 
-# Set by the planner while it handles a workspace with a concurrency cap: asked before a subtask
-# is handed to the executor, it answers whether a slot is free (else the subtask is queued).
+# The planner's concurrency caps, given to each command that may hand a subtask to the executor:
+# asked first, it answers whether a slot is free (else the subtask is queued). None: no cap to keep.
 DispatchGate = Callable[["Task", str], bool]
-DISPATCH_GATE: ContextVar[DispatchGate | None] = ContextVar("dispatch_gate", default=None)
 
 
 class Task(WorkspaceAggregate):
@@ -146,14 +144,14 @@ class Task(WorkspaceAggregate):
 
     # --- commands: each checks the state machine, then emits --------------------------------
 
-    def dispatch_ready(self) -> None:
+    def dispatch_ready(self, gate: DispatchGate | None = None) -> None:
         """Dispatches every subtask whose dependencies have all succeeded (none while the task
         waits for its parent or its plan)."""
         if not self.waiting_for_parent:
             for subtask in self.ready_subtasks():
-                self.dispatch(subtask)
+                self.dispatch(subtask, gate)
 
-    def dispatch(self, subtask: dict[str, Any]) -> None:
+    def dispatch(self, subtask: dict[str, Any], gate: DispatchGate | None = None) -> None:
         self._require(PENDING, ASSIGNED, RUNNING, action="dispatch a subtask of")
         if self.awaiting_plan:
             raise IllegalTransition(f"task {self.id} waits for its plan")
@@ -161,12 +159,16 @@ class Task(WorkspaceAggregate):
             raise IllegalTransition(f"task {self.id} waits for its parent task {self.parent_task_id}")
         if subtask["id"] in self.dispatched:
             return
-        self._dispatch(subtask, 1)
+        self._dispatch(subtask, 1, gate)
 
     def _dispatch(
-        self, subtask: dict[str, Any], attempt: int, error: str | None = None, previous: dict[str, Any] | None = None
+        self,
+        subtask: dict[str, Any],
+        attempt: int,
+        gate: DispatchGate | None,
+        error: str | None = None,
+        previous: dict[str, Any] | None = None,
     ) -> None:
-        gate = DISPATCH_GATE.get()
         if gate is not None and not gate(self, subtask["id"]):
             # The workspace's concurrency cap is reached: the subtask waits for a free slot.
             self.emit(self.SubtaskQueued, subtask_id=subtask["id"], attempt=attempt, error=error, previous=previous)
@@ -245,6 +247,7 @@ class Task(WorkspaceAggregate):
         error: str,
         retryable: bool,
         output: dict[str, Any] | None,
+        gate: DispatchGate | None = None,
     ) -> None:
         """Self-heal: dispatch the next attempt, starting from this one's changes with its error,
         while attempts remain and retrying can help; otherwise the subtask and the task fail."""
@@ -255,7 +258,7 @@ class Task(WorkspaceAggregate):
             return  # a failure of an attempt already superseded
         # Attempts a budget pause used up are not self-heal retries.
         if retryable and attempt - self.resumes.get(subtask_id, 0) < self.max_attempts():
-            self._dispatch(subtask, attempt + 1, error, output)
+            self._dispatch(subtask, attempt + 1, gate, error, output)
             return
         exhausted = retryable  # it would have been retried, had attempts remained
         self.emit(
@@ -394,7 +397,7 @@ class Task(WorkspaceAggregate):
             task.status = PAUSED
             task.paused[self.subtask_id] = {"attempt": self.attempt, "output": self.output}
 
-    def resume(self) -> None:
+    def resume(self, gate: DispatchGate | None = None) -> None:
         """Goes on where the budget stopped it: each stopped subtask runs again from its
         changes, and whatever became ready meanwhile is dispatched."""
         if self.status != PAUSED or not self.paused:
@@ -402,8 +405,8 @@ class Task(WorkspaceAggregate):
         stopped = dict(self.paused)
         self.emit(self.Resumed, subtask_ids=sorted(stopped))
         for subtask_id, info in sorted(stopped.items()):
-            self._dispatch(self.subtask(subtask_id), info["attempt"] + 1, None, info["output"])
-        self.dispatch_ready()
+            self._dispatch(self.subtask(subtask_id), info["attempt"] + 1, gate, None, info["output"])
+        self.dispatch_ready(gate)
 
     class Resumed(WorkspaceAggregate.Event):
         subtask_ids: list[str]
@@ -426,12 +429,12 @@ class Task(WorkspaceAggregate):
         def apply(self, task: Task) -> None:
             task.children.append(self.child_id)
 
-    def start_after_parent(self, parent: Task) -> None:
+    def start_after_parent(self, parent: Task, gate: DispatchGate | None = None) -> None:
         """The parent completed: take its changes as this task's starting point, then run."""
         if not self.waiting_for_parent or self.status != PENDING:
             return
         self.emit(self.ParentCompleted, parent_task_id=str(parent.id), changes=parent.changes())
-        self.dispatch_ready()
+        self.dispatch_ready(gate)
 
     class ParentCompleted(WorkspaceAggregate.Event):
         parent_task_id: str
@@ -461,6 +464,7 @@ class Task(WorkspaceAggregate):
         provider: str,
         model: str,
         duration_ms: int,
+        gate: DispatchGate | None = None,
     ) -> None:
         """The plan to run, from the model or the template fallback (`fallback_reason` says why);
         `usage` is what drafting it cost, charged to the task."""
@@ -476,7 +480,7 @@ class Task(WorkspaceAggregate):
             model=model,
             duration_ms=duration_ms,
         )
-        self.dispatch_ready()
+        self.dispatch_ready(gate)
 
     class Planned(WorkspaceAggregate.Event):
         subtasks: list[dict[str, Any]]

@@ -12,7 +12,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from libs.agent.tools import Tool
+
+class Tool(msgspec.Struct, frozen=True):
+    """A tool offered to the model: what a provider call takes (the agent decides which, and
+    runs them)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema of the arguments object
 
 
 class Usage(msgspec.Struct, frozen=True):

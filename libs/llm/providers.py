@@ -16,9 +16,8 @@ from typing import Any
 import anthropic
 import openai
 
-from libs.agent.tools import Tool
 from libs.config import Settings
-from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
+from libs.llm.conversation import Conversation, Tool, ToolUse, Turn, Usage
 from libs.observability.metrics import LLM_CALLS, LLM_LATENCY
 
 log = logging.getLogger(__name__)

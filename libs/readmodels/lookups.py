@@ -1,5 +1,6 @@
 """What worker services read from the read models, synchronously, on the event store's own
-connections (they run their handlers in threads). The HTTP services use `queries` instead.
+connections (they run their handlers in threads). The HTTP services use the async reads instead
+(`task_reads`, `workspace_reads`, `costs`, `dump`, ...).
 
 Every SQL a worker runs against a read model is here, so a table's shape changes in one place.
 """

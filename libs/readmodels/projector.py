@@ -18,7 +18,7 @@ from contracts.events import EventEnvelope, public_payload, task_of
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcalls
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
-from libs.readmodels.tasks import TaskView
+from libs.readmodels.task_view import TaskView
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from libs.domain.workspace import key_hash, split_key
-from libs.readmodels import queries
+from libs.readmodels import workspace_reads
 from libs.web.errors import ApiError
+from libs.web.state import EdgeState, state_of
 
 CALLER = "caller"
 
@@ -60,7 +61,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
     if token is None:
         raise ApiError(401, "unauthorized", "this endpoint needs an API key: Authorization: Bearer <key>")
     parts = split_key(token)
-    record = await queries.api_key(connection.app.state.pool, parts[0]) if parts else None
+    record = await workspace_reads.api_key(state_of(connection, EdgeState).pool, parts[0]) if parts else None
     if parts is None or record is None or not hmac.compare_digest(record["key_hash"], key_hash(parts[1])):
         raise ApiError(401, "unauthorized", "the API key is not valid")
     if record["revoked_at"] is not None:
@@ -71,7 +72,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
 
 
 def require_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-    expected = connection.app.state.settings.admin_token
+    expected = state_of(connection, EdgeState).settings.admin_token
     token = _token(connection)
     if not expected:
         raise ApiError(401, "unauthorized", "the admin API is off: start the gateway with ADMIN_TOKEN set")
@@ -92,10 +93,10 @@ def workspace_of(connection: ASGIConnection[Any, Any, Any, Any], workspace_id: s
 
 def key_checker(connection: ASGIConnection[Any, Any, Any, Any]) -> Callable[[], Awaitable[bool]]:
     """For a long-lived response: is the caller's key still valid (not revoked since)?"""
-    pool, key_id = connection.app.state.pool, caller(connection).key_id
+    pool, key_id = state_of(connection, EdgeState).pool, caller(connection).key_id
 
     async def still_valid() -> bool:
-        record = await queries.api_key(pool, key_id)
+        record = await workspace_reads.api_key(pool, key_id)
         return record is not None and record["revoked_at"] is None
 
     return still_valid

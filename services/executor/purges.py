@@ -65,3 +65,10 @@ class Purges:
                 agents.discard(agent)
                 if not agents:
                     del self.running[task_id]
+
+
+def cancelling() -> bool:
+    """Whether the running asyncio task is being cancelled (we are in its way out): a run's
+    agent stopped by a purge, or the executor itself stopping."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

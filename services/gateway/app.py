@@ -17,14 +17,16 @@ from psycopg_pool import AsyncConnectionPool
 from libs.bus.logs import ensure_logs_stream
 from libs.config import Settings
 from libs.eventstore.store import EventStore
-from libs.readmodels import queries, schema
+from libs.readmodels import positions, schema
 from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
+from libs.web.state import install
 from services.gateway import livelogs, questions, routes, toollog, workspaces
 from services.gateway.readyourwrites import ProjectionWatch
+from services.gateway.state import GatewayState, gateway_state
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 ROUTES = [
@@ -42,15 +44,13 @@ def openapi_config() -> OpenAPIConfig:
 
 
 async def _is_ready(request: Request[Any, Any, Any]) -> bool:
-    state = request.app.state
-    broker: NatsBroker = state.broker
-    return state.nc.is_connected and await broker.ping(timeout=1.0)
+    state = gateway_state(request)
+    return state.nc.is_connected and await state.broker.ping(timeout=1.0)
 
 
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        state = app.state
         with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
             schema.create(conn)
         # Autocommit: each read is one statement, and a pool connection in a transaction would
@@ -68,19 +68,18 @@ def create_app(settings: Settings) -> Litestar:
         watch = ProjectionWatch(settings.database_url)
         await watch.listener.start()
         async with pool.connection() as conn:
-            watch.caught_up_to(await queries.projector_position(conn))
+            watch.caught_up_to(await positions.projector_position(conn))
 
         async def head() -> int:
-            return await queries.log_head(pool)
+            return await positions.log_head(pool)
 
-        state.settings, state.pool, state.broker, state.watch, state.head = settings, pool, broker, watch, head
-        state.nc, state.js = nc, js
         # The gateway is the single writer of Workspaces (the admin API, config, purge).
-        state.store = await asyncio.to_thread(EventStore, settings.database_url)
+        store = await asyncio.to_thread(EventStore, settings.database_url)
+        install(app, GatewayState(settings, pool, broker=broker, watch=watch, head=head, nc=nc, js=js, store=store))
         try:
             yield
         finally:
-            state.store.close()
+            store.close()
             await watch.listener.stop()
             await nc.close()
             await broker.stop()

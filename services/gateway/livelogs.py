@@ -25,10 +25,11 @@ from contracts.logs import LogEntry, LogsMessage
 from libs.bus.logs import LogTail
 from libs.domain.task import TERMINAL
 from libs.observability.metrics import LIVE_LOG_CONNECTIONS
-from libs.readmodels import queries
+from libs.readmodels import task_reads
 from libs.web.auth import authenticate, key_checker
 from libs.web.errors import ApiError
 from services.gateway.routes import find_task
+from services.gateway.state import GatewayState, gateway_state
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ _encoder = msgspec.json.Encoder()
 
 @websocket(PATH)
 async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) -> None:
-    state = socket.app.state
+    state = gateway_state(socket)
     await socket.accept()
     try:
         workspace = (await authenticate(socket)).workspace_id
@@ -56,7 +57,7 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
     try:
         # The same lookup as GET /tasks/{id}: canonical ids only, the key's workspace only,
         # after the read models have reached this gateway's writes.
-        await find_task(state, workspace, task_id, queries.task_status)
+        await find_task(state, workspace, task_id, task_reads.task_status)
     except ApiError:
         await socket.close(WS_4404_NOT_FOUND, "Not found")
         return
@@ -124,9 +125,9 @@ async def _send(socket: WebSocket[Any, Any, Any], entries: list[LogEntry], *, al
         await socket.send_text(_encoder.encode(LogsMessage(data=entries)).decode())
 
 
-async def _until_ended(state: Any, workspace: str, task_id: str) -> None:
+async def _until_ended(state: GatewayState, workspace: str, task_id: str) -> None:
     async def current() -> str | None:
-        return await queries.task_status(state.pool, workspace, task_id)
+        return await task_reads.task_status(state.pool, workspace, task_id)
 
     while await state.watch.status_reaches(task_id, TERMINAL.__contains__, current, STATUS_RECHECK_S) not in TERMINAL:
         pass

@@ -15,20 +15,20 @@ from litestar.params import FromPath, JSONBody
 from contracts.commands import AnswerQuestionCommand
 from contracts.questions import Answer, Answered, QuestionEnvelope, QuestionList
 from contracts.subjects import ANSWER_QUESTION
-from libs.readmodels import queries
+from libs.readmodels import question_reads
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from services.gateway.commands import send
-from services.gateway.readyourwrites import reach_head
+from services.gateway.state import gateway_state
 
 PATH = "/api/v1/workspaces/{workspaceID:str}/orchestration/questions"
 
 
 async def _open(request: Request[Any, Any, Any], workspace_id: str, question_id: str | None = None) -> list[Any]:
-    state = request.app.state
+    state = gateway_state(request)
     # Questions are asked by agents, not through this gateway: wait for the log's head.
-    await reach_head(state)
-    return await queries.open_questions(state.pool, workspace_id, question_id)
+    await state.reach_head()
+    return await question_reads.open_questions(state.pool, workspace_id, question_id)
 
 
 @get(PATH)
@@ -52,7 +52,7 @@ async def answer_question(
     request: Request[Any, Any, Any], workspaceID: FromPath[str], questionID: FromPath[str], data: JSONBody[Answer]
 ) -> Answered:
     workspace = workspace_of(request, workspaceID)
-    state = request.app.state
+    state = gateway_state(request)
     # The owner decides from the event store, which is always current: unknown, answered,
     # expired or another workspace's is a 404, an answer the options do not allow a 400.
     command = AnswerQuestionCommand(workspace_id=workspace, question_id=questionID, answers=data.answers)

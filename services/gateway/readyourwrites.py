@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from libs.eventstore.listen import Listener
 from libs.readmodels.projector import parse_notice
@@ -120,9 +119,3 @@ class ProjectionWatch:
             yield next_notice
         finally:
             self._waiters.discard(event)
-
-
-async def reach_head(state: Any) -> bool:
-    """Waits (briefly) for the read models to reach the log's head: for reads of what other
-    services wrote (an agent's question, a tool call), which this gateway's writes do not cover."""
-    return await state.watch.reach(await state.head(), state.settings.read_your_writes_timeout_s)

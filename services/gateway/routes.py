@@ -24,15 +24,14 @@ from contracts.tasks import (
     TaskIds,
     TaskState,
 )
-from libs.readmodels import queries
+from libs.readmodels import costs, task_reads, workspace_reads
 from libs.web.auth import caller
 from libs.web.errors import ApiError
 from libs.web.openapi import as_spec
 from libs.web.ops import VERSION
 from services.gateway.commands import send
-from services.gateway.readyourwrites import reach_head
+from services.gateway.state import GatewayState, gateway_state
 
-State = Any
 T = TypeVar("T")
 
 
@@ -43,10 +42,10 @@ def health() -> Health:
 
 @post("/tasks", status_code=201)
 async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTasks]) -> TaskIds:
-    state = request.app.state
+    state = gateway_state(request)
     workspace = caller(request).workspace_id
     tasks = [msgspec.to_builtins(t) for t in data.tasks]
-    found = await queries.workspace(state.pool, workspace)
+    found = await workspace_reads.workspace(state.pool, workspace)
     if found and found["config"]:
         given = (await request.json())["tasks"]  # as sent (decoded once, for `data`): which fields were given
         tasks = [
@@ -70,7 +69,7 @@ def with_workspace_defaults(task: dict[str, Any], given: dict[str, Any], config:
 
 @get("/tasks/{task_id:str}")
 async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskEnvelope:
-    task = await find_task(request.app.state, caller(request).workspace_id, task_id)
+    task = await find_task(gateway_state(request), caller(request).workspace_id, task_id)
     return TaskEnvelope(task=msgspec.convert(task, TaskState))
 
 
@@ -78,15 +77,15 @@ async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> T
 async def review_task(
     request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[ReviewDecision]
 ) -> ReviewAccepted:
-    state = request.app.state
+    state = gateway_state(request)
     if data.task_id != task_id:
         raise ApiError(400, "task_id_mismatch", "taskId in the body must match the task in the path")
     workspace = caller(request).workspace_id
-    status = await find_task(state, workspace, task_id, queries.task_status)
+    status = await find_task(state, workspace, task_id, task_reads.task_status)
     if status != "review":
         # The client may have seen `review` on the feed before the read models caught up.
-        await reach_head(state)
-        status = await find_task(state, workspace, task_id, queries.task_status)
+        await state.reach_head()
+        status = await find_task(state, workspace, task_id, task_reads.task_status)
     if status != "review":
         raise ApiError(400, "invalid_state_transition", f"task {task_id} is '{status}', not 'review'")
     command = DecideReviewCommand(workspace, task_id, data.decision.value, data.feedback)
@@ -102,14 +101,14 @@ async def review_task(
 async def get_costs(
     request: Request[Any, Any, Any], since: Annotated[int | None, QueryParameter(name="since", ge=0)] = None
 ) -> CostsReport:
-    state = request.app.state
+    state = gateway_state(request)
     await state.watch.reach(state.watch.written, state.settings.read_your_writes_timeout_s)
-    report = await queries.costs(state.pool, caller(request).workspace_id, since)
+    report = await costs.costs(state.pool, caller(request).workspace_id, since)
     return msgspec.convert(report, CostsReport)
 
 
 async def find_task(
-    state: State, workspace: str, task_id: str, read: Callable[..., Awaitable[T | None]] = queries.task_state
+    state: GatewayState, workspace: str, task_id: str, read: Callable[..., Awaitable[T | None]] = task_reads.task_state
 ) -> T:
     """What `read` returns for the task (its state by default), once the read models have
     reached this gateway's writes; 404 when there is no such task."""
@@ -137,9 +136,9 @@ def _is_canonical_uuid(value: str) -> bool:
         return False
 
 
-async def _wait_for_status_change(state: State, workspace: str, task_id: str, status: str) -> None:
+async def _wait_for_status_change(state: GatewayState, workspace: str, task_id: str, status: str) -> None:
     async def current() -> str | None:
-        return await queries.task_status(state.pool, workspace, task_id)
+        return await task_reads.task_status(state.pool, workspace, task_id)
 
     await state.watch.status_change(task_id, status, current, state.settings.read_your_writes_timeout_s)
 

@@ -12,10 +12,10 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts.tasks import NO_NUL  # PostgreSQL text cannot hold U+0000: a 400, not a 500
 from contracts.toollog import DEFAULT_LIMIT, MAX_LIMIT, ToolLogMeta, ToolLogPage, ToolStatus
-from libs.readmodels import queries, toolcalls
+from libs.readmodels import toolcall_reads, toolcalls
 from libs.readmodels.toolcalls import ToolCallFilter
 from libs.web.auth import workspace_of
-from services.gateway.readyourwrites import reach_head
+from services.gateway.state import gateway_state
 
 
 @get("/api/v1/workspaces/{workspaceID:str}/orchestration/log")
@@ -32,12 +32,12 @@ async def tool_log(
     since: Annotated[int | None, QueryParameter(ge=0, description="epoch ms, inclusive")] = None,
     until: Annotated[int | None, QueryParameter(ge=0, description="epoch ms, exclusive")] = None,
 ) -> ToolLogPage:
-    state, workspace_id = request.app.state, workspace_of(request, workspaceID)
+    state, workspace_id = gateway_state(request), workspace_of(request, workspaceID)
     # The executor records the calls, not this gateway: wait for the projector to reach what
     # the log held when the request came, so a call already seen on the events feed is listed.
-    await reach_head(state)
+    await state.reach_head()
     only = ToolCallFilter(tool, status, sessionID, agentName, since, until)
-    rows, total = await queries.tool_calls(state.pool, workspace_id, only, page, limit)
+    rows, total = await toolcall_reads.tool_calls(state.pool, workspace_id, only, page, limit)
     return ToolLogPage(
         items=[toolcalls.entry(r) for r in rows],
         meta=ToolLogMeta(page=page, limit=limit, total=total, pages=math.ceil(total / limit)),

@@ -29,12 +29,12 @@ from contracts.workspaces import (
 )
 from libs.domain.errors import DomainError
 from libs.domain.workspace import Workspace, new_workspace_id, split_key, workspace_aggregate_id
-from libs.readmodels import queries
+from libs.readmodels import question_reads, task_reads, workspace_reads
 from libs.web.auth import workspace_of
 from libs.web.bodies import decode_body
 from libs.web.errors import ApiError
 from libs.web.openapi import ERRORS, register
-from services.gateway.readyourwrites import reach_head
+from services.gateway.state import GatewayState, gateway_state
 
 T = TypeVar("T")
 ADMIN = {"admin": True}
@@ -42,12 +42,12 @@ CONFIG = "/api/v1/workspaces/{workspace_id:str}/orchestration/config"
 WRITE_ATTEMPTS = 5
 
 
-async def _load(state: Any, workspace_id: str) -> Workspace | None:
+async def _load(state: GatewayState, workspace_id: str) -> Workspace | None:
     found = await asyncio.to_thread(state.store.load_many, [workspace_aggregate_id(workspace_id)])
     return next(iter(found.values()), None)
 
 
-async def _change(state: Any, workspace_id: str, change: Callable[[Workspace], T]) -> T:
+async def _change(state: GatewayState, workspace_id: str, change: Callable[[Workspace], T]) -> T:
     """Applies `change` to the workspace and saves it, again on fresh state when another
     gateway replica wrote in between; waits until the read models show the change."""
     for _ in range(WRITE_ATTEMPTS):
@@ -69,7 +69,7 @@ async def _change(state: Any, workspace_id: str, change: Callable[[Workspace], T
 
 @post("/admin/workspaces", status_code=201, opt={**ADMIN, ERRORS: {409: "A workspace with this id exists."}})
 async def create_workspace(request: Request[Any, Any, Any], data: JSONBody[NewWorkspace]) -> IssuedKey:
-    state = request.app.state
+    state = gateway_state(request)
     workspace_id = data.workspace_id or new_workspace_id()
     workspace = Workspace.create(workspace_id, data.name or workspace_id)
     api_key = workspace.issue_key(data.key_label or "first key")
@@ -83,30 +83,30 @@ async def create_workspace(request: Request[Any, Any, Any], data: JSONBody[NewWo
 
 @get("/admin/workspaces/{workspace_id:str}", opt=ADMIN)
 async def show_workspace(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> WorkspaceInfo:
-    state = request.app.state
-    found = await queries.workspace(state.pool, workspace_id)
+    state = gateway_state(request)
+    found = await workspace_reads.workspace(state.pool, workspace_id)
     if found is None:
         raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
-    keys = [msgspec.convert(k, KeyInfo) for k in await queries.workspace_keys(state.pool, workspace_id)]
+    keys = [msgspec.convert(k, KeyInfo) for k in await workspace_reads.workspace_keys(state.pool, workspace_id)]
     return WorkspaceInfo(workspace_id=workspace_id, name=found["name"], created_at=found["createdAt"], keys=keys)
 
 
 @post("/admin/workspaces/{workspace_id:str}/keys", status_code=201, opt=ADMIN)
 async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: JSONBody[NewKey]) -> IssuedKey:
-    api_key = await _change(request.app.state, workspace_id, lambda w: w.issue_key(data.label))
+    api_key = await _change(gateway_state(request), workspace_id, lambda w: w.issue_key(data.label))
     return IssuedKey(workspace_id=workspace_id, key_id=key_id_of(api_key), api_key=api_key)
 
 
 @delete("/admin/workspaces/{workspace_id:str}/keys/{key_id:str}", status_code=200, opt=ADMIN)
 async def revoke_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], key_id: FromPath[str]) -> Revoked:
-    await _change(request.app.state, workspace_id, lambda w: w.revoke_key(key_id))
+    await _change(gateway_state(request), workspace_id, lambda w: w.revoke_key(key_id))
     return Revoked(revoked=True)
 
 
 @get(CONFIG)
 async def get_config(request: Request[Any, Any, Any], workspace_id: FromPath[str]) -> dict[str, Any]:
     workspace_of(request, workspace_id)
-    found = await queries.workspace(request.app.state.pool, workspace_id)
+    found = await workspace_reads.workspace(gateway_state(request).pool, workspace_id)
     return found["config"] if found else {}
 
 
@@ -137,7 +137,7 @@ async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[
         workspace.update_config(changes, merged)
         return merged
 
-    return await _change(request.app.state, workspace_id, apply)
+    return await _change(gateway_state(request), workspace_id, apply)
 
 
 def key_id_of(api_key: str) -> str:
@@ -154,11 +154,11 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
     """Spec 001's reset. The purge is an event: the history stays in the event store, seq keeps
     increasing, and a rebuild from the log gives the same purged read models."""
     workspace_of(request, workspace_id)
-    state = request.app.state
+    state = gateway_state(request)
     # Everything written so far is in the read models, so the unfinished tasks are all known.
-    await reach_head(state)
-    unfinished = await queries.unfinished_tasks(state.pool, workspace_id)
-    questions = [q["id"] for q in await queries.open_questions(state.pool, workspace_id)]
+    await state.reach_head()
+    unfinished = await task_reads.unfinished_tasks(state.pool, workspace_id)
+    questions = [q["id"] for q in await question_reads.open_questions(state.pool, workspace_id)]
     await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))
     return Purged(purged=PURGED)
 

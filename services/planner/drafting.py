@@ -13,8 +13,7 @@ import time
 from typing import Any
 
 from contracts.tasks import AgentType
-from libs.agent.tools import Tool
-from libs.llm.conversation import Usage, conversation_for
+from libs.llm.conversation import Tool, Usage, conversation_for
 from libs.llm.providers import ProviderError, Providers
 from services.planner.plans import plan, subtask_id
 

@@ -18,7 +18,7 @@ from contracts.events import EventEnvelope
 from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
-from libs.domain.task import COMPLETED, TERMINAL, Task
+from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.readmodels import lookups
@@ -31,7 +31,13 @@ log = logging.getLogger(__name__)
 SUBMIT_ATTEMPTS = 8
 
 
-def new_task(workspace_id: str, request: dict[str, Any], task_id: UUID, revision_of: str | None = None) -> Task:
+def new_task(
+    workspace_id: str,
+    request: dict[str, Any],
+    task_id: UUID,
+    dispatch_gate: DispatchGate,
+    revision_of: str | None = None,
+) -> Task:
     if request["config"].get("planner") == "llm":
         # The model drafts the plan (see on_plan_requests); the task waits for it.
         task = Task.submit(task_id, workspace_id, request, [], revision_of=revision_of)
@@ -39,7 +45,7 @@ def new_task(workspace_id: str, request: dict[str, Any], task_id: UUID, revision
         return task
     subtasks = plan(str(task_id), request["agentType"], request["description"])
     task = Task.submit(task_id, workspace_id, request, subtasks, revision_of=revision_of)
-    task.dispatch_ready()
+    task.dispatch_ready(dispatch_gate)
     return task
 
 
@@ -72,11 +78,10 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     parents = _parents(workspace_id, ids, loaded)
     if isinstance(parents, CommandError):
         return CommandReply(error=parents)
-    with slots.guarding():
-        tasks = [new_task(workspace_id, r, uuid.uuid4()) for r in requests]
-        for task in tasks:
-            if task.parent_task_id is not None:
-                _follow_parent(task, parents[task.parent_task_id])
+    tasks = [new_task(workspace_id, r, uuid.uuid4(), slots.gate) for r in requests]
+    for task in tasks:
+        if task.parent_task_id is not None:
+            _follow_parent(task, parents[task.parent_task_id], slots.gate)
     seq = store.save([*tasks, *parents.values(), *slots.to_save()])
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
 
@@ -94,10 +99,10 @@ def _parents(workspace_id: str, ids: dict[str, UUID | None], loaded: dict[UUID, 
     return parents
 
 
-def _follow_parent(child: Task, parent: Task) -> None:
+def _follow_parent(child: Task, parent: Task, dispatch_gate: DispatchGate) -> None:
     """Link the child to its parent, or settle it at once when the parent has already ended."""
     if parent.status == COMPLETED:
-        child.start_after_parent(parent)
+        child.start_after_parent(parent, dispatch_gate)
     elif parent.status in TERMINAL:
         child.cancel(_parent_ended(parent))
     else:
@@ -147,14 +152,12 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
     task_ids = [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped
     batch = Batch(store, task_ids, slots, [e.workspace_id for e in events])
     before = {task_id: task.status for task_id, task in batch.tasks.items()}
-    with slots.guarding():
-        for event in events:
-            _react(event, batch, store, slots)
-        _settle_children(
-            batch, store, [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
-        )
-        # Slots freed by runs that ended (or a cap raised) go to the subtasks waiting, in order.
-        slots.start_waiting(batch.tasks)
+    for event in events:
+        _react(event, batch, store, slots)
+    ended = [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
+    _settle_children(batch, store, ended, slots.gate)
+    # Slots freed by runs that ended (or a cap raised) go to the subtasks waiting, in order.
+    slots.start_waiting(batch.tasks)
     return [*batch.to_save(), *slots.to_save()]
 
 
@@ -167,7 +170,7 @@ def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) 
         return
     if event.type == "workspace.config_updated":
         # A cap raised or lifted frees slots: `start_waiting` looks at the schedule at the end.
-        _resume_paused(event, batch, store)
+        _resume_paused(event, batch, store, slots.gate)
         return
     task = batch.get(_task_id(event)) if "task_id" in event.payload else None
     if task is None:
@@ -179,7 +182,7 @@ def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) 
     if reaction is None:
         return
     try:
-        reaction(task, event, batch)
+        reaction(task, event, batch, slots.gate)
     except DomainError as exc:
         # The state machine refused: the event is stale (e.g. a result for a cancelled task).
         log.info("ignored %s (seq %d) for task %s: %s", event.type, event.seq, task.id, exc)
@@ -189,7 +192,7 @@ LOG_PAGE = 1000
 BUDGET_KEYS = frozenset({"budgetUsd", "taskBudgetUsd", "onBudgetExceeded"})
 
 
-def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> None:
+def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore, dispatch_gate: DispatchGate) -> None:
     """A budget setting changed (a cap raised, say): the workspace's paused tasks go on. One
     whose cap still does not allow the next call pauses again, before spending anything."""
     if not BUDGET_KEYS & set(event.payload["changes"]):
@@ -203,7 +206,7 @@ def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore) -> Non
     # Paused in this very batch, neither can know them yet.
     for task in list(batch.tasks.values()):
         if task.workspace_id == event.workspace_id and task.status == "paused":
-            task.resume()
+            task.resume(dispatch_gate)
 
 
 def _paused_since(store: EventStore, after: int, workspace_id: str) -> set[UUID]:
@@ -224,7 +227,7 @@ def _stop_purged(event: EventEnvelope, batch: Batch) -> None:
             task.cancel("the workspace was purged")
 
 
-def _settle_children(batch: Batch, store: EventStore, ended: list[Task]) -> None:
+def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatch_gate: DispatchGate) -> None:
     """Children of tasks that just ended start (the parent completed) or are cancelled (it did
     not); a cancelled child's own children follow, in the same batch."""
     while ended:
@@ -237,18 +240,18 @@ def _settle_children(batch: Batch, store: EventStore, ended: list[Task]) -> None
                 if child is None or not child.waiting_for_parent or child.status in TERMINAL:
                     continue
                 if parent.status == COMPLETED:
-                    child.start_after_parent(parent)
+                    child.start_after_parent(parent, dispatch_gate)
                 else:
                     child.cancel(_parent_ended(parent))
                     next_ended.append(child)
         ended = next_ended
 
 
-def _run_started(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _run_started(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     task.start()
 
 
-def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
     subtask = task.subtask(p["subtask_id"])
     result = {
@@ -262,19 +265,25 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch) -> None:
     task.record_success(p["subtask_id"], event.aggregate_id, result)
     if task.status == "paused":
         return  # what became ready runs when the task resumes
-    task.dispatch_ready()
+    task.dispatch_ready(dispatch_gate)
     if task.status == "running" and task.all_succeeded():
         task.request_review()
 
 
-def _run_failed(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _run_failed(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
     task.attempt_failed(
-        p["subtask_id"], event.aggregate_id, p.get("attempt", 1), p["error"], p.get("retryable", False), p.get("output")
+        p["subtask_id"],
+        event.aggregate_id,
+        p.get("attempt", 1),
+        p["error"],
+        p.get("retryable", False),
+        p.get("output"),
+        dispatch_gate,
     )
 
 
-def _budget_stopped(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _budget_stopped(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
     cap = p["cap"]
     if p["on_exceeded"] == "fail":
@@ -282,12 +291,15 @@ def _budget_stopped(task: Task, event: EventEnvelope, batch: Batch) -> None:
             f"stopped by the {cap['cap']} budget cap: ${cap['spent_usd']:.4f} spent of ${cap['limit_usd']:.4f}, "
             f"and the next model call could cost ${cap['estimate_usd']:.4f}"
         )
-        task.attempt_failed(p["subtask_id"], event.aggregate_id, p["attempt"], reason, False, p.get("output"))
+        # Not retryable, so it dispatches nothing; it gets the gate all the same, as every command that can.
+        task.attempt_failed(
+            p["subtask_id"], event.aggregate_id, p["attempt"], reason, False, p.get("output"), dispatch_gate
+        )
     else:
         task.pause(p["subtask_id"], event.aggregate_id, p["attempt"], cap, p.get("output"))
 
 
-def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _gate_decided(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     decision, feedback = event.payload["decision"], event.payload.get("feedback")
     if decision == "approve":
         task.approve(feedback)
@@ -302,10 +314,10 @@ def _gate_decided(task: Task, event: EventEnvelope, batch: Batch) -> None:
         # started, with the parent's changes already in its files, and waits for nothing.
         request["repo"] = {**request["repo"], "files": task.base_files()}
         request["parentTaskId"] = None
-        batch.created.append(new_task(task.workspace_id, request, revision_id, revision_of=str(task.id)))
+        batch.created.append(new_task(task.workspace_id, request, revision_id, dispatch_gate, revision_of=str(task.id)))
 
 
-def _pull_request(task: Task, event: EventEnvelope, batch: Batch) -> None:
+def _pull_request(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
     if event.type == "pull_request.opened":
         task.complete(event.payload["url"], None)
     elif event.type == "pull_request.failed":
@@ -360,17 +372,17 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     slots = Slots(store)
     workspace = [event.workspace_id]
     slots.adopt(await asyncio.to_thread(store.load_many, aggregate_ids(workspace)), workspace)
-    with slots.guarding():  # the plan's first subtasks take slots like any others
-        await asyncio.to_thread(
-            task.record_plan,
-            drafted.subtasks,
-            drafted.source,
-            drafted.fallback_reason,
-            usage,
-            config["provider"],
-            config["model"],
-            drafted.duration_ms,
-        )
+    await asyncio.to_thread(
+        task.record_plan,
+        drafted.subtasks,
+        drafted.source,
+        drafted.fallback_reason,
+        usage,
+        config["provider"],
+        config["model"],
+        drafted.duration_ms,
+        slots.gate,  # the plan's first subtasks take slots like any others
+    )
     if drafted.fallback_reason:
         log.info("task %s: %s", task.id, drafted.fallback_reason)
     return [task, *slots.to_save()]

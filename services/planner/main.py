@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from contracts.events import EventEnvelope
@@ -10,7 +11,7 @@ from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
-from libs.runtime import CommandHandler, Service, batch_in_thread, command_in_thread, run
+from libs.runtime import CommandHandler, Service, Started, batch_in_thread, command_in_thread, run
 from services.planner import handlers
 
 # Only how runs end matter here, not their model and tool calls; of a gate, only its decision
@@ -27,9 +28,18 @@ SUBJECTS = (
 )
 
 
-def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
-    providers = SERVICE.state["providers"] = Providers(settings)
+@dataclass(frozen=True)
+class Deps:
+    store: EventStore
+    providers: Providers  # for drafted plans; opened here, closed on stop
 
+
+def _deps(started: Started) -> Deps:
+    return Deps(started.store, Providers(started.settings))
+
+
+def _subscriptions(deps: Deps) -> list[Subscription]:
+    store, providers = deps.store, deps.providers
     drafts = handlers.Drafts()
 
     async def draft_plan(event: EventEnvelope) -> list[Any]:
@@ -42,9 +52,8 @@ def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
     ]
 
 
-async def _stop() -> None:
-    if "providers" in SERVICE.state:
-        await SERVICE.state["providers"].close()
+async def _stop(deps: Deps) -> None:
+    await deps.providers.close()
 
 
 def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:
@@ -54,7 +63,13 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
 # Each task is reloaded at every step of its life: keep the unfinished ones between steps (a
 # task holds its repository's files, so this bounds the memory they take).
 SERVICE = Service(
-    "planner", 9101, subscriptions=_subscriptions, commands=_commands, on_stop=_stop, kept_aggregates=1024
+    "planner",
+    9101,
+    wire=_deps,
+    subscriptions=_subscriptions,
+    commands=_commands,
+    on_stop=_stop,
+    kept_aggregates=1024,
 )
 
 

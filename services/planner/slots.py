@@ -1,8 +1,8 @@
 """Concurrency caps: a workspace's `maxConcurrentSubtasks`, kept by its Schedule.
 
-While the planner handles a batch (or a submission), a `Slots` is the Task's dispatch gate: a
-subtask of a capped workspace starts only with a free slot, else it queues. When runs end, their
-slots free up and the queued subtasks start in order.
+While the planner handles a batch (or a submission), its `Slots.gate` is the dispatch gate it
+gives the Task's commands: a subtask of a capped workspace starts only with a free slot, else it
+queues. When runs end, their slots free up and the queued subtasks start in order.
 
 The cap comes from the `Workspace` aggregate, loaded from the log with the batch's tasks (and the
 workspace's `Schedule`) in one read: the read model's copy of the config can lag the projector,
@@ -12,13 +12,12 @@ has no Schedule, and its subtasks start without one.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
 from libs.domain.schedule import Schedule, schedule_id, slot
-from libs.domain.task import DISPATCH_GATE, Task
+from libs.domain.task import Task
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 
@@ -60,18 +59,11 @@ class Slots:
         return self.schedules.get(workspace_id)
 
     def gate(self, task: Task, subtask_id: str) -> bool:
+        """The batch's `DispatchGate`: may the subtask start now (it takes a slot), or wait?"""
         schedule = self._books(task.workspace_id)
         # A workspace that had a cap keeps counting after it is lifted, so a cap set again
         # finds the subtasks still running.
         return schedule is None or schedule.request(slot(str(task.id), subtask_id), self.cap(task.workspace_id))
-
-    @contextlib.contextmanager
-    def guarding(self) -> Iterator[None]:
-        token = DISPATCH_GATE.set(self.gate)
-        try:
-            yield
-        finally:
-            DISPATCH_GATE.reset(token)
 
     def finished(self, task: Task, subtask_id: str) -> None:
         """A run of `subtask_id` ended: its slot is free (if the workspace keeps a schedule)."""

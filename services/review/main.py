@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import psycopg
 
@@ -12,13 +13,23 @@ from contracts.subjects import ANSWER_QUESTION, ASK_QUESTION, DECIDE_REVIEW
 from libs.bus.consumer import Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
-from libs.runtime import CommandHandler, Service, batch_in_thread, command_in_thread, run
+from libs.runtime import CommandHandler, Service, Started, batch_in_thread, command_in_thread, run
 from services.review import handlers
 
 
-def _subscriptions(settings: Settings, store: EventStore) -> list[Subscription]:
+@dataclass
+class Deps:
+    store: EventStore
+    expiry: asyncio.Task[None] | None = None  # the question expiry loop, from `_start` to `_stop`
+
+
+def _deps(started: Started) -> Deps:
+    return Deps(started.store)
+
+
+def _subscriptions(deps: Deps) -> list[Subscription]:
     subjects = ("events.*.task.review_requested", "events.*.workspace.purged", "events.*.run.failed")
-    return [Subscription("review", subjects, batch_in_thread(handlers.on_events, store))]
+    return [Subscription("review", subjects, batch_in_thread(handlers.on_events, deps.store))]
 
 
 def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:
@@ -57,21 +68,21 @@ async def _expire_forever(store: EventStore) -> None:
         await asyncio.sleep(EXPIRY_CHECK_S)
 
 
-async def _start(settings: Settings, store: EventStore) -> None:
-    SERVICE.state["expiry"] = asyncio.create_task(_expire_forever(store), name="question-expiry")
+async def _start(deps: Deps) -> None:
+    deps.expiry = asyncio.create_task(_expire_forever(deps.store), name="question-expiry")
 
 
-async def _stop() -> None:
-    task = SERVICE.state.get("expiry")
-    if task is not None:
-        task.cancel()
+async def _stop(deps: Deps) -> None:
+    if deps.expiry is not None:
+        deps.expiry.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await deps.expiry
 
 
 SERVICE = Service(
     "review",
     9103,
+    wire=_deps,
     subscriptions=_subscriptions,
     commands=_commands,
     on_start=_start,

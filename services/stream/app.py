@@ -24,11 +24,13 @@ from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
+from libs.web.state import install, installed
 from services.stream import routes, toollog
 from services.stream.broadcast import Broadcaster
 from services.stream.leader import hold_lock
 from services.stream.projection import project_forever
 from services.stream.relay import relay_forever
+from services.stream.state import StreamState
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ def health() -> dict[str, str]:
 
 
 async def _is_ready(request: Request[Any, Any, Any]) -> bool:
-    return bool(request.app.state.ready)
+    # Ready once the lifespan has started everything and installed the state.
+    return installed(request)
 
 
 async def _run_as_leader(settings: Settings, key: int, name: str, body: Any) -> None:
@@ -76,8 +79,6 @@ async def _lock_lost(conn: psycopg.AsyncConnection) -> None:
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        state = app.state
-        state.ready = False
         store = EventStore(settings.database_url)
         with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as c:
             schema.create(c)
@@ -112,9 +113,10 @@ def create_app(settings: Settings) -> Litestar:
                 )
             ),
         ]
-        state.store, state.pool, state.broadcaster = store, pool, broadcaster
-        state.relay_progress = relay_progress
-        state.ready = True
+        install(
+            app,
+            StreamState(settings, pool, store=store, broadcaster=broadcaster, relay_progress=relay_progress),
+        )
         try:
             yield
         finally:

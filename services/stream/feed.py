@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import SEQ_PATTERN, EventEnvelope, FeedEvent, public_payload
 from libs.eventstore.store import EventStore
-from libs.readmodels import queries
+from libs.readmodels import feed_reads, workspace_reads
 from libs.web.auth import key_checker
 from libs.web.errors import ApiError, refused_pattern
 from services.stream.broadcast import Broadcaster, Overflowed
@@ -54,7 +54,7 @@ async def events_feed(
         last = since
         async for chunk, end in replay(
             since,
-            lambda after: queries.feed(pool, workspace_id, after, PAGE),
+            lambda after: feed_reads.feed(pool, workspace_id, after, PAGE),
             lambda events: [
                 (e.seq, e.type, e.aggregate_id, e.payload) for e in events if e.workspace_id == workspace_id
             ],
@@ -169,7 +169,7 @@ def resume_point(since_seq: str | None, last_event_id: str | None) -> int | None
 async def kept_after(pool: AsyncConnectionPool, workspace_id: str, asked: int | None, what: str, code: str) -> int:
     """The seq after which the workspace's history is kept (its last purge); a stream asked to
     resume before it gets a 410 that says so, never a silent gap."""
-    workspace = await queries.workspace(pool, workspace_id)
+    workspace = await workspace_reads.workspace(pool, workspace_id)
     kept = workspace["purgedThrough"] if workspace else 0
     if asked is not None and asked < kept:
         raise ApiError(

@@ -11,13 +11,12 @@ from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIType, Schema
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from libs.eventstore.store import EventStore
 from libs.observability.logs import redact
-from libs.readmodels import queries
+from libs.readmodels import dump
 from libs.web.auth import workspace_of
 from libs.web.openapi import ERRORS
-from services.stream.broadcast import Broadcaster
 from services.stream.feed import LastEventId, SinceSeq, events_feed, kept_after, resume_point, sse_response
+from services.stream.state import StreamState, stream_state
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.
 PREFIX = "/api/v1/workspaces/{workspaceID:str}/orchestration"
@@ -32,7 +31,7 @@ async def stream_events(
     since_seq: SinceSeq = None,
     last_event_id: LastEventId = None,
 ) -> Stream:
-    state, workspace_id = request.app.state, workspace_of(request, workspaceID)
+    state, workspace_id = stream_state(request), workspace_of(request, workspaceID)
     asked = resume_point(since_seq, last_event_id)
     kept = await kept_after(state.pool, workspace_id, asked, "the events feed", "events_purged")
     since = asked if asked is not None else kept
@@ -42,24 +41,22 @@ async def stream_events(
 @get(f"{PREFIX}/events/connections", sync_to_thread=False)
 def events_connections(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, int]:
     workspace_of(request, workspaceID)
-    broadcaster: Broadcaster = request.app.state.broadcaster
-    return {"count": broadcaster.count(workspaceID)}
+    return {"count": stream_state(request).broadcaster.count(workspaceID)}
 
 
 @get(f"{PREFIX}/debug-dump")
 async def debug_dump(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> dict[str, Any]:
-    state = request.app.state
+    state = stream_state(request)
     workspace_of(request, workspaceID)
-    store: EventStore = state.store
-    dump = await queries.debug_dump(state.pool, workspaceID)
-    head = await asyncio.to_thread(store.head)
-    dump["consumers"] = await _consumers(state, head)
-    dump["logHead"] = head
+    found = await dump.debug_dump(state.pool, workspaceID)
+    head = await asyncio.to_thread(state.store.head)
+    found["consumers"] = await _consumers(state, head)
+    found["logHead"] = head
     # Whatever a task's files or an agent's output quoted: no key leaves in a dump.
-    return msgspec.json.decode(redact(msgspec.json.encode(dump).decode()))
+    return msgspec.json.decode(redact(msgspec.json.encode(found).decode()))
 
 
-async def _consumers(state: Any, head: int) -> dict[str, Any]:
+async def _consumers(state: StreamState, head: int) -> dict[str, Any]:
     """Where each follower of the log stands, and how far behind its head (`lag`, in events)."""
     positions = await asyncio.to_thread(state.store.consumer_positions)
     for position in positions.values():

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
-from libs.readmodels import queries, toolcalls
+from libs.readmodels import toolcall_reads, toolcalls
 from libs.web.auth import workspace_of
 from services.stream.broadcast import Broadcaster
 from services.stream.feed import (
@@ -37,6 +37,7 @@ from services.stream.feed import (
     sse_response,
 )
 from services.stream.routes import PREFIX, PURGED
+from services.stream.state import stream_state
 
 EVENT = b"tool.call"
 _encoder = msgspec.json.Encoder()
@@ -63,7 +64,7 @@ async def tool_log_feed(
         if since is not None:
             async for chunk, end in replay(
                 since,
-                lambda after: queries.tool_calls_after(pool, workspace_id, after, PAGE),
+                lambda after: toolcall_reads.tool_calls_after(pool, workspace_id, after, PAGE),
                 lambda events: [
                     toolcalls.row(e)
                     for e in events
@@ -89,7 +90,7 @@ async def stream_tool_log(
     since_seq: SinceSeq = None,
     last_event_id: LastEventId = None,
 ) -> Stream:
-    state, workspace_id = request.app.state, workspace_of(request, workspaceID)
+    state, workspace_id = stream_state(request), workspace_of(request, workspaceID)
     since = resume_point(since_seq, last_event_id)
     # Without a resume point the log stream follows new calls only (the feed replays history),
     # so there is no purge to check it against.

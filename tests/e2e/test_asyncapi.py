@@ -12,8 +12,8 @@ import httpx
 import nats
 import pytest
 
-from contracts.asyncapi import document
 from contracts.subjects import EVENTS_STREAM, workspace_events
+from exports.asyncapi import document
 from libs.devstack.stack import Stack
 from libs.web.ops import VERSION
 from tests.asyncapi import validators

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from contracts.export import SCHEMAS_DIR
+from exports.documents import SCHEMAS_DIR
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import bearer, in_review_and_charged, new_workspace, submit, task_request, wait_for
 

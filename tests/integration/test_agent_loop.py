@@ -17,8 +17,8 @@ import pytest_asyncio
 from libs.agent.loop import NUDGE, AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository
-from libs.agent.tools import Tool, ToolResult
-from libs.llm.conversation import Conversation, ToolUse, Turn, Usage
+from libs.agent.tools import ToolResult
+from libs.llm.conversation import Conversation, Tool, ToolUse, Turn, Usage
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall
 from tests.servers import RunningServer

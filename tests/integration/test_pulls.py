@@ -20,17 +20,11 @@ from libs.domain.base import EventTypes, event_payload
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.githubserver.app import create_app
 from libs.githubserver.state import Hosting
-from services.executor.pulls import (
-    RETRY_WINDOW_S,
-    BranchLocks,
-    KeptOpen,
-    Target,
-    branch_head,
-    close_github_client,
-    github_client,
-    open_pull_request,
-    transport_for,
-)
+from services.executor.github.branch_locks import BranchLocks
+from services.executor.github.client import KeptOpen, close_github_client, github_client, transport_for
+from services.executor.github.git_steps import Target, branch_head
+from services.executor.github.pull_requests import open_pull_request
+from services.executor.github.retries import RETRY_WINDOW_S
 from tests.servers import serve_in_thread
 
 TOKEN = "ghp_local_test_token_5f2c"

@@ -47,11 +47,13 @@ from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
 from libs.pricing import PriceTable
-from libs.readmodels import projector, queries
+from libs.readmodels import costs, projector, task_reads
 from services.cost_ledger import handlers as cost_ledger
-from services.executor.handlers import Deps, on_approved, on_dispatched
+from services.executor.deps import Deps
+from services.executor.publishing import on_approved
 from services.executor.purges import PURGED
 from services.executor.questions import Answers
+from services.executor.runs import on_dispatched
 from services.executor.runslots import RunSlots
 from services.planner import handlers as planner
 from services.planner.plans import plan
@@ -319,8 +321,8 @@ async def served(store: EventStore, postgres_url: str, task_id: str) -> tuple[di
     with psycopg.connect(postgres_url) as conn:
         await asyncio.to_thread(projector.catch_up, store, conn)
     async with AsyncConnectionPool(postgres_url, open=False) as pool:
-        state = await queries.task_state(pool, WORKSPACE, task_id)
-        report = await queries.costs(pool, WORKSPACE, None)
+        state = await task_reads.task_state(pool, WORKSPACE, task_id)
+        report = await costs.costs(pool, WORKSPACE, None)
     task = msgspec.json.encode(TaskEnvelope(task=msgspec.convert(state, TaskState)))
     report_body = msgspec.json.encode(msgspec.convert(report, CostsReport))
     return msgspec.json.decode(task)["task"], msgspec.json.decode(report_body)
@@ -358,7 +360,7 @@ async def test_a_task_whose_executor_stopped_mid_call_shows_every_answered_call_
         last = await deliver(store, restarted, head, until="task.review_requested")
     finally:
         await restarted.providers.close()
-    task, costs = await served(store, postgres_url, task_id)
+    task, report = await served(store, postgres_url, task_id)
 
     assert task["status"] == "review"
     # Each call the server took it answered in full (the held one to a client that was gone): the
@@ -388,8 +390,8 @@ async def test_a_task_whose_executor_stopped_mid_call_shows_every_answered_call_
     assert task["cost"]["estimated"] is True
     assert task["cost"]["estimatedCostUsd"] == pytest.approx(2 * counted_usd + estimate_usd)
     # The workspace's costs say so too, for the task and in aggregate.
-    [charged] = [t["cost"] for t in costs["tasks"] if t["taskId"] == task_id]
-    assert charged["estimated"] is True and costs["aggregate"]["estimated"] is True
+    [charged] = [t["cost"] for t in report["tasks"] if t["taskId"] == task_id]
+    assert charged["estimated"] is True and report["aggregate"]["estimated"] is True
     assert charged["estimatedCostUsd"] == pytest.approx(task["cost"]["estimatedCostUsd"])
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jsonschema.validators import validator_for
 
-from contracts.asyncapi import document, event_classes
-from contracts.export import SCHEMAS_DIR
+from exports.asyncapi import document, event_classes
+from exports.documents import SCHEMAS_DIR
 from libs.web.ops import VERSION
 from tests.asyncapi import validators
 

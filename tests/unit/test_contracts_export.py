@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.export import SCHEMAS_DIR, render
+from exports.documents import SCHEMAS_DIR, render
 
 
 def test_exported_contracts_are_fresh() -> None:

@@ -9,19 +9,20 @@ import pytest
 
 from libs.bus.consumer import EachAlone
 from libs.config import Settings
-from libs.runtime import LOG_PUBLISHER, NATS
+from libs.runtime import Started
 from services.executor import main
 from services.executor.runslots import RunSlots
 
 
 @pytest.fixture
-async def subscriptions(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, Any]]:
-    # What the runtime puts in the service's state before it builds the subscriptions; nothing
-    # here connects to anything (clients open lazily), and the store is not touched.
-    monkeypatch.setattr(main.SERVICE, "state", {NATS: object(), LOG_PUBLISHER: object()})
+async def subscriptions() -> AsyncIterator[dict[str, Any]]:
+    # What the runtime hands the service before it builds the subscriptions; nothing here
+    # connects to anything (clients open lazily), and the store is not touched.
     settings = Settings(service="executor", database_url="postgresql://unused", max_concurrent_runs=3)
-    yield {sub.durable: sub for sub in main._subscriptions(settings, store=None)}  # type: ignore[arg-type]
-    await main._stop()  # as the runtime does: what the subscriptions opened is closed
+    started = Started(settings, store=None, nc=object(), logs=object())  # type: ignore[arg-type]
+    deps = main.SERVICE.wire(started)
+    yield {sub.durable: sub for sub in main.SERVICE.subscriptions(deps)}
+    await main._stop(deps)  # as the runtime does: what the wiring opened is closed
 
 
 async def test_dispatches_are_taken_only_as_far_as_the_run_slots_have_room(subscriptions: dict[str, Any]) -> None:

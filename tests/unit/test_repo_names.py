@@ -109,7 +109,7 @@ def test_a_branch_that_is_its_base_is_refused_at_submission() -> None:
 
 
 def test_the_openapi_document_shows_the_patterns_that_are_checked() -> None:
-    from contracts.export import openapi
+    from exports.documents import openapi
 
     repo = openapi()["components"]["schemas"]["RepoContext"]["properties"]
     shown = {field: repo[field]["pattern"] for field in ("owner", "repo", "branch", "baseBranch")}

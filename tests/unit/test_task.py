@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ from eventsourcing.domain import Aggregate
 
 from libs.domain.base import EventTypes, derived_id, event_payload
 from libs.domain.errors import IllegalTransition
-from libs.domain.task import DISPATCH_GATE, Task
+from libs.domain.task import DispatchGate, Task
 
 WORKSPACE = "ws-task"
 REPO_FILES = {"src/app.py": "def main():\n    return 1\n", "README.md": "# app\n"}
@@ -648,28 +646,29 @@ def test_attempts_a_budget_pause_used_are_not_self_heal_retries() -> None:
 # --- the dispatch gate (a workspace's concurrency cap) ---------------------------------------
 
 
-@contextlib.contextmanager
-def gate(answer: Callable[[Task, str], bool]) -> Iterator[list[str]]:
-    """Sets the planner's dispatch gate for the block; yields the subtask ids it was asked about."""
+def gate(answer: DispatchGate) -> tuple[DispatchGate, list[str]]:
+    """A dispatch gate as the planner gives one, answering `answer`; and the subtask ids it is
+    asked about."""
     asked: list[str] = []
 
     def ask(task: Task, subtask_id: str) -> bool:
         asked.append(subtask_id)
         return answer(task, subtask_id)
 
-    token = DISPATCH_GATE.set(ask)
-    try:
-        yield asked
-    finally:
-        DISPATCH_GATE.reset(token)
+    return ask, asked
+
+
+def no_slot(task: Task, subtask_id: str) -> bool:
+    """The gate of a workspace whose cap is reached."""
+    return False
 
 
 def test_a_subtask_the_gate_holds_back_queues_with_what_its_dispatch_would_carry() -> None:
     task = new_task()
     task.collect_events()
     first = two_step_plan()[0]
-    with gate(lambda task, subtask_id: False) as asked:
-        task.dispatch_ready()
+    closed, asked = gate(lambda task, subtask_id: False)
+    task.dispatch_ready(closed)
 
     events = task.collect_events()
     assert asked == [first["id"]]
@@ -681,15 +680,14 @@ def test_a_subtask_the_gate_holds_back_queues_with_what_its_dispatch_would_carry
         "previous": None,
     }
     assert task.status == "pending", "nothing went to an executor yet"
-    task.dispatch_ready()
+    task.dispatch_ready(closed)
     assert task.collect_events() == [], "a queued subtask is not dispatched twice"
 
 
 def test_a_released_subtask_is_dispatched_as_it_would_have_been() -> None:
     task = new_task()
     first = two_step_plan()[0]
-    with gate(lambda task, subtask_id: False):
-        task.dispatch_ready()
+    task.dispatch_ready(no_slot)
     task.collect_events()
 
     assert task.release(first["id"]) is True
@@ -707,8 +705,9 @@ def test_a_retry_the_gate_holds_back_keeps_its_attempt_error_and_changes() -> No
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    with gate(lambda task, subtask_id: False):
-        task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output={"files": {"a.py": "x"}})
+    task.attempt_failed(
+        first["id"], "run-1", 1, "SyntaxError", retryable=True, output={"files": {"a.py": "x"}}, gate=no_slot
+    )
     task.collect_events()
 
     assert task.release(first["id"]) is True
@@ -721,8 +720,7 @@ def test_a_retry_the_gate_holds_back_keeps_its_attempt_error_and_changes() -> No
 
 def test_a_queued_subtask_of_an_ended_task_is_not_released() -> None:
     task = new_task()
-    with gate(lambda task, subtask_id: False):
-        task.dispatch_ready()
+    task.dispatch_ready(no_slot)
     task.cancel("the workspace was purged")
     task.collect_events()
 
@@ -736,8 +734,7 @@ def test_a_queued_subtask_of_a_paused_task_is_released_and_pauses_with_the_other
     # before its first model call, is stopped there, and resumes with the task's other subtasks.
     task = Task.submit(uuid.uuid4(), WORKSPACE, request(), parallel_plan())
     one, two, _ = parallel_plan()
-    with gate(lambda task, subtask_id: subtask_id == one["id"]):
-        task.dispatch_ready()
+    task.dispatch_ready(lambda task, subtask_id: subtask_id == one["id"])
     task.start()
     cap = {"cap": "task", "limit_usd": 1.0, "spent_usd": 1.0, "estimate_usd": 0.1}
     task.pause(one["id"], "run-1", 1, cap, None)
@@ -748,8 +745,7 @@ def test_a_queued_subtask_of_a_paused_task_is_released_and_pauses_with_the_other
     assert task.status == "paused"
     task.pause(two["id"], "run-2", 1, cap, None)
     task.collect_events()
-    with gate(lambda task, subtask_id: True):
-        task.resume()
+    task.resume(lambda task, subtask_id: True)
 
     events = task.collect_events()
     assert names(events) == ["task.resumed", "task.subtask_dispatched", "task.subtask_dispatched"]
@@ -759,8 +755,7 @@ def test_a_queued_subtask_of_a_paused_task_is_released_and_pauses_with_the_other
 def test_replaying_a_gated_task_gives_the_same_state() -> None:
     task = new_task()
     first = two_step_plan()[0]
-    with gate(lambda task, subtask_id: False):
-        task.dispatch_ready()
+    task.dispatch_ready(no_slot)
     task.release(first["id"])
     task.start()
 

@@ -14,7 +14,7 @@ from contracts.tasks import TaskState, TaskStatus
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.ledger import Ledger
 from libs.domain.task import Task
-from libs.readmodels.tasks import TaskView
+from libs.readmodels.task_view import TaskView
 from services.planner.plans import plan
 
 WORKSPACE = "ws-view"

@@ -3,7 +3,8 @@ task logs, and the commands with their replies.
 
 Built from the code, never written by hand: the event payloads from the aggregates' event
 classes (their annotated fields, less the envelope's), the rest from the msgspec contracts.
-`just contracts` writes it with the other exports, and a test fails when it is stale.
+`just contracts` writes it with the other exports, and a test fails when it is stale. It lives
+here, not in `contracts/`, because it reads `libs/domain`: the contracts import nothing above them.
 """
 
 from __future__ import annotations

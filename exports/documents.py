@@ -1,23 +1,27 @@
-"""`just contracts`: JSON Schema for every wire contract, the product's OpenAPI document and
-the AsyncAPI document of its bus.
+"""JSON Schema for every wire contract, the product's OpenAPI document and the AsyncAPI
+document of its bus, as the files `just contracts` writes to contracts/schemas.
 
-The files under contracts/schemas are committed; a test regenerates them and fails when
-they differ, so the published contracts never drift from the code.
+The files are committed; a test renders them again and fails when they differ, so the published
+contracts never drift from the code.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from contracts import asyncapi, commands, events, logs, tasks, toollog, workspaces
+from contracts import commands, events, logs, tasks, toollog, workspaces
+from exports import asyncapi
+from libs.config import Settings
 from libs.web.ops import VERSION
+from services.gateway.app import create_app as gateway_app
+from services.stream.app import create_app as stream_app
 
-SCHEMAS_DIR = Path(__file__).parent / "schemas"
+# Beside the contracts they describe (and shipped with them), though written from up here.
+SCHEMAS_DIR = Path(__file__).parent.parent / "contracts" / "schemas"
 
 CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "TaskRequest": tasks.TaskRequest,
@@ -59,10 +63,6 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 def openapi() -> dict[str, Any]:
     """One document for the product: the gateway's routes and the stream service's."""
-    from libs.config import Settings
-    from services.gateway.app import create_app as gateway_app
-    from services.stream.app import create_app as stream_app
-
     settings = Settings(service="export", database_url="postgresql://unused")
     gateway = gateway_app(settings).openapi_schema.to_schema()
     stream = stream_app(settings).openapi_schema.to_schema()
@@ -83,18 +83,3 @@ def render() -> dict[str, str]:
 def _dump(document: dict[str, Any]) -> str:
     # msgspec first: OpenAPI defaults can be Structs, which the json module cannot encode.
     return json.dumps(json.loads(msgspec.json.encode(document)), indent=2, sort_keys=True) + "\n"
-
-
-def main() -> None:
-    SCHEMAS_DIR.mkdir(exist_ok=True)
-    rendered = render()
-    for stale in SCHEMAS_DIR.glob("*.json"):
-        if stale.name not in rendered:
-            stale.unlink()
-    for name, text in rendered.items():
-        (SCHEMAS_DIR / name).write_text(text)
-    print(f"wrote {len(rendered)} files to {SCHEMAS_DIR}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

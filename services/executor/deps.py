@@ -1,0 +1,36 @@
+"""What the executor's handlers are handed: built once, in `main.py`, from what the runtime
+started for the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from githubkit import GitHub
+from nats.aio.client import Client as NatsClient
+
+from libs.bus.logs import LogPublisher
+from libs.config import Settings
+from libs.eventstore.store import EventStore
+from libs.llm.providers import Providers
+from libs.pricing import PriceTable
+from services.executor.github.branch_locks import BranchLocks
+from services.executor.purges import Purges
+from services.executor.questions import Answers
+from services.executor.runslots import RunSlots
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: EventStore
+    providers: Providers
+    slots: RunSlots  # at most `max_concurrent_runs` agent runs at once; sizes what the consumer takes
+    logs: LogPublisher  # live task logs; `emit` never blocks or raises
+    github: GitHub[Any] | None  # None without GITHUB_TOKEN
+    nc: NatsClient  # commands to other owners (an agent's question goes to review)
+    answers: Answers  # the answers runs of this process wait on
+    prices: PriceTable  # to estimate a model call against the budget caps
+    # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
+    locks: BranchLocks = field(default_factory=BranchLocks)
+    purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped

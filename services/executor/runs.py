@@ -1,0 +1,218 @@
+"""Dispatched subtasks become Runs of the agent (`task.subtask_dispatched`).
+
+A Run's id derives from (task, subtask, attempt), so a redelivered dispatch finds the Run it
+already recorded and calls no model again: the effect, and its cost, happen once. A Run found
+unfinished belongs to an executor that stopped mid-run: it is failed as retryable, and the
+planner's self-heal dispatches the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+
+from contracts.events import EventEnvelope
+from libs.agent.checks import check
+from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_chars, run_agent
+from libs.agent.prompts import first_message, system_prompt
+from libs.agent.repository import Repository, printable
+from libs.config import Settings
+from libs.domain.run import STARTED, Run
+from libs.observability.logs import redact
+from services.executor.asking import TaskStopped
+from services.executor.deps import Deps
+from services.executor.purges import PURGED, cancelling
+from services.executor.recorder import RunRecorder, RunTakenOver
+
+log = logging.getLogger(__name__)
+
+TASK_CANCELLED = "stopped: its task was cancelled"
+
+
+async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
+    """A dispatched subtask's Run (`task.subtask_dispatched`); saved by the consumer with the
+    event's tracking row the moment it returns."""
+    if deps.purges.is_stopped(event.aggregate_id):
+        return []  # dispatched before its workspace was purged: no agent starts for it
+    p = event.payload
+    config = p["config"]
+    run = Run.start(
+        event.workspace_id,
+        event.aggregate_id,
+        p["subtask_id"],
+        p["agent_type"],
+        p["attempt"],
+        config.get("provider", "anthropic"),
+        config.get("model", ""),
+    )
+    try:
+        # Saved before any model call, so a run whose executor stops is found unfinished and
+        # retried; if this save fails otherwise, nothing was spent and the message comes back.
+        # No look-up first: the run's first event is its claim, and a second claim conflicts.
+        await asyncio.to_thread(deps.store.save, [run])
+    except IntegrityError:
+        return await _recorded(run.id, event, deps)
+    return [await execute(run, event, deps)]
+
+
+async def _recorded(run_id: Any, event: EventEnvelope, deps: Deps) -> list[Any]:
+    """What to do with a dispatch whose Run is on record already (a redelivery)."""
+    found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
+    if not isinstance(found, Run):
+        # Its start conflicted, yet there is no Run: the message comes back, and the log says so.
+        raise RuntimeError(f"run {run_id}: its start conflicted with a record that cannot be loaded")
+    if found.status != STARTED:
+        return []  # recorded already
+    # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
+    # The calls it made before it last waited (for its next call, a person, a test
+    # collection) are on record: they are charged, and so is the call it had started and not
+    # recorded, at its estimate.
+    found.interrupt(None if found.model_calls else _first_call(found, event.payload, deps.settings))
+    return [found]
+
+
+def _first_call(run: Run, p: dict[str, Any], settings: Settings) -> dict[str, int] | None:
+    """The estimate of the run's first model call, made again from its dispatch as the run made
+    it before that call; None when the run cannot have got that far (its agent cannot be set up
+    from this dispatch)."""
+    try:
+        spec, _ = agent_spec(run, p, settings)
+    except Exception:
+        log.warning("run %s: its first model call cannot be estimated from its dispatch", run.id, exc_info=True)
+        return None
+    return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
+
+
+async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
+    """Runs the agent for `run`, whose start is on record, to its end (not saved here)."""
+    p = event.payload
+    recorder = RunRecorder(run, event.aggregate_id, deps)
+    started = time.perf_counter()
+    # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
+    # a person, its checks) without cancelling the consumer that handles the dispatch.
+    agent = asyncio.create_task(_attempt(recorder, p, deps, started), name=f"run {run.id}")
+    try:
+        with deps.purges.watching(event.aggregate_id, agent):
+            await agent
+    except asyncio.CancelledError:
+        if cancelling():
+            # The executor itself stops: the agent goes with it, and the redelivered dispatch
+            # finds the run interrupted.
+            agent.cancel()
+            raise
+        _stopped(recorder, p, deps, started, PURGED)  # a purge cancelled the agent
+    except TaskStopped:
+        _stopped(recorder, p, deps, started, TASK_CANCELLED)
+    except RunTakenOver:
+        # Its record is another executor's now: this run's end is not saved (`flush` raises the
+        # conflict, and the redelivered dispatch finds the run recorded).
+        pass
+    except Exception:
+        # Whatever went wrong, the run ends as a recorded failure rather than sinking the
+        # batch, and with it the other runs' finished, paid-for provider calls.
+        log.exception("run %s failed unexpectedly", run.id)
+        if run.status == STARTED:
+            # The model calls it made were paid for: charged as recorded.
+            duration = recorder.working_ms(started)
+            run.fail("the agent failed unexpectedly", run.usage, duration, run.model_calls + run.tool_calls)
+            recorder.line("the agent failed unexpectedly", "error")
+    await recorder.flush()
+    return run
+
+
+def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float, reason: str) -> None:
+    """The run of a task a purge stopped ends for good, charged for what it spent: its recorded
+    calls, and at its estimate the model call it had under way, which may have been paid."""
+    run = recorder.run
+    if run.status != STARTED:
+        return
+    turn = recorder.calling
+    if turn is None:
+        in_flight = None
+    elif turn == 1:
+        in_flight = _first_call(run, p, deps.settings)
+    else:
+        in_flight = (run.started_call or {}).get("usage")
+    run.cancel(reason, recorder.working_ms(started), in_flight)
+
+
+def agent_spec(run: Run, p: dict[str, Any], settings: Settings) -> tuple[AgentSpec, Repository]:
+    """The agent a dispatch (`p`, its payload) runs, and the repository it starts from."""
+    config = p["config"]
+    repo = Repository(p["files"])
+    _carry_over(repo, p.get("previous_output"))
+    spec = AgentSpec(
+        agent_type=run.agent_type,
+        provider=run.provider,
+        model=run.model,
+        system=system_prompt(run.agent_type),
+        first_message=first_message(
+            p["description"], repo.current(), p.get("earlier"), p.get("previous_error"), run.attempt
+        ),
+        max_tokens=config.get("maxTokens", 4096),
+        temperature=config.get("temperature", 0.0),
+        max_turns=settings.agent_max_turns,
+    )
+    return spec, repo
+
+
+async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
+    run, settings = recorder.run, deps.settings
+    retry = f" (self-heal retry of: {_first_line(p['previous_error'])})" if p.get("previous_error") else ""
+    recorder.line(f"attempt {run.attempt} started with {run.provider} {run.model}{retry}")
+    spec, repo = agent_spec(run, p, settings)
+    async with recorder.slot:
+        outcome = await run_agent(deps.providers, spec, repo, recorder)
+    problems = (
+        []
+        if outcome.error
+        else await check(repo, outcome.summary, settings.self_heal_collect_tests, recorder.save_in_background)
+    )
+    # What the checks report can quote the agent's code (and whatever it printed): no secrets.
+    problems = [printable(redact(p)) for p in problems]
+    output = _output(outcome)
+    usage = msgspec.structs.asdict(outcome.usage)
+    duration = recorder.working_ms(started)
+    subrequests = outcome.model_calls + outcome.tool_calls
+    changed = bool(outcome.changes.files or outcome.changes.deleted)
+    if outcome.budget_stop is not None:
+        on_exceeded = recorder.budget.on_exceeded if recorder.budget else "pause"
+        run.stop_for_budget(outcome.budget_stop, on_exceeded, usage, duration, subrequests, output if changed else None)
+    elif outcome.error:
+        run.fail(outcome.error, usage, duration, subrequests, outcome.retryable, output if changed else None)
+        recorder.line(f"attempt {run.attempt} failed: {outcome.error}", "error")
+    elif problems:
+        error = "the output failed the checks:\n" + "\n".join(problems)
+        run.fail(error, usage, duration, subrequests, retryable=True, output=output)
+        recorder.line(f"attempt {run.attempt} failed the checks: {_first_line(problems[0])}", "warn")
+    else:
+        run.succeed(output, usage, duration, subrequests)
+        recorder.line(f"finished in {duration} ms: {outcome.summary}")
+
+
+def _carry_over(repo: Repository, previous: dict[str, Any] | None) -> None:
+    """A self-heal attempt starts from the failed attempt's changes, as if it had made them:
+    deletions first (a deleted file may have become a folder), then the writes."""
+    for path in (previous or {}).get("deletedFiles", []):
+        if repo.read(path) is not None:
+            repo.delete(path)
+    for path, content in (previous or {}).get("files", {}).items():
+        repo.write(path, content)
+
+
+def _output(outcome: Outcome) -> dict[str, Any]:
+    output: dict[str, Any] = {"files": outcome.changes.files, "summary": outcome.summary or ""}
+    if outcome.changes.deleted:
+        output["deletedFiles"] = outcome.changes.deleted
+    if outcome.comments:
+        output["comments"] = [{"path": c.path, "line": c.line, "body": c.body} for c in outcome.comments]
+    return output
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else text
