@@ -22,9 +22,9 @@ test *args: sync
     uv run --frozen ruff format --check .
     uv run --frozen pytest {{args}}
 
-# Reference workload RW-1 against the embedded system (N tasks, C in flight)
+# Reference workloads RW-1 and RW-2 against the embedded system (N tasks each, C in flight)
 bench n="400" concurrency="20": sync
-    uv run --frozen python -m libs.bench.rw1 --tasks {{n}} --concurrency {{concurrency}}
+    uv run --frozen python -m libs.bench.rw1 --tasks {{n}} --concurrency {{concurrency}} --workload both
 
 # RW-1 on this checkout and on another commit at the same time, ROUNDS times: the means and the change
 bench-compare against n="400" rounds="2": sync

@@ -1,8 +1,10 @@
-"""Reference workload RW-1 (DESIGN.md section 6), through the public HTTP API only.
+"""Reference workloads RW-1 and RW-2 (DESIGN.md section 6), through the public HTTP API only.
 
-N codegen tasks on a one-file repository, C in flight: submit, wait for `review` on the SSE
-feed, approve, wait for `completed`. Prints tasks/s, p50/p99 submit->review, events appended
-per task, and each service's peak RSS. A benchmark, not a test: it passes no judgement.
+N codegen tasks, C in flight: submit, wait for `review` on the SSE feed, approve, wait for
+`completed`. RW-1's repository is one small file; RW-2's is a realistic one (300 files, about
+3 MB), the same for every task, as a team's tasks on one repository are. Prints tasks/s, p50/p99
+submit->review, events and bytes appended per task, CPU per task by process and each service's
+peak RSS. A benchmark, not a test: it passes no judgement.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -19,15 +22,47 @@ from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
+import psycopg
 
 from libs.devstack.stack import SERVICES, Ports, Stack
+from libs.eventstore.store import EVENTS_TABLE
 
 FEED = "/api/v1/workspaces/default/orchestration/events"
 DUMP = "/api/v1/workspaces/default/orchestration/debug-dump"
 WATCHED = (b"task.review_requested", b"task.completed")
 
 
-def task_body(i: int, run: str) -> dict:
+ONE_FILE = {"src/register.py": "def register(user):\n    return user\n"}
+RW2_FILES, RW2_BYTES = 300, 3_000_000
+TITLES = {
+    "rw1": "RW-1: submit -> review (SSE) -> approve -> completed, through HTTP",
+    "rw2": f"RW-2: RW-1 on a repository of {RW2_FILES} files, about {RW2_BYTES // 1_000_000} MB",
+}
+
+
+def realistic_repository(files: int = RW2_FILES, size: int = RW2_BYTES, seed: int = 2) -> dict[str, str]:
+    """A repository of `files` Python modules in packages, `size` bytes in all, the same each time:
+    functions with docstrings and bodies of plausible words, as a real code base has."""
+    rng = random.Random(seed)
+    words = ["user", "order", "item", "value", "total", "check", "load", "save", "parse", "render", "count"]
+    repository: dict[str, str] = {}
+    per_file = size // files
+    for i in range(files):
+        lines = [f'"""Module {i}: {rng.choice(words)} {rng.choice(words)} handling."""', ""]
+        while sum(len(line) + 1 for line in lines) < per_file:
+            name = f"{rng.choice(words)}_{rng.choice(words)}_{len(lines)}"
+            args = ", ".join(rng.sample(words, 3))
+            lines += [
+                f"def {name}({args}):",
+                f'    """{rng.choice(words).title()} the {rng.choice(words)} of {rng.choice(words)}."""',
+                f"    return {rng.choice(words)} + {rng.choice(words)} * {rng.randint(1, 99)}",
+                "",
+            ]
+        repository[f"src/pkg{i // 30}/module_{i}.py"] = "\n".join(lines)
+    return repository
+
+
+def task_body(i: int, run: str, files: dict[str, str] = ONE_FILE) -> dict:
     return {
         "tasks": [
             {
@@ -40,7 +75,7 @@ def task_body(i: int, run: str) -> dict:
                     # not reused by the measured run.
                     "branch": f"agent/bench-{run}-{i}",
                     "baseBranch": "main",
-                    "files": {"src/register.py": "def register(user):\n    return user\n"},
+                    "files": files,
                 },
             }
         ]
@@ -76,15 +111,18 @@ async def read_feed(
     async with session.get(url, params={"since_seq": str(since)}, timeout=aiohttp.ClientTimeout()) as r:
         r.raise_for_status()
         ready.set()
-        event_type = b""
-        async for line in r.content:
-            if line.startswith(b"event: "):
-                event_type = line[7:].rstrip()
-            elif line.startswith(b"data: ") and event_type in WATCHED:
-                waiters.saw(json.loads(line[6:])["payload"]["task_id"], event_type.decode())
+        event_type, pending = b"", b""
+        # By chunks, not `readline`: a frame's line may be longer than aiohttp reads as one line.
+        async for chunk in r.content.iter_any():
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line.startswith(b"event: "):
+                    event_type = line[7:].rstrip()
+                elif line.startswith(b"data: ") and event_type in WATCHED:
+                    waiters.saw(json.loads(line[6:])["payload"]["task_id"], event_type.decode())
 
 
-async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
+async def run_workload(stack: Stack, n: int, concurrency: int, files: dict[str, str] = ONE_FILE) -> dict:
     # aiohttp: the load generator shares the two cores with the system it measures, and costs
     # about half of what httpx does per request.
     api = aiohttp.ClientSession(
@@ -108,7 +146,7 @@ async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
     async def one(i: int) -> None:
         async with limit:
             started = time.perf_counter()
-            async with api.post(stack.gateway_url + "/tasks", json=task_body(i, run)) as response:
+            async with api.post(stack.gateway_url + "/tasks", json=task_body(i, run, files)) as response:
                 if response.status != 201:
                     errors[f"submit {response.status}"] += 1
                     return
@@ -137,8 +175,20 @@ async def run_workload(stack: Stack, n: int, concurrency: int) -> dict:
         "p50_to_review_ms": round(statistics.median(to_review) * 1000, 1) if to_review else None,
         "p99_to_review_ms": round(to_review[int(len(to_review) * 0.99) - 1] * 1000, 1) if to_review else None,
         "events_per_task": round((head_after - head_before) / n, 1),
+        "bytes_appended_per_task": round(await asyncio.to_thread(bytes_appended, stack, head_before, head_after) / n),
         "errors": dict(errors),
     }
+
+
+def bytes_appended(stack: Stack, after: int, through: int) -> int:
+    """What the events appended in (after, through] take in the event store, as stored."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT coalesce(sum(octet_length(state)), 0) FROM {EVENTS_TABLE} "
+            "WHERE notification_id > %s AND notification_id <= %s",
+            (after, through),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def log_head(api: aiohttp.ClientSession, stack: Stack) -> int:
@@ -178,6 +228,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--keep", type=Path, help="keep the data and logs in this folder")
+    parser.add_argument("--workload", choices=["rw1", "rw2", "both"], default="rw1")
     args = parser.parse_args()
     with contextlib.ExitStack() as scope:
         data_dir = args.keep or Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="rw1-")))
@@ -186,19 +237,28 @@ def main() -> None:
         if created is None:
             raise SystemExit(f"--keep {data_dir}: use an empty folder (its workspace's key is not known here)")
         stack.api_key = created["apiKey"]
-        if args.warmup > 0:
-            asyncio.run(run_workload(stack, args.warmup, args.concurrency))
-        before = cpu_by_process(stack)
-        result = asyncio.run(run_workload(stack, args.tasks, args.concurrency))
-        after = cpu_by_process(stack)
-        result["peak_rss_mb"] = {name: round((stack.services[name].peak_rss_kb() or 0) / 1024, 1) for name in SERVICES}
-        # CPU spent during the measured run only, per task: where the time goes on a CPU-bound box
-        result["cpu_ms_per_task"] = {name: round((after[name] - before[name]) * 1000 / args.tasks, 1) for name in after}
-        result["cpu_ms_per_task"]["total"] = round(sum(result["cpu_ms_per_task"].values()), 1)
-    print(report(result))
+        for workload in ("rw1", "rw2") if args.workload == "both" else (args.workload,):
+            files = realistic_repository() if workload == "rw2" else ONE_FILE
+            result = measured(stack, args.tasks, args.concurrency, args.warmup, files)
+            print(report(result, TITLES[workload]), flush=True)
 
 
-def report(result: dict, title: str = "RW-1: submit -> review (SSE) -> approve -> completed, through HTTP") -> str:
+def measured(stack: Stack, tasks: int, concurrency: int, warmup: int, files: dict[str, str]) -> dict:
+    if warmup > 0:
+        asyncio.run(run_workload(stack, warmup, concurrency, files))
+    before = cpu_by_process(stack)
+    result = asyncio.run(run_workload(stack, tasks, concurrency, files))
+    after = cpu_by_process(stack)
+    result["repository_bytes"] = sum(len(content.encode()) for content in files.values())
+    # Peak since the stack started: for RW-2 after RW-1, the larger of the two.
+    result["peak_rss_mb"] = {name: round((stack.services[name].peak_rss_kb() or 0) / 1024, 1) for name in SERVICES}
+    # CPU spent during the measured run only, per task: where the time goes on a CPU-bound box
+    result["cpu_ms_per_task"] = {name: round((after[name] - before[name]) * 1000 / tasks, 1) for name in after}
+    result["cpu_ms_per_task"]["total"] = round(sum(result["cpu_ms_per_task"].values()), 1)
+    return result
+
+
+def report(result: dict, title: str = TITLES["rw1"]) -> str:
     """The measures, one `  name  value` line each (`libs.bench.compare` reads them back)."""
     width = max(len(k) for k in result)
     lines = ["", title]
