@@ -28,6 +28,9 @@ class AskQuestionCommand(msgspec.Struct, frozen=True):
     run_id: str
     questions: list[dict[str, Any]]  # `QuestionItem`s, in wire form
     tool: dict[str, str]  # messageID, callID
+    # The asking run's subtask and agent type: the task's live log names them with the question.
+    subtask_id: str = ""
+    agent_type: str = ""
 
 
 class AnswerQuestionCommand(msgspec.Struct, frozen=True):

@@ -39,21 +39,6 @@ class FeedEvent(msgspec.Struct, frozen=True):
 PRIVATE_FIELDS: dict[str, frozenset[str]] = {"workspace.key_issued": frozenset({"key_hash"})}
 
 
-# The payload the relay sends in place of an event's too large for one bus message (one the
-# store took before it refused such events): the event store has the whole event.
-OMITTED = "omitted"
-
-
-class Omitted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The payload of an event sent by reference: why it is not here."""
-
-    omitted: str
-
-
-def is_omitted(payload: dict[str, Any]) -> bool:
-    return len(payload) == 1 and OMITTED in payload
-
-
 def public_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     private = PRIVATE_FIELDS.get(event_type)
     return {k: v for k, v in payload.items() if k not in private} if private else payload

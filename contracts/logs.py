@@ -1,7 +1,8 @@
-"""Live task logs (spec 000 `GET /tasks/{id}/stream`): the entry, the message, the subjects.
+"""Live task logs (spec 000 `GET /tasks/{id}/stream`): the entry and the message.
 
-Log entries are not domain events: they are progress lines for people watching a task, kept
-with bounded retention in their own JetStream stream (`LOGS`), one subject per task.
+Log entries are a projection of the event log, not a stream of their own: each is derived from
+one of the task's events (`libs.readmodels.task_log.log_entries`), kept in the `rm_task_log` read
+model for the backlog, and derived again from `EVENTS` for the live part.
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ from typing import Literal
 
 import msgspec
 
-LOGS_STREAM = "LOGS"
-LOGS_SUBJECTS = "logs.>"
-
 LogLevel = Literal["log", "info", "warn", "error", "debug"]
 
 
 class LogEntry(msgspec.Struct, frozen=True, rename="camel"):
     level: LogLevel
     message: str
-    timestamp: int  # epoch ms
+    timestamp: int  # epoch ms: the event's `occurred_at`
     worker_id: str  # "<first 8 of the task id>-<subtask id>", as the spec's example
     task_id: str
 
@@ -29,11 +27,6 @@ class LogsMessage(msgspec.Struct, frozen=True):
 
     data: list[LogEntry]
     type: Literal["logs"] = "logs"
-
-
-def log_subject(workspace_id: str, task_id: str) -> str:
-    """`logs.<workspace>.<task id>`."""
-    return f"logs.{workspace_id}.{task_id}"
 
 
 def worker_id(task_id: str, subtask_id: str) -> str:

@@ -1,5 +1,5 @@
-"""The AsyncAPI 3.0 document of the bus: every domain event's subject and payload, the live
-task logs, and the commands with their replies.
+"""The AsyncAPI 3.0 document of the bus: every domain event's subject and payload, and the
+commands with their replies. (The live task logs are no channel: they are derived from the events.)
 
 Built from the code, never written by hand: the event payloads from the aggregates' event
 classes (their annotated fields, less the envelope's), the rest from the msgspec contracts.
@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from contracts import commands, logs, subjects
-from contracts.events import EventEnvelope, Omitted
+from contracts import commands, subjects
+from contracts.events import EventEnvelope
 from libs.domain import gate, ledger, pull_request, run, schedule, task, workspace
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
 
@@ -82,8 +82,6 @@ def document(version: str) -> dict[str, Any]:
     payloads = payload_structs()
     contracts: list[Any] = [
         EventEnvelope,
-        Omitted,
-        logs.LogEntry,
         commands.CommandReply,
         *(c for _, c, _ in COMMANDS),
     ]
@@ -104,12 +102,7 @@ def document(version: str) -> dict[str, Any]:
                     ref[EventEnvelope],
                     {
                         "type": "object",
-                        # Or, for an event too large for one message, its place holder (read it
-                        # whole from the event store by its seq).
-                        "properties": {
-                            "type": {"const": event_type},
-                            "payload": {"oneOf": [ref[struct], ref[Omitted]]},
-                        },
+                        "properties": {"type": {"const": event_type}, "payload": ref[struct]},
                     },
                 ]
             },
@@ -119,9 +112,8 @@ def document(version: str) -> dict[str, Any]:
             "parameters": workspace_param,
             "messages": {message: {"$ref": f"#/components/messages/{message}"}},
             "description": (
-                f"JetStream stream {subjects.EVENTS_STREAM}; `Nats-Msg-Id` is the event's `seq`. An event too large"
-                ' for one message is sent with the payload `{"omitted": "<why>"}` in place of its own: readers'
-                " take it whole from the event store by its `seq`."
+                f"JetStream stream {subjects.EVENTS_STREAM}; `Nats-Msg-Id` is the event's `seq`. Every event is"
+                " sent whole: events name files by digest, so each is far smaller than a message."
             ),
         }
         operations[f"relay_{message}"] = {
@@ -129,19 +121,6 @@ def document(version: str) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{message}"},
             "summary": "The outbox relay publishes each appended event, in seq order.",
         }
-
-    messages["LogEntry"] = {"name": "LogEntry", "title": "A live task log line", "payload": ref[logs.LogEntry]}
-    channels["logs"] = {
-        "address": logs.log_subject("{workspaceId}", "{taskId}"),
-        "parameters": {**workspace_param, "taskId": {"description": "The task the line is about."}},
-        "messages": {"LogEntry": {"$ref": "#/components/messages/LogEntry"}},
-        "description": f"JetStream stream {logs.LOGS_STREAM}, bounded retention; not events.",
-    }
-    operations["executor_logs"] = {
-        "action": "send",
-        "channel": {"$ref": "#/channels/logs"},
-        "summary": "The executor reports what its agents do.",
-    }
 
     messages["CommandReply"] = {"name": "CommandReply", "payload": ref[commands.CommandReply]}
     channels["replies"] = {
@@ -166,8 +145,8 @@ def document(version: str) -> dict[str, Any]:
             "title": "Agent orchestrator bus",
             "version": version,
             "description": (
-                "Domain events on NATS JetStream (one subject per event type, per workspace), "
-                "live task logs, and the commands each owner answers."
+                "Domain events on NATS JetStream (one subject per event type, per workspace) "
+                "and the commands each owner answers."
             ),
         },
         "defaultContentType": "application/json",

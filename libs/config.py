@@ -7,16 +7,6 @@ import os
 import msgspec
 
 
-class LogRetention(msgspec.Struct, frozen=True, kw_only=True):
-    """Limits of the LOGS stream (live task logs): it keeps what people watch a task for, not
-    a record, so it is bounded by age, per task and in total, and drops the oldest first."""
-
-    max_age_s: float = 7 * 24 * 3600.0
-    max_per_task: int = 10_000
-    max_bytes: int = 1024**3
-    replicas: int = 1
-
-
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     database_url: str
@@ -30,7 +20,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     consumer_batch: int = 256
     # 3 in a JetStream cluster, so the event stream survives losing a node.
     events_stream_replicas: int = 1
-    logs: LogRetention = LogRetention()
     anthropic_base_url: str | None = None
     anthropic_api_key: str | None = None
     openai_base_url: str | None = None
@@ -101,19 +90,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
-        logs=_log_retention(),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
         command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),
         consumer_batch=int(_env("CONSUMER_BATCH") or 256),
-    )
-
-
-def _log_retention() -> LogRetention:
-    default = LogRetention()
-    return LogRetention(
-        max_age_s=float(_env("LOGS_MAX_AGE_S") or default.max_age_s),
-        max_per_task=int(_env("LOGS_MAX_PER_TASK") or default.max_per_task),
-        max_bytes=int(_env("LOGS_MAX_BYTES") or default.max_bytes),
-        # A cluster that replicates its events replicates its logs too, unless told otherwise.
-        replicas=int(_env("LOGS_STREAM_REPLICAS") or _env("EVENTS_STREAM_REPLICAS") or default.replicas),
     )

@@ -25,7 +25,6 @@ from prometheus_client import make_asgi_app
 from contracts.commands import CommandError, CommandReply
 from libs.bus.consumer import EventConsumer, InThread, Subscription
 from libs.bus.jetstream import ensure_events_stream
-from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings, load_settings
 from libs.domain.errors import EventTooLarge
 from libs.eventstore.store import EventStore
@@ -47,7 +46,6 @@ class Started:
     settings: Settings
     store: EventStore
     nc: NatsClient  # the service's NATS connection (JetStream consumers, requests to other owners)
-    logs: LogPublisher  # the service's live log publisher, started; flushed on stop
 
 
 DepsT = TypeVar("DepsT")
@@ -104,19 +102,14 @@ def build_app(service: Service[DepsT], settings: Settings) -> AsgiFastStream:
     # What this run of the service started, for `stop_consumers` to close: none of it before
     # the broker has started.
     nc: NatsClient | None = None
-    publisher: LogPublisher | None = None
     deps: DepsT | None = None
 
     async def start_consumers() -> None:
-        nonlocal nc, publisher, deps
+        nonlocal nc, deps
         nc = await nats.connect(settings.nats_servers, name=f"{service.name}-consumers")
         js = nc.jetstream()
         await ensure_events_stream(js, settings.events_stream_replicas)
-        await ensure_logs_stream(js, settings.logs)
-        logs = LogPublisher(js)
-        await logs.start()
-        publisher = logs
-        deps = service.wire(Started(settings, store, nc, logs))
+        deps = service.wire(Started(settings, store, nc))
         for sub in service.subscriptions(deps):
             consumer = EventConsumer(js, store, sub, batch=settings.consumer_batch)
             await consumer.start()
@@ -129,8 +122,6 @@ def build_app(service: Service[DepsT], settings: Settings) -> AsgiFastStream:
         await asyncio.gather(*(c.stop() for c in consumers))
         if service.on_stop and deps is not None:
             await service.on_stop(deps)
-        if publisher is not None:
-            await publisher.close()  # the last lines of the runs that just finished
         if nc is not None:
             # close, not drain: draining waits out pending pull requests; anything not
             # acked is redelivered to another replica.

@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from contracts.events import EventEnvelope, is_omitted
+from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
@@ -177,29 +177,13 @@ class EventConsumer:
         decoded: list[tuple[Msg, EventEnvelope]] = []
         for msg in msgs:
             try:
-                event: EventEnvelope | None = _decoder.decode(msg.data)
+                event = _decoder.decode(msg.data)
             except msgspec.DecodeError:
                 log.error("%s: dropping a message that is not an event envelope", self.sub.durable)
                 await msg.term()
                 continue
-            if event is not None and is_omitted(event.payload):
-                event = await self._whole(msg, event)
-            if event is not None:
-                decoded.append((msg, event))
+            decoded.append((msg, event))
         return decoded
-
-    async def _whole(self, msg: Msg, event: EventEnvelope) -> EventEnvelope | None:
-        """An event the relay sent without its payload (too large for the bus), read whole from
-        the store; None when the read fails, and the message comes back later."""
-        try:
-            found = await asyncio.to_thread(self.store.event_at, event.seq)
-        except Exception:
-            CONSUMER_ERRORS.labels(self.sub.durable, "read").inc()
-            log.exception("%s: reading seq %d from the store failed; it comes back", self.sub.durable, event.seq)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=retry_delay(msg))
-            return None
-        return found or event
 
     async def stop(self) -> None:
         self._running = False

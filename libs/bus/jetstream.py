@@ -73,24 +73,29 @@ class _Seq(msgspec.Struct):
     seq: Annotated[int, msgspec.Meta(gt=0)]
 
 
-async def follow_from_now(js: JetStreamContext, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> None:
+async def follow_from_now(
+    js: JetStreamContext, subject: str, cb: Callable[[Msg], Awaitable[None]]
+) -> JetStreamContext.PushSubscription:
     """Hands `cb` each message of the EVENTS stream on `subject` published from now on, in order
     (an ordered consumer, re-created by nats-py after a reconnect).
 
     nats-py re-creates an ordered consumer from the last stream sequence it delivered, which is 0
     until one arrives: after a reset before any message it would replay the whole stream. So
-    anything at or below where it started is not news, and is passed over."""
+    anything at or below where it started is not news, and is passed over. Returns the
+    subscription, for a follower that stops before its process does."""
     started_after = (await js.stream_info(EVENTS_STREAM)).state.last_seq
 
     async def on_message(msg: Msg) -> None:
         if msg.metadata.sequence.stream > started_after:
             await cb(msg)
 
-    await js.subscribe(
+    return await js.subscribe(
         subject,
         stream=EVENTS_STREAM,
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.NEW,
         cb=on_message,
         pending_msgs_limit=1_000_000,
+        # If this process dies without unsubscribing, the server removes the consumer itself.
+        inactive_threshold=60.0,
     )

@@ -20,7 +20,8 @@ class NotFound(DomainError):
 
 
 class EventTooLarge(DomainError):
-    """An event would be larger than any reader of the log should hold in memory (the store's
-    bound, far above a bus message: larger ones than that travel by reference)."""
+    """An event would be larger than the store's bound on one (`MAX_EVENT_BYTES`): events name
+    files by digest, so only an outsized request (a repository of thousands of files, say)
+    comes near it, and it is refused rather than stored too large for the bus."""
 
     code = "payload_too_large"

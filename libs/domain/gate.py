@@ -63,6 +63,9 @@ class QuestionGate(WorkspaceAggregate):
         questions: list[dict[str, Any]]
         tool: dict[str, str]
         expires_at: int  # epoch ms
+        # The asking run's subtask and agent type: the task's live log shows the question under them.
+        subtask_id: str
+        agent_type: str
 
     def __init__(
         self,
@@ -73,8 +76,12 @@ class QuestionGate(WorkspaceAggregate):
         questions: list[dict[str, Any]],
         tool: dict[str, str],
         expires_at: int,
+        subtask_id: str = "",  # absent from questions recorded before it existed
+        agent_type: str = "",
     ) -> None:
         self.workspace_id = workspace_id
+        self.subtask_id = subtask_id
+        self.agent_type = agent_type
         self.question_id = question_id
         self.task_id = task_id
         self.run_id = run_id
@@ -94,6 +101,8 @@ class QuestionGate(WorkspaceAggregate):
         questions: list[dict[str, Any]],
         tool: dict[str, str],
         expires_at: int,
+        subtask_id: str = "",
+        agent_type: str = "",
     ) -> QuestionGate:
         return cls._create(
             cls.Asked,
@@ -105,6 +114,8 @@ class QuestionGate(WorkspaceAggregate):
             questions=questions,
             tool=tool,
             expires_at=expires_at,
+            subtask_id=subtask_id,
+            agent_type=agent_type,
         )
 
     def _require_open(self) -> None:
@@ -113,14 +124,14 @@ class QuestionGate(WorkspaceAggregate):
 
     def answer(self, answers: list[list[str]]) -> None:
         self._require_open()
-        self.emit(
-            self.Answered, question_id=self.question_id, task_id=self.task_id, run_id=self.run_id, answers=answers
-        )
+        self.emit(self.Answered, answers=answers, **self._about())
 
     class Answered(WorkspaceAggregate.Event):
         question_id: str
         task_id: str
         run_id: str
+        subtask_id: str
+        agent_type: str
         answers: list[list[str]]
 
         def apply(self, gate: QuestionGate) -> None:
@@ -129,12 +140,25 @@ class QuestionGate(WorkspaceAggregate):
 
     def expire(self) -> None:
         self._require_open()
-        self.emit(self.Expired, question_id=self.question_id, task_id=self.task_id, run_id=self.run_id)
+        self.emit(self.Expired, **self._about())
+
+    def _about(self) -> dict[str, str]:
+        """What an answer or an expiry repeats of the question, so that its event alone says
+        which run and subtask it concerns (the task's live log line is derived from it)."""
+        return {
+            "question_id": self.question_id,
+            "task_id": self.task_id,
+            "run_id": self.run_id,
+            "subtask_id": self.subtask_id,
+            "agent_type": self.agent_type,
+        }
 
     class Expired(WorkspaceAggregate.Event):
         question_id: str
         task_id: str
         run_id: str
+        subtask_id: str
+        agent_type: str
 
         def apply(self, gate: QuestionGate) -> None:
             gate.status = "expired"

@@ -24,9 +24,19 @@ class Run(WorkspaceAggregate):
         attempt: int
         provider: str
         model: str
+        # A self-heal attempt: the first line of the error it retries (its live log says so).
+        retry_of: str | None
 
     def __init__(
-        self, workspace_id: str, task_id: str, subtask_id: str, agent_type: str, attempt: int, provider: str, model: str
+        self,
+        workspace_id: str,
+        task_id: str,
+        subtask_id: str,
+        agent_type: str,
+        attempt: int,
+        provider: str,
+        model: str,
+        retry_of: str | None = None,  # absent from runs recorded before it existed
     ) -> None:
         self.workspace_id = workspace_id
         self.task_id = task_id
@@ -45,7 +55,15 @@ class Run(WorkspaceAggregate):
 
     @classmethod
     def start(
-        cls, workspace_id: str, task_id: str, subtask_id: str, agent_type: str, attempt: int, provider: str, model: str
+        cls,
+        workspace_id: str,
+        task_id: str,
+        subtask_id: str,
+        agent_type: str,
+        attempt: int,
+        provider: str,
+        model: str,
+        retry_of: str | None = None,
     ) -> Run:
         return cls._create(
             cls.Started,
@@ -57,6 +75,7 @@ class Run(WorkspaceAggregate):
             attempt=attempt,
             provider=provider,
             model=model,
+            retry_of=retry_of,
         )
 
     def _require_started(self) -> None:
@@ -69,6 +88,7 @@ class Run(WorkspaceAggregate):
             self.Succeeded,
             task_id=self.task_id,
             subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
             provider=self.provider,
             model=self.model,
             output=output,
@@ -81,6 +101,7 @@ class Run(WorkspaceAggregate):
     class Succeeded(WorkspaceAggregate.Event):
         task_id: str
         subtask_id: str
+        agent_type: str  # the run's live log lines name it
         provider: str
         model: str
         output: dict[str, Any]
@@ -129,6 +150,7 @@ class Run(WorkspaceAggregate):
             self.ModelCalled,
             task_id=self.task_id,
             subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
             provider=self.provider,
             model=self.model,
             turn=turn,
@@ -143,6 +165,7 @@ class Run(WorkspaceAggregate):
     class ModelCalled(WorkspaceAggregate.Event):
         task_id: str
         subtask_id: str
+        agent_type: str  # the run's live log lines name it
         provider: str
         model: str
         turn: int
@@ -210,6 +233,7 @@ class Run(WorkspaceAggregate):
             self.Failed,
             task_id=self.task_id,
             subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
             provider=self.provider,
             model=self.model,
             error=error,
@@ -261,6 +285,7 @@ class Run(WorkspaceAggregate):
             self.BudgetStopped,
             task_id=self.task_id,
             subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
             provider=self.provider,
             model=self.model,
             attempt=self.attempt,
@@ -275,6 +300,7 @@ class Run(WorkspaceAggregate):
     class BudgetStopped(WorkspaceAggregate.Event):
         task_id: str
         subtask_id: str
+        agent_type: str  # the run's live log lines name it
         provider: str
         model: str
         attempt: int
@@ -291,6 +317,7 @@ class Run(WorkspaceAggregate):
     class Failed(WorkspaceAggregate.Event):
         task_id: str
         subtask_id: str
+        agent_type: str  # the run's live log lines name it
         provider: str
         model: str
         error: str

@@ -2,6 +2,10 @@
 
 pending -> assigned -> running -> review -> approved -> completed, or failed / cancelled.
 A subtask runs when every subtask it depends on has succeeded.
+
+Files are named, never copied (`libs.eventstore.blobs`): the request's repository, each result's
+output and the changes map a path to `{"digest", "size"}`, whose content is stored once. The
+logic here only moves those refs between maps; it never needs a file's content.
 """
 
 from __future__ import annotations
@@ -97,11 +101,11 @@ class Task(WorkspaceAggregate):
                 return s
         raise IllegalTransition(f"task {self.id} has no subtask {subtask_id}")
 
-    def base_files(self) -> dict[str, str]:
-        """The request's repository with the parent task's changes applied (for a chained task)."""
+    def base_files(self) -> dict[str, Any]:
+        """The request's repository (path -> ref) with the parent task's changes applied (for a chained task)."""
         return apply_changes(dict(self.request["repo"]["files"]), self.parent_changes)
 
-    def files_for(self, subtask: dict[str, Any]) -> dict[str, str]:
+    def files_for(self, subtask: dict[str, Any]) -> dict[str, Any]:
         """The repository as the subtask sees it: the base plus its dependencies' outputs."""
         files = self.base_files()
         for dep in subtask["dependencies"]:
@@ -123,12 +127,12 @@ class Task(WorkspaceAggregate):
     def changes(self) -> dict[str, Any]:
         """Everything the task changed relative to the request's repository, subtask by subtask
         in plan order (a later subtask's version of a file wins)."""
-        files: dict[str, str] = dict(self.parent_changes["files"])
+        files: dict[str, Any] = dict(self.parent_changes["files"])
         deleted: set[str] = set(self.parent_changes["deleted"])
         for s in self.subtasks:
             output = self.succeeded.get(s["id"], {}).get("output", {})
-            for path, content in output.get("files", {}).items():
-                files[path] = content
+            for path, ref in output.get("files", {}).items():
+                files[path] = ref
                 deleted.discard(path)
             for path in output.get("deletedFiles", []):
                 files.pop(path, None)
@@ -222,7 +226,7 @@ class Task(WorkspaceAggregate):
         subtask_id: str
         agent_type: str
         description: str
-        files: dict[str, str]
+        files: dict[str, Any]  # path -> {"digest", "size"}: the snapshot the subtask starts from
         config: dict[str, Any]
         attempt: int
         earlier: list[dict[str, Any]]
@@ -508,7 +512,7 @@ class Task(WorkspaceAggregate):
             task.error = self.reason
 
 
-def apply_changes(files: dict[str, str], changes: dict[str, Any]) -> dict[str, str]:
+def apply_changes(files: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """`files` with a run's or a task's output applied: written files, then deletions."""
     files = dict(files)
     files.update(changes.get("files", {}))

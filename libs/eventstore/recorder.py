@@ -20,15 +20,19 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
 from libs.domain.errors import EventTooLarge
+from libs.eventstore.blobs import BLOBS_TABLE, Blob
 
 P = ParamSpec("P")
 R = TypeVar("R")
 TRACKING_TABLE = "consumer_tracking"
 APPEND_FUNCTION = "orchestrator_append"
-# An event larger than a bus message is sent by reference (the relay leaves its payload out, and
-# its readers take it from the store), so this is only a bound on what any reader must hold in
-# memory: no request makes an event near it (bodies are at most 6 MB, free text 64 Ki characters).
-MAX_EVENT_BYTES = 64 * 1024 * 1024
+# Events never copy file contents (files are blobs, named by digest), so an event is small: what
+# people write is bounded (a description, feedback, an answer: 64 Ki characters each; a plan quotes
+# the description twice) and a map of files costs about 100 bytes a file. Far below a bus message,
+# so every event is published whole; a larger one is refused at append (EventTooLarge).
+MAX_EVENT_BYTES = 1024 * 1024
+# The append function's arguments before blobs were stored apart: dropped, so no overload lingers.
+OLD_APPEND_ARGS = "text, bigint[], {id_type}[], bigint[], text[], bytea[]"
 
 
 RECONNECT_ATTEMPTS = 10
@@ -71,22 +75,42 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 "consumer text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (consumer, seq))"
             ).format(schema, Identifier(TRACKING_TABLE))
         )
-        # One call appends a batch: the tracking rows, then, if there are events (holding the
-        # EXCLUSIVE lock that makes commit order equal notification-id order), the events and the
-        # NOTIFY; tracking rows alone take no lock. Called as the
-        # only statement on an autocommit connection, it commits in the same round trip, so
-        # the lock, which every writer in the system queues on, is held for the server's work
-        # and the commit's WAL flush only, never for a client round trip (a busy client thread
-        # waiting for the GIL while holding it stalls every other writer).
+        # Files by digest (`libs.eventstore.blobs`): written once per workspace and content.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+                "workspace_id text NOT NULL, digest text NOT NULL, size bigint NOT NULL, content bytea NOT NULL, "
+                "PRIMARY KEY (workspace_id, digest))"
+            ).format(schema, Identifier(BLOBS_TABLE))
+        )
+        self.sql_create_statements.append(
+            SQL("DROP FUNCTION IF EXISTS {0}.{1}(" + OLD_APPEND_ARGS + ")").format(
+                schema, Identifier(APPEND_FUNCTION), id_type=Identifier(self.datastore.originator_id_type)
+            )
+        )
+        # One call appends a batch: the tracking rows and the blobs its events name first, then,
+        # if there are events (holding the EXCLUSIVE lock that makes commit order equal
+        # notification-id order), the events and the NOTIFY; tracking rows and blobs take no
+        # lock, so a large repository is written before the lock every writer queues on. Called
+        # as the only statement on an autocommit connection, it commits in the same round trip,
+        # so the lock is held for the server's work and the commit's WAL flush only, never for
+        # a client round trip (a busy client thread waiting for the GIL while holding it stalls
+        # every other writer). A blob already stored (the same content, named again) is left as it is.
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{append}("
                 "p_consumer text, p_seqs bigint[], "
-                "p_ids {id_type}[], p_versions bigint[], p_topics text[], p_states bytea[]) "
+                "p_ids {id_type}[], p_versions bigint[], p_topics text[], p_states bytea[], "
+                "p_blob_workspaces text[], p_blob_digests text[], p_blob_sizes bigint[], p_blob_contents bytea[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "BEGIN "
                 "  IF p_consumer IS NOT NULL THEN "
                 "    INSERT INTO {schema}.{tracking} (consumer, seq) SELECT p_consumer, unnest(p_seqs); "
+                "  END IF; "
+                "  IF cardinality(p_blob_digests) > 0 THEN "
+                "    INSERT INTO {schema}.{blobs} (workspace_id, digest, size, content) "
+                "      SELECT * FROM unnest(p_blob_workspaces, p_blob_digests, p_blob_sizes, p_blob_contents) "
+                "      ON CONFLICT DO NOTHING; "
                 "  END IF; "
                 "  IF cardinality(p_ids) > 0 THEN "
                 "    SET LOCAL lock_timeout = '{lock_timeout}s'; "
@@ -102,6 +126,7 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
                 append=Identifier(APPEND_FUNCTION),
                 id_type=Identifier(self.datastore.originator_id_type),
                 tracking=Identifier(TRACKING_TABLE),
+                blobs=Identifier(BLOBS_TABLE),
                 lock_timeout=SQL(str(self.datastore.lock_timeout)),
                 table=Identifier(self.events_table_name),
                 channel=Identifier(self.channel_name),
@@ -111,7 +136,10 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
         # composed query (escaping each identifier through libpq) on every execute, which cost
         # more CPU than the rest of the call on the client's side.
         self._append = (
-            SQL("SELECT * FROM {0}.{1}(%s::text, %s::bigint[], %s::{2}[], %s::bigint[], %s::text[], %s::bytea[])")
+            SQL(
+                "SELECT * FROM {0}.{1}(%s::text, %s::bigint[], %s::{2}[], %s::bigint[], %s::text[], %s::bytea[], "
+                "%s::text[], %s::text[], %s::bigint[], %s::bytea[])"
+            )
             .format(schema, Identifier(APPEND_FUNCTION), Identifier(self.datastore.originator_id_type))
             .as_bytes()
         )
@@ -131,7 +159,8 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
         tracking: ConsumerTracking | None = kwargs.get("consumer_tracking")
         if tracking is not None and not tracking.seqs:
             tracking = None
-        if not stored_events and tracking is None:
+        blobs: Sequence[Blob] = kwargs.get("blobs") or ()
+        if not stored_events and tracking is None and not blobs:
             return []
         for event in stored_events:
             if len(event.state) > MAX_EVENT_BYTES:
@@ -146,11 +175,17 @@ class TrackingApplicationRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
+        stored = (
+            [b.workspace_id for b in blobs],
+            [b.digest for b in blobs],
+            [b.size for b in blobs],
+            [b.content for b in blobs],
+        )
         # A duplicate tracking row or event version raises IntegrityError: nothing is written.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: commits with the call
             curs.execute(
                 self._append,
-                (tracking.consumer if tracking else None, list(tracking.seqs) if tracking else None, *events),
+                (tracking.consumer if tracking else None, list(tracking.seqs) if tracking else None, *events, *stored),
                 prepare=True,
             )
             return [row[APPEND_FUNCTION] for row in curs.fetchall()]

@@ -27,6 +27,7 @@ from psycopg.sql import SQL, Identifier
 
 from contracts.events import EventEnvelope
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
+from libs.eventstore.blobs import Blob, BlobStore, carried, carry_done
 from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder, reconnecting
 from libs.eventstore.transcoder import MsgspecTranscoder
 
@@ -101,6 +102,7 @@ class EventStore:
         self._select_log_of = rendered(
             log_columns + "WHERE notification_id > %s AND topic = %s ORDER BY notification_id LIMIT %s"
         )
+        self.blobs = BlobStore(recorder.datastore)
         self._kept: collections.OrderedDict[UUID, Any] = collections.OrderedDict()
         self._kept_limit = kept
         self._kept_lock = threading.Lock()
@@ -144,13 +146,19 @@ class EventStore:
             curs.execute(self._select_many, {"ids": ids, "versions": versions}, prepare=True)
             return curs.fetchall()
 
-    def save(self, aggregates: Iterable[Aggregate], tracking: ConsumerTracking | None = None) -> int:
-        """Appends all pending events (and the tracking rows) in one transaction.
+    def save(
+        self, aggregates: Iterable[Aggregate], tracking: ConsumerTracking | None = None, blobs: Sequence[Blob] = ()
+    ) -> int:
+        """Appends all pending events (and the tracking rows, and the blobs their events name:
+        `blobs`, and those the aggregates carry) in one transaction.
 
         Returns the highest `seq` written, or 0 when there was nothing to append.
         """
         aggregates = list(aggregates)
-        recordings = self.app.save(*aggregates, consumer_tracking=tracking)
+        blobs = [*blobs, *carried(aggregates)]
+        recordings = self.app.save(*aggregates, consumer_tracking=tracking, blobs=blobs)
+        carry_done(aggregates)
+        self.blobs.remember(blobs)  # what this process wrote, it may well read next (a run's outputs: its PR)
         if self._kept_limit:
             self._keep(aggregates)
         return max((r.notification.id for r in recordings), default=0)
@@ -193,11 +201,6 @@ class EventStore:
             curs.execute(self._select_log, (after, stop if stop is not None else 2**63 - 1, limit), prepare=True)
             rows = curs.fetchall()
         return [_envelope(*row) for row in rows]
-
-    def event_at(self, seq: int) -> EventEnvelope | None:
-        """The one event with this seq (None in a gap): what the bus sent by reference."""
-        found = self.read(seq - 1, 1, seq)
-        return found[0] if found else None
 
     @reconnecting
     def read_of(self, event_class: type, after: int, limit: int = 1000) -> list[EventEnvelope]:

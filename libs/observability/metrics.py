@@ -14,19 +14,12 @@ CONSUMER_BATCH = Histogram(
 CONSUMER_ERRORS = Counter("orchestrator_consumer_errors_total", "Batches redelivered", ["consumer", "reason"])
 COMMANDS = Counter("orchestrator_commands_total", "Commands handled", ["command", "outcome"])
 EVENTS_RELAYED = Counter("orchestrator_events_relayed_total", "Events published to JetStream by the relay")
-EVENTS_OMITTED = Counter(
-    "orchestrator_events_omitted_total",
-    "Events the relay published without their payload (too large for a message): readers take them from the store",
-)
 RELAY_POSITION = Gauge("orchestrator_relay_position", "Last seq the outbox relay published")
 PROJECTOR_POSITION = Gauge("orchestrator_projector_position", "Last seq applied to the read models")
 # No workspace label: /metrics is open to scrapers, and workspace ids are not theirs to list.
 SSE_CONNECTIONS = Gauge("orchestrator_sse_connections", "Open SSE subscribers, all workspaces")
 LLM_CALLS = Counter("orchestrator_llm_calls_total", "Provider calls", ["provider", "outcome"])
 LLM_LATENCY = Histogram("orchestrator_llm_call_seconds", "Provider call latency", ["provider"])
-LOG_ENTRIES = Counter(
-    "orchestrator_log_entries_total", "Task log entries given to the LOGS stream", ["outcome"]
-)  # outcome: stored, failed (no ack), dropped (buffer full or not publishable)
 LIVE_LOG_CONNECTIONS = Gauge("orchestrator_live_log_connections", "Open task-log WebSockets")
 RUN_SLOTS = Gauge("orchestrator_run_slots", "Agent runs an executor process carries at once (MAX_CONCURRENT_RUNS)")
 # state: working (holds a slot), waiting (for a person's answer), resuming (answered, waiting for a slot)

@@ -16,7 +16,7 @@ import psycopg
 
 from contracts.events import EventEnvelope, public_payload, task_of
 from libs.eventstore.store import EventStore
-from libs.readmodels import toolcalls
+from libs.readmodels import task_log, toolcalls
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
 
@@ -132,6 +132,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 (_json(feed),),
             )
         _project_tool_calls(cur, kept)  # before a purge in the batch clears them
+        _project_task_log(cur, kept)
         _project_run_usage(cur, kept)
         _project_questions(cur, kept)
         _project_workspaces(cur, kept)
@@ -220,6 +221,17 @@ def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
         )
 
 
+def _project_task_log(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+    """The tasks' live logs: a row per line the batch's events make, all in one statement."""
+    rows = task_log.rows(events)
+    if rows:
+        cur.execute(
+            "INSERT INTO rm_task_log SELECT * FROM json_populate_recordset(NULL::rm_task_log, %s) "
+            "ON CONFLICT (seq, ordinal) DO NOTHING",
+            (_json(rows),),
+        )
+
+
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
@@ -282,6 +294,12 @@ def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
     cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, e.seq))
     cur.execute("DELETE FROM rm_charges WHERE workspace_id = %s", (workspace,))
     cur.execute("DELETE FROM rm_tool_calls WHERE workspace_id = %s", (workspace,))
+    # The logs go with their tasks: those of tasks the purge kept (submitted while it was recorded) stay.
+    cur.execute(
+        "DELETE FROM rm_task_log l WHERE workspace_id = %s "
+        "AND NOT EXISTS (SELECT 1 FROM rm_tasks t WHERE t.task_id::text = l.task_id)",
+        (workspace,),
+    )
     # Like the charges, except the runs of tasks the purge kept (submitted while it was recorded).
     cur.execute(
         "DELETE FROM rm_run_usage u WHERE workspace_id = %s "

@@ -15,6 +15,7 @@ TABLES = (
     "rm_questions",
     "rm_run_usage",
     "rm_purged_tasks",
+    "rm_task_log",
 )
 
 DDL = """
@@ -138,6 +139,18 @@ CREATE TABLE IF NOT EXISTS rm_run_usage (
     cache_write_tokens bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rm_run_usage_workspace ON rm_run_usage (workspace_id);
+-- Each task's live log (spec 000's WebSocket), one row per line derived from an event
+-- (`task_log.log_entries`): the backlog a client gets first is one indexed read.
+-- `task_id` as the events spell it (text: an id that is no UUID must not stop the projector).
+CREATE TABLE IF NOT EXISTS rm_task_log (
+    task_id text NOT NULL,
+    seq bigint NOT NULL,
+    ordinal integer NOT NULL,
+    workspace_id text NOT NULL,
+    entry jsonb NOT NULL,
+    PRIMARY KEY (seq, ordinal)
+);
+CREATE INDEX IF NOT EXISTS rm_task_log_task ON rm_task_log (task_id, seq, ordinal);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

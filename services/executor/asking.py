@@ -36,8 +36,6 @@ class Asker(Protocol):
     slot: RunSlot
     waited_s: float  # for people's answers: not the run's work, nor charged as its time
 
-    def line(self, message: str, level: str = "log") -> None: ...
-
     async def saved(self) -> None: ...
 
 
@@ -70,6 +68,8 @@ async def ask_human(asker: Asker, call_id: str, arguments: Any) -> ToolResult:
         run_id=str(run.id),
         questions=msgspec.to_builtins(items),
         tool={"messageID": f"msg_{run.id.hex}_{asker.turn}", "callID": call_id},
+        subtask_id=run.subtask_id,
+        agent_type=run.agent_type,
     )
     deps.answers.expect(question_id)
     try:
@@ -82,7 +82,6 @@ async def ask_human(asker: Asker, call_id: str, arguments: Any) -> ToolResult:
             if late is None:
                 return result(f"error: {exc}", False, title, question_id)
             expires_at = late
-        asker.line(f"waiting for a human: {items[0].question} (question {question_id})")
         # Waiting for a person holds no run slot: other runs (other workspaces') go on.
         asker.slot.park()
         waiting_since = time.perf_counter()
@@ -102,10 +101,8 @@ async def ask_human(asker: Asker, call_id: str, arguments: Any) -> ToolResult:
         # rather than call the model for a task nobody can see any more.
         raise TaskStopped(asker.task_id)
     if answers is None:
-        asker.line(f"question {question_id} expired without an answer", "warn")
         text = "error: nobody answered in time and the question expired. Decide with your best judgement."
         return result(text, False, title, question_id)
-    asker.line(f"a human answered question {question_id}")
     return result(answer_text(items, answers), True, title, question_id)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from githubkit import GitHub
 from nats.aio.client import Client as NatsClient
 
-from libs.bus.logs import LogPublisher
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
@@ -26,7 +25,6 @@ class Deps:
     store: EventStore
     providers: Providers
     slots: RunSlots  # at most `max_concurrent_runs` agent runs at once; sizes what the consumer takes
-    logs: LogPublisher  # live task logs; `emit` never blocks or raises
     github: GitHub[Any] | None  # None without GITHUB_TOKEN
     nc: NatsClient  # commands to other owners (an agent's question goes to review)
     answers: Answers  # the answers runs of this process wait on

@@ -25,7 +25,6 @@ def _deps(started: Started) -> Deps:
         store,
         providers=Providers(settings),
         slots=RunSlots(settings.max_concurrent_runs),
-        logs=started.logs,
         github=github_client(settings),
         nc=started.nc,
         answers=Answers(store, settings.question_check_s),

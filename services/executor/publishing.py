@@ -1,4 +1,4 @@
-"""Approved tasks get their pull request (`task.approved`), and their live log says so."""
+"""Approved tasks get their pull request (`task.approved`); its event is their live log's line."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import uuid
 from typing import Any
 
 from contracts.events import EventEnvelope
-from libs.bus.consumer import TryLater
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.domain.task import APPROVED, Task
 from services.executor.deps import Deps
 from services.executor.github.pull_requests import open_pull_request
-from services.executor.livelog import log_line
 
 
 async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
@@ -32,31 +30,21 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
     """The approved task's pull request. Without GitHub credentials the task still completes,
     and the event says plainly that no pull request was opened and why."""
     p, task_id = event.payload, event.aggregate_id
+    # The approval names the changed files by digest: their contents, in one query.
+    (files,) = await asyncio.to_thread(deps.store.blobs.files, event.workspace_id, p["changes"]["files"])
     task_url = f"{deps.settings.public_url.rstrip('/')}/tasks/{task_id}" if deps.settings.public_url else None
-    try:
-        pull = await open_pull_request(
-            deps.github,
-            event.workspace_id,
-            task_id,
-            p["repo"],
-            p["changes"]["files"],
-            p["changes"]["deleted"],
-            p["summaries"],
-            task_url,
-            p["title"],
-            deps.locks,
-            approved_at_ms=event.occurred_at,
-        )
-    except TryLater as later:
-        # The task stays approved meanwhile: its live log says why nothing has happened yet.
-        message = f"[executor] pull request delayed: {later}"
-        log_line(deps.logs, event.workspace_id, task_id, task_id[:8], message, "warn")
-        raise
-    log_line(deps.logs, event.workspace_id, task_id, task_id[:8], _pull_line(pull))
-    return pull
-
-
-def _pull_line(pull: PullRequest) -> str:
-    if pull.url:
-        return f"[executor] pull request opened: {pull.url}"
-    return f"[executor] no pull request opened: {pull.skipped_reason or pull.error}"
+    # A pull request handed back to be tried later (`TryLater`: rate limited, GitHub away) is
+    # no event and no log line: nothing changed, and the consumer's log says when it is tried again.
+    return await open_pull_request(
+        deps.github,
+        event.workspace_id,
+        task_id,
+        p["repo"],
+        files,
+        p["changes"]["deleted"],
+        p["summaries"],
+        task_url,
+        p["title"],
+        deps.locks,
+        approved_at_ms=event.occurred_at,
+    )

@@ -19,7 +19,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope, is_omitted
+from contracts.events import EventEnvelope
 from libs.bus.jetstream import follow_from_now
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ class Purges:
 
     async def _on_message(self, msg: Msg) -> None:
         event = _decoder.decode(msg.data)
-        if not is_omitted(event.payload):  # a purge's payload is ids only: never too large for the bus
-            self.stop(event.payload.get("stopped_tasks", []))
+        self.stop(event.payload.get("stopped_tasks", []))
 
     def stop(self, task_ids: list[str]) -> None:
         """The tasks were stopped: their runs here are cancelled, and none of theirs starts."""

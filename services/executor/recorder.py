@@ -1,5 +1,5 @@
-"""The agent loop's observer for one Run: what the agent does goes on record, and on the task's
-live log, as it happens.
+"""The agent loop's observer for one Run: what the agent does goes on record as it happens (the
+task's live log is derived from these records: `libs.readmodels.task_log`).
 
 A model call is paid for the moment it returns, so its record is on the store before the run
 waits for anything: the next model call (which waits for the save), a person's answer, a test
@@ -22,7 +22,6 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from contracts.logs import worker_id
 from libs.agent.loop import ModelCall, estimated_usage
 from libs.agent.tools import ToolResult
 from libs.domain.run import Run
@@ -30,7 +29,6 @@ from libs.observability.logs import redact
 from services.executor import asking
 from services.executor.budgets import Budget, load_budget
 from services.executor.deps import Deps
-from services.executor.livelog import log_line
 from services.executor.runslots import RunSlot
 
 log = logging.getLogger(__name__)
@@ -41,15 +39,14 @@ class RunTakenOver(Exception):
 
 
 class RunRecorder:
-    """The agent loop's observer: each model and tool call becomes an event on the Run and a
-    live log line at once; it checks the budget caps before each model call, and asks the
+    """The agent loop's observer: each model and tool call becomes an event on the Run (and so a
+    live log line once saved); it checks the budget caps before each model call, and asks the
     agent's questions (`asking`)."""
 
     def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
         self.run = run
         self.deps = deps
         self.task_id = task_id
-        self.worker = worker_id(task_id, run.subtask_id)
         self.turn = 0
         self.budget: Budget | None = None
         self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
@@ -64,10 +61,6 @@ class RunRecorder:
         `duration_ms`, and the time its charge counts (`cpuTimeMs`)."""
         return max(0, int((time.perf_counter() - started) * 1000) - round(self.waited_s * 1000))
 
-    def line(self, message: str, level: str = "log") -> None:
-        message = f"[{self.run.agent_type}] {message}"
-        log_line(self.deps.logs, self.run.workspace_id, self.task_id, self.worker, message, level)
-
     def model_called(self, call: ModelCall) -> None:
         self.turn, self.calling = call.turn, None
         self.run.record_model_call(
@@ -79,14 +72,6 @@ class RunRecorder:
             call.tool_calls,
             call.error,
         )
-        if call.ok:
-            u = call.usage
-            self.line(
-                f"model call {call.turn}: {u.input_tokens} in / {u.output_tokens} out tokens, "
-                f"{call.tool_calls} tool call(s), {call.duration_ms} ms"
-            )
-        else:
-            self.line(f"model call {call.turn} failed: {call.error}", "error")
 
     def save_in_background(self) -> None:
         """The run is about to wait: what it recorded so far goes to the store meanwhile."""
@@ -126,7 +111,6 @@ class RunRecorder:
         error = None if result.ok else redact(result.content)
         target = redact(result.target) if result.target is not None else None
         self.run.record_tool_call(call_id, tool, result.ok, redact(result.title), target, result.duration_ms, error)
-        self.line(result.title, "log" if result.ok else "warn")
 
     async def saved(self) -> None:
         """What the run recorded so far is in the store before it goes on to something that
@@ -139,7 +123,7 @@ class RunRecorder:
             raise RunTakenOver(str(self.run.id))
 
     async def turn_done(self, finished: bool) -> None:
-        pass  # progress shows in the live log; each model call's record is saved as it returns
+        pass  # each model call's record is saved before the next call (and shows on the live log then)
 
     async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
         """The cap the next call could cross, or None to go ahead: then the call is marked as
@@ -168,14 +152,7 @@ class RunRecorder:
         prices, model = self.deps.prices, self.run.model
         estimate_usd = prices.price(model, estimate).usd
         spent_here = prices.price(model, self.run.usage).usd  # this run's calls, not charged yet
-        stop = budget.crossed(spent_here, estimate_usd)
-        if stop is not None:
-            self.line(
-                f"stopped before a model call: it could cost ${estimate_usd:.4f}, and the {stop['cap']} budget "
-                f"(${stop['limit_usd']:.4f}) has ${stop['limit_usd'] - stop['spent_usd']:.4f} left",
-                "warn",
-            )
-        return stop
+        return budget.crossed(spent_here, estimate_usd)
 
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         """Asks, then waits until a human answers or the question expires (`asking`)."""

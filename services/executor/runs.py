@@ -23,7 +23,9 @@ from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
 from libs.config import Settings
 from libs.domain.run import STARTED, Run
+from libs.eventstore.blobs import carry, contents, digests_in, stored
 from libs.observability.logs import redact
+from libs.readmodels.task_log import CHECKS_FAILED, first_line
 from services.executor.asking import TaskStopped
 from services.executor.deps import Deps
 from services.executor.purges import PURGED, cancelling
@@ -49,6 +51,7 @@ async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
         p["attempt"],
         config.get("provider", "anthropic"),
         config.get("model", ""),
+        first_line(p["previous_error"]) if p.get("previous_error") else None,
     )
     try:
         # Saved before any model call, so a run whose executor stops is found unfinished and
@@ -72,16 +75,16 @@ async def _recorded(run_id: Any, event: EventEnvelope, deps: Deps) -> list[Any]:
     # The calls it made before it last waited (for its next call, a person, a test
     # collection) are on record: they are charged, and so is the call it had started and not
     # recorded, at its estimate.
-    found.interrupt(None if found.model_calls else _first_call(found, event.payload, deps.settings))
+    found.interrupt(None if found.model_calls else await _first_call(found, event.payload, deps))
     return [found]
 
 
-def _first_call(run: Run, p: dict[str, Any], settings: Settings) -> dict[str, int] | None:
+async def _first_call(run: Run, p: dict[str, Any], deps: Deps) -> dict[str, int] | None:
     """The estimate of the run's first model call, made again from its dispatch as the run made
     it before that call; None when the run cannot have got that far (its agent cannot be set up
     from this dispatch)."""
     try:
-        spec, _ = agent_spec(run, p, settings)
+        spec, _ = agent_spec(run, p, deps.settings, await _loaded(run, p, deps))
     except Exception:
         log.warning("run %s: its first model call cannot be estimated from its dispatch", run.id, exc_info=True)
         return None
@@ -105,9 +108,9 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
             # finds the run interrupted.
             agent.cancel()
             raise
-        _stopped(recorder, p, deps, started, PURGED)  # a purge cancelled the agent
+        await _stopped(recorder, p, deps, started, PURGED)  # a purge cancelled the agent
     except TaskStopped:
-        _stopped(recorder, p, deps, started, TASK_CANCELLED)
+        await _stopped(recorder, p, deps, started, TASK_CANCELLED)
     except RunTakenOver:
         # Its record is another executor's now: this run's end is not saved (`flush` raises the
         # conflict, and the redelivered dispatch finds the run recorded).
@@ -120,12 +123,11 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
             # The model calls it made were paid for: charged as recorded.
             duration = recorder.working_ms(started)
             run.fail("the agent failed unexpectedly", run.usage, duration, run.model_calls + run.tool_calls)
-            recorder.line("the agent failed unexpectedly", "error")
     await recorder.flush()
     return run
 
 
-def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float, reason: str) -> None:
+async def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float, reason: str) -> None:
     """The run of a task a purge stopped ends for good, charged for what it spent: its recorded
     calls, and at its estimate the model call it had under way, which may have been paid."""
     run = recorder.run
@@ -135,17 +137,27 @@ def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: floa
     if turn is None:
         in_flight = None
     elif turn == 1:
-        in_flight = _first_call(run, p, deps.settings)
+        in_flight = await _first_call(run, p, deps)
     else:
         in_flight = (run.started_call or {}).get("usage")
     run.cancel(reason, recorder.working_ms(started), in_flight)
 
 
-def agent_spec(run: Run, p: dict[str, Any], settings: Settings) -> tuple[AgentSpec, Repository]:
-    """The agent a dispatch (`p`, its payload) runs, and the repository it starts from."""
+async def _loaded(run: Run, p: dict[str, Any], deps: Deps) -> dict[str, str]:
+    """The contents of the files a dispatch names (its snapshot, and the previous attempt's
+    changes), by digest: one query, or none when this process loaded them already (the test
+    subtask's snapshot is mostly the codegen subtask's)."""
+    previous = (p.get("previous_output") or {}).get("files")
+    wanted = digests_in(p["files"], previous)
+    return await asyncio.to_thread(deps.store.blobs.load, run.workspace_id, wanted)
+
+
+def agent_spec(run: Run, p: dict[str, Any], settings: Settings, loaded: dict[str, str]) -> tuple[AgentSpec, Repository]:
+    """The agent a dispatch (`p`, its payload) runs, and the repository it starts from (the
+    files it names, from `loaded`: digest -> content)."""
     config = p["config"]
-    repo = Repository(p["files"])
-    _carry_over(repo, p.get("previous_output"))
+    repo = Repository(contents(p["files"], loaded))
+    _carry_over(repo, p.get("previous_output"), loaded)
     spec = AgentSpec(
         agent_type=run.agent_type,
         provider=run.provider,
@@ -163,9 +175,7 @@ def agent_spec(run: Run, p: dict[str, Any], settings: Settings) -> tuple[AgentSp
 
 async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
     run, settings = recorder.run, deps.settings
-    retry = f" (self-heal retry of: {_first_line(p['previous_error'])})" if p.get("previous_error") else ""
-    recorder.line(f"attempt {run.attempt} started with {run.provider} {run.model}{retry}")
-    spec, repo = agent_spec(run, p, settings)
+    spec, repo = agent_spec(run, p, settings, await _loaded(run, p, deps))
     async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (
@@ -176,6 +186,9 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     # What the checks report can quote the agent's code (and whatever it printed): no secrets.
     problems = [printable(redact(p)) for p in problems]
     output = _output(outcome)
+    # The changed files are stored once, as blobs saved with the run's end; its event names them.
+    output["files"], blobs = stored(run.workspace_id, output["files"])
+    carry(run, blobs)
     usage = msgspec.structs.asdict(outcome.usage)
     duration = recorder.working_ms(started)
     subrequests = outcome.model_calls + outcome.tool_calls
@@ -185,23 +198,20 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
         run.stop_for_budget(outcome.budget_stop, on_exceeded, usage, duration, subrequests, output if changed else None)
     elif outcome.error:
         run.fail(outcome.error, usage, duration, subrequests, outcome.retryable, output if changed else None)
-        recorder.line(f"attempt {run.attempt} failed: {outcome.error}", "error")
     elif problems:
-        error = "the output failed the checks:\n" + "\n".join(problems)
+        error = f"{CHECKS_FAILED}\n" + "\n".join(problems)
         run.fail(error, usage, duration, subrequests, retryable=True, output=output)
-        recorder.line(f"attempt {run.attempt} failed the checks: {_first_line(problems[0])}", "warn")
     else:
         run.succeed(output, usage, duration, subrequests)
-        recorder.line(f"finished in {duration} ms: {outcome.summary}")
 
 
-def _carry_over(repo: Repository, previous: dict[str, Any] | None) -> None:
+def _carry_over(repo: Repository, previous: dict[str, Any] | None, loaded: dict[str, str]) -> None:
     """A self-heal attempt starts from the failed attempt's changes, as if it had made them:
     deletions first (a deleted file may have become a folder), then the writes."""
     for path in (previous or {}).get("deletedFiles", []):
         if repo.read(path) is not None:
             repo.delete(path)
-    for path, content in (previous or {}).get("files", {}).items():
+    for path, content in contents((previous or {}).get("files", {}), loaded).items():
         repo.write(path, content)
 
 
@@ -212,7 +222,3 @@ def _output(outcome: Outcome) -> dict[str, Any]:
     if outcome.comments:
         output["comments"] = [{"path": c.path, "line": c.line, "body": c.body} for c in outcome.comments]
     return output
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:300] if text.strip() else text

@@ -1,4 +1,4 @@
-"""Gateway wiring: Litestar app, broker client, JetStream (task logs), read-model pool, read-your-writes watch."""
+"""Gateway wiring: Litestar app, broker client, JetStream (live task logs), read-model pool, read-your-writes watch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from litestar import Litestar, Request
 from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
-from libs.bus.logs import ensure_logs_stream
+from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.readmodels import positions, schema
@@ -24,7 +24,8 @@ from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install
-from services.gateway import livelogs, questions, routes, toollog, workspaces
+from services.gateway import files, livelogs, questions, routes, toollog, workspaces
+from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 from services.gateway.state import GatewayState, gateway_state
 
@@ -61,10 +62,10 @@ def create_app(settings: Settings) -> Litestar:
         await pool.open()
         broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()
-        # Its own connection for JetStream: the live task logs read the LOGS stream.
+        # Its own connection for JetStream: the live task logs follow the EVENTS stream.
         nc = await nats.connect(settings.nats_servers, name="gateway", max_reconnect_attempts=-1)
         js = nc.jetstream()
-        await ensure_logs_stream(js, settings.logs)
+        await ensure_events_stream(js, settings.events_stream_replicas)
         watch = ProjectionWatch(settings.database_url)
         await watch.listener.start()
         async with pool.connection() as conn:
@@ -75,10 +76,15 @@ def create_app(settings: Settings) -> Litestar:
 
         # The gateway is the single writer of Workspaces (the admin API, config, purge).
         store = await asyncio.to_thread(EventStore, settings.database_url)
-        install(app, GatewayState(settings, pool, broker=broker, watch=watch, head=head, nc=nc, js=js, store=store))
+        logs = LogFollower(js)
+        install(
+            app,
+            GatewayState(settings, pool, broker=broker, watch=watch, head=head, nc=nc, js=js, store=store, logs=logs),
+        )
         try:
             yield
         finally:
+            await logs.close()
             store.close()
             await watch.listener.stop()
             await nc.close()
@@ -91,6 +97,7 @@ def create_app(settings: Settings) -> Litestar:
             *workspaces.ROUTES,
             *questions.ROUTES,
             *toollog.ROUTES,
+            *files.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],

@@ -1,8 +1,11 @@
 """Spec 000 `GET /tasks/{id}/stream`: a task's logs over a WebSocket, as they happen.
 
-The first message holds every entry captured so far (possibly none); then each message holds
-the entries that arrived together. When the task reaches a terminal status the last entries
-are sent and the socket closes with 1000. Each message is a `LogsMessage`:
+The lines are a projection of the task's events (`libs.readmodels.task_log`). The first message
+holds every line so far (possibly none): `rm_task_log` up to the projector's position, then the
+lines of the events the projector has not reached yet, read from the log itself. Then each
+message holds the lines of the events that arrived together on `EVENTS` (`logfollower`), past the
+last seq sent: no gap, no duplicate. When the task reaches a terminal status its last lines are
+read from `rm_task_log` and the socket closes with 1000. Each message is a `LogsMessage`:
 `{"type": "logs", "data": [LogEntry, ...]}`.
 """
 
@@ -21,13 +24,16 @@ from litestar.openapi.spec import OpenAPI, OpenAPIResponse, OpenAPIType, Operati
 from litestar.params import FromPath
 from litestar.status_codes import WS_1000_NORMAL_CLOSURE, WS_1011_INTERNAL_ERROR, WS_1013_TRY_AGAIN_LATER
 
+from contracts.events import task_of
 from contracts.logs import LogEntry, LogsMessage
-from libs.bus.logs import LogTail
 from libs.domain.task import TERMINAL
+from libs.observability.logs import configured_secrets, redact
 from libs.observability.metrics import LIVE_LOG_CONNECTIONS
-from libs.readmodels import task_reads
+from libs.readmodels import task_log_reads, task_reads
+from libs.readmodels.task_log import LOGGED, log_entries
 from libs.web.auth import authenticate, key_checker
 from libs.web.errors import ApiError
+from services.gateway.logfollower import LogReader
 from services.gateway.routes import find_task
 from services.gateway.state import GatewayState, gateway_state
 
@@ -40,8 +46,11 @@ WS_4404_NOT_FOUND = 4404
 # leave a socket open after its task ended, so the status is also read this often.
 STATUS_RECHECK_S = 30.0
 REVOCATION_CHECK_S = 15.0
+PAGE = 1000  # events read from the log per query, past the projector's position
 
 _encoder = msgspec.json.Encoder()
+
+Lines = list[tuple[int, LogEntry]]  # each line with the seq of the event it comes from
 
 
 @websocket(PATH)
@@ -61,14 +70,17 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
     except ApiError:
         await socket.close(WS_4404_NOT_FOUND, "Not found")
         return
-    tail = LogTail(state.js, workspace, task_id)
+    # Registered before the backlog is read: what is published meanwhile reaches the reader.
+    reader = await state.logs.register(workspace, task_id)
     ended = asyncio.create_task(_until_ended(state, workspace, task_id))
     # A key revoked while the socket is open ends it (as it ends the SSE streams).
     gone = asyncio.create_task(_until_gone_or_revoked(socket, key_checker(socket)))
     LIVE_LOG_CONNECTIONS.inc()
+    secrets = configured_secrets()
     try:
-        await _send(socket, await tail.open())
-        await _follow(socket, tail, ended, gone)
+        lines, last = await _backlog(state, workspace, task_id)
+        await _send(socket, lines, secrets)
+        await _follow(socket, state, reader, last, (ended, gone), secrets)
     except (WebSocketDisconnect, OSError):
         pass  # the client left while we were sending
     except Exception:
@@ -79,8 +91,25 @@ async def task_logs(socket: WebSocket[Any, Any, Any], task_id: FromPath[str]) ->
         for task in (ended, gone):
             task.cancel()
         await asyncio.gather(ended, gone, return_exceptions=True)
-        await tail.close()
+        await state.logs.unregister(reader)
         LIVE_LOG_CONNECTIONS.dec()
+
+
+async def _backlog(state: GatewayState, workspace: str, task_id: str) -> tuple[Lines, int]:
+    """Every line of the task so far, and the seq they are complete up to: the read model's up to
+    the projector's position, then those of the events past it, from the log itself (the relay
+    may have published them before the reader registered)."""
+    lines, position = await task_log_reads.task_log(state.pool, workspace, task_id)
+    cursor = position
+    while True:
+        events = await asyncio.to_thread(state.store.read, cursor, PAGE)
+        for e in events:
+            if e.type in LOGGED and e.workspace_id == workspace and task_of(e) == task_id:
+                lines += [(e.seq, entry) for entry in log_entries(e)]
+        if events:
+            cursor = events[-1].seq
+        if len(events) < PAGE:
+            return lines, cursor
 
 
 async def _until_gone_or_revoked(socket: WebSocket[Any, Any, Any], still_valid: Callable[[], Awaitable[bool]]) -> None:
@@ -99,10 +128,18 @@ async def _until_gone_or_revoked(socket: WebSocket[Any, Any, Any], still_valid: 
 
 
 async def _follow(
-    socket: WebSocket[Any, Any, Any], tail: LogTail, ended: asyncio.Task[None], gone: asyncio.Task[None]
+    socket: WebSocket[Any, Any, Any],
+    state: GatewayState,
+    reader: LogReader,
+    last: int,
+    stops: tuple[asyncio.Task[None], asyncio.Task[None]],
+    secrets: list[str],
 ) -> None:
+    """Sends the lines after seq `last` as they arrive, until the task ends (`stops[0]`) or the
+    client goes or its key is revoked (`stops[1]`)."""
+    ended, gone = stops
     while True:
-        arrived = asyncio.create_task(tail.wait())
+        arrived = asyncio.create_task(reader.wait())
         try:
             done, _ = await asyncio.wait({arrived, ended, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -111,18 +148,33 @@ async def _follow(
             return
         if ended in done:
             ended.result()  # raises if watching for the end failed
-            await _send(socket, await tail.rest(), always=False)
+            # The projector has the task's end, so its lines up to it are in the read model,
+            # whether or not the bus has brought them here yet.
+            rest, _ = await task_log_reads.task_log(state.pool, reader.workspace_id, reader.task_id, last)
+            await _send(socket, rest, secrets, always=False)
             await socket.close(WS_1000_NORMAL_CLOSURE, "Task ended")
             return
-        await _send(socket, tail.take(), always=False)
-        if tail.overflowed:
+        # Never twice: what the backlog had, or what a consumer reset delivers again.
+        lines = [(seq, entry) for seq, entry in reader.take() if seq > last]
+        if lines:
+            last = lines[-1][0]
+        await _send(socket, lines, secrets, always=False)
+        if reader.overflowed:
             await socket.close(WS_1013_TRY_AGAIN_LATER, "Fell behind; reconnect")
             return
 
 
-async def _send(socket: WebSocket[Any, Any, Any], entries: list[LogEntry], *, always: bool = True) -> None:
-    if entries or always:
+async def _send(socket: WebSocket[Any, Any, Any], lines: Lines, secrets: list[str], *, always: bool = True) -> None:
+    if lines or always:
+        entries = [_masked(entry, secrets) for _, entry in lines]
         await socket.send_text(_encoder.encode(LogsMessage(data=entries)).decode())
+
+
+def _masked(entry: LogEntry, secrets: list[str]) -> LogEntry:
+    """The read model masks what is shaped like a key (the same for every process, so a rebuild
+    writes the same rows); the keys this process was given are masked here too."""
+    message = redact(entry.message, secrets) if secrets else entry.message
+    return entry if message == entry.message else msgspec.structs.replace(entry, message=message)
 
 
 async def _until_ended(state: GatewayState, workspace: str, task_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -25,6 +26,7 @@ from contracts.tasks import (
     TaskState,
 )
 from libs.readmodels import costs, task_reads, workspace_reads
+from libs.readmodels.task_files import with_contents
 from libs.web.auth import caller
 from libs.web.errors import ApiError
 from libs.web.openapi import as_spec
@@ -69,7 +71,10 @@ def with_workspace_defaults(task: dict[str, Any], given: dict[str, Any], config:
 
 @get("/tasks/{task_id:str}")
 async def get_task(request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskEnvelope:
-    task = await find_task(gateway_state(request), caller(request).workspace_id, task_id)
+    state, workspace = gateway_state(request), caller(request).workspace_id
+    task = await find_task(state, workspace, task_id)
+    # Its events name the files by digest: spec 000 shows their contents.
+    task = await asyncio.to_thread(with_contents, state.store.blobs, workspace, task)
     return TaskEnvelope(task=msgspec.convert(task, TaskState))
 
 

@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 
 from libs.eventstore.store import EventStore
 from libs.web.state import EdgeState, state_of
+from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 
 
@@ -23,8 +24,9 @@ class GatewayState(EdgeState):
     watch: ProjectionWatch  # read-your-writes: where the read models are
     head: Callable[[], Awaitable[int]]  # the log's highest seq
     nc: NatsClient  # its own connection, for JetStream
-    js: JetStreamContext  # the live task logs (the LOGS stream)
+    js: JetStreamContext  # the live task logs (they follow the EVENTS stream)
     store: EventStore  # the gateway is the single writer of Workspaces
+    logs: LogFollower  # the live part of the tasks' logs, shared by the WebSockets
 
     async def reach_head(self) -> bool:
         """Waits (briefly) for the read models to reach the log's head: for reads of what other

@@ -19,6 +19,7 @@ from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
 from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task
+from libs.eventstore.blobs import Blob, stored
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.readmodels import lookups
@@ -78,12 +79,21 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     parents = _parents(workspace_id, ids, loaded)
     if isinstance(parents, CommandError):
         return CommandReply(error=parents)
-    tasks = [new_task(workspace_id, r, uuid.uuid4(), slots.gate) for r in requests]
+    blobs: list[Blob] = []
+    tasks = [new_task(workspace_id, _by_digest(workspace_id, r, blobs), uuid.uuid4(), slots.gate) for r in requests]
     for task in tasks:
         if task.parent_task_id is not None:
             _follow_parent(task, parents[task.parent_task_id], slots.gate)
-    seq = store.save([*tasks, *parents.values(), *slots.to_save()])
+    seq = store.save([*tasks, *parents.values(), *slots.to_save()], blobs=blobs)
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
+
+
+def _by_digest(workspace_id: str, request: dict[str, Any], blobs: list[Blob]) -> dict[str, Any]:
+    """The request as the task records it: its repository's files by digest, their contents
+    added to `blobs`, stored once with the task's first event (and never copied into an event)."""
+    files, new = stored(workspace_id, request["repo"]["files"])
+    blobs.extend(new)
+    return {**request, "repo": {**request["repo"], "files": files}}
 
 
 def _parents(workspace_id: str, ids: dict[str, UUID | None], loaded: dict[UUID, Any]) -> dict[str, Task] | CommandError:

@@ -135,6 +135,8 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
         command.questions,
         command.tool,
         int(time.time() * 1000) + expiry_s * 1000,
+        command.subtask_id,
+        command.agent_type,
     )
     try:
         seq = store.save([gate, *loaded.values()])  # the workspace appends nothing: it is kept

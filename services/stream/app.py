@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         nc = await nats.connect(settings.nats_servers, name="stream", max_reconnect_attempts=-1)
         js = nc.jetstream()
         await ensure_events_stream(js, settings.events_stream_replicas)
-        broadcaster = Broadcaster(store)
+        broadcaster = Broadcaster()
         await broadcaster.start(js)
         # One LISTEN connection wakes both followers of the log.
         relay_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)

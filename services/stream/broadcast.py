@@ -15,10 +15,9 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope, is_omitted, task_of
+from contracts.events import EventEnvelope, task_of
 from contracts.subjects import EVENTS_SUBJECTS
 from libs.bus.jetstream import follow_from_now
-from libs.eventstore.store import EventStore
 from libs.observability.metrics import SSE_CONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,7 @@ Queue = asyncio.Queue[EventEnvelope | Overflowed]
 
 
 class Broadcaster:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store  # what the bus could not carry whole is read from it
+    def __init__(self) -> None:
         # Every event of a workspace (the events feed), and one type of event of a workspace
         # (the tool call log's stream): a client of one type is not sent, nor held up by, the rest.
         self.clients: dict[str, set[Queue]] = defaultdict(set)
@@ -57,18 +55,6 @@ class Broadcaster:
         event = _decoder.decode(msg.data)
         if self.stopped and task_of(event) in self.stopped.get(workspace_id, ()):
             return  # what a purged task's runs still record as they stop: not the workspace's any more
-        if is_omitted(event.payload):
-            # Too large for the bus (the relay sent it without its payload): read it whole.
-            try:
-                event = await asyncio.to_thread(self.store.event_at, event.seq) or event
-            except Exception:
-                # Its clients would miss it: they are let go, and resume from the store.
-                log.exception("reading seq %d from the store failed: its live clients resume", event.seq)
-                for queues in (every, typed):
-                    for queue in list(queues or ()):
-                        queues.discard(queue)  # type: ignore[union-attr]
-                        queue.put_nowait(Overflowed())
-                return
         for queues in (every, typed):
             if not queues:
                 continue
@@ -83,8 +69,7 @@ class Broadcaster:
         """A purge's stopped tasks: their last events (cancelled, their runs' ends and charges)
         are recorded after it, and the read models leave them out (`libs.readmodels.projector`),
         so the live feeds do too. Kept for the process's life: a few ids per purge."""
-        if not is_omitted(event.payload):
-            self.stopped[event.workspace_id].update(event.payload.get("stopped_tasks", ()))
+        self.stopped[event.workspace_id].update(event.payload.get("stopped_tasks", ()))
 
     def register(self, workspace_id: str, type_: str | None = None) -> Queue:
         """A queue for every event of the workspace, or only for its events of `type_`."""

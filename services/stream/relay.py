@@ -24,13 +24,13 @@ from nats.js import JetStreamContext
 from nats.js.api import Header
 from nats.js.errors import NotFoundError
 
-from contracts.events import OMITTED, EventEnvelope
+from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
 from libs.bus.jetstream import stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, PubAck, Publisher, PublishRefused
 from libs.eventstore.listen import Wakeups
 from libs.eventstore.store import EventStore
-from libs.observability.metrics import EVENTS_OMITTED, EVENTS_RELAYED, RELAY_POSITION
+from libs.observability.metrics import EVENTS_RELAYED, RELAY_POSITION
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +38,7 @@ BATCH = 1000
 ACK_TIMEOUT_S = 30.0
 # How often the relay, waiting for a batch's answers, looks whether the connection was made again.
 RECONNECT_CHECK_S = 0.25
-# Room left in a message for its headers (msg id, expected stream and sequence).
-HEADERS_ROOM = 1024
 _encoder = msgspec.json.Encoder()
-
-
-def wire(event: EventEnvelope, max_payload: int) -> bytes:
-    """The event as the bus carries it. One larger than a message (a dispatch carrying a large
-    repository, say) would stop the relay, and every event after it, for every workspace: it
-    goes out in its place, in order and with its seq, without its payload, and its readers
-    (the durable consumers, the live feed) take it whole from the event store."""
-    data = _encoder.encode(event)
-    if len(data) + HEADERS_ROOM <= max_payload:
-        return data
-    log.info(
-        "seq %d (%s) is %d bytes, more than a bus message: published by reference",
-        event.seq,
-        event.type,
-        len(data),
-    )
-    EVENTS_OMITTED.inc()
-    note = f"omitted: the event is {len(data)} bytes, more than the bus carries; the event store has it"
-    return _encoder.encode(msgspec.structs.replace(event, payload={OMITTED: note}))
 
 
 async def publish_after(
@@ -73,7 +52,8 @@ async def publish_after(
     futures = [
         await publisher.publish(
             event_subject(e.workspace_id, e.type),
-            wire(e, publisher.max_payload),
+            # Whole: the store refuses an event larger than `MAX_EVENT_BYTES`, far below a message.
+            _encoder.encode(e),
             {
                 "Nats-Msg-Id": msg_id(e),
                 Header.EXPECTED_STREAM: EVENTS_STREAM,

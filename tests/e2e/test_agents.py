@@ -109,7 +109,10 @@ def test_a_syntax_error_heals_on_the_second_attempt_and_both_attempts_are_paid_f
     retry = [e for e in events if e["type"] == "task.subtask_dispatched" and e["attempt"] == 2]
     assert len(retry) == 1
     assert "SyntaxError" in retry[0]["previous_error"]
-    assert retry[0]["previous_output"]["files"]["src/register.py"] == "def register(user:\n    return user\n"
+    # The retry starts from the failed attempt's file, which the feed names by digest.
+    carried = retry[0]["previous_output"]["files"]["src/register.py"]
+    files = f"{stack.gateway_url}/api/v1/workspaces/default/orchestration/files/{carried['digest']}"
+    assert api.get(files).json()["content"] == "def register(user:\n    return user\n"
     # The second attempt was told why: its first message carries the checks' report.
     first_call, second_call = model_calls(stack, first_turn_of(description))
     assert "This is attempt 2" not in json.dumps(first_call["request"])

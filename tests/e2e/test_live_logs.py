@@ -1,35 +1,32 @@
 """Spec 000 `GET /tasks/{id}/stream`: live task logs over a WebSocket, end to end.
 
-Log entries are published onto the LOGS stream directly and through a LogPublisher, as a
-service would, and read back the way a client reads them: through the gateway's WebSocket.
+The lines are a projection of the task's events (model calls, tool calls, a run's start and
+end, the pull request): the services publish no log of their own. A client gets what the task's
+events say so far, then the lines of its new events, read back the way a client reads them:
+through the gateway's WebSocket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
-import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from contracts.logs import LOGS_STREAM, LogEntry, log_subject
-from libs.bus.logs import LogPublisher
+from contracts.subjects import EVENTS_STREAM
 from libs.devstack.stack import Stack
 from tests.e2e.helpers import bearer, in_review_and_charged, new_workspace, status_is, submit, task_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
-# Entries this test publishes carry their own worker id, so they are told apart from any
-# entries the services themselves write for the same task.
-WORKER = "e2e-live-logs"
+STARTED = "[codegen] attempt 1 started with anthropic claude-sonnet-4-20250514"
 
 
 @pytest.fixture
@@ -51,13 +48,9 @@ def stream_url(stack: Stack, task_id: str) -> str:
     return f"{stack.gateway_url.replace('http://', 'ws://')}/tasks/{task_id}/stream"
 
 
-def entry(task_id: str, message: str) -> LogEntry:
-    return LogEntry(level="log", message=message, timestamp=int(time.time() * 1000), worker_id=WORKER, task_id=task_id)
-
-
-async def publish(js: JetStreamContext, task_id: str, *entries: LogEntry) -> None:
-    for e in entries:
-        await js.publish(log_subject("default", task_id), msgspec.json.encode(e))
+async def script(stack: Stack, *behaviours: dict) -> None:
+    scripted = await asyncio.to_thread(httpx.post, f"{stack.model_server_url}/_script", json={"behaviours": behaviours})
+    assert scripted.status_code == 200
 
 
 async def receive(ws: ClientConnection) -> dict:
@@ -67,8 +60,8 @@ async def receive(ws: ClientConnection) -> dict:
     return message
 
 
-def ours(message: dict) -> list[str]:
-    return [e["message"] for e in message["data"] if e["workerId"] == WORKER]
+def messages(message: dict) -> list[str]:
+    return [e["message"] for e in message["data"]]
 
 
 async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
@@ -83,13 +76,13 @@ async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
 
 
 async def consumers(js: JetStreamContext) -> int:
-    return (await js.stream_info(LOGS_STREAM)).state.consumer_count
+    return (await js.stream_info(EVENTS_STREAM)).state.consumer_count
 
 
-async def no_consumers_left(js: JetStreamContext) -> bool:
-    """The gateway releases a reader just after its socket closes: allow it a moment."""
+async def back_to(js: JetStreamContext, count: int) -> bool:
+    """The gateway releases its follower of EVENTS just after the last socket closes: allow it a moment."""
     for _ in range(100):
-        if await consumers(js) == 0:
+        if await consumers(js) == count:
             return True
         await asyncio.sleep(0.05)
     return False
@@ -98,55 +91,74 @@ async def no_consumers_left(js: JetStreamContext) -> bool:
 async def test_clients_get_the_backlog_first_then_live_entries_until_the_task_completes(
     stack: Stack, api: httpx.Client, js: JetStreamContext
 ) -> None:
-    (task_id,) = submit(api, task_request())
-    backlog = [entry(task_id, "[codegen] Reading src/register.py"), entry(task_id, "[codegen] Calling the model")]
-    await publish(js, task_id, *backlog)
+    description = f"Followed live {uuid.uuid4().hex[:8]}"
+    # The codegen's first model call takes a second (the clients connect meanwhile) and asks for a
+    # search whose pattern quotes a key; the next call is the default one (write, finish).
+    search = {"name": "search", "arguments": {"pattern": "sk-ant-api03-abcdefghijklmnop"}}
+    await script(stack, {"match": f"Task: {description}\n", "delay_ms": 1000, "tool_calls": [search]})
+    before = await consumers(js)
+    (task_id,) = submit(api, task_request(description))
+    await asyncio.to_thread(wait_for, api, task_id, lambda task: task["status"] in ("assigned", "running"))
 
     async with (
         connect(stream_url(stack, task_id), additional_headers=stack.auth) as first,
         connect(stream_url(stack, task_id), additional_headers=stack.auth) as second,
     ):
-        for ws in (first, second):
-            message = await receive(ws)
-            assert ours(message) == [e.message for e in backlog]
-            first_of_ours = next(e for e in message["data"] if e["workerId"] == WORKER)
-            assert first_of_ours == msgspec.to_builtins(backlog[0])  # the spec's LogEntry, camelCase
-
-        # Published the way the services publish: through a LogPublisher, which masks keys.
-        publisher = LogPublisher(js)
-        await publisher.start()
-        publisher.emit("default", entry(task_id, "[codegen] Retrying with key sk-ant-api03-abcdefghijklmnop"))
-        publisher.emit("default", entry(task_id, "[codegen] Wrote src/register.py (2340 bytes)"))
-        await publisher.close()
-        live = ["[codegen] Retrying with key [redacted]", "[codegen] Wrote src/register.py (2340 bytes)"]
-        for ws in (first, second):
-            received: list[str] = []
-            while len(received) < len(live):  # they may come as one message or two
-                received += ours(await receive(ws))
-            assert received == live
+        backlogs = [(await receive(ws))["data"] for ws in (first, second)]
+        assert await consumers(js) == before + 1, "one follower of EVENTS serves every socket of a gateway"
+        live: list[list[str]] = [[], []]
+        for i, ws in enumerate((first, second)):
+            while not any(line.startswith("[test] finished") for line in live[i]):
+                live[i] += messages(await receive(ws))
+        # Both clients see the same lines, each once, in order: the backlog, then what followed.
+        seen = [[e["message"] for e in backlog] + lines for backlog, lines in zip(backlogs, live, strict=True)]
+        assert seen[0] == seen[1]
+        assert len(set(seen[0])) == len(seen[0])
+        assert seen[0][0] == STARTED
+        assert not any(e["message"].startswith("[codegen] model call 1") for e in backlogs[0])
+        assert "[codegen] Searched for [redacted]" in seen[0]  # the key is masked
+        assert any(
+            line.startswith("[codegen] model call 1: 1000 in / 200 out tokens, 1 tool call(s)") for line in seen[0]
+        )
+        first_entry = next(e for e in backlogs[0] if e["message"] == STARTED)
+        # The spec's LogEntry, camelCase.
+        assert set(first_entry) == {"level", "message", "timestamp", "workerId", "taskId"}
+        assert first_entry["level"] == "log" and first_entry["taskId"] == task_id
 
         await asyncio.to_thread(wait_for, api, task_id, in_review_and_charged)
         decision = {"taskId": task_id, "decision": "approve", "feedback": "ship it"}
         response = await asyncio.to_thread(api.post, f"/tasks/{task_id}/review", json=decision)
         assert response.status_code == 200, response.text
 
-        assert await closed(first) == (1000, "Task ended")
-        assert await closed(second) == (1000, "Task ended")
+        tails = []
+        for ws in (first, second):
+            rest: list[str] = []
+            async with asyncio.timeout(30):
+                try:
+                    while True:
+                        rest += messages(json.loads(await ws.recv()))
+                except ConnectionClosed:
+                    pass
+            assert (ws.close_code, ws.close_reason) == (1000, "Task ended")
+            tails.append(rest)
+        assert tails[0] == tails[1]
+        assert any(line.startswith("[executor] pull request opened: ") for line in tails[0]), tails[0]
     assert (await asyncio.to_thread(wait_for, api, task_id, status_is("completed")))["status"] == "completed"
 
     # Connecting once the task has ended: everything captured, then a clean close.
     async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as late:
-        assert ours(await receive(late)) == [e.message for e in backlog] + live
+        assert messages(await receive(late)) == seen[0] + tails[0]
         assert await closed(late) == (1000, "Task ended")
-    assert await no_consumers_left(js)
+    assert await back_to(js, before)
 
 
 async def test_a_client_that_leaves_releases_its_reader(stack: Stack, api: httpx.Client, js: JetStreamContext) -> None:
+    before = await consumers(js)
     (task_id,) = submit(api, task_request())
     async with connect(stream_url(stack, task_id), additional_headers=stack.auth) as ws:
-        assert ours(await receive(ws)) == []  # a first message even when nothing was captured
-        assert await consumers(js) >= 1
-    assert await no_consumers_left(js)
+        assert (await receive(ws))["type"] == "logs"  # a first message even when nothing was captured yet
+        assert await consumers(js) == before + 1
+    assert await back_to(js, before)
 
 
 @pytest.mark.parametrize("task_id", [str(uuid.uuid4()), str(uuid.uuid4()).upper(), "not-a-task"])

@@ -44,6 +44,12 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
     dump = debug_dump(stack, capped["workspaceId"], bearer(capped["apiKey"]))
     kinds = {event["type"] for event in dump["events"]}
     assert {"schedule.opened", "schedule.queued", "schedule.started", "task.subtask_queued"} <= kinds
+    # A purged workspace: its purge, and what the purged task's runs recorded after it, replay too.
+    purged = new_workspace(stack, "rebuild-purge")
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=bearer(purged["apiKey"])) as api:
+        (task_id,) = submit(api, task_request("purged in review"))
+        wait_for(api, task_id, in_review_and_charged)
+        assert api.post(f"/api/v1/workspaces/{purged['workspaceId']}/orchestration/purge").status_code == 200
     live, rebuilt = live_and_rebuilt(stack)
     # rm_run_usage holds only runs not charged yet, which a quiet system may have none of, and
     # these agents ask no questions (the projector's integration test rebuilds both tables

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from contracts.events import public_payload
+from contracts.events import public_payload, task_of
+from contracts.logs import LogEntry
 from contracts.tasks import (
     AgentOutput,
     AgentResult,
@@ -31,7 +32,7 @@ from libs.domain.task import Task
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
-from libs.readmodels import projector, schema, toolcalls
+from libs.readmodels import projector, schema, task_log, toolcalls
 from services.executor.budgets import load_budget
 from services.planner.plans import plan
 from tests.factories import stored_request
@@ -477,6 +478,25 @@ def test_tool_calls_read_back_as_the_entries_their_events_make(
     assert all(t.corrections == [] and t.container_id is None for t in entries)
 
 
+def test_the_task_log_holds_the_lines_the_events_make_in_log_order(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+
+    # The WebSocket sends these rows first, then lines it derives from the events past them:
+    # both must be the same lines.
+    done = str(scenario.done.id)
+    rows = conn.execute("SELECT seq, entry FROM rm_task_log WHERE task_id = %s ORDER BY seq, ordinal", (done,))
+    projected = [(seq, msgspec.convert(entry, LogEntry)) for seq, entry in rows]
+    events = [e for e in store.read(0) if task_of(e) == done]
+    assert projected == [(e.seq, entry) for e in events for entry in task_log.log_entries(e)]
+    messages = [entry.message for _, entry in projected]
+    assert messages[0] == f"[codegen] attempt 1 started with anthropic {MODEL}"
+    assert "[codegen] Read src/missing.py: not found" in messages
+    assert messages[-1] == f"[executor] pull request opened: {PR_URL}"
+    assert any(m.startswith("[test] finished in 900 ms") for m in messages)
+
+
 def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_recorded(
     store: EventStore, conn: psycopg.Connection, scenario: Scenario
 ) -> None:
@@ -502,6 +522,9 @@ def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_
     # What the kept task's run has used still counts against the workspace's budget.
     using = conn.execute("SELECT task_id::text FROM rm_run_usage WHERE workspace_id = %s", (WS,)).fetchall()
     assert using == [(str(concurrent.id),)]
+    # The logs go with their tasks: the kept task's run start and model call stay on its live log.
+    logged = conn.execute("SELECT task_id, seq FROM rm_task_log WHERE workspace_id = %s ORDER BY seq", (WS,)).fetchall()
+    assert {task_id for task_id, _ in logged} == {str(concurrent.id)} and len(logged) == 2
 
 
 def test_runs_not_charged_yet_hold_what_their_saved_calls_used(

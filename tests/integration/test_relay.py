@@ -18,7 +18,6 @@ from nats.js.errors import NotFoundError
 
 from contracts.events import EventEnvelope
 from contracts.subjects import EVENTS_STREAM, event_subject
-from libs.bus.consumer import EventConsumer, Subscription
 from libs.bus.jetstream import DUPLICATE_WINDOW_S, Tail, ensure_events_stream, stream_tail
 from libs.bus.publisher import WRONG_LAST_SEQUENCE, Publisher, PublishRefused
 from libs.domain.task import Task
@@ -26,7 +25,6 @@ from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from services.planner.plans import plan
 from services.stream import relay as relay_module
-from services.stream.broadcast import Broadcaster, Overflowed
 from services.stream.relay import relay_forever
 from tests.polling import eventually
 
@@ -443,101 +441,3 @@ async def test_a_message_from_another_publisher_costs_no_event(
     await run_relay_to(store, nc, postgres_url, later)
     assert await stream_count(js) == count + 2
     assert sorted(set(await relayed_seqs(js))) == [e.seq for e in store.read(0)]
-
-
-async def test_an_event_too_large_for_the_bus_goes_out_without_its_payload_and_the_rest_follow(
-    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext
-) -> None:
-    """Published whole, it would be refused, and the relay would stop there, with every event
-    after it in every workspace, for good."""
-    request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
-    big = Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])
-    big_seq = await asyncio.to_thread(store.save, [big])
-    head = await asyncio.to_thread(save_tasks, store, 2)
-
-    await wait_for_count(js, 5)
-
-    log = await asyncio.to_thread(store.read, 0, 100)
-    messages = [envelope for _, _, envelope in await stream_messages(js)]
-    assert [m.seq for m in messages] == [e.seq for e in log] == [big_seq, *range(big_seq + 1, head + 1)]
-    (omitted,) = [m for m in messages if m.seq == big_seq]
-    assert omitted.type == "task.submitted" and omitted.aggregate_id == str(big.id)
-    assert omitted.payload["omitted"].startswith("omitted: the event is")
-    assert messages[1:] == log[1:], "the events after it go out whole"
-    assert log[0].payload["request"]["repo"]["files"]["big.txt"] == "x" * nc.max_payload, "the store has it"
-
-
-async def test_consumers_and_the_live_feed_read_an_event_sent_without_its_payload_from_the_store(
-    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext
-) -> None:
-    got: list[EventEnvelope] = []
-
-    async def handle(events: list[EventEnvelope]) -> list[Any]:
-        got.extend(events)
-        return []
-
-    consumer = EventConsumer(js, store, Subscription("too-large", ("events.*.task.submitted",), handle))
-    broadcaster = Broadcaster(store)
-    await broadcaster.start(js)
-    live = broadcaster.register(WORKSPACES[0])
-    await consumer.start()
-    try:
-        request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
-        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
-        await eventually(lambda: bool(got), "the consumer got nothing")
-        (whole,) = await asyncio.to_thread(store.read, 0, 1)
-
-        assert got == [whole], "the consumer handles the whole event"
-        assert await asyncio.wait_for(live.get(), 10) == whole, "and the live feed sends it whole"
-    finally:
-        await consumer.stop()
-
-
-async def test_a_failed_read_of_an_event_sent_without_its_payload_loses_nothing(
-    relay: Relay, store: EventStore, nc: NatsClient, js: JetStreamContext, postgres_url: str
-) -> None:
-    """The consumer hands the message back and takes it later; the live feed lets its clients
-    go, to resume from the store. Neither stops."""
-    reader = EventStore(postgres_url)
-    real_read, failures = reader.read, [1]
-
-    def read_failing_once(after: int, limit: int = 1000, stop: int | None = None) -> list[EventEnvelope]:
-        if failures:
-            failures.pop()
-            raise RuntimeError("the database went away")
-        return real_read(after, limit, stop)
-
-    reader.read = read_failing_once  # type: ignore[method-assign]
-    got: list[EventEnvelope] = []
-
-    async def handle(events: list[EventEnvelope]) -> list[Any]:
-        got.extend(events)
-        return []
-
-    consumer = EventConsumer(js, reader, Subscription("read-fails", ("events.*.task.submitted",), handle))
-    await consumer.start()
-    try:
-        request = {**REQUEST, "repo": {**REQUEST["repo"], "files": {"big.txt": "x" * nc.max_payload}}}
-        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
-        (whole,) = await asyncio.to_thread(store.read, 0, 1)
-
-        await eventually(lambda: bool(got), "the consumer never took the event", timeout=15)
-        assert got == [whole] and not failures, "handed back once, then read whole"
-    finally:
-        await consumer.stop()
-        reader.close()
-
-    def read_failing(*_: Any) -> list[EventEnvelope]:
-        raise RuntimeError("the database went away")
-
-    failing = EventStore(postgres_url)
-    failing.read = read_failing  # type: ignore[method-assign]
-    broadcaster = Broadcaster(failing)
-    await broadcaster.start(js)
-    live = broadcaster.register(WORKSPACES[0])
-    try:
-        await asyncio.to_thread(store.save, [Task.submit(uuid.uuid4(), WORKSPACES[0], request, [])])
-        assert isinstance(await asyncio.wait_for(live.get(), 10), Overflowed), "let go, to resume"
-        assert broadcaster.count(WORKSPACES[0]) == 0
-    finally:
-        failing.close()

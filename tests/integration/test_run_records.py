@@ -27,27 +27,26 @@ from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
-from contracts.logs import LOGS_STREAM
 from contracts.subjects import ASK_QUESTION
 from contracts.tasks import CostsReport, TaskEnvelope, TaskState
-from libs.bus.logs import LogPublisher, ensure_logs_stream
 from libs.config import Settings
 from libs.domain.gate import QuestionGate, question_gate_id
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import FAILED, STARTED, Run, run_id_for
 from libs.domain.task import Task
+from libs.eventstore.blobs import digest_of
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
 from libs.pricing import PriceTable
 from libs.readmodels import costs, projector, task_reads
+from libs.readmodels.task_files import with_contents
 from services.cost_ledger import handlers as cost_ledger
 from services.executor.deps import Deps
 from services.executor.publishing import on_approved
@@ -90,25 +89,10 @@ def settings(running_server: RunningServer, postgres_url: str, nats_url: str) ->
 
 
 @pytest.fixture
-async def logs(js: JetStreamContext) -> AsyncIterator[LogPublisher]:
-    """The executor's live-log publisher on a LOGS stream of its own (as the runtime sets it up)."""
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(LOGS_STREAM)
-    await ensure_logs_stream(js)
-    publisher = LogPublisher(js)
-    await publisher.start()
-    try:
-        yield publisher
-    finally:
-        await publisher.close()
-
-
-@pytest.fixture
 async def deps(
     settings: Settings,
     store: EventStore,
     read_models: None,  # the executor reads the budget caps from them before every model call
-    logs: LogPublisher,
     nc: NatsClient,
     js: JetStreamContext,
 ) -> AsyncIterator[Deps]:
@@ -122,7 +106,6 @@ async def deps(
             store,
             providers,
             RunSlots(settings.max_concurrent_runs),
-            logs,
             None,  # no GITHUB_TOKEN: nothing here opens a pull request
             nc,
             answers,
@@ -323,6 +306,7 @@ async def served(store: EventStore, postgres_url: str, task_id: str) -> tuple[di
     async with AsyncConnectionPool(postgres_url, open=False) as pool:
         state = await task_reads.task_state(pool, WORKSPACE, task_id)
         report = await costs.costs(pool, WORKSPACE, None)
+    state = await asyncio.to_thread(with_contents, store.blobs, WORKSPACE, state)
     task = msgspec.json.encode(TaskEnvelope(task=msgspec.convert(state, TaskState)))
     report_body = msgspec.json.encode(msgspec.convert(report, CostsReport))
     return msgspec.json.decode(task)["task"], msgspec.json.decode(report_body)
@@ -488,7 +472,10 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert events[-1].payload["output"]["summary"] == "Documented register"
     files = {"src/register.py": new_register, "tests/test_register.py": new_test}
-    assert events[-1].payload["output"]["files"] == files
+    # The event names the changed files by digest; their contents were stored with it.
+    named = events[-1].payload["output"]["files"]
+    assert named == {path: {"digest": digest_of(text), "size": len(text.encode())} for path, text in files.items()}
+    assert store.blobs.files(WORKSPACE, named) == [files]
     assert events[-1].payload["usage"]["input_tokens"] == 3000, "three calls at the server's default 1000"
     # A redelivery of the finished run changes nothing.
     assert await on_dispatched(event, deps) == []

@@ -73,6 +73,7 @@ def test_run_starts_with_its_identity() -> None:
         "attempt": 2,
         "provider": "anthropic",
         "model": "claude-sonnet-4-20250514",
+        "retry_of": None,
     }
     assert run.status == "started"
 

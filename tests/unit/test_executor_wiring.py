@@ -19,7 +19,7 @@ async def subscriptions() -> AsyncIterator[dict[str, Any]]:
     # What the runtime hands the service before it builds the subscriptions; nothing here
     # connects to anything (clients open lazily), and the store is not touched.
     settings = Settings(service="executor", database_url="postgresql://unused", max_concurrent_runs=3)
-    started = Started(settings, store=None, nc=object(), logs=object())  # type: ignore[arg-type]
+    started = Started(settings, store=None, nc=object())  # type: ignore[arg-type]
     deps = main.SERVICE.wire(started)
     yield {sub.durable: sub for sub in main.SERVICE.subscriptions(deps)}
     await main._stop(deps)  # as the runtime does: what the wiring opened is closed

@@ -48,6 +48,7 @@ EXPECTED = {
     ("get", f"{EVENTS}/questions/{{questionID}}"): KEY | {404},
     ("post", f"{EVENTS}/questions/{{questionID}}/answer"): KEY | {400, 404, 413},
     ("get", f"{EVENTS}/log"): KEY | {400, 404},
+    ("get", f"{EVENTS}/files/{{digest}}"): KEY | {404},
     ("get", f"{EVENTS}/events"): KEY | {400, 404, 410},
     ("get", f"{EVENTS}/events/connections"): KEY | {404},
     ("get", f"{EVENTS}/debug-dump"): KEY | {404},
