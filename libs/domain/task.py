@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from contracts.tasks import DEFAULT_MAX_RETRIES
 from libs.domain.base import WorkspaceAggregate
 from libs.domain.errors import IllegalTransition
 
@@ -140,7 +141,9 @@ class Task(WorkspaceAggregate):
         return {"files": files, "deleted": sorted(deleted)}
 
     def max_attempts(self) -> int:
-        return 1 + int(self.request.get("config", {}).get("maxRetries", 0))
+        # The contract's default, the one the request was validated with: a request stored
+        # without it (before defaults were filled in) retries as a new one would.
+        return 1 + int(self.request.get("config", {}).get("maxRetries", DEFAULT_MAX_RETRIES))
 
     def _require(self, *allowed: str, action: str) -> None:
         if self.status not in allowed:

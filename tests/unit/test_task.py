@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from eventsourcing.domain import Aggregate
 
+from contracts.tasks import DEFAULT_MAX_RETRIES
 from libs.domain.base import EventTypes, derived_id, event_payload
 from libs.domain.errors import IllegalTransition
 from libs.domain.task import DispatchGate, Task
@@ -760,3 +761,12 @@ def test_replaying_a_gated_task_gives_the_same_state() -> None:
     task.start()
 
     assert vars(replay(task.collect_events())) == {**vars(task), "_pending_events": []}
+
+
+def test_a_request_stored_without_max_retries_retries_as_the_contract_says() -> None:
+    # One default, the contract's (spec 000's example: three self-heal retries), not the domain's own.
+    req = request()
+    del req["config"]["maxRetries"]
+    task = Task.submit(uuid.uuid4(), WORKSPACE, req, two_step_plan())
+
+    assert task.max_attempts() == 1 + DEFAULT_MAX_RETRIES == 4
