@@ -4,7 +4,8 @@ A task's repository snapshot, each run's outputs and a task's changes are stored
 `orchestrator_blobs`, keyed by the workspace and the SHA-256 of the content, in the transaction
 of the first event that names them. Events carry `path -> {"digest", "size"}` (`FileRefs`); a
 reader loads the contents by digest. A blob never changes once written, so a process caches
-what it loaded (bounded in bytes) and a second load of the same snapshot costs no query.
+what it loaded (bounded in bytes, one cache per event store: per database) and a second load of
+the same snapshot costs no query.
 
 Keyed per workspace, not by digest alone: a workspace can neither read another's file nor
 learn, by probing a digest, that another workspace holds it.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -29,6 +30,9 @@ DIGEST_PREFIX = "sha256:"
 # What one process keeps of loaded blobs: a few RW-2 repositories (3 MB each), and every
 # subtask of a task in flight finds its base snapshot here.
 CACHE_BYTES = 64 * 1024 * 1024
+# Blobs to store above this size (in all) are first looked for in the store: below it, sending
+# them again (and letting the insert pass over them) costs less than a query.
+CHECKED_BYTES = 64 * 1024
 
 # In an event: `path -> {"digest": "sha256:<hex>", "size": <bytes>}` (`contracts.files.FileRef`, as
 # a plain dict, since payloads are JSON); from an event stored before blobs, `path -> content`.
@@ -122,6 +126,10 @@ class BlobCache:
                     found[digest] = text
         return found, missing
 
+    def holds(self, workspace_id: str, digest: str) -> bool:
+        with self._lock:
+            return (workspace_id, digest) in self._items
+
     def put(self, workspace_id: str, loaded: Mapping[str, str]) -> None:
         with self._lock:
             for digest, text in loaded.items():
@@ -135,10 +143,6 @@ class BlobCache:
                 self._held -= len(text)
 
 
-# One per process: every reader of a process shares what any of them loaded.
-CACHE = BlobCache()
-
-
 def _select(schema: str) -> bytes:
     return (
         SQL("SELECT digest, content FROM {0}.{1} WHERE workspace_id = %s AND digest = ANY(%s::text[])")
@@ -150,10 +154,17 @@ def _select(schema: str) -> bytes:
 class BlobStore:
     """Loads blobs through the event store's connection pool (synchronous: the services' threads)."""
 
-    def __init__(self, datastore: Any, cache: BlobCache = CACHE) -> None:
+    def __init__(self, datastore: Any, cache: BlobCache | None = None) -> None:
         self.datastore = datastore
-        self.cache = cache
+        # The store's own: what it says is held is held in this database (a cache shared by
+        # stores of different databases would say so of blobs one of them never wrote).
+        self.cache = cache if cache is not None else BlobCache()
         self._select = _select(datastore.schema)
+        self._held = (
+            SQL("SELECT digest FROM {0}.{1} WHERE workspace_id = %s AND digest = ANY(%s::text[])")
+            .format(Identifier(datastore.schema), Identifier(BLOBS_TABLE))
+            .as_bytes()
+        )
 
     def load(self, workspace_id: str, digests: Iterable[str]) -> dict[str, str]:
         """digest -> content for each of `digests` the workspace holds, in one query for all
@@ -166,6 +177,21 @@ class BlobStore:
             self.cache.put(workspace_id, loaded)
             found.update(loaded)
         return found
+
+    def unstored(self, blobs: Sequence[Blob]) -> list[Blob]:
+        """`blobs` less those the store holds already, so a repository every task of a team names
+        crosses to PostgreSQL once, not with each task: those this process loaded or stored are
+        known at no cost; past `CHECKED_BYTES` of others, one query asks for the rest."""
+        fresh = [b for b in blobs if not self.cache.holds(b.workspace_id, b.digest)]
+        if sum(b.size for b in fresh) <= CHECKED_BYTES:
+            return fresh  # sending them costs less than asking first
+        held: set[tuple[str, str]] = set()
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            for workspace_id in {b.workspace_id for b in fresh}:
+                digests = [b.digest for b in fresh if b.workspace_id == workspace_id]
+                curs.execute(self._held, (workspace_id, digests), prepare=True)
+                held.update((workspace_id, row["digest"]) for row in curs.fetchall())
+        return [b for b in fresh if (b.workspace_id, b.digest) not in held]
 
     def remember(self, blobs: Iterable[Blob]) -> None:
         """Blobs just stored: later loads of them in this process need no query."""

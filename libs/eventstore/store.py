@@ -156,7 +156,8 @@ class EventStore:
         """
         aggregates = list(aggregates)
         blobs = [*blobs, *carried(aggregates)]
-        recordings = self.app.save(*aggregates, consumer_tracking=tracking, blobs=blobs)
+        unstored = self.blobs.unstored(blobs) if blobs else []
+        recordings = self.app.save(*aggregates, consumer_tracking=tracking, blobs=unstored)
         carry_done(aggregates)
         self.blobs.remember(blobs)  # what this process wrote, it may well read next (a run's outputs: its PR)
         if self._kept_limit:

@@ -129,3 +129,18 @@ def test_a_workspace_cannot_load_another_workspaces_file_by_its_digest(store: Ev
 
     assert blobs.load("ws-owner", [digest_of(secret)]) == {digest_of(secret): secret}
     assert blobs.load("ws-other", [digest_of(secret)]) == {}
+
+
+def test_a_repository_every_task_names_crosses_to_the_store_once(store: EventStore, postgres_url: str) -> None:
+    # A team's tasks on one repository: the second submission's files are stored already, so
+    # its save sends none of them again, whether this process stored them or another one did.
+    files = big_repository()
+    refs, blobs = stored(WORKSPACE, files)
+    submit(store, files)
+
+    assert store.blobs.unstored(blobs) == [], "known to this process: no query, nothing sent"
+    another_process = BlobStore(store.recorder.datastore, BlobCache())
+    assert another_process.unstored(blobs) == [], "found in the store by one query: nothing sent"
+    one_new = stored(WORKSPACE, {"src/new.py": "y = 2\n" * 20_000})[1]
+    assert another_process.unstored([*blobs, *one_new]) == one_new
+    assert len(refs) == FILES
