@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
+
+from contracts.payloads import PAYLOADS
 
 # A seq as a client sends it back to resume a feed (`?since_seq`, `Last-Event-ID`): what every
 # feed sends as an event's `id:`, decimal digits, within PostgreSQL's bigint.
@@ -24,6 +26,44 @@ class EventEnvelope(msgspec.Struct, frozen=True):
     version: int
     occurred_at: int  # epoch milliseconds
     payload: dict[str, Any]
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    """An envelope whose payload is its event type's Struct (`contracts.payloads`): what a
+    handler or a projection reads attributes of, never string keys (`Event[RunSucceeded]`)."""
+
+    seq: int
+    type: str
+    workspace_id: str
+    aggregate_id: str
+    version: int
+    occurred_at: int  # epoch milliseconds
+    payload: P
+
+
+class UnknownEventType(ValueError):
+    """An envelope whose type no payload Struct is registered for."""
+
+
+def typed(envelope: EventEnvelope) -> Event[Any]:
+    """The envelope with its payload converted to its type's Struct (`PAYLOADS`); a field an
+    older event lacks takes the Struct's default. Raises `UnknownEventType`, or
+    `msgspec.ValidationError` for a payload its Struct refuses."""
+    struct = PAYLOADS.get(envelope.type)
+    if struct is None:
+        raise UnknownEventType(envelope.type)
+    return Event(
+        seq=envelope.seq,
+        type=envelope.type,
+        workspace_id=envelope.workspace_id,
+        aggregate_id=envelope.aggregate_id,
+        version=envelope.version,
+        occurred_at=envelope.occurred_at,
+        payload=msgspec.convert(envelope.payload, struct),
+    )
 
 
 class FeedEvent(msgspec.Struct, frozen=True):

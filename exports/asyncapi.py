@@ -1,10 +1,11 @@
 """The AsyncAPI 3.0 document of the bus: every domain event's subject and payload, and the
 commands with their replies. (The live task logs are no channel: they are derived from the events.)
 
-Built from the code, never written by hand: the event payloads from the aggregates' event
-classes (their annotated fields, less the envelope's), the rest from the msgspec contracts.
-`just contracts` writes it with the other exports, and a test fails when it is stale. It lives
-here, not in `contracts/`, because it reads `libs/domain`: the contracts import nothing above them.
+Built from the code, never written by hand: the event payloads from their Structs
+(`contracts.payloads`), the rest from the msgspec contracts; the aggregates' event classes
+only say which events exist (a test keeps their fields equal to the Structs'). `just contracts`
+writes it with the other exports, and a test fails when it is stale. It lives here, not in
+`contracts/`, because it reads `libs/domain`: the contracts import nothing above them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from eventsourcing.domain import Aggregate
 
 from contracts import commands, subjects
 from contracts.events import EventEnvelope
+from contracts.payloads import PAYLOADS
 from libs.domain import gate, ledger, pull_request, run, schedule, task, workspace
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
 
@@ -65,17 +67,10 @@ def payload_fields(cls: type[Aggregate.Event]) -> list[tuple[str, Any]]:
     ]
 
 
-def _struct_name(event_type: str) -> str:
-    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Payload"
-
-
 def payload_structs() -> dict[str, type[msgspec.Struct]]:
-    """A msgspec Struct per event type with the fields of its payload (all required: an event
-    always carries each, `null` where the type allows it)."""
-    return {
-        event_type: msgspec.defstruct(_struct_name(event_type), payload_fields(cls), forbid_unknown_fields=True)
-        for event_type, cls in event_classes().items()
-    }
+    """The payload Struct of each event type (`contracts.payloads`): a field an event has
+    always carried is required, one added later has its default, and no other is allowed."""
+    return PAYLOADS
 
 
 def document(version: str) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from contracts.events import EventEnvelope
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunSucceeded
+from contracts.payloads.task import TaskPlanned
 from libs.domain.base import derived_id
 from libs.domain.ledger import Ledger, ledger_id
 from libs.eventstore.store import EventStore
@@ -27,27 +29,26 @@ class Charge(NamedTuple):
     estimated: bool  # the usage includes an estimate (an interrupted run's call in flight)
 
 
-def _charge_of(e: EventEnvelope) -> Charge | None:
+# The events that charge a ledger: a run's end, and a drafted plan's model call.
+CHARGED = frozenset({"run.succeeded", "run.failed", "run.budget_stopped", "task.planned"})
+
+
+def _charge_of(e: Event[Any]) -> Charge | None:
     p = e.payload
-    if e.type in ("run.succeeded", "run.failed", "run.budget_stopped"):
+    if isinstance(p, RunSucceeded | RunFailed | RunBudgetStopped):
+        estimated = isinstance(p, RunFailed) and bool(p.estimated_usage)
         return Charge(
-            e.aggregate_id,
-            p["task_id"],
-            p["subtask_id"],
-            p["model"],
-            p["usage"],
-            p.get("duration_ms", 0),
-            p.get("subrequests", 0),
-            bool(p.get("estimated_usage")),
+            e.aggregate_id, p.task_id, p.subtask_id, p.model, p.usage, p.duration_ms, p.subrequests, estimated
         )
-    if e.type == "task.planned" and p.get("usage") is not None:
+    if isinstance(p, TaskPlanned) and p.usage is not None:
         planned = str(derived_id(PLANNING, e.aggregate_id))
-        return Charge(planned, e.aggregate_id, PLANNING, p["model"], p["usage"], p.get("duration_ms", 0), 1, False)
+        return Charge(planned, e.aggregate_id, PLANNING, p.model, p.usage, p.duration_ms, 1, False)
     return None
 
 
 def on_events(events: list[EventEnvelope], store: EventStore, prices: PriceTable) -> list[Ledger]:
-    charges = [(e.workspace_id, c) for e in events if (c := _charge_of(e)) is not None]
+    # Only the events that charge are decoded: the consumer hands over envelopes.
+    charges = [(e.workspace_id, c) for e in events if e.type in CHARGED and (c := _charge_of(typed(e))) is not None]
     ledgers: dict[UUID, Ledger] = store.load_many(ledger_id(c.task_id) for _, c in charges)
     for workspace_id, c in charges:
         lid = ledger_id(c.task_id)

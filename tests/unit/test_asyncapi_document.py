@@ -31,7 +31,7 @@ def test_a_payload_that_lacks_a_field_or_has_a_wrong_type_does_not_validate() ->
             "agent_type": "codegen",
             "provider": "anthropic",
             "model": "m",
-            "output": {},
+            "output": {"files": {}, "summary": "done"},
             "usage": {"input_tokens": 1},
             "duration_ms": 5,
             "subrequests": 2,

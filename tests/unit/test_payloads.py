@@ -1,0 +1,267 @@
+"""The payload Structs (`contracts.payloads`) and the aggregates' event classes agree, field for
+field, until the aggregates emit the Structs; and every event of a task's whole life, as the
+store keeps it (JSON), converts to its Struct with `typed`."""
+
+from __future__ import annotations
+
+import types
+import typing
+import uuid
+from typing import Any
+
+import msgspec
+import pytest
+from eventsourcing.domain import Aggregate
+
+from contracts.events import Event, EventEnvelope, UnknownEventType, typed
+from contracts.payloads import PAYLOADS
+from contracts.payloads.run import RunFailed, RunStarted
+from contracts.payloads.shapes import Payload, RunOutput
+from contracts.payloads.task import TaskSubtaskDispatched
+from exports.asyncapi import event_classes, payload_fields
+from libs.domain.base import EventTypes, event_payload
+from libs.domain.gate import Gate, QuestionGate
+from libs.domain.ledger import Ledger
+from libs.domain.pull_request import PullRequest
+from libs.domain.run import Run
+from libs.domain.schedule import Schedule, slot
+from libs.domain.task import Task
+from libs.domain.workspace import Workspace
+
+SCALARS = (str, int, bool, float)
+
+
+def _scalar(hint: Any) -> bool:
+    """`str`, `int`, `bool`, `float`, or one of them or None: a type the Struct keeps as it is."""
+    if hint in SCALARS:
+        return True
+    args = typing.get_args(hint)
+    return isinstance(hint, types.UnionType) and all(a in SCALARS or a is type(None) for a in args)
+
+
+def test_every_event_class_has_a_payload_struct_and_no_struct_is_without_one() -> None:
+    assert set(event_classes()) == set(PAYLOADS)
+
+
+@pytest.mark.parametrize("event_type", sorted(PAYLOADS))
+def test_a_payload_struct_has_exactly_its_event_classes_fields(event_type: str) -> None:
+    cls, struct = event_classes()[event_type], PAYLOADS[event_type]
+    fields = dict(payload_fields(cls))
+    hints = typing.get_type_hints(struct)
+
+    assert [f.name for f in msgspec.structs.fields(struct)] == list(fields)
+    for name, hint in fields.items():
+        if _scalar(hint):
+            assert hints[name] == hint, (event_type, name)
+    assert issubclass(struct, Payload)
+    assert struct.__struct_config__.frozen and struct.__struct_config__.forbid_unknown_fields
+    # One name per Struct, from its wire type: `run.model_called` is RunModelCalled.
+    assert struct.__name__ == "".join(p.capitalize() for p in event_type.replace(".", "_").split("_"))
+
+
+# --- a task's whole life, every aggregate's events, through the store's JSON -----------------
+
+WORKSPACE = "ws-payloads"
+REF = {"digest": "sha256:" + "ab" * 32, "size": 12}
+USAGE = {"input_tokens": 100, "output_tokens": 50, "cache_read_tokens": 0, "cache_write_tokens": 0}
+CAP = {"cap": "task", "limit_usd": 1.0, "spent_usd": 0.9, "estimate_usd": 0.2}
+MODEL = "claude-sonnet-4-20250514"
+
+
+def _request() -> dict[str, Any]:
+    repo = {"owner": "acme", "repo": "app", "branch": "feature", "baseBranch": "main", "files": {"a.py": REF}}
+    config = {"model": MODEL, "provider": "anthropic", "maxRetries": 1}
+    return {"description": "Add a greeting", "agentType": "codegen", "repo": repo, "config": config}
+
+
+PLAN = [
+    {"id": "aaaa0001", "agentType": "codegen", "description": "Add a greeting", "dependencies": []},
+    {"id": "bbbb0002", "agentType": "test", "description": "Test it", "dependencies": ["aaaa0001"]},
+]
+
+
+def _output(summary: str) -> dict[str, Any]:
+    return {"files": {"b.py": REF}, "summary": summary, "deletedFiles": ["old.py"]}
+
+
+def a_whole_life() -> list[Aggregate]:
+    """Every aggregate through every event it emits, as the services drive them."""
+    workspace = Workspace.create(WORKSPACE, "payloads")
+    key = workspace.issue_key("ci")
+    workspace.update_config({"maxConcurrentSubtasks": 1}, {"maxConcurrentSubtasks": 1})
+    workspace.revoke_key(key.split("_")[1])
+
+    schedule = Schedule.open(WORKSPACE)
+    task = Task.submit(uuid.uuid4(), WORKSPACE, _request(), [])
+    tid = str(task.id)
+    task.request_plan()
+    task.record_plan(PLAN, "template", "no model configured", None, "anthropic", MODEL, 0)
+    first = slot(tid, "aaaa0001")
+    assert schedule.request(first, 1)
+    assert not schedule.request(slot(tid, "other"), 1)
+    schedule.finish(first)
+    schedule.next_to_start(1)
+
+    runs = []
+    run = Run.start(WORKSPACE, tid, "aaaa0001", "codegen", 1, "anthropic", MODEL)
+    run.record_model_call(1, True, 40, USAGE, "tool_use", 1, None)
+    run.record_tool_call("call-1", "write", True, "write b.py", "b.py", 3, None)
+    run.start_model_call(2, {"input_tokens": 10, "output_tokens": 4096})
+    run.fail("checks failed", USAGE, 90, 2, retryable=True, output=_output("first try"))
+    runs.append(run)
+    task.start()
+    task.attempt_failed("aaaa0001", str(run.id), 1, "checks failed", True, _output("first try"))
+    retry = Run.start(WORKSPACE, tid, "aaaa0001", "codegen", 2, "anthropic", MODEL, retry_of="checks failed")
+    retry.succeed(_output("greets"), USAGE, 120, 3)
+    runs.append(retry)
+    task.record_success("aaaa0001", str(retry.id), _result("aaaa0001", "greets"))
+    task.dispatch_ready()
+
+    stopped = Run.start(WORKSPACE, tid, "bbbb0002", "test", 1, "anthropic", MODEL)
+    stopped.stop_for_budget(CAP, "pause", USAGE, 30, 1, _output("half"))
+    runs.append(stopped)
+    task.pause("bbbb0002", str(stopped.id), 1, CAP, _output("half"))
+    task.resume(gate=lambda _task, _subtask: False)  # queued: the workspace's cap is reached
+    task.release("bbbb0002")
+    interrupted = Run.start(WORKSPACE, tid, "bbbb0002", "test", 2, "anthropic", MODEL)
+    interrupted.interrupt({"input_tokens": 10, "output_tokens": 100})
+    runs.append(interrupted)
+    last = Run.start(WORKSPACE, tid, "bbbb0002", "test", 3, "anthropic", MODEL)
+    last.succeed(_output("tested"), USAGE, 80, 2)
+    runs.append(last)
+    task.record_success("bbbb0002", str(last.id), _result("bbbb0002", "tested"))
+    task.request_review()
+
+    question = QuestionGate.ask(
+        WORKSPACE, "que_" + "0" * 32, tid, str(last.id),
+        [{"question": "Which?", "header": "Pick", "options": [{"label": "a"}], "multiple": False, "custom": True}],
+        {"messageID": "m1", "callID": "c1"}, 1_700_000_000_000, "bbbb0002", "test",
+    )  # fmt: skip
+    question.answer([["a"]])
+    expired = QuestionGate.ask(
+        WORKSPACE, "que_" + "1" * 32, tid, str(last.id), [], {"messageID": "m", "callID": "c"}, 1
+    )
+    expired.expire()
+
+    gate = Gate.open_review(WORKSPACE, tid)
+    gate.decide("approve", None)
+    task.approve(None)
+    pull = PullRequest.opened(WORKSPACE, tid, "https://github.com/acme/app/pull/1", 1)
+    task.complete("https://github.com/acme/app/pull/1", None)
+    ledger = Ledger.open(WORKSPACE, tid)
+    ledger.charge(str(retry.id), "aaaa0001", MODEL, 100, 50, 0, 0, 0.0021, 120, 3, True)
+
+    child = Task.submit(uuid.uuid4(), WORKSPACE, {**_request(), "parentTaskId": tid}, list(PLAN))
+    task.link_child(str(child.id))
+    child.start_after_parent(task)
+    child.cancel("the workspace was purged")
+    revised = Task.submit(uuid.uuid4(), WORKSPACE, _request(), list(PLAN), revision_of=tid)
+    _to_review(revised)
+    revised.revise("use a constant", uuid.uuid4())
+    failed = Task.submit(uuid.uuid4(), WORKSPACE, _request(), list(PLAN))
+    failed.dispatch_ready()
+    failed.attempt_failed("aaaa0001", "run-x", 1, "no", False, None)
+
+    workspace.purge(["tasks"], [str(child.id)], ["que_" + "1" * 32])
+    others = [PullRequest.skipped(WORKSPACE, str(child.id), "the task changed no files")]
+    others.append(PullRequest.failed(WORKSPACE, str(revised.id), "422 Unprocessable"))
+    return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
+
+
+def _result(subtask_id: str, summary: str) -> dict[str, Any]:
+    output = _output(summary)
+    return {
+        "subtaskId": subtask_id,
+        "agentType": "codegen",
+        "success": True,
+        "output": output,
+        "durationMs": 9,
+        "attempts": 1,
+    }
+
+
+def _to_review(task: Task) -> None:
+    while ready := task.ready_subtasks():
+        for subtask in ready:
+            task.dispatch(subtask)
+            task.start()
+            task.record_success(subtask["id"], f"run-{subtask['id']}", _result(subtask["id"], "done"))
+    task.request_review()
+
+
+def envelopes(aggregates: list[Aggregate]) -> list[EventEnvelope]:
+    """Each aggregate's pending events as the store and the bus carry them (JSON payloads)."""
+    found = []
+    for seq, event in enumerate((e for a in aggregates for e in a.collect_events()), start=1):
+        payload = msgspec.json.decode(msgspec.json.encode(event_payload(event)))
+        found.append(
+            EventEnvelope(seq, EventTypes.name(type(event)), WORKSPACE, str(event.originator_id), 1, 0, payload)
+        )
+    return found
+
+
+def test_every_event_of_a_whole_life_converts_to_its_payload_struct() -> None:
+    life = envelopes(a_whole_life())
+
+    for envelope in life:
+        event = typed(envelope)
+        assert isinstance(event, Event)
+        assert type(event.payload) is PAYLOADS[envelope.type]
+        # Nothing lost or added: the Struct encodes back to the payload the store holds.
+        assert msgspec.json.decode(msgspec.json.encode(event.payload)) == envelope.payload, envelope.type
+    assert {e.type for e in life} == set(PAYLOADS), "the life covers every event type"
+
+
+def test_an_event_stored_before_a_field_existed_converts_with_its_default() -> None:
+    started = {"task_id": "t", "subtask_id": "s", "agent_type": "codegen", "attempt": 1, "provider": "p", "model": "m"}
+    event = typed(EventEnvelope(1, "run.started", WORKSPACE, "r", 1, 0, started))
+    assert event.payload == RunStarted(**started, retry_of=None)
+
+    failed = {"task_id": "t", "subtask_id": "s", "provider": "p", "model": "m", "error": "boom", "usage": {}}
+    payload = typed(EventEnvelope(2, "run.failed", WORKSPACE, "r", 2, 0, failed)).payload
+    assert isinstance(payload, RunFailed)
+    assert (payload.agent_type, payload.attempt, payload.retryable, payload.estimated_usage) == ("", 1, False, None)
+
+
+def test_a_file_stored_before_blobs_converts_as_its_content() -> None:
+    dispatched = {
+        "subtask_id": "s", "agent_type": "codegen", "description": "d", "files": {"a.py": "print(1)\n", "b.py": REF},
+        "config": {}, "attempt": 1,
+    }  # fmt: skip
+    payload = typed(EventEnvelope(1, "task.subtask_dispatched", WORKSPACE, "t", 2, 0, dispatched)).payload
+    assert isinstance(payload, TaskSubtaskDispatched)
+    assert payload.files["a.py"] == "print(1)\n"
+    assert payload.files["b.py"].digest == REF["digest"]  # type: ignore[union-attr]
+    assert payload.earlier == [] and payload.previous_output is None
+
+
+def test_a_payload_its_struct_refuses_or_an_unknown_type_raises() -> None:
+    with pytest.raises(msgspec.ValidationError):
+        typed(EventEnvelope(1, "task.failed", WORKSPACE, "t", 2, 0, {"error": 1}))
+    with pytest.raises(msgspec.ValidationError):
+        typed(EventEnvelope(1, "task.failed", WORKSPACE, "t", 2, 0, {"error": "x", "extra": 1}))
+    with pytest.raises(UnknownEventType):
+        typed(EventEnvelope(1, "task.unheard_of", WORKSPACE, "t", 2, 0, {}))
+    assert RunOutput(files={}).summary == ""
+
+
+# --- the first consumer on typed events: the cost-ledger ----------------------------------------
+
+
+class _NoLedgers:
+    def load_many(self, ids: Any) -> dict[Any, Any]:
+        return {}
+
+
+def test_the_cost_ledger_charges_from_typed_events() -> None:
+    from libs.pricing import PriceTable
+    from services.cost_ledger.handlers import on_events
+
+    life = envelopes(a_whole_life())
+    ledgers = on_events(life, _NoLedgers(), PriceTable({}))  # type: ignore[arg-type]
+
+    charged = [event_payload(e) for ledger in ledgers for e in ledger.collect_events() if "cost_usd" in e.__dict__]
+    charging = [e for e in life if e.type.startswith("run.") and e.type.endswith(("succeeded", "failed", "stopped"))]
+    assert {c["run_id"] for c in charged} == {e.aggregate_id for e in charging}  # the plan used no model
+    interrupted = [c for c in charged if c["estimated"]]
+    assert len(interrupted) == 1 and interrupted[0]["subrequests"] == 1
