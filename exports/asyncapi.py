@@ -82,6 +82,9 @@ def document(version: str) -> dict[str, Any]:
     ]
     refs, schemas = msgspec.json.schema_components([*contracts, *payloads.values()], ref_template=REF)
     ref = dict(zip([*contracts, *payloads.values()], refs, strict=True))
+    for struct in payloads.values():
+        # Readers pass over a field an older event carried; what is emitted has exactly these.
+        schemas[ref[struct]["$ref"].rpartition("/")[2]]["additionalProperties"] = False
 
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -31,7 +31,9 @@ class RunOutput(
     deleted and a review agent's comments."""
 
     files: Files
-    summary: str = ""
+    # Always written, "" included (the executor writes it so): a factory default, which
+    # `omit_defaults` keeps, where a plain `""` would drop an empty summary from the JSON.
+    summary: str = msgspec.field(default_factory=str)
     deleted_files: list[str] = []
     comments: list[ReviewNote] = []
 
@@ -79,6 +81,9 @@ class BudgetCap(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     estimate_usd: float
 
 
-class Payload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An event's payload: exactly the fields its event carries (a field added after events
-    were stored has a default, so an older event still converts)."""
+class Payload(msgspec.Struct, frozen=True, kw_only=True):
+    """An event's payload: the fields its event carries. A field added after events were stored
+    has a default, and a field an older event carried that is gone since is passed over, so
+    every stored event still converts: one that did not would stop a reader of the whole log
+    (the projector) for every workspace. The AsyncAPI document still says exactly the fields
+    emitted (`additionalProperties: false`, added by `exports.asyncapi`)."""

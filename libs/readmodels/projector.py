@@ -14,7 +14,18 @@ from uuid import UUID
 import msgspec
 import psycopg
 
-from contracts.events import EventEnvelope, public_payload, task_of
+from contracts.events import Event, EventEnvelope, public_payload, task_of, typed
+from contracts.payloads.ledger import LedgerCharged
+from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
+from contracts.payloads.run import RunModelCalled, RunStarted, RunToolCalled
+from contracts.payloads.task import TaskSubmitted
+from contracts.payloads.workspace import (
+    WorkspaceConfigUpdated,
+    WorkspaceCreated,
+    WorkspaceKeyIssued,
+    WorkspaceKeyRevoked,
+    WorkspacePurged,
+)
 from libs.eventstore.store import EventStore
 from libs.readmodels import task_log, toolcalls
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
@@ -30,11 +41,12 @@ def position(conn: psycopg.Connection, name: str = PROJECTOR) -> int:
     return row[0] if row else 0
 
 
-def _task_id(e: EventEnvelope) -> str | None:
+def _task_id(e: Event[Any]) -> str | None:
+    """The task whose row the event changes: its own events, and its charges."""
     if e.type.startswith("task."):
         return e.aggregate_id
-    if e.type == "ledger.charged":
-        return e.payload["task_id"]
+    if isinstance(e.payload, LedgerCharged):
+        return e.payload.task_id
     return None
 
 
@@ -44,7 +56,8 @@ class StaleProjector(Exception):
 
 def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int) -> int:
     """Applies one batch of events (in seq order) after position `expected`, and records the
-    new position."""
+    new position. Each event is typed once (`contracts.events.typed`) and every table reads the
+    typed event; the feed keeps the payload as the event carries it (`public_payload`)."""
     ids = {t for e in events if (t := task_of(e))}
     views: dict[str, TaskView] = {}
     purged: set[str] = set()
@@ -64,17 +77,20 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
     charges: list[dict[str, Any]] = []
     touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
     kept: list[EventEnvelope] = []  # the batch less what is about tasks the read models dropped
-    for e in events:
-        if e.type == "task.submitted":
+    kept_typed: list[Event[Any]] = []  # the same events, typed
+    for envelope in events:
+        e = typed(envelope)
+        if isinstance(e.payload, TaskSubmitted):
             views[e.aggregate_id] = TaskView.submitted(e)
-        if task_of(e) in purged:
+        if task_of(envelope) in purged:
             # A task its workspace's purge dropped: what its runs recorded as they stopped (their
             # ends, their charges, its cancellation) is not brought back to any read model, so
             # the feed, the tool log and the dump show nothing of it after the purge.
             continue
-        kept.append(e)
+        kept.append(envelope)
+        kept_typed.append(e)
         task_id = _task_id(e)
-        if task_id is not None and e.type != "task.submitted":
+        if task_id is not None and not isinstance(e.payload, TaskSubmitted):
             view = views.get(task_id)
             if view is None:
                 log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
@@ -82,7 +98,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             view.apply(e)
         if task_id is not None:
             touched[task_id] = e.workspace_id
-        if e.type == "ledger.charged":
+        if isinstance(e.payload, LedgerCharged):
             charges.append(_charge_row(e))
 
     # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
@@ -131,11 +147,11 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 "ON CONFLICT (seq) DO NOTHING",
                 (_json(feed),),
             )
-        _project_tool_calls(cur, kept)  # before a purge in the batch clears them
-        _project_task_log(cur, kept)
-        _project_run_usage(cur, kept)
-        _project_questions(cur, kept)
-        _project_workspaces(cur, kept)
+        _project_tool_calls(cur, kept_typed)  # before a purge in the batch clears them
+        _project_task_log(cur, kept_typed)
+        _project_run_usage(cur, kept_typed)
+        _project_questions(cur, kept_typed)
+        _project_workspaces(cur, kept_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -152,67 +168,67 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
     return last
 
 
-def _project_questions(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+def _project_questions(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
     """Agents' questions: open until answered or expired (few events, written as they come)."""
     for e in events:
         p = e.payload
-        if e.type == "question_gate.asked":
+        if isinstance(p, QuestionGateAsked):
             cur.execute(
                 "INSERT INTO rm_questions VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, NULL) ON CONFLICT DO NOTHING",
                 (
-                    p["question_id"],
+                    p.question_id,
                     e.workspace_id,
-                    p["task_id"],
-                    p["run_id"],
-                    _json(p["questions"]),
-                    _json(p["tool"]),
+                    p.task_id,
+                    p.run_id,
+                    _json(p.questions),  # the Structs encode as the event's JSON (`msgspec.to_builtins`)
+                    _json(p.tool),
                     e.occurred_at,
-                    p["expires_at"],
+                    p.expires_at,
                 ),
             )
-        elif e.type in ("question_gate.answered", "question_gate.expired"):
+        elif isinstance(p, QuestionGateAnswered | QuestionGateExpired):
             cur.execute(
                 "UPDATE rm_questions SET status = %s, resolved_at = %s WHERE question_id = %s AND workspace_id = %s",
-                (e.type.removeprefix("question_gate."), e.occurred_at, p["question_id"], e.workspace_id),
+                (e.type.removeprefix("question_gate."), e.occurred_at, p.question_id, e.workspace_id),
             )
 
 
-def _project_workspaces(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
     """Workspaces and their keys: few events, written as they come, in order."""
     for e in events:
-        if not e.type.startswith("workspace."):
-            continue
-        p = e.payload
-        if e.type == "workspace.created":
-            cur.execute(
-                "INSERT INTO rm_workspaces VALUES (%s, %s, %s, '{}'::jsonb, 0) ON CONFLICT DO NOTHING",
-                (e.workspace_id, p["name"], e.occurred_at),
-            )
-        elif e.type == "workspace.key_issued":
-            cur.execute(
-                "INSERT INTO rm_api_keys VALUES (%s, %s, %s, %s, %s, NULL) ON CONFLICT DO NOTHING",
-                (p["key_id"], e.workspace_id, p["key_hash"], p["label"], e.occurred_at),
-            )
-        elif e.type == "workspace.key_revoked":
-            cur.execute(
-                "UPDATE rm_api_keys SET revoked_at = %s WHERE key_id = %s AND workspace_id = %s",
-                (e.occurred_at, p["key_id"], e.workspace_id),
-            )
-        elif e.type == "workspace.purged":
-            # Everything the workspace's read models hold up to the purge goes; its config and
-            # keys stay, and so does the purge event itself (the feed resumes after it).
-            _purge(cur, e)
-            cur.execute("UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id))
-        elif e.type == "workspace.config_updated":
-            cur.execute(
-                "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
-                (_json(p["config"]), e.workspace_id),
-            )
+        match e.payload:
+            case WorkspaceCreated() as p:
+                cur.execute(
+                    "INSERT INTO rm_workspaces VALUES (%s, %s, %s, '{}'::jsonb, 0) ON CONFLICT DO NOTHING",
+                    (e.workspace_id, p.name, e.occurred_at),
+                )
+            case WorkspaceKeyIssued() as p:
+                cur.execute(
+                    "INSERT INTO rm_api_keys VALUES (%s, %s, %s, %s, %s, NULL) ON CONFLICT DO NOTHING",
+                    (p.key_id, e.workspace_id, p.key_hash, p.label, e.occurred_at),
+                )
+            case WorkspaceKeyRevoked() as p:
+                cur.execute(
+                    "UPDATE rm_api_keys SET revoked_at = %s WHERE key_id = %s AND workspace_id = %s",
+                    (e.occurred_at, p.key_id, e.workspace_id),
+                )
+            case WorkspacePurged() as p:
+                # Everything the workspace's read models hold up to the purge goes; its config and
+                # keys stay, and so does the purge event itself (the feed resumes after it).
+                _purge(cur, e.workspace_id, e.seq, p)
+                cur.execute(
+                    "UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id)
+                )
+            case WorkspaceConfigUpdated() as p:
+                cur.execute(
+                    "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
+                    (_json(p.config), e.workspace_id),
+                )
 
 
-def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
     """The tool call log: a row per `run.tool_called`, all of the batch's in one statement."""
-    rows = [toolcalls.row(e) for e in events if e.type == toolcalls.TOOL_CALLED]
+    rows = [toolcalls.row(e) for e in events if isinstance(e.payload, RunToolCalled)]
     if rows:
         cur.execute(
             "INSERT INTO rm_tool_calls SELECT * FROM json_populate_recordset(NULL::rm_tool_calls, %s) "
@@ -221,7 +237,7 @@ def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -
         )
 
 
-def _project_task_log(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+def _project_task_log(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
     """The tasks' live logs: a row per line the batch's events make, all in one statement."""
     rows = task_log.rows(events)
     if rows:
@@ -235,24 +251,23 @@ def _project_task_log(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-def _project_run_usage(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) -> None:
+def _project_run_usage(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
     """Runs' usage until the ledger charges them: a row from `run.started`, each saved model
     call added to it, gone with the run's `ledger.charged` (then `rm_charges` holds it)."""
     started: dict[str, dict[str, Any]] = {}
     used: dict[str, dict[str, int]] = {}
     charged: list[str] = []
     for e in events:
-        if e.type == "run.started":
-            p = e.payload
+        p = e.payload
+        if isinstance(p, RunStarted):
             started[e.aggregate_id] = {"run_id": e.aggregate_id, "workspace_id": e.workspace_id}
-            started[e.aggregate_id] |= {"task_id": p["task_id"], "model": p["model"]} | dict.fromkeys(USAGE_KEYS, 0)
-        elif e.type == "run.model_called":
-            usage = e.payload.get("usage") or {}
+            started[e.aggregate_id] |= {"task_id": p.task_id, "model": p.model} | dict.fromkeys(USAGE_KEYS, 0)
+        elif isinstance(p, RunModelCalled):
             row = started.get(e.aggregate_id) or used.setdefault(e.aggregate_id, dict.fromkeys(USAGE_KEYS, 0))
             for key in USAGE_KEYS:
-                row[key] += int(usage.get(key, 0))
-        elif e.type == "ledger.charged":
-            charged.append(e.payload["run_id"])
+                row[key] += int(p.usage.get(key, 0))
+        elif isinstance(p, LedgerCharged):
+            charged.append(p.run_id)
     # Charged in this batch: written and deleted at once would be wasted work.
     for run_id in charged:
         started.pop(run_id, None)
@@ -276,8 +291,7 @@ def _project_run_usage(cur: psycopg.Cursor[Any], events: list[EventEnvelope]) ->
         cur.execute("DELETE FROM rm_run_usage WHERE run_id = ANY(%s::uuid[])", (charged,))
 
 
-def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
-    p, workspace = e.payload, e.workspace_id
+def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurged) -> None:
     # A task still running that the purge did not stop was submitted while the purge was being
     # recorded: it stays visible rather than run unseen. Likewise a question asked meanwhile.
     # The others are remembered as purged: what comes of them later is kept out (`project`).
@@ -285,13 +299,13 @@ def _purge(cur: psycopg.Cursor[Any], e: EventEnvelope) -> None:
         "WITH gone AS (DELETE FROM rm_tasks WHERE workspace_id = %s "
         "AND (status IN ('completed', 'failed', 'cancelled') OR task_id::text = ANY(%s)) RETURNING task_id) "
         "INSERT INTO rm_purged_tasks SELECT task_id, %s, %s FROM gone ON CONFLICT (task_id) DO NOTHING",
-        (workspace, p.get("stopped_tasks", []), workspace, e.seq),
+        (workspace, p.stopped_tasks, workspace, seq),
     )
     cur.execute(
         "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",
-        (workspace, p.get("closed_questions", [])),
+        (workspace, p.closed_questions),
     )
-    cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, e.seq))
+    cur.execute("DELETE FROM rm_feed WHERE workspace_id = %s AND seq < %s", (workspace, seq))
     cur.execute("DELETE FROM rm_charges WHERE workspace_id = %s", (workspace,))
     cur.execute("DELETE FROM rm_tool_calls WHERE workspace_id = %s", (workspace,))
     # The logs go with their tasks: those of tasks the purge kept (submitted while it was recorded) stay.
@@ -348,25 +362,25 @@ def _uuids(ids: set[str]) -> list[str]:
     return found
 
 
-def _charge_row(e: EventEnvelope) -> dict[str, Any]:
+def _charge_row(e: Event[LedgerCharged]) -> dict[str, Any]:
     p = e.payload
     return {
-        "run_id": p["run_id"],
+        "run_id": p.run_id,
         "seq": e.seq,
         "workspace_id": e.workspace_id,
-        "task_id": p["task_id"],
-        "subtask_id": p["subtask_id"],
+        "task_id": p.task_id,
+        "subtask_id": p.subtask_id,
         "occurred_at": e.occurred_at,
-        "model": p["model"],
-        "input_tokens": p["input_tokens"],
-        "output_tokens": p["output_tokens"],
-        "cache_read_tokens": p["cache_read_tokens"],
-        "cache_write_tokens": p["cache_write_tokens"],
-        "cost_usd": p["cost_usd"],
-        "cpu_time_ms": p["cpu_time_ms"],
-        "subrequests": p["subrequests"],
-        "priced": p["priced"],
-        "estimated": p.get("estimated", False),
+        "model": p.model,
+        "input_tokens": p.input_tokens,
+        "output_tokens": p.output_tokens,
+        "cache_read_tokens": p.cache_read_tokens,
+        "cache_write_tokens": p.cache_write_tokens,
+        "cost_usd": p.cost_usd,
+        "cpu_time_ms": p.cpu_time_ms,
+        "subrequests": p.subrequests,
+        "priced": p.priced,
+        "estimated": p.estimated,
     }
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.events import EventEnvelope
+from contracts.events import Event
 from contracts.logs import LogEntry, LogLevel, worker_id
+from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
+from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunModelCalled, RunStarted, RunSucceeded, RunToolCalled
 from libs.domain.run import INTERRUPTED
 from libs.observability.logs import redact
 
@@ -40,20 +43,20 @@ LOGGED = frozenset(
 )
 
 
-def log_entries(event: EventEnvelope) -> list[LogEntry]:
-    """The task's log lines `event` makes (none for most events)."""
+def log_entries(event: Event[Any]) -> list[LogEntry]:
+    """The task's log lines `event` (typed: `contracts.events.typed`) makes (none for most events)."""
     if event.type not in LOGGED:
         return []
     p = event.payload
-    line = _line(event.type, p)
+    line = _line(p)
     if line is None:
         return []
     level, message = line
-    task_id = p["task_id"]
-    if event.type.startswith("pull_request."):
+    task_id = p.task_id
+    if isinstance(p, PullRequestOpened | PullRequestSkipped | PullRequestFailed):
         worker, prefix = task_id[:8], "[executor]"
     else:
-        worker, prefix = worker_id(task_id, p.get("subtask_id") or ""), f"[{p.get('agent_type') or 'agent'}]"
+        worker, prefix = worker_id(task_id, p.subtask_id or ""), f"[{p.agent_type or 'agent'}]"
     return [
         LogEntry(
             level=level,
@@ -65,49 +68,49 @@ def log_entries(event: EventEnvelope) -> list[LogEntry]:
     ]
 
 
-def _line(type_: str, p: dict[str, Any]) -> tuple[LogLevel, str] | None:
-    if type_ == "run.started":
-        retry = f" (self-heal retry of: {p['retry_of']})" if p.get("retry_of") else ""
-        return "log", f"attempt {p['attempt']} started with {p['provider']} {p['model']}{retry}"
-    if type_ == "run.model_called":
-        if p["status"] != "ok":
-            return "error", f"model call {p['turn']} failed: {p['error']}"
-        u = p["usage"]
-        return "log", (
-            f"model call {p['turn']}: {u.get('input_tokens', 0)} in / {u.get('output_tokens', 0)} out tokens, "
-            f"{p['tool_calls']} tool call(s), {p['duration_ms']} ms"
-        )
-    if type_ == "run.tool_called":
-        return ("log" if p["status"] == "ok" else "warn"), p["title"]
-    if type_ == "run.succeeded":
-        return "log", f"finished in {p['duration_ms']} ms: {p['output'].get('summary', '')}"
-    if type_ == "run.failed":
-        return _failed(p)
-    if type_ == "run.budget_stopped":
-        cap = p["cap"]
-        left = cap["limit_usd"] - cap["spent_usd"]
-        return "warn", (
-            f"stopped before a model call: it could cost ${cap['estimate_usd']:.4f}, and the {cap['cap']} budget "
-            f"(${cap['limit_usd']:.4f}) has ${left:.4f} left"
-        )
-    if type_ == "question_gate.asked":
-        first = p["questions"][0]["question"] if p["questions"] else ""
-        return "log", f"waiting for a human: {first} (question {p['question_id']})"
-    if type_ == "question_gate.answered":
-        return "log", f"a human answered question {p['question_id']}"
-    if type_ == "question_gate.expired":
-        return "warn", f"question {p['question_id']} expired without an answer"
-    if type_ == "pull_request.opened":
-        return "log", f"pull request opened: {p['url']}"
-    if type_ == "pull_request.skipped":
-        return "log", f"no pull request opened: {p['reason']}"
-    if type_ == "pull_request.failed":
-        return "log", f"no pull request opened: {p['error']}"
+def _line(p: Any) -> tuple[LogLevel, str] | None:
+    match p:
+        case RunStarted():
+            retry = f" (self-heal retry of: {p.retry_of})" if p.retry_of else ""
+            return "log", f"attempt {p.attempt} started with {p.provider} {p.model}{retry}"
+        case RunModelCalled():
+            if p.status != "ok":
+                return "error", f"model call {p.turn} failed: {p.error}"
+            u = p.usage
+            return "log", (
+                f"model call {p.turn}: {u.get('input_tokens', 0)} in / {u.get('output_tokens', 0)} out tokens, "
+                f"{p.tool_calls} tool call(s), {p.duration_ms} ms"
+            )
+        case RunToolCalled():
+            return ("log" if p.status == "ok" else "warn"), p.title
+        case RunSucceeded():
+            return "log", f"finished in {p.duration_ms} ms: {p.output.summary}"
+        case RunFailed():
+            return _failed(p)
+        case RunBudgetStopped(cap=cap):
+            left = cap.limit_usd - cap.spent_usd
+            return "warn", (
+                f"stopped before a model call: it could cost ${cap.estimate_usd:.4f}, and the {cap.cap} budget "
+                f"(${cap.limit_usd:.4f}) has ${left:.4f} left"
+            )
+        case QuestionGateAsked():
+            first = p.questions[0].question if p.questions else ""
+            return "log", f"waiting for a human: {first} (question {p.question_id})"
+        case QuestionGateAnswered():
+            return "log", f"a human answered question {p.question_id}"
+        case QuestionGateExpired():
+            return "warn", f"question {p.question_id} expired without an answer"
+        case PullRequestOpened():
+            return "log", f"pull request opened: {p.url}"
+        case PullRequestSkipped():
+            return "log", f"no pull request opened: {p.reason}"
+        case PullRequestFailed():
+            return "log", f"no pull request opened: {p.error}"
     return None
 
 
-def _failed(p: dict[str, Any]) -> tuple[LogLevel, str]:
-    error, attempt = p["error"], p["attempt"]
+def _failed(p: RunFailed) -> tuple[LogLevel, str]:
+    error, attempt = p.error, p.attempt
     if error.startswith(CHECKS_FAILED):
         return "warn", f"attempt {attempt} failed the checks: {first_line(error.removeprefix(CHECKS_FAILED))}"
     if error == INTERRUPTED:
@@ -130,10 +133,11 @@ def _cut(message: str) -> str:
     return message[: MAX_MESSAGE_CHARS - len(_TRUNCATED)] + _TRUNCATED
 
 
-def rows(events: list[EventEnvelope]) -> list[dict[str, Any]]:
-    """`rm_task_log` rows of a batch: one per line, keyed by the event's seq and the line's place."""
+def rows(events: list[Event[Any]]) -> list[dict[str, Any]]:
+    """`rm_task_log` rows of a batch (typed events): one per line, keyed by the event's seq and
+    the line's place."""
     return [
-        {"task_id": e.payload["task_id"], "seq": e.seq, "ordinal": i, "workspace_id": e.workspace_id, "entry": entry}
+        {"task_id": e.payload.task_id, "seq": e.seq, "ordinal": i, "workspace_id": e.workspace_id, "entry": entry}
         for e in events
         if e.type in LOGGED
         for i, entry in enumerate(log_entries(e))

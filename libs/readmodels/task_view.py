@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.events import EventEnvelope
+import msgspec
+
+from contracts.events import Event
+from contracts.payloads.ledger import LedgerCharged
+from contracts.payloads.task import (
+    TaskApproved,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskPaused,
+    TaskPlanned,
+    TaskResumed,
+    TaskReviewRequested,
+    TaskRevisionRequested,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSubtaskDispatched,
+    TaskSubtaskFailed,
+    TaskSubtaskSucceeded,
+)
 
 ZERO_COST = {
     "inputTokens": 0,
@@ -15,102 +34,107 @@ ZERO_COST = {
     "subrequests": 0,
 }
 
-STATUS_AFTER = {
-    "task.review_requested": "review",
-    "task.approved": "approved",
-}
-
 
 class TaskView:
-    """A task row: the served state plus costs charged to subtasks not yet reported."""
+    """A task row: the served state plus costs charged to subtasks not yet reported.
+
+    It applies typed events (`contracts.events.typed`); what the state keeps of a payload (the
+    subtasks, a result) is the Struct's `msgspec.to_builtins`, the JSON the event carries."""
 
     def __init__(self, state: dict[str, Any], subtask_costs: dict[str, dict[str, Any]]) -> None:
         self.state = state
         self.subtask_costs = subtask_costs
 
     @classmethod
-    def submitted(cls, e: EventEnvelope) -> TaskView:
+    def submitted(cls, e: Event[TaskSubmitted]) -> TaskView:
+        p = e.payload
         state: dict[str, Any] = {
             "id": e.aggregate_id,
             "status": "pending",
-            "request": e.payload["request"],
-            "subtasks": e.payload["subtasks"],
+            "request": p.request,
+            "subtasks": msgspec.to_builtins(p.subtasks),
             "results": {},
             "cost": dict(ZERO_COST),
             "createdAt": e.occurred_at,
             "updatedAt": e.occurred_at,
         }
-        if e.payload.get("revision_of"):
-            state["revisionOf"] = e.payload["revision_of"]
+        if p.revision_of:
+            state["revisionOf"] = p.revision_of
         return cls(state, {})
 
-    def apply(self, e: EventEnvelope) -> None:
-        s, p = self.state, e.payload
+    def apply(self, e: Event[Any]) -> None:
+        s = self.state
         s["updatedAt"] = max(s["updatedAt"], e.occurred_at)
-        match e.type:
-            case "task.subtask_dispatched":
+        match e.payload:
+            case TaskSubtaskDispatched():
                 if s["status"] == "pending":
                     s["status"] = "assigned"
-            case "task.started":
+            case TaskStarted():
                 s["status"] = "running"
-            case "task.paused":
+            case TaskPaused(subtask_id=subtask_id, cap=cap):
                 s["status"] = "paused"
-                cap = p["cap"]
                 s["paused"] = {
-                    "subtaskId": p["subtask_id"],
-                    "cap": cap["cap"],
-                    "limitUsd": cap["limit_usd"],
-                    "spentUsd": cap["spent_usd"],
-                    "estimateUsd": cap["estimate_usd"],
+                    "subtaskId": subtask_id,
+                    "cap": cap.cap,
+                    "limitUsd": cap.limit_usd,
+                    "spentUsd": cap.spent_usd,
+                    "estimateUsd": cap.estimate_usd,
                 }
-            case "task.resumed":
+            case TaskResumed():
                 s["status"] = "running"
                 s.pop("paused", None)
-            case "task.planned":
-                s["subtasks"] = p["subtasks"]
-                s["plan"] = {"source": p["source"]}
-                if p.get("fallback_reason"):
-                    s["plan"]["fallbackReason"] = p["fallback_reason"]
-            case "task.subtask_succeeded":
-                result = dict(p["result"])
-                result["cost"] = dict(self.subtask_costs.get(p["subtask_id"], ZERO_COST))
-                s["results"][p["subtask_id"]] = result
+            case TaskPlanned() as p:
+                s["subtasks"] = msgspec.to_builtins(p.subtasks)
+                s["plan"] = {"source": p.source}
+                if p.fallback_reason:
+                    s["plan"]["fallbackReason"] = p.fallback_reason
+            case TaskSubtaskSucceeded() as p:
+                result = msgspec.to_builtins(p.result)
+                result["cost"] = dict(self.subtask_costs.get(p.subtask_id, ZERO_COST))
+                s["results"][p.subtask_id] = result
                 if s["status"] != "paused":  # another subtask's result does not unpause the task
                     s["status"] = "running"
-            case "task.subtask_failed":
-                s["results"][p["subtask_id"]] = {
-                    "subtaskId": p["subtask_id"],
-                    "agentType": _agent_type(s, p["subtask_id"]),
+            case TaskSubtaskFailed() as p:
+                s["results"][p.subtask_id] = {
+                    "subtaskId": p.subtask_id,
+                    "agentType": _agent_type(s, p.subtask_id),
                     "success": False,
-                    "error": p["error"],
-                    "attempts": p.get("attempts", 1),
-                    "cost": dict(self.subtask_costs.get(p["subtask_id"], ZERO_COST)),
+                    "error": p.error,
+                    "attempts": p.attempts,
+                    "cost": dict(self.subtask_costs.get(p.subtask_id, ZERO_COST)),
                     "durationMs": 0,
                 }
-            case "task.failed" | "task.cancelled":
-                s["status"] = "failed" if e.type == "task.failed" else "cancelled"
-                s["error"] = p.get("error") or p.get("reason")
-            case "task.revision_requested":
-                s["revisedBy"] = p["revision_id"]
-            case "task.completed":
+            case TaskFailed() as p:
+                s["status"] = "failed"
+                s["error"] = p.error or None
+            case TaskCancelled() as p:
+                s["status"] = "cancelled"
+                s["error"] = p.reason
+            case TaskRevisionRequested() as p:
+                s["revisedBy"] = p.revision_id
+            case TaskCompleted() as p:
                 s["status"] = "completed"
-                if p.get("pr_url"):
-                    s["prUrl"] = p["pr_url"]
-            case "ledger.charged":
+                if p.pr_url:
+                    s["prUrl"] = p.pr_url
+            case LedgerCharged() as p:
                 self._charge(p)
-            case _ if e.type in STATUS_AFTER:
-                s["status"] = STATUS_AFTER[e.type]
+            case TaskReviewRequested():
+                s["status"] = "review"
+            case TaskApproved():
+                s["status"] = "approved"
 
-    def _charge(self, p: dict[str, Any]) -> None:
-        sub = self.subtask_costs.setdefault(p["subtask_id"], dict(ZERO_COST))
+    def _charge(self, p: LedgerCharged) -> None:
+        sub = self.subtask_costs.setdefault(p.subtask_id, dict(ZERO_COST))
+        charge = msgspec.structs.asdict(p)  # a charge as `rm_charges` holds it, which `add_charge` sums
         for cost in (sub, self.state["cost"]):
-            add_charge(cost, p)
-        result = self.state["results"].get(p["subtask_id"])
+            add_charge(cost, charge)
+        result = self.state["results"].get(p.subtask_id)
         if result is not None:
             result["cost"] = dict(sub)
 
 
 def add_charge(cost: dict[str, Any], p: dict[str, Any]) -> None:
+    """Adds a charge (a row of `rm_charges`, or a sum of them) to a cost."""
     tokens_in = p["input_tokens"] + p["cache_read_tokens"] + p["cache_write_tokens"]
     cost["inputTokens"] += tokens_in
     cost["outputTokens"] += p["output_tokens"]

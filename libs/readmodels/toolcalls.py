@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from contracts.events import EventEnvelope
+from contracts.events import Event
+from contracts.payloads.run import RunToolCalled
 from contracts.toollog import ToolCallEntry, ToolStatus
 from libs.observability.logs import redact
 
@@ -32,23 +33,24 @@ COLUMNS = (
 )
 
 
-def row(e: EventEnvelope) -> dict[str, Any]:
+def row(e: Event[RunToolCalled]) -> dict[str, Any]:
+    """The `rm_tool_calls` row of a typed `run.tool_called` (`contracts.events.typed`)."""
     p = e.payload
     return {
         "seq": e.seq,
         "workspace_id": e.workspace_id,
         "session_id": e.aggregate_id,  # the Run: one agent session
-        "task_id": p["task_id"],
-        "subtask_id": p["subtask_id"],
-        "call_id": p["call_id"],
-        "tool": p["tool"],
-        "status": p["status"],
-        "agent_name": p["agent_type"],
+        "task_id": p.task_id,
+        "subtask_id": p.subtask_id,
+        "call_id": p.call_id,
+        "tool": p.tool,
+        "status": p.status,
+        "agent_name": p.agent_type,
         "occurred_at": e.occurred_at,
-        "duration_ms": p["duration_ms"],
-        "title": p["title"],
-        "target": p["target"],
-        "error": p["error"],
+        "duration_ms": p.duration_ms,
+        "title": p.title,
+        "target": p.target,
+        "error": p.error,
     }
 
 

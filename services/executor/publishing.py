@@ -6,16 +6,20 @@ import asyncio
 import uuid
 from typing import Any
 
-from contracts.events import EventEnvelope
+import msgspec
+
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.task import TaskApproved
 from libs.domain.pull_request import PullRequest, pull_request_id
 from libs.domain.task import APPROVED, Task
 from services.executor.deps import Deps
 from services.executor.github.pull_requests import open_pull_request
 
 
-async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
+async def on_approved(envelope: EventEnvelope, deps: Deps) -> list[Any]:
     """An approved task's pull request (`task.approved`); saved by the consumer with the event's
     tracking row the moment it returns."""
+    event: Event[TaskApproved] = typed(envelope)
     pull_id, task_id = pull_request_id(event.aggregate_id), uuid.UUID(event.aggregate_id)
     found = await asyncio.to_thread(deps.store.load_many, [pull_id, task_id])
     task = found.get(task_id)
@@ -26,12 +30,13 @@ async def on_approved(event: EventEnvelope, deps: Deps) -> list[Any]:
     return [await publish(event, deps)]
 
 
-async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
+async def publish(event: Event[TaskApproved], deps: Deps) -> PullRequest:
     """The approved task's pull request. Without GitHub credentials the task still completes,
     and the event says plainly that no pull request was opened and why."""
     p, task_id = event.payload, event.aggregate_id
     # The approval names the changed files by digest: their contents, in one query.
-    (files,) = await asyncio.to_thread(deps.store.blobs.files, event.workspace_id, p["changes"]["files"])
+    refs = msgspec.to_builtins(p.changes.files)
+    (files,) = await asyncio.to_thread(deps.store.blobs.files, event.workspace_id, refs)
     task_url = f"{deps.settings.public_url.rstrip('/')}/tasks/{task_id}" if deps.settings.public_url else None
     # A pull request handed back to be tried later (`TryLater`: rate limited, GitHub away) is
     # no event and no log line: nothing changed, and the consumer's log says when it is tried again.
@@ -39,12 +44,12 @@ async def publish(event: EventEnvelope, deps: Deps) -> PullRequest:
         deps.github,
         event.workspace_id,
         task_id,
-        p["repo"],
+        p.repo,
         files,
-        p["changes"]["deleted"],
-        p["summaries"],
+        p.changes.deleted,
+        msgspec.to_builtins(p.summaries),  # `{"subtaskId", "agentType", "summary"}`, as the wire writes them
         task_url,
-        p["title"],
+        p.title,
         deps.locks,
         approved_at_ms=event.occurred_at,
     )

@@ -19,7 +19,8 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.workspace import WorkspacePurged
 from libs.bus.jetstream import follow_from_now
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ class Purges:
         await follow_from_now(js, PURGE_EVENTS, self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
-        event = _decoder.decode(msg.data)
-        self.stop(event.payload.get("stopped_tasks", []))
+        event: Event[WorkspacePurged] = typed(_decoder.decode(msg.data))
+        self.stop(event.payload.stopped_tasks)
 
     def stop(self, task_ids: list[str]) -> None:
         """The tasks were stopped: their runs here are cancelled, and none of theirs starts."""

@@ -24,7 +24,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from contracts.commands import AskQuestionCommand, CommandReply
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, typed
+from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateExpired
 from contracts.questions import QuestionItem
 from contracts.subjects import ASK_QUESTION
 from libs.bus.jetstream import follow_from_now
@@ -37,6 +38,8 @@ QUESTION_EVENTS = "events.*.question_gate.>"
 # How long past its expiry a run waits for review to record its question's outcome.
 EXPIRY_GRACE_S = 60.0
 FAILED_CHECK_PAUSE_S = 1.0
+# The question events that end a wait; the others (`question_gate.asked`) are not decoded.
+SETTLING = frozenset({"question_gate.answered", "question_gate.expired"})
 _decoder = msgspec.json.Decoder(EventEnvelope)
 
 
@@ -88,11 +91,14 @@ class Answers:
     async def _on_message(self, msg: Msg) -> None:
         if not self.waiting:
             return  # no run of this process waits for an answer
-        event = _decoder.decode(msg.data)
-        if event.type == "question_gate.answered":
-            self._settle(event.payload["question_id"], event.payload["answers"])
-        elif event.type == "question_gate.expired":
-            self._settle(event.payload["question_id"], None)
+        envelope = _decoder.decode(msg.data)
+        if envelope.type not in SETTLING:
+            return
+        p = typed(envelope).payload
+        if isinstance(p, QuestionGateAnswered):
+            self._settle(p.question_id, p.answers)
+        elif isinstance(p, QuestionGateExpired):
+            self._settle(p.question_id, None)
 
     def expect(self, question_id: str) -> None:
         """Before the question is asked, so an outcome that comes at once is not missed."""

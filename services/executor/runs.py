@@ -16,7 +16,9 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from contracts.events import EventEnvelope
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.shapes import Files, RunOutput
+from contracts.payloads.task import TaskSubtaskDispatched
 from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_chars, run_agent
 from libs.agent.prompts import first_message, system_prompt
@@ -35,23 +37,25 @@ log = logging.getLogger(__name__)
 
 TASK_CANCELLED = "stopped: its task was cancelled"
 
+Dispatch = Event[TaskSubtaskDispatched]
 
-async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
+
+async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
     """A dispatched subtask's Run (`task.subtask_dispatched`); saved by the consumer with the
     event's tracking row the moment it returns."""
-    if deps.purges.is_stopped(event.aggregate_id):
+    if deps.purges.is_stopped(envelope.aggregate_id):
         return []  # dispatched before its workspace was purged: no agent starts for it
+    event: Dispatch = typed(envelope)
     p = event.payload
-    config = p["config"]
     run = Run.start(
         event.workspace_id,
         event.aggregate_id,
-        p["subtask_id"],
-        p["agent_type"],
-        p["attempt"],
-        config.get("provider", "anthropic"),
-        config.get("model", ""),
-        first_line(p["previous_error"]) if p.get("previous_error") else None,
+        p.subtask_id,
+        p.agent_type,
+        p.attempt,
+        p.config.get("provider", "anthropic"),
+        p.config.get("model", ""),
+        first_line(p.previous_error) if p.previous_error else None,
     )
     try:
         # Saved before any model call, so a run whose executor stops is found unfinished and
@@ -63,7 +67,7 @@ async def on_dispatched(event: EventEnvelope, deps: Deps) -> list[Any]:
     return [await execute(run, event, deps)]
 
 
-async def _recorded(run_id: Any, event: EventEnvelope, deps: Deps) -> list[Any]:
+async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
     """What to do with a dispatch whose Run is on record already (a redelivery)."""
     found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
     if not isinstance(found, Run):
@@ -79,7 +83,7 @@ async def _recorded(run_id: Any, event: EventEnvelope, deps: Deps) -> list[Any]:
     return [found]
 
 
-async def _first_call(run: Run, p: dict[str, Any], deps: Deps) -> dict[str, int] | None:
+async def _first_call(run: Run, p: TaskSubtaskDispatched, deps: Deps) -> dict[str, int] | None:
     """The estimate of the run's first model call, made again from its dispatch as the run made
     it before that call; None when the run cannot have got that far (its agent cannot be set up
     from this dispatch)."""
@@ -91,7 +95,7 @@ async def _first_call(run: Run, p: dict[str, Any], deps: Deps) -> dict[str, int]
     return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
 
 
-async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
+async def execute(run: Run, event: Dispatch, deps: Deps) -> Run:
     """Runs the agent for `run`, whose start is on record, to its end (not saved here)."""
     p = event.payload
     recorder = RunRecorder(run, event.aggregate_id, deps)
@@ -127,7 +131,7 @@ async def execute(run: Run, event: EventEnvelope, deps: Deps) -> Run:
     return run
 
 
-async def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float, reason: str) -> None:
+async def _stopped(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float, reason: str) -> None:
     """The run of a task a purge stopped ends for good, charged for what it spent: its recorded
     calls, and at its estimate the model call it had under way, which may have been paid."""
     run = recorder.run
@@ -143,37 +147,37 @@ async def _stopped(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
     run.cancel(reason, recorder.working_ms(started), in_flight)
 
 
-async def _loaded(run: Run, p: dict[str, Any], deps: Deps) -> dict[str, str]:
+async def _loaded(run: Run, p: TaskSubtaskDispatched, deps: Deps) -> dict[str, str]:
     """The contents of the files a dispatch names (its snapshot, and the previous attempt's
     changes), by digest: one query, or none when this process loaded them already (the test
     subtask's snapshot is mostly the codegen subtask's)."""
-    previous = (p.get("previous_output") or {}).get("files")
-    wanted = digests_in(p["files"], previous)
+    previous = _refs(p.previous_output.files) if p.previous_output is not None else None
+    wanted = digests_in(_refs(p.files), previous)
     return await asyncio.to_thread(deps.store.blobs.load, run.workspace_id, wanted)
 
 
-def agent_spec(run: Run, p: dict[str, Any], settings: Settings, loaded: dict[str, str]) -> tuple[AgentSpec, Repository]:
+def agent_spec(
+    run: Run, p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]
+) -> tuple[AgentSpec, Repository]:
     """The agent a dispatch (`p`, its payload) runs, and the repository it starts from (the
     files it names, from `loaded`: digest -> content)."""
-    config = p["config"]
-    repo = Repository(contents(p["files"], loaded))
-    _carry_over(repo, p.get("previous_output"), loaded)
+    repo = Repository(contents(_refs(p.files), loaded))
+    _carry_over(repo, p.previous_output, loaded)
+    earlier = msgspec.to_builtins(p.earlier)  # as the prompt reads them: the wire's camelCase keys
     spec = AgentSpec(
         agent_type=run.agent_type,
         provider=run.provider,
         model=run.model,
         system=system_prompt(run.agent_type),
-        first_message=first_message(
-            p["description"], repo.current(), p.get("earlier"), p.get("previous_error"), run.attempt
-        ),
-        max_tokens=config.get("maxTokens", 4096),
-        temperature=config.get("temperature", 0.0),
+        first_message=first_message(p.description, repo.current(), earlier, p.previous_error, run.attempt),
+        max_tokens=p.config.get("maxTokens", 4096),
+        temperature=p.config.get("temperature", 0.0),
         max_turns=settings.agent_max_turns,
     )
     return spec, repo
 
 
-async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started: float) -> None:
+async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float) -> None:
     run, settings = recorder.run, deps.settings
     spec, repo = agent_spec(run, p, settings, await _loaded(run, p, deps))
     async with recorder.slot:
@@ -205,14 +209,23 @@ async def _attempt(recorder: RunRecorder, p: dict[str, Any], deps: Deps, started
         run.succeed(output, usage, duration, subrequests)
 
 
-def _carry_over(repo: Repository, previous: dict[str, Any] | None, loaded: dict[str, str]) -> None:
+def _carry_over(repo: Repository, previous: RunOutput | None, loaded: dict[str, str]) -> None:
     """A self-heal attempt starts from the failed attempt's changes, as if it had made them:
     deletions first (a deleted file may have become a folder), then the writes."""
-    for path in (previous or {}).get("deletedFiles", []):
+    if previous is None:
+        return
+    for path in previous.deleted_files:
         if repo.read(path) is not None:
             repo.delete(path)
-    for path, content in contents((previous or {}).get("files", {}), loaded).items():
+    for path, content in contents(_refs(previous.files), loaded).items():
         repo.write(path, content)
+
+
+def _refs(files: Files) -> dict[str, Any]:
+    """A payload's files as the blob helpers read them: path -> `{"digest", "size"}` (or an
+    old event's inline content)."""
+    refs: dict[str, Any] = msgspec.to_builtins(files)
+    return refs
 
 
 def _output(outcome: Outcome) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from litestar.openapi.spec import OpenAPI, OpenAPIResponse, OpenAPIType, Operati
 from litestar.params import FromPath
 from litestar.status_codes import WS_1000_NORMAL_CLOSURE, WS_1011_INTERNAL_ERROR, WS_1013_TRY_AGAIN_LATER
 
-from contracts.events import task_of
+from contracts.events import task_of, typed
 from contracts.logs import LogEntry, LogsMessage
 from libs.domain.task import TERMINAL
 from libs.observability.logs import configured_secrets, redact
@@ -105,7 +105,7 @@ async def _backlog(state: GatewayState, workspace: str, task_id: str) -> tuple[L
         events = await asyncio.to_thread(state.store.read, cursor, PAGE)
         for e in events:
             if e.type in LOGGED and e.workspace_id == workspace and task_of(e) == task_id:
-                lines += [(e.seq, entry) for entry in log_entries(e)]
+                lines += [(e.seq, entry) for entry in log_entries(typed(e))]
         if events:
             cursor = events[-1].seq
         if len(events) < PAGE:

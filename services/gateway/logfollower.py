@@ -23,7 +23,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, UnknownEventType, typed
 from contracts.logs import LogEntry
 from contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
 from libs.bus.jetstream import follow_from_now
@@ -114,11 +114,12 @@ class LogFollower:
         if not tasks:
             return
         try:
-            event = _decoder.decode(msg.data)
-        except msgspec.DecodeError:
+            # Typed once: the task it is about and its lines read the payload's attributes.
+            event = typed(_decoder.decode(msg.data))
+        except (msgspec.DecodeError, UnknownEventType):  # a payload its Struct refuses included
             log.warning("skipping a malformed event on %s", msg.subject)
             return
-        readers = tasks.get(event.payload.get("task_id") or "")
+        readers = tasks.get(event.payload.task_id)
         if not readers:
             return
         entries = log_entries(event)

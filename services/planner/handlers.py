@@ -7,6 +7,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +15,13 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from contracts.commands import CommandError, CommandReply, SubmitTasksCommand
-from contracts.events import EventEnvelope
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.gate import GateDecided
+from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunStarted, RunSucceeded
+from contracts.payloads.shapes import RunOutput
+from contracts.payloads.task import TaskPlanRequested
+from contracts.payloads.workspace import WorkspaceConfigUpdated, WorkspacePurged
 from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
@@ -30,6 +37,11 @@ from services.planner.slots import Slots, aggregate_ids
 log = logging.getLogger(__name__)
 
 SUBMIT_ATTEMPTS = 8
+
+PullRequestEvent = PullRequestOpened | PullRequestSkipped | PullRequestFailed
+RunEnd = RunSucceeded | RunFailed | RunBudgetStopped
+# A run's, a gate's or a pull request's event: about one task, which its payload names.
+AboutATask = RunStarted | RunEnd | GateDecided | PullRequestEvent
 
 
 def new_task(
@@ -152,17 +164,15 @@ class Batch:
         return [*self.tasks.values(), *self.created]
 
 
-def _task_id(event: EventEnvelope) -> str:
-    return event.payload["task_id"]
-
-
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
-    stopped = [UUID(t) for e in events if e.type == "workspace.purged" for t in e.payload["stopped_tasks"]]
+    # Only the events reacted to are decoded: the consumer hands over envelopes.
+    decoded = [typed(e) for e in events if e.type in REACTED]
+    stopped = [UUID(t) for e in decoded if isinstance(e.payload, WorkspacePurged) for t in e.payload.stopped_tasks]
     slots = Slots(store)
-    task_ids = [UUID(_task_id(e)) for e in events if "task_id" in e.payload] + stopped
-    batch = Batch(store, task_ids, slots, [e.workspace_id for e in events])
+    task_ids = [UUID(e.payload.task_id) for e in decoded if isinstance(e.payload, AboutATask)] + stopped
+    batch = Batch(store, task_ids, slots, [e.workspace_id for e in decoded])
     before = {task_id: task.status for task_id, task in batch.tasks.items()}
-    for event in events:
+    for event in decoded:
         _react(event, batch, store, slots)
     ended = [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
     _settle_children(batch, store, ended, slots.gate)
@@ -171,23 +181,21 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
     return [*batch.to_save(), *slots.to_save()]
 
 
-RUN_ENDS = frozenset({"run.succeeded", "run.failed", "run.budget_stopped"})
-
-
-def _react(event: EventEnvelope, batch: Batch, store: EventStore, slots: Slots) -> None:
-    if event.type == "workspace.purged":
+def _react(event: Event[Any], batch: Batch, store: EventStore, slots: Slots) -> None:
+    p = event.payload
+    if isinstance(p, WorkspacePurged):
         _stop_purged(event, batch)
         return
-    if event.type == "workspace.config_updated":
+    if isinstance(p, WorkspaceConfigUpdated):
         # A cap raised or lifted frees slots: `start_waiting` looks at the schedule at the end.
         _resume_paused(event, batch, store, slots.gate)
         return
-    task = batch.get(_task_id(event)) if "task_id" in event.payload else None
+    task = batch.get(p.task_id) if isinstance(p, AboutATask) else None
     if task is None:
         log.warning("%s %s refers to an unknown task", event.type, event.seq)
         return
-    if event.type in RUN_ENDS:
-        slots.finished(task, event.payload["subtask_id"])  # before a retry asks for a slot again
+    if isinstance(p, RunEnd):
+        slots.finished(task, p.subtask_id)  # before a retry asks for a slot again
     reaction = REACTIONS.get(event.type)
     if reaction is None:
         return
@@ -202,10 +210,12 @@ LOG_PAGE = 1000
 BUDGET_KEYS = frozenset({"budgetUsd", "taskBudgetUsd", "onBudgetExceeded"})
 
 
-def _resume_paused(event: EventEnvelope, batch: Batch, store: EventStore, dispatch_gate: DispatchGate) -> None:
+def _resume_paused(
+    event: Event[WorkspaceConfigUpdated], batch: Batch, store: EventStore, dispatch_gate: DispatchGate
+) -> None:
     """A budget setting changed (a cap raised, say): the workspace's paused tasks go on. One
     whose cap still does not allow the next call pauses again, before spending anything."""
-    if not BUDGET_KEYS & set(event.payload["changes"]):
+    if not BUDGET_KEYS & set(event.payload.changes):
         return
     paused, projected = lookups.paused_tasks(store, event.workspace_id)
     # Paused after the projector's position (it lags a little, or is stopped), a task is only in
@@ -229,9 +239,9 @@ def _paused_since(store: EventStore, after: int, workspace_id: str) -> set[UUID]
     return paused
 
 
-def _stop_purged(event: EventEnvelope, batch: Batch) -> None:
+def _stop_purged(event: Event[WorkspacePurged], batch: Batch) -> None:
     """A purged workspace's unfinished tasks stop: their later results change nothing."""
-    for task_id in event.payload["stopped_tasks"]:
+    for task_id in event.payload.stopped_tasks:
         task = batch.get(task_id)
         if task is not None and task.workspace_id == event.workspace_id and task.status not in TERMINAL:
             task.cancel("the workspace was purged")
@@ -257,22 +267,31 @@ def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatc
         ended = next_ended
 
 
-def _run_started(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
+def _output(output: RunOutput | None) -> dict[str, Any] | None:
+    """A run's output as the Task records it: the wire's dict. RunOutput omits its defaults, and
+    the executor writes the summary even when it is empty, so the summary goes back in."""
+    if output is None:
+        return None
+    wire = msgspec.to_builtins(output)
+    return {"files": wire.pop("files"), "summary": output.summary, **wire}
+
+
+def _run_started(task: Task, event: Event[RunStarted], batch: Batch, dispatch_gate: DispatchGate) -> None:
     task.start()
 
 
-def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
+def _run_succeeded(task: Task, event: Event[RunSucceeded], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
-    subtask = task.subtask(p["subtask_id"])
+    subtask = task.subtask(p.subtask_id)
     result = {
-        "subtaskId": p["subtask_id"],
+        "subtaskId": p.subtask_id,
         "agentType": subtask["agentType"],
         "success": True,
-        "output": p["output"],
-        "durationMs": p["duration_ms"],
-        "attempts": p.get("attempt", 1),
+        "output": _output(p.output),
+        "durationMs": p.duration_ms,
+        "attempts": p.attempt,
     }
-    task.record_success(p["subtask_id"], event.aggregate_id, result)
+    task.record_success(p.subtask_id, event.aggregate_id, result)
     if task.status == "paused":
         return  # what became ready runs when the task resumes
     task.dispatch_ready(dispatch_gate)
@@ -280,37 +299,31 @@ def _run_succeeded(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate
         task.request_review()
 
 
-def _run_failed(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
+def _run_failed(task: Task, event: Event[RunFailed], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
     task.attempt_failed(
-        p["subtask_id"],
-        event.aggregate_id,
-        p.get("attempt", 1),
-        p["error"],
-        p.get("retryable", False),
-        p.get("output"),
-        dispatch_gate,
+        p.subtask_id, event.aggregate_id, p.attempt, p.error, p.retryable, _output(p.output), dispatch_gate
     )
 
 
-def _budget_stopped(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
+def _budget_stopped(task: Task, event: Event[RunBudgetStopped], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
-    cap = p["cap"]
-    if p["on_exceeded"] == "fail":
+    cap = p.cap
+    if p.on_exceeded == "fail":
         reason = (
-            f"stopped by the {cap['cap']} budget cap: ${cap['spent_usd']:.4f} spent of ${cap['limit_usd']:.4f}, "
-            f"and the next model call could cost ${cap['estimate_usd']:.4f}"
+            f"stopped by the {cap.cap} budget cap: ${cap.spent_usd:.4f} spent of ${cap.limit_usd:.4f}, "
+            f"and the next model call could cost ${cap.estimate_usd:.4f}"
         )
         # Not retryable, so it dispatches nothing; it gets the gate all the same, as every command that can.
         task.attempt_failed(
-            p["subtask_id"], event.aggregate_id, p["attempt"], reason, False, p.get("output"), dispatch_gate
+            p.subtask_id, event.aggregate_id, p.attempt, reason, False, _output(p.output), dispatch_gate
         )
     else:
-        task.pause(p["subtask_id"], event.aggregate_id, p["attempt"], cap, p.get("output"))
+        task.pause(p.subtask_id, event.aggregate_id, p.attempt, msgspec.to_builtins(cap), _output(p.output))
 
 
-def _gate_decided(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
-    decision, feedback = event.payload["decision"], event.payload.get("feedback")
+def _gate_decided(task: Task, event: Event[GateDecided], batch: Batch, dispatch_gate: DispatchGate) -> None:
+    decision, feedback = event.payload.decision, event.payload.feedback
     if decision == "approve":
         task.approve(feedback)
     elif decision == "reject":
@@ -327,17 +340,19 @@ def _gate_decided(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate:
         batch.created.append(new_task(task.workspace_id, request, revision_id, dispatch_gate, revision_of=str(task.id)))
 
 
-def _pull_request(task: Task, event: EventEnvelope, batch: Batch, dispatch_gate: DispatchGate) -> None:
-    if event.type == "pull_request.opened":
-        task.complete(event.payload["url"], None)
-    elif event.type == "pull_request.failed":
+def _pull_request(task: Task, event: Event[PullRequestEvent], batch: Batch, dispatch_gate: DispatchGate) -> None:
+    p = event.payload
+    if isinstance(p, PullRequestOpened):
+        task.complete(p.url, None)
+    elif isinstance(p, PullRequestFailed):
         # The approved changes stay on the task (its results); the error says why no PR.
-        task.fail(f"the pull request could not be opened: {event.payload['error']}")
+        task.fail(f"the pull request could not be opened: {p.error}")
     else:
-        task.complete(None, f"no pull request opened: {event.payload['reason']}")
+        task.complete(None, f"no pull request opened: {p.reason}")
 
 
-REACTIONS = {
+# How a task reacts to an event about it (the task named in its payload).
+REACTIONS: dict[str, Callable[[Task, Event[Any], Batch, DispatchGate], None]] = {
     "run.started": _run_started,
     "run.succeeded": _run_succeeded,
     "run.failed": _run_failed,
@@ -347,6 +362,9 @@ REACTIONS = {
     "pull_request.skipped": _pull_request,
     "pull_request.failed": _pull_request,
 }
+# Every event type the batch handler decodes and reacts to: the tasks' reactions, and the
+# workspace's purge and config changes.
+REACTED = frozenset({*REACTIONS, "workspace.purged", "workspace.config_updated"})
 
 
 class Drafts:
@@ -371,7 +389,9 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     a plan is paid for once)."""
     if event.type != "task.plan_requested":
         return []
-    task = (await asyncio.to_thread(store.load_many, [UUID(event.aggregate_id)])).get(UUID(event.aggregate_id))
+    requested: Event[TaskPlanRequested] = typed(event)
+    task_id = UUID(requested.aggregate_id)
+    task = (await asyncio.to_thread(store.load_many, [task_id])).get(task_id)
     if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
         return []
     drafted = await drafts.get(providers, task)
@@ -380,7 +400,7 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
     # The workspace's cap and Schedule as they are now, after the model call: batches handled
     # meanwhile (runs ending) change the Schedule, and a copy from before would conflict.
     slots = Slots(store)
-    workspace = [event.workspace_id]
+    workspace = [requested.workspace_id]
     slots.adopt(await asyncio.to_thread(store.load_many, aggregate_ids(workspace)), workspace)
     await asyncio.to_thread(
         task.record_plan,

@@ -15,8 +15,11 @@ from contracts.commands import (
     CommandReply,
     DecideReviewCommand,
 )
-from contracts.events import EventEnvelope
-from contracts.questions import QuestionItem, answer_problem
+from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.run import RunFailed
+from contracts.payloads.task import TaskReviewRequested
+from contracts.payloads.workspace import WorkspacePurged
+from contracts.questions import QuestionItem, ToolRef, answer_problem
 from contracts.tasks import Decision
 from libs.domain.errors import GateClosed
 from libs.domain.gate import Gate, QuestionGate, question_gate_id, review_gate_id
@@ -26,15 +29,19 @@ from libs.readmodels import lookups
 
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
 
+# The events review reacts to (its consumer's subjects): only these are decoded.
+HANDLED = frozenset({"task.review_requested", "workspace.purged", "run.failed"})
 
-def on_events(events: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:
+
+def on_events(envelopes: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:
+    events = [typed(e) for e in envelopes if e.type in HANDLED]
     purged = _close_purged(events, store)
     # A question a purge in this batch closed is not expired a second time for its run.
     orphaned = _close_orphaned(events, store, closed={g.id for g in purged})
     return [*_open_reviews(events, store), *purged, *orphaned]
 
 
-def _close_orphaned(events: list[EventEnvelope], store: EventStore, closed: set[Any]) -> list[QuestionGate]:
+def _close_orphaned(events: list[Event[Any]], store: EventStore, closed: set[Any]) -> list[QuestionGate]:
     """A failed run's open questions expire: nobody waits for their answers any more.
 
     A run waits for its question's answer, so one that ends with a question still open was
@@ -43,7 +50,7 @@ def _close_orphaned(events: list[EventEnvelope], store: EventStore, closed: set[
     expired, and a person could answer it for no one. Found through the read models: an
     interrupted run asked it at least ACK_WAIT_S before, long since projected; one the
     projector has not reached (stopped, rebuilding) is not found, and expires in its time."""
-    runs = [e.aggregate_id for e in events if e.type == "run.failed"]
+    runs = [e.aggregate_id for e in events if isinstance(e.payload, RunFailed)]
     if not runs:
         return []
     ids = [i for q in lookups.open_questions_of(store, runs) if (i := question_gate_id(q)) not in closed]
@@ -53,9 +60,10 @@ def _close_orphaned(events: list[EventEnvelope], store: EventStore, closed: set[
     return gates
 
 
-def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[QuestionGate]:
+def _close_purged(events: list[Event[Any]], store: EventStore) -> list[QuestionGate]:
     """A purged workspace's open questions expire: the runs waiting on them are told."""
-    ids = [question_gate_id(q) for e in events if e.type == "workspace.purged" for q in e.payload["closed_questions"]]
+    purges = [e.payload for e in events if isinstance(e.payload, WorkspacePurged)]
+    ids = [question_gate_id(q) for p in purges for q in p.closed_questions]
     gates = [g for g in store.load_many(ids).values() if isinstance(g, QuestionGate) and g.status == "open"]
     for gate in gates:
         gate.expire()
@@ -65,11 +73,11 @@ def _close_purged(events: list[EventEnvelope], store: EventStore) -> list[Questi
 AUTO_APPROVED = "approved automatically: the workspace's reviewPolicy is auto_approve"
 
 
-def _open_reviews(events: list[EventEnvelope], store: EventStore) -> list[Gate | Workspace]:
+def _open_reviews(events: list[Event[Any]], store: EventStore) -> list[Gate | Workspace]:
     """Opens the gates asked for; in a workspace whose `reviewPolicy` is `auto_approve` (read
     from the log, with the gates) decides them too. The workspaces go back with the gates, to be
     kept (they append nothing: the gateway owns them)."""
-    requested = [e for e in events if e.type == "task.review_requested"]
+    requested = [e for e in events if isinstance(e.payload, TaskReviewRequested)]
     if not requested:
         return []
     workspaces = {workspace_aggregate_id(e.workspace_id) for e in requested}
@@ -121,7 +129,10 @@ def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore)
 def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
     try:
         command = msgspec.json.decode(raw, type=AskQuestionCommand)
+        # The owner checks what its event will carry: one a reader cannot type would stop the
+        # projector for every workspace.
         msgspec.convert(command.questions, list[QuestionItem])
+        msgspec.convert(command.tool, ToolRef)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
     loaded = store.load_many([workspace_aggregate_id(command.workspace_id)])

@@ -15,7 +15,8 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.events import EventEnvelope, task_of
+from contracts.events import EventEnvelope, task_of, typed
+from contracts.payloads.workspace import WorkspacePurged
 from contracts.subjects import EVENTS_SUBJECTS
 from libs.bus.jetstream import follow_from_now
 from libs.observability.metrics import SSE_CONNECTIONS
@@ -69,7 +70,8 @@ class Broadcaster:
         """A purge's stopped tasks: their last events (cancelled, their runs' ends and charges)
         are recorded after it, and the read models leave them out (`libs.readmodels.projector`),
         so the live feeds do too. Kept for the process's life: a few ids per purge."""
-        self.stopped[event.workspace_id].update(event.payload.get("stopped_tasks", ()))
+        purge: WorkspacePurged = typed(event).payload
+        self.stopped[event.workspace_id].update(purge.stopped_tasks)
 
     def register(self, workspace_id: str, type_: str | None = None) -> Queue:
         """A queue for every event of the workspace, or only for its events of `type_`."""

@@ -20,6 +20,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
+from contracts.events import typed
 from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcall_reads, toolcalls
@@ -66,7 +67,7 @@ async def tool_log_feed(
                 since,
                 lambda after: toolcall_reads.tool_calls_after(pool, workspace_id, after, PAGE),
                 lambda events: [
-                    toolcalls.row(e)
+                    toolcalls.row(typed(e))
                     for e in events
                     if e.workspace_id == workspace_id and e.type == toolcalls.TOOL_CALLED
                 ],
@@ -77,7 +78,7 @@ async def tool_log_feed(
                 last = end
                 yield chunk
         # Then live, skipping what the catch-up already sent.
-        async for chunk in live(queue, last, lambda e: frame(e.seq, toolcalls.entry(toolcalls.row(e)))):
+        async for chunk in live(queue, last, lambda e: frame(e.seq, toolcalls.entry(toolcalls.row(typed(e))))):
             yield chunk
     finally:
         broadcaster.unregister(workspace_id, queue, toolcalls.TOOL_CALLED)

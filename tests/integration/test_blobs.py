@@ -100,7 +100,8 @@ def test_dispatching_retrying_and_approving_the_task_store_no_blob_twice(store: 
         """A run's end as the executor saves it: its changed files stored as blobs with the planner's reaction."""
         refs, blobs = stored(WORKSPACE, changed)
         output = {"files": refs, "summary": "done"}
-        event = envelope(seq, type_, task_id, {"subtask_id": subtask, "attempt": attempt, "output": output, **more})
+        run = {"subtask_id": subtask, "provider": "anthropic", "model": "m", "usage": {}, "attempt": attempt}
+        event = envelope(seq, type_, task_id, {**run, "output": output, **more})
         store.save(on_events([event], store), blobs=blobs)
 
     codegen, test = subtask_id(task_id, 0), subtask_id(task_id, 1)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from contracts.events import public_payload, task_of
+from contracts.events import public_payload, task_of, typed
 from contracts.logs import LogEntry
 from contracts.tasks import (
     AgentOutput,
@@ -467,7 +467,7 @@ def test_tool_calls_read_back_as_the_entries_their_events_make(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute("SELECT * FROM rm_tool_calls ORDER BY seq").fetchall()
     entries = [toolcalls.entry(r) for r in rows]
-    assert entries == [toolcalls.entry(toolcalls.row(e)) for e in events]
+    assert entries == [toolcalls.entry(toolcalls.row(typed(e))) for e in events]
     run = scenario.runs[0]
     assert [(t.tool, t.status, t.target, t.session_id, t.agent_name, t.task_id, t.workspace_id) for t in entries] == [
         ("read_file", "error", "src/missing.py", str(run.id), "codegen", str(scenario.done.id), WS),
@@ -489,7 +489,7 @@ def test_the_task_log_holds_the_lines_the_events_make_in_log_order(
     rows = conn.execute("SELECT seq, entry FROM rm_task_log WHERE task_id = %s ORDER BY seq, ordinal", (done,))
     projected = [(seq, msgspec.convert(entry, LogEntry)) for seq, entry in rows]
     events = [e for e in store.read(0) if task_of(e) == done]
-    assert projected == [(e.seq, entry) for e in events for entry in task_log.log_entries(e)]
+    assert projected == [(e.seq, entry) for e in events for entry in task_log.log_entries(typed(e))]
     messages = [entry.message for _, entry in projected]
     assert messages[0] == f"[codegen] attempt 1 started with anthropic {MODEL}"
     assert "[codegen] Read src/missing.py: not found" in messages

@@ -91,7 +91,7 @@ async def test_the_answer_on_the_bus_ends_the_wait_at_once(store: EventStore, js
             aggregate_id=str(gate.id),
             version=2,
             occurred_at=0,
-            payload={"question_id": gate.question_id, "answers": [["Hello"]]},
+            payload={"question_id": gate.question_id, "task_id": "task-1", "run_id": "run-1", "answers": [["Hello"]]},
         )
         await js.publish(event_subject(WS, answered.type), msgspec.json.encode(answered))
 

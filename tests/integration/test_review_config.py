@@ -86,7 +86,9 @@ def test_without_a_policy_the_gate_waits_for_a_person(store: EventStore, review:
 
 def test_a_question_expires_after_the_workspaces_setting(store: EventStore, review: EventStore) -> None:
     workspace_with(store, {"questionExpirySeconds": 120})
-    command = AskQuestionCommand(WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", "run-1", [QUESTION], {"callID": "c"})
+    command = AskQuestionCommand(
+        WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", "run-1", [QUESTION], {"messageID": "m", "callID": "c"}
+    )
 
     reply = handlers.ask(msgspec.json.encode(command), review, default_expiry_s=3600)
 
@@ -97,12 +99,23 @@ def test_a_question_expires_after_the_workspaces_setting(store: EventStore, revi
 
 
 def run_failed(run_id: str) -> EventEnvelope:
-    interrupted = {"error": "the run was interrupted (its executor stopped)", "retryable": True}
+    interrupted = {
+        "task_id": "task-1",
+        "subtask_id": "codegen",
+        "agent_type": "codegen",
+        "provider": "anthropic",
+        "model": "claude",
+        "error": "the run was interrupted (its executor stopped)",
+        "usage": {},
+        "retryable": True,
+    }
     return delivered("run.failed", run_id, interrupted, seq=2)
 
 
 def asked(review: EventStore, run_id: str) -> str:
-    command = AskQuestionCommand(WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", run_id, [QUESTION], {"callID": "c"})
+    command = AskQuestionCommand(
+        WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", run_id, [QUESTION], {"messageID": "m", "callID": "c"}
+    )
     reply = handlers.ask(msgspec.json.encode(command), review, default_expiry_s=3600)
     assert reply.error is None
     return command.question_id
@@ -135,3 +148,15 @@ def test_a_failed_runs_open_questions_expire_and_no_other(
     assert question_status(review, elsewhere) == "open", "another run's question is still asked"
     expired = [e for e in review.read(0) if e.type == "question_gate.expired"]
     assert [e.payload["question_id"] for e in expired] == [waiting]
+
+
+def test_a_question_whose_tool_call_is_not_named_in_full_is_refused_and_nothing_recorded(review: EventStore) -> None:
+    # Its event would carry what no reader can type: the projector would stop on it, for everyone.
+    command = AskQuestionCommand(WORKSPACE, f"que_{uuid.uuid4().hex}", "task-1", "run-1", [QUESTION], {"callID": "c"})
+    head = review.head()
+
+    reply = handlers.ask(msgspec.json.encode(command), review, default_expiry_s=3600)
+
+    assert reply.error is not None and reply.error.status == 400
+    assert "messageID" in reply.error.message
+    assert review.head() == head

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, typed
 from contracts.logs import LogEntry
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.gate import QuestionGate
@@ -45,7 +45,7 @@ def run(attempt: int = 1, retry_of: str | None = None) -> Run:
 
 
 def only(event: EventEnvelope) -> LogEntry:
-    (entry,) = log_entries(event)
+    (entry,) = log_entries(typed(event))  # typed as the projector and the log follower type it
     assert entry.task_id == TASK
     assert entry.timestamp == event.occurred_at
     return entry
@@ -184,7 +184,7 @@ def test_other_events_make_no_line() -> None:
     r.start_model_call(2, {"input_tokens": 10, "output_tokens": 20})
     started_call = last_event(r)
     assert started_call.type not in LOGGED
-    assert log_entries(started_call) == []
+    assert log_entries(typed(started_call)) == []
 
 
 def test_keys_are_masked_and_long_messages_cut() -> None:
@@ -199,7 +199,7 @@ def test_rows_key_each_line_by_its_events_seq_and_place() -> None:
     r = run()
     r.record_tool_call("c1", "list_files", True, "Listed 1 file(s)", None, 1, None)
     events = [envelope(e, seq) for seq, e in enumerate(r.collect_events(), start=40)]
-    found = rows(events)
+    found = rows([typed(e) for e in events])
     assert [(row["seq"], row["ordinal"], row["task_id"], row["workspace_id"]) for row in found] == [
         (40, 0, TASK, WORKSPACE),
         (41, 0, TASK, WORKSPACE),

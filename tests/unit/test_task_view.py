@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, typed
 from contracts.tasks import TaskState, TaskStatus
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.ledger import Ledger
@@ -46,6 +46,18 @@ SUBTASKS: list[dict[str, Any]] = [
     {"id": CODEGEN, "agentType": "codegen", "description": "Add a greeting", "dependencies": []},
     {"id": TEST, "agentType": "test", "description": "Write tests for: Add a greeting", "dependencies": [CODEGEN]},
 ]
+
+
+APPROVED: dict[str, Any] = {
+    "feedback": "ship it",
+    "repo": {k: v for k, v in REQUEST["repo"].items() if k != "files"},
+    "title": "Add a greeting",
+    "changes": {"files": {}, "deleted": []},
+    "summaries": [],
+}
+
+
+FAILED_ONCE: dict[str, Any] = {"attempts": 1, "exhausted": False}
 
 
 class Log:
@@ -128,9 +140,10 @@ class Log:
 
 
 def fold(events: list[EventEnvelope]) -> TaskView:
-    view = TaskView.submitted(events[0])
+    """The view of these envelopes, each typed as the projector types it."""
+    view = TaskView.submitted(typed(events[0]))
     for e in events[1:]:
-        view.apply(e)
+        view.apply(typed(e))
     return view
 
 
@@ -150,7 +163,7 @@ def happy_path(log: Log) -> list[EventEnvelope]:
         log.charged(TEST, T0 + 60, input_tokens=1000, output_tokens=500, cost_usd=0.0105),
         log.succeeded(TEST, T0 + 70, files={"tests/test_greet.py": "def test(): pass\n"}),
         log.event("task.review_requested", {}, T0 + 80),
-        log.event("task.approved", {"feedback": "ship it"}, T0 + 90),
+        log.event("task.approved", APPROVED, T0 + 90),
         log.event("task.completed", {"pr_url": "https://github.com/acme/app/pull/7", "note": None}, T0 + 100),
     ]
 
@@ -159,7 +172,7 @@ def happy_path(log: Log) -> list[EventEnvelope]:
 
 
 def test_submitted_task_is_pending_with_no_results_and_no_cost() -> None:
-    view = TaskView.submitted(Log().submitted(T0))
+    view = TaskView.submitted(typed(Log().submitted(T0)))
 
     s = view.state
     assert s["id"] == TASK_ID
@@ -175,10 +188,10 @@ def test_submitted_task_is_pending_with_no_results_and_no_cost() -> None:
 
 def test_statuses_follow_the_events() -> None:
     events = happy_path(Log())
-    view = TaskView.submitted(events[0])
+    view = TaskView.submitted(typed(events[0]))
     statuses = [view.state["status"]]
     for e in events[1:]:
-        view.apply(e)
+        view.apply(typed(e))
         statuses.append(view.state["status"])
 
     assert statuses == [
@@ -230,7 +243,9 @@ def test_subtask_failure_is_reported_as_an_unsuccessful_result() -> None:
             log.event("task.started", {}, T0 + 2),
             log.charged(CODEGEN, T0 + 3, input_tokens=10, output_tokens=0, cost_usd=0.00003),
             log.event(
-                "task.subtask_failed", {"subtask_id": CODEGEN, "run_id": "run-1", "error": "model timed out"}, T0 + 4
+                "task.subtask_failed",
+                {"subtask_id": CODEGEN, "run_id": "run-1", "error": "model timed out"} | FAILED_ONCE,
+                T0 + 4,
             ),
             log.event("task.failed", {"error": "subtask aaaa0001 failed: model timed out"}, T0 + 5),
         ]
@@ -254,7 +269,7 @@ def test_revision_links_both_ways() -> None:
             log.event("task.failed", {"error": "revision requested: more tests"}, T0 + 3),
         ]
     )
-    revision = TaskView.submitted(Log().submitted(T0 + 4, revision_of=TASK_ID))
+    revision = TaskView.submitted(typed(Log().submitted(T0 + 4, revision_of=TASK_ID)))
 
     assert original.state["revisedBy"] == revision_id
     assert original.state["status"] == "failed"
@@ -279,7 +294,7 @@ def test_charge_before_result_is_attached_when_the_result_arrives() -> None:
     )
     assert CODEGEN not in view.state["results"]
 
-    view.apply(log.succeeded(CODEGEN, T0 + 4))
+    view.apply(typed(log.succeeded(CODEGEN, T0 + 4)))
 
     cost = view.state["results"][CODEGEN]["cost"]
     assert cost["inputTokens"] == 2340
@@ -302,7 +317,7 @@ def test_charge_after_result_updates_that_result() -> None:
     )
     assert view.state["results"][CODEGEN]["cost"]["totalTokens"] == 0
 
-    view.apply(log.charged(CODEGEN, T0 + 4, input_tokens=100, output_tokens=40, cost_usd=0.0009))
+    view.apply(typed(log.charged(CODEGEN, T0 + 4, input_tokens=100, output_tokens=40, cost_usd=0.0009)))
 
     assert view.state["results"][CODEGEN]["cost"]["totalTokens"] == 140
     assert view.state["results"][CODEGEN]["cost"]["estimatedCostUsd"] == pytest.approx(0.0009)
@@ -472,10 +487,10 @@ def test_final_state_converts_to_the_spec_task_state() -> None:
 
 def test_every_intermediate_state_converts_too() -> None:
     events = happy_path(Log())
-    view = TaskView.submitted(events[0])
+    view = TaskView.submitted(typed(events[0]))
     to_task_state(view)
     for e in events[1:]:
-        view.apply(e)
+        view.apply(typed(e))
         assert to_task_state(view).status.value == view.state["status"]
 
 
@@ -596,3 +611,45 @@ def test_a_paused_task_stays_paused_when_another_subtask_finishes_and_shows_why(
     }
     resumed = fold([*events, log.event("task.resumed", {"subtask_ids": [CODEGEN]}, T0 + 50)]).state
     assert resumed["status"] == "running" and "paused" not in resumed
+
+
+def test_the_task_view_applies_typed_events_and_keeps_what_they_carry_as_they_carry_it() -> None:
+    # The state is JSON in `rm_tasks`: the parts of a payload it keeps (the subtasks, a result)
+    # must be what the event's JSON holds, so a rebuild with typed events writes the same rows:
+    # an empty summary kept, a comment's null line kept, no default added or dropped.
+    log = Log()
+    output = {
+        "files": {"src/a.py": {"digest": "sha256:" + "0" * 64, "size": 3}, "old.py": "inline\n"},
+        "summary": "",
+        "deletedFiles": ["src/gone.py"],
+        "comments": [{"path": "src/a.py", "line": None, "body": "fine"}],
+    }
+    result = {
+        "subtaskId": CODEGEN,
+        "agentType": "codegen",
+        "success": True,
+        "output": output,
+        "durationMs": 5,
+        "attempts": 2,
+    }
+    planned = {
+        "subtasks": SUBTASKS,
+        "source": "llm",
+        "fallback_reason": None,
+        "usage": None,
+        "provider": "anthropic",
+        "model": "m",
+        "duration_ms": 3,
+    }
+    view = fold(
+        [
+            log.event("task.submitted", {"request": REQUEST, "subtasks": [], "revision_of": None}, T0),
+            log.event("task.planned", planned, T0 + 1),
+            log.event("task.subtask_succeeded", {"subtask_id": CODEGEN, "run_id": "r", "result": result}, T0 + 2),
+        ]
+    )
+
+    assert msgspec.json.encode(view.state["subtasks"]) == msgspec.json.encode(SUBTASKS)
+    assert view.state["results"][CODEGEN] == {**result, "cost": view.state["results"][CODEGEN]["cost"]}
+    assert view.state["results"][CODEGEN]["output"]["summary"] == ""
+    assert view.state["plan"] == {"source": "llm"}
