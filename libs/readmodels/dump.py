@@ -8,7 +8,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import public_payload
-from libs.readmodels.positions import projector_position
+from libs.readmodels.positions import snapshot
 from libs.readmodels.task_view import ZERO_COST, add_charge
 from libs.readmodels.workspace_reads import workspace, workspace_keys
 
@@ -17,9 +17,7 @@ DUMP_EVENT_LIMIT = 10_000
 
 async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, Any]:
     """Everything the read models hold for one workspace, read in one snapshot."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        position = await projector_position(conn)
+    async with snapshot(pool) as (conn, position):
         found, keys = await workspace(conn, workspace_id), await workspace_keys(conn, workspace_id)
         cur = await conn.execute(
             "SELECT state FROM rm_tasks WHERE workspace_id = %s ORDER BY created_at, task_id", (workspace_id,)

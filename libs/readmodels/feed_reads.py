@@ -6,17 +6,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from libs.readmodels.positions import projector_position
+from libs.readmodels.positions import snapshot
 
 
 async def feed(
     pool: AsyncConnectionPool, workspace_id: str, after: int, limit: int = 1000
 ) -> tuple[list[tuple[int, str, str, dict[str, Any]]], int]:
     """Feed rows after `after`, and the projector position they are complete up to."""
-    async with pool.connection() as conn, conn.transaction():
-        # One snapshot: every event at or below the position is in the rows we read.
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        position = await projector_position(conn)
+    async with snapshot(pool) as (conn, position):
         cur = await conn.execute(
             "SELECT seq, type, aggregate_id, payload FROM rm_feed WHERE workspace_id = %s AND seq > %s "
             "ORDER BY seq LIMIT %s",

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from psycopg import AsyncConnection
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
@@ -25,3 +28,13 @@ async def projector_position(conn: AsyncConnection) -> int:
     cur = await conn.execute("SELECT position FROM rm_position WHERE name = %s", (PROJECTOR,))
     row = await cur.fetchone()
     return row[0] if row else 0
+
+
+@asynccontextmanager
+async def snapshot(pool: AsyncConnectionPool) -> AsyncIterator[tuple[AsyncConnection, int]]:
+    """One repeatable-read snapshot of the read models, and the projector position they are
+    complete up to: every event at or below it is in what the snapshot reads (the feeds' seam
+    with their live part, the dump's consistency)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield conn, await projector_position(conn)

@@ -6,7 +6,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.logs import LogEntry
-from libs.readmodels.positions import projector_position
+from libs.readmodels.positions import snapshot
 
 # (seq of the event, the line): the seq is where a reader stands in the log.
 _decoder = msgspec.json.Decoder(list[tuple[int, LogEntry]])
@@ -17,9 +17,7 @@ async def task_log(
 ) -> tuple[list[tuple[int, LogEntry]], int]:
     """The task's lines whose events come after seq `after`, in log order, each with its event's
     seq, and the projector position they are complete up to (one snapshot)."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        position = await projector_position(conn)
+    async with snapshot(pool) as (conn, position):
         # One JSON document for all the lines: decoded at once by msgspec, not row by row.
         cur = await conn.execute(
             "SELECT coalesce(json_agg(json_build_array(seq, entry) ORDER BY seq, ordinal), '[]')::text "

@@ -10,7 +10,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from libs.readmodels import toolcalls
-from libs.readmodels.positions import projector_position
+from libs.readmodels.positions import snapshot
 from libs.readmodels.toolcalls import ToolCallFilter
 
 
@@ -65,9 +65,7 @@ async def tool_calls_after(
 ) -> tuple[list[dict[str, Any]], int]:
     """The workspace's tool calls after seq `after`, oldest first, and the projector position
     they are complete up to (like `feed`, for the log's stream)."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        position = await projector_position(conn)
+    async with snapshot(pool) as (conn, position):
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             SQL("SELECT {} FROM rm_tool_calls WHERE workspace_id = %s AND seq > %s ORDER BY seq LIMIT %s").format(
