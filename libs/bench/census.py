@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from eventsourcing.utils import resolve_topic
 
 from libs.bench.rw1 import run_workload
 from libs.devstack.stack import SERVICES, Ports, Stack
+from libs.domain.base import EventTypes
 from libs.eventstore.store import EVENTS_TABLE
 
 STATEMENTS_SHOWN = 25
@@ -97,7 +99,9 @@ def events_appended(conn: psycopg.Connection, after: int, through: int) -> dict[
         "WHERE notification_id > %s AND notification_id <= %s GROUP BY topic",
         (after, through),
     ).fetchall()
-    return {str(topic).rpartition(".")[2]: (int(count), int(size)) for topic, count, size in rows}
+    # By wire type (`run.started`): the class name alone (`Started`) is shared by several
+    # aggregates' events, which then overwrote each other here.
+    return {EventTypes.name(resolve_topic(str(topic))): (int(count), int(size)) for topic, count, size in rows}
 
 
 def head(conn: psycopg.Connection) -> int:
