@@ -9,6 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import public_payload
 from libs.readmodels.positions import snapshot
+from libs.readmodels.schema import TASK_STATE
 from libs.readmodels.task_view import ZERO_COST, add_charge
 from libs.readmodels.workspace_reads import workspace, workspace_keys
 
@@ -20,7 +21,7 @@ async def debug_dump(pool: AsyncConnectionPool, workspace_id: str) -> dict[str, 
     async with snapshot(pool) as (conn, position):
         found, keys = await workspace(conn, workspace_id), await workspace_keys(conn, workspace_id)
         cur = await conn.execute(
-            "SELECT state FROM rm_tasks WHERE workspace_id = %s ORDER BY created_at, task_id", (workspace_id,)
+            f"SELECT {TASK_STATE} FROM rm_tasks WHERE workspace_id = %s ORDER BY created_at, task_id", (workspace_id,)
         )
         tasks = [r[0] for r in await cur.fetchall()]
         cur = await conn.execute(

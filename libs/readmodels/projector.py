@@ -113,6 +113,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 "updated_at": views[t].state["updatedAt"],
                 "state": views[t].state,
                 "subtask_costs": views[t].subtask_costs,
+                "request": views[t].request,  # only a new row's is written (not in the update below)
             }
             for t, w in touched.items()
             if t in views

@@ -18,6 +18,9 @@ TABLES = (
     "rm_task_log",
 )
 
+# A task's served state as one document: the row's `state` with its `request` put back.
+TASK_STATE = "CASE WHEN request IS NULL THEN state ELSE state || jsonb_build_object('request', request) END"
+
 DDL = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
     task_id uuid PRIMARY KEY,
@@ -28,6 +31,10 @@ CREATE TABLE IF NOT EXISTS rm_tasks (
     state jsonb NOT NULL,
     subtask_costs jsonb NOT NULL
 );
+-- The request as submitted (its files by digest), apart from `state`, which every step of the
+-- task rewrites: a repository's file map is written once, not with each step. NULL in a row
+-- written before the column existed, whose `state` still holds its request (`TASK_STATE`).
+ALTER TABLE rm_tasks ADD COLUMN IF NOT EXISTS request jsonb;
 CREATE INDEX IF NOT EXISTS rm_tasks_workspace ON rm_tasks (workspace_id, created_at);
 CREATE TABLE IF NOT EXISTS rm_charges (
     run_id uuid PRIMARY KEY,

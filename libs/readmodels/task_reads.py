@@ -9,10 +9,16 @@ from typing import Any
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from libs.readmodels.schema import TASK_STATE
+
+_SELECT_STATE = f"SELECT {TASK_STATE} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s".encode()
+
 
 @functools.cache
 def _select_task_column(column: str) -> bytes:
     # Rendered once per column: psycopg would render the composed query on every execute.
+    if column == "state":
+        return _SELECT_STATE
     return SQL("SELECT {} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s").format(Identifier(column)).as_bytes()
 
 

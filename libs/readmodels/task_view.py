@@ -39,11 +39,16 @@ class TaskView:
     """A task row: the served state plus costs charged to subtasks not yet reported.
 
     It applies typed events (`contracts.events.typed`); what the state keeps of a payload (the
-    subtasks, a result) is the Struct's `msgspec.to_builtins`, the JSON the event carries."""
+    subtasks, a result) is the Struct's `msgspec.to_builtins`, the JSON the event carries. The
+    request is the row's own column, written with the row and never again (`request`: set only
+    on a view of a task just submitted); `schema.TASK_STATE` puts it back into the state served."""
 
-    def __init__(self, state: dict[str, Any], subtask_costs: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, state: dict[str, Any], subtask_costs: dict[str, dict[str, Any]], request: dict[str, Any] | None = None
+    ) -> None:
         self.state = state
         self.subtask_costs = subtask_costs
+        self.request = request
 
     @classmethod
     def submitted(cls, e: Event[TaskSubmitted]) -> TaskView:
@@ -51,7 +56,6 @@ class TaskView:
         state: dict[str, Any] = {
             "id": e.aggregate_id,
             "status": "pending",
-            "request": p.request,
             "subtasks": msgspec.to_builtins(p.subtasks),
             "results": {},
             "cost": dict(ZERO_COST),
@@ -60,7 +64,7 @@ class TaskView:
         }
         if p.revision_of:
             state["revisionOf"] = p.revision_of
-        return cls(state, {})
+        return cls(state, {}, p.request)
 
     def apply(self, e: Event[Any]) -> None:
         s = self.state

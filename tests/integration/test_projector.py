@@ -238,7 +238,8 @@ def dump(conn: psycopg.Connection) -> dict[str, list[str]]:
 def served(conn: psycopg.Connection, task: Task) -> TaskState:
     """What GET /tasks/{id} answers for the task: its rm_tasks state as a TaskState."""
     row = conn.execute(
-        "SELECT state FROM rm_tasks WHERE task_id = %s AND workspace_id = %s", (task.id, task.workspace_id)
+        f"SELECT {schema.TASK_STATE} FROM rm_tasks WHERE task_id = %s AND workspace_id = %s",
+        (task.id, task.workspace_id),
     ).fetchone()
     assert row is not None, f"task {task.id} is not in rm_tasks"
     return msgspec.convert(row[0], TaskState)
@@ -407,6 +408,30 @@ def test_catch_up_follows_new_events(store: EventStore, conn: psycopg.Connection
     assert state.status == TaskStatus.PENDING
     assert state.revision_of == str(failed.id)
     assert conn.execute("SELECT count(*) FROM rm_feed").fetchone() == (len(store.read(0)),)
+
+
+def test_a_task_row_written_before_its_request_had_a_column_is_served_whole_as_it_goes_on(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    """Rows projected before `rm_tasks.request` existed keep the request in their state (and
+    the column NULL): served as they were, and as a fresh projection serves them, after the
+    rest of their events are projected onto them."""
+    log = store.read(0)
+    submissions = [i for i, e in enumerate(log) if e.type == "task.submitted"]
+    early = log[: submissions[-1] + 1]  # every task submitted, none of them finished
+    projector.project(conn, early, expected=0)
+    conn.execute("UPDATE rm_tasks SET state = state || jsonb_build_object('request', request), request = NULL")
+    projector.catch_up(store, conn)
+    as_upgraded = {t.id: served(conn, t) for t in (scenario.done, scenario.failed)}
+    assert conn.execute("SELECT count(*) FROM rm_tasks WHERE request IS NULL").fetchone() == (2,)
+
+    schema.drop(conn)
+    schema.create(conn)
+    projector.catch_up(store, conn)
+
+    assert {t.id: served(conn, t) for t in (scenario.done, scenario.failed)} == as_upgraded
+    assert conn.execute("SELECT count(*) FROM rm_tasks WHERE request IS NULL").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM rm_tasks WHERE state ? 'request'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("batch", [projector.BATCH, 1, 7])
