@@ -6,11 +6,11 @@ them as one flat object, `{"timestamp": ..., "workspace_id": ..., <payload field
 layout the log had when events declared their fields themselves: old logs load, and every reader
 of the table (`store._envelope`, the projector, the relay, the NATS consumers) reads it as before.
 
-Saving encodes the envelope fields and the payload, and splices the two objects into one: the
-same bytes as encoding the flat dict, without building it. Loading decodes the stored bytes twice,
-each time straight into a Struct (the payload's, which passes over the envelope fields, and a
-small one for the envelope, which passes over the payload's): msgspec skips what a Struct does not
-name without building it, so this is faster than decoding one dict of everything.
+Saving encodes one dict: the envelope fields, then the payload's fields by name (its nested
+Structs encode as themselves). Loading decodes the stored bytes straight into the payload's Struct
+(which passes over the envelope fields), and the envelope fields into a small Struct of their own,
+from the object's first bytes when the event is large: they lead it, and a payload can hold a
+repository's worth of file refs. No dict of a loaded event is built.
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ class _Kind:
 
 
 _encoder = msgspec.json.Encoder()
+_WORKSPACE_KEY = b'"workspace_id":"'
+# How far into an event its `workspace_id` can start: after the timestamp and, in a creation, the
+# aggregate's topic (a module and a class name).
+_HEAD_BYTES = 512
+# Below this size a second pass over the whole event costs less than cutting its head out.
+_SMALL = 1024
 
 
 class PayloadMapper(Mapper[UUID]):
@@ -57,35 +63,32 @@ class PayloadMapper(Mapper[UUID]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._kinds: dict[str, _Kind | None] = {}
+        self._kinds: dict[str, _Kind | None] = {}  # by topic, for loading
+        self._topics: dict[type, str | None] = {}  # by event class, for saving: None without a payload
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        state = domain_event.__dict__
-        payload = state.get("payload")
-        if not isinstance(payload, msgspec.Struct):
+        cls = type(domain_event)
+        topic = self._topics[cls] if cls in self._topics else self._topic(cls)
+        if topic is None:
             return super().to_stored_event(domain_event)
-        # The envelope fields in the order the events' dataclass fields have always had.
+        state = domain_event.__dict__
+        # The envelope fields in the order the events' dataclass fields have always had, then the
+        # payload's fields (shallow: its nested Structs encode as themselves).
         if "originator_topic" in state:
-            head: dict[str, Any] = {
+            flat: dict[str, Any] = {
                 "timestamp": state["timestamp"],
                 "originator_topic": state["originator_topic"],
                 "workspace_id": state["workspace_id"],
             }
         else:
-            head = {"timestamp": state["timestamp"], "workspace_id": state["workspace_id"]}
-        head_json, payload_json = _encoder.encode(head), _encoder.encode(payload)
-        # `{"timestamp":..,"workspace_id":..}` + `{"a":..}` -> `{"timestamp":..,"workspace_id":..,"a":..}`
-        stored = head_json[:-1] + b"," + payload_json[1:] if len(payload_json) > 2 else head_json
+            flat = {"timestamp": state["timestamp"], "workspace_id": state["workspace_id"]}
+        flat.update(msgspec.structs.asdict(state["payload"]))
+        stored = _encoder.encode(flat)
         if self.compressor:
             stored = self.compressor.compress(stored)
         if self.cipher:
             stored = self.cipher.encrypt(stored)
-        return StoredEvent(
-            originator_id=state["originator_id"],
-            originator_version=state["originator_version"],
-            topic=get_topic(type(domain_event)),
-            state=stored,
-        )
+        return StoredEvent(state["originator_id"], state["originator_version"], topic, stored)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         topic = stored_event.topic
@@ -98,7 +101,7 @@ class PayloadMapper(Mapper[UUID]):
                 data = self.cipher.decrypt(data)
             if self.compressor:
                 data = self.compressor.decompress(data)
-            head = kind.head.decode(data)
+            head = _head(kind.head, data)
             payload = kind.payload.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MapperDeserialisationError(
@@ -120,6 +123,18 @@ class PayloadMapper(Mapper[UUID]):
         object.__setattr__(event, "__dict__", state)
         return event
 
+    def _topic(self, cls: type) -> str | None:
+        struct = payload_type(cls)
+        if struct is not None and (
+            struct.__struct_encode_fields__ != struct.__struct_fields__ or struct.__struct_config__.omit_defaults
+        ):
+            # Its fields are written flat by their names, every one: a Struct that renames or
+            # omits some would be stored otherwise than it decodes.
+            raise TypeError(f"{struct.__name__}: a payload Struct neither renames nor omits its fields")
+        topic = get_topic(cls) if struct is not None else None
+        self._topics[cls] = topic
+        return topic
+
     def _kind(self, topic: str) -> _Kind | None:
         cls = resolve_topic(topic)
         struct = payload_type(cls)
@@ -130,3 +145,17 @@ class PayloadMapper(Mapper[UUID]):
             kind = _Kind(cls=cls, payload=msgspec.json.Decoder(struct), head=head, created=created)
         self._kinds[topic] = kind
         return kind
+
+
+def _head(decoder: msgspec.json.Decoder[Any], data: bytes) -> Any:
+    """The envelope fields of a large event, decoded from its first bytes up to the end of
+    `workspace_id` (a workspace id needs no escapes); of a small one, or one laid out some other
+    way, from the whole object."""
+    start = data.find(_WORKSPACE_KEY, 0, _HEAD_BYTES) if len(data) > _SMALL else -1
+    end = data.find(b'"', start + len(_WORKSPACE_KEY)) if start != -1 else -1
+    if end != -1:
+        try:
+            return decoder.decode(b"".join((data[: end + 1], b"}")))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # not the layout this module writes: decoded whole below
+    return decoder.decode(data)

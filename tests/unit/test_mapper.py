@@ -218,6 +218,29 @@ def test_the_dispatch_names_each_file_once_with_the_summaries_of_the_steps_befor
     assert isinstance(first.payload, TaskSubtaskDispatched) and first.payload.files == {"a.py": REF_AB}
 
 
+@pytest.mark.parametrize("layout", ["payload first", "workspace first", "timestamp last"])
+def test_a_large_event_laid_out_otherwise_loads_all_the_same(mapper: PayloadMapper, layout: str) -> None:
+    # The envelope fields of a large event are read from its first bytes; JSON written some other
+    # way (by hand, by another tool) is read whole.
+    files = b",".join(b'"src/m%d.py":"x = %d\\n"' % (i, i) for i in range(100))
+    payload = (
+        b'"subtask_id":"aaaa0001","agent_type":"codegen","description":"Greet","files":{' + files + b"},"
+        b'"config":{},"attempt":1'
+    )
+    timestamp, workspace = b'"timestamp":"2024-11-02T08:00:00.500000Z"', b'"workspace_id":"ws-old"'
+    state = {
+        "payload first": b"{" + payload + b"," + timestamp + b"," + workspace + b"}",
+        "workspace first": b"{" + workspace + b"," + timestamp + b"," + payload + b"}",
+        "timestamp last": b"{" + workspace + b"," + payload + b"," + timestamp + b"}",
+    }[layout]
+    assert len(state) > 1024
+
+    loaded = mapper.to_domain_event(stored(2, "libs.domain.task:Task.SubtaskDispatched", state))
+
+    assert (loaded.workspace_id, loaded.timestamp) == ("ws-old", datetime(2024, 11, 2, 8, 0, 0, 500000, tzinfo=UTC))
+    assert len(loaded.payload.files) == 100 and loaded.payload.files["src/m7.py"] == "x = 7\n"
+
+
 # --- what is no domain event, and what is no event ----------------------------------------------
 
 

@@ -44,6 +44,9 @@ def test_an_event_class_carries_its_wire_types_payload_struct_and_nothing_else(e
     envelope = {"originator_id", "originator_version", "timestamp", "originator_topic", "workspace_id"}
     assert [f.name for f in dataclasses.fields(cls) if f.name not in envelope] == ["payload"]
     assert issubclass(struct, Payload)
+    # The store writes a payload's fields flat, by their names, every one (`libs.eventstore.mapper`).
+    assert struct.__struct_encode_fields__ == struct.__struct_fields__
+    assert not struct.__struct_config__.omit_defaults
     # Frozen; and tolerant of a field an older event carried (the document is the strict side).
     assert struct.__struct_config__.frozen and not struct.__struct_config__.forbid_unknown_fields
     # One name per Struct, from its wire type: `run.model_called` is RunModelCalled.
