@@ -129,8 +129,8 @@ def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore)
 def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
     try:
         command = msgspec.json.decode(raw, type=AskQuestionCommand)
-        # The owner checks what its event will carry: one a reader cannot type would stop the
-        # projector for every workspace.
+        # The owner types what its event will carry (one a reader could not type would stop the
+        # projector for every workspace).
         questions = msgspec.convert(command.questions, list[QuestionItem])
         tool = msgspec.convert(command.tool, ToolRef)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
