@@ -2,17 +2,16 @@
 commands with their replies. (The live task logs are no channel: they are derived from the events.)
 
 Built from the code, never written by hand: the event payloads from their Structs
-(`contracts.payloads`), the rest from the msgspec contracts; the aggregates' event classes
-only say which events exist (a test keeps their fields equal to the Structs'). `just contracts`
-writes it with the other exports, and a test fails when it is stale. It lives here, not in
-`contracts/`, because it reads `libs/domain`: the contracts import nothing above them.
+(`contracts.payloads`: the one definition, which the aggregates emit and every reader decodes),
+the rest from the msgspec contracts. `just contracts` writes it with the other exports, and a
+test fails when it is stale. It lives here, not in `contracts/`, because it reads `libs/domain`
+(`event_classes`: which events the aggregates emit): the contracts import nothing above them.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-import typing
 from typing import Any
 
 import msgspec
@@ -22,7 +21,7 @@ from contracts import commands, subjects
 from contracts.events import EventEnvelope
 from contracts.payloads import PAYLOADS
 from libs.domain import gate, ledger, pull_request, run, schedule, task, workspace
-from libs.domain.base import ENVELOPE_FIELDS, EventTypes
+from libs.domain.base import EventTypes, payload_type
 
 ASYNCAPI_VERSION = "3.0.0"
 REF = "#/components/schemas/{name}"
@@ -49,32 +48,18 @@ def event_classes() -> dict[str, type[Aggregate.Event]]:
             for name, cls in vars(aggregate).items():
                 if not (inspect.isclass(cls) and issubclass(cls, Aggregate.Event)) or name == "Event":
                     continue
-                if name == "Created" and not payload_fields(cls):
+                if payload_type(cls) is None:
                     # The creation event eventsourcing makes for every aggregate: ours name their
-                    # own (`Run.Started`), and the one called Created (`Workspace`'s) has fields.
+                    # own (`Run.Started`), and the one called Created (`Workspace`'s) has a payload.
                     continue
                 found[EventTypes.name(cls)] = cls
     return dict(sorted(found.items()))
 
 
-def payload_fields(cls: type[Aggregate.Event]) -> list[tuple[str, Any]]:
-    """The event's fields that travel in the envelope's `payload`."""
-    hints = typing.get_type_hints(cls)
-    return [
-        (name, hint)
-        for name, hint in hints.items()
-        if name not in ENVELOPE_FIELDS and typing.get_origin(hint) is not typing.ClassVar
-    ]
-
-
-def payload_structs() -> dict[str, type[msgspec.Struct]]:
-    """The payload Struct of each event type (`contracts.payloads`): a field an event has
-    always carried is required, one added later has its default, and no other is allowed."""
-    return PAYLOADS
-
-
 def document(version: str) -> dict[str, Any]:
-    payloads = payload_structs()
+    # The payload Struct of each event type: a field an event has always carried is required,
+    # one added later has its default, and no other is allowed.
+    payloads = PAYLOADS
     contracts: list[Any] = [
         EventEnvelope,
         commands.CommandReply,

@@ -2,8 +2,11 @@
 one module per aggregate, and `PAYLOADS`: the Struct of each wire type (`task.subtask_dispatched`,
 named as `libs.domain.base.EventTypes` names it).
 
-The aggregates in `libs/domain` still declare their events' fields themselves; a test
-(`tests/unit/test_payloads.py`) keeps the two in step until they emit these Structs.
+The one definition of each payload: the aggregates in `libs/domain` emit these Structs (each
+event class's one field, `payload`, is typed with its wire type's Struct, which a test checks),
+the store keeps them as flat JSON beside the envelope fields (`libs.eventstore.mapper`), every
+consumer and projection reads them (`contracts.events.typed`), and the AsyncAPI document is
+generated from them (`exports.asyncapi`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from contracts.payloads.shapes import BudgetCap
 from libs.agent.repository import Changes, Repository, printable
 from libs.agent.tools import ASK_HUMAN, FINISH, Comment, ToolResult, Workbench
 from libs.llm.conversation import Conversation, Tool, ToolOutput, Turn, Usage, conversation_for
@@ -52,7 +53,7 @@ class Outcome(msgspec.Struct, frozen=True):
     tool_calls: int
     error: str | None = None
     retryable: bool = False
-    budget_stop: dict[str, Any] | None = None  # the cap a next model call would have crossed
+    budget_stop: BudgetCap | None = None  # the cap a next model call would have crossed
 
 
 class Model(Protocol):
@@ -72,7 +73,7 @@ class Observer(Protocol):
     def tool_called(self, call_id: str, tool: str, result: ToolResult) -> None: ...
     async def turn_done(self, finished: bool) -> None: ...
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult: ...
-    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None: ...
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> BudgetCap | None: ...
 
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:

@@ -1,11 +1,18 @@
-"""What every aggregate shares: its workspace, and event types named for the wire."""
+"""What every aggregate shares: its workspace, and event types named for the wire.
+
+Each event class declares one field, `payload`, typed with its wire type's Struct
+(`contracts.payloads`): the aggregate emits that Struct, and the store keeps it flat beside the
+envelope fields (`libs.eventstore.mapper`).
+"""
 
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 # Deterministic ids let a redelivered message find the aggregate it created the first time.
@@ -31,8 +38,8 @@ class WorkspaceAggregate(Aggregate):
     class Created(Aggregate.Created):
         workspace_id: str
 
-    def emit(self, event_class: type[Aggregate.Event], **kwargs: Any) -> None:
-        self.trigger_event(event_class, workspace_id=self.workspace_id, **kwargs)
+    def emit(self, event_class: type[Aggregate.Event], payload: msgspec.Struct) -> None:
+        self.trigger_event(event_class, workspace_id=self.workspace_id, payload=payload)
 
 
 class EventTypes:
@@ -50,8 +57,18 @@ class EventTypes:
         return name
 
 
+def payload_type(event_class: type) -> type[msgspec.Struct] | None:
+    """The Struct an event class's `payload` field is typed with; None for a class without one
+    (the creation event eventsourcing defines for every aggregate, which none of ours emits)."""
+    hint = typing.get_type_hints(event_class).get("payload")
+    return hint if isinstance(hint, type) and issubclass(hint, msgspec.Struct) else None
+
+
+# The fields of a stored event's JSON that are not its payload's (the store keeps them flat).
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "workspace_id"})
 
 
 def event_payload(event: Any) -> dict[str, Any]:
-    return {k: v for k, v in event.__dict__.items() if k not in ENVELOPE_FIELDS}
+    """The event's payload as its wire JSON has it (camelCase where the Struct renames)."""
+    payload: dict[str, Any] = msgspec.to_builtins(event.payload)
+    return payload

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
+from contracts.payloads.gate import GateDecided, GateOpened
+from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
+from contracts.questions import QuestionItem, ToolRef
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import GateClosed
 
@@ -17,33 +19,29 @@ def review_gate_id(task_id: str) -> UUID:
 
 class Gate(WorkspaceAggregate):
     class Opened(WorkspaceAggregate.Created):
-        task_id: str
-        kind: str
+        payload: GateOpened
 
-    def __init__(self, workspace_id: str, task_id: str, kind: str) -> None:
+    def __init__(self, workspace_id: str, payload: GateOpened) -> None:
         self.workspace_id = workspace_id
-        self.task_id = task_id
-        self.kind = kind
+        self.task_id = payload.task_id
+        self.kind = payload.kind
         self.decision: str | None = None
 
     @classmethod
     def open_review(cls, workspace_id: str, task_id: str) -> Gate:
-        return cls._create(
-            cls.Opened, id=review_gate_id(task_id), workspace_id=workspace_id, task_id=task_id, kind=TASK_REVIEW
-        )
+        opened = GateOpened(task_id=task_id, kind=TASK_REVIEW)
+        return cls._create(cls.Opened, id=review_gate_id(task_id), workspace_id=workspace_id, payload=opened)
 
     def decide(self, decision: str, feedback: str | None) -> None:
         if self.decision is not None:
             raise GateClosed(f"task {self.task_id} was already decided: {self.decision}")
-        self.emit(self.Decided, task_id=self.task_id, decision=decision, feedback=feedback)
+        self.emit(self.Decided, GateDecided(task_id=self.task_id, decision=decision, feedback=feedback))
 
     class Decided(WorkspaceAggregate.Event):
-        task_id: str
-        decision: str
-        feedback: str | None
+        payload: GateDecided
 
         def apply(self, gate: Gate) -> None:
-            gate.decision = self.decision
+            gate.decision = self.payload.decision
 
 
 QUESTION = "question"
@@ -57,37 +55,19 @@ class QuestionGate(WorkspaceAggregate):
     """An agent's question to a human: open until answered, or until it expires."""
 
     class Asked(WorkspaceAggregate.Created):
-        question_id: str
-        task_id: str
-        run_id: str
-        questions: list[dict[str, Any]]
-        tool: dict[str, str]
-        expires_at: int  # epoch ms
-        # The asking run's subtask and agent type: the task's live log shows the question under them.
-        subtask_id: str
-        agent_type: str
+        # `subtask_id` and `agent_type`: the asking run's, under which the task's live log shows it.
+        payload: QuestionGateAsked
 
-    def __init__(
-        self,
-        workspace_id: str,
-        question_id: str,
-        task_id: str,
-        run_id: str,
-        questions: list[dict[str, Any]],
-        tool: dict[str, str],
-        expires_at: int,
-        subtask_id: str = "",  # absent from questions recorded before it existed
-        agent_type: str = "",
-    ) -> None:
+    def __init__(self, workspace_id: str, payload: QuestionGateAsked) -> None:
         self.workspace_id = workspace_id
-        self.subtask_id = subtask_id
-        self.agent_type = agent_type
-        self.question_id = question_id
-        self.task_id = task_id
-        self.run_id = run_id
-        self.questions = questions
-        self.tool = tool
-        self.expires_at = expires_at
+        self.subtask_id = payload.subtask_id
+        self.agent_type = payload.agent_type
+        self.question_id = payload.question_id
+        self.task_id = payload.task_id
+        self.run_id = payload.run_id
+        self.questions = payload.questions
+        self.tool = payload.tool
+        self.expires_at = payload.expires_at
         self.status = "open"
         self.answers: list[list[str]] | None = None
 
@@ -98,16 +78,13 @@ class QuestionGate(WorkspaceAggregate):
         question_id: str,
         task_id: str,
         run_id: str,
-        questions: list[dict[str, Any]],
-        tool: dict[str, str],
+        questions: list[QuestionItem],
+        tool: ToolRef,
         expires_at: int,
         subtask_id: str = "",
         agent_type: str = "",
     ) -> QuestionGate:
-        return cls._create(
-            cls.Asked,
-            id=question_gate_id(question_id),
-            workspace_id=workspace_id,
+        asked = QuestionGateAsked(
             question_id=question_id,
             task_id=task_id,
             run_id=run_id,
@@ -117,48 +94,47 @@ class QuestionGate(WorkspaceAggregate):
             subtask_id=subtask_id,
             agent_type=agent_type,
         )
+        return cls._create(cls.Asked, id=question_gate_id(question_id), workspace_id=workspace_id, payload=asked)
 
     def _require_open(self) -> None:
         if self.status != "open":
             raise GateClosed(f"question {self.question_id} is {self.status}")
 
+    # An answer or an expiry repeats what the question was about, so that its event alone says
+    # which run and subtask it concerns (the task's live log line is derived from it).
+
     def answer(self, answers: list[list[str]]) -> None:
         self._require_open()
-        self.emit(self.Answered, answers=answers, **self._about())
+        answered = QuestionGateAnswered(
+            question_id=self.question_id,
+            task_id=self.task_id,
+            run_id=self.run_id,
+            subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
+            answers=answers,
+        )
+        self.emit(self.Answered, answered)
 
     class Answered(WorkspaceAggregate.Event):
-        question_id: str
-        task_id: str
-        run_id: str
-        subtask_id: str
-        agent_type: str
-        answers: list[list[str]]
+        payload: QuestionGateAnswered
 
         def apply(self, gate: QuestionGate) -> None:
             gate.status = "answered"
-            gate.answers = self.answers
+            gate.answers = self.payload.answers
 
     def expire(self) -> None:
         self._require_open()
-        self.emit(self.Expired, **self._about())
-
-    def _about(self) -> dict[str, str]:
-        """What an answer or an expiry repeats of the question, so that its event alone says
-        which run and subtask it concerns (the task's live log line is derived from it)."""
-        return {
-            "question_id": self.question_id,
-            "task_id": self.task_id,
-            "run_id": self.run_id,
-            "subtask_id": self.subtask_id,
-            "agent_type": self.agent_type,
-        }
+        expired = QuestionGateExpired(
+            question_id=self.question_id,
+            task_id=self.task_id,
+            run_id=self.run_id,
+            subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
+        )
+        self.emit(self.Expired, expired)
 
     class Expired(WorkspaceAggregate.Event):
-        question_id: str
-        task_id: str
-        run_id: str
-        subtask_id: str
-        agent_type: str
+        payload: QuestionGateExpired
 
         def apply(self, gate: QuestionGate) -> None:
             gate.status = "expired"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from contracts.payloads.ledger import LedgerCharged, LedgerOpened
 from libs.domain.base import WorkspaceAggregate, derived_id
 
 
@@ -13,17 +14,18 @@ def ledger_id(task_id: str) -> UUID:
 
 class Ledger(WorkspaceAggregate):
     class Opened(WorkspaceAggregate.Created):
-        task_id: str
+        payload: LedgerOpened
 
-    def __init__(self, workspace_id: str, task_id: str) -> None:
+    def __init__(self, workspace_id: str, payload: LedgerOpened) -> None:
         self.workspace_id = workspace_id
-        self.task_id = task_id
+        self.task_id = payload.task_id
         self.charged_runs: list[str] = []
         self.total_usd = 0.0
 
     @classmethod
     def open(cls, workspace_id: str, task_id: str) -> Ledger:
-        return cls._create(cls.Opened, id=ledger_id(task_id), workspace_id=workspace_id, task_id=task_id)
+        opened = LedgerOpened(task_id=task_id)
+        return cls._create(cls.Opened, id=ledger_id(task_id), workspace_id=workspace_id, payload=opened)
 
     def charge(
         self,
@@ -44,8 +46,7 @@ class Ledger(WorkspaceAggregate):
         interrupted run had in flight)."""
         if run_id in self.charged_runs:
             return  # a redelivered run is never charged twice
-        self.emit(
-            self.Charged,
+        charged = LedgerCharged(
             task_id=self.task_id,
             run_id=run_id,
             subtask_id=subtask_id,
@@ -60,22 +61,11 @@ class Ledger(WorkspaceAggregate):
             priced=priced,
             estimated=estimated,
         )
+        self.emit(self.Charged, charged)
 
     class Charged(WorkspaceAggregate.Event):
-        task_id: str
-        run_id: str
-        subtask_id: str
-        model: str
-        input_tokens: int
-        output_tokens: int
-        cache_read_tokens: int
-        cache_write_tokens: int
-        cost_usd: float
-        cpu_time_ms: int
-        subrequests: int
-        priced: bool
-        estimated: bool
+        payload: LedgerCharged
 
         def apply(self, ledger: Ledger) -> None:
-            ledger.charged_runs.append(self.run_id)
-            ledger.total_usd += self.cost_usd
+            ledger.charged_runs.append(self.payload.run_id)
+            ledger.total_usd += self.payload.cost_usd

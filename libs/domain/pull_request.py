@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
 from libs.domain.base import WorkspaceAggregate, derived_id
 
 
@@ -18,48 +19,33 @@ def pull_request_id(task_id: str) -> UUID:
 
 class PullRequest(WorkspaceAggregate):
     class Opened(WorkspaceAggregate.Created):
-        task_id: str
-        url: str
-        number: int
+        payload: PullRequestOpened
 
     class Skipped(WorkspaceAggregate.Created):
-        task_id: str
-        reason: str
+        payload: PullRequestSkipped
 
     class Failed(WorkspaceAggregate.Created):
-        task_id: str
-        error: str
+        payload: PullRequestFailed
 
-    def __init__(
-        self,
-        workspace_id: str,
-        task_id: str,
-        url: str | None = None,
-        number: int | None = None,
-        reason: str | None = None,
-        error: str | None = None,
-    ) -> None:
+    def __init__(self, workspace_id: str, payload: PullRequestOpened | PullRequestSkipped | PullRequestFailed) -> None:
         self.workspace_id = workspace_id
-        self.task_id = task_id
-        self.url = url
-        self.number = number
-        self.skipped_reason = reason
-        self.error = error
+        self.task_id = payload.task_id
+        self.url = payload.url if isinstance(payload, PullRequestOpened) else None
+        self.number = payload.number if isinstance(payload, PullRequestOpened) else None
+        self.skipped_reason = payload.reason if isinstance(payload, PullRequestSkipped) else None
+        self.error = payload.error if isinstance(payload, PullRequestFailed) else None
 
     @classmethod
     def opened(cls, workspace_id: str, task_id: str, url: str, number: int) -> PullRequest:
-        return cls._create(
-            cls.Opened, id=pull_request_id(task_id), workspace_id=workspace_id, task_id=task_id, url=url, number=number
-        )
+        opened = PullRequestOpened(task_id=task_id, url=url, number=number)
+        return cls._create(cls.Opened, id=pull_request_id(task_id), workspace_id=workspace_id, payload=opened)
 
     @classmethod
     def skipped(cls, workspace_id: str, task_id: str, reason: str) -> PullRequest:
-        return cls._create(
-            cls.Skipped, id=pull_request_id(task_id), workspace_id=workspace_id, task_id=task_id, reason=reason
-        )
+        skipped = PullRequestSkipped(task_id=task_id, reason=reason)
+        return cls._create(cls.Skipped, id=pull_request_id(task_id), workspace_id=workspace_id, payload=skipped)
 
     @classmethod
     def failed(cls, workspace_id: str, task_id: str, error: str) -> PullRequest:
-        return cls._create(
-            cls.Failed, id=pull_request_id(task_id), workspace_id=workspace_id, task_id=task_id, error=error
-        )
+        failed = PullRequestFailed(task_id=task_id, error=error)
+        return cls._create(cls.Failed, id=pull_request_id(task_id), workspace_id=workspace_id, payload=failed)

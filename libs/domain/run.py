@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
+from contracts.payloads.run import (
+    RunBudgetStopped,
+    RunFailed,
+    RunModelCalled,
+    RunModelCallStarted,
+    RunStarted,
+    RunSucceeded,
+    RunToolCalled,
+)
+from contracts.payloads.shapes import BudgetCap, RunOutput
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
@@ -18,40 +27,23 @@ def run_id_for(task_id: str, subtask_id: str, attempt: int) -> UUID:
 
 class Run(WorkspaceAggregate):
     class Started(WorkspaceAggregate.Created):
-        task_id: str
-        subtask_id: str
-        agent_type: str
-        attempt: int
-        provider: str
-        model: str
-        # A self-heal attempt: the first line of the error it retries (its live log says so).
-        retry_of: str | None
+        payload: RunStarted  # `retry_of`: a self-heal attempt's first line of the error it retries
 
-    def __init__(
-        self,
-        workspace_id: str,
-        task_id: str,
-        subtask_id: str,
-        agent_type: str,
-        attempt: int,
-        provider: str,
-        model: str,
-        retry_of: str | None = None,  # absent from runs recorded before it existed
-    ) -> None:
+    def __init__(self, workspace_id: str, payload: RunStarted) -> None:
         self.workspace_id = workspace_id
-        self.task_id = task_id
-        self.subtask_id = subtask_id
-        self.agent_type = agent_type
-        self.attempt = attempt
-        self.provider = provider
-        self.model = model
+        self.task_id = payload.task_id
+        self.subtask_id = payload.subtask_id
+        self.agent_type = payload.agent_type
+        self.attempt = payload.attempt
+        self.provider = payload.provider
+        self.model = payload.model
         self.status = STARTED
         self.model_calls = 0
         self.tool_calls = 0
         self.usage: dict[str, int] = {}  # what its recorded model calls used, summed
-        # The model call started and not recorded yet (turn, estimated usage): the provider may
-        # be paid for it, so a run found interrupted with one is charged its estimate.
-        self.started_call: dict[str, Any] | None = None
+        # The model call started and not recorded yet (its turn, its estimated usage): the
+        # provider may be paid for it, so a run found interrupted with one is charged its estimate.
+        self.started_call: RunModelCallStarted | None = None
 
     @classmethod
     def start(
@@ -65,10 +57,7 @@ class Run(WorkspaceAggregate):
         model: str,
         retry_of: str | None = None,
     ) -> Run:
-        return cls._create(
-            cls.Started,
-            id=run_id_for(task_id, subtask_id, attempt),
-            workspace_id=workspace_id,
+        started = RunStarted(
             task_id=task_id,
             subtask_id=subtask_id,
             agent_type=agent_type,
@@ -77,15 +66,17 @@ class Run(WorkspaceAggregate):
             model=model,
             retry_of=retry_of,
         )
+        return cls._create(
+            cls.Started, id=run_id_for(task_id, subtask_id, attempt), workspace_id=workspace_id, payload=started
+        )
 
     def _require_started(self) -> None:
         if self.status != STARTED:
             raise IllegalTransition(f"run {self.id} already {self.status}")
 
-    def succeed(self, output: dict[str, Any], usage: dict[str, int], duration_ms: int, subrequests: int) -> None:
+    def succeed(self, output: RunOutput, usage: dict[str, int], duration_ms: int, subrequests: int) -> None:
         self._require_started()
-        self.emit(
-            self.Succeeded,
+        succeeded = RunSucceeded(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
@@ -97,18 +88,10 @@ class Run(WorkspaceAggregate):
             subrequests=subrequests,
             attempt=self.attempt,
         )
+        self.emit(self.Succeeded, succeeded)
 
     class Succeeded(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        agent_type: str  # the run's live log lines name it
-        provider: str
-        model: str
-        output: dict[str, Any]
-        usage: dict[str, int]
-        duration_ms: int
-        subrequests: int
-        attempt: int
+        payload: RunSucceeded
 
         def apply(self, run: Run) -> None:
             run.status = SUCCEEDED
@@ -120,20 +103,16 @@ class Run(WorkspaceAggregate):
         self._require_started()
         self.emit(
             self.ModelCallStarted,
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            turn=turn,
-            estimated_usage=estimated_usage,
+            RunModelCallStarted(
+                task_id=self.task_id, subtask_id=self.subtask_id, turn=turn, estimated_usage=estimated_usage
+            ),
         )
 
     class ModelCallStarted(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        turn: int
-        estimated_usage: dict[str, int]  # input: the request's characters / 4; output: its max_tokens
+        payload: RunModelCallStarted
 
         def apply(self, run: Run) -> None:
-            run.started_call = {"turn": self.turn, "usage": self.estimated_usage}
+            run.started_call = self.payload
 
     def record_model_call(
         self,
@@ -146,8 +125,7 @@ class Run(WorkspaceAggregate):
         error: str | None,
     ) -> None:
         self._require_started()
-        self.emit(
-            self.ModelCalled,
+        called = RunModelCalled(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
@@ -161,33 +139,22 @@ class Run(WorkspaceAggregate):
             tool_calls=tool_calls,
             error=error,
         )
+        self.emit(self.ModelCalled, called)
 
     class ModelCalled(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        agent_type: str  # the run's live log lines name it
-        provider: str
-        model: str
-        turn: int
-        status: str  # ok | error
-        duration_ms: int
-        usage: dict[str, int]
-        stop_reason: str | None
-        tool_calls: int
-        error: str | None
+        payload: RunModelCalled
 
         def apply(self, run: Run) -> None:
             run.model_calls += 1
-            run.usage = added(run.usage, self.usage)
-            if run.started_call is not None and run.started_call["turn"] <= self.turn:
+            run.usage = added(run.usage, self.payload.usage)
+            if run.started_call is not None and run.started_call.turn <= self.payload.turn:
                 run.started_call = None
 
     def record_tool_call(
         self, call_id: str, tool: str, ok: bool, title: str, target: str | None, duration_ms: int, error: str | None
     ) -> None:
         self._require_started()
-        self.emit(
-            self.ToolCalled,
+        called = RunToolCalled(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
@@ -199,18 +166,10 @@ class Run(WorkspaceAggregate):
             duration_ms=duration_ms,
             error=error,
         )
+        self.emit(self.ToolCalled, called)
 
     class ToolCalled(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        agent_type: str
-        call_id: str
-        tool: str
-        status: str  # ok | error
-        title: str
-        target: str | None
-        duration_ms: int
-        error: str | None
+        payload: RunToolCalled
 
         def apply(self, run: Run) -> None:
             run.tool_calls += 1
@@ -222,15 +181,14 @@ class Run(WorkspaceAggregate):
         duration_ms: int,
         subrequests: int,
         retryable: bool = False,
-        output: dict[str, Any] | None = None,
+        output: RunOutput | None = None,
         estimated_usage: dict[str, int] | None = None,
     ) -> None:
         """`retryable`: another attempt may succeed (a check failed, a timeout); `output`: the
         attempt's changes, which the next attempt starts from; `estimated_usage`: the part of
         `usage` that is an estimate, not a provider's count (an interrupted model call's)."""
         self._require_started()
-        self.emit(
-            self.Failed,
+        failed = RunFailed(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
@@ -245,6 +203,7 @@ class Run(WorkspaceAggregate):
             output=output,
             estimated_usage=estimated_usage,
         )
+        self.emit(self.Failed, failed)
 
     def interrupt(self, first_call: dict[str, int] | None) -> None:
         """Fails a run whose executor stopped mid-run (found unfinished when its dispatch comes
@@ -253,8 +212,12 @@ class Run(WorkspaceAggregate):
         saved) at that call's estimate: the provider may have been paid for it, and nobody here
         can know its usage. A run with no recorded call had started its first one, whose
         estimate is `first_call` (worked out from its dispatch: no marker records it)."""
-        in_flight = first_call if self.model_calls == 0 else (self.started_call or {}).get("usage")
+        in_flight = first_call if self.model_calls == 0 else self.in_flight()
         self._fail_with(INTERRUPTED, 0, in_flight, retryable=True)
+
+    def in_flight(self) -> dict[str, int] | None:
+        """The estimate of the model call it marked as started and has not recorded, if any."""
+        return self.started_call.estimated_usage if self.started_call is not None else None
 
     def cancel(self, reason: str, duration_ms: int, in_flight: dict[str, int] | None) -> None:
         """Fails a run whose task was stopped under it (its workspace purged), for good: it is
@@ -270,19 +233,18 @@ class Run(WorkspaceAggregate):
 
     def stop_for_budget(
         self,
-        cap: dict[str, Any],
+        cap: BudgetCap,
         on_exceeded: str,
         usage: dict[str, int],
         duration_ms: int,
         subrequests: int,
-        output: dict[str, Any] | None,
+        output: RunOutput | None,
     ) -> None:
-        """Stopped before a model call that would cross a budget cap: `cap` says which (`cap`,
-        `limit_usd`, `spent_usd`, `estimate_usd`), `on_exceeded` what the task does (pause or
-        fail); `usage` is what the run spent before, which is charged like any run's."""
+        """Stopped before a model call that would cross a budget cap: `cap` says which, its
+        limit, what was spent and what the call could have cost; `on_exceeded` what the task
+        does (pause or fail); `usage` is what the run spent before, which is charged like any run's."""
         self._require_started()
-        self.emit(
-            self.BudgetStopped,
+        stopped = RunBudgetStopped(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
@@ -296,38 +258,16 @@ class Run(WorkspaceAggregate):
             subrequests=subrequests,
             output=output,
         )
+        self.emit(self.BudgetStopped, stopped)
 
     class BudgetStopped(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        agent_type: str  # the run's live log lines name it
-        provider: str
-        model: str
-        attempt: int
-        cap: dict[str, Any]
-        on_exceeded: str  # "pause" | "fail"
-        usage: dict[str, int]
-        duration_ms: int
-        subrequests: int
-        output: dict[str, Any] | None
+        payload: RunBudgetStopped
 
         def apply(self, run: Run) -> None:
             run.status = BUDGET_STOPPED
 
     class Failed(WorkspaceAggregate.Event):
-        task_id: str
-        subtask_id: str
-        agent_type: str  # the run's live log lines name it
-        provider: str
-        model: str
-        error: str
-        usage: dict[str, int]
-        duration_ms: int
-        subrequests: int
-        attempt: int
-        retryable: bool
-        output: dict[str, Any] | None
-        estimated_usage: dict[str, int] | None  # included in `usage`; null when it is all counted
+        payload: RunFailed
 
         def apply(self, run: Run) -> None:
             run.status = FAILED

@@ -4,8 +4,8 @@ pending -> assigned -> running -> review -> approved -> completed, or failed / c
 A subtask runs when every subtask it depends on has succeeded.
 
 Files are named, never copied (`libs.eventstore.blobs`): the request's repository, each result's
-output and the changes map a path to `{"digest", "size"}`, whose content is stored once. The
-logic here only moves those refs between maps; it never needs a file's content.
+output and the changes map a path to a `FileRef` (digest and size), whose content is stored once.
+The logic here only moves those refs between maps; it never needs a file's content.
 """
 
 from __future__ import annotations
@@ -14,6 +14,29 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
+from contracts.payloads.shapes import BudgetCap, Changes, Files, PlannedSubtask, RunOutput, StepSummary, SubtaskResult
+from contracts.payloads.task import (
+    TaskApproved,
+    TaskCancelled,
+    TaskChildLinked,
+    TaskCompleted,
+    TaskFailed,
+    TaskParentCompleted,
+    TaskPaused,
+    TaskPlanned,
+    TaskPlanRequested,
+    TaskResumed,
+    TaskReviewRequested,
+    TaskRevisionRequested,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSubtaskDispatched,
+    TaskSubtaskFailed,
+    TaskSubtaskQueued,
+    TaskSubtaskSucceeded,
+)
 from contracts.tasks import DEFAULT_MAX_RETRIES
 from libs.domain.base import WorkspaceAggregate
 from libs.domain.errors import IllegalTransition
@@ -30,33 +53,30 @@ DispatchGate = Callable[["Task", str], bool]
 
 class Task(WorkspaceAggregate):
     class Submitted(WorkspaceAggregate.Created):
-        request: dict[str, Any]
-        subtasks: list[dict[str, Any]]
-        revision_of: str | None
+        payload: TaskSubmitted
 
-    def __init__(
-        self, workspace_id: str, request: dict[str, Any], subtasks: list[dict[str, Any]], revision_of: str | None
-    ) -> None:
+    def __init__(self, workspace_id: str, payload: TaskSubmitted) -> None:
         self.workspace_id = workspace_id
-        self.request = request
-        self.subtasks = subtasks
-        self.revision_of = revision_of
+        # The request as submitted (its repository's files by digest): kept as sent, by design.
+        self.request = payload.request
+        self.subtasks = payload.subtasks
+        self.revision_of = payload.revision_of
         self.status = PENDING
         self.dispatched: list[str] = []
-        self.succeeded: dict[str, dict[str, Any]] = {}
+        self.succeeded: dict[str, SubtaskResult] = {}
         self.error: str | None = None
         self.revised_by: str | None = None
         self.pr_url: str | None = None
         self.attempts: dict[str, int] = {}
         # Chaining: a child waits for its parent, then starts from the parent's changes.
-        self.parent_task_id: str | None = request.get("parentTaskId")
+        self.parent_task_id: str | None = self.request.get("parentTaskId")
         self.waiting_for_parent = self.parent_task_id is not None
-        self.parent_changes: dict[str, Any] = {"files": {}, "deleted": []}
+        self.parent_changes = Changes(files={}, deleted=[])
         self.children: list[str] = []
         self.awaiting_plan = False
-        self.paused: dict[str, dict[str, Any]] = {}  # subtask id -> the stopped attempt and its changes
+        self.paused: dict[str, TaskPaused] = {}  # subtask id -> the stopped attempt and its changes
         self.resumes: dict[str, int] = {}  # subtask id -> attempts a budget pause used up
-        self.queued: dict[str, dict[str, Any]] = {}  # subtask id -> a dispatch waiting for a slot
+        self.queued: dict[str, TaskSubtaskQueued] = {}  # subtask id -> a dispatch waiting for a slot
 
     @classmethod
     def submit(
@@ -64,17 +84,11 @@ class Task(WorkspaceAggregate):
         task_id: UUID,
         workspace_id: str,
         request: dict[str, Any],
-        subtasks: list[dict[str, Any]],
+        subtasks: list[PlannedSubtask],
         revision_of: str | None = None,
     ) -> Task:
-        return cls._create(
-            cls.Submitted,
-            id=task_id,
-            workspace_id=workspace_id,
-            request=request,
-            subtasks=subtasks,
-            revision_of=revision_of,
-        )
+        payload = TaskSubmitted(request=request, subtasks=subtasks, revision_of=revision_of)
+        return cls._create(cls.Submitted, id=task_id, workspace_id=workspace_id, payload=payload)
 
     # --- queries the planner decides with -------------------------------------------------
 
@@ -83,62 +97,63 @@ class Task(WorkspaceAggregate):
         """Ended for good: an event store that keeps aggregates between loads lets it go."""
         return self.status in TERMINAL
 
-    def ready_subtasks(self) -> list[dict[str, Any]]:
+    def ready_subtasks(self) -> list[PlannedSubtask]:
         """Subtasks not yet dispatched whose dependencies have all succeeded."""
         if self.awaiting_plan:
             return []
         return [
-            s
-            for s in self.subtasks
-            if s["id"] not in self.dispatched and all(d in self.succeeded for d in s["dependencies"])
+            s for s in self.subtasks if s.id not in self.dispatched and all(d in self.succeeded for d in s.dependencies)
         ]
 
     def all_succeeded(self) -> bool:
-        return not self.awaiting_plan and all(s["id"] in self.succeeded for s in self.subtasks)
+        return not self.awaiting_plan and all(s.id in self.succeeded for s in self.subtasks)
 
-    def subtask(self, subtask_id: str) -> dict[str, Any]:
+    def subtask(self, subtask_id: str) -> PlannedSubtask:
         for s in self.subtasks:
-            if s["id"] == subtask_id:
+            if s.id == subtask_id:
                 return s
         raise IllegalTransition(f"task {self.id} has no subtask {subtask_id}")
 
-    def base_files(self) -> dict[str, Any]:
+    def base_files(self) -> Files:
         """The request's repository (path -> ref) with the parent task's changes applied (for a chained task)."""
-        return apply_changes(dict(self.request["repo"]["files"]), self.parent_changes)
+        # The request keeps its files as sent (dicts); the payloads they go into hold FileRefs.
+        return apply_changes(msgspec.convert(self.request["repo"]["files"], Files), self.parent_changes)
 
-    def files_for(self, subtask: dict[str, Any]) -> dict[str, Any]:
+    def files_for(self, subtask: PlannedSubtask) -> Files:
         """The repository as the subtask sees it: the base plus its dependencies' outputs."""
         files = self.base_files()
-        for dep in subtask["dependencies"]:
-            files = apply_changes(files, self.succeeded[dep].get("output", {}))
+        for dep in subtask.dependencies:
+            files = apply_changes(files, self.succeeded[dep].output)
         return files
 
-    def earlier_steps(self, subtask: dict[str, Any]) -> list[dict[str, Any]]:
+    def earlier_steps(self, subtask: PlannedSubtask) -> list[StepSummary]:
         """What the subtasks it depends on did, for the agent's first message."""
-        return [self._summary(self.subtask(d)) for d in subtask["dependencies"]]
+        return [self._summary(self.subtask(d)) for d in subtask.dependencies]
 
-    def summaries(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[StepSummary]:
         """What each finished subtask did, in plan order, for the pull request's body."""
-        return [self._summary(s) for s in self.subtasks if s["id"] in self.succeeded]
+        return [self._summary(s) for s in self.subtasks if s.id in self.succeeded]
 
-    def _summary(self, subtask: dict[str, Any]) -> dict[str, Any]:
-        output = self.succeeded[subtask["id"]].get("output", {})
-        return {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "summary": output.get("summary")}
+    def _summary(self, subtask: PlannedSubtask) -> StepSummary:
+        output = self.succeeded[subtask.id].output
+        return StepSummary(subtask_id=subtask.id, agent_type=subtask.agent_type, summary=output.summary)
 
-    def changes(self) -> dict[str, Any]:
+    def changes(self) -> Changes:
         """Everything the task changed relative to the request's repository, subtask by subtask
         in plan order (a later subtask's version of a file wins)."""
-        files: dict[str, Any] = dict(self.parent_changes["files"])
-        deleted: set[str] = set(self.parent_changes["deleted"])
+        files: Files = dict(self.parent_changes.files)
+        deleted: set[str] = set(self.parent_changes.deleted)
         for s in self.subtasks:
-            output = self.succeeded.get(s["id"], {}).get("output", {})
-            for path, ref in output.get("files", {}).items():
+            result = self.succeeded.get(s.id)
+            if result is None:
+                continue
+            for path, ref in result.output.files.items():
                 files[path] = ref
                 deleted.discard(path)
-            for path in output.get("deletedFiles", []):
+            for path in result.output.deleted_files:
                 files.pop(path, None)
                 deleted.add(path)
-        return {"files": files, "deleted": sorted(deleted)}
+        return Changes(files=files, deleted=sorted(deleted))
 
     def max_attempts(self) -> int:
         # The contract's default, the one the request was validated with: a request stored
@@ -158,41 +173,42 @@ class Task(WorkspaceAggregate):
             for subtask in self.ready_subtasks():
                 self.dispatch(subtask, gate)
 
-    def dispatch(self, subtask: dict[str, Any], gate: DispatchGate | None = None) -> None:
+    def dispatch(self, subtask: PlannedSubtask, gate: DispatchGate | None = None) -> None:
         self._require(PENDING, ASSIGNED, RUNNING, action="dispatch a subtask of")
         if self.awaiting_plan:
             raise IllegalTransition(f"task {self.id} waits for its plan")
         if self.waiting_for_parent:
             raise IllegalTransition(f"task {self.id} waits for its parent task {self.parent_task_id}")
-        if subtask["id"] in self.dispatched:
+        if subtask.id in self.dispatched:
             return
         self._dispatch(subtask, 1, gate)
 
     def _dispatch(
         self,
-        subtask: dict[str, Any],
+        subtask: PlannedSubtask,
         attempt: int,
         gate: DispatchGate | None,
         error: str | None = None,
-        previous: dict[str, Any] | None = None,
+        previous: RunOutput | None = None,
     ) -> None:
-        if gate is not None and not gate(self, subtask["id"]):
+        if gate is not None and not gate(self, subtask.id):
             # The workspace's concurrency cap is reached: the subtask waits for a free slot.
-            self.emit(self.SubtaskQueued, subtask_id=subtask["id"], attempt=attempt, error=error, previous=previous)
+            self.emit(
+                self.SubtaskQueued,
+                TaskSubtaskQueued(subtask_id=subtask.id, attempt=attempt, error=error, previous=previous),
+            )
             return
         self._hand_over(subtask, attempt, error, previous)
 
     class SubtaskQueued(WorkspaceAggregate.Event):
-        subtask_id: str
-        attempt: int
-        error: str | None
-        previous: dict[str, Any] | None
+        payload: TaskSubtaskQueued
 
         def apply(self, task: Task) -> None:
-            task.queued[self.subtask_id] = {"attempt": self.attempt, "error": self.error, "previous": self.previous}
-            if self.subtask_id not in task.dispatched:
-                task.dispatched.append(self.subtask_id)
-            task.attempts[self.subtask_id] = self.attempt
+            p = self.payload
+            task.queued[p.subtask_id] = p
+            if p.subtask_id not in task.dispatched:
+                task.dispatched.append(p.subtask_id)
+            task.attempts[p.subtask_id] = p.attempt
 
     def release(self, subtask_id: str) -> bool:
         """A slot is free for a queued subtask: it goes to the executor now. False when there
@@ -206,43 +222,36 @@ class Task(WorkspaceAggregate):
         waiting = self.queued.get(subtask_id)
         if waiting is None or self.status in TERMINAL:
             return False
-        self._hand_over(self.subtask(subtask_id), waiting["attempt"], waiting["error"], waiting["previous"])
+        self._hand_over(self.subtask(subtask_id), waiting.attempt, waiting.error, waiting.previous)
         return True
 
-    def _hand_over(
-        self, subtask: dict[str, Any], attempt: int, error: str | None, previous: dict[str, Any] | None
-    ) -> None:
+    def _hand_over(self, subtask: PlannedSubtask, attempt: int, error: str | None, previous: RunOutput | None) -> None:
         self.emit(
             self.SubtaskDispatched,
-            subtask_id=subtask["id"],
-            agent_type=subtask["agentType"],
-            description=subtask["description"],
-            files=self.files_for(subtask),
-            config=self.request["config"],
-            attempt=attempt,
-            earlier=self.earlier_steps(subtask),
-            previous_error=error,
-            previous_output=previous,
+            TaskSubtaskDispatched(
+                subtask_id=subtask.id,
+                agent_type=subtask.agent_type,
+                description=subtask.description,
+                files=self.files_for(subtask),
+                config=self.request["config"],
+                attempt=attempt,
+                earlier=self.earlier_steps(subtask),
+                # Self-heal: why the previous attempt failed, and its changes, which this attempt
+                # starts from (they stay this subtask's changes, so the checks see them again).
+                previous_error=error,
+                previous_output=previous,
+            ),
         )
 
     class SubtaskDispatched(WorkspaceAggregate.Event):
-        subtask_id: str
-        agent_type: str
-        description: str
-        files: dict[str, Any]  # path -> {"digest", "size"}: the snapshot the subtask starts from
-        config: dict[str, Any]
-        attempt: int
-        earlier: list[dict[str, Any]]
-        # Self-heal: why the previous attempt failed, and its changes, which this attempt
-        # starts from (they stay this subtask's changes, so the checks see them again).
-        previous_error: str | None
-        previous_output: dict[str, Any] | None
+        payload: TaskSubtaskDispatched
 
         def apply(self, task: Task) -> None:
-            task.queued.pop(self.subtask_id, None)
-            if self.subtask_id not in task.dispatched:
-                task.dispatched.append(self.subtask_id)
-            task.attempts[self.subtask_id] = self.attempt
+            p = self.payload
+            task.queued.pop(p.subtask_id, None)
+            if p.subtask_id not in task.dispatched:
+                task.dispatched.append(p.subtask_id)
+            task.attempts[p.subtask_id] = p.attempt
             if task.status == PENDING:
                 task.status = ASSIGNED
 
@@ -253,7 +262,7 @@ class Task(WorkspaceAggregate):
         attempt: int,
         error: str,
         retryable: bool,
-        output: dict[str, Any] | None,
+        output: RunOutput | None,
         gate: DispatchGate | None = None,
     ) -> None:
         """Self-heal: dispatch the next attempt, starting from this one's changes with its error,
@@ -269,43 +278,40 @@ class Task(WorkspaceAggregate):
             return
         exhausted = retryable  # it would have been retried, had attempts remained
         self.emit(
-            self.SubtaskFailed, subtask_id=subtask_id, run_id=run_id, error=error, attempts=attempt, exhausted=exhausted
+            self.SubtaskFailed,
+            TaskSubtaskFailed(subtask_id=subtask_id, run_id=run_id, error=error, attempts=attempt, exhausted=exhausted),
         )
         reason = f"after {attempt} attempt(s), retries exhausted" if exhausted else "not retryable"
         self.fail(f"subtask {subtask_id} failed ({reason}): {error}")
 
     def start(self) -> None:
         if self.status == ASSIGNED:
-            self.emit(self.Started)
+            self.emit(self.Started, TaskStarted())
 
     class Started(WorkspaceAggregate.Event):
+        payload: TaskStarted
+
         def apply(self, task: Task) -> None:
             task.status = RUNNING
 
-    def record_success(self, subtask_id: str, run_id: str, result: dict[str, Any]) -> None:
+    def record_success(self, subtask_id: str, run_id: str, result: SubtaskResult) -> None:
         self.subtask(subtask_id)
         if subtask_id in self.succeeded or self.status in TERMINAL:
             return  # a redelivered result, or one that arrives after the task ended
         # While paused, subtasks that were already running still finish and count.
         self._require(ASSIGNED, RUNNING, PAUSED, action="record a result on")
-        self.emit(self.SubtaskSucceeded, subtask_id=subtask_id, run_id=run_id, result=result)
+        self.emit(self.SubtaskSucceeded, TaskSubtaskSucceeded(subtask_id=subtask_id, run_id=run_id, result=result))
 
     class SubtaskSucceeded(WorkspaceAggregate.Event):
-        subtask_id: str
-        run_id: str
-        result: dict[str, Any]
+        payload: TaskSubtaskSucceeded
 
         def apply(self, task: Task) -> None:
-            task.succeeded[self.subtask_id] = self.result
+            task.succeeded[self.payload.subtask_id] = self.payload.result
             if task.status != PAUSED:
                 task.status = RUNNING
 
     class SubtaskFailed(WorkspaceAggregate.Event):
-        subtask_id: str
-        run_id: str
-        error: str
-        attempts: int
-        exhausted: bool  # self-heal retried until no attempt was left
+        payload: TaskSubtaskFailed  # `exhausted`: self-heal retried until no attempt was left
 
         def apply(self, task: Task) -> None:
             pass
@@ -314,9 +320,11 @@ class Task(WorkspaceAggregate):
         self._require(RUNNING, action="request review of")
         if not self.all_succeeded():
             raise IllegalTransition("review needs every subtask to have succeeded")
-        self.emit(self.ReviewRequested)
+        self.emit(self.ReviewRequested, TaskReviewRequested())
 
     class ReviewRequested(WorkspaceAggregate.Event):
+        payload: TaskReviewRequested
+
         def apply(self, task: Task) -> None:
             task.status = REVIEW
 
@@ -326,16 +334,13 @@ class Task(WorkspaceAggregate):
         # from this event alone.
         repo = {k: v for k, v in self.request["repo"].items() if k != "files"}
         title = self.request["description"].strip().splitlines()[0][:120]
-        self.emit(
-            self.Approved, feedback=feedback, repo=repo, title=title, changes=self.changes(), summaries=self.summaries()
+        approved = TaskApproved(
+            feedback=feedback, repo=repo, title=title, changes=self.changes(), summaries=self.summaries()
         )
+        self.emit(self.Approved, approved)
 
     class Approved(WorkspaceAggregate.Event):
-        feedback: str | None
-        repo: dict[str, Any]
-        title: str
-        changes: dict[str, Any]
-        summaries: list[dict[str, Any]]
+        payload: TaskApproved
 
         def apply(self, task: Task) -> None:
             task.status = APPROVED
@@ -346,63 +351,58 @@ class Task(WorkspaceAggregate):
 
     def revise(self, feedback: str, revision_id: UUID) -> None:
         self._require(REVIEW, action="revise")
-        self.emit(self.RevisionRequested, feedback=feedback, revision_id=str(revision_id))
+        self.emit(self.RevisionRequested, TaskRevisionRequested(feedback=feedback, revision_id=str(revision_id)))
         self.fail(f"revision requested: {feedback}")
 
     class RevisionRequested(WorkspaceAggregate.Event):
-        feedback: str
-        revision_id: str
+        payload: TaskRevisionRequested
 
         def apply(self, task: Task) -> None:
-            task.revised_by = self.revision_id
+            task.revised_by = self.payload.revision_id
 
     def fail(self, error: str) -> None:
         if self.status in TERMINAL:
             raise IllegalTransition(f"cannot fail a task in status '{self.status}'")
-        self.emit(self.Failed, error=error)
+        self.emit(self.Failed, TaskFailed(error=error))
 
     class Failed(WorkspaceAggregate.Event):
-        error: str
+        payload: TaskFailed
 
         def apply(self, task: Task) -> None:
             task.status = FAILED
-            task.error = self.error
+            task.error = self.payload.error
 
     def complete(self, pr_url: str | None, note: str | None) -> None:
         if self.status == COMPLETED:
             return
         self._require(APPROVED, action="complete")
-        self.emit(self.Completed, pr_url=pr_url, note=note)
+        self.emit(self.Completed, TaskCompleted(pr_url=pr_url, note=note))
 
     class Completed(WorkspaceAggregate.Event):
-        pr_url: str | None
-        note: str | None
+        payload: TaskCompleted
 
         def apply(self, task: Task) -> None:
             task.status = COMPLETED
-            task.pr_url = self.pr_url
+            task.pr_url = self.payload.pr_url
 
     # --- budget caps --------------------------------------------------------------------------
 
-    def pause(
-        self, subtask_id: str, run_id: str, attempt: int, cap: dict[str, Any], output: dict[str, Any] | None
-    ) -> None:
-        """A run stopped before crossing a budget cap: the subtask waits until the cap is raised
-        (others already running finish meanwhile)."""
+    def pause(self, subtask_id: str, run_id: str, attempt: int, cap: BudgetCap, output: RunOutput | None) -> None:
+        """A run stopped before crossing a budget cap (`cap`: which, its limit, what was spent,
+        what the call would have cost): the subtask waits until the cap is raised (others
+        already running finish meanwhile), then runs again from the stopped run's `output`."""
         if self.status not in (ASSIGNED, RUNNING, PAUSED) or attempt != self.attempts.get(subtask_id, 1):
             return  # stale
-        self.emit(self.Paused, subtask_id=subtask_id, run_id=run_id, attempt=attempt, cap=cap, output=output)
+        self.emit(
+            self.Paused, TaskPaused(subtask_id=subtask_id, run_id=run_id, attempt=attempt, cap=cap, output=output)
+        )
 
     class Paused(WorkspaceAggregate.Event):
-        subtask_id: str
-        run_id: str
-        attempt: int
-        cap: dict[str, Any]  # which cap, its limit, what was spent, what the call would have cost
-        output: dict[str, Any] | None  # the stopped run's changes, which the resumed run starts from
+        payload: TaskPaused
 
         def apply(self, task: Task) -> None:
             task.status = PAUSED
-            task.paused[self.subtask_id] = {"attempt": self.attempt, "output": self.output}
+            task.paused[self.payload.subtask_id] = self.payload
 
     def resume(self, gate: DispatchGate | None = None) -> None:
         """Goes on where the budget stopped it: each stopped subtask runs again from its
@@ -410,17 +410,17 @@ class Task(WorkspaceAggregate):
         if self.status != PAUSED or not self.paused:
             return
         stopped = dict(self.paused)
-        self.emit(self.Resumed, subtask_ids=sorted(stopped))
-        for subtask_id, info in sorted(stopped.items()):
-            self._dispatch(self.subtask(subtask_id), info["attempt"] + 1, gate, None, info["output"])
+        self.emit(self.Resumed, TaskResumed(subtask_ids=sorted(stopped)))
+        for subtask_id, paused in sorted(stopped.items()):
+            self._dispatch(self.subtask(subtask_id), paused.attempt + 1, gate, None, paused.output)
         self.dispatch_ready(gate)
 
     class Resumed(WorkspaceAggregate.Event):
-        subtask_ids: list[str]
+        payload: TaskResumed
 
         def apply(self, task: Task) -> None:
             task.status = RUNNING
-            for subtask_id in self.subtask_ids:
+            for subtask_id in self.payload.subtask_ids:
                 task.paused.pop(subtask_id, None)
                 task.resumes[subtask_id] = task.resumes.get(subtask_id, 0) + 1
 
@@ -428,43 +428,44 @@ class Task(WorkspaceAggregate):
 
     def link_child(self, child_id: str) -> None:
         if child_id not in self.children:
-            self.emit(self.ChildLinked, child_id=child_id)
+            self.emit(self.ChildLinked, TaskChildLinked(child_id=child_id))
 
     class ChildLinked(WorkspaceAggregate.Event):
-        child_id: str
+        payload: TaskChildLinked
 
         def apply(self, task: Task) -> None:
-            task.children.append(self.child_id)
+            task.children.append(self.payload.child_id)
 
     def start_after_parent(self, parent: Task, gate: DispatchGate | None = None) -> None:
         """The parent completed: take its changes as this task's starting point, then run."""
         if not self.waiting_for_parent or self.status != PENDING:
             return
-        self.emit(self.ParentCompleted, parent_task_id=str(parent.id), changes=parent.changes())
+        self.emit(self.ParentCompleted, TaskParentCompleted(parent_task_id=str(parent.id), changes=parent.changes()))
         self.dispatch_ready(gate)
 
     class ParentCompleted(WorkspaceAggregate.Event):
-        parent_task_id: str
-        changes: dict[str, Any]
+        payload: TaskParentCompleted
 
         def apply(self, task: Task) -> None:
             task.waiting_for_parent = False
-            task.parent_changes = self.changes
+            task.parent_changes = self.payload.changes
 
     # --- planning by the model ---------------------------------------------------------------
 
     def request_plan(self) -> None:
         """The task waits for a drafted plan (its subtasks are not known yet)."""
         self._require(PENDING, action="plan")
-        self.emit(self.PlanRequested)
+        self.emit(self.PlanRequested, TaskPlanRequested())
 
     class PlanRequested(WorkspaceAggregate.Event):
+        payload: TaskPlanRequested
+
         def apply(self, task: Task) -> None:
             task.awaiting_plan = True
 
     def record_plan(
         self,
-        subtasks: list[dict[str, Any]],
+        subtasks: list[PlannedSubtask],
         source: str,
         fallback_reason: str | None,
         usage: dict[str, int] | None,
@@ -477,8 +478,7 @@ class Task(WorkspaceAggregate):
         `usage` is what drafting it cost, charged to the task."""
         if not self.awaiting_plan or self.status in TERMINAL:
             return  # a redelivery, or the task ended meanwhile
-        self.emit(
-            self.Planned,
+        planned = TaskPlanned(
             subtasks=subtasks,
             source=source,
             fallback_reason=fallback_reason,
@@ -487,38 +487,33 @@ class Task(WorkspaceAggregate):
             model=model,
             duration_ms=duration_ms,
         )
+        self.emit(self.Planned, planned)
         self.dispatch_ready(gate)
 
     class Planned(WorkspaceAggregate.Event):
-        subtasks: list[dict[str, Any]]
-        source: str  # "llm" | "template"
-        fallback_reason: str | None
-        usage: dict[str, int] | None
-        provider: str
-        model: str
-        duration_ms: int
+        payload: TaskPlanned
 
         def apply(self, task: Task) -> None:
-            task.subtasks = self.subtasks
+            task.subtasks = self.payload.subtasks
             task.awaiting_plan = False
 
     def cancel(self, reason: str) -> None:
         if self.status in TERMINAL:
             raise IllegalTransition(f"cannot cancel a task in status '{self.status}'")
-        self.emit(self.Cancelled, reason=reason)
+        self.emit(self.Cancelled, TaskCancelled(reason=reason))
 
     class Cancelled(WorkspaceAggregate.Event):
-        reason: str
+        payload: TaskCancelled
 
         def apply(self, task: Task) -> None:
             task.status = CANCELLED
-            task.error = self.reason
+            task.error = self.payload.reason
 
 
-def apply_changes(files: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`files` with a run's or a task's output applied: written files, then deletions."""
+def apply_changes(files: Files, changes: RunOutput | Changes) -> Files:
+    """`files` with a run's output or a task's changes applied: written files, then deletions."""
     files = dict(files)
-    files.update(changes.get("files", {}))
-    for path in changes.get("deletedFiles", changes.get("deleted", [])):
+    files.update(changes.files)
+    for path in changes.deleted_files if isinstance(changes, RunOutput) else changes.deleted:
         files.pop(path, None)
     return files

@@ -14,6 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from contracts.payloads.workspace import (
+    WorkspaceConfigUpdated,
+    WorkspaceCreated,
+    WorkspaceKeyIssued,
+    WorkspaceKeyRevoked,
+    WorkspacePurged,
+)
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
@@ -52,67 +59,68 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 class Workspace(WorkspaceAggregate):
     class Created(WorkspaceAggregate.Created):
-        name: str
+        payload: WorkspaceCreated
 
-    def __init__(self, workspace_id: str, name: str) -> None:
+    def __init__(self, workspace_id: str, payload: WorkspaceCreated) -> None:
         self.workspace_id = workspace_id
-        self.name = name
+        self.name = payload.name
         self.keys: dict[str, str] = {}  # key id -> "active" | "revoked"
         self.config: dict[str, Any] = {}
         self.purges = 0
 
     @classmethod
     def create(cls, workspace_id: str, name: str) -> Workspace:
-        return cls._create(cls.Created, id=workspace_aggregate_id(workspace_id), workspace_id=workspace_id, name=name)
+        created = WorkspaceCreated(name=name)
+        return cls._create(
+            cls.Created, id=workspace_aggregate_id(workspace_id), workspace_id=workspace_id, payload=created
+        )
 
     def issue_key(self, label: str | None) -> str:
         """A new key; returns it whole. Only its hash is recorded."""
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        self.emit(self.KeyIssued, key_id=key_id, key_hash=key_hash(secret), label=label)
+        self.emit(self.KeyIssued, WorkspaceKeyIssued(key_id=key_id, key_hash=key_hash(secret), label=label))
         return f"{KEY_PREFIX}_{key_id}_{secret}"
 
     class KeyIssued(WorkspaceAggregate.Event):
-        key_id: str
-        key_hash: str
-        label: str | None
+        payload: WorkspaceKeyIssued
 
         def apply(self, workspace: Workspace) -> None:
-            workspace.keys[self.key_id] = "active"
+            workspace.keys[self.payload.key_id] = "active"
 
     def revoke_key(self, key_id: str) -> None:
         if key_id not in self.keys:
             raise IllegalTransition(f"workspace {self.workspace_id} has no key {key_id}")
         if self.keys[key_id] == "active":
-            self.emit(self.KeyRevoked, key_id=key_id)
+            self.emit(self.KeyRevoked, WorkspaceKeyRevoked(key_id=key_id))
 
     class KeyRevoked(WorkspaceAggregate.Event):
-        key_id: str
+        payload: WorkspaceKeyRevoked
 
         def apply(self, workspace: Workspace) -> None:
-            workspace.keys[self.key_id] = "revoked"
+            workspace.keys[self.payload.key_id] = "revoked"
 
     def update_config(self, changes: dict[str, Any], config: dict[str, Any]) -> None:
         """Records `changes` (a merge patch) and the config they lead to: a replay needs no
         merge rules, and an auditor sees what was asked."""
         if config != self.config:
-            self.emit(self.ConfigUpdated, changes=changes, config=config)
+            self.emit(self.ConfigUpdated, WorkspaceConfigUpdated(changes=changes, config=config))
 
     class ConfigUpdated(WorkspaceAggregate.Event):
-        changes: dict[str, Any]
-        config: dict[str, Any]
+        payload: WorkspaceConfigUpdated
 
         def apply(self, workspace: Workspace) -> None:
-            workspace.config = self.config
+            workspace.config = self.payload.config
 
     def purge(self, purged: list[str], stopped_tasks: list[str], closed_questions: list[str]) -> None:
         """Clears the workspace's state from the read models (the log keeps it all), stops its
         unfinished tasks and closes its open questions; config and keys stay."""
-        self.emit(self.Purged, purged=purged, stopped_tasks=stopped_tasks, closed_questions=closed_questions)
+        purged_event = WorkspacePurged(purged=purged, stopped_tasks=stopped_tasks, closed_questions=closed_questions)
+        self.emit(self.Purged, purged_event)
 
     class Purged(WorkspaceAggregate.Event):
-        purged: list[str]
-        stopped_tasks: list[str]  # unfinished when the purge was asked: the planner cancels them
-        closed_questions: list[str]  # open then: review expires them, so no run waits on them
+        # `stopped_tasks`: unfinished when the purge was asked, the planner cancels them;
+        # `closed_questions`: open then, review expires them, so no run waits on them.
+        payload: WorkspacePurged
 
         def apply(self, workspace: Workspace) -> None:
             workspace.purges += 1

@@ -2,7 +2,8 @@
 
 Built on eventsourcing's Application (mapper, transcoder, PostgreSQL recorder). Every
 service's application has the same name, so all aggregates share one events table and one
-notification sequence: that sequence is the public `seq`.
+notification sequence: that sequence is the public `seq`. Each event is stored as flat JSON, its
+envelope fields beside its payload's (`libs.eventstore.mapper`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import msgspec
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import StoredEvent, Transcoder
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
@@ -28,6 +29,7 @@ from psycopg.sql import SQL, Identifier
 from contracts.events import EventEnvelope
 from libs.domain.base import ENVELOPE_FIELDS, EventTypes
 from libs.eventstore.blobs import Blob, BlobStore, carried, carry_done
+from libs.eventstore.mapper import PayloadMapper
 from libs.eventstore.recorder import ConsumerTracking, TrackingApplicationRecorder, reconnecting
 from libs.eventstore.transcoder import MsgspecTranscoder
 
@@ -39,6 +41,11 @@ SCHEMA_LOCK = 4242
 
 class OrchestratorApplication(Application[UUID]):
     name = "orchestrator"
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The domain's events hold one payload Struct, stored flat (`PayloadMapper`); the
+        # transcoder is for anything else eventsourcing might store.
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=PayloadMapper)
 
     def construct_transcoder(self) -> Transcoder:
         return MsgspecTranscoder()

@@ -1,4 +1,5 @@
-"""Event state as JSON through msgspec instead of the standard library.
+"""Event state as JSON through msgspec instead of the standard library, for the events whose
+class has no payload Struct (the domain's events go through `libs.eventstore.mapper`).
 
 Event payloads hold only JSON types (ids travel as strings), so the one attribute that needs
 care is the timestamp every event has: msgspec writes it as RFC 3339 and it comes back a

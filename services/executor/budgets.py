@@ -11,10 +11,9 @@ is priced at zero, so no cap stops it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
+from contracts.payloads.shapes import BudgetCap
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
 from libs.readmodels import lookups
@@ -24,15 +23,12 @@ class Budget(msgspec.Struct):
     caps: list[tuple[str, float, float]]  # (which cap, limit in USD, spent in USD)
     on_exceeded: str = "pause"
 
-    def crossed(self, spent_here: float, estimate: float) -> dict[str, Any] | None:
+    def crossed(self, spent_here: float, estimate: float) -> BudgetCap | None:
         for cap, limit, spent in self.caps:
             if spent + spent_here + estimate > limit:
-                return {
-                    "cap": cap,
-                    "limit_usd": limit,
-                    "spent_usd": round(spent + spent_here, 8),
-                    "estimate_usd": round(estimate, 8),
-                }
+                return BudgetCap(
+                    cap=cap, limit_usd=limit, spent_usd=round(spent + spent_here, 8), estimate_usd=round(estimate, 8)
+                )
         return None
 
 

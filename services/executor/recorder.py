@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
+from contracts.payloads.shapes import BudgetCap
 from libs.agent.loop import ModelCall, estimated_usage
 from libs.agent.tools import ToolResult
 from libs.domain.run import Run
@@ -125,7 +126,7 @@ class RunRecorder:
     async def turn_done(self, finished: bool) -> None:
         pass  # each model call's record is saved before the next call (and shows on the live log then)
 
-    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> BudgetCap | None:
         """The cap the next call could cross, or None to go ahead: then the call is marked as
         started and saved, with what the run recorded so far, before it is made."""
         turn = self.turn + 1
@@ -148,7 +149,7 @@ class RunRecorder:
         self.calling = turn
         return None
 
-    def _crossed(self, budget: Budget, estimate: dict[str, int]) -> dict[str, Any] | None:
+    def _crossed(self, budget: Budget, estimate: dict[str, int]) -> BudgetCap | None:
         prices, model = self.deps.prices, self.run.model
         estimate_usd = prices.price(model, estimate).usd
         spent_here = prices.price(model, self.run.usage).usd  # this run's calls, not charged yet

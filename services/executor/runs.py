@@ -17,7 +17,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from contracts.events import Event, EventEnvelope, typed
-from contracts.payloads.shapes import Files, RunOutput
+from contracts.payloads.shapes import Files, ReviewNote, RunOutput
 from contracts.payloads.task import TaskSubtaskDispatched
 from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_chars, run_agent
@@ -143,7 +143,7 @@ async def _stopped(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, 
     elif turn == 1:
         in_flight = await _first_call(run, p, deps)
     else:
-        in_flight = (run.started_call or {}).get("usage")
+        in_flight = run.in_flight()
     run.cancel(reason, recorder.working_ms(started), in_flight)
 
 
@@ -189,10 +189,10 @@ async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, 
     )
     # What the checks report can quote the agent's code (and whatever it printed): no secrets.
     problems = [printable(redact(p)) for p in problems]
-    output = _output(outcome)
     # The changed files are stored once, as blobs saved with the run's end; its event names them.
-    output["files"], blobs = stored(run.workspace_id, output["files"])
+    refs, blobs = stored(run.workspace_id, outcome.changes.files)
     carry(run, blobs)
+    output = _output(outcome, msgspec.convert(refs, Files))
     usage = msgspec.structs.asdict(outcome.usage)
     duration = recorder.working_ms(started)
     subrequests = outcome.model_calls + outcome.tool_calls
@@ -228,10 +228,9 @@ def _refs(files: Files) -> dict[str, Any]:
     return refs
 
 
-def _output(outcome: Outcome) -> dict[str, Any]:
-    output: dict[str, Any] = {"files": outcome.changes.files, "summary": outcome.summary or ""}
-    if outcome.changes.deleted:
-        output["deletedFiles"] = outcome.changes.deleted
-    if outcome.comments:
-        output["comments"] = [{"path": c.path, "line": c.line, "body": c.body} for c in outcome.comments]
-    return output
+def _output(outcome: Outcome, files: Files) -> RunOutput:
+    """The run's output as its event names it: `files`, the changed files by digest."""
+    comments = [ReviewNote(path=c.path, body=c.body, line=c.line) for c in outcome.comments]
+    return RunOutput(
+        files=files, summary=outcome.summary or "", deleted_files=outcome.changes.deleted, comments=comments
+    )

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from contracts.payloads.shapes import PlannedSubtask
 from contracts.tasks import AgentType
 from libs.llm.conversation import Tool, Usage, conversation_for
 from libs.llm.providers import ProviderError, Providers
@@ -62,7 +63,7 @@ class Draft:
     """The outcome of asking for a plan: the subtasks to run, and how they came about."""
 
     def __init__(
-        self, subtasks: list[dict[str, Any]], source: str, reason: str | None, usage: Usage | None, duration_ms: int
+        self, subtasks: list[PlannedSubtask], source: str, reason: str | None, usage: Usage | None, duration_ms: int
     ) -> None:
         self.subtasks = subtasks
         self.source = source
@@ -113,7 +114,7 @@ async def draft(providers: Providers, task_id: str, request: dict[str, Any]) -> 
     return Draft(fallback, "template", f"the drafted plan was not used: {reason}", usage, elapsed)
 
 
-def validate(task_id: str, arguments: Any) -> list[dict[str, Any]]:
+def validate(task_id: str, arguments: Any) -> list[PlannedSubtask]:
     """The drafted subtasks in a runnable order with the product's ids, or PlanError."""
     items = arguments.get("subtasks") if isinstance(arguments, dict) else None
     if not isinstance(items, list) or not items:
@@ -149,12 +150,12 @@ def validate(task_id: str, arguments: Any) -> list[dict[str, Any]]:
     ordered = _topological(by_id)
     ids = {item["id"]: subtask_id(task_id, index) for index, item in enumerate(ordered)}
     return [
-        {
-            "id": ids[item["id"]],
-            "agentType": item["agentType"],
-            "description": item["description"],
-            "dependencies": [ids[d] for d in dict.fromkeys(item["dependencies"])],
-        }
+        PlannedSubtask(
+            id=ids[item["id"]],
+            agent_type=item["agentType"],
+            description=item["description"],
+            dependencies=[ids[d] for d in dict.fromkeys(item["dependencies"])],
+        )
         for item in ordered
     ]
 

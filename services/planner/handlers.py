@@ -19,7 +19,7 @@ from contracts.events import Event, EventEnvelope, typed
 from contracts.payloads.gate import GateDecided
 from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
 from contracts.payloads.run import RunBudgetStopped, RunFailed, RunStarted, RunSucceeded
-from contracts.payloads.shapes import RunOutput
+from contracts.payloads.shapes import SubtaskResult
 from contracts.payloads.task import TaskPlanRequested
 from contracts.payloads.workspace import WorkspaceConfigUpdated, WorkspacePurged
 from contracts.tasks import TaskRequest
@@ -267,15 +267,6 @@ def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatc
         ended = next_ended
 
 
-def _output(output: RunOutput | None) -> dict[str, Any] | None:
-    """A run's output as the Task records it: the wire's dict. RunOutput omits its defaults, and
-    the executor writes the summary even when it is empty, so the summary goes back in."""
-    if output is None:
-        return None
-    wire = msgspec.to_builtins(output)
-    return {"files": wire.pop("files"), "summary": output.summary, **wire}
-
-
 def _run_started(task: Task, event: Event[RunStarted], batch: Batch, dispatch_gate: DispatchGate) -> None:
     task.start()
 
@@ -283,14 +274,14 @@ def _run_started(task: Task, event: Event[RunStarted], batch: Batch, dispatch_ga
 def _run_succeeded(task: Task, event: Event[RunSucceeded], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
     subtask = task.subtask(p.subtask_id)
-    result = {
-        "subtaskId": p.subtask_id,
-        "agentType": subtask["agentType"],
-        "success": True,
-        "output": _output(p.output),
-        "durationMs": p.duration_ms,
-        "attempts": p.attempt,
-    }
+    result = SubtaskResult(
+        subtask_id=p.subtask_id,
+        agent_type=subtask.agent_type,
+        success=True,
+        output=p.output,
+        duration_ms=p.duration_ms,
+        attempts=p.attempt,
+    )
     task.record_success(p.subtask_id, event.aggregate_id, result)
     if task.status == "paused":
         return  # what became ready runs when the task resumes
@@ -301,9 +292,7 @@ def _run_succeeded(task: Task, event: Event[RunSucceeded], batch: Batch, dispatc
 
 def _run_failed(task: Task, event: Event[RunFailed], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
-    task.attempt_failed(
-        p.subtask_id, event.aggregate_id, p.attempt, p.error, p.retryable, _output(p.output), dispatch_gate
-    )
+    task.attempt_failed(p.subtask_id, event.aggregate_id, p.attempt, p.error, p.retryable, p.output, dispatch_gate)
 
 
 def _budget_stopped(task: Task, event: Event[RunBudgetStopped], batch: Batch, dispatch_gate: DispatchGate) -> None:
@@ -315,11 +304,9 @@ def _budget_stopped(task: Task, event: Event[RunBudgetStopped], batch: Batch, di
             f"and the next model call could cost ${cap.estimate_usd:.4f}"
         )
         # Not retryable, so it dispatches nothing; it gets the gate all the same, as every command that can.
-        task.attempt_failed(
-            p.subtask_id, event.aggregate_id, p.attempt, reason, False, _output(p.output), dispatch_gate
-        )
+        task.attempt_failed(p.subtask_id, event.aggregate_id, p.attempt, reason, False, p.output, dispatch_gate)
     else:
-        task.pause(p.subtask_id, event.aggregate_id, p.attempt, msgspec.to_builtins(cap), _output(p.output))
+        task.pause(p.subtask_id, event.aggregate_id, p.attempt, cap, p.output)
 
 
 def _gate_decided(task: Task, event: Event[GateDecided], batch: Batch, dispatch_gate: DispatchGate) -> None:
@@ -335,7 +322,8 @@ def _gate_decided(task: Task, event: Event[GateDecided], batch: Batch, dispatch_
         request["description"] = f"{request['description']}\n\nRevision feedback: {feedback}"
         # A chained task's parent has completed by now: the revision starts where the task
         # started, with the parent's changes already in its files, and waits for nothing.
-        request["repo"] = {**request["repo"], "files": task.base_files()}
+        # The request keeps its files as sent: refs as the wire has them, not FileRef Structs.
+        request["repo"] = {**request["repo"], "files": msgspec.to_builtins(task.base_files())}
         request["parentTaskId"] = None
         batch.created.append(new_task(task.workspace_id, request, revision_id, dispatch_gate, revision_of=str(task.id)))
 

@@ -7,7 +7,8 @@ of its dependencies have succeeded; steps without a dependency between them run 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+
+from contracts.payloads.shapes import PlannedSubtask
 
 # (agent type, description template, dependencies by step index)
 Step = tuple[str, str, tuple[int, ...]]
@@ -26,15 +27,15 @@ def subtask_id(task_id: str, index: int) -> str:
     return hashlib.sha256(f"{task_id}:{index}".encode()).hexdigest()[:8]
 
 
-def plan(task_id: str, agent_type: str, description: str) -> list[dict[str, Any]]:
+def plan(task_id: str, agent_type: str, description: str) -> list[PlannedSubtask]:
     steps = TEMPLATES[agent_type]
     ids = [subtask_id(task_id, i) for i in range(len(steps))]
     return [
-        {
-            "id": ids[i],
-            "agentType": kind,
-            "description": template.format(d=description),
-            "dependencies": [ids[d] for d in deps],
-        }
+        PlannedSubtask(
+            id=ids[i],
+            agent_type=kind,
+            description=template.format(d=description),
+            dependencies=[ids[d] for d in deps],
+        )
         for i, (kind, template, deps) in enumerate(steps)
     ]

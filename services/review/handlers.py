@@ -129,10 +129,10 @@ def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore)
 def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
     try:
         command = msgspec.json.decode(raw, type=AskQuestionCommand)
-        # The owner checks what its event will carry: one a reader cannot type would stop the
-        # projector for every workspace.
-        msgspec.convert(command.questions, list[QuestionItem])
-        msgspec.convert(command.tool, ToolRef)
+        # The owner types what its event will carry (one a reader could not type would stop the
+        # projector for every workspace).
+        questions = msgspec.convert(command.questions, list[QuestionItem])
+        tool = msgspec.convert(command.tool, ToolRef)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
     loaded = store.load_many([workspace_aggregate_id(command.workspace_id)])
@@ -143,8 +143,8 @@ def ask(raw: bytes, store: EventStore, default_expiry_s: int) -> CommandReply:
         command.question_id,
         command.task_id,
         command.run_id,
-        command.questions,
-        command.tool,
+        questions,
+        tool,
         int(time.time() * 1000) + expiry_s * 1000,
         command.subtask_id,
         command.agent_type,
@@ -166,7 +166,7 @@ def answer(raw: bytes, store: EventStore) -> CommandReply:
     if not isinstance(gate, QuestionGate) or gate.workspace_id != command.workspace_id or gate.status != "open":
         # Answered, expired, or not this workspace's: as the spec says, not found.
         return CommandReply(error=CommandError(404, "Not found", f"question {command.question_id} not found"))
-    problem = answer_problem(msgspec.convert(gate.questions, list[QuestionItem]), command.answers)
+    problem = answer_problem(gate.questions, command.answers)
     if problem:
         return CommandReply(error=CommandError(400, "invalid_answer", problem))
     try:

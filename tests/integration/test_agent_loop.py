@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from contracts.payloads.shapes import BudgetCap
 from libs.agent.loop import NUDGE, AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository
@@ -66,7 +67,7 @@ class Recorder:
     async def ask_human(self, call_id: str, arguments: Any) -> ToolResult:
         return ToolResult("A human answered: yes", True, "Asked a human")
 
-    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> BudgetCap | None:
         self.sizes.append(prompt_chars())
         return None
 
@@ -481,12 +482,15 @@ async def test_tool_arguments_that_are_not_json_get_an_error_result_not_a_crash(
         assert assistant["content"] == [{"type": "tool_use", "id": "call_bad_1", "name": "write_file", "input": {}}]
 
 
+CAP = BudgetCap(cap="task", limit_usd=0.01, spent_usd=0.009, estimate_usd=0.002)
+
+
 class CappedRecorder(Recorder):
     """Lets the first model call through, then stops on a budget cap."""
 
-    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> dict[str, Any] | None:
+    async def before_model_call(self, prompt_chars: Callable[[], int], max_tokens: int) -> BudgetCap | None:
         await super().before_model_call(prompt_chars, max_tokens)
-        return {"cap": "task", "limit_usd": 0.01} if len(self.sizes) > 1 else None
+        return CAP if len(self.sizes) > 1 else None
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -498,6 +502,6 @@ async def test_a_budget_stop_ends_the_run_before_the_call_with_what_it_did(
 
     outcome = await run_agent(providers, agent_spec(provider), repo, recorder)
 
-    assert outcome.budget_stop == {"cap": "task", "limit_usd": 0.01}
+    assert outcome.budget_stop == CAP
     assert outcome.model_calls == 1 and len(script.calls()) == 1, "the second call was never made"
     assert outcome.usage == Usage(input_tokens=1000, output_tokens=200)

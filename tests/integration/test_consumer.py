@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from contracts.events import EventEnvelope
+from contracts.payloads.shapes import RunOutput
 from contracts.subjects import EVENTS_STREAM, aggregate_events, event_subject
 from libs.bus.consumer import EachAlone, EventConsumer, Subscription, TryLater
 from libs.domain.ledger import Ledger
@@ -91,7 +92,7 @@ def save_runs(store: EventStore, n: int) -> list[EventEnvelope]:
     runs = []
     for i in range(n):
         run = Run.start(WORKSPACE, str(uuid.uuid4()), f"sub{i}", "codegen", 1, "anthropic", "m")
-        run.succeed({"files": {}, "summary": "ok"}, {"input_tokens": 10, "output_tokens": 5}, 100, 1)
+        run.succeed(RunOutput(files={}, summary="ok"), {"input_tokens": 10, "output_tokens": 5}, 100, 1)
         runs.append(run)
     store.save(runs)
     return store.read(before, limit=10_000)

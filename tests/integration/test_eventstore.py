@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from contracts.payloads.shapes import RunOutput, SubtaskResult
 from libs.domain.base import ENVELOPE_FIELDS
 from libs.domain.errors import EventTooLarge
 from libs.domain.gate import Gate, review_gate_id
@@ -68,7 +70,7 @@ def test_saved_task_loads_back_with_the_same_state(store: EventStore) -> None:
     assert isinstance(again, Task)
     assert state(again) == state(task)
     assert again.version == 2 and again.status == "assigned"
-    assert again.dispatched == [task.subtasks[0]["id"]]
+    assert again.dispatched == [task.subtasks[0].id]
 
 
 def test_load_many_applies_events_saved_later(store: EventStore) -> None:
@@ -304,12 +306,54 @@ def test_read_returns_wire_envelopes(store: EventStore) -> None:
         assert before_ms - 1 <= e.occurred_at <= after_ms + 1, "epoch milliseconds"
         assert not ENVELOPE_FIELDS & set(e.payload), "envelope fields stay out of the payload"
     assert submitted.occurred_at == int(task.created_on.timestamp() * 1000)
-    assert submitted.payload == {"request": task.request, "subtasks": task.subtasks, "revision_of": None}
+    subtasks = msgspec.to_builtins(task.subtasks)
+    assert submitted.payload == {"request": task.request, "subtasks": subtasks, "revision_of": None}
     subtask = task.subtasks[0]
-    assert dispatched.payload["subtask_id"] == subtask["id"]
+    assert dispatched.payload["subtask_id"] == subtask.id
     assert dispatched.payload["agent_type"] == "codegen"
     assert dispatched.payload["files"] == task.request["repo"]["files"]
     assert dispatched.payload["attempt"] == 1
+
+
+def test_a_log_written_before_the_aggregates_emitted_structs_loads_and_reads_as_before(store: EventStore) -> None:
+    # Rows as the code before stored them (flat JSON, one file inline from before blobs).
+    task_id = uuid.uuid4()
+    rows = [
+        (
+            "libs.domain.task:Task.Submitted",
+            b'{"timestamp":"2024-11-02T08:00:00.500000Z","originator_topic":"libs.domain.task:Task",'
+            b'"workspace_id":"ws-store","request":{"description":"Greet","agentType":"codegen","repo":{'
+            b'"owner":"acme","repo":"app","branch":"f","baseBranch":"main","files":{"a.py":"print(1)\\n"}},'
+            b'"config":{"model":"m","provider":"anthropic"}},"subtasks":[{"id":"aaaa0001","agentType":"codegen",'
+            b'"description":"Greet","dependencies":[]}],"revision_of":null}',
+        ),
+        (
+            "libs.domain.task:Task.SubtaskDispatched",
+            b'{"timestamp":"2024-11-02T08:00:01.250000Z","workspace_id":"ws-store","subtask_id":"aaaa0001",'
+            b'"agent_type":"codegen","description":"Greet","files":{"a.py":"print(1)\\n","b.py":{"digest":'
+            b'"sha256:abababababababababababababababababababababababababababababababab","size":12}},'
+            b'"config":{"model":"m","provider":"anthropic"},"attempt":1}',
+        ),
+    ]
+    store.recorder.insert_events(
+        [StoredEvent(task_id, version, topic, state) for version, (topic, state) in enumerate(rows, start=1)]
+    )
+
+    task = store.load_many([task_id])[task_id]
+
+    assert isinstance(task, Task) and (task.status, task.dispatched) == ("assigned", ["aaaa0001"])
+    assert task.subtasks[0].agent_type == "codegen" and task.request["repo"]["files"] == {"a.py": "print(1)\n"}
+    submitted, dispatched = store.read(store.head() - 2)
+    assert dispatched.payload["files"] == {
+        "a.py": "print(1)\n",
+        "b.py": {"digest": "sha256:" + "ab" * 32, "size": 12},
+    }
+    assert submitted.occurred_at == 1730534400500 and dispatched.occurred_at == 1730534401250
+    # Saving what came after it appends the same flat JSON.
+    task.start()
+    store.save([task])
+    (started,) = store.read(store.head() - 1)
+    assert started.type == "task.started" and started.payload == {} and started.version == 3
 
 
 def test_read_pages_by_after_limit_and_stop(store: EventStore) -> None:
@@ -358,10 +402,12 @@ def test_kept_aggregates_hold_what_their_log_rebuilds_at_every_step(keeping: Eve
         assert state(kept) == state(fresh.load_many([aggregate_id])[aggregate_id])
 
     def succeed(task: Task) -> None:
-        subtask = next(s for s in task.subtasks if s["id"] in task.dispatched and s["id"] not in task.succeeded)
-        files = {"src/a.py": "A = 1\n"}
-        outcome = {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "success": True}
-        task.record_success(subtask["id"], f"run-{subtask['id']}", outcome | {"output": {"files": files}})
+        subtask = next(s for s in task.subtasks if s.id in task.dispatched and s.id not in task.succeeded)
+        output = RunOutput(files={"src/a.py": "A = 1\n"})
+        result = SubtaskResult(
+            subtask_id=subtask.id, agent_type=subtask.agent_type, success=True, output=output, duration_ms=1
+        )
+        task.record_success(subtask.id, f"run-{subtask.id}", result)
         task.dispatch_ready()
 
     try:

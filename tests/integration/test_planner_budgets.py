@@ -9,6 +9,7 @@ import pytest
 
 from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
+from contracts.payloads.shapes import BudgetCap
 from libs.domain.run import Run
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
@@ -19,7 +20,7 @@ from tests.factories import task_request
 pytestmark = pytest.mark.integration
 
 WORKSPACE = "ws-budgets"
-CAP = {"cap": "workspace", "limit_usd": 0.01, "spent_usd": 0.01, "estimate_usd": 0.02}
+CAP = BudgetCap(cap="workspace", limit_usd=0.01, spent_usd=0.01, estimate_usd=0.02)
 
 
 @pytest.fixture

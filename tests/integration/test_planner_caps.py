@@ -15,6 +15,7 @@ import pytest
 
 from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
+from contracts.payloads.shapes import PlannedSubtask, RunOutput
 from libs.domain.run import Run
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
@@ -55,7 +56,7 @@ def run_succeeded(store: EventStore, dispatched: EventEnvelope) -> EventEnvelope
     p = dispatched.payload
     config = p["config"]
     run = Run.start(WORKSPACE, dispatched.aggregate_id, p["subtask_id"], p["agent_type"], 1, config["provider"], "m")
-    run.succeed({"files": {}, "summary": "done"}, {"input_tokens": 1, "output_tokens": 1}, 5, 1)
+    run.succeed(RunOutput(files={}, summary="done"), {"input_tokens": 1, "output_tokens": 1}, 5, 1)
     head = store.head()
     store.save([run])
     (succeeded,) = [e for e in events_since(store, head) if e.type == "run.succeeded"]
@@ -153,7 +154,7 @@ def test_an_uncapped_workspace_keeps_no_schedule(store: EventStore, planner: Eve
 class GivenDraft(handlers.Drafts):
     """Drafting without a model: the plan is given, and `meanwhile` runs while it is drafted."""
 
-    def __init__(self, subtasks: list[dict[str, Any]], meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, subtasks: list[PlannedSubtask], meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__()
         self.subtasks, self.meanwhile = subtasks, meanwhile
 
@@ -164,8 +165,8 @@ class GivenDraft(handlers.Drafts):
 
 
 TWO_AT_ONCE = [
-    {"id": "a", "agentType": "codegen", "description": "One side", "dependencies": []},
-    {"id": "b", "agentType": "codegen", "description": "Other side", "dependencies": []},
+    PlannedSubtask(id="a", agent_type="codegen", description="One side", dependencies=[]),
+    PlannedSubtask(id="b", agent_type="codegen", description="Other side", dependencies=[]),
 ]
 
 

@@ -14,6 +14,8 @@ from psycopg.rows import dict_row
 
 from contracts.events import public_payload, task_of, typed
 from contracts.logs import LogEntry
+from contracts.payloads.shapes import BudgetCap, RunOutput, SubtaskResult
+from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from contracts.tasks import (
     AgentOutput,
     AgentResult,
@@ -78,8 +80,8 @@ class Charge:
 CODEGEN_CHARGE = Charge(1200, 300, 100, 50, 0.0123, 1500)
 TEST_CHARGE = Charge(800, 200, 0, 0, 0.0456, 900)
 FAILED_CHARGE = Charge(400, 0, 0, 0, 0.002, 50)
-CODEGEN_OUTPUT = {"files": {"src/register.py": "def register(user):\n    validate(user)\n"}, "summary": "validated"}
-TEST_OUTPUT = {"files": {"tests/test_register.py": "def test_register():\n    pass\n"}, "summary": "tested"}
+CODEGEN_OUTPUT = RunOutput(files={"src/register.py": "def register(user):\n    validate(user)\n"}, summary="validated")
+TEST_OUTPUT = RunOutput(files={"tests/test_register.py": "def test_register():\n    pass\n"}, summary="tested")
 
 
 def charge(ledger: Ledger, run: Run, c: Charge) -> None:
@@ -107,15 +109,11 @@ def usage(c: Charge) -> dict[str, int]:
     }
 
 
-def succeeded(run: Run, output: dict[str, Any], duration_ms: int) -> dict[str, Any]:
+def succeeded(run: Run, output: RunOutput, duration_ms: int) -> SubtaskResult:
     """The result the planner records for a succeeded run."""
-    return {
-        "subtaskId": run.subtask_id,
-        "agentType": run.agent_type,
-        "success": True,
-        "output": output,
-        "durationMs": duration_ms,
-    }
+    return SubtaskResult(
+        subtask_id=run.subtask_id, agent_type=run.agent_type, success=True, output=output, duration_ms=duration_ms
+    )
 
 
 @dataclass
@@ -137,8 +135,8 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     store.save([done, failed])  # one command, two tasks
     codegen, test = done.subtasks
 
-    run1 = Run.start(WS, str(done.id), codegen["id"], "codegen", 1, "anthropic", MODEL)
-    run3 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0]["id"], "review", 1, "anthropic", MODEL)
+    run1 = Run.start(WS, str(done.id), codegen.id, "codegen", 1, "anthropic", MODEL)
+    run3 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0].id, "review", 1, "anthropic", MODEL)
     store.save([run1, run3])
     done.start()
     failed.start()
@@ -158,7 +156,7 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     ledger = Ledger.open(WS, str(done.id))
     charge(ledger, run1, CODEGEN_CHARGE)
     store.save([ledger])
-    done.record_success(codegen["id"], str(run1.id), succeeded(run1, CODEGEN_OUTPUT, 1500))
+    done.record_success(codegen.id, str(run1.id), succeeded(run1, CODEGEN_OUTPUT, 1500))
     for subtask in done.ready_subtasks():
         done.dispatch(subtask)
     store.save([done])
@@ -171,12 +169,12 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     charge(other_ledger, run3, FAILED_CHARGE)  # charged after the task already failed
     store.save([other_ledger])
 
-    run2 = Run.start(WS, str(done.id), test["id"], "test", 1, "anthropic", MODEL)
+    run2 = Run.start(WS, str(done.id), test.id, "test", 1, "anthropic", MODEL)
     store.save([run2])
     run2.succeed(TEST_OUTPUT, usage(TEST_CHARGE), 900, 1)
     store.save([run2])
     # ...and slower for this one: the result is recorded before it is priced.
-    done.record_success(test["id"], str(run2.id), succeeded(run2, TEST_OUTPUT, 900))
+    done.record_success(test.id, str(run2.id), succeeded(run2, TEST_OUTPUT, 900))
     done.request_review()
     store.save([done])
     charge(ledger, run2, TEST_CHARGE)
@@ -194,7 +192,7 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
 
     # A run still going in the other workspace (a retry of the failed task's review, say): its
     # two model calls so far are used, not charged.
-    run4 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0]["id"], "review", 2, "anthropic", MODEL)
+    run4 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0].id, "review", 2, "anthropic", MODEL)
     store.save([run4])
     run4.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
     store.save([run4])
@@ -220,9 +218,11 @@ def scenario(store: EventStore) -> Scenario:
     workspace.update_config({"budgetUsd": 5.0}, {"budgetUsd": 5.0})
     workspace.update_config({"team": {"a": 1}}, {"budgetUsd": 5.0, "team": {"a": 1}})
     # An agent's questions: one answered, one still open.
-    question = {"question": "Which one?", "header": "Pick", "options": [{"label": "A"}], "multiple": False}
+    question = QuestionItem(question="Which one?", header="Pick", options=[QuestionOption(label="A")])
     asked = [
-        QuestionGate.ask(WS, f"que_{i}", "task-1", "run-1", [question], {"messageID": "m", "callID": f"c{i}"}, 10**13)
+        QuestionGate.ask(
+            WS, f"que_{i}", "task-1", "run-1", [question], ToolRef(message_id="m", call_id=f"c{i}"), 10**13
+        )
         for i in range(2)
     ]
     asked[0].answer([["A"]])
@@ -268,23 +268,23 @@ def test_catch_up_serves_the_task_as_get_tasks_would(
         id=str(done.id),
         status=TaskStatus.COMPLETED,
         request=msgspec.convert(request("Add input validation", "codegen"), OriginalRequest),
-        subtasks=msgspec.convert(done.subtasks, list[Subtask]),
+        subtasks=msgspec.convert(msgspec.to_builtins(done.subtasks), list[Subtask]),
         results={
-            codegen["id"]: AgentResult(
-                subtask_id=codegen["id"],
+            codegen.id: AgentResult(
+                subtask_id=codegen.id,
                 agent_type=AgentType.CODEGEN,
                 success=True,
                 cost=CODEGEN_CHARGE.breakdown(),
                 duration_ms=1500,
-                output=msgspec.convert(CODEGEN_OUTPUT, AgentOutput),
+                output=msgspec.convert(msgspec.to_builtins(CODEGEN_OUTPUT), AgentOutput),
             ),
-            test["id"]: AgentResult(
-                subtask_id=test["id"],
+            test.id: AgentResult(
+                subtask_id=test.id,
                 agent_type=AgentType.TEST,
                 success=True,
                 cost=TEST_CHARGE.breakdown(),
                 duration_ms=900,
-                output=msgspec.convert(TEST_OUTPUT, AgentOutput),
+                output=msgspec.convert(msgspec.to_builtins(TEST_OUTPUT), AgentOutput),
             ),
         },
         cost=CostBreakdown(
@@ -301,7 +301,7 @@ def test_catch_up_serves_the_task_as_get_tasks_would(
     )
 
     failed_state = served(conn, failed)
-    subtask_id = failed.subtasks[0]["id"]
+    subtask_id = failed.subtasks[0].id
     assert failed_state.status == TaskStatus.FAILED
     assert failed_state.error == f"subtask {subtask_id} failed (not retryable): provider exploded"
     assert failed_state.results == {
@@ -529,9 +529,7 @@ def test_a_purge_clears_the_workspaces_tasks_but_not_one_submitted_while_it_was_
     concurrent = submitted(uuid.uuid4(), WS, "Submitted during the purge", "codegen")
     store.save([stopped, concurrent])
     # A run going on in each: a purge stops tasks, not runs.
-    runs = [
-        Run.start(WS, str(t.id), t.subtasks[0]["id"], "codegen", 1, "anthropic", MODEL) for t in (stopped, concurrent)
-    ]
+    runs = [Run.start(WS, str(t.id), t.subtasks[0].id, "codegen", 1, "anthropic", MODEL) for t in (stopped, concurrent)]
     for run in runs:
         run.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
     store.save(runs)
@@ -635,9 +633,9 @@ def test_rebuilding_across_a_pause_a_budget_stop_and_a_purge_gives_identical_tab
     for subtask in capped.ready_subtasks():
         capped.dispatch(subtask)
     store.save([capped])
-    stopped = Run.start(WS, str(capped.id), capped.subtasks[0]["id"], "codegen", 1, "anthropic", MODEL)
+    stopped = Run.start(WS, str(capped.id), capped.subtasks[0].id, "codegen", 1, "anthropic", MODEL)
     stopped.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
-    cap = {"cap": "workspace", "limit_usd": 5.0, "spent_usd": 4.99, "estimate_usd": 0.02}
+    cap = BudgetCap(cap="workspace", limit_usd=5.0, spent_usd=4.99, estimate_usd=0.02)
     stopped.stop_for_budget(cap, "pause", usage(FAILED_CHARGE), 300, 1, None)
     store.save([stopped])
     capped.start()
@@ -649,7 +647,7 @@ def test_rebuilding_across_a_pause_a_budget_stop_and_a_purge_gives_identical_tab
     store.save([capped])
     # A purge stops the capped task; then its run, going on (an executor that did not hear of the
     # purge), still calls a tool, succeeds and is charged.
-    resumed = Run.start(WS, str(capped.id), capped.subtasks[0]["id"], "codegen", 2, "anthropic", MODEL)
+    resumed = Run.start(WS, str(capped.id), capped.subtasks[0].id, "codegen", 2, "anthropic", MODEL)
     resumed.record_model_call(1, True, 300, usage(FAILED_CHARGE), "tool_use", 1, None)
     store.save([resumed])
     workspace = store.load_many([workspace_aggregate_id(WS)])[workspace_aggregate_id(WS)]

@@ -17,6 +17,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from contracts.events import EventEnvelope
+from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from contracts.subjects import event_subject
 from libs.domain.gate import QuestionGate, question_gate_id
 from libs.eventstore.store import EventStore
@@ -25,7 +26,9 @@ from services.executor.questions import Answers
 pytestmark = pytest.mark.integration
 
 WS = "ws-questions"
-QUESTION = {"question": "Which greeting?", "header": "Greeting", "options": [{"label": "Hello"}, {"label": "Hi"}]}
+QUESTION = QuestionItem(
+    question="Which greeting?", header="Greeting", options=[QuestionOption(label="Hello"), QuestionOption(label="Hi")]
+)
 
 
 def asked(store: EventStore, expires_in_s: float = 3600) -> QuestionGate:
@@ -36,7 +39,7 @@ def asked(store: EventStore, expires_in_s: float = 3600) -> QuestionGate:
         "task-1",
         "run-1",
         [QUESTION],
-        {"messageID": "m", "callID": "c"},
+        ToolRef(message_id="m", call_id="c"),
         int((time.time() + expires_in_s) * 1000),
     )
     store.save([gate])

@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope
+from contracts.payloads.shapes import RunOutput, SubtaskResult
 from contracts.subjects import ASK_QUESTION
 from contracts.tasks import CostsReport, TaskEnvelope, TaskState
 from libs.config import Settings
@@ -629,8 +630,11 @@ def approval(store: EventStore) -> tuple[Task, EventEnvelope]:
         for subtask in ready:
             task.dispatch(subtask)
             task.start()
-            output = {"files": {"src/app.py": "x = 1\n"}, "summary": "done"}
-            task.record_success(subtask["id"], f"run-{subtask['id']}", {"output": output, "cost": {}})
+            output = RunOutput(files={"src/app.py": "x = 1\n"}, summary="done")
+            result = SubtaskResult(
+                subtask_id=subtask.id, agent_type=subtask.agent_type, success=True, output=output, duration_ms=5
+            )
+            task.record_success(subtask.id, f"run-{subtask.id}", result)
     task.request_review()
     task.approve(None)
     store.save([task])
@@ -681,7 +685,7 @@ async def test_a_run_whose_task_is_purged_while_it_waits_for_a_person_stops_ther
 
     assert len(script.calls()) == 1, "no model call after the purge"
     assert run.status == FAILED
-    [failed] = [e for e in run.collect_events() if type(e).__name__ == "Failed"]
+    [failed] = [e.payload for e in run.collect_events() if type(e).__name__ == "Failed"]
     assert (failed.error, failed.retryable) == (PURGED, False)
     assert failed.usage == FIRST_CALL_RECORDED and failed.estimated_usage is None, "what it spent, as counted"
     # Nothing was recorded after the purge but its end: the question's call never came back as a tool call.
@@ -700,7 +704,7 @@ async def test_a_run_whose_task_is_purged_mid_call_is_charged_that_call_at_its_e
     deps.purges.stop([event.aggregate_id])
     [run] = await asyncio.wait_for(executing, 10)
 
-    [failed] = [e for e in run.collect_events() if type(e).__name__ == "Failed"]
+    [failed] = [e.payload for e in run.collect_events() if type(e).__name__ == "Failed"]
     assert failed.error == PURGED
     estimate = {
         "input_tokens": request_tokens(script.calls()[0]),

@@ -203,7 +203,8 @@ def test_an_interrupted_run_is_rebuilt_from_its_events_with_its_started_call() -
         rebuilt = event.mutate(rebuilt)
     assert isinstance(rebuilt, Run)
 
-    assert rebuilt.started_call == {"turn": 2, "usage": THIRD_CALL}
+    assert rebuilt.started_call is not None
+    assert (rebuilt.started_call.turn, rebuilt.in_flight()) == (2, THIRD_CALL)
     assert interrupted_payload(rebuilt)["estimated_usage"] == THIRD_CALL
 
 

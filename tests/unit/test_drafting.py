@@ -22,11 +22,11 @@ def step(given: str, agent: str = "codegen", *deps: str) -> dict[str, Any]:
 def test_a_valid_plan_is_ordered_and_given_the_products_ids() -> None:
     subtasks = validate(TASK, {"subtasks": [step("t", "test", "c"), step("c"), step("r", "review", "c", "t")]})
 
-    assert [s["agentType"] for s in subtasks] == ["codegen", "test", "review"]
-    ids = [s["id"] for s in subtasks]
-    assert ids == [s["id"] for s in plan(TASK, "codegen", "x")] + [ids[2]], "the template's id scheme"
-    assert subtasks[1]["dependencies"] == [ids[0]]
-    assert subtasks[2]["dependencies"] == [ids[0], ids[1]]
+    assert [s.agent_type for s in subtasks] == ["codegen", "test", "review"]
+    ids = [s.id for s in subtasks]
+    assert ids == [s.id for s in plan(TASK, "codegen", "x")] + [ids[2]], "the template's id scheme"
+    assert subtasks[1].dependencies == [ids[0]]
+    assert subtasks[2].dependencies == [ids[0], ids[1]]
 
 
 @pytest.mark.parametrize(

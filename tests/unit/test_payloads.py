@@ -1,11 +1,10 @@
-"""The payload Structs (`contracts.payloads`) and the aggregates' event classes agree, field for
-field, until the aggregates emit the Structs; and every event of a task's whole life, as the
-store keeps it (JSON), converts to its Struct with `typed`."""
+"""The aggregates' event classes carry the payload Structs (`contracts.payloads`), each its wire
+type's; and every event of a task's whole life, as the store keeps it (JSON), converts to its
+Struct with `typed`."""
 
 from __future__ import annotations
 
-import types
-import typing
+import dataclasses
 import uuid
 from typing import Any
 
@@ -15,11 +14,13 @@ from eventsourcing.domain import Aggregate
 
 from contracts.events import Event, EventEnvelope, UnknownEventType, typed
 from contracts.payloads import PAYLOADS
+from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
-from contracts.payloads.shapes import Payload, RunOutput
+from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
 from contracts.payloads.task import TaskSubtaskDispatched
-from exports.asyncapi import event_classes, payload_fields
-from libs.domain.base import EventTypes, event_payload
+from contracts.questions import QuestionItem, QuestionOption, ToolRef
+from exports.asyncapi import event_classes
+from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
@@ -28,32 +29,24 @@ from libs.domain.schedule import Schedule, slot
 from libs.domain.task import Task
 from libs.domain.workspace import Workspace
 
-SCALARS = (str, int, bool, float)
-
-
-def _scalar(hint: Any) -> bool:
-    """`str`, `int`, `bool`, `float`, or one of them or None: a type the Struct keeps as it is."""
-    if hint in SCALARS:
-        return True
-    args = typing.get_args(hint)
-    return isinstance(hint, types.UnionType) and all(a in SCALARS or a is type(None) for a in args)
-
 
 def test_every_event_class_has_a_payload_struct_and_no_struct_is_without_one() -> None:
     assert set(event_classes()) == set(PAYLOADS)
 
 
 @pytest.mark.parametrize("event_type", sorted(PAYLOADS))
-def test_a_payload_struct_has_exactly_its_event_classes_fields(event_type: str) -> None:
+def test_an_event_class_carries_its_wire_types_payload_struct_and_nothing_else(event_type: str) -> None:
     cls, struct = event_classes()[event_type], PAYLOADS[event_type]
-    fields = dict(payload_fields(cls))
-    hints = typing.get_type_hints(struct)
 
-    assert [f.name for f in msgspec.structs.fields(struct)] == list(fields)
-    for name, hint in fields.items():
-        if _scalar(hint):
-            assert hints[name] == hint, (event_type, name)
+    assert EventTypes.name(cls) == event_type
+    assert payload_type(cls) is struct
+    # Its one field besides the envelope's (`workspace_id`, eventsourcing's own) is the payload.
+    envelope = {"originator_id", "originator_version", "timestamp", "originator_topic", "workspace_id"}
+    assert [f.name for f in dataclasses.fields(cls) if f.name not in envelope] == ["payload"]
     assert issubclass(struct, Payload)
+    # The store writes a payload's fields flat, by their names, every one (`libs.eventstore.mapper`).
+    assert struct.__struct_encode_fields__ == struct.__struct_fields__
+    assert not struct.__struct_config__.omit_defaults
     # Frozen; and tolerant of a field an older event carried (the document is the strict side).
     assert struct.__struct_config__.frozen and not struct.__struct_config__.forbid_unknown_fields
     # One name per Struct, from its wire type: `run.model_called` is RunModelCalled.
@@ -65,7 +58,7 @@ def test_a_payload_struct_has_exactly_its_event_classes_fields(event_type: str) 
 WORKSPACE = "ws-payloads"
 REF = {"digest": "sha256:" + "ab" * 32, "size": 12}
 USAGE = {"input_tokens": 100, "output_tokens": 50, "cache_read_tokens": 0, "cache_write_tokens": 0}
-CAP = {"cap": "task", "limit_usd": 1.0, "spent_usd": 0.9, "estimate_usd": 0.2}
+CAP = BudgetCap(cap="task", limit_usd=1.0, spent_usd=0.9, estimate_usd=0.2)
 MODEL = "claude-sonnet-4-20250514"
 
 
@@ -76,13 +69,13 @@ def _request() -> dict[str, Any]:
 
 
 PLAN = [
-    {"id": "aaaa0001", "agentType": "codegen", "description": "Add a greeting", "dependencies": []},
-    {"id": "bbbb0002", "agentType": "test", "description": "Test it", "dependencies": ["aaaa0001"]},
+    PlannedSubtask(id="aaaa0001", agent_type="codegen", description="Add a greeting", dependencies=[]),
+    PlannedSubtask(id="bbbb0002", agent_type="test", description="Test it", dependencies=["aaaa0001"]),
 ]
 
 
-def _output(summary: str) -> dict[str, Any]:
-    return {"files": {"b.py": REF}, "summary": summary, "deletedFiles": ["old.py"]}
+def _output(summary: str) -> RunOutput:
+    return msgspec.convert({"files": {"b.py": REF}, "summary": summary, "deletedFiles": ["old.py"]}, RunOutput)
 
 
 def a_whole_life() -> list[Aggregate]:
@@ -135,13 +128,11 @@ def a_whole_life() -> list[Aggregate]:
 
     question = QuestionGate.ask(
         WORKSPACE, "que_" + "0" * 32, tid, str(last.id),
-        [{"question": "Which?", "header": "Pick", "options": [{"label": "a"}], "multiple": False, "custom": True}],
-        {"messageID": "m1", "callID": "c1"}, 1_700_000_000_000, "bbbb0002", "test",
+        [QuestionItem(question="Which?", header="Pick", options=[QuestionOption(label="a")], custom=True)],
+        ToolRef(message_id="m1", call_id="c1"), 1_700_000_000_000, "bbbb0002", "test",
     )  # fmt: skip
     question.answer([["a"]])
-    expired = QuestionGate.ask(
-        WORKSPACE, "que_" + "1" * 32, tid, str(last.id), [], {"messageID": "m", "callID": "c"}, 1
-    )
+    expired = QuestionGate.ask(WORKSPACE, "que_" + "1" * 32, tid, str(last.id), [], ToolRef("m", "c"), 1)
     expired.expire()
 
     gate = Gate.open_review(WORKSPACE, tid)
@@ -169,16 +160,10 @@ def a_whole_life() -> list[Aggregate]:
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 
-def _result(subtask_id: str, summary: str) -> dict[str, Any]:
-    output = _output(summary)
-    return {
-        "subtaskId": subtask_id,
-        "agentType": "codegen",
-        "success": True,
-        "output": output,
-        "durationMs": 9,
-        "attempts": 1,
-    }
+def _result(subtask_id: str, summary: str) -> SubtaskResult:
+    return SubtaskResult(
+        subtask_id=subtask_id, agent_type="codegen", success=True, output=_output(summary), duration_ms=9, attempts=1
+    )
 
 
 def _to_review(task: Task) -> None:
@@ -186,7 +171,7 @@ def _to_review(task: Task) -> None:
         for subtask in ready:
             task.dispatch(subtask)
             task.start()
-            task.record_success(subtask["id"], f"run-{subtask['id']}", _result(subtask["id"], "done"))
+            task.record_success(subtask.id, f"run-{subtask.id}", _result(subtask.id, "done"))
     task.request_review()
 
 
@@ -269,7 +254,9 @@ def test_the_cost_ledger_charges_from_typed_events() -> None:
     life = envelopes(a_whole_life())
     ledgers = on_events(life, _NoLedgers(), PriceTable({}))  # type: ignore[arg-type]
 
-    charged = [event_payload(e) for ledger in ledgers for e in ledger.collect_events() if "cost_usd" in e.__dict__]
+    charged = [
+        event_payload(e) for ledger in ledgers for e in ledger.collect_events() if isinstance(e.payload, LedgerCharged)
+    ]
     charging = [e for e in life if e.type.startswith("run.") and e.type.endswith(("succeeded", "failed", "stopped"))]
     assert {c["run_id"] for c in charged} == {e.aggregate_id for e in charging}  # the plan used no model
     interrupted = [c for c in charged if c["estimated"]]

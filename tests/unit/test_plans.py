@@ -8,6 +8,7 @@ import uuid
 import msgspec
 import pytest
 
+from contracts.payloads.shapes import PlannedSubtask
 from contracts.tasks import AgentType, Subtask
 from services.planner.plans import TEMPLATES, plan, subtask_id
 
@@ -26,16 +27,17 @@ def test_every_plan_is_a_dag_over_earlier_subtasks(agent_type: AgentType) -> Non
     assert subtasks, "a plan has at least one subtask"
     seen: set[str] = set()
     for s in subtasks:
-        assert set(s["dependencies"]) <= seen, f"{s['id']} depends on a later or unknown subtask"
-        seen.add(s["id"])
+        assert set(s.dependencies) <= seen, f"{s.id} depends on a later or unknown subtask"
+        seen.add(s.id)
     assert len(seen) == len(subtasks)
-    assert subtasks[0]["agentType"] == agent_type.value
-    assert subtasks[0]["dependencies"] == []
+    assert subtasks[0].agent_type == agent_type.value
+    assert subtasks[0].dependencies == []
 
 
 @pytest.mark.parametrize("agent_type", list(AgentType))
 def test_every_plan_converts_to_the_wire_subtask(agent_type: AgentType) -> None:
-    subtasks = msgspec.convert(plan(TASK_ID, agent_type.value, "Do the thing"), list[Subtask])
+    wire = msgspec.to_builtins(plan(TASK_ID, agent_type.value, "Do the thing"))
+    subtasks = msgspec.convert(wire, list[Subtask])
 
     assert all(isinstance(s.agent_type, AgentType) for s in subtasks)
 
@@ -43,26 +45,23 @@ def test_every_plan_converts_to_the_wire_subtask(agent_type: AgentType) -> None:
 def test_codegen_plan_is_codegen_then_its_tests() -> None:
     codegen, test = plan(TASK_ID, "codegen", "Add a /health endpoint")
 
-    assert codegen == {
-        "id": subtask_id(TASK_ID, 0),
-        "agentType": "codegen",
-        "description": "Add a /health endpoint",
-        "dependencies": [],
-    }
-    assert test == {
-        "id": subtask_id(TASK_ID, 1),
-        "agentType": "test",
-        "description": "Write tests for: Add a /health endpoint",
-        "dependencies": [codegen["id"]],
-    }
+    assert codegen == PlannedSubtask(
+        id=subtask_id(TASK_ID, 0), agent_type="codegen", description="Add a /health endpoint", dependencies=[]
+    )
+    assert test == PlannedSubtask(
+        id=subtask_id(TASK_ID, 1),
+        agent_type="test",
+        description="Write tests for: Add a /health endpoint",
+        dependencies=[codegen.id],
+    )
 
 
 def test_review_plan_is_a_single_review() -> None:
     (only,) = plan(TASK_ID, "review", "Review the auth module")
 
-    assert only["agentType"] == "review"
-    assert only["description"] == "Review the auth module"
-    assert only["dependencies"] == []
+    assert only.agent_type == "review"
+    assert only.description == "Review the auth module"
+    assert only.dependencies == []
 
 
 def test_description_with_braces_is_kept_verbatim() -> None:
@@ -70,8 +69,8 @@ def test_description_with_braces_is_kept_verbatim() -> None:
 
     codegen, test = plan(TASK_ID, "codegen", description)
 
-    assert codegen["description"] == description
-    assert test["description"] == f"Write tests for: {description}"
+    assert codegen.description == description
+    assert test.description == f"Write tests for: {description}"
 
 
 def test_unknown_agent_type_is_refused() -> None:
@@ -82,12 +81,12 @@ def test_unknown_agent_type_is_refused() -> None:
 def test_subtask_ids_are_eight_hex_chars() -> None:
     for agent_type in AgentType:
         for s in plan(TASK_ID, agent_type.value, "x"):
-            assert HEX8.fullmatch(s["id"]), s["id"]
+            assert HEX8.fullmatch(s.id), s.id
 
 
 def test_subtask_ids_are_deterministic_per_task() -> None:
-    first = [s["id"] for s in plan(TASK_ID, "codegen", "one description")]
-    again = [s["id"] for s in plan(TASK_ID, "codegen", "another description")]
+    first = [s.id for s in plan(TASK_ID, "codegen", "one description")]
+    again = [s.id for s in plan(TASK_ID, "codegen", "another description")]
 
     assert first == again
     assert first == [subtask_id(TASK_ID, 0), subtask_id(TASK_ID, 1)]
@@ -95,6 +94,6 @@ def test_subtask_ids_are_deterministic_per_task() -> None:
 
 def test_subtask_ids_are_distinct_across_tasks() -> None:
     task_ids = [str(uuid.UUID(int=i)) for i in range(200)]
-    ids = [s["id"] for t in task_ids for s in plan(t, "codegen", "x")]
+    ids = [s.id for t in task_ids for s in plan(t, "codegen", "x")]
 
     assert len(set(ids)) == len(ids)

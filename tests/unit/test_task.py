@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 from eventsourcing.domain import Aggregate
 
+from contracts.payloads.shapes import BudgetCap, Changes, Files, PlannedSubtask, RunOutput, SubtaskResult
 from contracts.tasks import DEFAULT_MAX_RETRIES
 from libs.domain.base import EventTypes, derived_id, event_payload
 from libs.domain.errors import IllegalTransition
@@ -27,30 +29,24 @@ def request(description: str = "Add a greeting") -> dict[str, Any]:
     }
 
 
-def two_step_plan() -> list[dict[str, Any]]:
+def planned(subtask_id: str, agent_type: str, description: str, *dependencies: str) -> PlannedSubtask:
+    return PlannedSubtask(id=subtask_id, agent_type=agent_type, description=description, dependencies=[*dependencies])
+
+
+def two_step_plan() -> list[PlannedSubtask]:
     return [
-        {"id": "aaaa0001", "agentType": "codegen", "description": "Add a greeting", "dependencies": []},
-        {
-            "id": "bbbb0002",
-            "agentType": "test",
-            "description": "Write tests for: Add a greeting",
-            "dependencies": ["aaaa0001"],
-        },
+        planned("aaaa0001", "codegen", "Add a greeting"),
+        planned("bbbb0002", "test", "Write tests for: Add a greeting", "aaaa0001"),
     ]
 
 
-def new_task(subtasks: list[dict[str, Any]] | None = None) -> Task:
+def new_task(subtasks: list[PlannedSubtask] | None = None) -> Task:
     return Task.submit(uuid.uuid4(), WORKSPACE, request(), two_step_plan() if subtasks is None else subtasks)
 
 
-def result(subtask_id: str, files: dict[str, str]) -> dict[str, Any]:
-    return {
-        "subtaskId": subtask_id,
-        "agentType": "codegen",
-        "success": True,
-        "output": {"files": files, "summary": f"changed {len(files)} file(s)"},
-        "durationMs": 120,
-    }
+def result(subtask_id: str, files: Files, deleted: list[str] | None = None) -> SubtaskResult:
+    output = RunOutput(files=files, summary=f"changed {len(files)} file(s)", deleted_files=deleted or [])
+    return SubtaskResult(subtask_id=subtask_id, agent_type="codegen", success=True, output=output, duration_ms=120)
 
 
 def names(events: list[Any]) -> list[str]:
@@ -63,7 +59,7 @@ def run_all_subtasks(task: Task) -> None:
         for subtask in ready:
             task.dispatch(subtask)
             task.start()
-            task.record_success(subtask["id"], f"run-{subtask['id']}", result(subtask["id"], {}))
+            task.record_success(subtask.id, f"run-{subtask.id}", result(subtask.id, {}))
 
 
 def in_review() -> Task:
@@ -93,9 +89,9 @@ def test_full_status_machine_from_pending_to_completed() -> None:
     seen.append(task.status)
     task.start()
     seen.append(task.status)
-    task.record_success(first["id"], "run-1", result(first["id"], {"src/greet.py": "print('hi')\n"}))
+    task.record_success(first.id, "run-1", result(first.id, {"src/greet.py": "print('hi')\n"}))
     task.dispatch(second)
-    task.record_success(second["id"], "run-2", result(second["id"], {"tests/test_greet.py": "def test(): pass\n"}))
+    task.record_success(second.id, "run-2", result(second.id, {"tests/test_greet.py": "def test(): pass\n"}))
     seen.append(task.status)
     task.request_review()
     seen.append(task.status)
@@ -117,7 +113,7 @@ def test_submitted_task_is_pending_with_its_request_and_plan() -> None:
     assert task.status == "pending"
     assert task.workspace_id == WORKSPACE
     assert task.request["description"] == "Add a greeting"
-    assert [s["id"] for s in task.subtasks] == ["aaaa0001", "bbbb0002"]
+    assert [s.id for s in task.subtasks] == ["aaaa0001", "bbbb0002"]
     assert task.revision_of == "older-task"
     assert task.dispatched == []
     assert task.succeeded == {}
@@ -155,7 +151,7 @@ def test_complete_twice_is_a_no_op() -> None:
 def test_only_subtasks_without_pending_dependencies_are_ready() -> None:
     task = new_task()
 
-    assert [s["id"] for s in task.ready_subtasks()] == ["aaaa0001"]
+    assert [s.id for s in task.ready_subtasks()] == ["aaaa0001"]
 
 
 def test_second_subtask_becomes_ready_only_after_the_first_succeeded() -> None:
@@ -166,19 +162,19 @@ def test_second_subtask_becomes_ready_only_after_the_first_succeeded() -> None:
     assert task.ready_subtasks() == []  # the first is in flight, the second waits for it
 
     task.start()
-    task.record_success(first["id"], "run-1", result(first["id"], {}))
+    task.record_success(first.id, "run-1", result(first.id, {}))
 
-    assert [s["id"] for s in task.ready_subtasks()] == [second["id"]]
+    assert [s.id for s in task.ready_subtasks()] == [second.id]
     task.dispatch(second)
     assert task.ready_subtasks() == []
-    assert task.dispatched == [first["id"], second["id"]]
+    assert task.dispatched == [first.id, second.id]
 
 
 def test_independent_subtasks_are_ready_together() -> None:
     subtasks = [
-        {"id": "p1", "agentType": "codegen", "description": "one", "dependencies": []},
-        {"id": "p2", "agentType": "review", "description": "two", "dependencies": []},
-        {"id": "p3", "agentType": "test", "description": "three", "dependencies": ["p1", "p2"]},
+        planned("p1", "codegen", "one"),
+        planned("p2", "review", "two"),
+        planned("p3", "test", "three", "p1", "p2"),
     ]
     task = new_task(subtasks)
     for s in task.ready_subtasks():
@@ -189,7 +185,7 @@ def test_independent_subtasks_are_ready_together() -> None:
     assert task.ready_subtasks() == []  # p3 still waits for p2
 
     task.record_success("p2", "run-p2", result("p2", {}))
-    assert [s["id"] for s in task.ready_subtasks()] == ["p3"]
+    assert [s.id for s in task.ready_subtasks()] == ["p3"]
 
 
 def test_files_for_overlays_dependency_outputs_on_the_repo_snapshot() -> None:
@@ -198,7 +194,7 @@ def test_files_for_overlays_dependency_outputs_on_the_repo_snapshot() -> None:
     task.dispatch(first)
     task.start()
     changed = {"src/app.py": "def main():\n    return 2\n", "src/greet.py": "print('hi')\n"}
-    task.record_success(first["id"], "run-1", result(first["id"], changed))
+    task.record_success(first.id, "run-1", result(first.id, changed))
 
     files = task.files_for(second)
 
@@ -212,7 +208,7 @@ def test_dispatched_event_carries_the_files_the_subtask_sees() -> None:
     first, second = two_step_plan()
     task.dispatch(first)
     task.start()
-    task.record_success(first["id"], "run-1", result(first["id"], {"src/greet.py": "print('hi')\n"}))
+    task.record_success(first.id, "run-1", result(first.id, {"src/greet.py": "print('hi')\n"}))
     task.collect_events()
 
     task.dispatch(second)
@@ -220,7 +216,7 @@ def test_dispatched_event_carries_the_files_the_subtask_sees() -> None:
     (event,) = task.collect_events()
     payload = event_payload(event)
     assert EventTypes.name(type(event)) == "task.subtask_dispatched"
-    assert payload["subtask_id"] == second["id"]
+    assert payload["subtask_id"] == second.id
     assert payload["agent_type"] == "test"
     assert payload["description"] == "Write tests for: Add a greeting"
     assert payload["files"] == {**REPO_FILES, "src/greet.py": "print('hi')\n"}
@@ -235,7 +231,7 @@ def test_dispatching_the_same_subtask_twice_emits_once() -> None:
     task.dispatch(first)
 
     assert names(task.collect_events()) == ["task.submitted", "task.subtask_dispatched"]
-    assert task.dispatched == [first["id"]]
+    assert task.dispatched == [first.id]
 
 
 def test_subtask_lookup_of_an_unknown_id_raises() -> None:
@@ -292,7 +288,7 @@ def test_request_review_before_every_subtask_succeeded_raises() -> None:
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    task.record_success(first["id"], "run-1", result(first["id"], {}))
+    task.record_success(first.id, "run-1", result(first.id, {}))
 
     with pytest.raises(IllegalTransition):
         task.request_review()
@@ -324,13 +320,13 @@ def test_record_success_is_idempotent() -> None:
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    task.record_success(first["id"], "run-1", result(first["id"], {"a.py": "1"}))
+    task.record_success(first.id, "run-1", result(first.id, {"a.py": "1"}))
     assert names(task.collect_events())[-1] == "task.subtask_succeeded"
 
-    task.record_success(first["id"], "run-1", result(first["id"], {"a.py": "2"}))
+    task.record_success(first.id, "run-1", result(first.id, {"a.py": "2"}))
 
     assert task.collect_events() == []
-    assert task.succeeded[first["id"]]["output"]["files"] == {"a.py": "1"}
+    assert task.succeeded[first.id].output.files == {"a.py": "1"}
 
 
 def test_record_success_after_the_task_ended_emits_nothing() -> None:
@@ -340,7 +336,7 @@ def test_record_success_after_the_task_ended_emits_nothing() -> None:
     task.cancel("user asked")
     task.collect_events()
 
-    task.record_success(first["id"], "run-1", result(first["id"], {}))
+    task.record_success(first.id, "run-1", result(first.id, {}))
 
     assert task.collect_events() == []
     assert task.status == "cancelled"
@@ -353,13 +349,13 @@ def test_a_failure_that_retrying_cannot_fix_fails_the_task_at_once() -> None:
     task.start()
     task.collect_events()
 
-    task.attempt_failed(first["id"], "run-1", 1, "anthropic returned HTTP 401", retryable=False, output=None)
+    task.attempt_failed(first.id, "run-1", 1, "anthropic returned HTTP 401", retryable=False, output=None)
 
     events = task.collect_events()
     assert names(events) == ["task.subtask_failed", "task.failed"]
     assert event_payload(events[0])["exhausted"] is False
     assert task.status == "failed"
-    assert task.error == f"subtask {first['id']} failed (not retryable): anthropic returned HTTP 401"
+    assert task.error == f"subtask {first.id} failed (not retryable): anthropic returned HTTP 401"
 
 
 def test_a_retryable_failure_dispatches_the_next_attempt_from_its_changes_with_the_error() -> None:
@@ -369,8 +365,8 @@ def test_a_retryable_failure_dispatches_the_next_attempt_from_its_changes_with_t
     task.start()
     task.collect_events()
 
-    broken = {"files": {"src/app.py": "def main(:\n"}, "summary": "oops", "deletedFiles": ["README.md"]}
-    task.attempt_failed(first["id"], "run-1", 1, "src/app.py:1: SyntaxError", retryable=True, output=broken)
+    broken = RunOutput(files={"src/app.py": "def main(:\n"}, summary="oops", deleted_files=["README.md"])
+    task.attempt_failed(first.id, "run-1", 1, "src/app.py:1: SyntaxError", retryable=True, output=broken)
 
     (event,) = task.collect_events()
     assert names([event]) == ["task.subtask_dispatched"]
@@ -378,9 +374,13 @@ def test_a_retryable_failure_dispatches_the_next_attempt_from_its_changes_with_t
     assert payload["attempt"] == 2
     assert payload["previous_error"] == "src/app.py:1: SyntaxError"
     assert payload["files"] == REPO_FILES, "the subtask's own starting point, unchanged"
-    assert payload["previous_output"] == broken, "the retry starts from the failed attempt's changes"
+    assert payload["previous_output"] == {
+        "files": {"src/app.py": "def main(:\n"},
+        "summary": "oops",
+        "deletedFiles": ["README.md"],
+    }, "the retry starts from the failed attempt's changes"
     assert task.status == "running"
-    assert task.attempts[first["id"]] == 2
+    assert task.attempts[first.id] == 2
 
 
 def test_retries_stop_at_max_retries_and_say_so() -> None:
@@ -390,21 +390,21 @@ def test_retries_stop_at_max_retries_and_say_so() -> None:
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)
+    task.attempt_failed(first.id, "run-1", 1, "SyntaxError", retryable=True, output=None)
     task.collect_events()
 
-    task.attempt_failed(first["id"], "run-2", 2, "SyntaxError again", retryable=True, output=None)
+    task.attempt_failed(first.id, "run-2", 2, "SyntaxError again", retryable=True, output=None)
 
     events = task.collect_events()
     assert names(events) == ["task.subtask_failed", "task.failed"]
     assert event_payload(events[0]) | {} == {
-        "subtask_id": first["id"],
+        "subtask_id": first.id,
         "run_id": "run-2",
         "error": "SyntaxError again",
         "attempts": 2,
         "exhausted": True,
     }
-    assert task.error == f"subtask {first['id']} failed (after 2 attempt(s), retries exhausted): SyntaxError again"
+    assert task.error == f"subtask {first.id} failed (after 2 attempt(s), retries exhausted): SyntaxError again"
 
 
 def test_a_failure_of_a_superseded_attempt_is_stale() -> None:
@@ -412,13 +412,13 @@ def test_a_failure_of_a_superseded_attempt_is_stale() -> None:
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)
+    task.attempt_failed(first.id, "run-1", 1, "SyntaxError", retryable=True, output=None)
     task.collect_events()
 
-    task.attempt_failed(first["id"], "run-1", 1, "SyntaxError", retryable=True, output=None)  # redelivered
+    task.attempt_failed(first.id, "run-1", 1, "SyntaxError", retryable=True, output=None)  # redelivered
 
     assert task.collect_events() == []
-    assert task.attempts[first["id"]] == 2
+    assert task.attempts[first.id] == 2
 
 
 def test_a_chained_task_waits_then_starts_from_its_parents_changes() -> None:
@@ -438,8 +438,8 @@ def test_a_chained_task_waits_then_starts_from_its_parents_changes() -> None:
 
     events = child.collect_events()
     assert names(events) == ["task.parent_completed", "task.subtask_dispatched"]
-    assert event_payload(events[0])["changes"] == parent.changes()
-    expected = dict(REPO_FILES) | parent.changes()["files"]
+    assert event_payload(events[0])["changes"] == msgspec.to_builtins(parent.changes())
+    expected = dict(REPO_FILES) | parent.changes().files
     assert event_payload(events[1])["files"] == expected
     assert child.status == "assigned"
 
@@ -449,14 +449,12 @@ def test_task_changes_fold_the_subtasks_outputs_in_plan_order() -> None:
     first, second = two_step_plan()
     task.dispatch(first)
     task.start()
-    task.record_success(first["id"], "r1", result(first["id"], {"a.py": "1", "b.py": "1"}))
+    task.record_success(first.id, "r1", result(first.id, {"a.py": "1", "b.py": "1"}))
     task.dispatch(second)
-    later = result(second["id"], {"b.py": "2"})
-    later["output"]["deletedFiles"] = ["README.md"]
-    task.record_success(second["id"], "r2", later)
+    task.record_success(second.id, "r2", result(second.id, {"b.py": "2"}, deleted=["README.md"]))
 
-    assert task.changes() == {"files": {"a.py": "1", "b.py": "2"}, "deleted": ["README.md"]}
-    assert [s["summary"] for s in task.summaries()] == ["changed 2 file(s)", "changed 1 file(s)"]
+    assert task.changes() == Changes(files={"a.py": "1", "b.py": "2"}, deleted=["README.md"])
+    assert [s.summary for s in task.summaries()] == ["changed 2 file(s)", "changed 1 file(s)"]
 
 
 def test_reject_fails_the_task_with_the_feedback_as_error() -> None:
@@ -543,7 +541,16 @@ def test_submitted_payload_is_request_subtasks_and_revision_of() -> None:
 
     (event,) = task.collect_events()
 
-    assert event_payload(event) == {"request": request(), "subtasks": two_step_plan(), "revision_of": "prev"}
+    subtasks = [
+        {"id": "aaaa0001", "agentType": "codegen", "description": "Add a greeting", "dependencies": []},
+        {
+            "id": "bbbb0002",
+            "agentType": "test",
+            "description": "Write tests for: Add a greeting",
+            "dependencies": ["aaaa0001"],
+        },
+    ]
+    assert event_payload(event) == {"request": request(), "subtasks": subtasks, "revision_of": "prev"}
 
 
 def test_reconstructing_from_events_gives_the_same_state() -> None:
@@ -577,7 +584,7 @@ def test_reconstructing_a_revised_task() -> None:
 def test_a_late_failure_of_a_subtask_that_succeeded_changes_nothing() -> None:
     task = in_review()
     task.collect_events()
-    first = task.subtasks[0]["id"]
+    first = task.subtasks[0].id
 
     task.attempt_failed(first, "stale-run", 1, "timed out", retryable=False, output=None)
 
@@ -590,17 +597,17 @@ def test_a_failure_in_review_or_later_is_stale() -> None:
     task.approve(None)
     task.collect_events()
 
-    task.attempt_failed(task.subtasks[1]["id"], "other-run", 1, "boom", retryable=False, output=None)
+    task.attempt_failed(task.subtasks[1].id, "other-run", 1, "boom", retryable=False, output=None)
 
     assert task.status == "approved"
     assert task.collect_events() == []
 
 
-def parallel_plan() -> list[dict[str, Any]]:
+def parallel_plan() -> list[PlannedSubtask]:
     return [
-        {"id": "aaaa0001", "agentType": "codegen", "description": "One", "dependencies": []},
-        {"id": "bbbb0002", "agentType": "codegen", "description": "Two", "dependencies": []},
-        {"id": "cccc0003", "agentType": "review", "description": "Both", "dependencies": ["aaaa0001", "bbbb0002"]},
+        planned("aaaa0001", "codegen", "One"),
+        planned("bbbb0002", "codegen", "Two"),
+        planned("cccc0003", "review", "Both", "aaaa0001", "bbbb0002"),
     ]
 
 
@@ -610,10 +617,10 @@ def test_a_budget_pause_lets_running_subtasks_finish_and_resume_dispatches_what_
     task.dispatch(one)
     task.dispatch(two)
     task.start()
-    cap = {"cap": "workspace", "limit_usd": 1.0, "spent_usd": 1.0, "estimate_usd": 0.1}
+    cap = BudgetCap(cap="workspace", limit_usd=1.0, spent_usd=1.0, estimate_usd=0.1)
 
-    task.pause(one["id"], "run-1", 1, cap, {"files": {"a.py": "1"}, "summary": ""})
-    task.record_success(two["id"], "run-2", result(two["id"], {"b.py": "2"}))
+    task.pause(one.id, "run-1", 1, cap, RunOutput(files={"a.py": "1"}))
+    task.record_success(two.id, "run-2", result(two.id, {"b.py": "2"}))
     assert task.status == "paused", "a result that lands while paused does not unpause the task"
     task.collect_events()
 
@@ -621,11 +628,11 @@ def test_a_budget_pause_lets_running_subtasks_finish_and_resume_dispatches_what_
 
     events = task.collect_events()
     assert names(events) == ["task.resumed", "task.subtask_dispatched"]
-    assert event_payload(events[1])["subtask_id"] == one["id"] and event_payload(events[1])["attempt"] == 2
+    assert event_payload(events[1])["subtask_id"] == one.id and event_payload(events[1])["attempt"] == 2
     assert event_payload(events[1])["previous_output"] == {"files": {"a.py": "1"}, "summary": ""}
     assert task.status == "running"
-    task.record_success(one["id"], "run-3", result(one["id"], {"a.py": "1"}))
-    assert [s["id"] for s in task.ready_subtasks()] == [both["id"]]
+    task.record_success(one.id, "run-3", result(one.id, {"a.py": "1"}))
+    assert [s.id for s in task.ready_subtasks()] == [both.id]
 
 
 def test_attempts_a_budget_pause_used_are_not_self_heal_retries() -> None:
@@ -635,11 +642,11 @@ def test_attempts_a_budget_pause_used_are_not_self_heal_retries() -> None:
     first = two_step_plan()[0]
     task.dispatch(first)
     task.start()
-    task.pause(first["id"], "run-1", 1, {"cap": "task"}, None)
+    task.pause(first.id, "run-1", 1, BudgetCap(cap="task", limit_usd=1.0, spent_usd=1.0, estimate_usd=0.1), None)
     task.resume()  # attempt 2
     task.collect_events()
 
-    task.attempt_failed(first["id"], "run-2", 2, "SyntaxError", retryable=True, output=None)
+    task.attempt_failed(first.id, "run-2", 2, "SyntaxError", retryable=True, output=None)
 
     assert names(task.collect_events()) == ["task.subtask_dispatched"], "its one self-heal retry is still there"
 
@@ -672,10 +679,10 @@ def test_a_subtask_the_gate_holds_back_queues_with_what_its_dispatch_would_carry
     task.dispatch_ready(closed)
 
     events = task.collect_events()
-    assert asked == [first["id"]]
+    assert asked == [first.id]
     assert names(events) == ["task.subtask_queued"]
     assert event_payload(events[0]) == {
-        "subtask_id": first["id"],
+        "subtask_id": first.id,
         "attempt": 1,
         "error": None,
         "previous": None,
@@ -691,14 +698,14 @@ def test_a_released_subtask_is_dispatched_as_it_would_have_been() -> None:
     task.dispatch_ready(no_slot)
     task.collect_events()
 
-    assert task.release(first["id"]) is True
+    assert task.release(first.id) is True
 
     events = task.collect_events()
     assert names(events) == ["task.subtask_dispatched"]
-    assert event_payload(events[0])["subtask_id"] == first["id"] and event_payload(events[0])["attempt"] == 1
+    assert event_payload(events[0])["subtask_id"] == first.id and event_payload(events[0])["attempt"] == 1
     assert event_payload(events[0])["files"] == REPO_FILES
     assert task.status == "assigned"
-    assert task.release(first["id"]) is False, "released once"
+    assert task.release(first.id) is False, "released once"
 
 
 def test_a_retry_the_gate_holds_back_keeps_its_attempt_error_and_changes() -> None:
@@ -707,16 +714,16 @@ def test_a_retry_the_gate_holds_back_keeps_its_attempt_error_and_changes() -> No
     task.dispatch(first)
     task.start()
     task.attempt_failed(
-        first["id"], "run-1", 1, "SyntaxError", retryable=True, output={"files": {"a.py": "x"}}, gate=no_slot
+        first.id, "run-1", 1, "SyntaxError", retryable=True, output=RunOutput(files={"a.py": "x"}), gate=no_slot
     )
     task.collect_events()
 
-    assert task.release(first["id"]) is True
+    assert task.release(first.id) is True
 
     (dispatched,) = task.collect_events()
     payload = event_payload(dispatched)
     assert (payload["attempt"], payload["previous_error"]) == (2, "SyntaxError")
-    assert payload["previous_output"] == {"files": {"a.py": "x"}}
+    assert payload["previous_output"] == {"files": {"a.py": "x"}, "summary": ""}
 
 
 def test_a_queued_subtask_of_an_ended_task_is_not_released() -> None:
@@ -725,7 +732,7 @@ def test_a_queued_subtask_of_an_ended_task_is_not_released() -> None:
     task.cancel("the workspace was purged")
     task.collect_events()
 
-    assert task.release(two_step_plan()[0]["id"]) is False
+    assert task.release(two_step_plan()[0].id) is False
     assert task.collect_events() == []
 
 
@@ -735,29 +742,29 @@ def test_a_queued_subtask_of_a_paused_task_is_released_and_pauses_with_the_other
     # before its first model call, is stopped there, and resumes with the task's other subtasks.
     task = Task.submit(uuid.uuid4(), WORKSPACE, request(), parallel_plan())
     one, two, _ = parallel_plan()
-    task.dispatch_ready(lambda task, subtask_id: subtask_id == one["id"])
+    task.dispatch_ready(lambda task, subtask_id: subtask_id == one.id)
     task.start()
-    cap = {"cap": "task", "limit_usd": 1.0, "spent_usd": 1.0, "estimate_usd": 0.1}
-    task.pause(one["id"], "run-1", 1, cap, None)
+    cap = BudgetCap(cap="task", limit_usd=1.0, spent_usd=1.0, estimate_usd=0.1)
+    task.pause(one.id, "run-1", 1, cap, None)
     task.collect_events()
 
-    assert task.release(two["id"]) is True
+    assert task.release(two.id) is True
     assert names(task.collect_events()) == ["task.subtask_dispatched"]
     assert task.status == "paused"
-    task.pause(two["id"], "run-2", 1, cap, None)
+    task.pause(two.id, "run-2", 1, cap, None)
     task.collect_events()
     task.resume(lambda task, subtask_id: True)
 
     events = task.collect_events()
     assert names(events) == ["task.resumed", "task.subtask_dispatched", "task.subtask_dispatched"]
-    assert [event_payload(e)["subtask_id"] for e in events[1:]] == [one["id"], two["id"]]
+    assert [event_payload(e)["subtask_id"] for e in events[1:]] == [one.id, two.id]
 
 
 def test_replaying_a_gated_task_gives_the_same_state() -> None:
     task = new_task()
     first = two_step_plan()[0]
     task.dispatch_ready(no_slot)
-    task.release(first["id"])
+    task.release(first.id)
     task.start()
 
     assert vars(replay(task.collect_events())) == {**vars(task), "_pending_events": []}

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from contracts.events import EventEnvelope, typed
+from contracts.payloads.shapes import PlannedSubtask, RunOutput, SubtaskResult
 from contracts.tasks import TaskState, TaskStatus
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.ledger import Ledger
@@ -535,8 +536,8 @@ def test_view_folds_the_events_the_aggregates_emit() -> None:
         task.dispatch(subtask)
         task.start()
         ledger.charge(
-            run_id=f"run-{subtask['id']}",
-            subtask_id=subtask["id"],
+            run_id=f"run-{subtask.id}",
+            subtask_id=subtask.id,
             model="claude-sonnet-4-20250514",
             input_tokens=100,
             output_tokens=50,
@@ -547,9 +548,11 @@ def test_view_folds_the_events_the_aggregates_emit() -> None:
             subrequests=1,
             priced=True,
         )
-        output = {"files": {f"{subtask['id']}.py": "x = 1\n"}, "summary": "done"}
-        result = {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "success": True, "output": output}
-        task.record_success(subtask["id"], f"run-{subtask['id']}", {**result, "durationMs": 7})
+        output = RunOutput(files={f"{subtask.id}.py": "x = 1\n"}, summary="done")
+        result = SubtaskResult(
+            subtask_id=subtask.id, agent_type=subtask.agent_type, success=True, output=output, duration_ms=7
+        )
+        task.record_success(subtask.id, f"run-{subtask.id}", result)
         events += ledger.collect_events() + task.collect_events()  # the charge lands before the result
     task.request_review()
     task.approve(None)
@@ -561,19 +564,23 @@ def test_view_folds_the_events_the_aggregates_emit() -> None:
     assert state.id == str(task_id)
     assert state.status is TaskStatus.COMPLETED
     assert state.pr_url == "https://github.com/acme/app/pull/8"
-    assert set(state.results) == {s["id"] for s in task.subtasks}
+    assert set(state.results) == {s.id for s in task.subtasks}
     assert all(r.cost.total_tokens == 150 for r in state.results.values())
     assert state.cost.total_tokens == 300
     assert state.cost.estimated_cost_usd == pytest.approx(0.0021)
 
 
 def test_view_of_a_revised_task_from_aggregate_events() -> None:
-    task = Task.submit(uuid.uuid4(), WORKSPACE, REQUEST, SUBTASKS)
-    for subtask in SUBTASKS:
+    subtasks = msgspec.convert(SUBTASKS, list[PlannedSubtask])
+    task = Task.submit(uuid.uuid4(), WORKSPACE, REQUEST, subtasks)
+    for subtask in subtasks:
         task.dispatch(subtask)
         task.start()
-        result = {"subtaskId": subtask["id"], "agentType": subtask["agentType"], "success": True, "durationMs": 1}
-        task.record_success(subtask["id"], "run", {**result, "output": {"files": {}, "summary": "ok"}})
+        output = RunOutput(files={}, summary="ok")
+        result = SubtaskResult(
+            subtask_id=subtask.id, agent_type=subtask.agent_type, success=True, output=output, duration_ms=1
+        )
+        task.record_success(subtask.id, "run", result)
     task.request_review()
     revision_id = uuid.uuid4()
     task.revise("more tests", revision_id)
