@@ -20,30 +20,31 @@ def _rows(store: EventStore, sql: str, params: tuple[Any, ...]) -> list[Any]:
         return list(cur.fetchall())
 
 
-def budget(store: EventStore, workspace_id: str, task_id: str, run_id: str) -> dict[str, Any] | None:
-    """The workspace's config with what is charged to it and to the task, and what the other
-    runs not charged yet have used (per model, and whether for this task), in one read.
+def budget(store: EventStore, workspace_id: str, task_id: str, run_id: str) -> dict[str, Any]:
+    """The workspace's config (None when the read models do not hold the workspace) with what is
+    charged to it and to the task, what the other runs not charged yet have used (per model, and
+    whether for this task), and the projector's position: one read, so all of one moment.
 
     The sums are taken only when the config sets a cap they count against: a workspace without
     caps (most) does not pay for adding up every charge it ever had before each run."""
     rows = _rows(
         store,
-        "SELECT config, "
-        "CASE WHEN config->>'budgetUsd' IS NOT NULL THEN "
+        "SELECT coalesce((SELECT position FROM rm_position WHERE name = %s), 0) AS position, w.config, "
+        "CASE WHEN w.config->>'budgetUsd' IS NOT NULL THEN "
         "  (SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE workspace_id = %s) ELSE 0 END AS workspace_spent, "
-        "CASE WHEN config->>'taskBudgetUsd' IS NOT NULL THEN "
+        "CASE WHEN w.config->>'taskBudgetUsd' IS NOT NULL THEN "
         "  (SELECT coalesce(sum(cost_usd), 0) FROM rm_charges WHERE task_id = %s::uuid) ELSE 0 END AS task_spent, "
-        "CASE WHEN config->>'budgetUsd' IS NOT NULL OR config->>'taskBudgetUsd' IS NOT NULL THEN "
+        "CASE WHEN w.config->>'budgetUsd' IS NOT NULL OR w.config->>'taskBudgetUsd' IS NOT NULL THEN "
         "  (SELECT coalesce(json_agg(u), '[]') FROM ("
         "    SELECT model, task_id = %s::uuid AS this_task, sum(input_tokens) AS input_tokens, "
         "    sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens, "
         "    sum(cache_write_tokens) AS cache_write_tokens "
         "    FROM rm_run_usage WHERE workspace_id = %s AND run_id <> %s::uuid GROUP BY 1, 2) u) "
         "ELSE '[]' END AS running "
-        "FROM rm_workspaces WHERE workspace_id = %s",
-        (workspace_id, task_id, task_id, workspace_id, run_id, workspace_id),
+        "FROM (SELECT 1) AS one LEFT JOIN rm_workspaces w ON w.workspace_id = %s",
+        (PROJECTOR, workspace_id, task_id, task_id, workspace_id, run_id, workspace_id),
     )
-    return rows[0] if rows else None
+    return dict(rows[0])
 
 
 def paused_tasks(store: EventStore, workspace_id: str) -> tuple[list[UUID], int]:

@@ -11,12 +11,22 @@ is priced at zero, so no cap stops it.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import msgspec
 
 from contracts.payloads.shapes import BudgetCap
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
 from libs.readmodels import lookups
+
+log = logging.getLogger(__name__)
+
+# How long a run's first budget read waits for the read models to reach its dispatch: the
+# projector is milliseconds behind the log; stopped, a run goes on with what they hold.
+FRESHNESS_WAIT_S = 2.0
+FRESHNESS_POLL_S = 0.005
 
 
 class Budget(msgspec.Struct):
@@ -32,11 +42,20 @@ class Budget(msgspec.Struct):
         return None
 
 
-def load_budget(store: EventStore, prices: PriceTable, workspace_id: str, task_id: str, run_id: str) -> Budget:
-    """The workspace's caps and what is spent against them, in one read."""
+def load_budget(
+    store: EventStore, prices: PriceTable, workspace_id: str, task_id: str, run_id: str, caused_at: int = 0
+) -> Budget:
+    """The workspace's caps and what is spent against them, in one read, once the read models
+    hold the log up to `caused_at` (the seq of the dispatch the run is for; waited for at most
+    FRESHNESS_WAIT_S): a dispatch that a raised cap resumed is checked against that cap, not
+    the one the read models held a moment before it (the run would stop again, for good)."""
+    deadline = time.monotonic() + FRESHNESS_WAIT_S
     row = lookups.budget(store, workspace_id, task_id, run_id)
-    if row is None:
-        return Budget(caps=[])
+    while row["position"] < caused_at and time.monotonic() < deadline:
+        time.sleep(FRESHNESS_POLL_S)
+        row = lookups.budget(store, workspace_id, task_id, run_id)
+    if row["position"] < caused_at:
+        log.warning("budget of run %s read %d events behind its dispatch", run_id, caused_at - row["position"])
     config = row["config"] or {}
     workspace_spent, task_spent = float(row["workspace_spent"]), float(row["task_spent"])
     for running in row["running"]:

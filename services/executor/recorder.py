@@ -44,10 +44,11 @@ class RunRecorder:
     live log line once saved); it checks the budget caps before each model call, and asks the
     agent's questions (`asking`)."""
 
-    def __init__(self, run: Run, task_id: str, deps: Deps) -> None:
+    def __init__(self, run: Run, task_id: str, deps: Deps, caused_at: int = 0) -> None:
         self.run = run
         self.deps = deps
         self.task_id = task_id
+        self.caused_at = caused_at  # the seq of the dispatch: the first budget read waits for it
         self.turn = 0
         self.budget: Budget | None = None
         self._unsaved: list[Any] = []  # the Run's events taken for saving, in version order
@@ -132,8 +133,16 @@ class RunRecorder:
         turn = self.turn + 1
         if self.budget is None or self.budget.caps:
             # Read again before every call of a capped workspace: other runs' charges land meanwhile.
+            # The first read waits for the read models to hold the dispatch (a resumed one's cap).
+            caused_at = self.caused_at if self.budget is None else 0
             self.budget = await asyncio.to_thread(
-                load_budget, self.deps.store, self.deps.prices, self.run.workspace_id, self.task_id, str(self.run.id)
+                load_budget,
+                self.deps.store,
+                self.deps.prices,
+                self.run.workspace_id,
+                self.task_id,
+                str(self.run.id),
+                caused_at,
             )
         if self.budget.caps or turn > 1:
             # Measured only when something needs it (a cap, a marker): it encodes the whole conversation.

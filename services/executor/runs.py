@@ -98,7 +98,7 @@ async def _first_call(run: Run, p: TaskSubtaskDispatched, deps: Deps) -> dict[st
 async def execute(run: Run, event: Dispatch, deps: Deps) -> Run:
     """Runs the agent for `run`, whose start is on record, to its end (not saved here)."""
     p = event.payload
-    recorder = RunRecorder(run, event.aggregate_id, deps)
+    recorder = RunRecorder(run, event.aggregate_id, deps, caused_at=event.seq)
     started = time.perf_counter()
     # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
     # a person, its checks) without cancelling the consumer that handles the dispatch.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -602,6 +603,31 @@ def test_a_budget_counts_the_calls_of_other_runs_not_charged_yet(
         ("task", 0.5, pytest.approx(charged + used)),
     ]
     assert conn.execute("SELECT count(*) FROM rm_run_usage").fetchone() == (0,)
+
+
+def test_a_runs_first_budget_read_waits_for_the_read_models_to_hold_its_dispatch(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    """A cap raised, then the paused subtask dispatched again: the run's budget read must see the
+    raised cap, though the projector had not reached the raise when the dispatch arrived."""
+    workspace = Workspace.create(OTHER_WS, "the other workspace")
+    workspace.update_config({"budgetUsd": 0.001}, {"budgetUsd": 0.001})
+    store.save([workspace])
+    projector.catch_up(store, conn)
+    workspace = store.load_many([workspace.id])[workspace.id]
+    workspace.update_config({"budgetUsd": 5.0}, {"budgetUsd": 5.0})
+    raised = store.save([workspace])  # the dispatch it causes comes later in the log
+    prices = PriceTable.from_env()
+    task, run = str(scenario.failed.id), str(uuid.uuid4())
+    assert load_budget(store, prices, OTHER_WS, task, run).caps[0][1] == 0.001, "read at once: the old cap"
+
+    with psycopg.connect(conn.info.dsn, autocommit=True) as late:
+        projecting = threading.Timer(0.2, projector.catch_up, (store, late))
+        projecting.start()
+        budget = load_budget(store, prices, OTHER_WS, task, run, caused_at=raised)
+        projecting.join()
+
+    assert budget.caps[0][:2] == ("workspace", 5.0)
 
 
 def test_a_projector_carrying_a_position_another_moved_stops_and_changes_nothing(
