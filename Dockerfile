@@ -6,7 +6,7 @@
 #   docker build -t agent-orchestrator:0.1.0 .
 #   docker run --rm -e DATABASE_URL=... -e NATS_URL=... -p 8080:8080 agent-orchestrator:0.1.0 orchestrator-gateway
 #
-# Console scripts: orchestrator-gateway, orchestrator-stream, orchestrator-planner,
+# Console scripts: orchestrator-gateway, orchestrator-stream, orchestrator-runtime, orchestrator-planner,
 # orchestrator-executor, orchestrator-review, orchestrator-cost-ledger, orchestrator-model-server.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -60,6 +60,6 @@ ENV PATH=/app/.venv/bin:$PATH \
 
 USER 10001:10001
 
-# gateway 8080, stream 8081, planner 9101, executor 9102, review 9103, cost-ledger 9104,
+# gateway 8080, stream 8081, runtime 8082, planner 9101, executor 9102, review 9103, cost-ledger 9104,
 # model server 8900. Each service reads its port from HTTP_PORT.
-EXPOSE 8080 8081 9101 9102 9103 9104 8900
+EXPOSE 8080 8081 8082 9101 9102 9103 9104 8900

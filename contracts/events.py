@@ -76,7 +76,10 @@ class FeedEvent(msgspec.Struct, frozen=True):
 
 # Payload fields kept in the event store and on the bus, never shown to a client (the feed, the
 # debug dump): a key's hash is not the key, but it is nobody's business.
-PRIVATE_FIELDS: dict[str, frozenset[str]] = {"workspace.key_issued": frozenset({"key_hash"})}
+PRIVATE_FIELDS: dict[str, frozenset[str]] = {
+    "workspace.key_issued": frozenset({"key_hash"}),
+    "agent_session.created": frozenset({"token_hash"}),
+}
 
 
 def public_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

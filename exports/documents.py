@@ -13,11 +13,12 @@ from typing import Any
 
 import msgspec
 
-from contracts import commands, events, logs, tasks, toollog, workspaces
+from contracts import agent_runtime, commands, events, logs, tasks, toollog, workspaces
 from exports import asyncapi
 from libs.config import Settings
 from libs.web.ops import VERSION
 from services.gateway.app import create_app as gateway_app
+from services.runtime.app import create_app as runtime_app
 from services.stream.app import create_app as stream_app
 
 # Beside the contracts they describe (and shipped with them), though written from up here.
@@ -51,6 +52,10 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "SubmitTasksCommand": commands.SubmitTasksCommand,
     "DecideReviewCommand": commands.DecideReviewCommand,
     "CommandReply": commands.CommandReply,
+    "NewAgentSession": agent_runtime.NewAgentSession,
+    "CreatedAgentSession": agent_runtime.CreatedAgentSession,
+    "Me": agent_runtime.Me,
+    "DiagnosticError": agent_runtime.DiagnosticError,
 }
 
 
@@ -62,14 +67,16 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def openapi() -> dict[str, Any]:
-    """One document for the product: the gateway's routes and the stream service's."""
+    """One document for the product: the gateway's routes, the stream service's and the runtime
+    service's (spec 002)."""
     settings = Settings(service="export", database_url="postgresql://unused")
     gateway = gateway_app(settings).openapi_schema.to_schema()
-    stream = stream_app(settings).openapi_schema.to_schema()
-    gateway["paths"].update(stream["paths"])
-    gateway.setdefault("components", {}).setdefault("schemas", {}).update(
-        stream.get("components", {}).get("schemas", {})
-    )
+    for other in (stream_app(settings), runtime_app(settings)):
+        document = other.openapi_schema.to_schema()
+        gateway["paths"].update(document["paths"])
+        components = gateway.setdefault("components", {})
+        components.setdefault("schemas", {}).update(document.get("components", {}).get("schemas", {}))
+        components.setdefault("securitySchemes", {}).update(document.get("components", {}).get("securitySchemes", {}))
     return gateway
 
 

@@ -25,7 +25,7 @@ from libs.devstack.processes import ServiceProcess, free_port
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("stream", "gateway", "planner", "executor", "review", "cost-ledger")
+SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "cost-ledger")
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 # The token the services present to the local GitHub server, which accepts only it.
 LOCAL_GITHUB_TOKEN = "local-github-server"
@@ -40,6 +40,7 @@ class Ports:
         default_factory=lambda: {
             "gateway": 8080,
             "stream": 8081,
+            "runtime": 8082,
             "planner": 9101,
             "executor": 9102,
             "review": 9103,
@@ -99,6 +100,10 @@ class Stack:
     @property
     def stream_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.services['stream']}"
+
+    @property
+    def runtime_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.services['runtime']}"
 
     @property
     def model_server_url(self) -> str:

@@ -54,6 +54,8 @@ def main() -> None:
         f"\nAgent orchestrator is up.\n"
         f"  API (spec 000):        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/schema)\n"
         f"  Events feed (SSE):     {stack.stream_url}/api/v1/workspaces/default/orchestration/events\n"
+        f"  Agent runtime (spec 002): {stack.runtime_url}/api/agent/me   (sessions: "
+        f"POST {stack.runtime_url}/api/v1/workspaces/default/agent-sessions)\n"
         f"{github}"
         f"{key}"
         f"  Admin (workspaces, keys): .venv/bin/orchestrator-admin --help\n"

@@ -29,7 +29,7 @@ class Caller(msgspec.Struct, frozen=True):
     key_id: str
 
 
-def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
@@ -57,7 +57,7 @@ def _is_schema(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
-    token = _token(connection)
+    token = token_of(connection)
     if token is None:
         raise ApiError(401, "unauthorized", "this endpoint needs an API key: Authorization: Bearer <key>")
     parts = split_key(token)
@@ -73,7 +73,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
 
 def require_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     expected = state_of(connection, EdgeState).settings.admin_token
-    token = _token(connection)
+    token = token_of(connection)
     if not expected:
         raise ApiError(401, "unauthorized", "the admin API is off: start the gateway with ADMIN_TOKEN set")
     if token is None or not hmac.compare_digest(token.encode(), expected.encode()):

@@ -39,14 +39,16 @@ from litestar.openapi.spec import (
 from litestar.params import ParameterKwarg
 from litestar.routes import HTTPRoute
 
+from contracts.agent_runtime import DiagnosticError
 from contracts.tasks import ErrorBody
+from libs.web.diagnostics import AGENT_PREFIX
 from libs.web.errors import RETRY_AFTER_S, WWW_AUTHENTICATE
 
 # A route handler's `opt` key: the error statuses it answers beyond those its kind implies.
 ERRORS = "errors"
 
 COMPONENTS = "#/components/schemas/{name}"
-API_KEY, ADMIN_TOKEN = "apiKey", "adminToken"
+API_KEY, ADMIN_TOKEN, SESSION_TOKEN = "apiKey", "adminToken", "sessionToken"
 
 WHY = {
     400: "The request is not valid: a parameter or the body breaks the schema, or what it asks is not "
@@ -69,11 +71,19 @@ def document(app: Litestar) -> None:
     openapi = app.openapi_schema
     handlers = _handlers(app)
     error_body = register(openapi, ErrorBody)
-    _components(openapi).security_schemes = {
+    # The agent runtime family (spec 002) answers its errors in its own envelope.
+    agent_paths = any(path.startswith(AGENT_PREFIX) for path in openapi.paths or {})
+    diagnostic_body = register(openapi, DiagnosticError) if agent_paths else error_body
+    schemes = {
         API_KEY: SecurityScheme(type="http", scheme="bearer", description="An API key of the workspace."),
         ADMIN_TOKEN: SecurityScheme(type="http", scheme="bearer", description="The admin token (ADMIN_TOKEN)."),
     }
+    if agent_paths:
+        described = "An agent session's token (`ags_...`), shown once, when it is made."
+        schemes[SESSION_TOKEN] = SecurityScheme(type="http", scheme="bearer", description=described)
+    _components(openapi).security_schemes = schemes
     for path, item in (openapi.paths or {}).items():
+        agent = path.startswith(AGENT_PREFIX)
         for method in _METHODS:
             operation: Operation | None = getattr(item, method, None)
             if operation is None:
@@ -81,8 +91,8 @@ def document(app: Litestar) -> None:
             handler = handlers.get((path, method))
             if handler is not None:
                 _optional_parameters(operation, handler)
-                operation.security = _security(handler)
-            _errors(operation, handler, error_body)
+                operation.security = _security(handler, agent)
+            _errors(operation, handler, diagnostic_body if agent else error_body)
 
 
 def register(openapi: OpenAPI, struct: type[msgspec.Struct]) -> Reference:
@@ -140,9 +150,11 @@ def _handlers(app: Litestar) -> dict[tuple[str, str], HTTPRouteHandler]:
     return found
 
 
-def _security(handler: HTTPRouteHandler) -> list[dict[str, list[str]]]:
+def _security(handler: HTTPRouteHandler, agent: bool = False) -> list[dict[str, list[str]]]:
     if handler.opt.get("public"):
         return []
+    if agent:
+        return [{SESSION_TOKEN: []}]
     return [{ADMIN_TOKEN if handler.opt.get("admin") else API_KEY: []}]
 
 

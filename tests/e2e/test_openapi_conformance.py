@@ -44,7 +44,7 @@ CHECKS = [
 ]
 # Per operation and generation mode (valid, invalid): ~20 operations x 2 x 8.
 EXAMPLES = 8
-SERVICES = ("gateway", "stream")
+SERVICES = ("gateway", "stream", "runtime")
 # Every operation of the product, from the committed document (the export test keeps it fresh):
 # each is looked up in the document its service serves.
 OPERATIONS = [
@@ -60,7 +60,7 @@ STREAMS = ("/orchestration/events", "/orchestration/log/stream")
 
 
 def _url(stack: Stack, service: str) -> str:
-    return stack.gateway_url if service == "gateway" else stack.stream_url
+    return {"gateway": stack.gateway_url, "stream": stack.stream_url, "runtime": stack.runtime_url}[service]
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +75,40 @@ def own(stack: Stack) -> dict[str, str]:
     return new_workspace(stack, "openapi")
 
 
+@pytest.fixture(scope="module")
+def session_token(stack: Stack, own: dict[str, str]) -> str:
+    """An agent session of that workspace: the agent runtime's routes act as one."""
+    made = httpx.post(
+        f"{stack.runtime_url}/api/v1/workspaces/{own['workspaceId']}/agent-sessions",
+        json={"name": "openapi"},
+        headers=bearer(own["apiKey"]),
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_every_answer_is_in_the_document(
-    stack: Stack, documents: dict[str, dict[str, Any]], own: dict[str, str], method: str, path: str
+    stack: Stack,
+    documents: dict[str, dict[str, Any]],
+    own: dict[str, str],
+    session_token: str,
+    method: str,
+    path: str,
 ) -> None:
     service = next(s for s in SERVICES if method.lower() in documents[s]["paths"].get(path, {}))
     operation = schemathesis.openapi.from_dict(documents[service], config=schemathesis.Config())[path][method]
     base_url = _url(stack, service)
-    # Admin routes take the admin token; the others a key of the workspace.
-    token = stack.admin_token if path.startswith("/admin/") else own["apiKey"]
+    # Admin routes take the admin token, the agent runtime's a session's token; the others a key
+    # of the workspace.
+    token = (
+        stack.admin_token
+        if path.startswith("/admin/")
+        else session_token
+        if path.startswith("/api/agent/")
+        else own["apiKey"]
+    )
     mine = {p.name: own["workspaceId"] for p in operation.path_parameters if p.name in WORKSPACE_PARAMETERS}
     call = _streamed if path.endswith(STREAMS) else _called
     failures: list[str] = []
@@ -151,7 +176,9 @@ def test_a_method_a_path_does_not_have_is_a_405_naming_those_it_has(
 
             assert response.status_code == 405, (path, response.text)
             assert set(response.headers["Allow"].split(", ")) == {m.upper() for m in item} | {"OPTIONS"}, path
-            assert set(response.json()) == {"error", "message"}
+            # In its family's error body: spec 002's diagnostic under /api/agent/.
+            family = {"diagnostic", "error"} if path.startswith("/api/agent/") else {"error", "message"}
+            assert set(response.json()) == family, path
 
 
 def test_the_live_logs_asked_without_an_upgrade_say_so(stack: Stack) -> None:

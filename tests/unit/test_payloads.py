@@ -20,6 +20,7 @@ from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOut
 from contracts.payloads.task import TaskSubtaskDispatched
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from exports.asyncapi import event_classes
+from libs.domain.agent_session import AgentSession
 from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
@@ -157,6 +158,9 @@ def a_whole_life() -> list[Aggregate]:
     workspace.purge(["tasks"], [str(child.id)], ["que_" + "1" * 32])
     others = [PullRequest.skipped(WORKSPACE, str(child.id), "the task changed no files")]
     others.append(PullRequest.failed(WORKSPACE, str(revised.id), "422 Unprocessable"))
+    session, _ = AgentSession.create(WORKSPACE, "worker", "coder", "m", "anthropic", ["codegen"])
+    session.stop("stopped_by_user", "done for the day")
+    others.append(session)
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 

@@ -1,0 +1,67 @@
+"""Runtime service wiring (spec 002, the agent runtime): the Litestar app, the event store it
+writes agent sessions to, and the read-model pool (API keys, workspaces)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import psycopg
+from litestar import Litestar, Request, get
+from litestar.openapi import OpenAPIConfig
+from psycopg_pool import AsyncConnectionPool
+
+from libs.config import Settings
+from libs.eventstore.store import EventStore
+from libs.readmodels import schema
+from libs.web import openapi
+from libs.web.bodies import JsonRequest
+from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
+from libs.web.ops import VERSION, metrics, ready_route, request_metrics
+from libs.web.state import install, installed
+from services.runtime import sessions
+from services.runtime.auth import require_caller
+from services.runtime.state import RuntimeState
+
+
+@get("/health", sync_to_thread=False, opt={"public": True})
+def health() -> dict[str, str]:
+    return {"service": "runtime", "status": "healthy"}
+
+
+async def _is_ready(request: Request[Any, Any, Any]) -> bool:
+    return installed(request)
+
+
+def create_app(settings: Settings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
+            schema.create(conn)
+        store = await asyncio.to_thread(EventStore, settings.database_url)
+        # Autocommit: each read is one statement (API keys, a workspace's name).
+        pool = AsyncConnectionPool(
+            settings.database_url, min_size=1, max_size=10, open=False, kwargs={"autocommit": True}
+        )
+        await pool.open()
+        install(app, RuntimeState(settings, pool, store=store))
+        try:
+            yield
+        finally:
+            await pool.close()
+            store.close()
+
+    app = Litestar(
+        route_handlers=[health, ready_route(_is_ready), metrics, sessions.create_session, sessions.me],
+        lifespan=[lifespan],
+        guards=[require_caller],
+        middleware=[request_metrics("runtime")],
+        exception_handlers=HANDLERS_WITH_DIAGNOSTICS,
+        request_class=JsonRequest,
+        logging_config=None,
+        openapi_config=OpenAPIConfig(title="Agent orchestrator: agent runtime", version=VERSION, path="/schema"),
+    )
+    openapi.document(app)
+    return app

@@ -1,0 +1,21 @@
+"""What the runtime service's routes share: built once in the app's lifespan (`app.py`),
+installed on `app.state` as one value, and read by each route with `runtime_state(request)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+
+from libs.eventstore.store import EventStore
+from libs.web.state import EdgeState, state_of
+
+
+@dataclass(frozen=True)
+class RuntimeState(EdgeState):
+    store: EventStore  # the runtime service is the single writer of agent sessions
+
+
+def runtime_state(connection: ASGIConnection[Any, Any, Any, Any]) -> RuntimeState:
+    return state_of(connection, RuntimeState)
