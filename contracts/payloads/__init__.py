@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import msgspec
 
-from contracts.payloads import agent_session, gate, ledger, pull_request, question_gate, run, schedule, task, workspace
+from contracts.payloads import (
+    agent_session,
+    agent_soul,
+    gate,
+    ledger,
+    pull_request,
+    question_gate,
+    run,
+    schedule,
+    task,
+    workspace,
+)
 
 PAYLOADS: dict[str, type[msgspec.Struct]] = dict(
     sorted(
         {
             **task.PAYLOADS,
             **agent_session.PAYLOADS,
+            **agent_soul.PAYLOADS,
             **run.PAYLOADS,
             **gate.PAYLOADS,
             **question_gate.PAYLOADS,

@@ -21,7 +21,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed
-from services.runtime import sessions
+from services.runtime import sessions, souls
 from services.runtime.auth import require_caller
 from services.runtime.state import RuntimeState
 
@@ -54,7 +54,16 @@ def create_app(settings: Settings) -> Litestar:
             store.close()
 
     app = Litestar(
-        route_handlers=[health, ready_route(_is_ready), metrics, sessions.create_session, sessions.me],
+        route_handlers=[
+            health,
+            ready_route(_is_ready),
+            metrics,
+            sessions.create_session,
+            sessions.me,
+            souls.set_soul,
+            souls.get_soul,
+            souls.validate_soul,
+        ],
         lifespan=[lifespan],
         guards=[require_caller],
         middleware=[request_metrics("runtime")],

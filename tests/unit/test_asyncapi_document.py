@@ -59,7 +59,7 @@ EVENT_TYPES = {
     *("schedule.opened", "schedule.queued", "schedule.started", "schedule.finished"),
     *("workspace.created", "workspace.key_issued", "workspace.key_revoked", "workspace.config_updated"),
     "workspace.purged",
-    *("agent_session.created", "agent_session.stopped"),
+    *("agent_session.created", "agent_session.stopped", "agent_soul.created", "agent_soul.set"),
 }
 
 

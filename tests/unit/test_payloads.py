@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate
 
 from contracts.events import Event, EventEnvelope, UnknownEventType, typed
 from contracts.payloads import PAYLOADS
+from contracts.payloads.agent_soul import AgentSoulSet
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
@@ -21,6 +22,7 @@ from contracts.payloads.task import TaskSubtaskDispatched
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from exports.asyncapi import event_classes
 from libs.domain.agent_session import AgentSession
+from libs.domain.agent_soul import AgentSoul
 from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
@@ -160,7 +162,9 @@ def a_whole_life() -> list[Aggregate]:
     others.append(PullRequest.failed(WORKSPACE, str(revised.id), "422 Unprocessable"))
     session, _ = AgentSession.create(WORKSPACE, "worker", "coder", "m", "anthropic", ["codegen"])
     session.stop("stopped_by_user", "done for the day")
-    others.append(session)
+    soul = AgentSoul.first(WORKSPACE, AgentSoulSet(agent_name="coder", document="v1", digest="d1", source_path="S.md"))
+    soul.set(AgentSoulSet(agent_name="coder", document="v2", digest="d2", source_path="S.md"))
+    others += [session, soul]
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 
