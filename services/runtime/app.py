@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> Litestar:
             ready_route(_is_ready),
             metrics,
             sessions.create_session,
+            sessions.stop_session,
             sessions.me,
             souls.set_soul,
             souls.get_soul,

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, get, post
+from eventsourcing.persistence import IntegrityError
+from litestar import Request, delete, get, post
 from litestar.params import JSONBody
 
 from contracts.agent_runtime import (
@@ -23,6 +25,8 @@ from contracts.agent_runtime import (
     WorkspaceRef,
 )
 from libs.domain.agent_session import AgentSession
+from libs.domain.errors import IllegalTransition
+from libs.eventstore.store import EventStore
 from libs.readmodels import workspace_reads
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
@@ -59,6 +63,39 @@ SESSION_ERRORS = {
         403: "The session is stopped.",
     }
 }
+
+
+@delete(
+    "/api/v1/workspaces/{workspace_id:str}/agent-sessions/{session_id:str}",
+    status_code=200,
+    opt={ERRORS: {404: "No such session in this workspace.", 409: "The session is already stopped."}},
+)
+async def stop_session(request: Request[Any, Any, Any], workspace_id: str, session_id: str) -> SessionView:
+    """Stops a session of the caller's workspace: its token is refused from now on."""
+    state = runtime_state(request)
+    workspace_of(request, workspace_id)
+    session = await _session(state.store, workspace_id, session_id)
+    try:
+        session.stop("stopped_by_user", "stopped through the workspace API")
+    except IllegalTransition as exc:
+        raise ApiError(409, "session_stopped", str(exc)) from None
+    try:
+        await asyncio.to_thread(state.store.save, [session])
+    except IntegrityError:
+        raise ApiError(409, "session_changed", f"session {session_id} changed meanwhile; try again") from None
+    return session_view(session)
+
+
+async def _session(store: EventStore, workspace_id: str, session_id: str) -> AgentSession:
+    """The workspace's session of that id; 404 for any other (another workspace's is as unknown)."""
+    try:
+        wanted = uuid.UUID(session_id)
+    except ValueError:
+        wanted = None
+    found = (await asyncio.to_thread(store.load_many, [wanted])).get(wanted) if wanted else None
+    if not isinstance(found, AgentSession) or found.workspace_id != workspace_id or str(wanted) != session_id:
+        raise ApiError(404, "Not found", f"session {session_id} not found")
+    return found
 
 
 @get("/api/agent/me", opt=SESSION_ERRORS)

@@ -145,3 +145,35 @@ def test_a_session_body_that_is_not_valid_is_a_400_and_makes_nothing(stack: Stac
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
     assert log_head(stack) == head, "nothing was recorded"
+
+
+def test_a_stopped_session_is_refused_from_its_stop_on(stack: Stack) -> None:
+    made = new_session(stack, "default", stack.auth).json()
+    session_id, token = made["session"]["id"], made["token"]
+    assert me(stack, token).status_code == 200
+
+    stopped = httpx.delete(f"{sessions_url(stack, 'default')}/{session_id}", headers=stack.auth, timeout=10)
+
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["state"] == "stopped" and stopped.json()["stop_reason"] == "stopped_by_user"
+    refused = assert_diagnostic(me(stack, token), 403, "session_stopped")
+    assert refused["evidence"] == {"session_id": session_id, "stop_reason": "stopped_by_user"}
+    assert refused["suggested_command"]
+    again = httpx.delete(f"{sessions_url(stack, 'default')}/{session_id}", headers=stack.auth, timeout=10)
+    assert again.status_code == 409 and again.json()["error"] == "session_stopped"
+
+
+def test_a_session_is_stopped_only_through_its_own_workspace(stack: Stack) -> None:
+    made = new_session(stack, "default", stack.auth).json()
+    other = stack.create_workspace(f"team-{uuid.uuid4().hex[:8]}", "another team")
+    assert other is not None
+    theirs = bearer(other["apiKey"])
+    session_id = made["session"]["id"]
+
+    for workspace, key in (("default", theirs), (other["workspaceId"], theirs)):
+        response = httpx.delete(f"{sessions_url(stack, workspace)}/{session_id}", headers=key, timeout=10)
+        assert response.status_code == 404, (workspace, response.text)
+    for wrong in ("not-a-uuid", session_id.upper(), str(uuid.uuid4())):
+        response = httpx.delete(f"{sessions_url(stack, 'default')}/{wrong}", headers=stack.auth, timeout=10)
+        assert response.status_code == 404, (wrong, response.text)
+    assert me(stack, made["token"]).status_code == 200, "still working"
