@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 from litestar import Request, delete, get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from contracts.agent_runtime import (
     Capability,
@@ -42,7 +42,7 @@ MAX_ACTIVE_LEASES = 1
 
 @post("/api/v1/workspaces/{workspace_id:str}/agent-sessions", status_code=201)
 async def create_session(
-    request: Request[Any, Any, Any], workspace_id: str, data: JSONBody[NewAgentSession]
+    request: Request[Any, Any, Any], workspace_id: FromPath[str], data: JSONBody[NewAgentSession]
 ) -> CreatedAgentSession:
     """A new agent session in the caller's workspace; its token is in this answer only."""
     state = runtime_state(request)
@@ -70,7 +70,9 @@ SESSION_ERRORS = {
     status_code=200,
     opt={ERRORS: {404: "No such session in this workspace.", 409: "The session is already stopped."}},
 )
-async def stop_session(request: Request[Any, Any, Any], workspace_id: str, session_id: str) -> SessionView:
+async def stop_session(
+    request: Request[Any, Any, Any], workspace_id: FromPath[str], session_id: FromPath[str]
+) -> SessionView:
     """Stops a session of the caller's workspace: its token is refused from now on."""
     state = runtime_state(request)
     workspace_of(request, workspace_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from eventsourcing.persistence import IntegrityError
 from litestar import Request, get, post, put
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from contracts.payloads.agent_soul import AgentSoulSet
 from libs.domain.agent_soul import AgentSoul, soul_id
@@ -42,7 +42,10 @@ class SoulDocument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 @put("/api/v1/workspaces/{workspace_id:str}/agent-souls/{agent_name:str}", status_code=200)
 async def set_soul(
-    request: Request[Any, Any, Any], workspace_id: str, agent_name: str, data: JSONBody[SoulDocument]
+    request: Request[Any, Any, Any],
+    workspace_id: FromPath[str],
+    agent_name: FromPath[str],
+    data: JSONBody[SoulDocument],
 ) -> SoulView:
     """Stores the soul of the workspace's agents called `agent_name`, when it is valid: a 400
     otherwise, naming each error by line and column."""
