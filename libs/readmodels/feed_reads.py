@@ -21,3 +21,15 @@ async def feed(
         )
         rows = await cur.fetchall()
     return [(r[0], r[1], r[2], r[3]) for r in rows], position
+
+
+async def purged_stopped(pool: AsyncConnectionPool) -> dict[str, set[str]]:
+    """The tasks each workspace's purges stopped (workspace -> task ids): what their runs record
+    as they stop comes after the purge, and the live feed leaves it out as the read models do."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT workspace_id, task_id::text FROM rm_purged_tasks WHERE stopped")
+        rows = await cur.fetchall()
+    stopped: dict[str, set[str]] = {}
+    for workspace_id, task_id in rows:
+        stopped.setdefault(workspace_id, set()).add(task_id)
+    return stopped

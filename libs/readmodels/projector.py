@@ -299,8 +299,9 @@ def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurge
     cur.execute(
         "WITH gone AS (DELETE FROM rm_tasks WHERE workspace_id = %s "
         "AND (status IN ('completed', 'failed', 'cancelled') OR task_id::text = ANY(%s)) RETURNING task_id) "
-        "INSERT INTO rm_purged_tasks SELECT task_id, %s, %s FROM gone ON CONFLICT (task_id) DO NOTHING",
-        (workspace, p.stopped_tasks, workspace, seq),
+        "INSERT INTO rm_purged_tasks (task_id, workspace_id, purged_at_seq, stopped) "
+        "SELECT task_id, %s, %s, task_id::text = ANY(%s) FROM gone ON CONFLICT (task_id) DO NOTHING",
+        (workspace, p.stopped_tasks, workspace, seq, p.stopped_tasks),
     )
     cur.execute(
         "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",

@@ -118,6 +118,10 @@ CREATE TABLE IF NOT EXISTS rm_purged_tasks (
     workspace_id text NOT NULL,
     purged_at_seq bigint NOT NULL
 );
+-- Stopped by the purge (unfinished then): the only ones whose runs may still record something,
+-- which the live feed leaves out too, after a restart as before it (`purged_stopped`).
+ALTER TABLE rm_purged_tasks ADD COLUMN IF NOT EXISTS stopped boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS rm_purged_tasks_stopped ON rm_purged_tasks (workspace_id) WHERE stopped;
 CREATE TABLE IF NOT EXISTS rm_questions (
     question_id text PRIMARY KEY,
     workspace_id text NOT NULL,

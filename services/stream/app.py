@@ -18,7 +18,7 @@ from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
-from libs.readmodels import schema
+from libs.readmodels import feed_reads, schema
 from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
 from libs.web import openapi
 from libs.web.auth import require_key
@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> Litestar:
         await ensure_events_stream(js, settings.events_stream_replicas)
         broadcaster = Broadcaster()
         await broadcaster.start(js)
+        broadcaster.remember_stopped(await feed_reads.purged_stopped(pool))
         # One LISTEN connection wakes both followers of the log.
         relay_wakeups = Listener(settings.database_url, EVENTS_CHANNEL)
         projector_wakeups = relay_wakeups.follower()

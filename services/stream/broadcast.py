@@ -66,10 +66,17 @@ class Broadcaster:
                 else:
                     queue.put_nowait(event)
 
+    def remember_stopped(self, stopped: dict[str, set[str]]) -> None:
+        """The tasks earlier purges stopped, as the read models hold them: read once the follower
+        is subscribed, so a purge is known from one or the other, or both."""
+        for workspace_id, tasks in stopped.items():
+            self.stopped[workspace_id].update(tasks)
+
     def _purged(self, event: EventEnvelope) -> None:
         """A purge's stopped tasks: their last events (cancelled, their runs' ends and charges)
         are recorded after it, and the read models leave them out (`libs.readmodels.projector`),
-        so the live feeds do too. Kept for the process's life: a few ids per purge."""
+        so the live feeds do too. Kept for the process's life (a few ids per purge), and read
+        back from the read models when the process starts (`remember_stopped`)."""
         purge: WorkspacePurged = typed(event).payload
         self.stopped[event.workspace_id].update(purge.stopped_tasks)
 

@@ -4,16 +4,21 @@ unfinished work stopped, the history kept in the log, and a rebuild giving the s
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from libs.devstack.stack import Stack
-from libs.eventstore.store import EventStore
+from libs.domain.ledger import ledger_id
+from libs.eventstore.store import EVENTS_TABLE, EventStore
 from tests.e2e.helpers import (
     bearer,
     in_review_and_charged,
     live_and_rebuilt,
+    new_workspace,
     sse_events,
     submit,
     task_request,
@@ -80,3 +85,58 @@ def test_purge_clears_the_workspace_keeps_its_config_and_replays_to_the_same_sta
 
     live, rebuilt = live_and_rebuilt(stack)
     assert rebuilt == live
+
+
+def test_a_stream_service_restarted_after_a_purge_still_keeps_a_stopped_tasks_late_events_off_the_live_feed(
+    stack: Stack,
+) -> None:
+    """What a stopped task's runs record after the purge (a charge, say) is not the workspace's
+    any more: the live feed leaves it out after a restart of the stream service as before it."""
+    workspace, key = (created := new_workspace(stack, "purged-live"))["workspaceId"], bearer(created["apiKey"])
+    with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=key) as api:
+        (stopped,) = submit(api, task_request("still in review at the purge"))
+        wait_for(api, stopped, in_review_and_charged)
+        purge = api.post(f"/api/v1/workspaces/{workspace}/orchestration/purge")
+        assert purge.status_code == 200
+        stack.services["stream"].kill()
+        stack.restart_service("stream")
+
+        frames: list[dict] = []
+        since = _head(stack)
+        url = f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/events"
+        with httpx.stream("GET", url, params={"since_seq": since}, headers=key, timeout=30) as feed:
+            frames_of = sse_events(feed)
+            # A task of the workspace's own, followed to review: the feed is live by then.
+            (before,) = submit(api, task_request("after the restart"))
+            frames += _until_review(frames_of, before)
+            _late_charge(stack, stopped)  # as a stopped run's end would be charged, after the purge
+            (after,) = submit(api, task_request("after the late charge"))
+            frames += _until_review(frames_of, after)
+
+    assert any(f["event"] == "task.submitted" for f in frames), "the live feed goes on"
+    assert stopped not in json.dumps(frames), "nothing of the stopped task after its purge"
+
+
+def _until_review(frames: Iterator[dict], task_id: str) -> list[dict]:
+    read = []
+    for frame in frames:
+        read.append(frame)
+        if frame["event"] == "task.review_requested" and frame["data"]["payload"]["task_id"] == task_id:
+            return read
+    raise AssertionError(f"the feed ended before task {task_id} was in review")
+
+
+def _head(stack: Stack) -> int:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _late_charge(stack: Stack, task_id: str) -> None:
+    store = EventStore(stack.database_url, pool_size=1)
+    try:
+        ledger = store.load_many([ledger_id(task_id)])[ledger_id(task_id)]
+        ledger.charge(str(uuid.uuid4()), "late", "claude-sonnet-4", 10, 1, 0, 0, 0.0001, 5, 1, True)
+        store.save([ledger])
+    finally:
+        store.close()
