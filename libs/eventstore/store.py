@@ -146,6 +146,10 @@ class EventStore:
             aggregates[row["originator_id"]] = event.mutate(aggregates.get(row["originator_id"]))
         return aggregates
 
+    def load(self, aggregate_id: UUID) -> Any | None:
+        """One aggregate, as of now (`load_many` of one), or None when it does not exist."""
+        return self.load_many([aggregate_id]).get(aggregate_id)
+
     @reconnecting
     def _events_after(self, ids: list[UUID], versions: list[int]) -> list[Any]:
         # One statement on an autocommit connection: no BEGIN / ROLLBACK round trips.

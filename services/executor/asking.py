@@ -113,7 +113,7 @@ async def _task_stopped(asker: Asker) -> bool:
         return True
     task_id = uuid.UUID(asker.task_id)
     try:
-        task = (await asyncio.to_thread(asker.deps.store.load_many, [task_id])).get(task_id)
+        task = await asyncio.to_thread(asker.deps.store.load, task_id)
     except Exception:
         log.warning("run %s: could not read its task; it goes on", asker.run.id, exc_info=True)
         return False

@@ -190,7 +190,7 @@ async def recorded_expiry(store: EventStore, question_id: str) -> int | None:
     None when it is not on record, or the store cannot say."""
     gate_id = question_gate_id(question_id)
     try:
-        gate = (await asyncio.to_thread(store.load_many, [gate_id])).get(gate_id)
+        gate = await asyncio.to_thread(store.load, gate_id)
     except Exception:
         log.warning("could not read question %s from the event store", question_id, exc_info=True)
         return None

@@ -69,7 +69,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
 
 async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
     """What to do with a dispatch whose Run is on record already (a redelivery)."""
-    found = (await asyncio.to_thread(deps.store.load_many, [run_id])).get(run_id)
+    found = await asyncio.to_thread(deps.store.load, run_id)
     if not isinstance(found, Run):
         # Its start conflicted, yet there is no Run: the message comes back, and the log says so.
         raise RuntimeError(f"run {run_id}: its start conflicted with a record that cannot be loaded")

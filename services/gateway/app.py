@@ -8,22 +8,20 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import nats
-import psycopg
 from faststream.nats import NatsBroker
 from litestar import Litestar, Request
 from litestar.openapi import OpenAPIConfig
-from psycopg_pool import AsyncConnectionPool
 
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
 from libs.eventstore.store import EventStore
-from libs.readmodels import positions, schema
+from libs.readmodels import positions
 from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
-from libs.web.state import install
+from libs.web.state import install, open_read_models
 from services.gateway import files, livelogs, questions, routes, toollog, workspaces
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
@@ -52,14 +50,7 @@ async def _is_ready(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
-            schema.create(conn)
-        # Autocommit: each read is one statement, and a pool connection in a transaction would
-        # cost a BEGIN and a COMMIT around it; the reads that need one snapshot open their own.
-        pool = AsyncConnectionPool(
-            settings.database_url, min_size=2, max_size=20, open=False, kwargs={"autocommit": True}
-        )
-        await pool.open()
+        pool = await open_read_models(settings.database_url, min_size=2, max_size=20)
         broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()
         # Its own connection for JetStream: the live task logs follow the EVENTS stream.

@@ -43,8 +43,8 @@ WRITE_ATTEMPTS = 5
 
 
 async def _load(state: GatewayState, workspace_id: str) -> Workspace | None:
-    found = await asyncio.to_thread(state.store.load_many, [workspace_aggregate_id(workspace_id)])
-    return next(iter(found.values()), None)
+    found: Workspace | None = await asyncio.to_thread(state.store.load, workspace_aggregate_id(workspace_id))
+    return found
 
 
 async def _change(state: GatewayState, workspace_id: str, change: Callable[[Workspace], T]) -> T:

@@ -379,7 +379,7 @@ async def on_plan_request(event: EventEnvelope, store: EventStore, providers: Pr
         return []
     requested: Event[TaskPlanRequested] = typed(event)
     task_id = UUID(requested.aggregate_id)
-    task = (await asyncio.to_thread(store.load_many, [task_id])).get(task_id)
+    task = await asyncio.to_thread(store.load, task_id)
     if not isinstance(task, Task) or not task.awaiting_plan or task.status in TERMINAL:
         return []
     drafted = await drafts.get(providers, task)

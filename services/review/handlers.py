@@ -108,7 +108,7 @@ def decide(raw: bytes, store: EventStore) -> CommandReply:
 
 
 def _decide(command: DecideReviewCommand, decision: Decision, store: EventStore) -> CommandReply:
-    gate = store.load_many([review_gate_id(command.task_id)]).get(review_gate_id(command.task_id))
+    gate = store.load(review_gate_id(command.task_id))
     if gate is not None and gate.workspace_id != command.workspace_id:
         return CommandReply(error=CommandError(404, "Not found", f"task {command.task_id} not found"))
     if gate is None:
@@ -162,7 +162,7 @@ def answer(raw: bytes, store: EventStore) -> CommandReply:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
     gate_id = question_gate_id(command.question_id)
-    gate = store.load_many([gate_id]).get(gate_id)
+    gate = store.load(gate_id)
     if not isinstance(gate, QuestionGate) or gate.workspace_id != command.workspace_id or gate.status != "open":
         # Answered, expired, or not this workspace's: as the spec says, not found.
         return CommandReply(error=CommandError(404, "Not found", f"question {command.question_id} not found"))

@@ -8,19 +8,16 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import psycopg
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
-from psycopg_pool import AsyncConnectionPool
 
 from libs.config import Settings
 from libs.eventstore.store import EventStore
-from libs.readmodels import schema
 from libs.web import openapi
 from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
-from libs.web.state import install, installed
+from libs.web.state import install, installed, open_read_models
 from services.runtime import sessions, souls
 from services.runtime.auth import require_caller
 from services.runtime.state import RuntimeState
@@ -38,14 +35,8 @@ async def _is_ready(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as conn:
-            schema.create(conn)
+        pool = await open_read_models(settings.database_url, min_size=1, max_size=10)  # API keys, workspaces
         store = await asyncio.to_thread(EventStore, settings.database_url)
-        # Autocommit: each read is one statement (API keys, a workspace's name).
-        pool = AsyncConnectionPool(
-            settings.database_url, min_size=1, max_size=10, open=False, kwargs={"autocommit": True}
-        )
-        await pool.open()
         install(app, RuntimeState(settings, pool, store=store))
         try:
             yield

@@ -42,7 +42,7 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any]) -
     found = None
     if parts is not None:
         store = runtime_state(connection).store
-        found = (await asyncio.to_thread(store.load_many, [parts[0]])).get(parts[0])
+        found = await asyncio.to_thread(store.load, parts[0])
     if parts is None or not isinstance(found, AgentSession) or not found.holds(parts[1]):
         raise AgentError(401, "session_token_invalid", "the session token is not valid")
     if found.state == STOPPED:

@@ -94,7 +94,7 @@ async def _session(store: EventStore, workspace_id: str, session_id: str) -> Age
         wanted = uuid.UUID(session_id)
     except ValueError:
         wanted = None
-    found = (await asyncio.to_thread(store.load_many, [wanted])).get(wanted) if wanted else None
+    found = await asyncio.to_thread(store.load, wanted) if wanted else None
     if not isinstance(found, AgentSession) or found.workspace_id != workspace_id or str(wanted) != session_id:
         raise ApiError(404, "Not found", f"session {session_id} not found")
     return found

@@ -98,9 +98,7 @@ def _agent_name(given: str) -> str:
 
 
 async def _load(store: EventStore, workspace_id: str, agent_name: str) -> AgentSoul | None:
-    found = (await asyncio.to_thread(store.load_many, [soul_id(workspace_id, agent_name)])).get(
-        soul_id(workspace_id, agent_name)
-    )
+    found = await asyncio.to_thread(store.load, soul_id(workspace_id, agent_name))
     return found if isinstance(found, AgentSoul) else None
 
 

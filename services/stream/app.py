@@ -12,19 +12,18 @@ import nats
 import psycopg
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
-from psycopg_pool import AsyncConnectionPool
 
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
-from libs.readmodels import feed_reads, schema
+from libs.readmodels import feed_reads
 from libs.readmodels.schema import PROJECTOR_LOCK, RELAY_LOCK
 from libs.web import openapi
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
-from libs.web.state import install, installed
+from libs.web.state import install, installed, open_read_models
 from services.stream import routes, toollog
 from services.stream.broadcast import Broadcaster
 from services.stream.leader import hold_lock
@@ -80,14 +79,7 @@ def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         store = EventStore(settings.database_url)
-        with await asyncio.to_thread(psycopg.connect, settings.database_url, autocommit=True) as c:
-            schema.create(c)
-        # Autocommit: each read is one statement, and a pool connection in a transaction would
-        # cost a BEGIN and a COMMIT around it; the reads that need one snapshot open their own.
-        pool = AsyncConnectionPool(
-            settings.database_url, min_size=2, max_size=20, open=False, kwargs={"autocommit": True}
-        )
-        await pool.open()
+        pool = await open_read_models(settings.database_url, min_size=2, max_size=20)
         nc = await nats.connect(settings.nats_servers, name="stream", max_reconnect_attempts=-1)
         js = nc.jetstream()
         await ensure_events_stream(js, settings.events_stream_replicas)

@@ -19,6 +19,7 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack.stack import Stack
+from libs.eventstore.store import EVENTS_TABLE
 from libs.readmodels.schema import TABLES
 from tests.factories import task_request
 
@@ -194,3 +195,10 @@ def model_calls(stack: Stack, *texts: str) -> list[dict[str, Any]]:
     calls = httpx.get(f"{stack.model_server_url}/_calls", timeout=10).json()["calls"]
     quoted = [json.dumps(text)[1:-1] for text in texts]  # as each appears inside the request's JSON
     return [c for c in calls if all(q in json.dumps(c["request"]) for q in quoted)]
+
+
+def log_head(stack: Stack) -> int:
+    """The log's last seq, read from the store itself."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
+    return int(row[0]) if row else 0

@@ -7,12 +7,10 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import psycopg
 import pytest
 
 from libs.devstack.stack import Stack
-from libs.eventstore.store import EVENTS_TABLE
-from tests.e2e.helpers import bearer
+from tests.e2e.helpers import bearer, log_head
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +26,6 @@ DIAGNOSTIC_KEYS = {
     "suggested_command",
     "title",
 }
-
-
-def log_head(stack: Stack) -> int:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
-    return int(row[0]) if row else 0
 
 
 def sessions_url(stack: Stack, workspace: str) -> str:

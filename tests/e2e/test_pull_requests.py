@@ -19,6 +19,7 @@ from libs.devstack.stack import Stack
 from tests.e2e.helpers import (
     executor_restored,
     in_review_and_charged,
+    log_head,
     status_is,
     stop_idle_executor,
     submit,
@@ -137,13 +138,6 @@ async def test_a_chained_task_on_its_parents_branch_adds_its_commit_to_the_same_
 
 def all_pulls(stack: Stack) -> list[dict]:
     return httpx.get(f"{stack.github_url}/_state").json()["pulls"]
-
-
-def log_head(stack: Stack) -> int:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM orchestrator_events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def track_approvals_as_before_the_upgrade(stack: Stack) -> None:

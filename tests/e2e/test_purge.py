@@ -8,16 +8,16 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 
 from libs.devstack.stack import Stack
 from libs.domain.ledger import ledger_id
-from libs.eventstore.store import EVENTS_TABLE, EventStore
+from libs.eventstore.store import EventStore
 from tests.e2e.helpers import (
     bearer,
     in_review_and_charged,
     live_and_rebuilt,
+    log_head,
     new_workspace,
     sse_events,
     submit,
@@ -102,7 +102,7 @@ def test_a_stream_service_restarted_after_a_purge_still_keeps_a_stopped_tasks_la
         stack.restart_service("stream")
 
         frames: list[dict] = []
-        since = _head(stack)
+        since = log_head(stack)
         url = f"{stack.stream_url}/api/v1/workspaces/{workspace}/orchestration/events"
         with httpx.stream("GET", url, params={"since_seq": since}, headers=key, timeout=30) as feed:
             frames_of = sse_events(feed)
@@ -124,12 +124,6 @@ def _until_review(frames: Iterator[dict], task_id: str) -> list[dict]:
         if frame["event"] == "task.review_requested" and frame["data"]["payload"]["task_id"] == task_id:
             return read
     raise AssertionError(f"the feed ended before task {task_id} was in review")
-
-
-def _head(stack: Stack) -> int:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _late_charge(stack: Stack, task_id: str) -> None:
