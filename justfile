@@ -30,6 +30,10 @@ bench n="400" concurrency="20": sync
 bench-compare against n="400" rounds="2": sync
     uv run --frozen python -m libs.bench.compare --against {{against}} --tasks {{n}} --rounds {{rounds}}
 
+# Spec 002's leases under load: AGENTS agent processes claim and complete N runs over HTTP; claims/s, hand-over latency, no double claim
+bench-leases n="10000" agents="8": sync
+    uv run --frozen python -m libs.bench.leases --tasks {{n}} --agents {{agents}}
+
 # What PostgreSQL and NATS cost per RW-1 task for its appends and fsynced publishes alone
 bench-floor n="400": sync
     uv run --frozen python -m libs.bench.floor --tasks {{n}}

@@ -54,3 +54,56 @@ class CommandReply(msgspec.Struct, frozen=True, omit_defaults=True):
     # An asked question's expiry (epoch ms): the asking run waits for its outcome until then.
     expires_at: int | None = None
     error: CommandError | None = None
+
+
+class ClaimRunCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """From the agent runtime's edge to the owner of Runs (the executor): claim the oldest
+    queued run the session may take, under a lease of `lease_ttl_s`."""
+
+    workspace_id: str
+    session_id: str
+    provider: str  # the session's, which the run records ("" : the task's)
+    model: str
+    agent_types: list[str] | None  # None: any
+    lease_ttl_s: int
+
+
+class LeaseCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """A call under a lease (`heartbeat`, `complete`, `fail`, `release`), from the session that
+    presents the claim token; the owner fences it before anything changes."""
+
+    verb: str  # "heartbeat" | "complete" | "fail" | "release"
+    workspace_id: str
+    session_id: str
+    run_id: str
+    claim_token: str
+    lease_ttl_s: int | None = None  # heartbeat: the extension (None: the claim's length)
+    result: dict[str, Any] | None = None  # complete: contracts.agent_tasks.RunResult, in wire form
+    error: str | None = None  # fail
+    retryable: bool = True  # fail
+    reason: str | None = None  # release
+    usage: dict[str, Any] | None = None  # fail, release: contracts.agent_tasks.Usage, in wire form
+
+
+class LeaseRefusal(msgspec.Struct, frozen=True, kw_only=True):
+    """Why the owner refused a lease command: the agent runtime's diagnostic, in parts."""
+
+    status: int
+    code: str
+    message: str
+    evidence: dict[str, Any] = {}
+    suggested_command: str | None = None
+
+
+class LeaseReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the owner did: the run now (claimed, or ended), with the lease's end and last
+    heartbeat; a claim's token, whole, this once; or why it refused."""
+
+    seq: int = 0
+    run_id: str | None = None  # None for a claim: nothing ready
+    claim_token: str | None = None
+    queued_at: int | None = None
+    lease_until: int | None = None
+    heartbeat_at: int | None = None
+    refused: LeaseRefusal | None = None
+    error: CommandError | None = None  # a command the owner could not read, or a failure (the runtime's)

@@ -25,3 +25,6 @@ SUBMIT_TASKS = "cmd.planner.submit-tasks"
 DECIDE_REVIEW = "cmd.review.decide"
 ASK_QUESTION = "cmd.review.ask"
 ANSWER_QUESTION = "cmd.review.answer"
+# Spec 002's leases, from the agent runtime's edge to the owner of Runs.
+CLAIM_RUN = "cmd.executor.claim-run"
+UNDER_LEASE = "cmd.executor.under-lease"

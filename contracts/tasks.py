@@ -50,6 +50,15 @@ class Provider(enum.StrEnum):
     OPENAI = "openai"
 
 
+class AgentRuntime(enum.StrEnum):
+    """Who runs the task's subtasks: the executor's agents or agent sessions, whichever claims
+    first (`internal`), or only agent sessions, over spec 002's `claim-next` (`external`).
+    Not in spec 000: an extension."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+
+
 class Planner(enum.StrEnum):
     """How a task is decomposed: the agent type's template plan, or a plan the model drafts
     (validated, with the template as the fallback). Not in spec 000: an extension."""
@@ -122,6 +131,7 @@ class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Fal
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = DEFAULT_TEMPERATURE
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = DEFAULT_MAX_RETRIES
     planner: Planner = Planner.TEMPLATE
+    agent_runtime: AgentRuntime = AgentRuntime.INTERNAL
 
 
 class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):

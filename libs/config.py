@@ -36,6 +36,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Agent runs one executor process carries at once (runs waiting for a person's answer not
     # counted); it takes no more dispatches than that, and leaves the rest to other replicas.
     max_concurrent_runs: int = 64
+    # The lease the executor's runs hold (spec 002): heartbeated every third of it while the
+    # agent works, so an executor that dies has its runs back in the queue within it (plus a
+    # second), where its dispatch's redelivery would take ACK_WAIT_S.
+    lease_ttl_s: int = 30
+    # How often the runtime service's sweeper looks for leases that passed.
+    lease_sweep_s: float = 0.25
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
     self_heal_collect_tests: bool = True
     # Guards the gateway's admin API (workspaces and their keys); unset, the admin API is off.
@@ -80,6 +86,8 @@ def load_settings(service: str, default_port: int) -> Settings:
         llm_max_retries=int(_env("LLM_MAX_RETRIES") or 2),
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
         max_concurrent_runs=max(1, int(_env("MAX_CONCURRENT_RUNS") or 64)),
+        lease_ttl_s=min(3600, max(1, int(_env("LEASE_TTL_S") or 30))),
+        lease_sweep_s=max(0.05, float(_env("LEASE_SWEEP_S") or 0.25)),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
         # At least a second: the check is a read of the event store per waiting run.
         question_check_s=max(1.0, float(_env("QUESTION_CHECK_S") or 30.0)),

@@ -73,6 +73,9 @@ class Service(Generic[DepsT]):
     # Aggregates the store keeps between loads (EventStore's `kept`): for services whose
     # handlers reload the same aggregates step after step and never change one after saving it.
     kept_aggregates: int = 0
+    # Commands of one subject handled at once by a replica: 1 answers them in order; a service
+    # whose commands wait (on the database, on checks) takes more, each its own asyncio task.
+    command_workers: int = 1
 
 
 def batch_in_thread(handler: Callable[..., Sequence[Any]], *deps: Any) -> InThread:
@@ -97,7 +100,10 @@ def build_app(service: Service[DepsT], settings: Settings) -> AsgiFastStream:
     store = EventStore(settings.database_url, kept=service.kept_aggregates)
     broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
-        broker.subscriber(subject, queue=service.name, decoder=_raw_body)(_bytes_handler(subject, handler))
+        subscriber = broker.subscriber(
+            subject, queue=service.name, decoder=_raw_body, max_workers=service.command_workers
+        )
+        subscriber(_bytes_handler(subject, handler))
 
     consumers: list[EventConsumer] = []
     # What this run of the service started, for `stop_consumers` to close: none of it before

@@ -45,6 +45,8 @@ class TaskSubtaskQueued(Payload, frozen=True, kw_only=True):
     attempt: int
     error: str | None
     previous: RunOutput | None
+    handover: int = 0
+    previous_run_id: str | None = None
 
 
 class TaskSubtaskDispatched(Payload, frozen=True, kw_only=True):
@@ -57,6 +59,12 @@ class TaskSubtaskDispatched(Payload, frozen=True, kw_only=True):
     earlier: list[StepSummary] = []
     previous_error: str | None = None
     previous_output: RunOutput | None = None
+    # The run that takes it (absent from a dispatch stored before leases: `run_id_for`), the
+    # times this attempt was given back before (spec 002's `release`), and the run it follows
+    # when the one before had its lease expire.
+    run_id: str | None = None
+    handover: int = 0
+    previous_run_id: str | None = None
 
 
 class TaskStarted(Payload, frozen=True, kw_only=True):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from uuid import UUID
+
+import msgspec
 
 from contracts.payloads.run import (
     RunBudgetStopped,
     RunFailed,
+    RunLeaseExpired,
     RunModelCalled,
     RunModelCallStarted,
+    RunReleased,
     RunStarted,
     RunSucceeded,
     RunToolCalled,
@@ -18,11 +24,36 @@ from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
 STARTED, SUCCEEDED, FAILED, BUDGET_STOPPED = "started", "succeeded", "failed", "budget_stopped"
+EXPIRED, RELEASED = "expired", "released"
 INTERRUPTED = "the run was interrupted (its executor stopped)"
+LEASE_EXPIRED = "the run's lease expired (its holder stopped heartbeating)"
 
 
-def run_id_for(task_id: str, subtask_id: str, attempt: int) -> UUID:
+def run_id_for(task_id: str, subtask_id: str, attempt: int, handover: int = 0) -> UUID:
+    """A run's id, derived from what it runs: a second claim of the same run conflicts. A run
+    given back (`handover`) is followed by a new run of the same attempt."""
+    if handover:
+        return derived_id("run", task_id, subtask_id, attempt, "handover", handover)
     return derived_id("run", task_id, subtask_id, attempt)
+
+
+def claim_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_claim_token() -> str:
+    """A claim's fencing token (`clm_...`): returned to the holder once, kept only as its hash."""
+    return f"clm_{secrets.token_urlsafe(32)}"
+
+
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    """Who claims a run, and for how long: the lease it will run under."""
+
+    session_id: str | None  # None: the run itself is the session (the executor's runs)
+    lease_until: int  # ms since the epoch
+    lease_ttl_s: int
+    token_hash: str
+    dispatch_seq: int | None = None
 
 
 class Run(WorkspaceAggregate):
@@ -38,6 +69,15 @@ class Run(WorkspaceAggregate):
         self.provider = payload.provider
         self.model = payload.model
         self.status = STARTED
+        self.session_id = payload.session_id  # None: a run started before leases
+        self.lease_until = payload.lease_until
+        self.lease_ttl_s = payload.lease_ttl_s
+        self.claim_token_hash = payload.claim_token_hash
+        self.handover = payload.handover
+        self.dispatch_seq = payload.dispatch_seq
+        self.previous_run_id = payload.previous_run_id
+        self.first_call_estimate = payload.first_call_estimate
+        self.error: str | None = None  # why it failed, expired or was given back
         self.model_calls = 0
         self.tool_calls = 0
         self.usage: dict[str, int] = {}  # what its recorded model calls used, summed
@@ -56,7 +96,14 @@ class Run(WorkspaceAggregate):
         provider: str,
         model: str,
         retry_of: str | None = None,
+        claim: Claim | None = None,
+        handover: int = 0,
+        previous_run_id: str | None = None,
+        first_call_estimate: dict[str, int] | None = None,
     ) -> Run:
+        """The run's first event is its claim: the run exists only once someone holds it, under
+        a lease, and a second claim of the same run conflicts on this very insert."""
+        run_id = run_id_for(task_id, subtask_id, attempt, handover)
         started = RunStarted(
             task_id=task_id,
             subtask_id=subtask_id,
@@ -65,23 +112,43 @@ class Run(WorkspaceAggregate):
             provider=provider,
             model=model,
             retry_of=retry_of,
+            session_id=None if claim is None else (claim.session_id or str(run_id)),
+            lease_until=None if claim is None else claim.lease_until,
+            lease_ttl_s=None if claim is None else claim.lease_ttl_s,
+            claim_token_hash=None if claim is None else claim.token_hash,
+            handover=handover,
+            dispatch_seq=None if claim is None else claim.dispatch_seq,
+            previous_run_id=previous_run_id,
+            first_call_estimate=first_call_estimate,
         )
-        return cls._create(
-            cls.Started, id=run_id_for(task_id, subtask_id, attempt), workspace_id=workspace_id, payload=started
+        return cls._create(cls.Started, id=run_id, workspace_id=workspace_id, payload=started)
+
+    @property
+    def internal(self) -> bool:
+        """Held by the executor (its runs are their own sessions), not by an agent session."""
+        return self.session_id is None or self.session_id == str(self.id)
+
+    def fenced_by(self, token: str) -> bool:
+        """Whether `token` is this run's claim token (compared in constant time)."""
+        return self.claim_token_hash is not None and secrets.compare_digest(
+            self.claim_token_hash, claim_token_hash(token)
         )
 
     def _require_started(self) -> None:
         if self.status != STARTED:
             raise IllegalTransition(f"run {self.id} already {self.status}")
 
-    def succeed(self, output: RunOutput, usage: dict[str, int], duration_ms: int, subrequests: int) -> None:
+    def succeed(
+        self, output: RunOutput, usage: dict[str, int], duration_ms: int, subrequests: int, model: str | None = None
+    ) -> None:
+        """`model`: the one an agent session reports its calls used, when not the run's."""
         self._require_started()
         succeeded = RunSucceeded(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
             provider=self.provider,
-            model=self.model,
+            model=model or self.model,
             output=output,
             usage=usage,
             duration_ms=duration_ms,
@@ -183,17 +250,19 @@ class Run(WorkspaceAggregate):
         retryable: bool = False,
         output: RunOutput | None = None,
         estimated_usage: dict[str, int] | None = None,
+        model: str | None = None,
     ) -> None:
         """`retryable`: another attempt may succeed (a check failed, a timeout); `output`: the
         attempt's changes, which the next attempt starts from; `estimated_usage`: the part of
-        `usage` that is an estimate, not a provider's count (an interrupted model call's)."""
+        `usage` that is an estimate, not a provider's count (an interrupted model call's);
+        `model`: the one an agent session reports its calls used, when not the run's."""
         self._require_started()
         failed = RunFailed(
             task_id=self.task_id,
             subtask_id=self.subtask_id,
             agent_type=self.agent_type,
             provider=self.provider,
-            model=self.model,
+            model=model or self.model,
             error=error,
             usage=usage,
             duration_ms=duration_ms,
@@ -271,6 +340,67 @@ class Run(WorkspaceAggregate):
 
         def apply(self, run: Run) -> None:
             run.status = FAILED
+            run.error = self.payload.error
+
+    def expire(self, lease_until: int) -> None:
+        """Its lease ran out (`lease_until`, heartbeats included) with the run unfinished: it
+        fails, retryable, charged as an interrupted run is (its recorded calls, and at its
+        estimate the call it had started and not recorded, which the provider may have been
+        paid for). An agent session's run records no calls: what it spent is its own to report,
+        on `complete`, `fail` or `release`, and a lost lease loses the report."""
+        self._require_started()
+        in_flight = self.in_flight()
+        if in_flight is None and self.model_calls == 0:
+            in_flight = self.first_call_estimate
+        subrequests = self.model_calls + self.tool_calls + (1 if in_flight else 0)
+        expired = RunLeaseExpired(
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
+            provider=self.provider,
+            model=self.model,
+            error=LEASE_EXPIRED,
+            usage=added(self.usage, in_flight or {}),
+            subrequests=subrequests,
+            attempt=self.attempt,
+            retryable=True,
+            estimated_usage=in_flight or None,
+            session_id=self.session_id or str(self.id),
+            lease_until=lease_until,
+        )
+        self.emit(self.LeaseExpired, expired)
+
+    class LeaseExpired(WorkspaceAggregate.Event):
+        payload: RunLeaseExpired
+
+        def apply(self, run: Run) -> None:
+            run.status = EXPIRED
+            run.error = self.payload.error
+
+    def release(self, reason: str | None, usage: dict[str, int], duration_ms: int) -> None:
+        """The holder gives the run back unfinished: the same attempt goes back to the queue."""
+        self._require_started()
+        released = RunReleased(
+            task_id=self.task_id,
+            subtask_id=self.subtask_id,
+            agent_type=self.agent_type,
+            provider=self.provider,
+            model=self.model,
+            attempt=self.attempt,
+            handover=self.handover,
+            session_id=self.session_id or str(self.id),
+            reason=reason,
+            usage=usage,
+            duration_ms=duration_ms,
+        )
+        self.emit(self.Released, released)
+
+    class Released(WorkspaceAggregate.Event):
+        payload: RunReleased
+
+        def apply(self, run: Run) -> None:
+            run.status = RELEASED
+            run.error = self.payload.reason
 
 
 def added(usage: dict[str, int], more: dict[str, int]) -> dict[str, int]:

@@ -40,6 +40,7 @@ from contracts.payloads.task import (
 from contracts.tasks import DEFAULT_MAX_RETRIES
 from libs.domain.base import WorkspaceAggregate
 from libs.domain.errors import IllegalTransition
+from libs.domain.run import run_id_for
 
 PENDING, ASSIGNED, RUNNING, REVIEW, PAUSED = "pending", "assigned", "running", "review", "paused"
 APPROVED, COMPLETED, FAILED, CANCELLED = "approved", "completed", "failed", "cancelled"
@@ -77,6 +78,8 @@ class Task(WorkspaceAggregate):
         self.paused: dict[str, TaskPaused] = {}  # subtask id -> the stopped attempt and its changes
         self.resumes: dict[str, int] = {}  # subtask id -> attempts a budget pause used up
         self.queued: dict[str, TaskSubtaskQueued] = {}  # subtask id -> a dispatch waiting for a slot
+        # subtask id -> its latest dispatch: a run given back (`run_released`) is dispatched again as it was.
+        self.handed: dict[str, TaskSubtaskDispatched] = {}
 
     @classmethod
     def submit(
@@ -190,15 +193,22 @@ class Task(WorkspaceAggregate):
         gate: DispatchGate | None,
         error: str | None = None,
         previous: RunOutput | None = None,
+        handover: int = 0,
+        previous_run_id: str | None = None,
     ) -> None:
         if gate is not None and not gate(self, subtask.id):
             # The workspace's concurrency cap is reached: the subtask waits for a free slot.
-            self.emit(
-                self.SubtaskQueued,
-                TaskSubtaskQueued(subtask_id=subtask.id, attempt=attempt, error=error, previous=previous),
+            queued = TaskSubtaskQueued(
+                subtask_id=subtask.id,
+                attempt=attempt,
+                error=error,
+                previous=previous,
+                handover=handover,
+                previous_run_id=previous_run_id,
             )
+            self.emit(self.SubtaskQueued, queued)
             return
-        self._hand_over(subtask, attempt, error, previous)
+        self._hand_over(subtask, attempt, error, previous, handover, previous_run_id)
 
     class SubtaskQueued(WorkspaceAggregate.Event):
         payload: TaskSubtaskQueued
@@ -222,10 +232,20 @@ class Task(WorkspaceAggregate):
         waiting = self.queued.get(subtask_id)
         if waiting is None or self.status in TERMINAL:
             return False
-        self._hand_over(self.subtask(subtask_id), waiting.attempt, waiting.error, waiting.previous)
+        subtask = self.subtask(subtask_id)
+        w = waiting
+        self._hand_over(subtask, w.attempt, w.error, w.previous, w.handover, w.previous_run_id)
         return True
 
-    def _hand_over(self, subtask: PlannedSubtask, attempt: int, error: str | None, previous: RunOutput | None) -> None:
+    def _hand_over(
+        self,
+        subtask: PlannedSubtask,
+        attempt: int,
+        error: str | None,
+        previous: RunOutput | None,
+        handover: int = 0,
+        previous_run_id: str | None = None,
+    ) -> None:
         self.emit(
             self.SubtaskDispatched,
             TaskSubtaskDispatched(
@@ -240,6 +260,9 @@ class Task(WorkspaceAggregate):
                 # starts from (they stay this subtask's changes, so the checks see them again).
                 previous_error=error,
                 previous_output=previous,
+                run_id=str(run_id_for(str(self.id), subtask.id, attempt, handover)),
+                handover=handover,
+                previous_run_id=previous_run_id,
             ),
         )
 
@@ -252,6 +275,7 @@ class Task(WorkspaceAggregate):
             if p.subtask_id not in task.dispatched:
                 task.dispatched.append(p.subtask_id)
             task.attempts[p.subtask_id] = p.attempt
+            task.handed[p.subtask_id] = p
             if task.status == PENDING:
                 task.status = ASSIGNED
 
@@ -264,9 +288,11 @@ class Task(WorkspaceAggregate):
         retryable: bool,
         output: RunOutput | None,
         gate: DispatchGate | None = None,
+        lease_expired: bool = False,
     ) -> None:
         """Self-heal: dispatch the next attempt, starting from this one's changes with its error,
-        while attempts remain and retrying can help; otherwise the subtask and the task fail."""
+        while attempts remain and retrying can help; otherwise the subtask and the task fail.
+        An attempt whose lease expired names its run to the next (`previous_run_id`)."""
         subtask = self.subtask(subtask_id)
         if self.status not in (ASSIGNED, RUNNING, PAUSED) or subtask_id in self.succeeded:
             return  # stale: the task moved on, or another attempt already succeeded
@@ -274,7 +300,7 @@ class Task(WorkspaceAggregate):
             return  # a failure of an attempt already superseded
         # Attempts a budget pause used up are not self-heal retries.
         if retryable and attempt - self.resumes.get(subtask_id, 0) < self.max_attempts():
-            self._dispatch(subtask, attempt + 1, gate, error, output)
+            self._dispatch(subtask, attempt + 1, gate, error, output, 0, run_id if lease_expired else None)
             return
         exhausted = retryable  # it would have been retried, had attempts remained
         self.emit(
@@ -283,6 +309,18 @@ class Task(WorkspaceAggregate):
         )
         reason = f"after {attempt} attempt(s), retries exhausted" if exhausted else "not retryable"
         self.fail(f"subtask {subtask_id} failed ({reason}): {error}")
+
+    def run_released(self, subtask_id: str, run_id: str, gate: DispatchGate | None = None) -> None:
+        """Its holder gave the run back: the same attempt is dispatched again, as it was, to a
+        new run (`handover` + 1); no attempt is counted."""
+        handed = self.handed.get(subtask_id)
+        if self.status not in (ASSIGNED, RUNNING, PAUSED) or subtask_id in self.succeeded or handed is None:
+            return  # stale: the task moved on
+        if handed.run_id is not None and handed.run_id != run_id:
+            return  # a run of a dispatch already superseded
+        h = handed
+        subtask = self.subtask(subtask_id)
+        self._dispatch(subtask, h.attempt, gate, h.previous_error, h.previous_output, h.handover + 1, h.previous_run_id)
 
     def start(self) -> None:
         if self.status == ASSIGNED:

@@ -81,3 +81,37 @@ class Listener(Wakeups):
             except Exception:
                 log.warning("LISTEN %s lost its connection; reconnecting", self.channel, exc_info=True)
                 await asyncio.sleep(0.5)
+
+
+class Beat:
+    """One notification to come: waited on by any number of waiters."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when it came within `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+                return True
+        return False
+
+    def fire(self) -> None:
+        self._event.set()
+
+
+class Pulse:
+    """Wakes every waiter at each notification, and never misses one for any of them: a waiter
+    takes the next `Beat` *before* it looks for what it waits for, so a notification that comes
+    while it looks still wakes it (an event cleared by one waiter would hide it from another)."""
+
+    def __init__(self) -> None:
+        self._beat = Beat()
+
+    def next(self) -> Beat:
+        return self._beat
+
+    def fire(self) -> None:
+        beat, self._beat = self._beat, Beat()
+        beat.fire()

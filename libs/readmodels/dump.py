@@ -71,14 +71,18 @@ def runs_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         run.setdefault("toolCalls", 0)
         if kind == "run.started":
             run.update(status="started", attempt=p["attempt"], agentType=p["agent_type"], model=p["model"])
+            if p.get("session_id"):
+                run.update(sessionId=p["session_id"], leaseUntil=p["lease_until"])
         elif kind == "run.model_called":
             run["modelCalls"] += 1
         elif kind == "run.tool_called":
             run["toolCalls"] += 1
-        elif kind in ("run.succeeded", "run.failed", "run.budget_stopped"):
+        elif kind in ("run.succeeded", "run.failed", "run.budget_stopped", "run.lease_expired", "run.released"):
             run["status"] = kind.removeprefix("run.")
-            if kind == "run.failed":
+            if kind in ("run.failed", "run.lease_expired"):
                 run["error"] = p["error"]
+            if kind == "run.released":
+                run["releaseReason"] = p["reason"]
     return list(runs.values())
 
 

@@ -7,11 +7,9 @@ It follows the notification log itself (not the bus), so its position is the log
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import psycopg
 
 from contracts.events import Event, EventEnvelope, public_payload, task_of, typed
@@ -27,7 +25,8 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import task_log, toolcalls
+from libs.readmodels import leases, task_log, toolcalls
+from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
 
@@ -78,8 +77,10 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
     touched: dict[str, str] = {}  # task id -> workspace, for the rows to write back
     kept: list[EventEnvelope] = []  # the batch less what is about tasks the read models dropped
     kept_typed: list[Event[Any]] = []  # the same events, typed
+    every_typed: list[Event[Any]] = []
     for envelope in events:
         e = typed(envelope)
+        every_typed.append(e)
         if isinstance(e.payload, TaskSubmitted):
             views[e.aggregate_id] = TaskView.submitted(e)
         if task_of(envelope) in purged:
@@ -153,6 +154,9 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         _project_run_usage(cur, kept_typed)
         _project_questions(cur, kept_typed)
         _project_workspaces(cur, kept_typed)
+        # Every event, a purged task's too: a lease its purge kept (its run still held) ends
+        # when the run does, and the sweeper stops looking at it.
+        leases.project(cur, every_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -343,16 +347,6 @@ def parse_notice(notice: str) -> tuple[int, dict[str, str] | None]:
 
 
 # An escaped U+0000 (not an escaped backslash followed by "u0000"): jsonb refuses it.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def _json(rows: Any) -> str:
-    text = msgspec.json.encode(rows).decode()
-    # A backstop: every writer cleans what a model wrote, but one event jsonb cannot hold would
-    # stop the projector for every workspace, so it is made storable here too.
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
-
-
 def _uuids(ids: set[str]) -> list[str]:
     """The ids that can be task ids (a task's id is a UUID): anything else matches no row."""
     found = []

@@ -16,6 +16,8 @@ TABLES = (
     "rm_run_usage",
     "rm_purged_tasks",
     "rm_task_log",
+    "rm_run_queue",
+    "rm_leases",
 )
 
 # A task's served state as one document: the row's `state` with its `request` put back.
@@ -162,6 +164,45 @@ CREATE TABLE IF NOT EXISTS rm_task_log (
     PRIMARY KEY (seq, ordinal)
 );
 CREATE INDEX IF NOT EXISTS rm_task_log_task ON rm_task_log (task_id, seq, ordinal);
+-- Spec 002's queue: the dispatched runs nobody has claimed yet. Oldest task first, then oldest
+-- dispatch: a run given back (or retried) keeps its task's place instead of going to the back.
+CREATE TABLE IF NOT EXISTS rm_run_queue (
+    run_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    task_id uuid NOT NULL,
+    subtask_id text NOT NULL,
+    agent_type text NOT NULL,
+    attempt integer NOT NULL,
+    handover integer NOT NULL,
+    external boolean NOT NULL,
+    dispatch_seq bigint NOT NULL,
+    queued_at bigint NOT NULL,
+    previous_run_id text,
+    task_created_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_run_queue_order ON rm_run_queue (workspace_id, task_created_at, dispatch_seq);
+CREATE INDEX IF NOT EXISTS rm_run_queue_task ON rm_run_queue (task_id);
+-- Every claimed run's lease as its claim set it and its end left it (heartbeats move the end
+-- in `lease_heartbeats`, which is no read model): the views, and the sweeper's candidates.
+CREATE TABLE IF NOT EXISTS rm_leases (
+    run_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    task_id uuid NOT NULL,
+    subtask_id text NOT NULL,
+    agent_type text NOT NULL,
+    attempt integer NOT NULL,
+    session_id text NOT NULL,
+    status text NOT NULL,
+    claim_token_hash text NOT NULL,
+    claimed_at bigint NOT NULL,
+    lease_until bigint NOT NULL,
+    ended_at bigint,
+    error text,
+    previous_run_id text,
+    dispatch_seq bigint
+);
+CREATE INDEX IF NOT EXISTS rm_leases_claimed ON rm_leases (lease_until) WHERE status = 'claimed';
+CREATE INDEX IF NOT EXISTS rm_leases_session ON rm_leases (session_id, claimed_at);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL
@@ -173,6 +214,8 @@ READMODELS_CHANNEL = "readmodels"
 PROJECTOR = "readmodels"
 # Advisory locks that make the relay and the projector single-active across replicas.
 RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
+# Makes the runtime service's lease sweeper single-active: one actor expires a lease.
+LEASE_SWEEPER_LOCK = 7_100_003
 # The first key of the executors' per-branch locks (pull requests): (class, key) pairs never meet
 # the single-key locks above.
 BRANCH_LOCK_CLASS = 7_100

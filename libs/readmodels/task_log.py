@@ -14,7 +14,16 @@ from contracts.events import Event
 from contracts.logs import LogEntry, LogLevel, worker_id
 from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
 from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
-from contracts.payloads.run import RunBudgetStopped, RunFailed, RunModelCalled, RunStarted, RunSucceeded, RunToolCalled
+from contracts.payloads.run import (
+    RunBudgetStopped,
+    RunFailed,
+    RunLeaseExpired,
+    RunModelCalled,
+    RunReleased,
+    RunStarted,
+    RunSucceeded,
+    RunToolCalled,
+)
 from libs.domain.run import INTERRUPTED
 from libs.observability.logs import redact
 
@@ -33,6 +42,8 @@ LOGGED = frozenset(
         "run.succeeded",
         "run.failed",
         "run.budget_stopped",
+        "run.lease_expired",
+        "run.released",
         "question_gate.asked",
         "question_gate.answered",
         "question_gate.expired",
@@ -48,7 +59,7 @@ def log_entries(event: Event[Any]) -> list[LogEntry]:
     if event.type not in LOGGED:
         return []
     p = event.payload
-    line = _line(p)
+    line = _line(p, event.aggregate_id)
     if line is None:
         return []
     level, message = line
@@ -68,11 +79,13 @@ def log_entries(event: Event[Any]) -> list[LogEntry]:
     ]
 
 
-def _line(p: Any) -> tuple[LogLevel, str] | None:
+def _line(p: Any, aggregate_id: str) -> tuple[LogLevel, str] | None:
     match p:
         case RunStarted():
             retry = f" (self-heal retry of: {p.retry_of})" if p.retry_of else ""
-            return "log", f"attempt {p.attempt} started with {p.provider} {p.model}{retry}"
+            # The executor's runs are their own sessions; an agent session's claim is named.
+            holder = f" by agent session {p.session_id}" if p.session_id not in (None, aggregate_id) else ""
+            return "log", f"attempt {p.attempt} started with {p.provider} {p.model}{retry}{holder}"
         case RunModelCalled():
             if p.status != "ok":
                 return "error", f"model call {p.turn} failed: {p.error}"
@@ -85,8 +98,13 @@ def _line(p: Any) -> tuple[LogLevel, str] | None:
             return ("log" if p.status == "ok" else "warn"), p.title
         case RunSucceeded():
             return "log", f"finished in {p.duration_ms} ms: {p.output.summary}"
+        case RunLeaseExpired():
+            return "warn", f"attempt {p.attempt}'s lease expired: agent session {p.session_id} stopped heartbeating"
         case RunFailed():
             return _failed(p)
+        case RunReleased():
+            reason = f": {p.reason}" if p.reason else ""
+            return "log", f"attempt {p.attempt} was given back by agent session {p.session_id}{reason}"
         case RunBudgetStopped(cap=cap):
             left = cap.limit_usd - cap.spent_usd
             return "warn", (

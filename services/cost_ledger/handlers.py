@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from contracts.events import Event, EventEnvelope, typed
-from contracts.payloads.run import RunBudgetStopped, RunFailed, RunSucceeded
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
 from contracts.payloads.task import TaskPlanned
 from libs.domain.base import derived_id
 from libs.domain.ledger import Ledger, ledger_id
@@ -30,12 +30,14 @@ class Charge(NamedTuple):
 
 
 # The events that charge a ledger: a run's end, and a drafted plan's model call.
-CHARGED = frozenset({"run.succeeded", "run.failed", "run.budget_stopped", "task.planned"})
+CHARGED = frozenset(
+    {"run.succeeded", "run.failed", "run.budget_stopped", "run.lease_expired", "run.released", "task.planned"}
+)
 
 
 def _charge_of(e: Event[Any]) -> Charge | None:
     p = e.payload
-    if isinstance(p, RunSucceeded | RunFailed | RunBudgetStopped):
+    if isinstance(p, RunSucceeded | RunFailed | RunBudgetStopped | RunReleased):
         estimated = isinstance(p, RunFailed) and bool(p.estimated_usage)
         return Charge(
             e.aggregate_id, p.task_id, p.subtask_id, p.model, p.usage, p.duration_ms, p.subrequests, estimated

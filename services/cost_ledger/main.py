@@ -8,7 +8,14 @@ from libs.runtime import Service, Started, batch_in_thread, run
 from services.cost_ledger import handlers
 
 # How runs end, and drafted plans: everything that used a model.
-SUBJECTS = ("events.*.run.succeeded", "events.*.run.failed", "events.*.run.budget_stopped", "events.*.task.planned")
+SUBJECTS = (
+    "events.*.run.succeeded",
+    "events.*.run.failed",
+    "events.*.run.budget_stopped",
+    "events.*.run.lease_expired",
+    "events.*.run.released",
+    "events.*.task.planned",
+)
 
 
 def _subscriptions(started: Started) -> list[Subscription]:

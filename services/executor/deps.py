@@ -3,6 +3,7 @@ started for the service."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,3 +33,4 @@ class Deps:
     # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
     locks: BranchLocks = field(default_factory=BranchLocks)
     purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped
+    sweeper: asyncio.Task[None] | None = None  # the lease sweeper (`sweeper.py`), started with the service

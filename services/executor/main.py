@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import msgspec
+
 from contracts.events import EventEnvelope
+from contracts.subjects import CLAIM_RUN, UNDER_LEASE
 from libs.bus.consumer import EachAlone, Subscription
+from libs.config import Settings
+from libs.eventstore.store import EventStore
+from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.pricing import PriceTable
-from libs.runtime import Service, Started, run
-from services.executor import publishing, runs
+from libs.runtime import CommandHandler, Service, Started, command_in_thread, run
+from services.executor import claims, publishing, runs, under_lease
 from services.executor.deps import Deps
 from services.executor.github.branch_locks import BranchLocks
 from services.executor.github.client import close_github_client, github_client
 from services.executor.purges import Purges
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
+from services.executor.sweeper import sweep_forever
 
 
 def _deps(started: Started) -> Deps:
@@ -50,6 +59,9 @@ def _subscriptions(deps: Deps) -> list[Subscription]:
 
 
 async def _start(deps: Deps) -> None:
+    await asyncio.to_thread(heartbeats.create, deps.store)  # before its first run heartbeats
+    settings = deps.settings
+    deps.sweeper = asyncio.create_task(sweep_forever(deps.store, settings.database_url, settings.lease_sweep_s))
     js = deps.nc.jetstream()
     await deps.answers.start(js)
     await deps.purges.start(js)
@@ -57,13 +69,37 @@ async def _start(deps: Deps) -> None:
 
 async def _stop(deps: Deps) -> None:
     # What `_deps` opened; the runtime closes what it started (NATS, the log publisher).
+    if deps.sweeper is not None:
+        deps.sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await deps.sweeper
     await deps.providers.close()
     await close_github_client(deps.github)
     await deps.answers.stop()
     await deps.locks.close()
 
 
-SERVICE = Service("executor", 9102, wire=_deps, subscriptions=_subscriptions, on_start=_start, on_stop=_stop)
+def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler]:
+    prices = PriceTable.from_env()  # a claim's budget check
+
+    async def under(raw: bytes) -> bytes:
+        return msgspec.json.encode(await under_lease.on_command(raw, store, settings.self_heal_collect_tests))
+
+    return {CLAIM_RUN: command_in_thread(claims.claim_run, store, prices), UNDER_LEASE: under}
+
+
+SERVICE = Service(
+    "executor",
+    9102,
+    wire=_deps,
+    subscriptions=_subscriptions,
+    commands=_commands,
+    on_start=_start,
+    on_stop=_stop,
+    # Agent sessions' claims and calls under their leases come at once, and a `complete` waits
+    # on the self-heal checks: each its own task, up to this many.
+    command_workers=64,
+)
 
 
 def main() -> None:

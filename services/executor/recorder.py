@@ -25,10 +25,10 @@ from eventsourcing.persistence import IntegrityError
 from contracts.payloads.shapes import BudgetCap
 from libs.agent.loop import ModelCall, estimated_usage
 from libs.agent.tools import ToolResult
+from libs.budgets import Budget, load_budget
 from libs.domain.run import Run
 from libs.observability.logs import redact
 from services.executor import asking
-from services.executor.budgets import Budget, load_budget
 from services.executor.deps import Deps
 from services.executor.runslots import RunSlot
 

@@ -23,9 +23,12 @@ from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_chars, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
+from libs.agent.starting import starting_repository, wanted
 from libs.config import Settings
-from libs.domain.run import STARTED, Run
-from libs.eventstore.blobs import carry, contents, digests_in, stored
+from libs.domain.run import STARTED, Claim, Run, claim_token_hash, new_claim_token
+from libs.eventstore.blobs import carry, stored
+from libs.leases import heartbeats
+from libs.leases.clock import now_ms, until
 from libs.observability.logs import redact
 from libs.readmodels.task_log import CHECKS_FAILED, first_line
 from services.executor.asking import TaskStopped
@@ -36,6 +39,7 @@ from services.executor.recorder import RunRecorder, RunTakenOver
 log = logging.getLogger(__name__)
 
 TASK_CANCELLED = "stopped: its task was cancelled"
+EXTERNAL = "external"  # `config.agentRuntime`: only agent sessions run the task's subtasks
 
 Dispatch = Event[TaskSubtaskDispatched]
 
@@ -47,15 +51,30 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         return []  # dispatched before its workspace was purged: no agent starts for it
     event: Dispatch = typed(envelope)
     p = event.payload
+    if p.config.get("agentRuntime") == EXTERNAL:
+        return []  # its task asked for agent sessions: they claim it (`claim-next`), never the executor
+    loaded = await _loaded(event.workspace_id, p, deps)
+    token = new_claim_token()
+    claim = Claim(
+        session_id=None,  # the run is its own session
+        lease_until=until(deps.settings.lease_ttl_s),
+        lease_ttl_s=deps.settings.lease_ttl_s,
+        token_hash=claim_token_hash(token),
+        dispatch_seq=event.seq,
+    )
     run = Run.start(
         event.workspace_id,
         event.aggregate_id,
         p.subtask_id,
         p.agent_type,
         p.attempt,
-        p.config.get("provider", "anthropic"),
-        p.config.get("model", ""),
+        provider_of(p),
+        model_of(p),
         first_line(p.previous_error) if p.previous_error else None,
+        claim=claim,
+        handover=p.handover,
+        previous_run_id=p.previous_run_id,
+        first_call_estimate=_first_call(p, deps.settings, loaded),
     )
     try:
         # Saved before any model call, so a run whose executor stops is found unfinished and
@@ -64,45 +83,61 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         await asyncio.to_thread(deps.store.save, [run])
     except IntegrityError:
         return await _recorded(run.id, event, deps)
-    return [await execute(run, event, deps)]
+    return [await execute(run, token, event, deps)]
+
+
+def provider_of(p: TaskSubtaskDispatched) -> str:
+    return str(p.config.get("provider", "anthropic"))
+
+
+def model_of(p: TaskSubtaskDispatched) -> str:
+    return str(p.config.get("model", ""))
 
 
 async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
-    """What to do with a dispatch whose Run is on record already (a redelivery)."""
+    """What to do with a dispatch whose Run is on record already (a redelivery, or a claim by an
+    agent session that came first)."""
     found = await asyncio.to_thread(deps.store.load, run_id)
     if not isinstance(found, Run):
         # Its start conflicted, yet there is no Run: the message comes back, and the log says so.
         raise RuntimeError(f"run {run_id}: its start conflicted with a record that cannot be loaded")
-    if found.status != STARTED:
-        return []  # recorded already
+    if found.status != STARTED or not found.internal:
+        return []  # recorded already, or an agent session holds it under its own lease
     # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
     # The calls it made before it last waited (for its next call, a person, a test
     # collection) are on record: they are charged, and so is the call it had started and not
-    # recorded, at its estimate.
-    found.interrupt(None if found.model_calls else await _first_call(found, event.payload, deps))
+    # recorded, at its estimate. (Its lease would have expired too: whichever of the two
+    # records the run's end first wins, and the other's append conflicts.)
+    first_call = None
+    if found.model_calls == 0:
+        first_call = found.first_call_estimate or _first_call(
+            event.payload, deps.settings, await _loaded(found.workspace_id, event.payload, deps)
+        )
+    found.interrupt(first_call)
     return [found]
 
 
-async def _first_call(run: Run, p: TaskSubtaskDispatched, deps: Deps) -> dict[str, int] | None:
-    """The estimate of the run's first model call, made again from its dispatch as the run made
-    it before that call; None when the run cannot have got that far (its agent cannot be set up
-    from this dispatch)."""
+def _first_call(p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]) -> dict[str, int] | None:
+    """The estimate of the run's first model call, as the run will make it; None when the
+    agent cannot be set up from this dispatch (then the run fails before any call)."""
     try:
-        spec, _ = agent_spec(run, p, deps.settings, await _loaded(run, p, deps))
+        spec, _ = agent_spec(p, settings, loaded)
     except Exception:
-        log.warning("run %s: its first model call cannot be estimated from its dispatch", run.id, exc_info=True)
+        log.warning("a run of task subtask %s: its first model call cannot be estimated", p.subtask_id, exc_info=True)
         return None
     return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
 
 
-async def execute(run: Run, event: Dispatch, deps: Deps) -> Run:
-    """Runs the agent for `run`, whose start is on record, to its end (not saved here)."""
+async def execute(run: Run, token: str, event: Dispatch, deps: Deps) -> Run:
+    """Runs the agent for `run`, whose start (its claim, `token`) is on record, to its end (not
+    saved here), heartbeating its lease meanwhile."""
     p = event.payload
     recorder = RunRecorder(run, event.aggregate_id, deps, caused_at=event.seq)
     started = time.perf_counter()
     # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
     # a person, its checks) without cancelling the consumer that handles the dispatch.
     agent = asyncio.create_task(_attempt(recorder, p, deps, started), name=f"run {run.id}")
+    heartbeat = asyncio.create_task(_heartbeat(recorder, claim_token_hash(token), deps), name=f"lease {run.id}")
     try:
         with deps.purges.watching(event.aggregate_id, agent):
             await agent
@@ -127,8 +162,33 @@ async def execute(run: Run, event: Dispatch, deps: Deps) -> Run:
             # The model calls it made were paid for: charged as recorded.
             duration = recorder.working_ms(started)
             run.fail("the agent failed unexpectedly", run.usage, duration, run.model_calls + run.tool_calls)
+    finally:
+        heartbeat.cancel()
     await recorder.flush()
     return run
+
+
+async def _heartbeat(recorder: RunRecorder, token_hash: str, deps: Deps) -> None:
+    """Keeps the run's lease for as long as its agent works: a third of the lease's length
+    apart, so two heartbeats can be lost before it passes. Refused (the lease passed: this
+    process stalled, and the sweeper may have ended the run), the run counts as taken over and
+    stops before its next paid call."""
+    ttl = deps.settings.lease_ttl_s
+    run = recorder.run
+    while True:
+        await asyncio.sleep(ttl / 3)
+        now = now_ms()
+        try:
+            kept = await asyncio.to_thread(
+                heartbeats.extend, deps.store, run.id, token_hash, run.lease_until or 0, until(ttl, now), now
+            )
+        except Exception:
+            log.warning("run %s: its heartbeat failed; trying again", run.id, exc_info=True)
+            continue
+        if not kept:
+            log.warning("run %s: its lease passed; stopping it", run.id)
+            recorder.taken_over = True
+            return
 
 
 async def _stopped(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float, reason: str) -> None:
@@ -141,35 +201,30 @@ async def _stopped(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, 
     if turn is None:
         in_flight = None
     elif turn == 1:
-        in_flight = await _first_call(run, p, deps)
+        in_flight = run.first_call_estimate
     else:
         in_flight = run.in_flight()
     run.cancel(reason, recorder.working_ms(started), in_flight)
 
 
-async def _loaded(run: Run, p: TaskSubtaskDispatched, deps: Deps) -> dict[str, str]:
+async def _loaded(workspace_id: str, p: TaskSubtaskDispatched, deps: Deps) -> dict[str, str]:
     """The contents of the files a dispatch names (its snapshot, and the previous attempt's
     changes), by digest: one query, or none when this process loaded them already (the test
     subtask's snapshot is mostly the codegen subtask's)."""
-    previous = _refs(p.previous_output.files) if p.previous_output is not None else None
-    wanted = digests_in(_refs(p.files), previous)
-    return await asyncio.to_thread(deps.store.blobs.load, run.workspace_id, wanted)
+    return await asyncio.to_thread(deps.store.blobs.load, workspace_id, wanted(p))
 
 
-def agent_spec(
-    run: Run, p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]
-) -> tuple[AgentSpec, Repository]:
+def agent_spec(p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]) -> tuple[AgentSpec, Repository]:
     """The agent a dispatch (`p`, its payload) runs, and the repository it starts from (the
     files it names, from `loaded`: digest -> content)."""
-    repo = Repository(contents(_refs(p.files), loaded))
-    _carry_over(repo, p.previous_output, loaded)
+    repo = starting_repository(p, loaded)
     earlier = msgspec.to_builtins(p.earlier)  # as the prompt reads them: the wire's camelCase keys
     spec = AgentSpec(
-        agent_type=run.agent_type,
-        provider=run.provider,
-        model=run.model,
-        system=system_prompt(run.agent_type),
-        first_message=first_message(p.description, repo.current(), earlier, p.previous_error, run.attempt),
+        agent_type=p.agent_type,
+        provider=provider_of(p),
+        model=model_of(p),
+        system=system_prompt(p.agent_type),
+        first_message=first_message(p.description, repo.current(), earlier, p.previous_error, p.attempt),
         max_tokens=p.config.get("maxTokens", 4096),
         temperature=p.config.get("temperature", 0.0),
         max_turns=settings.agent_max_turns,
@@ -179,7 +234,7 @@ def agent_spec(
 
 async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float) -> None:
     run, settings = recorder.run, deps.settings
-    spec, repo = agent_spec(run, p, settings, await _loaded(run, p, deps))
+    spec, repo = agent_spec(p, settings, await _loaded(run.workspace_id, p, deps))
     async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (
@@ -190,9 +245,9 @@ async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, 
     # What the checks report can quote the agent's code (and whatever it printed): no secrets.
     problems = [printable(redact(p)) for p in problems]
     # The changed files are stored once, as blobs saved with the run's end; its event names them.
-    refs, blobs = stored(run.workspace_id, outcome.changes.files)
+    changed_refs, blobs = stored(run.workspace_id, outcome.changes.files)
     carry(run, blobs)
-    output = _output(outcome, msgspec.convert(refs, Files))
+    output = _output(outcome, msgspec.convert(changed_refs, Files))
     usage = msgspec.structs.asdict(outcome.usage)
     duration = recorder.working_ms(started)
     subrequests = outcome.model_calls + outcome.tool_calls
@@ -207,25 +262,6 @@ async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, 
         run.fail(error, usage, duration, subrequests, retryable=True, output=output)
     else:
         run.succeed(output, usage, duration, subrequests)
-
-
-def _carry_over(repo: Repository, previous: RunOutput | None, loaded: dict[str, str]) -> None:
-    """A self-heal attempt starts from the failed attempt's changes, as if it had made them:
-    deletions first (a deleted file may have become a folder), then the writes."""
-    if previous is None:
-        return
-    for path in previous.deleted_files:
-        if repo.read(path) is not None:
-            repo.delete(path)
-    for path, content in contents(_refs(previous.files), loaded).items():
-        repo.write(path, content)
-
-
-def _refs(files: Files) -> dict[str, Any]:
-    """A payload's files as the blob helpers read them: path -> `{"digest", "size"}` (or an
-    old event's inline content)."""
-    refs: dict[str, Any] = msgspec.to_builtins(files)
-    return refs
 
 
 def _output(outcome: Outcome, files: Files) -> RunOutput:

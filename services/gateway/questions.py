@@ -17,8 +17,8 @@ from contracts.questions import Answer, Answered, QuestionEnvelope, QuestionList
 from contracts.subjects import ANSWER_QUESTION
 from libs.readmodels import question_reads
 from libs.web.auth import workspace_of
+from libs.web.commands import send
 from libs.web.errors import ApiError
-from services.gateway.commands import send
 from services.gateway.state import gateway_state
 
 PATH = "/api/v1/workspaces/{workspaceID:str}/orchestration/questions"

@@ -28,10 +28,10 @@ from contracts.tasks import (
 from libs.readmodels import costs, task_reads, workspace_reads
 from libs.readmodels.task_files import with_contents
 from libs.web.auth import caller
+from libs.web.commands import send
 from libs.web.errors import ApiError
 from libs.web.openapi import as_spec
 from libs.web.ops import VERSION
-from services.gateway.commands import send
 from services.gateway.state import GatewayState, gateway_state
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from contracts.commands import CommandError, CommandReply, SubmitTasksCommand
 from contracts.events import Event, EventEnvelope, typed
 from contracts.payloads.gate import GateDecided
 from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
-from contracts.payloads.run import RunBudgetStopped, RunFailed, RunStarted, RunSucceeded
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunLeaseExpired, RunReleased, RunStarted, RunSucceeded
 from contracts.payloads.shapes import SubtaskResult
 from contracts.payloads.task import TaskPlanRequested
 from contracts.payloads.workspace import WorkspaceConfigUpdated, WorkspacePurged
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SUBMIT_ATTEMPTS = 8
 
 PullRequestEvent = PullRequestOpened | PullRequestSkipped | PullRequestFailed
-RunEnd = RunSucceeded | RunFailed | RunBudgetStopped
+RunEnd = RunSucceeded | RunFailed | RunBudgetStopped | RunReleased  # RunLeaseExpired is a RunFailed
 # A run's, a gate's or a pull request's event: about one task, which its payload names.
 AboutATask = RunStarted | RunEnd | GateDecided | PullRequestEvent
 
@@ -292,7 +292,13 @@ def _run_succeeded(task: Task, event: Event[RunSucceeded], batch: Batch, dispatc
 
 def _run_failed(task: Task, event: Event[RunFailed], batch: Batch, dispatch_gate: DispatchGate) -> None:
     p = event.payload
-    task.attempt_failed(p.subtask_id, event.aggregate_id, p.attempt, p.error, p.retryable, p.output, dispatch_gate)
+    expired = isinstance(p, RunLeaseExpired)
+    run_id = event.aggregate_id
+    task.attempt_failed(p.subtask_id, run_id, p.attempt, p.error, p.retryable, p.output, dispatch_gate, expired)
+
+
+def _run_released(task: Task, event: Event[RunReleased], batch: Batch, dispatch_gate: DispatchGate) -> None:
+    task.run_released(event.payload.subtask_id, event.aggregate_id, dispatch_gate)
 
 
 def _budget_stopped(task: Task, event: Event[RunBudgetStopped], batch: Batch, dispatch_gate: DispatchGate) -> None:
@@ -344,6 +350,8 @@ REACTIONS: dict[str, Callable[[Task, Event[Any], Batch, DispatchGate], None]] = 
     "run.started": _run_started,
     "run.succeeded": _run_succeeded,
     "run.failed": _run_failed,
+    "run.lease_expired": _run_failed,  # a failure, retryable: the next attempt follows it
+    "run.released": _run_released,
     "run.budget_stopped": _budget_stopped,
     "gate.decided": _gate_decided,
     "pull_request.opened": _pull_request,

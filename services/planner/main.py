@@ -21,6 +21,8 @@ SUBJECTS = (
     "events.*.run.succeeded",
     "events.*.run.failed",
     "events.*.run.budget_stopped",
+    "events.*.run.lease_expired",
+    "events.*.run.released",
     "events.*.gate.decided",
     aggregate_events("pull_request"),
     "events.*.workspace.purged",

@@ -30,7 +30,7 @@ from libs.readmodels import lookups
 RESULTING_STATUS = {"approve": "approved", "reject": "failed", "revise": "failed"}
 
 # The events review reacts to (its consumer's subjects): only these are decoded.
-HANDLED = frozenset({"task.review_requested", "workspace.purged", "run.failed"})
+HANDLED = frozenset({"task.review_requested", "workspace.purged", "run.failed", "run.lease_expired"})
 
 
 def on_events(envelopes: list[EventEnvelope], store: EventStore) -> list[Gate | QuestionGate | Workspace]:

@@ -28,7 +28,12 @@ def _deps(started: Started) -> Deps:
 
 
 def _subscriptions(deps: Deps) -> list[Subscription]:
-    subjects = ("events.*.task.review_requested", "events.*.workspace.purged", "events.*.run.failed")
+    subjects = (
+        "events.*.task.review_requested",
+        "events.*.workspace.purged",
+        "events.*.run.failed",
+        "events.*.run.lease_expired",
+    )
     return [Subscription("review", subjects, batch_in_thread(handlers.on_events, deps.store))]
 
 

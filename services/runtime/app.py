@@ -8,19 +8,22 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from faststream.nats import NatsBroker
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
 
 from libs.config import Settings
+from libs.eventstore.listen import Listener
 from libs.eventstore.store import EventStore
+from libs.readmodels.schema import READMODELS_CHANNEL
 from libs.web import openapi
 from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import sessions, souls
+from services.runtime import leases, sessions, souls
 from services.runtime.auth import require_caller
-from services.runtime.state import RuntimeState
+from services.runtime.state import RuntimeState, runtime_state
 
 
 @get("/health", sync_to_thread=False, opt={"public": True})
@@ -29,18 +32,26 @@ def health() -> dict[str, str]:
 
 
 async def _is_ready(request: Request[Any, Any, Any]) -> bool:
-    return installed(request)
+    return installed(request) and await runtime_state(request).broker.ping(timeout=1.0)
 
 
 def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         pool = await open_read_models(settings.database_url, min_size=1, max_size=10)  # API keys, workspaces
-        store = await asyncio.to_thread(EventStore, settings.database_url)
-        install(app, RuntimeState(settings, pool, store=store))
+        store = await asyncio.to_thread(EventStore, settings.database_url, 8)
+        broker = NatsBroker(settings.nats_servers, logger=None)
+        await broker.connect()
+        state = RuntimeState(settings, pool, store=store, broker=broker)
+        # The projector's commits wake `claim-next` long-polls: a dispatch is in the queue then.
+        listener = Listener(settings.database_url, READMODELS_CHANNEL, on_payload=lambda _: state.queue_changed.fire())
+        await listener.start()
+        install(app, state)
         try:
             yield
         finally:
+            await listener.stop()
+            await broker.stop()
             await pool.close()
             store.close()
 
@@ -55,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             souls.set_soul,
             souls.get_soul,
             souls.validate_soul,
+            *leases.ROUTES,
         ],
         lifespan=[lifespan],
         guards=[require_caller],

@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
+from libs.eventstore.leader import hold_lock
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EVENTS_CHANNEL, EventStore
 from libs.readmodels import feed_reads
@@ -26,7 +27,6 @@ from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
 from services.stream import routes, toollog
 from services.stream.broadcast import Broadcaster
-from services.stream.leader import hold_lock
 from services.stream.projection import project_forever
 from services.stream.relay import relay_forever
 from services.stream.state import StreamState

@@ -211,6 +211,9 @@ def test_reject_without_feedback_is_refused_and_the_document_says_so(
     stack: Stack, documents: dict[str, dict[str, Any]], own: dict[str, str]
 ) -> None:
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=bearer(own["apiKey"])) as api:
+        # The fuzzing above may have left the workspace approving on its own: not for this task.
+        config = f"/api/v1/workspaces/{own['workspaceId']}/orchestration/config"
+        assert api.patch(config, json={"reviewPolicy": "required"}).status_code == 200
         (task_id,) = submit(api, task_request("reject me without a word"))
         wait_for(api, task_id, in_review_and_charged)
         body = {"taskId": task_id, "decision": "reject"}

@@ -27,16 +27,16 @@ from contracts.tasks import (
     TaskState,
     TaskStatus,
 )
+from libs.budgets import load_budget
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
-from libs.domain.run import Run
+from libs.domain.run import Claim, Run
 from libs.domain.task import Task
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
 from libs.readmodels import projector, schema, task_log, toolcalls
-from services.executor.budgets import load_budget
 from services.planner.plans import plan
 from tests.factories import stored_request
 
@@ -136,7 +136,9 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     store.save([done, failed])  # one command, two tasks
     codegen, test = done.subtasks
 
-    run1 = Run.start(WS, str(done.id), codegen.id, "codegen", 1, "anthropic", MODEL)
+    # The executor's run holds a lease as its own session; the test run is an agent session's.
+    lease = Claim(session_id=None, lease_until=10**13, lease_ttl_s=30, token_hash="a" * 64)
+    run1 = Run.start(WS, str(done.id), codegen.id, "codegen", 1, "anthropic", MODEL, claim=lease)
     run3 = Run.start(OTHER_WS, str(failed.id), failed.subtasks[0].id, "review", 1, "anthropic", MODEL)
     store.save([run1, run3])
     done.start()
@@ -170,7 +172,8 @@ def live_the_lifecycle(store: EventStore) -> Scenario:
     charge(other_ledger, run3, FAILED_CHARGE)  # charged after the task already failed
     store.save([other_ledger])
 
-    run2 = Run.start(WS, str(done.id), test.id, "test", 1, "anthropic", MODEL)
+    held = Claim(session_id="session-1", lease_until=10**13, lease_ttl_s=30, token_hash="b" * 64)
+    run2 = Run.start(WS, str(done.id), test.id, "test", 1, "anthropic", MODEL, claim=held)
     store.save([run2])
     run2.succeed(TEST_OUTPUT, usage(TEST_CHARGE), 900, 1)
     store.save([run2])
@@ -441,8 +444,9 @@ def test_drop_create_and_catch_up_rebuilds_identical_tables(
 ) -> None:
     head = projector.catch_up(store, conn)
     original = dump(conn)
-    # Every table has rows to rebuild, but for the purged tasks: a purge is the test's below.
-    assert all(rows for table, rows in original.items() if table != "rm_purged_tasks")
+    # Every table has rows to rebuild, but for the purged tasks (a purge is the test's below)
+    # and the queue, which holds runs nobody claimed (tests/integration/test_lease_store.py has one).
+    assert all(rows for table, rows in original.items() if table not in ("rm_purged_tasks", "rm_run_queue"))
 
     monkeypatch.setattr(projector, "BATCH", batch)  # batch boundaries must not show in the result
     schema.drop(conn)

@@ -74,6 +74,15 @@ def test_run_starts_with_its_identity() -> None:
         "provider": "anthropic",
         "model": "claude-sonnet-4-20250514",
         "retry_of": None,
+        # Started without a claim (as before leases): no lease fields.
+        "session_id": None,
+        "lease_until": None,
+        "lease_ttl_s": None,
+        "claim_token_hash": None,
+        "handover": 0,
+        "dispatch_seq": None,
+        "previous_run_id": None,
+        "first_call_estimate": None,
     }
     assert run.status == "started"
 

@@ -53,7 +53,7 @@ EVENT_TYPES = {
     *("task.revision_requested", "task.failed", "task.completed", "task.paused", "task.resumed"),
     *("task.child_linked", "task.parent_completed", "task.plan_requested", "task.planned", "task.cancelled"),
     *("run.started", "run.model_call_started", "run.model_called", "run.tool_called", "run.succeeded"),
-    *("run.failed", "run.budget_stopped"),
+    *("run.failed", "run.budget_stopped", "run.lease_expired", "run.released"),
     *("gate.opened", "gate.decided", "question_gate.asked", "question_gate.answered", "question_gate.expired"),
     *("ledger.opened", "ledger.charged", "pull_request.opened", "pull_request.skipped", "pull_request.failed"),
     *("schedule.opened", "schedule.queued", "schedule.started", "schedule.finished"),

@@ -20,7 +20,7 @@ from contracts.payloads.task import TaskSubmitted, TaskSubtaskDispatched
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from libs.domain.gate import QuestionGate
 from libs.domain.ledger import Ledger
-from libs.domain.run import Run
+from libs.domain.run import Run, run_id_for
 from libs.domain.schedule import Schedule
 from libs.domain.task import Task
 from libs.eventstore.mapper import PayloadMapper
@@ -89,7 +89,9 @@ def test_events_stored_the_old_way_load_into_their_typed_payloads(mapper: Payloa
 
     # Saved again, each is the same bytes (a rebuild or a copy of the log changes nothing).
     assert mapper.to_stored_event(submitted).state == OLD_SUBMITTED
-    assert mapper.to_stored_event(dispatched).state == OLD_DISPATCHED
+    # Saved again it would carry the fields added since, at their defaults (nothing rewrites
+    # a stored event: this only shows no field of it is lost).
+    assert mapper.to_stored_event(dispatched).state == OLD_DISPATCHED[:-1] + DISPATCH_DEFAULTS + b"}"
 
 
 # --- what the aggregates save now -------------------------------------------------------------
@@ -113,7 +115,22 @@ PLAN = [
     PlannedSubtask(id="bbbb0002", agent_type="test", description="Test it", dependencies=["aaaa0001"]),
 ]
 
-# What the code before stored for the same values (each event's JSON, as the table holds it).
+# The fields spec 002's leases added, last in the JSON, at their defaults.
+DISPATCH_DEFAULTS = b',"run_id":null,"handover":0,"previous_run_id":null'
+RUN_START_DEFAULTS = (
+    b',"session_id":null,"lease_until":null,"lease_ttl_s":null,"claim_token_hash":null,"handover":0,'
+    b'"dispatch_seq":null,"previous_run_id":null,"first_call_estimate":null'
+)
+
+
+def dispatch_fields(subtask_id: str, attempt: int) -> bytes:
+    """What a dispatch carries since leases: the run that takes it, and no handover yet."""
+    run_id = run_id_for(str(TASK_ID), subtask_id, attempt)
+    return b',"run_id":"%s","handover":0,"previous_run_id":null' % str(run_id).encode()
+
+
+# What the code before stored for the same values (each event's JSON, as the table holds it),
+# with the fields added since.
 HEAD = b'{"timestamp":"2025-03-01T12:30:45.123456Z",'
 WS = b'"workspace_id":"ws-1"'
 REF_AB_JSON = b'{"digest":"sha256:abababababababababababababababababababababababababababababababab","size":12}'
@@ -128,12 +145,12 @@ BEFORE = [
     b'"description":"Test it","dependencies":["aaaa0001"]}],"revision_of":null}',
     HEAD + WS + b',"subtask_id":"aaaa0001","agent_type":"codegen","description":"Add a greeting",'
     b'"files":{"a.py":' + REF_AB_JSON + b"}," + CONFIG + b',"attempt":1,"earlier":[],"previous_error":null,'
-    b'"previous_output":null}',
+    b'"previous_output":null' + dispatch_fields("aaaa0001", 1) + b"}",
     HEAD + WS + b"}",
     HEAD + WS + b',"subtask_id":"aaaa0001","agent_type":"codegen","description":"Add a greeting",'
     b'"files":{"a.py":' + REF_AB_JSON + b"}," + CONFIG + b',"attempt":2,"earlier":[],'
     b'"previous_error":"checks failed","previous_output":{"files":{"b.py":' + REF_CD_JSON + b"},"
-    b'"summary":"greets","deletedFiles":["old.py"]}}',
+    b'"summary":"greets","deletedFiles":["old.py"]}' + dispatch_fields("aaaa0001", 2) + b"}",
     HEAD + WS + b',"subtask_id":"aaaa0001","run_id":"run-2","result":{"subtaskId":"aaaa0001",'
     b'"agentType":"codegen","success":true,"output":{"files":{"b.py":' + REF_CD_JSON + b'},"summary":"greets"},'
     b'"durationMs":9,"attempts":2}}',
@@ -146,11 +163,13 @@ BEFORE = [
     + b"},"
     + CONFIG
     + b',"attempt":1,"earlier":[{"subtaskId":"aaaa0001","agentType":"codegen","summary":"greets"}],'
-    b'"previous_error":null,"previous_output":null}',
+    b'"previous_error":null,"previous_output":null' + dispatch_fields("bbbb0002", 1) + b"}",
     HEAD + WS + b',"subtask_id":"bbbb0002","run_id":"run-3","attempt":1,"cap":{"cap":"task","limit_usd":1.0,'
     b'"spent_usd":0.9,"estimate_usd":0.2},"output":null}',
     HEAD + b'"originator_topic":"libs.domain.run:Run",' + WS + b',"task_id":' + TID + b',"subtask_id":"aaaa0001",'
-    b'"agent_type":"codegen","attempt":2,"provider":"anthropic","model":"m","retry_of":"checks failed"}',
+    b'"agent_type":"codegen","attempt":2,"provider":"anthropic","model":"m","retry_of":"checks failed"'
+    + RUN_START_DEFAULTS
+    + b"}",
     HEAD + WS + b',"task_id":' + TID + b',"subtask_id":"aaaa0001","agent_type":"codegen","provider":"anthropic",'
     b'"model":"m","output":{"files":{"b.py":' + REF_CD_JSON + b'},"summary":"greets"},"usage":{"input_tokens":10,'
     b'"output_tokens":5},"duration_ms":120,"subrequests":3,"attempt":2}',

@@ -27,7 +27,7 @@ from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
-from libs.domain.run import Run
+from libs.domain.run import LEASE_EXPIRED, Claim, Run
 from libs.domain.schedule import Schedule, slot
 from libs.domain.task import Task
 from libs.domain.workspace import Workspace
@@ -123,7 +123,17 @@ def a_whole_life() -> list[Aggregate]:
     interrupted = Run.start(WORKSPACE, tid, "bbbb0002", "test", 2, "anthropic", MODEL)
     interrupted.interrupt({"input_tokens": 10, "output_tokens": 100})
     runs.append(interrupted)
-    last = Run.start(WORKSPACE, tid, "bbbb0002", "test", 3, "anthropic", MODEL)
+    lease = Claim(session_id=None, lease_until=1_700_000_030_000, lease_ttl_s=30, token_hash="h" * 64)
+    lapsed = Run.start(WORKSPACE, tid, "bbbb0002", "test", 3, "anthropic", MODEL, claim=lease)
+    lapsed.expire(1_700_000_030_000)
+    runs.append(lapsed)
+    task.attempt_failed("bbbb0002", str(lapsed.id), 3, LEASE_EXPIRED, True, None, lease_expired=True)
+    held = Claim(session_id="s-1", lease_until=1_700_000_060_000, lease_ttl_s=30, token_hash="h" * 64, dispatch_seq=9)
+    given_back = Run.start(WORKSPACE, tid, "bbbb0002", "test", 4, "anthropic", MODEL, claim=held)
+    given_back.release("busy", {}, 5)
+    runs.append(given_back)
+    task.run_released("bbbb0002", str(given_back.id))
+    last = Run.start(WORKSPACE, tid, "bbbb0002", "test", 4, "anthropic", MODEL, handover=1)
     last.succeed(_output("tested"), USAGE, 80, 2)
     runs.append(last)
     task.record_success("bbbb0002", str(last.id), _result("bbbb0002", "tested"))
@@ -265,7 +275,8 @@ def test_the_cost_ledger_charges_from_typed_events() -> None:
     charged = [
         event_payload(e) for ledger in ledgers for e in ledger.collect_events() if isinstance(e.payload, LedgerCharged)
     ]
-    charging = [e for e in life if e.type.startswith("run.") and e.type.endswith(("succeeded", "failed", "stopped"))]
+    ends = ("succeeded", "failed", "stopped", "expired", "released")
+    charging = [e for e in life if e.type.startswith("run.") and e.type.endswith(ends)]
     assert {c["run_id"] for c in charged} == {e.aggregate_id for e in charging}  # the plan used no model
     interrupted = [c for c in charged if c["estimated"]]
     assert len(interrupted) == 1 and interrupted[0]["subrequests"] == 1

@@ -686,6 +686,8 @@ def test_a_subtask_the_gate_holds_back_queues_with_what_its_dispatch_would_carry
         "attempt": 1,
         "error": None,
         "previous": None,
+        "handover": 0,
+        "previous_run_id": None,
     }
     assert task.status == "pending", "nothing went to an executor yet"
     task.dispatch_ready(closed)

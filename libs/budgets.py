@@ -41,6 +41,14 @@ class Budget(msgspec.Struct):
                 )
         return None
 
+    def exhausted(self) -> BudgetCap | None:
+        """The cap already reached, if any: what stops a run whose calls cannot be estimated
+        beforehand (an agent session's, claimed over HTTP), before it starts."""
+        for cap, limit, spent in self.caps:
+            if spent >= limit:
+                return BudgetCap(cap=cap, limit_usd=limit, spent_usd=round(spent, 8), estimate_usd=0.0)
+        return None
+
 
 def load_budget(
     store: EventStore, prices: PriceTable, workspace_id: str, task_id: str, run_id: str, caused_at: int = 0
