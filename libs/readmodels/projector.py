@@ -27,7 +27,7 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import task_log, toolcalls
+from libs.readmodels import agent_sessions, task_log, toolcalls
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
 
@@ -153,6 +153,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         _project_run_usage(cur, kept_typed)
         _project_questions(cur, kept_typed)
         _project_workspaces(cur, kept_typed)
+        agent_sessions.project(cur, kept_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.

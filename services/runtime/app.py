@@ -18,7 +18,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import sessions, souls
+from services.runtime import coordinator, session_reads, sessions, souls, spawn, stopping
 from services.runtime.auth import require_caller
 from services.runtime.state import RuntimeState
 
@@ -37,10 +37,14 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         pool = await open_read_models(settings.database_url, min_size=1, max_size=10)  # API keys, workspaces
         store = await asyncio.to_thread(EventStore, settings.database_url)
-        install(app, RuntimeState(settings, pool, store=store))
+        state = RuntimeState(settings, pool, store=store)
+        install(app, state)
+        sweeper = asyncio.create_task(stopping.sweep_ttl_forever(state))  # sessions past their TTL
         try:
             yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await pool.close()
             store.close()
 
@@ -55,6 +59,10 @@ def create_app(settings: Settings) -> Litestar:
             souls.set_soul,
             souls.get_soul,
             souls.validate_soul,
+            spawn.spawn,
+            coordinator.coordinator_config,
+            session_reads.list_sessions,
+            session_reads.show_session,
         ],
         lifespan=[lifespan],
         guards=[require_caller],
