@@ -6,6 +6,9 @@ stops; lineage shows on every view. HTTP only, each test in a workspace of its o
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -405,3 +408,42 @@ def test_a_workspace_whose_coordinator_is_off_makes_sessions_that_cannot_spawn(s
     refused(spawn(stack, made[1]), 403, "max_children_exceeded")
     _, allowed = ws.root(spawn_budget={"max_children": 1, "max_depth": 1})
     spawned(stack, allowed)
+
+
+def test_the_admin_command_makes_a_session_and_prints_its_token_once(stack: Stack) -> None:
+    ws = new_workspace(stack, "spawn-cli")
+    env = {**os.environ, "RUNTIME_URL": stack.runtime_url, "ORCHESTRATOR_API_KEY": ws["apiKey"]}
+    command = [sys.executable, "-m", "libs.admin.cli"]
+    options = ["--name", "nightly", "--agent-name", "coder", "--capability", "codegen", "--tool", "read"]
+
+    made = subprocess.run(
+        [*command, "create-session", ws["workspaceId"], *options, "--max-children", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert made.returncode == 0, made.stderr
+    fields = dict(line.split(None, 1) for line in made.stdout.splitlines())
+    assert set(fields) == {"session", "token"} and "shown this once" in made.stderr
+    mine = me(stack, fields["token"]).json()["me"]
+    assert mine["session"]["id"] == fields["session"] and mine["self"]["agent_name"] == "coder"
+    assert mine["session"]["lineage"]["permission_policy"]["tools"] == ["read"]
+    assert mine["session"]["lineage"]["spawn_budget"]["max_children"] == 3
+    stopped = subprocess.run(
+        [*command, "stop-session", ws["workspaceId"], fields["session"]], env=env, capture_output=True, text=True
+    )
+    assert stopped.returncode == 0 and stopped.stdout.strip() == f"stopped {fields['session']}"
+    assert me(stack, fields["token"]).status_code == 403
+    again = subprocess.run(
+        [*command, "stop-session", ws["workspaceId"], fields["session"]], env=env, capture_output=True, text=True
+    )
+    assert again.returncode != 0 and "409" in again.stderr
+    without_key = subprocess.run(
+        [*command, "create-session", ws["workspaceId"], "--name", "x"],
+        env={k: v for k, v in env.items() if k != "ORCHESTRATOR_API_KEY"},
+        capture_output=True,
+        text=True,
+    )
+    assert without_key.returncode != 0 and "ORCHESTRATOR_API_KEY" in without_key.stderr
