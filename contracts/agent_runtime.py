@@ -12,6 +12,34 @@ import msgspec
 from contracts.payloads.agent_session import PermissionPolicy, SpawnBudget
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+# A path in the workspace ("." or "/" is all of it): no `..` segment, so none climbs out of another.
+WorkspacePath = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^(?!.*(^|/)\.\.(/|$))[^\x00-\x1f]+$")
+]
+Names = Annotated[list[Name], msgspec.Meta(max_length=100)]
+# A spawned child lives at most a week: what it was spawned for is done, or the TTL stops it.
+MAX_TTL_SECONDS = 7 * 24 * 3600
+
+
+class Permissions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a session may use (`lineage.permission_policy`). A list left out is none of that kind."""
+
+    tools: Names = []
+    skills: Names = []
+    mcp_servers: Names = []
+    network_channels: Names = []
+    sandbox_profiles: Names = []
+    workspace_paths: Annotated[list[WorkspacePath], msgspec.Meta(max_length=100)] = []
+
+
+class SpawnBudgetLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A root session's spawn budget, which its descendants inherit; a limit left out is the
+    workspace's (`GET /api/agent/coordinator/config`)."""
+
+    max_children: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None  # at once; 0: no spawning
+    max_depth: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None  # below the root; 0: no spawning
+    max_active_per_workspace: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)] | None = None
 
 
 class NewAgentSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -23,6 +51,9 @@ class NewAgentSession(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     provider: Annotated[str, msgspec.Meta(max_length=100)] = ""
     # The agent types and tools it can run (claims are filtered by them).
     capabilities: Annotated[list[Name], msgspec.Meta(max_length=100)] = []
+    # Factories: a frozen Struct holding lists cannot be hashed, and Litestar's schema hashes defaults.
+    permissions: Permissions = msgspec.field(default_factory=Permissions)  # none when left out
+    spawn_budget: SpawnBudgetLimits = msgspec.field(default_factory=SpawnBudgetLimits)
 
 
 class Lineage(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,10 +113,26 @@ class WorkspaceRef(msgspec.Struct, frozen=True, kw_only=True):
     root_dir: str
 
 
+class CoordinatorView(msgspec.Struct, frozen=True, kw_only=True):
+    """A workspace's coordinator settings: the spawn budget its sessions get unless made with
+    their own, and the agent that coordinates (`coordinator` in the workspace's config)."""
+
+    agent_name: str
+    default_ttl_seconds: int
+    enabled: bool
+    max_active_sessions_per_workspace: int
+    max_children: int
+    model: str
+    provider: str
+    source: str  # "workspace": from the workspace's config; "default": the product's
+    workspace_id: str
+
+
 class MeView(msgspec.Struct, frozen=True, kw_only=True):
     active_task_leases: list[dict[str, Any]]
     capabilities: list[Capability]
     channels: list[dict[str, Any]]
+    coordinator: CoordinatorView
     limits: Limits
     self: SelfView
     session: SessionView

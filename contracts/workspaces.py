@@ -6,11 +6,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from contracts.agent_runtime import MAX_TTL_SECONDS
 from contracts.tasks import NO_NUL, NonEmpty, Planner, Provider
 
 WorkspaceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Label = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
 Usd = Annotated[float, msgspec.Meta(ge=0.0)]
+NO_CONTROL = r"^[^\x00-\x1f]+$"
 
 
 class NewWorkspace(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -49,6 +51,21 @@ class Revoked(msgspec.Struct, frozen=True):
     revoked: bool
 
 
+class CoordinatorSettings(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """`coordinator` in a workspace's config (spec 002): the spawn budget its agent sessions get
+    when they are made without one, and the agent that coordinates. `enabled: false` makes such
+    sessions unable to spawn."""
+
+    enabled: bool | None = None
+    agent_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_CONTROL)] | None = None
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_CONTROL)] | None = None
+    provider: Provider | None = None
+    max_children: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    max_spawn_depth: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
+    max_active_sessions_per_workspace: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    default_ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)] | None = None
+
+
 class OrchestrationConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     """The config keys the product knows and checks; any other key is kept as given."""
 
@@ -61,6 +78,7 @@ class OrchestrationConfig(msgspec.Struct, frozen=True, rename="camel", omit_defa
     planner: Planner | None = None
     review_policy: Literal["required", "auto_approve"] | None = None
     question_expiry_seconds: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
+    coordinator: CoordinatorSettings | None = None  # agent sessions' spawning (spec 002)
 
 
 class Purged(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import agent_runtime, commands, events, logs, tasks, toollog, workspaces
+from contracts import agent_runtime, agent_spawn, commands, events, logs, tasks, toollog, workspaces
 from exports import asyncapi
 from libs.config import Settings
 from libs.web.ops import VERSION
@@ -55,6 +55,10 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "NewAgentSession": agent_runtime.NewAgentSession,
     "CreatedAgentSession": agent_runtime.CreatedAgentSession,
     "Me": agent_runtime.Me,
+    "SpawnRequest": agent_spawn.SpawnRequest,
+    "Spawned": agent_spawn.Spawned,
+    "SessionList": agent_spawn.SessionList,
+    "Coordinator": agent_spawn.Coordinator,
     "DiagnosticError": agent_runtime.DiagnosticError,
 }
 

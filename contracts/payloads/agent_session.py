@@ -20,12 +20,14 @@ class PermissionPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class SpawnBudget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How far a session may spawn helpers (0: not at all)."""
+    """How far a session may spawn helpers; a child inherits its parent's budget."""
 
-    max_children: int = 0
-    max_depth: int = 0
-    max_active_per_workspace: int = 0
-    ttl_seconds: int = 0
+    # All zero in a session made before budgets existed: it may not spawn.
+
+    max_children: int = 0  # its children not stopped, at most
+    max_depth: int = 0  # the deepest `spawn_depth` in its tree (the root is 0)
+    max_active_per_workspace: int = 0  # no spawn once the workspace has this many sessions not stopped
+    ttl_seconds: int = 0  # the longest a child may live, and what it gets when it asks for no TTL
 
 
 class AgentSessionCreated(Payload, frozen=True, kw_only=True):
@@ -51,7 +53,16 @@ class AgentSessionStopped(Payload, frozen=True, kw_only=True):
     detail: str | None = None
 
 
+class AgentSessionChildSpawned(Payload, frozen=True, kw_only=True):
+    """On the parent, in the same transaction as the child's `agent_session.created`: spawns of
+    one parent and its stop are ordered by the parent's version, and its children are known from
+    its own events (the stop that takes them with it)."""
+
+    child_session_id: str
+
+
 PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "agent_session.created": AgentSessionCreated,
     "agent_session.stopped": AgentSessionStopped,
+    "agent_session.child_spawned": AgentSessionChildSpawned,
 }

@@ -1,8 +1,12 @@
-"""`orchestrator-admin`: create workspaces, issue and revoke their API keys.
+"""`orchestrator-admin`: create workspaces, issue and revoke their API keys, make agent sessions.
 
 It talks to the gateway's admin API (`GATEWAY_URL`, default http://127.0.0.1:8080) with the
 admin token from `ADMIN_TOKEN`, or from `<data dir>/admin-token`, which `./just up` keeps.
 A key is printed once, when it is issued: the system keeps only its hash.
+
+Agent sessions (spec 002) are a workspace's own: `create-session` and `stop-session` talk to the
+runtime service (`RUNTIME_URL`, default http://127.0.0.1:8082) with a key of that workspace from
+`ORCHESTRATOR_API_KEY`. A session's token is printed once, too.
 """
 
 from __future__ import annotations
@@ -27,12 +31,24 @@ def _token() -> str:
     sys.exit("no admin token: set ADMIN_TOKEN (or run from the folder `./just up` keeps its data in)")
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    base = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
+def _api_key() -> str:
+    key = os.environ.get("ORCHESTRATOR_API_KEY")
+    if not key:
+        sys.exit("no API key: set ORCHESTRATOR_API_KEY to a key of the workspace")
+    return key
+
+
+def _call(method: str, path: str, body: dict[str, Any] | None = None, runtime: bool = False) -> Any:
+    """The gateway's admin API with the admin token, or (`runtime`) the runtime service's
+    workspace API with a key of the workspace."""
+    if runtime:
+        base, token = os.environ.get("RUNTIME_URL", "http://127.0.0.1:8082").rstrip("/"), _api_key()
+    else:
+        base, token = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/"), _token()
     request = urllib.request.Request(
         base + path,
         data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {_token()}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method=method,
     )
     try:
@@ -46,7 +62,7 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
             detail = exc.reason
         sys.exit(f"{method} {path}: {exc.code} {detail}")
     except urllib.error.URLError as exc:
-        sys.exit(f"cannot reach the gateway at {base}: {exc.reason}")
+        sys.exit(f"cannot reach {'the runtime service' if runtime else 'the gateway'} at {base}: {exc.reason}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     revoke.add_argument("key_id")
     show = commands.add_parser("show", help="a workspace and its keys (ids and labels, never the keys)")
     show.add_argument("workspace_id")
+    _session_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "create-workspace":
@@ -78,8 +95,50 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "revoke-key":
         _call("DELETE", f"/admin/workspaces/{args.workspace_id}/keys/{args.key_id}")
         print(f"revoked {args.key_id}")
+    elif args.command == "create-session":
+        made = _call("POST", f"/api/v1/workspaces/{args.workspace_id}/agent-sessions", _new_session(args), runtime=True)
+        print(f"session   {made['session']['id']}\ntoken     {made['token']}")
+        print("(the token is shown this once)", file=sys.stderr)
+    elif args.command == "stop-session":
+        path = f"/api/v1/workspaces/{args.workspace_id}/agent-sessions/{args.session_id}"
+        stopped = _call("DELETE", path, runtime=True)
+        print(f"stopped {stopped['id']}")
     else:
         print(json.dumps(_call("GET", f"/admin/workspaces/{args.workspace_id}"), indent=2))
+
+
+PERMISSIONS = ("tool", "skill", "mcp-server", "network-channel", "sandbox-profile", "workspace-path")
+BUDGET = ("max-children", "max-depth", "max-active-per-workspace", "ttl-seconds")
+
+
+def _session_commands(commands: Any) -> None:
+    create = commands.add_parser(
+        "create-session", help="an agent session of the workspace (ORCHESTRATOR_API_KEY); its token is printed once"
+    )
+    create.add_argument("workspace_id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--agent-name")
+    create.add_argument("--model")
+    create.add_argument("--provider")
+    create.add_argument("--capability", action="append", default=[], help="repeat for each")
+    for permission in PERMISSIONS:
+        create.add_argument(f"--{permission}", action="append", default=[], help="a permission; repeat for each")
+    for limit in BUDGET:
+        create.add_argument(f"--{limit}", type=int, help="spawn budget (the workspace's when left out)")
+    stop = commands.add_parser("stop-session", help="stop an agent session, and the children that stop with it")
+    stop.add_argument("workspace_id")
+    stop.add_argument("session_id")
+
+
+def _new_session(args: argparse.Namespace) -> dict[str, Any]:
+    def named(option: str) -> str:
+        return option.replace("-", "_")
+
+    body: dict[str, Any] = {"name": args.name, "capabilities": args.capability}
+    body |= {k: v for k in ("agent_name", "model", "provider") if (v := getattr(args, k))}
+    body["permissions"] = {f"{named(p)}s": getattr(args, named(p)) for p in PERMISSIONS}
+    body["spawn_budget"] = {named(b): v for b in BUDGET if (v := getattr(args, named(b))) is not None}
+    return body
 
 
 if __name__ == "__main__":

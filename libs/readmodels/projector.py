@@ -25,7 +25,7 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import leases, task_log, toolcalls
+from libs.readmodels import agent_sessions, leases, task_log, toolcalls
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
@@ -157,6 +157,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         # Every event, a purged task's too: a lease its purge kept (its run still held) ends
         # when the run does, and the sweeper stops looking at it.
         leases.project(cur, every_typed)
+        agent_sessions.project(cur, kept_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.

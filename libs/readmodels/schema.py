@@ -18,6 +18,7 @@ TABLES = (
     "rm_task_log",
     "rm_run_queue",
     "rm_leases",
+    "rm_agent_sessions",
 )
 
 # A task's served state as one document: the row's `state` with its `request` put back.
@@ -203,6 +204,27 @@ CREATE TABLE IF NOT EXISTS rm_leases (
 );
 CREATE INDEX IF NOT EXISTS rm_leases_claimed ON rm_leases (lease_until) WHERE status = 'claimed';
 CREATE INDEX IF NOT EXISTS rm_leases_session ON rm_leases (session_id, claimed_at);
+-- Agent sessions (spec 002): the session list, a spawn's counts, the TTL sweeper's query
+-- (`libs.readmodels.agent_sessions`). Ids as the events spell them; `details` is the
+-- session's `agent_session.created` payload without its token's hash.
+CREATE TABLE IF NOT EXISTS rm_agent_sessions (
+    session_id uuid PRIMARY KEY,
+    workspace_id text NOT NULL,
+    parent_session_id text,
+    state text NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    ttl_expires_at bigint,
+    last_activity text NOT NULL,
+    stop_reason text,
+    stop_detail text,
+    details jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rm_agent_sessions_workspace ON rm_agent_sessions (workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS rm_agent_sessions_active ON rm_agent_sessions (workspace_id, parent_session_id)
+    WHERE state <> 'stopped';
+CREATE INDEX IF NOT EXISTS rm_agent_sessions_ttl ON rm_agent_sessions (ttl_expires_at)
+    WHERE state <> 'stopped' AND ttl_expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL
@@ -214,8 +236,12 @@ READMODELS_CHANNEL = "readmodels"
 PROJECTOR = "readmodels"
 # Advisory locks that make the relay and the projector single-active across replicas.
 RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
-# Makes the runtime service's lease sweeper single-active: one actor expires a lease.
+# Makes the executor's lease sweeper single-active: one actor expires a lease.
 LEASE_SWEEPER_LOCK = 7_100_003
+# The runtime service's sweeper of agent sessions past their TTL: single-active across replicas.
+SESSION_TTL_LOCK = 7_100_021
+# The first key of the runtime's per-workspace spawn locks (a spawn's counts and its save).
+SPAWN_LOCK_CLASS = 7_101
 # The first key of the executors' per-branch locks (pull requests): (class, key) pairs never meet
 # the single-key locks above.
 BRANCH_LOCK_CLASS = 7_100

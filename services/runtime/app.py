@@ -21,7 +21,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import leases, sessions, souls
+from services.runtime import coordinator, leases, session_reads, sessions, souls, spawn, stopping
 from services.runtime.auth import require_caller
 from services.runtime.state import RuntimeState, runtime_state
 
@@ -47,9 +47,12 @@ def create_app(settings: Settings) -> Litestar:
         listener = Listener(settings.database_url, READMODELS_CHANNEL, on_payload=lambda _: state.queue_changed.fire())
         await listener.start()
         install(app, state)
+        sweeper = asyncio.create_task(stopping.sweep_ttl_forever(state))  # sessions past their TTL
         try:
             yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await listener.stop()
             await broker.stop()
             await pool.close()
@@ -67,6 +70,10 @@ def create_app(settings: Settings) -> Litestar:
             souls.get_soul,
             souls.validate_soul,
             *leases.ROUTES,
+            spawn.spawn,
+            coordinator.coordinator_config,
+            session_reads.list_sessions,
+            session_reads.show_session,
         ],
         lifespan=[lifespan],
         guards=[require_caller],

@@ -16,9 +16,17 @@ from litestar.handlers import BaseRouteHandler
 from libs.domain.agent_session import STOPPED, AgentSession, split_token
 from libs.web.auth import require_key, token_of
 from libs.web.diagnostics import AGENT_PREFIX, AgentError
+from libs.web.openapi import ERRORS
 from services.runtime.state import runtime_state
 
 SESSION = "agent_session"
+# What every `/api/agent/*` route answers when the session cannot act (the OpenAPI document).
+SESSION_ERRORS = {
+    ERRORS: {
+        401: "No session token, or one that is not valid: send `Authorization: Bearer <session token>`.",
+        403: "The session is stopped.",
+    }
+}
 CREATE_SESSION = "POST /api/v1/workspaces/{workspaceID}/agent-sessions"
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
@@ -16,14 +15,15 @@ from contracts.agent_runtime import (
     Capability,
     CreatedAgentSession,
     Limits,
-    Lineage,
     Me,
     MeView,
     NewAgentSession,
+    Permissions,
     SelfView,
     SessionView,
     WorkspaceRef,
 )
+from contracts.payloads.agent_session import PermissionPolicy
 from libs.domain.agent_session import AgentSession
 from libs.domain.errors import IllegalTransition
 from libs.eventstore.store import EventStore
@@ -31,8 +31,12 @@ from libs.readmodels import workspace_reads
 from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from libs.web.openapi import ERRORS
-from services.runtime.auth import session_of
+from services.runtime import stopping
+from services.runtime.auth import SESSION_ERRORS, session_of
+from services.runtime.coordinator import coordinator_from
 from services.runtime.state import runtime_state
+from services.runtime.stopping import STOPPED_BY_USER, StopConflict
+from services.runtime.views import row_of, summary
 
 # Sections of `context` list at most this many items (`limits.context_section_limit`).
 CONTEXT_SECTION_LIMIT = 50
@@ -47,22 +51,24 @@ async def create_session(
     """A new agent session in the caller's workspace; its token is in this answer only."""
     state = runtime_state(request)
     workspace_of(request, workspace_id)
-    if await workspace_reads.workspace(state.pool, workspace_id) is None:
+    found = await workspace_reads.workspace(state.pool, workspace_id)
+    if found is None:
         raise ApiError(404, "Not found", f"workspace {workspace_id} not found")
+    # The limits the body leaves out are the workspace's (its coordinator settings).
+    defaults = coordinator_from(workspace_id, found["config"]).default_budget()
+    given = {k: v for k, v in msgspec.structs.asdict(data.spawn_budget).items() if v is not None}
     session, token = AgentSession.create(
-        workspace_id, data.name, data.agent_name, data.model, data.provider, list(dict.fromkeys(data.capabilities))
+        workspace_id,
+        data.name,
+        data.agent_name,
+        data.model,
+        data.provider,
+        list(dict.fromkeys(data.capabilities)),
+        permission_policy(data.permissions),
+        msgspec.structs.replace(defaults, **given),
     )
     await asyncio.to_thread(state.store.save, [session])
     return CreatedAgentSession(session=session_view(session), token=token)
-
-
-# What every `/api/agent/*` route answers when the session cannot act (the OpenAPI document).
-SESSION_ERRORS = {
-    ERRORS: {
-        401: "No session token, or one that is not valid: send `Authorization: Bearer <session token>`.",
-        403: "The session is stopped.",
-    }
-}
 
 
 @delete(
@@ -76,19 +82,18 @@ async def stop_session(
     """Stops a session of the caller's workspace: its token is refused from now on."""
     state = runtime_state(request)
     workspace_of(request, workspace_id)
-    session = await _session(state.store, workspace_id, session_id)
+    session = await workspace_session(state.store, workspace_id, session_id)
     try:
-        session.stop("stopped_by_user", "stopped through the workspace API")
+        # With it, the descendants that asked to stop with their parent (`auto_stop_on_parent`).
+        session = await stopping.stop(state.store, session, STOPPED_BY_USER, "stopped through the workspace API")
     except IllegalTransition as exc:
         raise ApiError(409, "session_stopped", str(exc)) from None
-    try:
-        await asyncio.to_thread(state.store.save, [session])
-    except IntegrityError:
+    except StopConflict:
         raise ApiError(409, "session_changed", f"session {session_id} changed meanwhile; try again") from None
     return session_view(session)
 
 
-async def _session(store: EventStore, workspace_id: str, session_id: str) -> AgentSession:
+async def workspace_session(store: EventStore, workspace_id: str, session_id: str) -> AgentSession:
     """The workspace's session of that id; 404 for any other (another workspace's is as unknown)."""
     try:
         wanted = uuid.UUID(session_id)
@@ -112,6 +117,7 @@ async def me(request: Request[Any, Any, Any]) -> Me:
             active_task_leases=[],  # claims come with leases (docs/agent-runtime.md §2)
             capabilities=[Capability(id=c, source="session", summary=c) for c in details.capabilities],
             channels=[],
+            coordinator=coordinator_from(session.workspace_id, found["config"] if found else {}).view,
             limits=Limits(
                 context_section_limit=CONTEXT_SECTION_LIMIT,
                 max_active_task_leases=MAX_ACTIVE_LEASES,
@@ -133,27 +139,9 @@ async def me(request: Request[Any, Any, Any]) -> Me:
 
 
 def session_view(session: AgentSession) -> SessionView:
-    details = session.details
-    return SessionView(
-        id=str(session.id),
-        name=details.name,
-        state=session.state,
-        type=details.type,
-        channel=None,
-        created_at=session.created_on,
-        updated_at=session.modified_on,
-        lineage=Lineage(
-            auto_stop_on_parent=details.auto_stop_on_parent,
-            parent_session_id=details.parent_session_id,
-            permission_policy=details.permissions,
-            root_session_id=details.root_session_id,
-            spawn_budget=details.spawn_budget,
-            spawn_depth=details.spawn_depth,
-            spawn_role=details.spawn_role,
-            ttl_expires_at=(
-                datetime.fromtimestamp(details.ttl_expires_at / 1000, UTC) if details.ttl_expires_at else None
-            ),
-        ),
-        stop_reason=session.stopped.reason if session.stopped else None,
-        stop_detail=session.stopped.detail if session.stopped else None,
-    )
+    return summary(row_of(session))
+
+
+def permission_policy(given: Permissions) -> PermissionPolicy:
+    """The policy as asked, each list without repeats."""
+    return PermissionPolicy(**{k: list(dict.fromkeys(v)) for k, v in msgspec.structs.asdict(given).items()})

@@ -50,6 +50,12 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
         (task_id,) = submit(api, task_request("purged in review"))
         wait_for(api, task_id, in_review_and_charged)
         assert api.post(f"/api/v1/workspaces/{purged['workspaceId']}/orchestration/purge").status_code == 200
+    # Agent sessions: one made, its child spawned, both stopped by the parent's stop.
+    sessions = f"{stack.runtime_url}/api/v1/workspaces/default/agent-sessions"
+    made = httpx.post(sessions, json={"name": "rebuild"}, headers=stack.auth, timeout=30).json()
+    child = httpx.post(f"{stack.runtime_url}/api/agent/spawn", json={}, headers=bearer(made["token"]), timeout=30)
+    assert child.status_code == 201, child.text
+    assert httpx.delete(f"{sessions}/{made['session']['id']}", headers=stack.auth, timeout=30).status_code == 200
     live, rebuilt = live_and_rebuilt(stack)
     # rm_run_usage holds only runs not charged yet and rm_run_queue only runs nobody claimed,
     # which a quiet system may have none of, and these agents ask no questions (the projector's

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from contracts.events import public_payload, task_of, typed
 from contracts.logs import LogEntry
+from contracts.payloads.agent_session import PermissionPolicy, SpawnBudget
 from contracts.payloads.shapes import BudgetCap, RunOutput, SubtaskResult
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from contracts.tasks import (
@@ -28,6 +29,7 @@ from contracts.tasks import (
     TaskStatus,
 )
 from libs.budgets import load_budget
+from libs.domain.agent_session import AgentSession
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
@@ -230,7 +232,13 @@ def scenario(store: EventStore) -> Scenario:
         for i in range(2)
     ]
     asked[0].answer([["A"]])
-    store.save([workspace, *asked])
+    # Agent sessions: a parent, its child, and the parent's stop taking the child with it.
+    lead, _ = AgentSession.create(WS, "lead", "coder", "m", "anthropic", ["codegen"], None, SpawnBudget(max_children=1))
+    child, _ = lead.spawn("coder", "helper", PermissionPolicy(), True, 10**13)
+    store.save([workspace, *asked, lead, child])
+    lead.stop("stopped_by_user", "done")
+    child.stop("parent_stopped", "its parent stopped")
+    store.save([lead, child])
     return live_the_lifecycle(store)
 
 
@@ -704,3 +712,20 @@ def test_rebuilding_across_a_pause_a_budget_stop_and_a_purge_gives_identical_tab
     assert projector.catch_up(store, conn) == head
 
     assert dump(conn) == live
+
+
+def test_agent_sessions_are_rows_without_their_tokens_hash(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+
+    rows = conn.execute(
+        "SELECT parent_session_id IS NULL, state, stop_reason, last_activity, details ? 'token_hash', "
+        "details->>'spawn_role' FROM rm_agent_sessions WHERE workspace_id = %s ORDER BY details->>'spawn_depth'",
+        (WS,),
+    ).fetchall()
+
+    assert rows == [
+        (True, "stopped", "stopped_by_user", "stopped", False, None),
+        (False, "stopped", "parent_stopped", "stopped", False, "helper"),
+    ]

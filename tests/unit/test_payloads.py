@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate
 
 from contracts.events import Event, EventEnvelope, UnknownEventType, typed
 from contracts.payloads import PAYLOADS
+from contracts.payloads.agent_session import PermissionPolicy
 from contracts.payloads.agent_soul import AgentSoulSet
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
@@ -171,10 +172,12 @@ def a_whole_life() -> list[Aggregate]:
     others = [PullRequest.skipped(WORKSPACE, str(child.id), "the task changed no files")]
     others.append(PullRequest.failed(WORKSPACE, str(revised.id), "422 Unprocessable"))
     session, _ = AgentSession.create(WORKSPACE, "worker", "coder", "m", "anthropic", ["codegen"])
+    child_session, _ = session.spawn("reviewer", "review", PermissionPolicy(), True, 1_900_000_000_000)
     session.stop("stopped_by_user", "done for the day")
+    child_session.stop("parent_stopped", "its parent stopped")
     soul = AgentSoul.first(WORKSPACE, AgentSoulSet(agent_name="coder", document="v1", digest="d1", source_path="S.md"))
     soul.set(AgentSoulSet(agent_name="coder", document="v2", digest="d2", source_path="S.md"))
-    others += [session, soul]
+    others += [session, child_session, soul]
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 
