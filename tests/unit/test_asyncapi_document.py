@@ -60,6 +60,7 @@ EVENT_TYPES = {
     *("workspace.created", "workspace.key_issued", "workspace.key_revoked", "workspace.config_updated"),
     "workspace.purged",
     *("agent_session.created", "agent_session.stopped", "agent_soul.created", "agent_soul.set"),
+    *("channel.opened", "channel.message_sent"),
 }
 
 
