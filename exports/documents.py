@@ -56,6 +56,12 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "CreatedAgentSession": agent_runtime.CreatedAgentSession,
     "Me": agent_runtime.Me,
     "DiagnosticError": agent_runtime.DiagnosticError,
+    "NewMessage": agent_runtime.NewMessage,
+    "NewReply": agent_runtime.NewReply,
+    "SentMessage": agent_runtime.SentMessage,
+    "ReceivedMessages": agent_runtime.ReceivedMessages,
+    "ChannelList": agent_runtime.ChannelList,
+    "Inbox": agent_runtime.Inbox,
 }
 
 

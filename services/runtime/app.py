@@ -18,9 +18,13 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import sessions, souls
+from services.runtime import channels, sessions, souls
 from services.runtime.auth import require_caller
+from services.runtime.channel_waits import ChannelWaits
 from services.runtime.state import RuntimeState
+
+# The channels a replica keeps between sends (the most recently written).
+CHANNELS_KEPT = 256
 
 
 @get("/health", sync_to_thread=False, opt={"public": True})
@@ -37,11 +41,16 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         pool = await open_read_models(settings.database_url, min_size=1, max_size=10)  # API keys, workspaces
         store = await asyncio.to_thread(EventStore, settings.database_url)
-        install(app, RuntimeState(settings, pool, store=store))
+        channel_store = await asyncio.to_thread(EventStore, settings.database_url, 2, CHANNELS_KEPT)
+        waits = ChannelWaits(settings.database_url)
+        await waits.start()
+        install(app, RuntimeState(settings, pool, store=store, channel_store=channel_store, waits=waits))
         try:
             yield
         finally:
+            await waits.stop()
             await pool.close()
+            channel_store.close()
             store.close()
 
     app = Litestar(
@@ -55,6 +64,11 @@ def create_app(settings: Settings) -> Litestar:
             souls.set_soul,
             souls.get_soul,
             souls.validate_soul,
+            channels.list_channels,
+            channels.send,
+            channels.reply,
+            channels.recv,
+            channels.inbox,
         ],
         lifespan=[lifespan],
         guards=[require_caller],
