@@ -5,7 +5,7 @@ are RFC 3339."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -161,3 +161,115 @@ class DiagnosticError(msgspec.Struct, frozen=True, kw_only=True):
 
     diagnostic: Diagnostic
     error: str
+
+
+# --- coordination channels (`/api/agent/channels`) ---------------------------------------
+
+# The kinds of message a channel takes (`libs.domain.channel.KINDS`, which a test keeps equal).
+MessageKind = Literal["status", "question", "answer", "handoff", "note"]
+MESSAGE_KINDS: tuple[str, ...] = get_args(MessageKind)
+# A sender's is any string: the server refuses one not in the list with a diagnostic naming the
+# list (a Literal would be refused first, by a message that does not).
+SentKind = Annotated[str, msgspec.Meta(description="One of " + ", ".join(MESSAGE_KINDS))]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class ChannelView(msgspec.Struct, frozen=True, kw_only=True):
+    allowed_message_kinds: list[MessageKind]
+    channel: str  # what the routes take as `{channel}`: `task_<task id>` or `run_<run id>`
+    display_name: str
+    id: str  # the same
+    last_activity_at: datetime | None  # its last message's time; None before any
+    purpose: str
+    run_id: str | None
+    task_id: str
+    workflow_id: str | None
+    workspace_id: str
+
+
+class ChannelList(msgspec.Struct, frozen=True, kw_only=True):
+    channels: list[ChannelView]
+
+
+class OutgoingMetadata(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a sender says of its message. The channel, task and run are the channel's: given,
+    they must be its own."""
+
+    message_kind: SentKind
+    correlation_id: Token | None = None  # a new thread's (one is made when none is given)
+    coordination_channel_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    ext: dict[str, Any] = {}  # the sender's own keys, returned as sent
+
+
+class NewMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /api/agent/channels/{channel}/send`."""
+
+    body: Any
+    metadata: OutgoingMetadata
+
+
+class NewReply(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /api/agent/channels/reply`: a message on the channel of the one it answers, to its
+    sender, with its correlation id."""
+
+    body: Any
+    metadata: OutgoingMetadata
+    reply_to_message_id: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+
+
+class MessageMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    coordination_channel_id: str
+    correlation_id: str
+    ext: dict[str, Any]  # the sender's; a reply's also says what it answers (`reply_to_message_id`)
+    message_kind: MessageKind
+    run_id: str | None
+    task_id: str
+    workflow_id: str | None
+
+
+class ChannelMessage(msgspec.Struct, frozen=True, kw_only=True):
+    body: Any
+    channel_id: str
+    from_session_id: str
+    message_id: str  # `<channel>:<n>`
+    metadata: MessageMetadata
+    timestamp: datetime
+    to_session_id: str | None  # a reply's: the sender of the message it answers
+
+
+class SentMessage(msgspec.Struct, frozen=True, kw_only=True):
+    message: ChannelMessage
+
+
+class ReceivedMessages(msgspec.Struct, frozen=True, kw_only=True):
+    messages: list[ChannelMessage]
+
+
+class ContextSection(msgspec.Struct, frozen=True, kw_only=True):
+    limit: int
+    returned: int
+    truncated: bool
+
+
+class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    channel_id: str
+    kind: MessageKind
+    message_id: str
+    metadata: MessageMetadata
+    preview: str
+    timestamp: datetime
+
+
+class InboxSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """The `inbox_summary` section of spec 002's `context`: what the session has not received
+    yet, newest first, and how many there are."""
+
+    items: list[InboxItem]
+    section: ContextSection
+    unread_count: int
+
+
+class Inbox(msgspec.Struct, frozen=True, kw_only=True):
+    inbox_summary: InboxSummary

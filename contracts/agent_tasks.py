@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from contracts.agent_runtime import Name
+from contracts.agent_runtime import ChannelView, Name
 
 TTL_S = Annotated[int, msgspec.Meta(ge=1, le=3600, description="Lease length in seconds (1 to 3600).")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -91,23 +91,10 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     ref: str
 
 
-class ChannelRef(msgspec.Struct, frozen=True, kw_only=True):
-    allowed_message_kinds: list[str]
-    channel: str
-    display_name: str
-    id: str
-    last_activity_at: datetime | None
-    purpose: str
-    run_id: str | None
-    task_id: str | None
-    workflow_id: str | None
-    workspace_id: str
-
-
 class LeaseView(msgspec.Struct, frozen=True, kw_only=True):
     claim_token_hash: str
     claimed_by: Actor
-    coordination_channel: ChannelRef
+    coordination_channel: ChannelView
     coordination_channel_id: str
     heartbeat_at: datetime | None
     lease_until: datetime
@@ -122,7 +109,7 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     claim_token_hash: str
     claimed_at: datetime
     claimed_by: Actor
-    coordination_channel: ChannelRef
+    coordination_channel: ChannelView
     coordination_channel_id: str
     ended_at: datetime | None
     error: str | None
@@ -197,7 +184,7 @@ class ClaimView(msgspec.Struct, frozen=True, kw_only=True):
     task: TaskRef
     run: RunView
     lease: LeaseView
-    coordination_channel: ChannelRef
+    coordination_channel: ChannelView
     claim_token: str  # shown this once: present it as `claim_token` under the lease
     input: RunInput
 

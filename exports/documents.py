@@ -60,6 +60,12 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "SessionList": agent_spawn.SessionList,
     "Coordinator": agent_spawn.Coordinator,
     "DiagnosticError": agent_runtime.DiagnosticError,
+    "NewMessage": agent_runtime.NewMessage,
+    "NewReply": agent_runtime.NewReply,
+    "SentMessage": agent_runtime.SentMessage,
+    "ReceivedMessages": agent_runtime.ReceivedMessages,
+    "ChannelList": agent_runtime.ChannelList,
+    "Inbox": agent_runtime.Inbox,
 }
 
 

@@ -16,6 +16,7 @@ import msgspec
 from contracts.payloads import (
     agent_session,
     agent_soul,
+    channel,
     gate,
     ledger,
     pull_request,
@@ -32,6 +33,7 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = dict(
             **task.PAYLOADS,
             **agent_session.PAYLOADS,
             **agent_soul.PAYLOADS,
+            **channel.PAYLOADS,
             **run.PAYLOADS,
             **gate.PAYLOADS,
             **question_gate.PAYLOADS,

@@ -25,7 +25,7 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import agent_sessions, leases, task_log, toolcalls
+from libs.readmodels import agent_sessions, channels, leases, task_log, toolcalls
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
@@ -153,6 +153,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         _project_task_log(cur, kept_typed)
         _project_run_usage(cur, kept_typed)
         _project_questions(cur, kept_typed)
+        channels.project(cur, kept_typed)  # before a purge in the batch clears them
         _project_workspaces(cur, kept_typed)
         # Every event, a purged task's too: a lease its purge kept (its run still held) ends
         # when the run does, and the sweeper stops looking at it.
@@ -308,6 +309,7 @@ def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurge
         "SELECT task_id, %s, %s, task_id::text = ANY(%s) FROM gone ON CONFLICT (task_id) DO NOTHING",
         (workspace, p.stopped_tasks, workspace, seq, p.stopped_tasks),
     )
+    channels.purge(cur, workspace, seq)
     cur.execute(
         "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",
         (workspace, p.closed_questions),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
+from libs.readmodels import channels
+
 TABLES = (
     "rm_tasks",
     "rm_charges",
@@ -19,6 +21,7 @@ TABLES = (
     "rm_run_queue",
     "rm_leases",
     "rm_agent_sessions",
+    *channels.TABLES,
 )
 
 # A task's served state as one document: the row's `state` with its `request` put back.
@@ -245,6 +248,8 @@ SPAWN_LOCK_CLASS = 7_101
 # The first key of the executors' per-branch locks (pull requests): (class, key) pairs never meet
 # the single-key locks above.
 BRANCH_LOCK_CLASS = 7_100
+# Likewise the runtime's per-channel locks: one writer of a channel at a time, across replicas.
+CHANNEL_LOCK_CLASS = 7_102
 
 
 def create(conn: psycopg.Connection) -> None:
@@ -253,6 +258,7 @@ def create(conn: psycopg.Connection) -> None:
         # cannot fail on the catalog's unique indexes.
         conn.execute("SELECT pg_advisory_xact_lock(4242)")  # the event store's schema lock
         conn.execute(DDL)
+        conn.execute(channels.DDL)
 
 
 def drop(conn: psycopg.Connection) -> None:

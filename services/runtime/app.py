@@ -21,9 +21,13 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import coordinator, leases, session_reads, sessions, souls, spawn, stopping
+from services.runtime import channels, coordinator, leases, session_reads, sessions, souls, spawn, stopping
 from services.runtime.auth import require_caller
+from services.runtime.channel_waits import ChannelWaits
 from services.runtime.state import RuntimeState, runtime_state
+
+# The channels a replica keeps between sends (the most recently written).
+CHANNELS_KEPT = 256
 
 
 @get("/health", sync_to_thread=False, opt={"public": True})
@@ -40,9 +44,12 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         pool = await open_read_models(settings.database_url, min_size=1, max_size=10)  # API keys, workspaces
         store = await asyncio.to_thread(EventStore, settings.database_url, 8)
+        channel_store = await asyncio.to_thread(EventStore, settings.database_url, 2, CHANNELS_KEPT)
         broker = NatsBroker(settings.nats_servers, logger=None)
         await broker.connect()
-        state = RuntimeState(settings, pool, store=store, broker=broker)
+        waits = ChannelWaits(settings.database_url)
+        await waits.start()
+        state = RuntimeState(settings, pool, store=store, broker=broker, channel_store=channel_store, waits=waits)
         # The projector's commits wake `claim-next` long-polls: a dispatch is in the queue then.
         listener = Listener(settings.database_url, READMODELS_CHANNEL, on_payload=lambda _: state.queue_changed.fire())
         await listener.start()
@@ -54,8 +61,10 @@ def create_app(settings: Settings) -> Litestar:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
             await listener.stop()
+            await waits.stop()
             await broker.stop()
             await pool.close()
+            channel_store.close()
             store.close()
 
     app = Litestar(
@@ -74,6 +83,11 @@ def create_app(settings: Settings) -> Litestar:
             coordinator.coordinator_config,
             session_reads.list_sessions,
             session_reads.show_session,
+            channels.list_channels,
+            channels.send,
+            channels.reply,
+            channels.recv,
+            channels.inbox,
         ],
         lifespan=[lifespan],
         guards=[require_caller],

@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
+from contracts.agent_runtime import ChannelView
 from contracts.agent_tasks import (
     Actor,
-    ChannelRef,
     EarlierStep,
     FileToFetch,
     LeaseView,
@@ -22,8 +22,11 @@ from contracts.agent_tasks import (
 from contracts.files import FileRef
 from contracts.payloads.shapes import Files
 from contracts.payloads.task import TaskSubtaskDispatched
+from libs.domain.channel import TASK
 from libs.domain.run import BUDGET_STOPPED, EXPIRED, FAILED, RELEASED, STARTED, SUCCEEDED, Run
+from libs.readmodels.channel_reads import ChannelRow
 from libs.readmodels.task_log import CHECKS_FAILED
+from services.runtime.channel_views import channel_view
 
 STATUS = {
     STARTED: "claimed",
@@ -33,8 +36,6 @@ STATUS = {
     EXPIRED: "expired",
     RELEASED: "released",
 }
-# What agents may post on a task's coordination channel (`docs/agent-runtime.md` §4).
-MESSAGE_KINDS = ["status", "question", "answer", "handoff", "note"]
 FILES_PATH = "/api/agent/files/"
 
 
@@ -42,20 +43,11 @@ def at(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
 
 
-def task_channel(workspace_id: str, task_id: str) -> ChannelRef:
-    """The task's coordination channel, which every claim of its runs names."""
-    name = f"task-{task_id}"
-    return ChannelRef(
-        allowed_message_kinds=MESSAGE_KINDS,
-        channel=name,
-        display_name=f"Task {task_id[:8]}",
-        id=name,
-        last_activity_at=None,
-        purpose="coordination of the task's runs",
-        run_id=None,
-        task_id=task_id,
-        workflow_id=None,
-        workspace_id=workspace_id,
+def task_channel(workspace_id: str, task_id: str) -> ChannelView:
+    """The task's coordination channel, which every claim of its runs names (any session of the
+    workspace may read and post on it: `channels.py`)."""
+    return channel_view(
+        workspace_id, ChannelRow(channel=f"{TASK}_{task_id}", task_id=task_id, run_id=None, last_activity_at=None)
     )
 
 

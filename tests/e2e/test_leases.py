@@ -96,6 +96,16 @@ def test_an_agent_session_claims_heartbeats_and_completes_and_the_task_reaches_r
     assert first["input"]["description"] == "Validate the email"
     assert first["lease"]["claim_token_hash"] and first["claim_token"] not in str(first["lease"])
     assert first["coordination_channel"]["task_id"] == task_id
+    # Its task's coordination channel: the claimant posts on it, and any session of the
+    # workspace reads it.
+    channel = first["lease"]["coordination_channel_id"]
+    posted = agent_call(
+        stack, token, f"channels/{channel}/send", {"body": "on it", "metadata": {"message_kind": "status"}}
+    )
+    assert posted.status_code == 201, posted.text
+    watcher = team.session("watcher")
+    seen = httpx.get(f"{stack.runtime_url}/api/agent/channels/{channel}/recv", headers=bearer(watcher), timeout=10)
+    assert [m["body"] for m in seen.json()["messages"]] == ["on it"]
     # The files by digest, each fetched with the session's token.
     ref = first["input"]["files"]["src/register.py"]
     fetched = httpx.get(f"{stack.runtime_url}{ref['url']}", headers=bearer(token), timeout=10)

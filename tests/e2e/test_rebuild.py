@@ -34,6 +34,7 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
         wait_for(api, approved, status_is("completed"))
         revision = wait_for(api, revised, lambda t: "revisedBy" in t)["revisedBy"]
         wait_for(api, revision, in_review_and_charged)
+    _talk(stack, "default", stack.auth, pending)
     # A capped workspace: its Schedule's events and queued subtasks are in the log too.
     capped = new_workspace(stack, "rebuild-cap")
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=bearer(capped["apiKey"])) as api:
@@ -49,6 +50,7 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
     with httpx.Client(base_url=stack.gateway_url, timeout=30, headers=bearer(purged["apiKey"])) as api:
         (task_id,) = submit(api, task_request("purged in review"))
         wait_for(api, task_id, in_review_and_charged)
+        _talk(stack, purged["workspaceId"], bearer(purged["apiKey"]), task_id)
         assert api.post(f"/api/v1/workspaces/{purged['workspaceId']}/orchestration/purge").status_code == 200
     # Agent sessions: one made, its child spawned, both stopped by the parent's stop.
     sessions = f"{stack.runtime_url}/api/v1/workspaces/default/agent-sessions"
@@ -64,6 +66,20 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
     empty_when_quiet = ("rm_run_usage", "rm_questions", "rm_run_queue")
     assert [t for t in TABLES if t not in empty_when_quiet and not live[t]] == []
     assert rebuilt == live
+
+
+def _talk(stack: Stack, workspace: str, key: dict[str, str], task_id: str) -> None:
+    """A session of the workspace asks on the task's coordination channel and answers itself."""
+    sessions = f"{stack.runtime_url}/api/v1/workspaces/{workspace}/agent-sessions"
+    made = httpx.post(sessions, json={"name": "talker"}, headers=key, timeout=10)
+    assert made.status_code == 201, made.text
+    channels = f"{stack.runtime_url}/api/agent/channels"
+    with httpx.Client(base_url=channels, headers=bearer(made.json()["token"]), timeout=10) as agent:
+        asked = agent.post(f"/task_{task_id}/send", json={"body": "done?", "metadata": {"message_kind": "question"}})
+        assert asked.status_code == 201, asked.text
+        to = asked.json()["message"]["message_id"]
+        answer = {"body": "yes", "metadata": {"message_kind": "answer"}, "reply_to_message_id": to}
+        assert agent.post("/reply", json=answer).status_code == 201
 
 
 def test_rebuild_refuses_while_a_projector_runs(stack: Stack) -> None:

@@ -30,6 +30,7 @@ from contracts.tasks import (
 )
 from libs.budgets import load_budget
 from libs.domain.agent_session import AgentSession
+from libs.domain.channel import Channel, ChannelName
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
@@ -239,6 +240,12 @@ def scenario(store: EventStore) -> Scenario:
     lead.stop("stopped_by_user", "done")
     child.stop("parent_stopped", "its parent stopped")
     store.save([lead, child])
+    # Sessions coordinating on a task's channel: a question, and the answer to it.
+    channel_task = str(uuid.uuid4())
+    channel = Channel.open(WS, ChannelName("task", channel_task), channel_task, "session-1")
+    question_sent = channel.send("session-1", "question", {"q": "which?"}, {})
+    channel.send("session-2", "answer", "that one", {}, reply_to=question_sent.message_id)
+    store.save([workspace, *asked, channel])
     return live_the_lifecycle(store)
 
 

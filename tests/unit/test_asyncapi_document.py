@@ -61,6 +61,7 @@ EVENT_TYPES = {
     "workspace.purged",
     *("agent_session.created", "agent_session.stopped", "agent_soul.created", "agent_soul.set"),
     "agent_session.child_spawned",
+    *("channel.opened", "channel.message_sent"),
 }
 
 

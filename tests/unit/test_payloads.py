@@ -25,6 +25,7 @@ from exports.asyncapi import event_classes
 from libs.domain.agent_session import AgentSession
 from libs.domain.agent_soul import AgentSoul
 from libs.domain.base import EventTypes, event_payload, payload_type
+from libs.domain.channel import Channel, parse_name
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
 from libs.domain.pull_request import PullRequest
@@ -178,6 +179,10 @@ def a_whole_life() -> list[Aggregate]:
     soul = AgentSoul.first(WORKSPACE, AgentSoulSet(agent_name="coder", document="v1", digest="d1", source_path="S.md"))
     soul.set(AgentSoulSet(agent_name="coder", document="v2", digest="d2", source_path="S.md"))
     others += [session, child_session, soul]
+    channel = Channel.open(WORKSPACE, parse_name(f"task_{tid}"), tid, str(session.id))  # type: ignore[arg-type]
+    asked = channel.send(str(session.id), "question", {"text": "which file?"}, {"tag": "t"})
+    channel.send(str(session.id), "answer", "b.py", {}, reply_to=asked.message_id)
+    others += [session, soul, channel]
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 
