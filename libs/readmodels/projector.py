@@ -15,7 +15,9 @@ import psycopg
 from contracts.events import Event, EventEnvelope, public_payload, task_of, typed
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
-from contracts.payloads.run import RunModelCalled, RunStarted, RunToolCalled
+from contracts.payloads.run import (
+    RunToolCalled,
+)
 from contracts.payloads.task import TaskSubmitted
 from contracts.payloads.workspace import (
     WorkspaceConfigUpdated,
@@ -25,7 +27,7 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import agent_sessions, channels, leases, task_log, toolcalls
+from libs.readmodels import agent_sessions, channels, leases, run_usage, task_log, toolcalls
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
@@ -151,7 +153,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             )
         _project_tool_calls(cur, kept_typed)  # before a purge in the batch clears them
         _project_task_log(cur, kept_typed)
-        _project_run_usage(cur, kept_typed)
+        run_usage.project(cur, kept_typed)
         _project_questions(cur, kept_typed)
         channels.project(cur, kept_typed)  # before a purge in the batch clears them
         _project_workspaces(cur, kept_typed)
@@ -253,49 +255,6 @@ def _project_task_log(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> Non
             "ON CONFLICT (seq, ordinal) DO NOTHING",
             (_json(rows),),
         )
-
-
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-
-
-def _project_run_usage(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
-    """Runs' usage until the ledger charges them: a row from `run.started`, each saved model
-    call added to it, gone with the run's `ledger.charged` (then `rm_charges` holds it)."""
-    started: dict[str, dict[str, Any]] = {}
-    used: dict[str, dict[str, int]] = {}
-    charged: list[str] = []
-    for e in events:
-        p = e.payload
-        if isinstance(p, RunStarted):
-            started[e.aggregate_id] = {"run_id": e.aggregate_id, "workspace_id": e.workspace_id}
-            started[e.aggregate_id] |= {"task_id": p.task_id, "model": p.model} | dict.fromkeys(USAGE_KEYS, 0)
-        elif isinstance(p, RunModelCalled):
-            row = started.get(e.aggregate_id) or used.setdefault(e.aggregate_id, dict.fromkeys(USAGE_KEYS, 0))
-            for key in USAGE_KEYS:
-                row[key] += int(p.usage.get(key, 0))
-        elif isinstance(p, LedgerCharged):
-            charged.append(p.run_id)
-    # Charged in this batch: written and deleted at once would be wasted work.
-    for run_id in charged:
-        started.pop(run_id, None)
-        used.pop(run_id, None)
-    if started:
-        cur.execute(
-            "INSERT INTO rm_run_usage SELECT * FROM json_populate_recordset(NULL::rm_run_usage, %s) "
-            "ON CONFLICT (run_id) DO NOTHING",
-            (_json(list(started.values())),),
-        )
-    if used:
-        cur.execute(
-            "UPDATE rm_run_usage r SET input_tokens = r.input_tokens + u.input_tokens, "
-            "output_tokens = r.output_tokens + u.output_tokens, "
-            "cache_read_tokens = r.cache_read_tokens + u.cache_read_tokens, "
-            "cache_write_tokens = r.cache_write_tokens + u.cache_write_tokens "
-            "FROM json_populate_recordset(NULL::rm_run_usage, %s) u WHERE r.run_id = u.run_id",
-            (_json([{"run_id": run_id} | row for run_id, row in used.items()]),),
-        )
-    if charged:
-        cur.execute("DELETE FROM rm_run_usage WHERE run_id = ANY(%s::uuid[])", (charged,))
 
 
 def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurged) -> None:

@@ -18,6 +18,7 @@ from services.executor.github.branch_locks import BranchLocks
 from services.executor.purges import Purges
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
+from services.executor.souls import Souls
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Deps:
     nc: NatsClient  # commands to other owners (an agent's question goes to review)
     answers: Answers  # the answers runs of this process wait on
     prices: PriceTable  # to estimate a model call against the budget caps
+    souls: Souls  # the workspaces' souls, which shape its agents' system prompts (`souls.py`)
     # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
     locks: BranchLocks = field(default_factory=BranchLocks)
     purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped

@@ -24,6 +24,7 @@ from services.executor.github.client import close_github_client, github_client
 from services.executor.purges import Purges
 from services.executor.questions import Answers
 from services.executor.runslots import RunSlots
+from services.executor.souls import Souls
 from services.executor.sweeper import sweep_forever
 
 
@@ -38,6 +39,7 @@ def _deps(started: Started) -> Deps:
         nc=started.nc,
         answers=Answers(store, settings.question_check_s),
         prices=PriceTable.from_env(),
+        souls=Souls(store),
         locks=BranchLocks(settings.database_url),
         purges=Purges(),
     )

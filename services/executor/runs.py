@@ -54,6 +54,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
     if p.config.get("agentRuntime") == EXTERNAL:
         return []  # its task asked for agent sessions: they claim it (`claim-next`), never the executor
     loaded = await _loaded(event.workspace_id, p, deps)
+    soul = await asyncio.to_thread(deps.souls.section, event.workspace_id, p.agent_type)
     token = new_claim_token()
     claim = Claim(
         session_id=None,  # the run is its own session
@@ -74,7 +75,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         claim=claim,
         handover=p.handover,
         previous_run_id=p.previous_run_id,
-        first_call_estimate=_first_call(p, deps.settings, loaded),
+        first_call_estimate=_first_call(p, deps.settings, loaded, soul),
     )
     try:
         # Saved before any model call, so a run whose executor stops is found unfinished and
@@ -83,7 +84,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         await asyncio.to_thread(deps.store.save, [run])
     except IntegrityError:
         return await _recorded(run.id, event, deps)
-    return [await execute(run, token, event, deps)]
+    return [await execute(run, token, event, deps, soul)]
 
 
 def provider_of(p: TaskSubtaskDispatched) -> str:
@@ -117,18 +118,20 @@ async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
     return [found]
 
 
-def _first_call(p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]) -> dict[str, int] | None:
+def _first_call(
+    p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str], soul: str = ""
+) -> dict[str, int] | None:
     """The estimate of the run's first model call, as the run will make it; None when the
     agent cannot be set up from this dispatch (then the run fails before any call)."""
     try:
-        spec, _ = agent_spec(p, settings, loaded)
+        spec, _ = agent_spec(p, settings, loaded, soul)
     except Exception:
         log.warning("a run of task subtask %s: its first model call cannot be estimated", p.subtask_id, exc_info=True)
         return None
     return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
 
 
-async def execute(run: Run, token: str, event: Dispatch, deps: Deps) -> Run:
+async def execute(run: Run, token: str, event: Dispatch, deps: Deps, soul: str = "") -> Run:
     """Runs the agent for `run`, whose start (its claim, `token`) is on record, to its end (not
     saved here), heartbeating its lease meanwhile."""
     p = event.payload
@@ -136,7 +139,7 @@ async def execute(run: Run, token: str, event: Dispatch, deps: Deps) -> Run:
     started = time.perf_counter()
     # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
     # a person, its checks) without cancelling the consumer that handles the dispatch.
-    agent = asyncio.create_task(_attempt(recorder, p, deps, started), name=f"run {run.id}")
+    agent = asyncio.create_task(_attempt(recorder, p, deps, started, soul), name=f"run {run.id}")
     heartbeat = asyncio.create_task(_heartbeat(recorder, claim_token_hash(token), deps), name=f"lease {run.id}")
     try:
         with deps.purges.watching(event.aggregate_id, agent):
@@ -214,16 +217,19 @@ async def _loaded(workspace_id: str, p: TaskSubtaskDispatched, deps: Deps) -> di
     return await asyncio.to_thread(deps.store.blobs.load, workspace_id, wanted(p))
 
 
-def agent_spec(p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str]) -> tuple[AgentSpec, Repository]:
+def agent_spec(
+    p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str], soul: str = ""
+) -> tuple[AgentSpec, Repository]:
     """The agent a dispatch (`p`, its payload) runs, and the repository it starts from (the
-    files it names, from `loaded`: digest -> content)."""
+    files it names, from `loaded`: digest -> content); `soul`, what the workspace's soul for the
+    agent type adds to its system prompt."""
     repo = starting_repository(p, loaded)
     earlier = msgspec.to_builtins(p.earlier)  # as the prompt reads them: the wire's camelCase keys
     spec = AgentSpec(
         agent_type=p.agent_type,
         provider=provider_of(p),
         model=model_of(p),
-        system=system_prompt(p.agent_type),
+        system=system_prompt(p.agent_type) + (f"\n\n{soul}" if soul else ""),
         first_message=first_message(p.description, repo.current(), earlier, p.previous_error, p.attempt),
         max_tokens=p.config.get("maxTokens", 4096),
         temperature=p.config.get("temperature", 0.0),
@@ -232,9 +238,9 @@ def agent_spec(p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, s
     return spec, repo
 
 
-async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float) -> None:
+async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float, soul: str) -> None:
     run, settings = recorder.run, deps.settings
-    spec, repo = agent_spec(p, settings, await _loaded(run.workspace_id, p, deps))
+    spec, repo = agent_spec(p, settings, await _loaded(run.workspace_id, p, deps), soul)
     async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import bearer
+from tests.e2e.helpers import bearer, model_calls, new_workspace, status_is, submit, wait_for
+from tests.factories import task_request
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +133,24 @@ def test_a_bad_validate_body_is_a_diagnostic(stack: Stack) -> None:
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"diagnostic", "error"}
     assert response.json()["diagnostic"]["category"] == "validation"
+
+
+def test_a_workspaces_soul_for_an_agent_type_shapes_the_executors_prompts_there_only(stack: Stack) -> None:
+    """The executor's runs are sessions too: its codegen agents in a workspace whose `codegen`
+    soul is set are told that soul in their system prompt; another workspace's are not."""
+    own = new_workspace(stack, "souled")
+    role = f"guardian of input validation {uuid.uuid4().hex[:8]}"
+    url = f"{stack.runtime_url}/api/v1/workspaces/{own['workspaceId']}/agent-souls/codegen"
+    document = f"---\nrole: {role}\nprinciples: [reject empty emails]\n---\nValidate at the edge.\n"
+    stored = httpx.put(url, json={"document": document}, headers=bearer(own["apiKey"]), timeout=10)
+    assert stored.status_code == 200, stored.text
+    with httpx.Client(base_url=stack.gateway_url, headers=bearer(own["apiKey"]), timeout=30) as api:
+        (souled,) = submit(api, task_request("Check the emails with a soul"))
+        wait_for(api, souled, status_is("review"))
+    with httpx.Client(base_url=stack.gateway_url, headers=stack.auth, timeout=30) as api:
+        (plain,) = submit(api, task_request("Check the emails without a soul"))
+        wait_for(api, plain, status_is("review"))
+
+    (codegen,) = [c for c in model_calls(stack, "Check the emails with a soul") if "Write tests" not in str(c)]
+    assert role in str(codegen["request"]) and "reject empty emails" in str(codegen["request"])
+    assert all(role not in str(c["request"]) for c in model_calls(stack, "Check the emails without a soul"))

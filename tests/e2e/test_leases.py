@@ -286,3 +286,62 @@ def test_the_example_agent_works_a_task_to_review(stack: Stack, team: Team) -> N
     assert "run " in output and "completed" in output, output
     codegen = next(r for r in task["results"].values() if r["agentType"] == "codegen")
     assert codegen["output"]["files"]["src/register.py"].startswith("# Document the module\n")
+
+
+def test_a_lease_survives_a_restart_of_every_service_that_serves_it(stack: Stack, team: Team) -> None:
+    """The claim is an event and heartbeats are in a table: the runtime and the executor killed
+    and started again, the holder heartbeats and completes as if nothing happened."""
+    token = team.session()
+    (task_id,) = submit(team.api, task_request("Outlast the restarts", config=EXTERNAL))
+    claimed = claim(stack, token, lease_ttl_seconds=60)
+    assert claimed is not None
+    assert under_lease(stack, token, claimed, "heartbeat").status_code == 200
+    with executor_restored(stack, restart=False):
+        for name in ("runtime", "executor"):
+            stack.services[name].kill()
+            stack.restart_service(name)
+    beat = under_lease(stack, token, claimed, "heartbeat", lease_ttl_seconds=90)
+    assert beat.status_code == 200, beat.text
+    result = {"files": {"src/register.py": VALIDATED}, "summary": "done", "usage": USAGE}
+    assert under_lease(stack, token, claimed, "complete", result=result).status_code == 200
+    wait_for(team.api, task_id, lambda t: len(t["results"]) == 1)
+
+
+def configure(team: Team, **config: object) -> None:
+    url = f"/api/v1/workspaces/{team.workspace}/orchestration/config"
+    assert team.api.patch(url, json=config).status_code == 200
+
+
+def test_budget_caps_hold_at_the_claim_and_the_task_goes_on_when_the_cap_is_raised(stack: Stack, team: Team) -> None:
+    configure(team, budgetUsd=USD * 1.2)  # less than the first run will use
+    token = team.session()
+    (task_id,) = submit(team.api, task_request("Spend within the cap", config=EXTERNAL))
+    first = claim(stack, token)
+    assert first is not None
+    result = {"files": {"src/register.py": VALIDATED}, "summary": "validated", "usage": {**USAGE, "input_tokens": 4000}}
+    assert under_lease(stack, token, first, "complete", result=result).status_code == 200
+
+    # The test subtask is dispatched, but the cap is reached: the claim stops it for the budget,
+    # the task pauses, and the session is given nothing.
+    wait_for(team.api, task_id, lambda t: len(t["results"]) == 1)
+    assert claim(stack, token, wait_seconds=1) is None
+    paused = wait_for(team.api, task_id, status_is("paused"))
+    assert paused["cost"]["estimatedCostUsd"] > USD * 1.2
+    configure(team, budgetUsd=1.0)
+    resumed = claim(stack, token)
+    assert resumed is not None and resumed["input"]["agent_type"] == "test"
+    assert resumed["task"]["id"] == task_id
+
+
+def test_a_concurrency_cap_holds_for_agent_sessions_as_for_the_executor(stack: Stack, team: Team) -> None:
+    configure(team, maxConcurrentSubtasks=1)
+    first_session, second_session = team.session("first"), team.session("second")
+    submit(team.api, task_request("Capped one", "review", config=EXTERNAL))
+    submit(team.api, task_request("Capped two", "review", config=EXTERNAL))
+    first = claim(stack, first_session)
+    assert first is not None
+    assert claim(stack, second_session, wait_seconds=1) is None, "the other subtask waits for the slot"
+    result = {"summary": "fine", "usage": USAGE}
+    assert under_lease(stack, first_session, first, "complete", result=result).status_code == 200
+    second = claim(stack, second_session)
+    assert second is not None and second["task"]["id"] != first["task"]["id"]

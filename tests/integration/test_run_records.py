@@ -55,6 +55,7 @@ from services.executor.purges import PURGED
 from services.executor.questions import Answers
 from services.executor.runs import on_dispatched
 from services.executor.runslots import RunSlots
+from services.executor.souls import Souls
 from services.planner import handlers as planner
 from services.planner.plans import plan
 from services.review.handlers import ask as ask_question
@@ -111,6 +112,7 @@ async def deps(
             nc,
             answers,
             PriceTable.from_env(),
+            Souls(store),
         )
     finally:
         await answers.stop()
