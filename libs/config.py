@@ -41,7 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # second), where its dispatch's redelivery would take ACK_WAIT_S.
     lease_ttl_s: int = 30
     # How often the runtime service's sweeper looks for leases that passed.
-    lease_sweep_s: float = 0.25
+    lease_sweep_s: float = 0.5
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
     self_heal_collect_tests: bool = True
     # Guards the gateway's admin API (workspaces and their keys); unset, the admin API is off.
@@ -87,7 +87,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         agent_max_turns=int(_env("AGENT_MAX_TURNS") or 24),
         max_concurrent_runs=max(1, int(_env("MAX_CONCURRENT_RUNS") or 64)),
         lease_ttl_s=min(3600, max(1, int(_env("LEASE_TTL_S") or 30))),
-        lease_sweep_s=max(0.05, float(_env("LEASE_SWEEP_S") or 0.25)),
+        lease_sweep_s=max(0.05, float(_env("LEASE_SWEEP_S") or 0.5)),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
         # At least a second: the check is a read of the event store per waiting run.
         question_check_s=max(1.0, float(_env("QUESTION_CHECK_S") or 30.0)),

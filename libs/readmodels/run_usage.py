@@ -63,22 +63,20 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
             "ON CONFLICT (run_id) DO NOTHING",
             (_json(list(started.values())),),
         )
-    if used:
+    # The calls of runs started in an earlier batch are added; the ends of such runs set their
+    # whole usage: one statement for both.
+    changes = [{"run_id": r, "total": False, "model": None} | row for r, row in used.items()]
+    changes += [{"run_id": r, "total": True} | row for r, row in totals.items()]
+    if changes:
         cur.execute(
-            "UPDATE rm_run_usage r SET input_tokens = r.input_tokens + u.input_tokens, "
-            "output_tokens = r.output_tokens + u.output_tokens, "
-            "cache_read_tokens = r.cache_read_tokens + u.cache_read_tokens, "
-            "cache_write_tokens = r.cache_write_tokens + u.cache_write_tokens "
-            "FROM json_populate_recordset(NULL::rm_run_usage, %s) u WHERE r.run_id = u.run_id",
-            (_json([{"run_id": run_id} | row for run_id, row in used.items()]),),
-        )
-    if totals:
-        cur.execute(
-            "UPDATE rm_run_usage r SET model = u.model, input_tokens = u.input_tokens, "
-            "output_tokens = u.output_tokens, cache_read_tokens = u.cache_read_tokens, "
-            "cache_write_tokens = u.cache_write_tokens "
-            "FROM json_populate_recordset(NULL::rm_run_usage, %s) u WHERE r.run_id = u.run_id",
-            (_json([{"run_id": run_id} | row for run_id, row in totals.items()]),),
+            "UPDATE rm_run_usage r SET model = coalesce(u.model, r.model), "
+            "input_tokens = u.input_tokens + CASE WHEN u.total THEN 0 ELSE r.input_tokens END, "
+            "output_tokens = u.output_tokens + CASE WHEN u.total THEN 0 ELSE r.output_tokens END, "
+            "cache_read_tokens = u.cache_read_tokens + CASE WHEN u.total THEN 0 ELSE r.cache_read_tokens END, "
+            "cache_write_tokens = u.cache_write_tokens + CASE WHEN u.total THEN 0 ELSE r.cache_write_tokens END "
+            "FROM json_to_recordset(%s) AS u(run_id uuid, total boolean, model text, input_tokens bigint, "
+            "output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint) WHERE r.run_id = u.run_id",
+            (_json(changes),),
         )
     if charged:
         cur.execute("DELETE FROM rm_run_usage WHERE run_id = ANY(%s::uuid[])", (charged,))

@@ -10,6 +10,7 @@ config says), and the session gets the next candidate instead.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,14 @@ def claim_next(store: EventStore, prices: PriceTable, command: ClaimRunCommand) 
     """The run claimed for the command's session, or None when none it may take is ready."""
     if command.agent_types == []:
         return None  # it asked only for types its capabilities exclude
-    for row in lease_reads.candidates(store, command.workspace_id, command.agent_types, CANDIDATES):
+    rows = lease_reads.candidates(store, command.workspace_id, command.agent_types, CANDIDATES)
+    # The queue is a read model, a few milliseconds behind: what it still shows may be claimed
+    # already. One read of the candidates' Runs spares a doomed claim each (its dispatch read,
+    # its budget read, its conflicting insert) when sessions race for the head of the queue.
+    taken = store.load_many(uuid.UUID(str(r["run_id"])) for r in rows)
+    for row in rows:
+        if uuid.UUID(str(row["run_id"])) in taken:
+            continue
         dispatch = dispatch_at(store, row["dispatch_seq"])
         if dispatch is None or dispatch.workspace_id != command.workspace_id:
             continue

@@ -55,6 +55,9 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         return []  # its task asked for agent sessions: they claim it (`claim-next`), never the executor
     loaded = await _loaded(event.workspace_id, p, deps)
     soul = await asyncio.to_thread(deps.souls.section, event.workspace_id, p.agent_type)
+    # The agent is set up before its claim: the claim carries its first call's estimate, and
+    # the run then starts from this very setup (its prompt is the costly part to build).
+    prepared = _prepared(p, deps.settings, loaded, soul)
     token = new_claim_token()
     claim = Claim(
         session_id=None,  # the run is its own session
@@ -75,7 +78,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         claim=claim,
         handover=p.handover,
         previous_run_id=p.previous_run_id,
-        first_call_estimate=_first_call(p, deps.settings, loaded, soul),
+        first_call_estimate=_estimate(prepared[0]) if prepared is not None else None,
     )
     try:
         # Saved before any model call, so a run whose executor stops is found unfinished and
@@ -84,7 +87,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         await asyncio.to_thread(deps.store.save, [run])
     except IntegrityError:
         return await _recorded(run.id, event, deps)
-    return [await execute(run, token, event, deps, soul)]
+    return [await execute(run, token, event, deps, prepared)]
 
 
 def provider_of(p: TaskSubtaskDispatched) -> str:
@@ -111,27 +114,35 @@ async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
     # records the run's end first wins, and the other's append conflicts.)
     first_call = None
     if found.model_calls == 0:
-        first_call = found.first_call_estimate or _first_call(
-            event.payload, deps.settings, await _loaded(found.workspace_id, event.payload, deps)
-        )
+        first_call = found.first_call_estimate
+        if first_call is None:  # a run claimed before its start carried the estimate
+            loaded = await _loaded(found.workspace_id, event.payload, deps)
+            prepared = _prepared(event.payload, deps.settings, loaded, "")
+            first_call = _estimate(prepared[0]) if prepared is not None else None
     found.interrupt(first_call)
     return [found]
 
 
-def _first_call(
-    p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str], soul: str = ""
-) -> dict[str, int] | None:
-    """The estimate of the run's first model call, as the run will make it; None when the
-    agent cannot be set up from this dispatch (then the run fails before any call)."""
+def _prepared(
+    p: TaskSubtaskDispatched, settings: Settings, loaded: dict[str, str], soul: str
+) -> tuple[AgentSpec, Repository] | None:
+    """The agent the run will be and the repository it starts from; None when the agent cannot
+    be set up from this dispatch (the run then fails as it starts, before any call)."""
     try:
-        spec, _ = agent_spec(p, settings, loaded, soul)
+        return agent_spec(p, settings, loaded, soul)
     except Exception:
-        log.warning("a run of task subtask %s: its first model call cannot be estimated", p.subtask_id, exc_info=True)
+        log.warning("subtask %s: its agent cannot be set up from its dispatch", p.subtask_id, exc_info=True)
         return None
+
+
+def _estimate(spec: AgentSpec) -> dict[str, int]:
+    """What the run's first model call is estimated to use."""
     return estimated_usage(first_prompt_chars(spec), spec.max_tokens)
 
 
-async def execute(run: Run, token: str, event: Dispatch, deps: Deps, soul: str = "") -> Run:
+async def execute(
+    run: Run, token: str, event: Dispatch, deps: Deps, prepared: tuple[AgentSpec, Repository] | None = None
+) -> Run:
     """Runs the agent for `run`, whose start (its claim, `token`) is on record, to its end (not
     saved here), heartbeating its lease meanwhile."""
     p = event.payload
@@ -139,7 +150,7 @@ async def execute(run: Run, token: str, event: Dispatch, deps: Deps, soul: str =
     started = time.perf_counter()
     # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
     # a person, its checks) without cancelling the consumer that handles the dispatch.
-    agent = asyncio.create_task(_attempt(recorder, p, deps, started, soul), name=f"run {run.id}")
+    agent = asyncio.create_task(_attempt(recorder, p, deps, started, prepared), name=f"run {run.id}")
     heartbeat = asyncio.create_task(_heartbeat(recorder, claim_token_hash(token), deps), name=f"lease {run.id}")
     try:
         with deps.purges.watching(event.aggregate_id, agent):
@@ -238,9 +249,16 @@ def agent_spec(
     return spec, repo
 
 
-async def _attempt(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float, soul: str) -> None:
+async def _attempt(
+    recorder: RunRecorder,
+    p: TaskSubtaskDispatched,
+    deps: Deps,
+    started: float,
+    prepared: tuple[AgentSpec, Repository] | None,
+) -> None:
     run, settings = recorder.run, deps.settings
-    spec, repo = agent_spec(p, settings, await _loaded(run.workspace_id, p, deps), soul)
+    # Not prepared: its setup failed before the claim; tried again here, it fails the run.
+    spec, repo = prepared or agent_spec(p, settings, await _loaded(run.workspace_id, p, deps))
     async with recorder.slot:
         outcome = await run_agent(deps.providers, spec, repo, recorder)
     problems = (
