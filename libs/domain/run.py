@@ -134,6 +134,17 @@ class Run(WorkspaceAggregate):
             self.claim_token_hash, claim_token_hash(token)
         )
 
+    def _about(self, model: str | None = None) -> dict[str, str]:
+        """What every end and call of the run says of it: its task, subtask, agent and model
+        (`model`: the one an agent session reports, when not the run's)."""
+        return {
+            "task_id": self.task_id,
+            "subtask_id": self.subtask_id,
+            "agent_type": self.agent_type,
+            "provider": self.provider,
+            "model": model or self.model,
+        }
+
     def _require_started(self) -> None:
         if self.status != STARTED:
             raise IllegalTransition(f"run {self.id} already {self.status}")
@@ -144,11 +155,7 @@ class Run(WorkspaceAggregate):
         """`model`: the one an agent session reports its calls used, when not the run's."""
         self._require_started()
         succeeded = RunSucceeded(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=model or self.model,
+            **self._about(model),
             output=output,
             usage=usage,
             duration_ms=duration_ms,
@@ -193,11 +200,7 @@ class Run(WorkspaceAggregate):
     ) -> None:
         self._require_started()
         called = RunModelCalled(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=self.model,
+            **self._about(),
             turn=turn,
             status="ok" if ok else "error",
             duration_ms=duration_ms,
@@ -258,11 +261,7 @@ class Run(WorkspaceAggregate):
         `model`: the one an agent session reports its calls used, when not the run's."""
         self._require_started()
         failed = RunFailed(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=model or self.model,
+            **self._about(model),
             error=error,
             usage=usage,
             duration_ms=duration_ms,
@@ -314,11 +313,7 @@ class Run(WorkspaceAggregate):
         does (pause or fail); `usage` is what the run spent before, which is charged like any run's."""
         self._require_started()
         stopped = RunBudgetStopped(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=self.model,
+            **self._about(),
             attempt=self.attempt,
             cap=cap,
             on_exceeded=on_exceeded,
@@ -354,11 +349,7 @@ class Run(WorkspaceAggregate):
             in_flight = self.first_call_estimate
         subrequests = self.model_calls + self.tool_calls + (1 if in_flight else 0)
         expired = RunLeaseExpired(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=self.model,
+            **self._about(),
             error=LEASE_EXPIRED,
             usage=added(self.usage, in_flight or {}),
             subrequests=subrequests,
@@ -381,11 +372,7 @@ class Run(WorkspaceAggregate):
         """The holder gives the run back unfinished: the same attempt goes back to the queue."""
         self._require_started()
         released = RunReleased(
-            task_id=self.task_id,
-            subtask_id=self.subtask_id,
-            agent_type=self.agent_type,
-            provider=self.provider,
-            model=self.model,
+            **self._about(),
             attempt=self.attempt,
             handover=self.handover,
             session_id=self.session_id or str(self.id),
