@@ -128,21 +128,6 @@ class CoordinatorView(msgspec.Struct, frozen=True, kw_only=True):
     workspace_id: str
 
 
-class MeView(msgspec.Struct, frozen=True, kw_only=True):
-    active_task_leases: list[dict[str, Any]]
-    capabilities: list[Capability]
-    channels: list[dict[str, Any]]
-    coordinator: CoordinatorView
-    limits: Limits
-    self: SelfView
-    session: SessionView
-    workspace: WorkspaceRef
-
-
-class Me(msgspec.Struct, frozen=True, kw_only=True):
-    me: MeView
-
-
 class Diagnostic(msgspec.Struct, frozen=True, kw_only=True):
     category: str  # "auth", "validation", "not_found", "conflict", "lease", "unavailable", "internal"
     code: str
@@ -269,7 +254,3 @@ class InboxSummary(msgspec.Struct, frozen=True, kw_only=True):
     items: list[InboxItem]
     section: ContextSection
     unread_count: int
-
-
-class Inbox(msgspec.Struct, frozen=True, kw_only=True):
-    inbox_summary: InboxSummary

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from contracts import agent_runtime, agent_spawn, commands, events, logs, tasks, toollog, workspaces
+from contracts import agent_context, agent_runtime, agent_spawn, commands, events, logs, tasks, toollog, workspaces
 from exports import asyncapi
 from libs.config import Settings
 from libs.web.ops import VERSION
@@ -54,7 +54,8 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "CommandReply": commands.CommandReply,
     "NewAgentSession": agent_runtime.NewAgentSession,
     "CreatedAgentSession": agent_runtime.CreatedAgentSession,
-    "Me": agent_runtime.Me,
+    "Me": agent_context.Me,
+    "Context": agent_context.Context,
     "SpawnRequest": agent_spawn.SpawnRequest,
     "Spawned": agent_spawn.Spawned,
     "SessionList": agent_spawn.SessionList,
@@ -65,7 +66,6 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "SentMessage": agent_runtime.SentMessage,
     "ReceivedMessages": agent_runtime.ReceivedMessages,
     "ChannelList": agent_runtime.ChannelList,
-    "Inbox": agent_runtime.Inbox,
 }
 
 

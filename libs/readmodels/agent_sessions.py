@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -22,8 +22,9 @@ from contracts.events import Event, public_payload
 from contracts.payloads.agent_session import AgentSessionChildSpawned, AgentSessionCreated, AgentSessionStopped
 from libs.eventstore.store import EVENTS_TABLE
 from libs.readmodels.positions import projector_position
+from libs.readmodels.session_activity import STATE_NOW
 
-ACTIVE = "state <> 'stopped'"
+ACTIVE = "s.state <> 'stopped'"
 
 
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,23 +93,57 @@ def _row(r: tuple[Any, ...]) -> SessionRow:
 
 
 async def sessions(
-    pool: AsyncConnectionPool, workspace_id: str, state: str | None, parent_session_id: str | None, limit: int
+    pool: AsyncConnectionPool,
+    workspace_id: str,
+    state: str | None,
+    parent_session_id: str | None,
+    limit: int,
+    now: int,
 ) -> list[SessionRow]:
-    """The workspace's sessions, newest first, narrowed by state and parent when given."""
+    """The workspace's sessions, newest first, narrowed by state (as the views show it at `now`,
+    ms: `running` while one holds a lease) and parent when given."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_COLUMNS} FROM rm_agent_sessions WHERE workspace_id = %s "
-            "AND (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR parent_session_id = %s) "
-            "ORDER BY created_at DESC, session_id LIMIT %s",
-            (workspace_id, state, state, parent_session_id, parent_session_id, limit),
+            f"SELECT {_COLUMNS} FROM rm_agent_sessions s WHERE workspace_id = %(ws)s "
+            f"AND (%(state)s::text IS NULL OR {STATE_NOW} = %(state)s) "
+            "AND (%(parent)s::text IS NULL OR parent_session_id = %(parent)s) "
+            "ORDER BY created_at DESC, session_id LIMIT %(limit)s",
+            {"ws": workspace_id, "state": state, "parent": parent_session_id, "limit": limit, "now": now},
         )
         return [_row(r) for r in await cur.fetchall()]
+
+
+class PeerRow(NamedTuple):
+    session_id: str
+    name: str
+    capabilities: list[str]
+    held_task_id: str | None  # the task of the lease it holds now, if any
+
+
+async def peers(
+    pool: AsyncConnectionPool, workspace_id: str, session_id: str, limit: int, now: int
+) -> tuple[list[PeerRow], int]:
+    """The workspace's sessions not stopped but `session_id`, newest first: at most `limit` of
+    them, and how many there are."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT s.session_id::text, s.details->>'name', s.details->'capabilities', held.task_id, count(*) OVER () "
+            "FROM rm_agent_sessions s LEFT JOIN LATERAL ("
+            "SELECT l.task_id::text FROM rm_leases l LEFT JOIN lease_heartbeats h ON h.run_id = l.run_id "
+            "WHERE l.session_id = s.session_id::text AND l.status = 'claimed' "
+            "AND greatest(l.lease_until, coalesce(h.lease_until, 0)) > %(now)s ORDER BY l.claimed_at DESC LIMIT 1"
+            f") held ON true WHERE s.workspace_id = %(ws)s AND {ACTIVE} AND s.session_id <> %(me)s::uuid "
+            "ORDER BY s.created_at DESC, s.session_id LIMIT %(limit)s",
+            {"ws": workspace_id, "me": session_id, "limit": limit, "now": now},
+        )
+        rows = await cur.fetchall()
+    return [PeerRow(*r[:4]) for r in rows], rows[0][4] if rows else 0
 
 
 async def spawn_counts(conn: AsyncConnection, workspace_id: str, parent_session_id: str) -> tuple[int, int]:
     """The workspace's sessions not stopped, and how many of them are the parent's children."""
     cur = await conn.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE parent_session_id = %s) FROM rm_agent_sessions "
+        f"SELECT count(*), count(*) FILTER (WHERE parent_session_id = %s) FROM rm_agent_sessions s "
         f"WHERE workspace_id = %s AND {ACTIVE}",
         (parent_session_id, workspace_id),
     )
@@ -120,7 +155,7 @@ async def expired(pool: AsyncConnectionPool, now_ms: int, limit: int = 100) -> l
     """Sessions not stopped whose TTL has ended, the longest ended first."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT session_id FROM rm_agent_sessions WHERE {ACTIVE} AND ttl_expires_at <= %s "
+            f"SELECT session_id FROM rm_agent_sessions s WHERE {ACTIVE} AND ttl_expires_at <= %s "
             "ORDER BY ttl_expires_at LIMIT %s",
             (now_ms, limit),
         )

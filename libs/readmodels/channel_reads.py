@@ -68,6 +68,24 @@ async def channel(pool: AsyncConnectionPool, workspace_id: str, name: str) -> Ch
     return ChannelRow(*row) if row else None
 
 
+async def session_channels(
+    pool: AsyncConnectionPool, session_id: str, workspace_id: str, held: list[str], limit: int
+) -> list[ChannelRow]:
+    """The workspace's channels a message opened that the session is in: those named in `held`
+    (its leases' tasks'), those it posted on and those it received from, latest activity first."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT c.channel, c.task_id, c.run_id, c.last_activity_at FROM rm_channels c "
+            "WHERE c.workspace_id = %(ws)s AND (c.channel = ANY(%(held)s) "
+            "OR c.channel_id IN (SELECT channel_id FROM agent_channel_cursors WHERE session_id = %(session)s) "
+            "OR c.channel_id IN (SELECT channel_id FROM rm_channel_messages WHERE from_session_id = %(session)s)"
+            ") ORDER BY c.last_activity_at DESC, c.channel LIMIT %(limit)s",
+            {"ws": workspace_id, "held": held, "session": session_id, "limit": limit},
+        )
+        rows = await cur.fetchall()
+    return [ChannelRow(*r) for r in rows]
+
+
 async def receive(
     pool: AsyncConnectionPool, session_id: str, workspace_id: str, channel_id: str, limit: int
 ) -> list[MessageRow]:

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS rm_channel_messages (
 );
 CREATE INDEX IF NOT EXISTS rm_channel_messages_channel ON rm_channel_messages (channel_id, seq);
 CREATE INDEX IF NOT EXISTS rm_channel_messages_workspace ON rm_channel_messages (workspace_id, seq);
+-- The channels a session posted on (`me.channels`).
+CREATE INDEX IF NOT EXISTS rm_channel_messages_sender ON rm_channel_messages (from_session_id, channel_id);
 CREATE TABLE IF NOT EXISTS agent_channel_cursors (
     session_id text NOT NULL,
     channel_id uuid NOT NULL,

@@ -7,9 +7,10 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from contracts.agent_context import ValidationStatus
+
 Severity = Literal["info", "warning", "error"]
 Section = Literal["document", "frontmatter", "body"]
-ValidationStatus = Literal["missing", "valid", "invalid"]
 
 OWNER_SURFACE: Final = "soul"
 DEFAULT_SOURCE_PATH: Final = "SOUL.md"

@@ -12,6 +12,7 @@ import hashlib
 
 import msgspec
 
+from contracts.agent_context import SoulSummary
 from libs.soul.model import Soul, SoulDiagnostic, SoulFrontmatter, SoulLimits, ValidationStatus
 
 
@@ -55,24 +56,6 @@ class SoulView(msgspec.Struct, frozen=True):
     config_provenance: SoulConfigProvenance
     created_at: str | None  # RFC 3339, when this revision was stored; None for a draft or none
     revision_id: str | None
-    snapshot_id: str | None
-
-
-class SoulSummary(msgspec.Struct, frozen=True):
-    present: bool
-    enabled: bool
-    active: bool
-    valid: bool
-    validation_status: ValidationStatus
-    source_path: str
-    digest: str
-    config_digest: str
-    role: str
-    tone: tuple[str, ...]
-    principles: tuple[str, ...]
-    truncated: bool
-    max_bytes: int
-    max_body_bytes: int
     snapshot_id: str | None
 
 

@@ -12,12 +12,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.exceptions import ValidationException
 
 from contracts.agent_runtime import Diagnostic, DiagnosticError
-from libs.web.errors import HANDLERS, ApiError
+from libs.web.errors import HANDLERS, PARAMETER_SOURCES, ApiError
 
 AGENT_PREFIX = "/api/agent/"
 DOC_URL = "docs/agent-runtime.md#6-errors"
+# A route's `opt` key: the command its diagnostic suggests for a request it refuses as not valid.
+SUGGESTED_COMMAND = "suggested_command"
 
 # By status: the kind of problem, and a title a person can scan.
 _CATEGORIES = {
@@ -55,24 +58,37 @@ class AgentError(ApiError):
         self.suggested_command = suggested_command
 
 
-def envelope(status: int, code: str, message: str, exc: Exception | None = None) -> DiagnosticError:
+def envelope(
+    status: int, code: str, message: str, exc: Exception | None = None, suggested_command: str | None = None
+) -> DiagnosticError:
     category, title = _CATEGORIES.get(status, ("internal", "Something went wrong"))
     extra = exc if isinstance(exc, AgentError) else None
+    evidence = extra.evidence if extra else _refused_parameters(exc) if isinstance(exc, ValidationException) else {}
     return DiagnosticError(
         diagnostic=Diagnostic(
             category=(extra.category if extra and extra.category else category),
             code=code,
             data_freshness="live",
             doc_url=DOC_URL,
-            evidence=extra.evidence if extra else {},
+            evidence=evidence,
             id=f"diag_{uuid.uuid4().hex}",
             message=message,
             severity="error",
-            suggested_command=extra.suggested_command if extra else None,
+            suggested_command=extra.suggested_command if extra else suggested_command,
             title=title,
         ),
         error=message,
     )
+
+
+def _refused_parameters(exc: ValidationException) -> dict[str, Any]:
+    """The query, path and header parameters Litestar refused, each with what was wrong."""
+    refused: dict[str, dict[str, str]] = {}
+    for error in exc.extra if isinstance(exc.extra, list) else []:
+        source = str(getattr(error.get("source"), "value", error.get("source"))) if isinstance(error, dict) else ""
+        if source in PARAMETER_SOURCES and error.get("key"):
+            refused[str(error["key"])] = {"in": source, "problem": str(error.get("message", ""))}
+    return {"parameters": refused} if refused else {}
 
 
 def _in_family(handler: Callable[[Request[Any, Any, Any], Any], Response[Any]]) -> Callable[..., Response[Any]]:
@@ -82,13 +98,20 @@ def _in_family(handler: Callable[[Request[Any, Any, Any], Any], Response[Any]]) 
             return response
         body = response.content
         code, message = body.get("error", "error"), body.get("message", "")
+        # A route may say what to send instead of a request it refuses as not valid.
+        suggested = _route_opt(request).get(SUGGESTED_COMMAND) if isinstance(exc, ValidationException) else None
         return Response(
-            msgspec.to_builtins(envelope(response.status_code, code, message, exc)),
+            msgspec.to_builtins(envelope(response.status_code, code, message, exc, suggested)),
             status_code=response.status_code,
             headers=dict(response.headers),
         )
 
     return handle
+
+
+def _route_opt(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    handler = request.scope.get("route_handler")
+    return handler.opt if handler is not None else {}
 
 
 HANDLERS_WITH_DIAGNOSTICS: dict[Any, Any] = {kind: _in_family(handler) for kind, handler in HANDLERS.items()}

@@ -21,7 +21,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import channels, coordinator, leases, session_reads, sessions, souls, spawn, stopping
+from services.runtime import channels, context, coordinator, leases, me, session_reads, sessions, souls, spawn, stopping
 from services.runtime.auth import require_caller
 from services.runtime.channel_waits import ChannelWaits
 from services.runtime.state import RuntimeState, runtime_state
@@ -74,7 +74,8 @@ def create_app(settings: Settings) -> Litestar:
             metrics,
             sessions.create_session,
             sessions.stop_session,
-            sessions.me,
+            me.me,
+            context.context,
             souls.set_soul,
             souls.get_soul,
             souls.validate_soul,
@@ -87,7 +88,6 @@ def create_app(settings: Settings) -> Litestar:
             channels.send,
             channels.reply,
             channels.recv,
-            channels.inbox,
         ],
         lifespan=[lifespan],
         guards=[require_caller],

@@ -1,8 +1,8 @@
 """Coordination channels (spec 002): a channel per task (`task_<task id>`) and per run
 (`run_<run id>`) of the caller's workspace, where any of its sessions reads and posts. Messages
 are `channel.message_sent` events of the `Channel` aggregate (the runtime service is its single
-writer); `recv` and the inbox read them from the read models, each session from its own cursor.
-Another workspace's channel is as unknown as none."""
+writer); `recv` and `context`'s inbox summary read them from the read models, each session from
+its own cursor. Another workspace's channel is as unknown as none."""
 
 from __future__ import annotations
 
@@ -13,27 +13,16 @@ from typing import Annotated, Any
 from litestar import Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from contracts.agent_runtime import (
-    ChannelList,
-    ContextSection,
-    Inbox,
-    InboxItem,
-    InboxSummary,
-    NewMessage,
-    NewReply,
-    ReceivedMessages,
-    SentMessage,
-)
+from contracts.agent_runtime import ChannelList, NewMessage, NewReply, ReceivedMessages, SentMessage
 from libs.domain.channel import TASK, channel_id, parse_name, split_message_id
 from libs.domain.run import Run
 from libs.readmodels import channel_reads, task_reads
 from libs.readmodels.channel_reads import MessageRow
 from libs.web.diagnostics import AgentError
 from libs.web.openapi import ERRORS
-from services.runtime.auth import session_of
-from services.runtime.channel_views import channel_view, message_view, metadata_view, preview, sent_row, time_of
+from services.runtime.auth import SESSION_ERRORS, session_of
+from services.runtime.channel_views import channel_view, message_view, sent_row
 from services.runtime.channel_writes import Target, append, check, no_message
-from services.runtime.sessions import CONTEXT_SECTION_LIMIT, SESSION_ERRORS
 from services.runtime.state import RuntimeState, runtime_state
 
 LIST = "GET /api/agent/channels"
@@ -109,27 +98,6 @@ async def recv(
 
     rows = await state.waits.until_some(key, look, WAIT_S) if wait else await look()
     return ReceivedMessages(messages=[message_view(row) for row in rows])
-
-
-@get("/api/agent/inbox", opt=SESSION_ERRORS)
-async def inbox(request: Request[Any, Any, Any]) -> Inbox:
-    """The inbox summary of spec 002's `context`, on its own: the messages on the workspace's
-    channels the session has not received yet, newest first, and how many."""
-    state, session = runtime_state(request), session_of(request)
-    rows, unread = await channel_reads.inbox(state.pool, str(session.id), session.workspace_id, CONTEXT_SECTION_LIMIT)
-    items = [
-        InboxItem(
-            channel_id=row.channel,
-            kind=row.kind,
-            message_id=row.message_id,
-            metadata=metadata_view(row),
-            preview=preview(row.body),
-            timestamp=time_of(row.occurred_at),
-        )
-        for row in rows
-    ]
-    section = ContextSection(limit=CONTEXT_SECTION_LIMIT, returned=len(items), truncated=unread > len(items))
-    return Inbox(inbox_summary=InboxSummary(items=items, section=section, unread_count=unread))
 
 
 async def _target(state: RuntimeState, workspace_id: str, name: str, missing: AgentError | None = None) -> Target:

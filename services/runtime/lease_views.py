@@ -57,8 +57,12 @@ def holder(run: Run) -> Actor:
     return Actor(kind="agent_session", ref=run.session_id or "")
 
 
-def lease_view(run: Run, lease_until: int | None, heartbeat_at: int | None) -> LeaseView:
-    channel = task_channel(run.workspace_id, run.task_id)
+def lease_view(
+    run: Run, lease_until: int | None, heartbeat_at: int | None, channel: ChannelView | None = None
+) -> LeaseView:
+    """The run's lease; its coordination channel as given (read from the channels' read model,
+    with its activity), else its task's as a claim names it."""
+    channel = channel or task_channel(run.workspace_id, run.task_id)
     return LeaseView(
         claim_token_hash=run.claim_token_hash or "",
         claimed_by=holder(run),

@@ -9,7 +9,7 @@ import asyncio
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -37,9 +37,9 @@ from libs.readmodels import lease_reads
 from libs.web.commands import send
 from libs.web.diagnostics import AgentError
 from libs.web.openapi import ERRORS
-from services.runtime.auth import session_of
+from services.runtime.auth import SESSION_ERRORS, session_of
 from services.runtime.lease_views import lease_view, run_input, run_view, task_channel, task_ref
-from services.runtime.sessions import MAX_ACTIVE_LEASES, SESSION_ERRORS
+from services.runtime.sessions import MAX_ACTIVE_LEASES
 from services.runtime.state import RuntimeState, runtime_state
 
 _DIGEST = re.compile(DIGEST_PATTERN)
@@ -140,12 +140,28 @@ async def send_lease(state: RuntimeState, subject: str, command: msgspec.Struct)
     return reply
 
 
-def active_leases(store: EventStore, session_id: str) -> list[str]:
-    """The runs the session holds now: the read model's, confirmed by the runs themselves (a
-    run completed a moment ago may not have reached the read model yet)."""
+class HeldLease(NamedTuple):
+    run: Run
+    lease_until: int  # ms since the epoch: the claim's end or its last heartbeat's
+    heartbeat_at: int | None
+
+
+def held_leases(store: EventStore, session_id: str) -> list[HeldLease]:
+    """The leases the session holds now, oldest claim first: the read model's, confirmed by the
+    runs themselves (a run completed a moment ago may not have reached the read model yet)."""
     rows = lease_reads.held_by(store, session_id, now_ms())
     runs = store.load_many(r["run_id"] for r in rows)
-    return [str(i) for i, run in runs.items() if isinstance(run, Run) and run.status == STARTED]
+    held = []
+    for row in rows:
+        run = runs.get(row["run_id"])
+        if isinstance(run, Run) and run.status == STARTED:
+            held.append(HeldLease(run, row["lease_until"], row["heartbeat_at"]))
+    return held
+
+
+def active_leases(store: EventStore, session_id: str) -> list[str]:
+    """The runs the session holds now, by id."""
+    return [str(h.run.id) for h in held_leases(store, session_id)]
 
 
 async def _under_lease(request: Request[Any, Any, Any], run_id: str, verb: str, **fields: Any) -> LeaseAnswer:

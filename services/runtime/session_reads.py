@@ -11,7 +11,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts.agent_runtime import Name
 from contracts.agent_spawn import SessionDetail, SessionList
-from libs.readmodels import agent_sessions
+from libs.leases.clock import now_ms
+from libs.readmodels import agent_sessions, session_activity
+from libs.readmodels.session_activity import NONE
 from libs.web.auth import workspace_of
 from libs.web.openapi import ERRORS
 from services.runtime.sessions import workspace_session
@@ -33,14 +35,16 @@ async def list_sessions(
     parent_session_id: FromQuery[Name | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
 ) -> SessionList:
-    """The workspace's sessions, newest first: all, or those in `state`, or the children of
-    `parent_session_id`."""
+    """The workspace's sessions, newest first: all, or those in `state` (`running` while one
+    holds a lease), or the children of `parent_session_id`."""
     found = runtime_state(request)
     workspace_of(request, workspace_id)
     async with found.pool.connection() as conn:
         await agent_sessions.reach_head(conn, REACH_TIMEOUT_S)  # a session just made or stopped shows as it is
-    rows = await agent_sessions.sessions(found.pool, workspace_id, in_state, parent_session_id, limit)
-    return SessionList(sessions=[detail(row) for row in rows])
+    now = now_ms()
+    rows = await agent_sessions.sessions(found.pool, workspace_id, in_state, parent_session_id, limit, now)
+    leases = await session_activity.activity(found.pool, [row.session_id for row in rows], now)
+    return SessionList(sessions=[detail(row, leases.get(row.session_id, NONE)) for row in rows])
 
 
 @get(
@@ -52,5 +56,9 @@ async def show_session(
 ) -> SessionDetail:
     """One session of the workspace, as it is now."""
     workspace_of(request, workspace_id)
-    session = await workspace_session(runtime_state(request).store, workspace_id, session_id)
-    return detail(row_of(session))
+    state = runtime_state(request)
+    session = await workspace_session(state.store, workspace_id, session_id)
+    async with state.pool.connection() as conn:
+        await agent_sessions.reach_head(conn, REACH_TIMEOUT_S)  # its leases as they are
+    leases = await session_activity.activity(state.pool, [session_id], now_ms())
+    return detail(row_of(session), leases.get(session_id, NONE))

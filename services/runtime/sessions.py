@@ -8,21 +8,10 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, delete, post
 from litestar.params import FromPath, JSONBody
 
-from contracts.agent_runtime import (
-    Capability,
-    CreatedAgentSession,
-    Limits,
-    Me,
-    MeView,
-    NewAgentSession,
-    Permissions,
-    SelfView,
-    SessionView,
-    WorkspaceRef,
-)
+from contracts.agent_runtime import CreatedAgentSession, NewAgentSession, Permissions, SessionView
 from contracts.payloads.agent_session import PermissionPolicy
 from libs.domain.agent_session import AgentSession
 from libs.domain.errors import IllegalTransition
@@ -32,7 +21,6 @@ from libs.web.auth import workspace_of
 from libs.web.errors import ApiError
 from libs.web.openapi import ERRORS
 from services.runtime import stopping
-from services.runtime.auth import SESSION_ERRORS, session_of
 from services.runtime.coordinator import coordinator_from
 from services.runtime.state import runtime_state
 from services.runtime.stopping import STOPPED_BY_USER, StopConflict
@@ -103,39 +91,6 @@ async def workspace_session(store: EventStore, workspace_id: str, session_id: st
     if not isinstance(found, AgentSession) or found.workspace_id != workspace_id or str(wanted) != session_id:
         raise ApiError(404, "Not found", f"session {session_id} not found")
     return found
-
-
-@get("/api/agent/me", opt=SESSION_ERRORS)
-async def me(request: Request[Any, Any, Any]) -> Me:
-    """The calling session: itself, its lineage and limits, the leases it holds, its channels."""
-    state = runtime_state(request)
-    session = session_of(request)
-    found = await workspace_reads.workspace(state.pool, session.workspace_id)
-    details = session.details
-    return Me(
-        me=MeView(
-            active_task_leases=[],  # claims come with leases (docs/agent-runtime.md §2)
-            capabilities=[Capability(id=c, source="session", summary=c) for c in details.capabilities],
-            channels=[],
-            coordinator=coordinator_from(session.workspace_id, found["config"] if found else {}).view,
-            limits=Limits(
-                context_section_limit=CONTEXT_SECTION_LIMIT,
-                max_active_task_leases=MAX_ACTIVE_LEASES,
-                max_children=details.spawn_budget.max_children,
-                max_spawn_depth=details.spawn_budget.max_depth,
-            ),
-            self=SelfView(
-                agent_name=details.agent_name,
-                model=details.model,
-                provider=details.provider,
-                session_id=str(session.id),
-            ),
-            session=session_view(session),
-            workspace=WorkspaceRef(
-                id=session.workspace_id, name=found["name"] if found else session.workspace_id, root_dir=""
-            ),
-        )
-    )
 
 
 def session_view(session: AgentSession) -> SessionView:

@@ -12,17 +12,18 @@ from eventsourcing.persistence import IntegrityError
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody
 
+from contracts.agent_context import SoulSummary
 from contracts.payloads.agent_soul import AgentSoulSet
+from libs.domain.agent_session import AgentSession
 from libs.domain.agent_soul import AgentSoul, soul_id
 from libs.eventstore.store import EventStore
 from libs.soul.document import DEFAULT_SOURCE_PATH, parse
 from libs.soul.model import DEFAULT_LIMITS, Soul
-from libs.soul.view import SoulView, config_provenance, soul_view
+from libs.soul.view import SoulView, config_provenance, soul_summary, soul_view
 from libs.web.auth import workspace_of
 from libs.web.diagnostics import AgentError
 from libs.web.errors import ApiError
-from services.runtime.auth import session_of
-from services.runtime.sessions import SESSION_ERRORS
+from services.runtime.auth import SESSION_ERRORS, session_of
 from services.runtime.state import runtime_state
 
 # The soul settings in force: the product's defaults (a workspace's own come with its config).
@@ -86,6 +87,13 @@ async def validate_soul(request: Request[Any, Any, Any], data: JSONBody[SoulDocu
     if stored is None:
         return _view(parse(None), name, None)
     return _view(parse(stored.current.document, stored.current.source_path), name, stored)
+
+
+async def summary_of(store: EventStore, session: AgentSession) -> SoulSummary:
+    """The soul of the session's agent name in short (`context.soul`)."""
+    stored = await _load(store, session.workspace_id, session.details.agent_name)
+    soul = parse(stored.current.document, stored.current.source_path) if stored else parse(None)
+    return soul_summary(soul, provenance=PROVENANCE, snapshot_id=soul.digest or None)
 
 
 def _agent_name(given: str) -> str:

@@ -1,5 +1,7 @@
 """A session's views: its lineage (on every one of them) and the whole session (the spawn answer,
-the workspace's session list), built alike from its aggregate or its read-model row."""
+the workspace's session list), built alike from its aggregate or its read-model row, with what
+it does with leases (`libs.readmodels.session_activity`): its state is `running` while it holds
+one, and its clocks count its claims, heartbeats and ends."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import msgspec
 from contracts.agent_runtime import Lineage, SessionView
 from contracts.agent_spawn import AcpCaps, Activity, Health, SessionDetail
 from contracts.payloads.agent_session import AgentSessionCreated
-from libs.domain.agent_session import IDLE, STOPPED, AgentSession
+from libs.domain.agent_session import IDLE, RUNNING, STOPPED, AgentSession
+from libs.domain.channel import TASK
 from libs.readmodels.agent_sessions import SessionRow
+from libs.readmodels.session_activity import NONE, LeaseActivity, state_now
 
 
 def _time(ms: int) -> datetime:
@@ -50,30 +54,71 @@ def row_of(session: AgentSession) -> SessionRow:
     )
 
 
-def summary(row: SessionRow) -> SessionView:
-    """The session as `me` shows it."""
+def summary(row: SessionRow, leases: LeaseActivity = NONE) -> SessionView:
+    """The session as `me` shows it, its state as of `leases` (none: a session just made, or
+    stopped, holds none)."""
     return SessionView(
         id=row.session_id,
         name=row.details.name,
-        state=row.state,
+        state=state_now(row.state, leases),
         type=row.details.type,
-        channel=None,
+        channel=held_channel(leases),
         created_at=_time(row.created_at),
-        updated_at=_time(row.updated_at),
+        updated_at=_time(_updated(row, leases)),
         lineage=lineage(row.details),
         stop_reason=row.stop_reason,
         stop_detail=row.stop_detail,
     )
 
 
-def detail(row: SessionRow, now: datetime | None = None) -> SessionDetail:
-    """The whole session. Its activity's clocks are read at `now`; what no agent process has
-    reported (a turn, a tool, a sandbox) is null."""
+def held_channel(leases: LeaseActivity) -> str | None:
+    """The coordination channel of the run it holds: its task's, which the claim named."""
+    return f"{TASK}_{leases.held_task_id}" if leases.held_task_id else None
+
+
+def _updated(row: SessionRow, leases: LeaseActivity) -> int:
+    """Its last change, a lease's claim or end included (they change its state)."""
+    return max(row.updated_at, leases.last_claimed_at or 0, leases.last_ended_at or 0)
+
+
+def _latest(row: SessionRow, leases: LeaseActivity) -> tuple[int, str, str | None]:
+    """What it did last: when, its kind, and what it was about."""
+    own = row.stop_detail if row.state == STOPPED else None
+    done: list[tuple[int, str, str | None]] = [(row.updated_at, row.last_activity, own)]
+    if leases.last_claimed_at is not None:
+        held = f"run {leases.held_run_id} of task {leases.held_task_id}" if leases.running else None
+        done.append((leases.last_claimed_at, "lease_claimed", held))
+    if leases.last_heartbeat_at is not None:
+        done.append((leases.last_heartbeat_at, "lease_heartbeat", None))
+    if leases.last_ended_at is not None:
+        done.append((leases.last_ended_at, f"lease_{leases.last_ended_status}", None))
+    return max(done, key=lambda d: d[0])
+
+
+def _presence(row: SessionRow, leases: LeaseActivity) -> int:
+    """When its agent process was last heard from: made, spawning, claiming, heartbeating or
+    ending a run (not a stop by a key holder, nor a lease that lapsed)."""
+    heard = [row.updated_at if row.last_activity != "stopped" else row.created_at]
+    heard += [t for t in (leases.last_claimed_at, leases.last_heartbeat_at) if t is not None]
+    if leases.last_ended_at is not None and leases.last_ended_status != "expired":
+        heard.append(leases.last_ended_at)
+    return max(heard)
+
+
+def detail(row: SessionRow, leases: LeaseActivity = NONE, now: datetime | None = None) -> SessionDetail:
+    """The whole session, its state and clocks as of `leases` and `now`. What no agent process
+    reports to the runtime (a tool, an iteration, a sandbox) is null; its turn is the run it
+    holds."""
     d = row.details
     now = now or datetime.now(UTC)
-    created, updated = _time(row.created_at), _time(row.updated_at)
+    state = state_now(row.state, leases)
+    created, updated = _time(row.created_at), _time(_updated(row, leases))
+    latest_at, latest_kind, latest_detail = _latest(row, leases)
+    progress = [leases.last_heartbeat_at] if leases.last_heartbeat_at is not None else []
+    if leases.last_ended_at is not None and leases.last_ended_status != "expired":
+        progress.append(leases.last_ended_at)
     elapsed_ms = max(0, _ms(now) - row.created_at)
-    stopped = row.state == STOPPED
+    stopped, running = state == STOPPED, state == RUNNING
     return SessionDetail(
         acp_caps=AcpCaps(
             config_options=[],
@@ -87,38 +132,38 @@ def detail(row: SessionRow, now: datetime | None = None) -> SessionDetail:
             deadline_at=_time(d.ttl_expires_at) if d.ttl_expires_at else None,
             elapsed_ms=elapsed_ms,
             elapsed_seconds=elapsed_ms // 1000,
-            idle_seconds=max(0, _ms(now) - row.updated_at) // 1000,
+            idle_seconds=max(0, _ms(now) - latest_at) // 1000,
             iteration_current=None,
             iteration_max=None,
-            last_activity_at=updated,
-            last_activity_detail=row.stop_detail if stopped else None,
-            last_activity_kind=row.last_activity,
-            last_progress_at=None,
+            last_activity_at=_time(latest_at),
+            last_activity_detail=latest_detail,
+            last_activity_kind=latest_kind,
+            last_progress_at=_time(max(progress)) if progress else None,
             tool_call_id=None,
-            turn_id=None,
-            turn_source=None,
-            turn_started_at=None,
+            turn_id=leases.held_run_id,
+            turn_source="lease" if running else None,
+            turn_started_at=_time(leases.held_since) if leases.held_since is not None else None,
         ),
         agent_name=d.agent_name,
         attach_expires_at=None,
         attachable=False,
         attached_to=None,
         badge=d.spawn_role,
-        channel=None,
+        channel=held_channel(leases),
         created_at=created,
         failure=None,
         health=Health(
-            active_prompt=False,
+            active_prompt=running,
             agent_name=d.agent_name,
             attachable=False,
-            eligible_for_wake=row.state == IDLE,
+            eligible_for_wake=state == IDLE,
             health="stopped" if stopped else "healthy",
-            ineligibility_reason="session_stopped" if stopped else None,
-            last_activity_at=updated,
+            ineligibility_reason="session_stopped" if stopped else "session_prompt_active" if running else None,
+            last_activity_at=_time(latest_at),
             last_error=None,
-            last_presence_at=updated,
+            last_presence_at=_time(_presence(row, leases)),
             session_id=row.session_id,
-            state=row.state,
+            state=state,
             updated_at=updated,
             workspace_id=row.workspace_id,
         ),
@@ -129,7 +174,7 @@ def detail(row: SessionRow, now: datetime | None = None) -> SessionDetail:
         provider=d.provider,
         reasoning_effort=None,
         sandbox=None,
-        state=row.state,
+        state=state,
         stop_detail=row.stop_detail,
         stop_reason=row.stop_reason,
         type=d.type,

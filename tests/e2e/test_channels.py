@@ -1,7 +1,7 @@
 """Coordination channels (spec 002, issue 16): any session of a workspace posts and reads on its
 tasks' and runs' channels; replies thread by correlation id; `recv?wait=true` is woken by a send;
-the inbox counts what a session has not received; messages are events on the feed and in the
-dump; another workspace sees nothing of them. HTTP only."""
+the inbox summary of a session's context counts what it has not received; messages are events on
+the feed and in the dump; another workspace sees nothing of them. HTTP only."""
 
 from __future__ import annotations
 
@@ -119,9 +119,10 @@ def received(stack: Stack, agent: Agent, channel: str, **params: Any) -> list[di
 
 
 def inbox(stack: Stack, agent: Agent) -> dict:
-    response = httpx.get(f"{stack.runtime_url}/api/agent/inbox", headers=bearer(agent.token), timeout=10)
+    """The inbox summary of the agent's context."""
+    response = httpx.get(f"{stack.runtime_url}/api/agent/context", headers=bearer(agent.token), timeout=10)
     assert response.status_code == 200, response.text
-    return response.json()["inbox_summary"]
+    return response.json()["context"]["inbox_summary"]
 
 
 @pytest.fixture(scope="module")
@@ -412,7 +413,7 @@ def test_every_answer_is_the_shape_the_document_gives_it(stack: Stack, team: Tea
         ("/api/agent/channels/reply", "post", "201"): answered,
         ("/api/agent/channels/{channel}/recv", "get", "200"): recv(stack, asker, team.channel, wait=True),
         ("/api/agent/channels", "get", "200"): httpx.get(f"{stack.runtime_url}/api/agent/channels", headers=headers),
-        ("/api/agent/inbox", "get", "200"): httpx.get(f"{stack.runtime_url}/api/agent/inbox", headers=headers),
+        ("/api/agent/context", "get", "200"): httpx.get(f"{stack.runtime_url}/api/agent/context", headers=headers),
     }
 
     for (path, method, status), response in answers.items():
