@@ -66,6 +66,9 @@ class ClaimRunCommand(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     agent_types: list[str] | None  # None: any
     lease_ttl_s: int
+    # When the edge stops waiting for the answer (ms since the epoch): a claim not made by then
+    # is not made at all (its token would reach nobody, and the run would sit out its lease).
+    deadline_ms: int | None = None
 
 
 class LeaseCommand(msgspec.Struct, frozen=True, kw_only=True):

@@ -58,6 +58,11 @@ def syntax_problems(path: str, content: str) -> str | None:
         return f"{path}:{exc.lineno}: SyntaxError: {exc.msg}"
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         return f"{path}: not valid {suffix[1:].upper()}: {_one_line(str(exc))}"
+    except (RecursionError, MemoryError):
+        # Nested past what the parser can follow (`[[[[...`, `- - - -...`, `------1`): no tool
+        # of the project's would read it either. (Not libyaml's faster loader: nested so, it
+        # overflows the C stack and takes the whole process down.)
+        return f"{path}: nested too deeply to be read as {suffix[1:].upper()}"
     return None
 
 
@@ -68,6 +73,10 @@ _JSONC_NAMES = frozenset({"tsconfig.json", "jsconfig.json", ".eslintrc.json", "d
 def _json_with_comments(path: str) -> bool:
     pure = PurePosixPath(path)
     return pure.name in _JSONC_NAMES or pure.name.startswith("tsconfig.") or ".vscode" in pure.parts
+
+
+def _syntax_of(files: dict[str, str]) -> list[str]:
+    return [p for path, content in files.items() if (p := syntax_problems(path, content))]
 
 
 def is_test_file(path: str) -> bool:
@@ -87,7 +96,9 @@ async def check(
     if not summary:
         problems.append("the agent did not finish with a summary (call finish)")
     changed = repo.changes().files
-    problems += [p for path, content in changed.items() if (p := syntax_problems(path, content))]
+    # Off the event loop: parsing megabytes takes seconds, and the loop carries every other
+    # run's heartbeats and model calls meanwhile.
+    problems += await asyncio.to_thread(_syntax_of, changed)
     tests = sorted(p for p in changed if is_test_file(p))
     if collect_tests and tests and not problems:
         if before_collecting is not None:

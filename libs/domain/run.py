@@ -368,17 +368,26 @@ class Run(WorkspaceAggregate):
             run.status = EXPIRED
             run.error = self.payload.error
 
-    def release(self, reason: str | None, usage: dict[str, int], duration_ms: int) -> None:
-        """The holder gives the run back unfinished: the same attempt goes back to the queue."""
+    def release(
+        self,
+        reason: str | None,
+        usage: dict[str, int],
+        duration_ms: int,
+        subrequests: int = 0,
+        model: str | None = None,
+    ) -> None:
+        """The holder gives the run back unfinished: the same attempt goes back to the queue.
+        `usage` and `subrequests`: what it reports it spent (with `model`) before it did."""
         self._require_started()
         released = RunReleased(
-            **self._about(),
+            **self._about(model),
             attempt=self.attempt,
             handover=self.handover,
             session_id=self.session_id or str(self.id),
             reason=reason,
             usage=usage,
             duration_ms=duration_ms,
+            subrequests=subrequests,
         )
         self.emit(self.Released, released)
 

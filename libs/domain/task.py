@@ -300,6 +300,11 @@ class Task(WorkspaceAggregate):
             return  # a failure of an attempt already superseded
         # Attempts a budget pause used up are not self-heal retries.
         if retryable and attempt - self.resumes.get(subtask_id, 0) < self.max_attempts():
+            handed = self.handed.get(subtask_id)
+            if lease_expired and handed is not None:
+                # The expired attempt left nothing: the next one starts where it did, with the
+                # error and the changes of the attempt before it (counted all the same).
+                error, output = handed.previous_error or error, handed.previous_output
             self._dispatch(subtask, attempt + 1, gate, error, output, 0, run_id if lease_expired else None)
             return
         exhausted = retryable  # it would have been retried, had attempts remained

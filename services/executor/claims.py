@@ -22,7 +22,7 @@ from libs.agent.starting import Dispatch, dispatch_at
 from libs.budgets import load_budget
 from libs.domain.run import Claim, Run, claim_token_hash, new_claim_token
 from libs.eventstore.store import EventStore
-from libs.leases.clock import until
+from libs.leases.clock import now_ms, until
 from libs.pricing import PriceTable
 from libs.readmodels import lease_reads
 from libs.readmodels.task_log import first_line
@@ -67,6 +67,8 @@ def claim_next(store: EventStore, prices: PriceTable, command: ClaimRunCommand) 
     # its budget read, its conflicting insert) when sessions race for the head of the queue.
     taken = store.load_many(uuid.UUID(str(r["run_id"])) for r in rows)
     for row in rows:
+        if command.deadline_ms is not None and now_ms() >= command.deadline_ms:
+            return None  # the session stopped waiting: a claim now would reach nobody
         if uuid.UUID(str(row["run_id"])) in taken:
             continue
         dispatch = dispatch_at(store, row["dispatch_seq"])

@@ -29,6 +29,7 @@ from libs.domain.run import STARTED, Claim, Run, claim_token_hash, new_claim_tok
 from libs.eventstore.blobs import carry, stored
 from libs.leases import heartbeats
 from libs.leases.clock import now_ms, until
+from libs.leases.fence import lease_end
 from libs.observability.logs import redact
 from libs.readmodels.task_log import CHECKS_FAILED, first_line
 from services.executor.asking import TaskStopped
@@ -107,6 +108,12 @@ async def _recorded(run_id: Any, event: Dispatch, deps: Deps) -> list[Any]:
         raise RuntimeError(f"run {run_id}: its start conflicted with a record that cannot be loaded")
     if found.status != STARTED or not found.internal:
         return []  # recorded already, or an agent session holds it under its own lease
+    beats = await asyncio.to_thread(heartbeats.latest, deps.store, [found.id])
+    end = lease_end(found, beats.get(found.id, (None, None))[0])
+    if end is not None and end > now_ms():
+        # Still heartbeated: the executor running it is alive (this delivery came back because
+        # its acknowledgements did not get through). If it dies, the sweeper ends the run.
+        return []
     # Started and never finished: its executor stopped mid-run. Self-heal takes it from here.
     # The calls it made before it last waited (for its next call, a person, a test
     # collection) are on record: they are charged, and so is the call it had started and not
@@ -191,15 +198,14 @@ async def _heartbeat(recorder: RunRecorder, token_hash: str, deps: Deps) -> None
     run = recorder.run
     while True:
         await asyncio.sleep(ttl / 3)
-        now = now_ms()
         try:
             kept = await asyncio.to_thread(
-                heartbeats.extend, deps.store, run.id, token_hash, run.lease_until or 0, until(ttl, now), now
+                heartbeats.extend, deps.store, run.id, token_hash, run.lease_until or 0, ttl * 1000
             )
         except Exception:
             log.warning("run %s: its heartbeat failed; trying again", run.id, exc_info=True)
             continue
-        if not kept:
+        if kept is None:
             log.warning("run %s: its lease passed; stopping it", run.id)
             recorder.taken_over = True
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from eventsourcing.persistence import IntegrityError
 
@@ -45,6 +46,8 @@ def sweep_once(store: EventStore, now: int) -> int:
         end = lease_end(run, beats.get(run_id, (None, None))[0])
         if end is None or end >= now:
             continue  # a heartbeat came since the read
+        if not heartbeats.mark_expired(store, run.id, run.claim_token_hash or "", run.lease_until or 0):
+            continue  # a heartbeat came in its last moment: the lease lives on
         run.expire(end)
         try:
             store.save([run])
@@ -54,14 +57,21 @@ def sweep_once(store: EventStore, now: int) -> int:
     return expired
 
 
+PRUNE_EVERY_S = 60.0  # how often the heartbeats of ended runs are dropped
+
+
 async def sweep_forever(store: EventStore, database_url: str, every_s: float) -> None:
     lock = await hold_lock(database_url, LEASE_SWEEPER_LOCK, "lease sweeper")
+    pruned = time.monotonic()
     try:
         while True:
             try:
                 count = await asyncio.to_thread(sweep_once, store, now_ms())
                 if count:
                     log.info("lease sweeper: %d run(s) expired", count)
+                if time.monotonic() - pruned > PRUNE_EVERY_S:
+                    await asyncio.to_thread(heartbeats.prune, store)
+                    pruned = time.monotonic()
             except Exception:
                 log.warning("lease sweeper: a sweep failed; trying again", exc_info=True)
             await asyncio.sleep(every_s)

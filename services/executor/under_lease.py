@@ -24,16 +24,17 @@ from contracts.agent_tasks import RunResult, Usage
 from contracts.commands import CommandError, LeaseCommand, LeaseRefusal, LeaseReply
 from contracts.files import FileRef
 from contracts.payloads.shapes import RunOutput
-from libs.agent.checks import check
+from libs.agent.checks import COLLECT_TIMEOUT_S, check
 from libs.agent.repository import PathError, printable
 from libs.agent.starting import dispatch_at, starting_repository, wanted
-from libs.domain.run import Run
+from libs.domain.run import FAILED, RELEASED, SUCCEEDED, Run
 from libs.eventstore.blobs import carry, stored
 from libs.eventstore.store import EventStore
 from libs.leases import heartbeats
-from libs.leases.clock import now_ms, until
+from libs.leases.clock import now_ms
 from libs.leases.fence import lease_end, refusal
 from libs.observability.logs import redact
+from libs.readmodels import lease_reads
 from libs.readmodels.task_log import CHECKS_FAILED
 
 CLAIM_AGAIN = "POST /api/agent/tasks/claim-next"
@@ -78,7 +79,14 @@ async def on_command(raw: bytes, store: EventStore, collect_tests: bool) -> Leas
     if command.verb not in VERBS or (command.verb == "complete" and result is None):
         return LeaseReply(error=CommandError(400, "invalid_request", f"not a call under a lease: {command.verb}"))
     try:
-        h = await held(store, command)
+        try:
+            h = await held(store, command)
+        except Refused as refused:
+            again = await _ended_by_the_same_call(store, command, refused)
+            if again is None:
+                raise
+            return again
+        await _stop_if_its_task_ended(store, h, command.verb, usage if result is None else result.usage)
         if command.verb == "heartbeat":
             h = await heartbeat(store, h, command.lease_ttl_s)
         elif command.verb == "complete":
@@ -115,7 +123,9 @@ async def held(store: EventStore, command: LeaseCommand) -> Held:
     beat_until, beat_at = beats.get(run.id, (None, None))
     refused = refusal(run, command.session_id, command.claim_token, beat_until, now_ms())
     if refused is not None:
-        evidence = {"run_id": command.run_id, "run_status": run.status, "lease_until": lease_end(run, beat_until)}
+        evidence: dict[str, object] = {"run_id": command.run_id}
+        if refused.code != "not_lease_holder":  # of another session's run, nothing more is told
+            evidence |= {"run_status": run.status, "lease_until": lease_end(run, beat_until)}
         raise Refused(
             LeaseRefusal(
                 status=refused.status,
@@ -128,16 +138,70 @@ async def held(store: EventStore, command: LeaseCommand) -> Held:
     return Held(run, lease_end(run, beat_until), beat_at)
 
 
+# What a `complete`'s own checks may take (collecting the tests it wrote): its lease is kept
+# that long while they run, since the holder, waiting for the answer, cannot heartbeat.
+CHECKS_MARGIN_S = COLLECT_TIMEOUT_S + 30
+
+
 async def heartbeat(store: EventStore, h: Held, ttl_s: int | None) -> Held:
     """The lease extended by `ttl_s` (the claim's length when None) from now."""
-    run, now = h.run, now_ms()
-    new_end = until(ttl_s or run.lease_ttl_s or 30, now)
-    kept = await asyncio.to_thread(
-        heartbeats.extend, store, run.id, run.claim_token_hash or "", run.lease_until or 0, new_end, now
+    run = h.run
+    ttl_ms = (ttl_s or run.lease_ttl_s or 30) * 1000
+    beat = await asyncio.to_thread(
+        heartbeats.extend, store, run.id, run.claim_token_hash or "", run.lease_until or 0, ttl_ms
     )
-    if not kept:
+    if beat is None:
         raise _lease_lost(run)
-    return Held(run, max(new_end, run.lease_until or 0), now)
+    new_end, at = beat
+    return Held(run, max(new_end, run.lease_until or 0), at)
+
+
+async def _ended_by_the_same_call(store: EventStore, command: LeaseCommand, refused: Refused) -> LeaseReply | None:
+    """A `complete`, `fail` or `release` sent again (its answer was lost) finds its run ended by
+    the first: it answers the run as it is, and changes nothing."""
+    if refused.refusal.code != "run_not_claimed":
+        return None
+    run = await asyncio.to_thread(store.load, uuid.UUID(command.run_id))
+    if not isinstance(run, Run) or run.session_id != command.session_id or not run.fenced_by(command.claim_token):
+        return None
+    error = run.error or ""
+    ended_so = {
+        "complete": run.status == SUCCEEDED or (run.status == FAILED and error.startswith(CHECKS_FAILED)),
+        "fail": run.status == FAILED and error == printable(redact(command.error or "failed")),
+        "release": run.status == RELEASED,
+    }
+    if not ended_so.get(command.verb, False):
+        return None  # ended otherwise (expired, its task stopped): the refusal stands
+    return LeaseReply(run_id=str(run.id), lease_until=run.lease_until)
+
+
+async def _stop_if_its_task_ended(store: EventStore, h: Held, verb: str, usage: Usage) -> None:
+    """A run whose task ended (cancelled, failed, completed, or purged with its workspace) is
+    nobody's to go on with: it ends here, charged what its holder reports, and the call is
+    refused. The executor's own runs are stopped by the purge itself (`purges.py`)."""
+    row = await asyncio.to_thread(lease_reads.task_row, store, h.run.task_id)
+    if row is not None and row["status"] not in ("completed", "failed", "cancelled"):
+        return
+    status = row["status"] if row is not None else "purged"
+    run = h.run
+    run.fail(
+        f"stopped: its task is {status}",
+        _usage(usage),
+        _working_ms(run),
+        usage.calls,
+        retryable=False,
+        model=usage.model or None,
+    )
+    await _save(store, h)
+    raise Refused(
+        LeaseRefusal(
+            status=409,
+            code="task_ended",
+            message=f"task {run.task_id} is {status}: run {run.id} is stopped, not {verb}ed",
+            evidence={"run_id": str(run.id), "task_id": run.task_id, "task_status": status},
+            suggested_command=CLAIM_AGAIN,
+        )
+    )
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -168,6 +232,9 @@ async def complete(store: EventStore, h: Held, result: RunResult, collect_tests:
         if repo.read(path) != content:
             repo.write(path, printable(content))
     summary = printable(result.summary)
+    # The holder waits for this answer and cannot heartbeat meanwhile: the lease is kept for
+    # what the checks may take, or the sweeper would end a run completed in time.
+    await heartbeat(store, h, CHECKS_MARGIN_S)
     problems = [printable(redact(p)) for p in await check(repo, summary, collect_tests)]
     changes = repo.changes()
     refs, blobs = stored(run.workspace_id, changes.files)
@@ -192,7 +259,8 @@ async def fail(store: EventStore, h: Held, error: str, retryable: bool, usage: U
 
 async def release(store: EventStore, h: Held, reason: str | None, usage: Usage) -> Held:
     run = h.run
-    run.release(printable(redact(reason)) if reason else None, _usage(usage), _working_ms(run))
+    text = printable(redact(reason)) if reason else None
+    run.release(text, _usage(usage), _working_ms(run), usage.calls, model=usage.model or None)
     return await _save(store, h)
 
 

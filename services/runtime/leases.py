@@ -83,6 +83,8 @@ async def claim(request: Request[Any, Any, Any], data: JSONBody[ClaimNext]) -> R
         model=details.model,
         agent_types=wanted_types(details.capabilities, [*data.agent_types, *data.capabilities]),
         lease_ttl_s=data.lease_ttl_seconds,
+        # A second short of the wait for the answer: a claim made later would reach nobody.
+        deadline_ms=now_ms() + int((state.settings.command_timeout_s - 1) * 1000),
     )
     deadline = time.monotonic() + data.wait_seconds
     while True:

@@ -92,7 +92,9 @@ def _latest(row: SessionRow, leases: LeaseActivity) -> tuple[int, str, str | Non
         done.append((leases.last_heartbeat_at, "lease_heartbeat", None))
     if leases.last_ended_at is not None:
         done.append((leases.last_ended_at, f"lease_{leases.last_ended_status}", None))
-    return max(done, key=lambda d: d[0])
+    # At the same millisecond the later step wins: a run's end over the heartbeat its `complete`
+    # sent to keep the lease through the checks.
+    return max(enumerate(done), key=lambda d: (d[1][0], d[0]))[1]
 
 
 def _presence(row: SessionRow, leases: LeaseActivity) -> int:

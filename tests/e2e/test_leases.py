@@ -345,3 +345,20 @@ def test_a_concurrency_cap_holds_for_agent_sessions_as_for_the_executor(stack: S
     assert under_lease(stack, first_session, first, "complete", result=result).status_code == 200
     second = claim(stack, second_session)
     assert second is not None and second["task"]["id"] != first["task"]["id"]
+
+
+def test_a_run_whose_task_was_purged_is_stopped_at_its_holders_next_call(stack: Stack, team: Team) -> None:
+    token = team.session()
+    (task_id,) = submit(team.api, task_request("Purged under its holder", config=EXTERNAL))
+    claimed = claim(stack, token)
+    assert claimed is not None
+    assert team.api.post(f"/api/v1/workspaces/{team.workspace}/orchestration/purge").status_code == 200
+    deadline = time.monotonic() + 10
+    while (beat := under_lease(stack, token, claimed, "heartbeat")).status_code == 200:
+        assert time.monotonic() < deadline, "the purge never reached the run"
+        time.sleep(0.1)
+    assert_diagnostic(beat, 409, "task_ended")
+    result = {"files": {"src/register.py": VALIDATED}, "summary": "too late", "usage": USAGE}
+    assert_diagnostic(under_lease(stack, token, claimed, "complete", result=result), 409, "run_not_claimed")
+    assert claim(stack, token, wait_seconds=1) is None, "the session is free for other work"
+    assert team.api.get(f"/tasks/{task_id}").status_code == 404

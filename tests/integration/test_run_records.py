@@ -38,11 +38,12 @@ from libs.config import Settings
 from libs.domain.gate import QuestionGate, question_gate_id
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
-from libs.domain.run import FAILED, STARTED, Run, run_id_for
+from libs.domain.run import FAILED, LEASE_EXPIRED, STARTED, Run, run_id_for
 from libs.domain.task import Task
 from libs.eventstore.blobs import digest_of
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
+from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
 from libs.pricing import PriceTable
@@ -87,7 +88,12 @@ def settings(running_server: RunningServer, postgres_url: str, nats_url: str) ->
         # and no SDK retry sends a second request behind the test's back.
         llm_timeout_s=60.0,
         llm_max_retries=0,
+        # A lease of a second: a crashed executor's run is found unfinished once it has passed.
+        lease_ttl_s=1,
     )
+
+
+LEASE_PASSES_S = 1.3  # the lease of a run whose executor stopped, passed
 
 
 @pytest.fixture
@@ -99,6 +105,7 @@ async def deps(
     js: JetStreamContext,
 ) -> AsyncIterator[Deps]:
     """The executor's dependencies, wired as services/executor/main.py wires them."""
+    heartbeats.create(store)  # as the executor's start does
     providers = Providers(settings)
     answers = Answers(store, settings.question_check_s)
     await answers.start(js)
@@ -234,7 +241,9 @@ async def test_an_executor_crash_mid_run_leaves_every_paid_call_on_record_and_th
     }
     assert started["estimated_usage"] == in_flight
 
-    # The redelivery of the same dispatch: the run is found unfinished and failed as interrupted.
+    # The redelivery of the same dispatch, once the lease nobody heartbeats any more has passed
+    # (as it has by ACK_WAIT_S): the run is found unfinished and failed as interrupted.
+    await asyncio.sleep(LEASE_PASSES_S)
     result = await on_dispatched(event, deps)
 
     [run] = result
@@ -339,7 +348,9 @@ async def test_a_task_whose_executor_stopped_mid_call_shows_every_answered_call_
         with contextlib.suppress(asyncio.CancelledError):
             await executing
 
-    # A restarted executor gets the dispatch again; self-heal takes the task on from there.
+    # A restarted executor gets the dispatch again (by then the lease has passed); self-heal
+    # takes the task on from there.
+    await asyncio.sleep(LEASE_PASSES_S)
     restarted = dataclasses.replace(
         deps, providers=Providers(deps.settings), slots=RunSlots(deps.settings.max_concurrent_runs)
     )
@@ -485,11 +496,18 @@ async def test_a_run_saved_call_by_call_and_at_its_end_logs_each_event_once_in_o
     assert len(await run_log(store, run_id)) == len(events)
 
 
+def _expired_by_the_sweeper(store: EventStore, run_id: str) -> None:
+    """What the lease sweeper does to a run whose executor stalled past its lease."""
+    run = store.load(uuid.UUID(run_id))
+    run.expire(run.lease_until)
+    store.save([run])
+
+
 async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_call(
     script: Script, deps: Deps, store: EventStore
 ) -> None:
-    # This executor is slow (its second model call hangs for a while); the dispatch is redelivered
-    # to another replica meanwhile, which finds the run unfinished and fails it as interrupted.
+    # This executor is slow (its second model call hangs for a while, and it stalls past its
+    # lease): the sweeper ends the run meanwhile, charging the call in flight at its estimate.
     event = dispatched(store)
     run_id = run_id_of(event)
     write = {"path": "src/register.py", "content": "x = 1\n"}
@@ -502,8 +520,10 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
     await until_logged(store, run_id, "run.model_called", running=executing)
     await until_called(script, 2)
 
-    other = await on_dispatched(event, deps)  # the other replica's handling of the redelivery
-    await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
+    # Another replica's redelivery leaves the run alone: its lease is heartbeated, its executor alive.
+    assert await on_dispatched(event, deps) == []
+    # The executor stalls past its lease, and the sweeper ends the run meanwhile.
+    await asyncio.to_thread(_expired_by_the_sweeper, store, run_id)
 
     # The slow executor's second call returns, and saving its record conflicts: the run is not
     # its own any more, so it makes no third call, and it saves no outcome of its own.
@@ -516,11 +536,11 @@ async def test_a_run_another_executor_recorded_meanwhile_makes_no_further_paid_c
         "run.model_called",
         "run.tool_called",
         "run.model_call_started",
-        "run.failed",
+        "run.lease_expired",
     ]
     failed = events[-1].payload
-    assert "interrupted" in failed["error"]
-    # The slow executor's second call was paid: the failure charges it, at its estimate.
+    assert failed["error"] == LEASE_EXPIRED
+    # The slow executor's second call was paid: the expiry charges it, at its estimate.
     assert failed["estimated_usage"] == events[-2].payload["estimated_usage"]
     assert failed["subrequests"] == 3
 
@@ -529,7 +549,7 @@ async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(
     script: Script, deps: Deps, store: EventStore, nc: NatsClient
 ) -> None:
     # As above, but the slow call asks a person: the question is not put to anyone, since the
-    # run is another executor's now (its retry may ask again).
+    # run has ended without it (its retry may ask again).
     event = dispatched(store)
     run_id = run_id_of(event)
     question = {"question": "Which greeting?", "header": "Greeting", "options": [{"label": "Hello"}]}
@@ -551,8 +571,7 @@ async def test_a_run_another_executor_recorded_meanwhile_asks_nobody(
     await until_logged(store, run_id, "run.model_called", running=executing)
     await until_called(script, 2)
 
-    other = await on_dispatched(event, deps)
-    await asyncio.to_thread(store.save, other, ConsumerTracking("executor", [event.seq]))
+    await asyncio.to_thread(_expired_by_the_sweeper, store, run_id)
 
     with pytest.raises(IntegrityError):
         await asyncio.wait_for(executing, 10)
