@@ -30,6 +30,7 @@ from contracts.commands import ClaimRunCommand, LeaseCommand, LeaseReply
 from contracts.files import DIGEST_PATTERN, FileContent
 from contracts.subjects import CLAIM_RUN, UNDER_LEASE
 from libs.agent.starting import Dispatch, dispatch_at
+from libs.domain.agent_session import AgentSession
 from libs.domain.run import STARTED, Run
 from libs.eventstore.store import EventStore
 from libs.leases.clock import now_ms
@@ -65,7 +66,31 @@ async def claim(request: Request[Any, Any, Any], data: JSONBody[ClaimNext]) -> R
     """Claims the oldest queued run the session may take, under a lease of `lease_ttl_seconds`;
     204 when none is ready (after waiting up to `wait_seconds` for one)."""
     state, session = runtime_state(request), session_of(request)
-    held = await asyncio.to_thread(active_leases, state.store, str(session.id))
+    async with state.claim_turns.turn(str(session.id)) as claimed_here:
+        reply = await _claim_in_turn(state, session, data, claimed_here)
+        if reply.run_id is not None:
+            claimed_here.add(reply.run_id)
+    if reply.run_id is None or reply.claim_token is None:
+        return Response(None, status_code=204)  # type: ignore[arg-type]
+    run, dispatch = await asyncio.to_thread(_claimed, state.store, reply.run_id)
+    row = await asyncio.to_thread(lease_reads.task_row, state.store, run.task_id)
+    channel = task_channel(run.workspace_id, run.task_id)
+    view = ClaimView(
+        task=task_ref(run, row),
+        run=run_view(run, None, None, reply.queued_at),
+        lease=lease_view(run, None, None),
+        coordination_channel=channel,
+        claim_token=reply.claim_token,
+        input=run_input(dispatch.payload),
+    )
+    return Response(Claimed(claim=view), status_code=200)
+
+
+async def _claim_in_turn(
+    state: RuntimeState, session: AgentSession, data: ClaimNext, claimed_here: set[str]
+) -> LeaseReply:
+    """The owner's answer to the session's claim, within the session's lease limit."""
+    held = await asyncio.to_thread(active_leases, state.store, str(session.id), claimed_here)
     if len(held) >= MAX_ACTIVE_LEASES:
         raise AgentError(
             409,
@@ -83,32 +108,18 @@ async def claim(request: Request[Any, Any, Any], data: JSONBody[ClaimNext]) -> R
         model=details.model,
         agent_types=wanted_types(details.capabilities, [*data.agent_types, *data.capabilities]),
         lease_ttl_s=data.lease_ttl_seconds,
-        # A second short of the wait for the answer: a claim made later would reach nobody.
-        deadline_ms=now_ms() + int((state.settings.command_timeout_s - 1) * 1000),
     )
     deadline = time.monotonic() + data.wait_seconds
     while True:
         # Taken before asking, so a run queued while the owner looks wakes the wait below.
         woken = state.queue_changed.next()
-        reply = await send_lease(state, CLAIM_RUN, command)
+        # A second short of the wait for the answer: a claim made later would reach nobody.
+        in_time = now_ms() + int((state.settings.command_timeout_s - 1) * 1000)
+        reply = await send_lease(state, CLAIM_RUN, msgspec.structs.replace(command, deadline_ms=in_time))
         left = deadline - time.monotonic()
         if reply.run_id is not None or left <= 0:
-            break
+            return reply
         await woken.wait(left)
-    if reply.run_id is None or reply.claim_token is None:
-        return Response(None, status_code=204)  # type: ignore[arg-type]
-    run, dispatch = await asyncio.to_thread(_claimed, state.store, reply.run_id)
-    row = await asyncio.to_thread(lease_reads.task_row, state.store, run.task_id)
-    channel = task_channel(run.workspace_id, run.task_id)
-    view = ClaimView(
-        task=task_ref(run, row),
-        run=run_view(run, None, None, reply.queued_at),
-        lease=lease_view(run, None, None),
-        coordination_channel=channel,
-        claim_token=reply.claim_token,
-        input=run_input(dispatch.payload),
-    )
-    return Response(Claimed(claim=view), status_code=200)
 
 
 def wanted_types(capabilities: list[str], asked: list[str]) -> list[str] | None:
@@ -161,9 +172,13 @@ def held_leases(store: EventStore, session_id: str) -> list[HeldLease]:
     return held
 
 
-def active_leases(store: EventStore, session_id: str) -> list[str]:
-    """The runs the session holds now, by id."""
-    return [str(h.run.id) for h in held_leases(store, session_id)]
+def active_leases(store: EventStore, session_id: str, claimed_here: set[str]) -> list[str]:
+    """The runs the session holds now, by id: those the read models show, and those it claimed
+    through this process that they may not show yet (each confirmed by the run itself)."""
+    held = {str(h.run.id) for h in held_leases(store, session_id)}
+    recent = store.load_many(uuid.UUID(i) for i in claimed_here - held)
+    claimed_here.intersection_update(held | {str(i) for i, run in recent.items() if run.status == STARTED})
+    return sorted(held | claimed_here)
 
 
 async def _under_lease(request: Request[Any, Any, Any], run_id: str, verb: str, **fields: Any) -> LeaseAnswer:

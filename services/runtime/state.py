@@ -13,6 +13,7 @@ from libs.eventstore.listen import Pulse
 from libs.eventstore.store import EventStore
 from libs.web.state import EdgeState, state_of
 from services.runtime.channel_waits import ChannelWaits
+from services.runtime.claim_turns import ClaimTurns
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class RuntimeState(EdgeState):
     waits: ChannelWaits  # the channels' long-polls (`recv?wait=true`)
     # Fired at each projector commit: a `claim-next` long-poll looks at the queue again.
     queue_changed: Pulse = field(default_factory=Pulse)
+    claim_turns: ClaimTurns = field(default_factory=ClaimTurns)  # one claim of a session at a time
 
 
 def runtime_state(connection: ASGIConnection[Any, Any, Any, Any]) -> RuntimeState:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -362,3 +362,13 @@ def test_a_run_whose_task_was_purged_is_stopped_at_its_holders_next_call(stack: 
     assert_diagnostic(under_lease(stack, token, claimed, "complete", result=result), 409, "run_not_claimed")
     assert claim(stack, token, wait_seconds=1) is None, "the session is free for other work"
     assert team.api.get(f"/tasks/{task_id}").status_code == 404
+
+
+def test_one_session_claiming_twice_at_once_holds_no_more_than_its_limit(stack: Stack, team: Team) -> None:
+    token = team.session()
+    submit(team.api, task_request("One", "review", config=EXTERNAL), task_request("Two", "review", config=EXTERNAL))
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: agent_call(stack, token, "tasks/claim-next", {"wait_seconds": 5}), range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    (refused,) = [a for a in answers if a.status_code == 409]
+    assert_diagnostic(refused, 409, "lease_limit_reached")
