@@ -4,6 +4,7 @@ the key every route needs."""
 from __future__ import annotations
 
 import httpx
+import jsonschema
 import pytest
 
 from libs.devstack.stack import Stack
@@ -75,3 +76,13 @@ def test_both_routes_need_a_valid_key(stack: Stack) -> None:
             assert response.status_code == 401, (path, response.text)
             assert response.json()["error"] == "unauthorized"
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_every_shipped_definition_is_what_the_document_says(stack: Stack) -> None:
+    """The conformance run cannot guess a definition's id: each one is checked here."""
+    document = httpx.get(f"{stack.gateway_url}/schema/openapi.json", timeout=10).json()
+    schema = {"$ref": "#/components/schemas/OrchestrationDetail", "components": document["components"]}
+    for summary in httpx.get(stack.gateway_url + PATH, headers=stack.auth, timeout=10).json():
+        found = httpx.get(f"{stack.gateway_url}{PATH}/{summary['id']}", headers=stack.auth, timeout=10).json()
+        jsonschema.validate(found, schema, cls=jsonschema.Draft202012Validator)
+        assert len(found["steps"]) == summary["steps"]
