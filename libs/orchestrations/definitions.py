@@ -134,12 +134,17 @@ def _schema_problem(name: str, text: str, data: dict[str, object], node: object)
     if location.startswith("key` in `"):
         location = location.removeprefix("key` in `")
     path = parse_path(location)
-    field = ".".join(str(p) for p in path[2:]) if path[:1] == ("steps",) else ".".join(str(p) for p in path)
+    field = _named(path[2:] if path[:1] == ("steps",) else path)
     # "Object missing required field `prompt`" and its kin say which field themselves.
     if "field `" in message:
         named = message.split("field `", 1)[1].split("`", 1)[0]
         field = f"{field}.{named}" if field else named
     return _placed(name, Found(message, path, field or None), data, node)
+
+
+def _named(path: tuple[str | int, ...]) -> str:
+    """("fields", 0, "type") as a person reads it: `fields[0].type`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _placed(name: str, found: Found, data: dict[str, object], node: object) -> Problem:

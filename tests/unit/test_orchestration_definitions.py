@@ -167,7 +167,7 @@ def test_options_on_a_field_that_is_not_a_select() -> None:
 def test_a_field_of_an_unknown_type() -> None:
     problem = only_problem(VALID.replace("type: select", "type: date"))
 
-    assert (problem.step, problem.field) == ("step-approve", "fields.0.type")
+    assert (problem.step, problem.field) == ("step-approve", "fields[0].type")
 
 
 def test_tools_need_a_files_state_key() -> None:
