@@ -52,9 +52,12 @@ RUN groupadd --system --gid 10001 orchestrator \
 WORKDIR /app
 # Owned by root and read-only to the service user: the code cannot be changed at run time.
 COPY --from=builder /app/.venv /app/.venv
+# The example orchestration definitions (spec 004); mount another folder at ORCHESTRATIONS_DIR for your own.
+COPY orchestrations ./orchestrations
 
 ENV PATH=/app/.venv/bin:$PATH \
     HTTP_HOST=0.0.0.0 \
+    ORCHESTRATIONS_DIR=/app/orchestrations \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 

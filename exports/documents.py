@@ -13,7 +13,18 @@ from typing import Any
 
 import msgspec
 
-from contracts import agent_context, agent_runtime, agent_spawn, commands, events, logs, tasks, toollog, workspaces
+from contracts import (
+    agent_context,
+    agent_runtime,
+    agent_spawn,
+    commands,
+    events,
+    logs,
+    orchestrations,
+    tasks,
+    toollog,
+    workspaces,
+)
 from exports import asyncapi
 from libs.config import Settings
 from libs.web.ops import VERSION
@@ -66,6 +77,8 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "SentMessage": agent_runtime.SentMessage,
     "ReceivedMessages": agent_runtime.ReceivedMessages,
     "ChannelList": agent_runtime.ChannelList,
+    "OrchestrationSummary": orchestrations.OrchestrationSummary,
+    "OrchestrationDetail": orchestrations.OrchestrationDetail,
 }
 
 

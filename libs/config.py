@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import msgspec
+
+# The example definitions shipped beside the code (spec 004's "Research → Report" among them).
+DEFAULT_ORCHESTRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "orchestrations")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     github_timeout_s: float = 30.0
+    # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
+    orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
     @property
     def nats_servers(self) -> list[str]:
@@ -97,6 +103,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
+        orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
         command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),

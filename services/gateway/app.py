@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -15,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from libs.bus.jetstream import ensure_events_stream
 from libs.config import Settings
 from libs.eventstore.store import EventStore
+from libs.orchestrations.definitions import load_dir
 from libs.readmodels import positions
 from libs.web import openapi
 from libs.web.auth import require_key
@@ -22,7 +24,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, open_read_models
-from services.gateway import files, livelogs, questions, routes, toollog, workspaces
+from services.gateway import files, livelogs, orchestrations, questions, routes, toollog, workspaces
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 from services.gateway.state import GatewayState, gateway_state
@@ -48,6 +50,9 @@ async def _is_ready(request: Request[Any, Any, Any]) -> bool:
 
 
 def create_app(settings: Settings) -> Litestar:
+    # Before anything connects: a definition that is not valid stops the start (DefinitionError).
+    catalogue = load_dir(Path(settings.orchestrations_dir))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         pool = await open_read_models(settings.database_url, min_size=2, max_size=20)
@@ -70,7 +75,18 @@ def create_app(settings: Settings) -> Litestar:
         logs = LogFollower(js)
         install(
             app,
-            GatewayState(settings, pool, broker=broker, watch=watch, head=head, nc=nc, js=js, store=store, logs=logs),
+            GatewayState(
+                settings,
+                pool,
+                broker=broker,
+                watch=watch,
+                head=head,
+                nc=nc,
+                js=js,
+                store=store,
+                logs=logs,
+                orchestrations=catalogue,
+            ),
         )
         try:
             yield
@@ -89,6 +105,7 @@ def create_app(settings: Settings) -> Litestar:
             *questions.ROUTES,
             *toollog.ROUTES,
             *files.ROUTES,
+            *orchestrations.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],

@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from libs.eventstore.store import EventStore
+from libs.orchestrations.definitions import Catalogue
 from libs.web.state import EdgeState, state_of
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
@@ -27,6 +28,7 @@ class GatewayState(EdgeState):
     js: JetStreamContext  # the live task logs (they follow the EVENTS stream)
     store: EventStore  # the gateway is the single writer of Workspaces
     logs: LogFollower  # the live part of the tasks' logs, shared by the WebSockets
+    orchestrations: Catalogue  # spec 004's definitions, read from ORCHESTRATIONS_DIR at start
 
     async def reach_head(self) -> bool:
         """Waits (briefly) for the read models to reach the log's head: for reads of what other

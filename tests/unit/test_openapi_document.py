@@ -53,6 +53,8 @@ EXPECTED = {
     ("get", f"{EVENTS}/events/connections"): KEY | {404},
     ("get", f"{EVENTS}/debug-dump"): KEY | {404},
     ("get", f"{EVENTS}/log/stream"): KEY | {400, 404, 410},
+    ("get", "/api/v1/orchestrations"): KEY,
+    ("get", "/api/v1/orchestrations/{orch_id}"): KEY | {404},
 }
 
 

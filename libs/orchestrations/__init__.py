@@ -1,0 +1,1 @@
+"""Spec 004 orchestration definitions: reading, checking and serving them."""
