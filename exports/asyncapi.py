@@ -45,6 +45,11 @@ _DOMAIN_MODULES = (
 # (subject, what is sent, what comes back): each to the single writer of what it changes.
 COMMANDS: tuple[tuple[str, type[msgspec.Struct], str], ...] = (
     (subjects.SUBMIT_TASKS, commands.SubmitTasksCommand, "Submit tasks (answered by the planner)"),
+    (
+        subjects.START_ORCHESTRATION,
+        commands.StartOrchestrationCommand,
+        "Start a run of an orchestration (answered by the planner)",
+    ),
     (subjects.DECIDE_REVIEW, commands.DecideReviewCommand, "Record a review decision (answered by review)"),
     (subjects.ASK_QUESTION, commands.AskQuestionCommand, "Ask a person an agent's question (answered by review)"),
     (subjects.ANSWER_QUESTION, commands.AnswerQuestionCommand, "Answer an agent's question (answered by review)"),
