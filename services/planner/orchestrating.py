@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts.commands import CommandError, CommandReply, StartOrchestrationCommand
 from contracts.events import Event
 from contracts.files import FileRef
-from contracts.orchestrations import AgentStep, ConditionStep, HumanStep, Orchestration, Step
+from contracts.orchestrations import AgentStep, ConditionStep, HumanField, HumanStep, Orchestration, Step
 from contracts.payloads.orchestration_run import (
     OrchestrationRunPaused,
     OrchestrationRunStepCompleted,
@@ -151,13 +151,15 @@ def _dispatch(
 
 
 def _paused(run: OrchestrationRun, step: HumanStep) -> OrchestrationRunPaused:
-    fields = [
-        # Spec 004 shows a select's options joined by commas.
-        {**msgspec.to_builtins(f), "options": ",".join(f.options)} if f.options else msgspec.to_builtins(f)
-        for f in step.fields
-    ]
+    fields = [_field(f) for f in step.fields]
     context = render(step.agent_context, run.shared_state) if step.agent_context else None
     return OrchestrationRunPaused(step_id=step.id, prompt=step.prompt, fields=fields, agent_context=context)
+
+
+def _field(field: HumanField) -> dict[str, Any]:
+    """A field as spec 004 shows it: a select's options joined by commas, no options otherwise."""
+    shown = {k: v for k, v in msgspec.to_builtins(field).items() if k != "options"}
+    return {**shown, "options": ",".join(field.options)} if field.type == "select" else shown
 
 
 # --- the end of an agent step's Run ------------------------------------------------------------
