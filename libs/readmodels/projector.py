@@ -92,17 +92,19 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             continue
         kept.append(envelope)
         kept_typed.append(e)
+        if isinstance(e.payload, LedgerCharged):
+            # Charged to a task, or to an orchestration run (its agent steps' Runs), which has no task row.
+            charges.append(_charge_row(e))
         task_id = _task_id(e)
         if task_id is not None and not isinstance(e.payload, TaskSubmitted):
             view = views.get(task_id)
             if view is None:
-                log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
+                if not isinstance(e.payload, LedgerCharged):
+                    log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
                 continue
             view.apply(e)
         if task_id is not None:
             touched[task_id] = e.workspace_id
-        if isinstance(e.payload, LedgerCharged):
-            charges.append(_charge_row(e))
 
     # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
     # where psycopg's array dumpers escaped every element in Python (the stream's top cost).

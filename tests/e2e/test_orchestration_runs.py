@@ -9,9 +9,11 @@ import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from libs.devstack.stack import Stack
+from libs.domain.orchestration_run import orchestration_run_id
 from tests.e2e.helpers import script_model
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +54,21 @@ def test_a_run_goes_through_its_agent_steps_and_pauses_at_the_human_gate(stack: 
         ],
         "agent_context": f"Draft article: # {topic}\n\nA report.\n",
     }
+    # The ledger charged both steps' Runs to the orchestration run (their task).
+    assert _charged(stack, body["run_id"]) == ["step-report@1", "step-research@1"]
+
+
+def _charged(stack: Stack, run_id: str, count: int = 2, timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT subtask_id FROM rm_charges WHERE task_id = %s ORDER BY subtask_id",
+                (orchestration_run_id(run_id),),
+            ).fetchall()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return [r[0] for r in rows]
+        time.sleep(0.1)
 
 
 def test_a_step_whose_model_refuses_fails_the_run_with_the_reason(stack: Stack) -> None:
