@@ -12,6 +12,17 @@ class SubmitTasksCommand(msgspec.Struct, frozen=True):
     tasks: list[dict[str, Any]]  # validated `TaskRequest`s, in wire form
 
 
+class StartOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """Start a run of a definition (spec 004). The gateway owns the definitions: it sends the one
+    it serves, with its digest, and the planner stores it with the run."""
+
+    workspace_id: str
+    orchestration: dict[str, Any]  # a checked `contracts.orchestrations.Orchestration`, in wire form
+    digest: str
+    message: str
+    max_cost_usd: float | None = None  # the run's own limit (None: the definition's)
+
+
 class DecideReviewCommand(msgspec.Struct, frozen=True):
     workspace_id: str
     task_id: str
@@ -50,6 +61,7 @@ class CommandReply(msgspec.Struct, frozen=True, omit_defaults=True):
 
     seq: int = 0
     task_ids: list[str] = []
+    run_id: str | None = None  # a started orchestration run's (spec 004's `run_id`)
     status: str | None = None
     # An asked question's expiry (epoch ms): the asking run waits for its outcome until then.
     expires_at: int | None = None

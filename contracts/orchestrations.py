@@ -7,7 +7,7 @@ Field names are spec 004's (snake_case on the wire). A step's `type` is its kind
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -101,3 +101,39 @@ class OrchestrationSummary(msgspec.Struct, frozen=True):
     name: str
     description: str
     steps: int
+
+
+class RunOrchestration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /api/v1/orchestrations/{orch_id}/run`: the message goes to the first state key."""
+
+    message: Annotated[str, msgspec.Meta(max_length=100_000, pattern=NO_NUL)]
+    max_cost_usd: Annotated[float, msgspec.Meta(gt=0)] | None = None  # this run's, over the definition's
+
+
+class StepHistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    step_id: str
+    step_name: str
+    type: str
+    status: str
+    turns: int
+    cost_usd: float
+
+
+class HumanInputRequired(msgspec.Struct, frozen=True, kw_only=True):
+    step_id: str
+    prompt: str
+    fields: list[dict[str, Any]]  # each: name, type, label (a select's options joined by commas)
+    agent_context: str | None = None
+
+
+class OrchestrationRunAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Spec 004's three answers of a run: `completed` (response, shared_state, step_history),
+    `paused` (human_input_required), `failed` (the reason in response). A run still going when
+    the wait ends answers `running` with its run_id."""
+
+    status: Literal["completed", "paused", "failed", "running"]
+    run_id: str
+    response: str | None = None
+    shared_state: dict[str, Any] | None = None
+    step_history: list[StepHistoryEntry] | None = None
+    human_input_required: HumanInputRequired | None = None

@@ -20,16 +20,36 @@ from eventsourcing.domain import Aggregate
 from contracts import commands, subjects
 from contracts.events import EventEnvelope
 from contracts.payloads import PAYLOADS
-from libs.domain import agent_session, agent_soul, channel, gate, ledger, pull_request, run, schedule, task, workspace
+from libs.domain import (
+    agent_session,
+    agent_soul,
+    channel,
+    gate,
+    ledger,
+    orchestration_run,
+    pull_request,
+    run,
+    schedule,
+    task,
+    workspace,
+)
 from libs.domain.base import EventTypes, payload_type
 
 ASYNCAPI_VERSION = "3.0.0"
 REF = "#/components/schemas/{name}"
-_DOMAIN_MODULES = (task, run, gate, ledger, pull_request, schedule, workspace, agent_session, agent_soul, channel)
+_DOMAIN_MODULES = (
+    *(task, run, gate, ledger, pull_request, schedule, workspace, agent_session, agent_soul, channel),
+    orchestration_run,
+)
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.
 COMMANDS: tuple[tuple[str, type[msgspec.Struct], str], ...] = (
     (subjects.SUBMIT_TASKS, commands.SubmitTasksCommand, "Submit tasks (answered by the planner)"),
+    (
+        subjects.START_ORCHESTRATION,
+        commands.StartOrchestrationCommand,
+        "Start a run of an orchestration (answered by the planner)",
+    ),
     (subjects.DECIDE_REVIEW, commands.DecideReviewCommand, "Record a review decision (answered by review)"),
     (subjects.ASK_QUESTION, commands.AskQuestionCommand, "Ask a person an agent's question (answered by review)"),
     (subjects.ANSWER_QUESTION, commands.AnswerQuestionCommand, "Answer an agent's question (answered by review)"),

@@ -21,6 +21,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a read waits for the read models to reach a write it depends on.
     read_your_writes_timeout_s: float = 2.0
     command_timeout_s: float = 10.0
+    # How long `POST .../orchestrations/{id}/run` waits for the run to complete, pause or fail.
+    orchestration_wait_s: float = 600.0
     consumer_batch: int = 256
     # 3 in a JetStream cluster, so the event stream survives losing a node.
     events_stream_replicas: int = 1
@@ -107,5 +109,6 @@ def load_settings(service: str, default_port: int) -> Settings:
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
         command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),
+        orchestration_wait_s=float(_env("ORCHESTRATION_WAIT_S") or 600.0),
         consumer_batch=int(_env("CONSUMER_BATCH") or 256),
     )

@@ -34,6 +34,12 @@ ROLES = {
     ),
     "refactor": "You are a refactoring expert. Improve the structure of the code without changing its behaviour.",
     "debug": "You are a debugging expert. Find the root cause of the problem described and fix it at its source.",
+    # An agent step of an orchestration (spec 004): its prompt is the step's, its answer the
+    # summary it finishes with, which the orchestration writes to its state.
+    "orchestration": (
+        "You are one agent in a multi-step workflow. Do the step you are given; the summary you "
+        "finish with is your answer, and the next steps read it as it is."
+    ),
     "dependency": (
         "You are a dependency maintainer. Update the project's dependencies as asked, keeping every "
         "manifest and lock file consistent."

@@ -123,6 +123,7 @@ TOOLSETS: dict[str, tuple[Tool, ...]] = {
     "refactor": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
     "debug": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
     "dependency": (*_READING, *_WRITING, ASK_HUMAN_TOOL, FINISH_TOOL),
+    "orchestration": (*_READING, *_WRITING, FINISH_TOOL),
     # A reviewer reads and comments; it has no tool that writes.
     "review": (*_READING, COMMENT, ASK_HUMAN_TOOL, FINISH_TOOL),
 }

@@ -27,7 +27,7 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import agent_sessions, channels, leases, run_usage, task_log, toolcalls
+from libs.readmodels import agent_sessions, channels, leases, orchestration_runs, run_usage, task_log, toolcalls
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
@@ -92,17 +92,19 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             continue
         kept.append(envelope)
         kept_typed.append(e)
+        if isinstance(e.payload, LedgerCharged):
+            # Charged to a task, or to an orchestration run (its agent steps' Runs), which has no task row.
+            charges.append(_charge_row(e))
         task_id = _task_id(e)
         if task_id is not None and not isinstance(e.payload, TaskSubmitted):
             view = views.get(task_id)
             if view is None:
-                log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
+                if not isinstance(e.payload, LedgerCharged):
+                    log.warning("seq %d (%s) refers to unknown task %s", e.seq, e.type, task_id)
                 continue
             view.apply(e)
         if task_id is not None:
             touched[task_id] = e.workspace_id
-        if isinstance(e.payload, LedgerCharged):
-            charges.append(_charge_row(e))
 
     # One statement per table, its rows as one JSON document: msgspec encodes it at C speed,
     # where psycopg's array dumpers escaped every element in Python (the stream's top cost).
@@ -161,6 +163,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         # when the run does, and the sweeper stops looking at it.
         leases.project(cur, every_typed)
         agent_sessions.project(cur, kept_typed)
+        runs_changed = orchestration_runs.project(cur, kept_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -173,6 +176,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
             raise StaleProjector(f"the read models moved past seq {expected} under this projector")
         changed = {t: views[t].state["status"] for t in touched if t in views}
         changed = {t: status for t, status in changed.items() if status_before.get(t) != status}
+        changed.update(runs_changed)  # an orchestration run's, by its id: `POST .../run` waits on it
         cur.execute("SELECT pg_notify(%s, %s)", (READMODELS_CHANNEL, position_notice(last, changed)))
     return last
 

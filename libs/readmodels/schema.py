@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from libs.readmodels import channels
+from libs.readmodels import channels, orchestration_runs
 
 TABLES = (
     "rm_tasks",
@@ -21,6 +21,7 @@ TABLES = (
     "rm_run_queue",
     "rm_leases",
     "rm_agent_sessions",
+    orchestration_runs.TABLE,
     *channels.TABLES,
 )
 
@@ -228,6 +229,22 @@ CREATE INDEX IF NOT EXISTS rm_agent_sessions_active ON rm_agent_sessions (worksp
     WHERE state <> 'stopped';
 CREATE INDEX IF NOT EXISTS rm_agent_sessions_ttl ON rm_agent_sessions (ttl_expires_at)
     WHERE state <> 'stopped' AND ttl_expires_at IS NOT NULL;
+-- Spec 004's runs (`libs.readmodels.orchestration_runs`): a row per run, found by its aggregate
+-- id or by the `run_id` its client holds.
+CREATE TABLE IF NOT EXISTS rm_orchestration_runs (
+    id uuid PRIMARY KEY,
+    run_id text NOT NULL UNIQUE,
+    workspace_id text NOT NULL,
+    orchestration_id text NOT NULL,
+    digest text NOT NULL,
+    status text NOT NULL,
+    response text,
+    shared_state jsonb NOT NULL,
+    step_history jsonb NOT NULL,
+    human_input_required jsonb,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

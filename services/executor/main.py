@@ -54,7 +54,12 @@ def _subscriptions(deps: Deps) -> list[Subscription]:
 
     return [
         # It takes no more dispatches than it has run slots for: the others are left to other replicas.
-        Subscription("executor", ("events.*.task.subtask_dispatched",), EachAlone(dispatched, capacity=deps.slots)),
+        # An orchestration's agent step is dispatched in the same shape (its task: the orchestration run).
+        Subscription(
+            "executor",
+            ("events.*.task.subtask_dispatched", "events.*.orchestration_run.step_dispatched"),
+            EachAlone(dispatched, capacity=deps.slots),
+        ),
         # Approvals hold no run slot: a consumer of their own, so they never wait behind agent runs.
         Subscription("executor-pulls", ("events.*.task.approved",), EachAlone(approved)),
     ]

@@ -1,4 +1,5 @@
-"""Dispatched subtasks become Runs of the agent (`task.subtask_dispatched`).
+"""Dispatched subtasks become Runs of the agent (`task.subtask_dispatched`, and an orchestration's
+agent steps, `orchestration_run.step_dispatched`, which has the same shape).
 
 A Run's id derives from (task, subtask, attempt), so a redelivered dispatch finds the Run it
 already recorded and calls no model again: the effect, and its cost, happen once. A Run found
@@ -250,7 +251,8 @@ def agent_spec(
         first_message=first_message(p.description, repo.current(), earlier, p.previous_error, p.attempt),
         max_tokens=p.config.get("maxTokens", 4096),
         temperature=p.config.get("temperature", 0.0),
-        max_turns=settings.agent_max_turns,
+        # An orchestration's agent step says its own (`max_turns`); a task's subtasks, the setting's.
+        max_turns=p.config.get("maxTurns", settings.agent_max_turns),
     )
     return spec, repo
 

@@ -25,11 +25,13 @@ from contracts.payloads.workspace import WorkspaceConfigUpdated, WorkspacePurged
 from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
+from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task
 from libs.eventstore.blobs import Blob, stored
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.readmodels import lookups
+from services.planner import orchestrating
 from services.planner.drafting import Draft, draft
 from services.planner.plans import plan
 from services.planner.slots import Slots, aggregate_ids
@@ -151,7 +153,9 @@ class Batch:
     def __init__(self, store: EventStore, task_ids: list[UUID], slots: Slots, workspace_ids: list[str]) -> None:
         loaded = store.load_many([*task_ids, *aggregate_ids(workspace_ids)])
         slots.adopt(loaded, workspace_ids)
-        self.tasks: dict[UUID, Task] = loaded
+        # A Run's `task_id` names an orchestration run when the Run is one of its agent steps.
+        self.orchestrations = {i: a for i, a in loaded.items() if isinstance(a, OrchestrationRun)}
+        self.tasks: dict[UUID, Task] = {i: a for i, a in loaded.items() if i not in self.orchestrations}
         self.created: list[Task] = []
 
     def get(self, task_id: str) -> Task | None:
@@ -161,7 +165,7 @@ class Batch:
         """Every task of the batch: the changed ones append their events, and each goes back to
         the store's kept aggregates (one loaded and not saved would be rebuilt from all its
         events next time)."""
-        return [*self.tasks.values(), *self.created]
+        return [*self.tasks.values(), *self.created, *self.orchestrations.values()]
 
 
 def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
@@ -191,6 +195,13 @@ def _react(event: Event[Any], batch: Batch, store: EventStore, slots: Slots) -> 
         _resume_paused(event, batch, store, slots.gate)
         return
     task = batch.get(p.task_id) if isinstance(p, AboutATask) else None
+    orchestration_run = (
+        batch.orchestrations.get(UUID(p.task_id)) if task is None and isinstance(p, AboutATask) else None
+    )
+    if orchestration_run is not None:
+        if isinstance(p, RunEnd):  # only how its step's Run ends moves it on
+            orchestrating.on_run_end(orchestration_run, event, store)
+        return
     if task is None:
         log.warning("%s %s refers to an unknown task", event.type, event.seq)
         return

@@ -52,7 +52,7 @@ def test_a_reviewer_reads_and_comments_but_cannot_write() -> None:
 
 
 def test_every_agent_type_has_a_tool_set_ending_with_finish() -> None:
-    assert set(TOOLSETS) == {*WRITERS, "review"}
+    assert set(TOOLSETS) == {*WRITERS, "review", "orchestration"}
     for tools in TOOLSETS.values():
         assert tools[-1].name == "finish"
 

@@ -62,6 +62,9 @@ EVENT_TYPES = {
     *("agent_session.created", "agent_session.stopped", "agent_soul.created", "agent_soul.set"),
     "agent_session.child_spawned",
     *("channel.opened", "channel.message_sent"),
+    *("orchestration_run.started", "orchestration_run.step_started", "orchestration_run.step_dispatched"),
+    *("orchestration_run.step_completed", "orchestration_run.paused", "orchestration_run.completed"),
+    "orchestration_run.failed",
 }
 
 

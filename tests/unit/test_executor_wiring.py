@@ -27,7 +27,11 @@ async def subscriptions() -> AsyncIterator[dict[str, Any]]:
 
 async def test_dispatches_are_taken_only_as_far_as_the_run_slots_have_room(subscriptions: dict[str, Any]) -> None:
     executor = subscriptions["executor"]
-    assert executor.filter_subjects == ("events.*.task.subtask_dispatched",)
+    # An orchestration's agent steps are dispatches of the same shape, sharing the run slots.
+    assert executor.filter_subjects == (
+        "events.*.task.subtask_dispatched",
+        "events.*.orchestration_run.step_dispatched",
+    )
     assert isinstance(executor.handle, EachAlone)
     slots = executor.handle.capacity
     assert isinstance(slots, RunSlots) and slots.size == 3, "MAX_CONCURRENT_RUNS sizes the slots"

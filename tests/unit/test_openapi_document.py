@@ -55,6 +55,7 @@ EXPECTED = {
     ("get", f"{EVENTS}/log/stream"): KEY | {400, 404, 410},
     ("get", "/api/v1/orchestrations"): KEY,
     ("get", "/api/v1/orchestrations/{orch_id}"): KEY | {404},
+    ("post", "/api/v1/orchestrations/{orch_id}/run"): KEY | {400, 404, 413},
 }
 
 

@@ -28,6 +28,7 @@ from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.channel import Channel, parse_name
 from libs.domain.gate import Gate, QuestionGate
 from libs.domain.ledger import Ledger
+from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import LEASE_EXPIRED, Claim, Run
 from libs.domain.schedule import Schedule, slot
@@ -182,8 +183,34 @@ def a_whole_life() -> list[Aggregate]:
     channel = Channel.open(WORKSPACE, parse_name(f"task_{tid}"), tid, str(session.id))  # type: ignore[arg-type]
     asked = channel.send(str(session.id), "question", {"text": "which file?"}, {"tag": "t"})
     channel.send(str(session.id), "answer", "b.py", {}, reply_to=asked.message_id)
-    others += [session, soul, channel]
+    others += [session, soul, channel, *_orchestration_runs()]
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
+
+
+def _orchestration_runs() -> list[OrchestrationRun]:
+    from contracts.files import FileRef
+    from contracts.payloads.orchestration_run import (
+        OrchestrationRunPaused,
+        OrchestrationRunStepCompleted,
+        OrchestrationRunStepDispatched,
+    )
+
+    definition = FileRef(digest=REF["digest"], size=12)
+    run = OrchestrationRun.start(WORKSPACE, "run_orch-a_1", "orch-a", REF["digest"], definition, "hi", "query", 0.5)
+    run.start_step("step-one", "One", "agent")
+    run.dispatch_step(
+        OrchestrationRunStepDispatched(
+            subtask_id="step-one@1", agent_type="orchestration", description="Say hi", files={},
+            config={"model": MODEL, "provider": "anthropic"}, attempt=1, run_id="r-1",
+        )
+    )  # fmt: skip
+    run.complete_step(OrchestrationRunStepCompleted(step_id="step-one", output="answer", value="hi", turns=1))
+    run.start_step("step-ok", "OK?", "human")
+    run.pause(OrchestrationRunPaused(step_id="step-ok", prompt="OK?", fields=[{"name": "ok", "type": "bool"}]))
+    run.fail("stopped")
+    done = OrchestrationRun.start(WORKSPACE, "run_orch-a_2", "orch-a", REF["digest"], definition, "hi", "query", None)
+    done.complete("orch-a complete")
+    return [run, done]
 
 
 def _result(subtask_id: str, summary: str) -> SubtaskResult:

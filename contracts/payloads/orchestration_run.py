@@ -1,0 +1,79 @@
+"""The payloads of an OrchestrationRun's events (owner: the planner): `orchestration_run.<event>`
+on the wire. A run of one of spec 004's definitions, step by step over a shared state
+(docs/orchestrations.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from contracts.files import FileRef
+from contracts.payloads.shapes import Payload
+from contracts.payloads.task import TaskSubtaskDispatched
+
+
+class OrchestrationRunStarted(Payload, frozen=True, kw_only=True):
+    run_id: str  # spec 004's: `run_<orchestration id>_<ms>`
+    orchestration_id: str
+    digest: str  # the definition's ("sha256:<hex>" of its canonical JSON)
+    # The definition itself, stored once as a blob by that same digest: a later edit of its
+    # file never changes what this run does or did.
+    definition: FileRef
+    message: str
+    max_cost_usd: float | None = None  # the run's own limit, else the definition's
+    shared_state: dict[str, Any]  # the state the run starts from: the message under the first key
+
+
+class OrchestrationRunStepStarted(Payload, frozen=True, kw_only=True):
+    step_id: str
+    step_name: str
+    type: str  # "agent" | "human" | "condition"
+    visit: int = 1  # the how-manieth time the run enters this step
+
+
+class OrchestrationRunStepDispatched(TaskSubtaskDispatched, frozen=True, kw_only=True):
+    """An agent step's Run to make: exactly a `task.subtask_dispatched`'s shape (the rendered
+    prompt as `description`), so the executor and agent sessions run it as they run a
+    subtask, and the Run's `task_id` is this orchestration run's id."""
+
+
+class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
+    step_id: str
+    output: str | None = None  # the state key written (none for a condition)
+    value: Any = None  # what was written there
+    turns: int = 0  # the agent's model calls
+    cost_usd: float = 0.0
+    step_run_id: str | None = None  # the executor's Run that did it
+    next_step: str | None = None  # a condition's branch: the step it goes to (None: the next one)
+
+
+class OrchestrationRunPaused(Payload, frozen=True, kw_only=True):
+    """At a human step: what the person is asked (spec 004's `human_input_required`)."""
+
+    step_id: str
+    prompt: str
+    fields: list[dict[str, Any]]
+    agent_context: str | None = None
+
+
+class OrchestrationRunCompleted(Payload, frozen=True, kw_only=True):
+    response: str
+
+
+class OrchestrationRunFailed(Payload, frozen=True, kw_only=True):
+    reason: str
+    step_id: str | None = None  # the step it failed at
+    turns: int = 0  # what that step spent before it failed
+    cost_usd: float = 0.0
+
+
+PAYLOADS: dict[str, type[msgspec.Struct]] = {
+    "orchestration_run.started": OrchestrationRunStarted,
+    "orchestration_run.step_started": OrchestrationRunStepStarted,
+    "orchestration_run.step_dispatched": OrchestrationRunStepDispatched,
+    "orchestration_run.step_completed": OrchestrationRunStepCompleted,
+    "orchestration_run.paused": OrchestrationRunPaused,
+    "orchestration_run.completed": OrchestrationRunCompleted,
+    "orchestration_run.failed": OrchestrationRunFailed,
+}

@@ -1,0 +1,103 @@
+"""Orchestration runs (`rm_orchestration_runs`, spec 004): a row per run, written from its
+events, read for the answers of `POST .../run` (and, later, `resume`): its status, `response`,
+`shared_state`, `step_history` and, while paused, `human_input_required`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.events import Event
+from contracts.payloads.orchestration_run import (
+    OrchestrationRunCompleted,
+    OrchestrationRunFailed,
+    OrchestrationRunPaused,
+    OrchestrationRunStarted,
+    OrchestrationRunStepCompleted,
+    OrchestrationRunStepStarted,
+)
+
+TABLE = "rm_orchestration_runs"
+# The last entry of `step_history`, its fields merged with a JSON object (%s).
+_LAST = "jsonb_set(step_history, ARRAY[(jsonb_array_length(step_history) - 1)::text], step_history->-1 || %s::jsonb)"
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str]:
+    """Few events, written as they come, in order; the runs whose status changed, and to what
+    (announced with the projector's position, so a waiting request needs no query)."""
+    changed: dict[str, str] = {}
+    for e in events:
+        match e.payload:
+            case OrchestrationRunStarted() as p:
+                cur.execute(
+                    "INSERT INTO rm_orchestration_runs VALUES (%s, %s, %s, %s, %s, 'running', NULL, %s, '[]', NULL, "
+                    "%s, %s) ON CONFLICT DO NOTHING",
+                    (
+                        e.aggregate_id, p.run_id, e.workspace_id, p.orchestration_id, p.digest,
+                        _json(p.shared_state), e.occurred_at, e.occurred_at,
+                    ),
+                )  # fmt: skip
+                changed[e.aggregate_id] = "running"
+            case OrchestrationRunStepStarted() as p:
+                entry = {"step_id": p.step_id, "step_name": p.step_name, "type": p.type, "status": "running"}
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET step_history = step_history || %s::jsonb, updated_at = %s "
+                    "WHERE id = %s",
+                    (_json([{**entry, "turns": 0, "cost_usd": 0.0}]), e.occurred_at, e.aggregate_id),
+                )
+            case OrchestrationRunStepCompleted() as p:
+                written = {p.output: p.value} if p.output is not None else {}
+                done = {"status": "completed", "turns": p.turns, "cost_usd": p.cost_usd}
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET shared_state = shared_state || %s::jsonb, "
+                    f"step_history = {_LAST}, updated_at = %s WHERE id = %s",
+                    (_json(written), _json(done), e.occurred_at, e.aggregate_id),
+                )
+            case OrchestrationRunPaused() as p:
+                cur.execute(
+                    f"UPDATE rm_orchestration_runs SET status = 'paused', human_input_required = %s::jsonb, "
+                    f"step_history = {_LAST}, updated_at = %s WHERE id = %s",
+                    (_json(msgspec.to_builtins(p)), _json({"status": "paused"}), e.occurred_at, e.aggregate_id),
+                )
+                changed[e.aggregate_id] = "paused"
+            case OrchestrationRunCompleted() as p:
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET status = 'completed', response = %s, "
+                    "human_input_required = NULL, updated_at = %s WHERE id = %s",
+                    (p.response, e.occurred_at, e.aggregate_id),
+                )
+                changed[e.aggregate_id] = "completed"
+            case OrchestrationRunFailed() as p:
+                # The step it failed at shows as failed, with what it spent.
+                failed = {"status": "failed", "turns": p.turns, "cost_usd": p.cost_usd}
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET status = 'failed', response = %s, human_input_required = NULL, "
+                    f"step_history = CASE WHEN step_history->-1->>'status' = 'running' THEN {_LAST} "
+                    "ELSE step_history END, updated_at = %s WHERE id = %s",
+                    (p.reason, _json(failed), e.occurred_at, e.aggregate_id),
+                )
+                changed[e.aggregate_id] = "failed"
+    return changed
+
+
+_COLUMNS = "run_id, workspace_id, orchestration_id, status, response, shared_state, step_history, human_input_required"
+
+
+async def run_of(pool: AsyncConnectionPool, workspace_id: str, run_uuid: str) -> dict[str, Any] | None:
+    """A run of the workspace (another's is as unknown as none), by its aggregate id."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_COLUMNS} FROM rm_orchestration_runs WHERE id = %s AND workspace_id = %s",
+            (run_uuid, workspace_id),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip(_COLUMNS.split(", "), row, strict=True))

@@ -1,0 +1,197 @@
+"""The planner runs a definition step by step: agent steps dispatched as Runs, conditions decided
+at once, a human step pauses, the end completes; a Run's end moves its step on (fakes, no store)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from contracts.commands import CommandReply, StartOrchestrationCommand
+from contracts.events import Event
+from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
+from contracts.payloads.run import RunFailed, RunSucceeded
+from contracts.payloads.shapes import RunOutput
+from libs.domain.orchestration_run import COMPLETED, FAILED, PAUSED, RUNNING, OrchestrationRun
+from libs.orchestrations.definitions import parse
+from services.planner import orchestrating
+
+DEFINITION = """
+id: orch-test
+name: Test flow
+state_schema:
+  topic: {}
+  notes: {}
+  verdict: {}
+steps:
+  - {id: step-write, type: agent, name: Write, prompt: "Write about {{ topic }}", output: notes, max_turns: 2}
+  - {id: step-skip, type: condition, name: Skip, key: notes, equals: skip, goto: step-end}
+  - id: step-ok
+    type: human
+    name: OK?
+    prompt: Publish?
+    fields: [{name: verdict, type: select, label: Verdict, options: [publish, hold]}]
+    agent_context: "Notes: {{ notes }}"
+  - {id: step-end, type: agent, name: End, prompt: "Close {{ notes }}", output: notes}
+"""
+
+
+class FakeBlobs:
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+
+    def load(self, workspace_id: str, digests: Any) -> dict[str, str]:
+        return {d: self.saved[d] for d in digests}
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.blobs = FakeBlobs()
+        self.aggregates: list[Any] = []
+
+    def save(self, aggregates: list[Any], blobs: Any = ()) -> int:
+        self.blobs.saved.update({b.digest: b.content.decode() for b in blobs})
+        self.aggregates.extend(aggregates)
+        return 42
+
+    def load(self, aggregate_id: Any) -> Any:
+        return None  # the step's Run: not kept here (its turns read as 0)
+
+
+def _started(store: FakeStore, message: str = "owls") -> tuple[CommandReply, OrchestrationRun]:
+    definition = parse(DEFINITION, "test.yaml")
+    command = StartOrchestrationCommand(
+        workspace_id="ws",
+        orchestration=msgspec.to_builtins(definition.orchestration),
+        digest=definition.digest,
+        message=message,
+    )
+    reply = orchestrating.start(msgspec.json.encode(command), store)  # type: ignore[arg-type]
+    return reply, store.aggregates[-1]
+
+
+def _ended(run: OrchestrationRun, payload: Any) -> Event[Any]:
+    assert run.dispatched is not None
+    return Event(
+        seq=7,
+        type="run.x",
+        workspace_id="ws",
+        aggregate_id=run.dispatched.run_id,
+        version=3,
+        occurred_at=0,
+        payload=payload,
+    )
+
+
+def _succeeded(run: OrchestrationRun, summary: str) -> Event[RunSucceeded]:
+    assert run.dispatched is not None
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    output = RunOutput(files={}, summary=summary)
+    p = RunSucceeded(
+        task_id=str(run.id),
+        subtask_id=run.dispatched.subtask_id,
+        provider="anthropic",
+        model="claude-sonnet-4-20250514",
+        output=output,
+        usage=usage,
+        attempt=run.dispatched.attempt,
+    )
+    return _ended(run, p)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_definitions() -> None:
+    orchestrating._definition.cache_clear()
+
+
+def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_agent_step() -> None:
+    store = FakeStore()
+    reply, run = _started(store)
+
+    assert reply.seq == 42 and reply.run_id is not None and reply.run_id.startswith("run_orch-test_")
+    assert run.run_id == reply.run_id and run.status == RUNNING
+    assert (
+        store.blobs.saved[run.digest]
+        == msgspec.json.encode(parse(DEFINITION, "t").orchestration, order="sorted").decode()
+    )
+    dispatched = run.dispatched
+    assert isinstance(dispatched, OrchestrationRunStepDispatched)
+    assert dispatched.description == "Write about owls" and dispatched.subtask_id == "step-write@1"
+    assert dispatched.config["maxTurns"] == 2 and dispatched.attempt == 1
+
+
+def test_an_agent_steps_answer_goes_to_its_key_and_the_run_pauses_at_the_human_step() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
+
+    assert run.status == PAUSED and run.shared_state == {"topic": "owls", "notes": "owls hoot"}
+    assert [(s.step_id, s.status) for s in run.step_history] == [
+        ("step-write", "completed"),
+        ("step-skip", "completed"),
+        ("step-ok", "paused"),
+    ]
+    assert run.step_history[0].cost_usd > 0
+    assert run.paused is not None and run.paused.agent_context == "Notes: owls hoot"
+    assert run.paused.fields == [
+        {"name": "verdict", "type": "select", "label": "Verdict", "required": True, "options": "publish,hold"}
+    ]
+
+
+def test_a_condition_taken_jumps_and_the_last_step_completes_the_run() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    orchestrating.on_run_end(run, _succeeded(run, "skip"), store)  # type: ignore[arg-type]
+    assert run.dispatched is not None and run.dispatched.description == "Close skip"
+    orchestrating.on_run_end(run, _succeeded(run, "closed"), store)  # type: ignore[arg-type]
+
+    assert run.status == COMPLETED and run.response == "Test flow complete."
+    assert [s.step_id for s in run.step_history] == ["step-write", "step-skip", "step-end"]
+    assert run.shared_state["notes"] == "closed"
+
+
+def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the_run() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    first = run.dispatched
+    assert first is not None
+
+    def failed(retryable: bool) -> Event[RunFailed]:
+        d = run.dispatched
+        assert d is not None
+        p = RunFailed(
+            task_id=str(run.id),
+            subtask_id=d.subtask_id,
+            provider="anthropic",
+            model="m",
+            error="boom",
+            usage={},
+            attempt=d.attempt,
+            retryable=retryable,
+        )
+        return _ended(run, p)
+
+    orchestrating.on_run_end(run, failed(True), store)  # type: ignore[arg-type]
+    second = run.dispatched
+    assert second is not None and second.attempt == 2 and second.run_id != first.run_id
+    assert second.previous_error == "boom"
+    # The first attempt's end again (a redelivery) is stale: nothing changes.
+    stale = Event(
+        seq=8,
+        type="run.failed",
+        workspace_id="ws",
+        aggregate_id=first.run_id,
+        version=3,
+        occurred_at=0,
+        payload=failed(True).payload,
+    )
+    orchestrating.on_run_end(run, stale, store)  # type: ignore[arg-type]
+    assert run.dispatched == second
+
+    orchestrating.on_run_end(run, failed(False), store)  # type: ignore[arg-type]
+    assert run.status == FAILED and run.response == "step step-write failed: boom"
+
+
+def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None:
+    assert orchestrating.render("a {{ x }} b {{y}} c", {"y": 3}) == "a  b 3 c"
