@@ -53,17 +53,22 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any]) -
         found = await asyncio.to_thread(store.load, parts[0])
     if parts is None or not isinstance(found, AgentSession) or not found.holds(parts[1]):
         raise AgentError(401, "session_token_invalid", "the session token is not valid")
-    if found.state == STOPPED:
-        reason = found.stopped.reason if found.stopped else "stopped"
+    refuse_if_stopped(found)
+    connection.scope.setdefault("state", {})[SESSION] = found
+    return found
+
+
+def refuse_if_stopped(session: AgentSession) -> None:
+    """A stopped session acts no more: 403, with why it stopped."""
+    if session.state == STOPPED:
+        reason = session.stopped.reason if session.stopped else "stopped"
         raise AgentError(
             403,
             "session_stopped",
-            f"session {found.id} is stopped ({reason})",
-            evidence={"session_id": str(found.id), "stop_reason": reason},
+            f"session {session.id} is stopped ({reason})",
+            evidence={"session_id": str(session.id), "stop_reason": reason},
             suggested_command=f"{CREATE_SESSION} for a new session",
         )
-    connection.scope.setdefault("state", {})[SESSION] = found
-    return found
 
 
 def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AgentSession:

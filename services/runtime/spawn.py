@@ -27,12 +27,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.agent_spawn import Spawn, Spawned, SpawnRequest
 from contracts.payloads.agent_session import PermissionPolicy
-from libs.domain.agent_session import STOPPED, AgentSession, wider_permissions
+from libs.domain.agent_session import AgentSession, wider_permissions
 from libs.readmodels import agent_sessions
 from libs.readmodels.schema import SPAWN_LOCK_CLASS
 from libs.web.diagnostics import AgentError
 from libs.web.openapi import ERRORS
-from services.runtime.auth import CREATE_SESSION, SESSION_ERRORS, session_of
+from services.runtime.auth import CREATE_SESSION, SESSION_ERRORS, refuse_if_stopped, session_of
 from services.runtime.sessions import permission_policy
 from services.runtime.state import runtime_state
 from services.runtime.views import detail, lineage, row_of
@@ -116,15 +116,7 @@ async def _workspace_turn(pool: AsyncConnectionPool, workspace_id: str) -> Async
 
 
 def _permissions(parent: AgentSession, data: SpawnRequest) -> PermissionPolicy:
-    if parent.state == STOPPED:
-        reason = parent.stopped.reason if parent.stopped else "stopped"
-        raise AgentError(
-            403,
-            "session_stopped",
-            f"session {parent.id} is stopped ({reason})",
-            evidence={"session_id": str(parent.id), "stop_reason": reason},
-            suggested_command=f"{CREATE_SESSION} for a new session",
-        )
+    refuse_if_stopped(parent)
     allowed = parent.details.permissions
     if data.permissions is None:
         return allowed
