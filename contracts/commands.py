@@ -23,6 +23,15 @@ class StartOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):
     max_cost_usd: float | None = None  # the run's own limit (None: the definition's)
 
 
+class ResumeOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """A person's response to the gate an orchestration run is paused at (spec 004's resume), to
+    review, which records it once; the planner then goes on with the run."""
+
+    workspace_id: str
+    run_id: str  # spec 004's
+    response: Any  # as the client sent it: an object of field -> value, or a plain string
+
+
 class DecideReviewCommand(msgspec.Struct, frozen=True):
     workspace_id: str
     task_id: str
@@ -62,6 +71,7 @@ class CommandReply(msgspec.Struct, frozen=True, omit_defaults=True):
     seq: int = 0
     task_ids: list[str] = []
     run_id: str | None = None  # a started orchestration run's (spec 004's `run_id`)
+    gate: str | None = None  # the pause of an orchestration run a resume answered
     status: str | None = None
     # An asked question's expiry (epoch ms): the asking run waits for its outcome until then.
     expires_at: int | None = None

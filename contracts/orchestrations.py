@@ -110,6 +110,13 @@ class RunOrchestration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     max_cost_usd: Annotated[float, msgspec.Meta(gt=0)] | None = None  # this run's, over the definition's
 
 
+class ResumeOrchestration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /api/v1/orchestrations/runs/{run_id}/resume`: the response to the gate the run is
+    paused at, field name -> value (a plain string when the gate has a single text field)."""
+
+    response: dict[str, Any] | str
+
+
 class StepHistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     step_id: str
     step_name: str

@@ -26,6 +26,7 @@ START_ORCHESTRATION = "cmd.planner.start-orchestration"
 DECIDE_REVIEW = "cmd.review.decide"
 ASK_QUESTION = "cmd.review.ask"
 ANSWER_QUESTION = "cmd.review.answer"
+RESUME_ORCHESTRATION = "cmd.review.resume-orchestration"
 # Spec 002's leases, from the agent runtime's edge to the owner of Runs.
 CLAIM_RUN = "cmd.executor.claim-run"
 UNDER_LEASE = "cmd.executor.under-lease"

@@ -55,6 +55,16 @@ class OrchestrationRunPaused(Payload, frozen=True, kw_only=True):
     prompt: str
     fields: list[dict[str, Any]]
     agent_context: str | None = None
+    gate: str = ""  # which pause of the run this is ("<step_id>@<visit>"): the gate a resume answers
+
+
+class OrchestrationRunResumed(Payload, frozen=True, kw_only=True):
+    """A person answered the run's gate (review's `input_gate.answered`): each field's value is
+    written to its state key, and the human step is completed."""
+
+    step_id: str
+    gate: str
+    values: dict[str, Any]
 
 
 class OrchestrationRunCompleted(Payload, frozen=True, kw_only=True):
@@ -74,6 +84,7 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "orchestration_run.step_dispatched": OrchestrationRunStepDispatched,
     "orchestration_run.step_completed": OrchestrationRunStepCompleted,
     "orchestration_run.paused": OrchestrationRunPaused,
+    "orchestration_run.resumed": OrchestrationRunResumed,
     "orchestration_run.completed": OrchestrationRunCompleted,
     "orchestration_run.failed": OrchestrationRunFailed,
 }

@@ -1,10 +1,13 @@
-"""Gates: human decision points (a task's review, an agent's question), owned by the review service."""
+"""Gates: human decision points (a task's review, an agent's question, an orchestration's human
+step), owned by the review service."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from contracts.payloads.gate import GateDecided, GateOpened
+from contracts.payloads.input_gate import InputGateAnswered, InputGateOpened
 from contracts.payloads.question_gate import QuestionGateAnswered, QuestionGateAsked, QuestionGateExpired
 from contracts.questions import QuestionItem, ToolRef
 from libs.domain.base import WorkspaceAggregate, derived_id
@@ -138,3 +141,44 @@ class QuestionGate(WorkspaceAggregate):
 
         def apply(self, gate: QuestionGate) -> None:
             gate.status = "expired"
+
+
+HUMAN_INPUT = "human_input"
+
+
+def input_gate_id(orchestration_run_id: str, gate: str) -> UUID:
+    """One gate per pause of a run (a loop that pauses at a step again is a new gate)."""
+    return derived_id("gate", HUMAN_INPUT, orchestration_run_id, gate)
+
+
+class InputGate(WorkspaceAggregate):
+    """A person's answer to a human step of an orchestration run (spec 004's resume), kept so
+    that the run is resumed once per pause, and a retried resume is told from another."""
+
+    class Opened(WorkspaceAggregate.Created):
+        payload: InputGateOpened
+
+    def __init__(self, workspace_id: str, payload: InputGateOpened) -> None:
+        self.workspace_id = workspace_id
+        self.opened = payload
+        self.response: dict[str, Any] | None = None
+
+    @classmethod
+    def open(cls, workspace_id: str, opened: InputGateOpened) -> InputGate:
+        gate_id = input_gate_id(opened.task_id, opened.gate)
+        return cls._create(cls.Opened, id=gate_id, workspace_id=workspace_id, payload=opened)
+
+    def answer(self, response: dict[str, Any]) -> None:
+        if self.response is not None:
+            raise GateClosed(f"run {self.opened.run_id} was already resumed at {self.opened.step_id}")
+        o = self.opened
+        answered = InputGateAnswered(
+            task_id=o.task_id, run_id=o.run_id, step_id=o.step_id, gate=o.gate, response=response
+        )
+        self.emit(self.Answered, answered)
+
+    class Answered(WorkspaceAggregate.Event):
+        payload: InputGateAnswered
+
+        def apply(self, gate: InputGate) -> None:
+            gate.response = self.payload.response

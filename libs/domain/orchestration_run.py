@@ -17,6 +17,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunCompleted,
     OrchestrationRunFailed,
     OrchestrationRunPaused,
+    OrchestrationRunResumed,
     OrchestrationRunStarted,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
@@ -61,6 +62,7 @@ class OrchestrationRun(WorkspaceAggregate):
         self.status = RUNNING
         self.visits: dict[str, int] = {}
         self.dispatched: OrchestrationRunStepDispatched | None = None  # the agent step under way
+        # The run's last pause (kept once it is resumed: a resume retried is told from another by it).
         self.paused: OrchestrationRunPaused | None = None
         self.response: str | None = None
 
@@ -127,6 +129,12 @@ class OrchestrationRun(WorkspaceAggregate):
         self._require(RUNNING)
         self.emit(self.Paused, paused)
 
+    def resume(self, resumed: OrchestrationRunResumed) -> None:
+        self._require(PAUSED)
+        if self.paused is None or resumed.gate != self.paused.gate:
+            raise IllegalTransition(f"orchestration run {self.run_id} is not paused at {resumed.gate}")
+        self.emit(self.Resumed, resumed)
+
     def complete(self, response: str) -> None:
         self._require(RUNNING)
         self.emit(self.Completed, OrchestrationRunCompleted(response=response))
@@ -170,6 +178,14 @@ class OrchestrationRun(WorkspaceAggregate):
             run.status = PAUSED
             run.paused = self.payload
             run._last(status=PAUSED)
+
+    class Resumed(WorkspaceAggregate.Event):
+        payload: OrchestrationRunResumed
+
+        def apply(self, run: OrchestrationRun) -> None:
+            run.status = RUNNING
+            run.shared_state.update(self.payload.values)
+            run._last(status=COMPLETED)
 
     class Completed(WorkspaceAggregate.Event):
         payload: OrchestrationRunCompleted

@@ -15,6 +15,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunCompleted,
     OrchestrationRunFailed,
     OrchestrationRunPaused,
+    OrchestrationRunResumed,
     OrchestrationRunStarted,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepStarted,
@@ -31,7 +32,9 @@ def _json(value: Any) -> str:
 
 def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str]:
     """Few events, written as they come, in order; the runs whose status changed, and to what
-    (announced with the projector's position, so a waiting request needs no query)."""
+    (announced with the projector's position, so a waiting request needs no query): a pause
+    names its gate (`status_token`), so a resume can wait for the run to move past the one it
+    answered."""
     changed: dict[str, str] = {}
     for e in events:
         match e.payload:
@@ -66,7 +69,14 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
                     f"step_history = {_LAST}, updated_at = %s WHERE id = %s",
                     (_json(msgspec.to_builtins(p)), _json({"status": "paused"}), e.occurred_at, e.aggregate_id),
                 )
-                changed[e.aggregate_id] = "paused"
+                changed[e.aggregate_id] = status_token("paused", p.gate)
+            case OrchestrationRunResumed() as p:
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET status = 'running', shared_state = shared_state || %s::jsonb, "
+                    f"human_input_required = NULL, step_history = {_LAST}, updated_at = %s WHERE id = %s",
+                    (_json(p.values), _json({"status": "completed"}), e.occurred_at, e.aggregate_id),
+                )
+                changed[e.aggregate_id] = "running"
             case OrchestrationRunCompleted() as p:
                 cur.execute(
                     "UPDATE rm_orchestration_runs SET status = 'completed', response = %s, "
@@ -85,6 +95,11 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
                 )
                 changed[e.aggregate_id] = "failed"
     return changed
+
+
+def status_token(status: str, gate: str | None) -> str:
+    """A run's status as waiters see it: `paused:<gate>` while paused, else the status."""
+    return f"{status}:{gate}" if status == "paused" else status
 
 
 _COLUMNS = "run_id, workspace_id, orchestration_id, status, response, shared_state, step_history, human_input_required"

@@ -13,19 +13,21 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, JSONBody
 
-from contracts.commands import StartOrchestrationCommand
+from contracts.commands import ResumeOrchestrationCommand, StartOrchestrationCommand
 from contracts.orchestrations import (
     OrchestrationDetail,
     OrchestrationRunAnswer,
     OrchestrationSummary,
+    ResumeOrchestration,
     RunOrchestration,
 )
-from contracts.subjects import START_ORCHESTRATION
+from contracts.subjects import RESUME_ORCHESTRATION, START_ORCHESTRATION
 from libs.domain.orchestration_run import orchestration_run_id
 from libs.readmodels import orchestration_runs
 from libs.web.auth import caller
 from libs.web.commands import send
 from libs.web.errors import ApiError
+from libs.web.openapi import ERRORS
 from services.gateway.state import GatewayState, gateway_state
 
 PATH = "/api/v1/orchestrations"
@@ -69,19 +71,46 @@ async def run_orchestration(
     return await settled_answer(state, workspace, reply.run_id)
 
 
-async def settled_answer(state: GatewayState, workspace: str, run_id: str) -> OrchestrationRunAnswer:
-    """The run's answer once it has completed, paused or failed (or the wait ran out)."""
+NOT_PAUSED = {ERRORS: {409: "The run is not paused at a human step (and this is not the resume that resumed it)."}}
+
+
+@post(PATH + "/runs/{run_id:str}/resume", status_code=200, opt=NOT_PAUSED)
+async def resume_run(
+    request: Request[Any, Any, Any], run_id: FromPath[str], data: JSONBody[ResumeOrchestration]
+) -> OrchestrationRunAnswer:
+    """Review records the response (or refuses it); the answer is the run's once it has moved
+    past the gate answered: completed, paused at another gate, or failed."""
+    state, workspace = gateway_state(request), caller(request).workspace_id
+    command = ResumeOrchestrationCommand(workspace_id=workspace, run_id=run_id, response=data.response)
+    reply = await send(state.broker, RESUME_ORCHESTRATION, command, state.settings.command_timeout_s)
+    state.watch.wrote(reply.seq)
+    return await settled_answer(state, workspace, run_id, past=reply.gate)
+
+
+async def settled_answer(
+    state: GatewayState, workspace: str, run_id: str, past: str | None = None
+) -> OrchestrationRunAnswer:
+    """The run's answer once it has completed, paused or failed (or the wait ran out); paused at
+    another gate than `past`, the one a resume answered."""
     run_uuid = str(orchestration_run_id(run_id))
+    answered = orchestration_runs.status_token("paused", past) if past is not None else None
 
     async def current() -> str | None:
         row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
-        return row["status"] if row else None
+        return _token(row) if row else None
 
-    await state.watch.status_reaches(run_uuid, SETTLED.__contains__, current, state.settings.orchestration_wait_s)
+    def settled(token: str | None) -> bool:
+        return token is not None and token.partition(":")[0] in SETTLED and token != answered
+
+    await state.watch.status_reaches(run_uuid, settled, current, state.settings.orchestration_wait_s)
     row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
-    if row is None:
+    if row is None or _token(row) == answered:  # still at the gate answered: going on
         return OrchestrationRunAnswer(status="running", run_id=run_id)
     return answer(row)
+
+
+def _token(row: dict[str, Any]) -> str:
+    return orchestration_runs.status_token(row["status"], (row["human_input_required"] or {}).get("gate"))
 
 
 def answer(row: dict[str, Any]) -> OrchestrationRunAnswer:
@@ -102,4 +131,4 @@ def answer(row: dict[str, Any]) -> OrchestrationRunAnswer:
     return OrchestrationRunAnswer(status="running", run_id=run_id)
 
 
-ROUTES = [list_orchestrations, get_orchestration, run_orchestration]
+ROUTES = [list_orchestrations, get_orchestration, run_orchestration, resume_run]

@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts.commands import CommandError, CommandReply, SubmitTasksCommand
 from contracts.events import Event, EventEnvelope, typed
 from contracts.payloads.gate import GateDecided
+from contracts.payloads.input_gate import InputGateAnswered
 from contracts.payloads.pull_request import PullRequestFailed, PullRequestOpened, PullRequestSkipped
 from contracts.payloads.run import RunBudgetStopped, RunFailed, RunLeaseExpired, RunReleased, RunStarted, RunSucceeded
 from contracts.payloads.shapes import SubtaskResult
@@ -43,7 +44,7 @@ SUBMIT_ATTEMPTS = 8
 PullRequestEvent = PullRequestOpened | PullRequestSkipped | PullRequestFailed
 RunEnd = RunSucceeded | RunFailed | RunBudgetStopped | RunReleased  # RunLeaseExpired is a RunFailed
 # A run's, a gate's or a pull request's event: about one task, which its payload names.
-AboutATask = RunStarted | RunEnd | GateDecided | PullRequestEvent
+AboutATask = RunStarted | RunEnd | GateDecided | PullRequestEvent | InputGateAnswered
 
 
 def new_task(
@@ -199,8 +200,11 @@ def _react(event: Event[Any], batch: Batch, store: EventStore, slots: Slots) -> 
         batch.orchestrations.get(UUID(p.task_id)) if task is None and isinstance(p, AboutATask) else None
     )
     if orchestration_run is not None:
-        if isinstance(p, RunEnd):  # only how its step's Run ends moves it on
+        # Only how its step's Run ends, or a person's answer at its gate, moves it on.
+        if isinstance(p, RunEnd):
             orchestrating.on_run_end(orchestration_run, event, store)
+        elif isinstance(p, InputGateAnswered):
+            orchestrating.on_answer(orchestration_run, event, store)
         return
     if task is None:
         log.warning("%s %s refers to an unknown task", event.type, event.seq)
@@ -369,9 +373,9 @@ REACTIONS: dict[str, Callable[[Task, Event[Any], Batch, DispatchGate], None]] = 
     "pull_request.skipped": _pull_request,
     "pull_request.failed": _pull_request,
 }
-# Every event type the batch handler decodes and reacts to: the tasks' reactions, and the
-# workspace's purge and config changes.
-REACTED = frozenset({*REACTIONS, "workspace.purged", "workspace.config_updated"})
+# Every event type the batch handler decodes and reacts to: the tasks' reactions, the
+# workspace's purge and config changes, and the answers at orchestration runs' gates.
+REACTED = frozenset({*REACTIONS, "workspace.purged", "workspace.config_updated", "input_gate.answered"})
 
 
 class Drafts:

@@ -24,6 +24,7 @@ SUBJECTS = (
     "events.*.run.lease_expired",
     "events.*.run.released",
     "events.*.gate.decided",
+    "events.*.input_gate.answered",
     aggregate_events("pull_request"),
     "events.*.workspace.purged",
     "events.*.workspace.config_updated",

@@ -21,19 +21,22 @@ from contracts.commands import CommandError, CommandReply, StartOrchestrationCom
 from contracts.events import Event
 from contracts.files import FileRef
 from contracts.orchestrations import AgentStep, ConditionStep, HumanField, HumanStep, Orchestration, Step
+from contracts.payloads.input_gate import InputGateAnswered
 from contracts.payloads.orchestration_run import (
     OrchestrationRunPaused,
+    OrchestrationRunResumed,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
 )
 from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
 from libs.domain.errors import DomainError
-from libs.domain.orchestration_run import RUNNING, OrchestrationRun
+from libs.domain.orchestration_run import PAUSED, RUNNING, OrchestrationRun
 from libs.domain.run import Run, run_id_for
 from libs.eventstore.blobs import stored
 from libs.eventstore.store import EventStore
 from libs.orchestrations.checks import PLACEHOLDER, check
 from libs.orchestrations.definitions import digest_of
+from libs.orchestrations.stored import definition_of as stored_definition
 from libs.pricing import PriceTable
 
 log = logging.getLogger(__name__)
@@ -86,14 +89,7 @@ def start(raw: bytes, store: EventStore) -> CommandReply:
 
 
 def definition_of(run: OrchestrationRun, store: EventStore) -> Orchestration:
-    return _definition(store, run.workspace_id, run.definition.digest)
-
-
-@functools.lru_cache(maxsize=256)
-def _definition(store: EventStore, workspace_id: str, digest: str) -> Orchestration:
-    # A blob never changes: a definition read once is the same for every later step.
-    content = store.blobs.load(workspace_id, [digest])[digest]
-    return msgspec.json.decode(content, type=Orchestration)
+    return stored_definition(store, run.workspace_id, run.definition.digest)
 
 
 def advance(run: OrchestrationRun, orchestration: Orchestration, at: int) -> None:
@@ -111,7 +107,7 @@ def advance(run: OrchestrationRun, orchestration: Orchestration, at: int) -> Non
             run.dispatch_step(_dispatch(run, step, visit, 1))
             return
         if isinstance(step, HumanStep):
-            run.pause(_paused(run, step))
+            run.pause(_paused(run, step, visit))
             return
         taken = run.shared_state.get(step.key) == step.equals
         run.complete_step(OrchestrationRunStepCompleted(step_id=step.id, next_step=step.goto if taken else None))
@@ -150,16 +146,34 @@ def _dispatch(
     )
 
 
-def _paused(run: OrchestrationRun, step: HumanStep) -> OrchestrationRunPaused:
+def _paused(run: OrchestrationRun, step: HumanStep, visit: int) -> OrchestrationRunPaused:
     fields = [_field(f) for f in step.fields]
     context = render(step.agent_context, run.shared_state) if step.agent_context else None
-    return OrchestrationRunPaused(step_id=step.id, prompt=step.prompt, fields=fields, agent_context=context)
+    gate = f"{step.id}{VISIT}{visit}"
+    return OrchestrationRunPaused(step_id=step.id, prompt=step.prompt, fields=fields, agent_context=context, gate=gate)
 
 
 def _field(field: HumanField) -> dict[str, Any]:
     """A field as spec 004 shows it: a select's options joined by commas, no options otherwise."""
     shown = {k: v for k, v in msgspec.to_builtins(field).items() if k != "options"}
     return {**shown, "options": ",".join(field.options)} if field.type == "select" else shown
+
+
+# --- a person's answer at the run's gate ----------------------------------------------------------
+
+
+def on_answer(run: OrchestrationRun, event: Event[Any], store: EventStore) -> None:
+    """Review recorded the response to the gate the run is paused at: each field's value goes to
+    its state key, and the run goes on after the human step. An answer to a pause the run is no
+    longer at (redelivered, or the run failed meanwhile) changes nothing."""
+    p: InputGateAnswered = event.payload
+    if run.status != PAUSED or run.paused is None or run.paused.gate != p.gate:
+        log.info("ignored %s (seq %d) for orchestration run %s", event.type, event.seq, run.run_id)
+        return
+    orchestration = definition_of(run, store)
+    at = next(i for i, s in enumerate(orchestration.steps) if s.id == p.step_id)
+    run.resume(OrchestrationRunResumed(step_id=p.step_id, gate=p.gate, values=p.response))
+    advance(run, orchestration, at + 1)
 
 
 # --- the end of an agent step's Run ------------------------------------------------------------

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import psycopg
 
-from contracts.subjects import ANSWER_QUESTION, ASK_QUESTION, DECIDE_REVIEW
+from contracts.subjects import ANSWER_QUESTION, ASK_QUESTION, DECIDE_REVIEW, RESUME_ORCHESTRATION
 from libs.bus.consumer import Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.runtime import CommandHandler, Service, Started, batch_in_thread, command_in_thread, run
-from services.review import handlers
+from services.review import handlers, resuming
 
 
 @dataclass
@@ -42,6 +42,7 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
         DECIDE_REVIEW: command_in_thread(handlers.decide, store),
         ASK_QUESTION: command_in_thread(handlers.ask, store, settings.question_expiry_s),
         ANSWER_QUESTION: command_in_thread(handlers.answer, store),
+        RESUME_ORCHESTRATION: command_in_thread(resuming.resume, store),
     }
 
 

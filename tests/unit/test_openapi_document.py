@@ -27,7 +27,7 @@ CONFIG = "/api/v1/workspaces/{workspace_id}/orchestration"
 # What each route can answer besides its success, read from the routes, the guard and the
 # exception handlers: 401/403 the guard (an admin route takes a token, never revoked), 503 the
 # database or an owner away, 404 an id the caller cannot see, 400 a parameter or body refused,
-# 413 a body too large, 409 a workspace that exists, 410 a resume point before a purge.
+# 413 a body too large, 409 a workspace that exists or a run not paused, 410 a resume point before a purge.
 KEY = {401, 403, 503}
 ADMIN = {401, 503}
 EXPECTED = {
@@ -56,6 +56,7 @@ EXPECTED = {
     ("get", "/api/v1/orchestrations"): KEY,
     ("get", "/api/v1/orchestrations/{orch_id}"): KEY | {404},
     ("post", "/api/v1/orchestrations/{orch_id}/run"): KEY | {400, 404, 413},
+    ("post", "/api/v1/orchestrations/runs/{run_id}/resume"): KEY | {400, 404, 409, 413},
 }
 
 

@@ -10,10 +10,12 @@ import pytest
 
 from contracts.commands import CommandReply, StartOrchestrationCommand
 from contracts.events import Event
+from contracts.payloads.input_gate import InputGateAnswered
 from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
 from contracts.payloads.run import RunFailed, RunSucceeded
 from contracts.payloads.shapes import RunOutput
 from libs.domain.orchestration_run import COMPLETED, FAILED, PAUSED, RUNNING, OrchestrationRun
+from libs.orchestrations import stored
 from libs.orchestrations.definitions import parse
 from services.planner import orchestrating
 
@@ -102,7 +104,7 @@ def _succeeded(run: OrchestrationRun, summary: str) -> Event[RunSucceeded]:
 
 @pytest.fixture(autouse=True)
 def _fresh_definitions() -> None:
-    orchestrating._definition.cache_clear()
+    stored.definition_of.cache_clear()
 
 
 def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_agent_step() -> None:
@@ -191,6 +193,37 @@ def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the
 
     orchestrating.on_run_end(run, failed(False), store)  # type: ignore[arg-type]
     assert run.status == FAILED and run.response == "step step-write failed: boom"
+
+
+def _answered(run: OrchestrationRun, gate: str, response: dict[str, Any]) -> Event[InputGateAnswered]:
+    p = InputGateAnswered(task_id=str(run.id), run_id=run.run_id, step_id="step-ok", gate=gate, response=response)
+    return Event(
+        seq=9, type="input_gate.answered", workspace_id="ws", aggregate_id="g", version=2, occurred_at=0, payload=p
+    )
+
+
+def test_an_answer_at_the_gate_writes_its_fields_to_the_state_and_the_run_goes_on() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
+    assert run.paused is not None and run.paused.gate == "step-ok@1"
+
+    orchestrating.on_answer(run, _answered(run, "step-ok@1", {"verdict": "publish"}), store)  # type: ignore[arg-type]
+
+    assert run.status == RUNNING and run.shared_state["verdict"] == "publish"
+    assert [(s.step_id, s.status) for s in run.step_history][-2:] == [("step-ok", "completed"), ("step-end", "running")]
+    assert run.dispatched is not None and run.dispatched.description == "Close owls hoot"
+
+
+def test_an_answer_to_a_pause_the_run_is_not_at_changes_nothing() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
+    before = len(run.pending_events)
+
+    orchestrating.on_answer(run, _answered(run, "step-ok@2", {"verdict": "publish"}), store)  # type: ignore[arg-type]
+
+    assert run.status == PAUSED and len(run.pending_events) == before and "verdict" not in run.shared_state
 
 
 def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None:

@@ -16,6 +16,7 @@ from contracts.events import Event, EventEnvelope, UnknownEventType, typed
 from contracts.payloads import PAYLOADS
 from contracts.payloads.agent_session import PermissionPolicy
 from contracts.payloads.agent_soul import AgentSoulSet
+from contracts.payloads.input_gate import InputGateOpened
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
@@ -26,7 +27,7 @@ from libs.domain.agent_session import AgentSession
 from libs.domain.agent_soul import AgentSoul
 from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.channel import Channel, parse_name
-from libs.domain.gate import Gate, QuestionGate
+from libs.domain.gate import Gate, InputGate, QuestionGate
 from libs.domain.ledger import Ledger
 from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
@@ -187,10 +188,11 @@ def a_whole_life() -> list[Aggregate]:
     return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
 
 
-def _orchestration_runs() -> list[OrchestrationRun]:
+def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
     from contracts.files import FileRef
     from contracts.payloads.orchestration_run import (
         OrchestrationRunPaused,
+        OrchestrationRunResumed,
         OrchestrationRunStepCompleted,
         OrchestrationRunStepDispatched,
     )
@@ -206,11 +208,19 @@ def _orchestration_runs() -> list[OrchestrationRun]:
     )  # fmt: skip
     run.complete_step(OrchestrationRunStepCompleted(step_id="step-one", output="answer", value="hi", turns=1))
     run.start_step("step-ok", "OK?", "human")
-    run.pause(OrchestrationRunPaused(step_id="step-ok", prompt="OK?", fields=[{"name": "ok", "type": "bool"}]))
+    run.pause(
+        OrchestrationRunPaused(
+            step_id="step-ok", prompt="OK?", fields=[{"name": "ok", "type": "bool"}], gate="step-ok@1"
+        )
+    )
+    opened = InputGateOpened(task_id=str(run.id), run_id=run.run_id, step_id="step-ok", gate="step-ok@1")
+    gate = InputGate.open(WORKSPACE, opened)
+    gate.answer({"ok": True})
+    run.resume(OrchestrationRunResumed(step_id="step-ok", gate="step-ok@1", values={"ok": True}))
     run.fail("stopped")
     done = OrchestrationRun.start(WORKSPACE, "run_orch-a_2", "orch-a", REF["digest"], definition, "hi", "query", None)
     done.complete("orch-a complete")
-    return [run, done]
+    return [run, gate, done]
 
 
 def _result(subtask_id: str, summary: str) -> SubtaskResult:
