@@ -122,5 +122,6 @@ def create_app(settings: Settings) -> Litestar:
     livelogs.document(app.openapi_schema)
     routes.document(app.openapi_schema)
     workspaces.document(app.openapi_schema)
+    orchestrations.document(app.openapi_schema)
     openapi.document(app)
     return app

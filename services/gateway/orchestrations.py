@@ -1,8 +1,11 @@
-"""Spec 004's orchestration definitions over HTTP: the list and one definition in full.
+"""Spec 004's orchestrations over HTTP: the definitions, runs and resumes, answered at once or
+streamed.
 
 The definitions are the gateway's (read from ORCHESTRATIONS_DIR at start, the same for every
 workspace); a key of any workspace reads them. A run is the planner's: `POST .../run` sends it the
-definition it serves and waits (read-your-writes) until the run completes, pauses or fails.
+definition it serves and waits (read-your-writes) until the run completes, pauses or fails. A
+resume is review's to record. The `/stream` forms answer with the run's events as SSE
+(`runstream.py`) instead of waiting.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody
+from litestar.response import Stream
 
 from contracts.commands import ResumeOrchestrationCommand, StartOrchestrationCommand
 from contracts.orchestrations import (
@@ -28,6 +33,8 @@ from libs.web.auth import caller
 from libs.web.commands import send
 from libs.web.errors import ApiError
 from libs.web.openapi import ERRORS
+from libs.web.sse import sse_response
+from services.gateway import runstream
 from services.gateway.state import GatewayState, gateway_state
 
 PATH = "/api/v1/orchestrations"
@@ -55,6 +62,23 @@ async def run_orchestration(
     request: Request[Any, Any, Any], orch_id: FromPath[str], data: JSONBody[RunOrchestration]
 ) -> OrchestrationRunAnswer:
     state, workspace = gateway_state(request), caller(request).workspace_id
+    run_id = await _start(state, workspace, orch_id, data)
+    return await settled_answer(state, workspace, run_id)
+
+
+@post(PATH + "/{orch_id:str}/run/stream", status_code=200)
+async def stream_orchestration(
+    request: Request[Any, Any, Any], orch_id: FromPath[str], data: JSONBody[RunOrchestration]
+) -> Stream:
+    """As `run`, answered with the run's events as SSE (runstream.py) until it completes,
+    pauses or fails."""
+    state, workspace = gateway_state(request), caller(request).workspace_id
+    run_id = await _start(state, workspace, orch_id, data)
+    return sse_response(request, runstream.follow(state, orchestration_run_id(run_id), run_id))
+
+
+async def _start(state: GatewayState, workspace: str, orch_id: str, data: RunOrchestration) -> str:
+    """Starts a run (the planner's); its run_id."""
     found = state.orchestrations.definitions.get(orch_id)
     if found is None:
         raise ApiError(404, "Not found", f"orchestration {orch_id} not found")
@@ -68,7 +92,7 @@ async def run_orchestration(
     reply = await send(state.broker, START_ORCHESTRATION, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
     assert reply.run_id is not None
-    return await settled_answer(state, workspace, reply.run_id)
+    return reply.run_id
 
 
 NOT_PAUSED = {ERRORS: {409: "The run is not paused at a human step (and this is not the resume that resumed it)."}}
@@ -81,10 +105,26 @@ async def resume_run(
     """Review records the response (or refuses it); the answer is the run's once it has moved
     past the gate answered: completed, paused at another gate, or failed."""
     state, workspace = gateway_state(request), caller(request).workspace_id
+    gate = await _resume(state, workspace, run_id, data)
+    return await settled_answer(state, workspace, run_id, past=gate)
+
+
+@post(PATH + "/runs/{run_id:str}/resume/stream", status_code=200, opt=NOT_PAUSED)
+async def stream_resume(
+    request: Request[Any, Any, Any], run_id: FromPath[str], data: JSONBody[ResumeOrchestration]
+) -> Stream:
+    """As `resume`, answered with the run's events from after the gate answered, as SSE."""
+    state, workspace = gateway_state(request), caller(request).workspace_id
+    gate = await _resume(state, workspace, run_id, data)
+    return sse_response(request, runstream.follow(state, orchestration_run_id(run_id), run_id, past_gate=gate))
+
+
+async def _resume(state: GatewayState, workspace: str, run_id: str, data: ResumeOrchestration) -> str | None:
+    """Has review record the response; the gate it answered."""
     command = ResumeOrchestrationCommand(workspace_id=workspace, run_id=run_id, response=data.response)
     reply = await send(state.broker, RESUME_ORCHESTRATION, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
-    return await settled_answer(state, workspace, run_id, past=reply.gate)
+    return reply.gate
 
 
 async def settled_answer(
@@ -131,4 +171,21 @@ def answer(row: dict[str, Any]) -> OrchestrationRunAnswer:
     return OrchestrationRunAnswer(status="running", run_id=run_id)
 
 
-ROUTES = [list_orchestrations, get_orchestration, run_orchestration, resume_run]
+ROUTES = [list_orchestrations, get_orchestration, run_orchestration, stream_orchestration, resume_run, stream_resume]
+
+# What each SSE route's frames carry; Litestar documents a stream as JSON.
+FRAMES = (
+    "SSE frames: event=<type>, id=<seq of the event it comes from>, data=JSON. Types: step_start, "
+    "step_complete, agent_turn, tool_execution, tool_result, human_input_required, orchestration_complete, "
+    "orchestration_error, done (the last frame). A client that drops resumes from the events feed "
+    "(GET /api/v1/workspaces/{workspaceID}/orchestration/events?since_seq=<last id>)."
+)
+
+
+def document(openapi: OpenAPI) -> None:
+    for path in (PATH + "/{orch_id}/run/stream", PATH + "/runs/{run_id}/resume/stream"):
+        operation = (openapi.paths or {})[path].post
+        assert operation is not None and operation.responses is not None
+        operation.responses["200"].content = {
+            "text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description=FRAMES))
+        }

@@ -57,6 +57,15 @@ class ProjectionWatch:
                     return self.position >= seq
         return True
 
+    async def moved(self, position: int, timeout: float) -> bool:
+        """Waits (at most `timeout`) for the projector to pass `position`: something was appended
+        after it. A follower of the log sleeps on this between its reads."""
+        async with self._waiting(timeout) as next_notice:
+            while self.position <= position:
+                if not await next_notice():
+                    return False
+        return True
+
     async def status_change(
         self, task_id: str, status: str, current: Callable[[], Awaitable[str | None]], timeout: float
     ) -> str | None:

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from operator import itemgetter
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar import Request
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import SEQ_PATTERN, EventEnvelope, FeedEvent, public_payload
 from libs.eventstore.store import EventStore
 from libs.readmodels import feed_reads, workspace_reads
-from libs.web.auth import key_checker
 from libs.web.errors import ApiError, refused_pattern
+from libs.web.sse import CONNECTED, KEEPALIVE_S
 from services.stream.broadcast import Broadcaster, Overflowed
 
 PAGE = 1000
-KEEPALIVE_S = 15.0
-RECONNECT_MS = 1000
 _encoder = msgspec.json.Encoder()
 
 
@@ -50,7 +45,7 @@ async def events_feed(
     try:
         # Opens the stream at once (proxies and clients see it live) and sets the
         # reconnection delay; a comment, so no event is dispatched.
-        yield b": connected\nretry: %d\n\n" % RECONNECT_MS
+        yield CONNECTED
         last = since
         async for chunk, end in replay(
             since,
@@ -179,30 +174,3 @@ async def kept_after(pool: AsyncConnectionPool, workspace_id: str, asked: int | 
             f"resume with since_seq={kept} (or omit it) to get what came after the purge",
         )
     return kept
-
-
-async def until_revoked(
-    feed: AsyncGenerator[bytes, None], still_valid: Callable[[], Awaitable[bool]]
-) -> AsyncGenerator[bytes, None]:
-    """`feed`, ended once its key is revoked: checked at most every KEEPALIVE_S, and the feed
-    yields at least that often (a keep-alive when idle)."""
-    checked = time.monotonic()
-    try:
-        async for chunk in feed:
-            yield chunk
-            if time.monotonic() - checked >= KEEPALIVE_S:
-                checked = time.monotonic()
-                if not await still_valid():
-                    return
-    finally:
-        await feed.aclose()
-
-
-def sse_response(request: Request[Any, Any, Any], feed: AsyncGenerator[bytes, None]) -> Stream:
-    """A plain stream of pre-encoded SSE bytes (frames ready together leave in one write), that
-    ends once the caller's key is revoked."""
-    return Stream(
-        until_revoked(feed, key_checker(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )

@@ -15,7 +15,8 @@ from libs.observability.logs import redact
 from libs.readmodels import dump
 from libs.web.auth import workspace_of
 from libs.web.openapi import ERRORS
-from services.stream.feed import LastEventId, SinceSeq, events_feed, kept_after, resume_point, sse_response
+from libs.web.sse import sse_response
+from services.stream.feed import LastEventId, SinceSeq, events_feed, kept_after, resume_point
 from services.stream.state import StreamState, stream_state
 
 # Path parameters keep spec 001's name (`workspaceID`), so the OpenAPI document matches it.

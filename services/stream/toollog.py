@@ -25,17 +25,16 @@ from contracts.toollog import ToolCallEntry
 from libs.eventstore.store import EventStore
 from libs.readmodels import toolcall_reads, toolcalls
 from libs.web.auth import workspace_of
+from libs.web.sse import CONNECTED, sse_response
 from services.stream.broadcast import Broadcaster
 from services.stream.feed import (
     PAGE,
-    RECONNECT_MS,
     LastEventId,
     SinceSeq,
     kept_after,
     live,
     replay,
     resume_point,
-    sse_response,
 )
 from services.stream.routes import PREFIX, PURGED
 from services.stream.state import stream_state
@@ -61,7 +60,7 @@ async def tool_log_feed(
         # From now on: the queue was registered first, so every call committed after this read
         # reaches it; read before `: connected`, so a client that has had that comment misses none.
         last = await asyncio.to_thread(store.head) if since is None else since
-        yield b": connected\nretry: %d\n\n" % RECONNECT_MS
+        yield CONNECTED
         if since is not None:
             async for chunk, end in replay(
                 since,

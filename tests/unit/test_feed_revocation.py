@@ -6,8 +6,8 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from services.stream import feed
-from services.stream.feed import until_revoked
+from libs.web import sse as feed
+from libs.web.sse import until_revoked
 
 
 async def test_a_feed_ends_once_its_key_is_revoked(monkeypatch: pytest.MonkeyPatch) -> None:

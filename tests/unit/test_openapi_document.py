@@ -56,7 +56,9 @@ EXPECTED = {
     ("get", "/api/v1/orchestrations"): KEY,
     ("get", "/api/v1/orchestrations/{orch_id}"): KEY | {404},
     ("post", "/api/v1/orchestrations/{orch_id}/run"): KEY | {400, 404, 413},
+    ("post", "/api/v1/orchestrations/{orch_id}/run/stream"): KEY | {400, 404, 413},
     ("post", "/api/v1/orchestrations/runs/{run_id}/resume"): KEY | {400, 404, 409, 413},
+    ("post", "/api/v1/orchestrations/runs/{run_id}/resume/stream"): KEY | {400, 404, 409, 413},
 }
 
 
