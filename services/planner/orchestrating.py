@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from typing import Any
 from uuid import UUID
@@ -29,6 +30,8 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunStepDispatched,
 )
 from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
+from libs.agent.loop import estimated_usage
+from libs.agent.prompts import system_prompt
 from libs.domain.errors import DomainError
 from libs.domain.orchestration_run import PAUSED, RUNNING, OrchestrationRun
 from libs.domain.run import Run, run_id_for
@@ -102,6 +105,9 @@ def advance(run: OrchestrationRun, orchestration: Orchestration, at: int) -> Non
         if isinstance(step, ConditionStep) and run.visits.get(step.id, 0) >= step.max_visits:
             run.fail(f"step {step.id} was entered more than {step.max_visits} times")
             return
+        if isinstance(step, AgentStep) and (over := _over_limit(run, step)):
+            run.fail(over)  # the step is not started
+            return
         visit = run.start_step(step.id, step.name, _kind(step))
         if isinstance(step, AgentStep):
             run.dispatch_step(_dispatch(run, step, visit, 1))
@@ -113,6 +119,26 @@ def advance(run: OrchestrationRun, orchestration: Orchestration, at: int) -> Non
         run.complete_step(OrchestrationRunStepCompleted(step_id=step.id, next_step=step.goto if taken else None))
         at = index[step.goto] if taken else at + 1
     run.complete(f"{orchestration.name} complete.")
+
+
+def _over_limit(run: OrchestrationRun, step: AgentStep, spent_now: float = 0.0) -> str | None:
+    """Spec 004's refusal when starting the step would cross the run's `max_cost_usd`: what the
+    run has spent (its steps' costs, and `spent_now` by the step under way) plus what the
+    step's first model call is estimated to cost, as the executor estimates it before a call."""
+    if run.max_cost_usd is None:
+        return None
+    chars = len(system_prompt(AGENT_TYPE)) + len(render(step.prompt, run.shared_state))
+    estimate = _prices().price(step.model, estimated_usage(chars, MAX_TOKENS)).usd
+    projected = run.cost_usd + spent_now + estimate
+    if projected <= run.max_cost_usd:
+        return None
+    # Rounded up to the cent, so that what is shown is over the limit as it is shown.
+    return f"Cost limit exceeded: ${math.ceil(projected * 100) / 100:.2f} > max ${_usd(run.max_cost_usd)}"
+
+
+def _usd(amount: float) -> str:
+    """Cents as spec 004 shows them ($0.50), or as many decimals as a finer limit has."""
+    return f"{amount:.2f}" if round(amount, 2) == amount else f"{amount:.6f}".rstrip("0")
 
 
 def _kind(step: Step) -> str:
@@ -216,7 +242,10 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
             run.complete_step(done)
             advance(run, orchestration, at + 1)
         elif isinstance(p, RunFailed) and p.retryable and p.attempt < MAX_ATTEMPTS:
-            run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error))
+            if over := _over_limit(run, step, spent_now=cost):
+                run.fail(over, turns, cost)  # another attempt would cross the run's limit
+            else:
+                run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error))
         elif isinstance(p, RunFailed):
             run.fail(f"step {step_id} failed: {p.error}", turns, cost)
         else:

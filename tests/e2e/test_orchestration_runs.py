@@ -14,7 +14,7 @@ import pytest
 
 from libs.devstack.stack import Stack
 from libs.domain.orchestration_run import orchestration_run_id
-from tests.e2e.helpers import script_model
+from tests.e2e.helpers import model_calls, script_model
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +92,35 @@ def test_an_unknown_orchestration_is_404_and_a_bad_body_400(stack: Stack) -> Non
     assert unknown.status_code == 404, unknown.text
     bad = httpx.post(stack.gateway_url + RUN, json={"message": 3}, headers=stack.auth)
     assert bad.status_code == 400, bad.text
+
+
+def test_a_step_that_would_cross_the_cost_limit_is_not_started_and_the_run_fails_with_spec_004s_message(
+    stack: Stack,
+) -> None:
+    topic = f"costly topic {uuid.uuid4().hex[:8]}"
+    # The research costs $0.45 (150,000 tokens in at $3 a million): with the report's first call
+    # estimated at about $0.06, the report would pass the definition's $0.50.
+    script_model(
+        stack,
+        {
+            "match": f"each with its source: {topic}",
+            "tool_calls": finish("found"),
+            "usage": {"input_tokens": 150_000, "output_tokens": 200},
+        },
+    )
+
+    body = _run(stack, topic).json()
+
+    assert body == {"status": "failed", "run_id": body["run_id"], "response": "Cost limit exceeded: $0.52 > max $0.50"}
+    assert not model_calls(stack, f'Write a report in Markdown on "{topic}"'), "the report was not started"
+    assert _charged(stack, body["run_id"], count=1) == ["step-research@1"]
+
+
+def test_a_runs_own_cost_limit_overrides_the_definitions(stack: Stack) -> None:
+    topic = f"cheap topic {uuid.uuid4().hex[:8]}"
+    response = httpx.post(
+        stack.gateway_url + RUN, json={"message": topic, "max_cost_usd": 0.05}, headers=stack.auth, timeout=60
+    )
+
+    assert response.json()["response"] == "Cost limit exceeded: $0.07 > max $0.05"
+    assert not model_calls(stack, topic), "no step was started"

@@ -61,13 +61,16 @@ class FakeStore:
         return None  # the step's Run: not kept here (its turns read as 0)
 
 
-def _started(store: FakeStore, message: str = "owls") -> tuple[CommandReply, OrchestrationRun]:
+def _started(
+    store: FakeStore, message: str = "owls", max_cost_usd: float | None = None
+) -> tuple[CommandReply, OrchestrationRun]:
     definition = parse(DEFINITION, "test.yaml")
     command = StartOrchestrationCommand(
         workspace_id="ws",
         orchestration=msgspec.to_builtins(definition.orchestration),
         digest=definition.digest,
         message=message,
+        max_cost_usd=max_cost_usd,
     )
     reply = orchestrating.start(msgspec.json.encode(command), store)  # type: ignore[arg-type]
     return reply, store.aggregates[-1]
@@ -86,9 +89,9 @@ def _ended(run: OrchestrationRun, payload: Any) -> Event[Any]:
     )
 
 
-def _succeeded(run: OrchestrationRun, summary: str) -> Event[RunSucceeded]:
+def _succeeded(run: OrchestrationRun, summary: str, input_tokens: int = 1000) -> Event[RunSucceeded]:
     assert run.dispatched is not None
-    usage = {"input_tokens": 1000, "output_tokens": 200}
+    usage = {"input_tokens": input_tokens, "output_tokens": 200}
     output = RunOutput(files={}, summary=summary)
     p = RunSucceeded(
         task_id=str(run.id),
@@ -224,6 +227,31 @@ def test_an_answer_to_a_pause_the_run_is_not_at_changes_nothing() -> None:
     orchestrating.on_answer(run, _answered(run, "step-ok@2", {"verdict": "publish"}), store)  # type: ignore[arg-type]
 
     assert run.status == PAUSED and len(run.pending_events) == before and "verdict" not in run.shared_state
+
+
+def test_a_run_whose_first_step_would_cross_its_cost_limit_fails_before_starting_it() -> None:
+    store = FakeStore()
+    _, run = _started(store, max_cost_usd=0.01)
+
+    # Its first model call alone is estimated at about $0.06 (4,096 tokens out at $15 a million).
+    assert run.status == FAILED and run.response == "Cost limit exceeded: $0.07 > max $0.01"
+    assert run.step_history == [] and run.dispatched is None
+
+
+def test_a_step_that_would_cross_the_limit_is_not_started_after_what_the_run_spent() -> None:
+    store = FakeStore()
+    _, run = _started(store, max_cost_usd=0.5)
+    assert run.dispatched is not None  # $0.06 of $0.50
+    # The step spent $0.45 (150,000 tokens in at $3 a million, 200 out): with the next step's
+    # estimate the run would pass $0.50.
+    orchestrating.on_run_end(run, _succeeded(run, "skip", input_tokens=150_000), store)  # type: ignore[arg-type]
+
+    assert run.status == FAILED and run.response == "Cost limit exceeded: $0.52 > max $0.50"
+    assert [(s.step_id, s.status) for s in run.step_history] == [
+        ("step-write", "completed"),
+        ("step-skip", "completed"),
+    ]
+    assert run.step_history[0].cost_usd == pytest.approx(0.453)
 
 
 def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None:
