@@ -15,7 +15,7 @@ import pytest
 
 from libs.devstack.stack import Stack
 from libs.domain.orchestration_run import orchestration_run_id
-from tests.e2e.helpers import FEED, script_model, sse_events
+from tests.e2e.helpers import FEED, bearer, new_workspace, script_model, sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +169,27 @@ def _feed_until_paused(stack: Stack, since: int, run_uuid: str, timeout: float =
                     return found
             assert time.monotonic() < deadline, found
     return found
+
+
+def test_the_streams_take_a_workspace_key_and_show_a_run_only_to_its_workspace(stack: Stack) -> None:
+    topic = f"private {uuid.uuid4().hex[:8]}"
+    script_model(
+        stack,
+        {"match": f"each with its source: {topic}", "tool_calls": [finish("found")]},
+        {"match": f'Write a report in Markdown on "{topic}"', "tool_calls": [finish("# Report")]},
+    )
+    with _stream(stack, BASE + "/orch-research-report/run/stream", {"message": topic}) as frames:
+        run_id = next(frames)["data"]["run_id"]
+        assert [f["event"] for f in frames][-1] == "done"
+    resume = f"{stack.gateway_url}{BASE}/runs/{run_id}/resume/stream"
+    body = {"response": {"decision": "approve"}}
+
+    start = httpx.post(f"{stack.gateway_url}{BASE}/orch-research-report/run/stream", json={"message": "x"})
+    assert start.status_code == 401, start.text
+    assert httpx.post(resume, json=body).status_code == 401
+    other = new_workspace(stack, "orch-stream")
+    theirs = httpx.post(resume, json=body, headers=bearer(other["apiKey"]), timeout=30)
+    assert theirs.status_code == 404, theirs.text
+    assert theirs.headers["content-type"].startswith("application/json")
+    unknown = httpx.post(f"{stack.gateway_url}{BASE}/orch-nope/run/stream", json={"message": "x"}, headers=stack.auth)
+    assert unknown.status_code == 404, unknown.text

@@ -59,21 +59,25 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
     child = httpx.post(f"{stack.runtime_url}/api/agent/spawn", json={}, headers=bearer(made["token"]), timeout=30)
     assert child.status_code == 201, child.text
     assert httpx.delete(f"{sessions}/{made['session']['id']}", headers=stack.auth, timeout=30).status_code == 200
-    # An orchestration run, to its human gate: its step_history rebuilt equals the live one.
+    # An orchestration run sent back once at its gate, then approved to its end: its state and
+    # step_history rebuilt equal the live ones.
     topic = "rebuilt orchestration"
     finish = [{"name": "finish", "arguments": {"summary": "found"}}]
     script_model(
         stack,
         {"match": f"each with its source: {topic}", "tool_calls": finish},
-        {"match": f'Write a report in Markdown on "{topic}"', "tool_calls": finish},
+        *[{"match": f'Write a report in Markdown on "{topic}"', "tool_calls": finish}] * 2,
+        {"match": "Finish this approved article", "tool_calls": finish},
     )
+    orchestrations = f"{stack.gateway_url}/api/v1/orchestrations"
     run = httpx.post(
-        f"{stack.gateway_url}/api/v1/orchestrations/orch-research-report/run",
-        json={"message": topic},
-        headers=stack.auth,
-        timeout=60,
+        f"{orchestrations}/orch-research-report/run", json={"message": topic}, headers=stack.auth, timeout=60
     )
     assert run.json()["status"] == "paused", run.text
+    resume = f"{orchestrations}/runs/{run.json()['run_id']}/resume"
+    for decision, status in (("reject", "paused"), ("approve", "completed")):
+        resumed = httpx.post(resume, json={"response": {"decision": decision}}, headers=stack.auth, timeout=60)
+        assert resumed.json()["status"] == status, resumed.text
     live, rebuilt = live_and_rebuilt(stack)
     # rm_run_usage holds only runs not charged yet and rm_run_queue only runs nobody claimed,
     # which a quiet system may have none of, and these agents ask no questions (the projector's
