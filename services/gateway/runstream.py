@@ -78,7 +78,8 @@ class Story:
                 self.followed.append(UUID(p.run_id))
                 return frames, True
             if envelope.type in RUN_ENDS:
-                self.followed.remove(UUID(envelope.aggregate_id))
+                ended = UUID(envelope.aggregate_id)
+                self.followed = [i for i in self.followed if i != ended]
                 continue
             if self.past_gate is not None:
                 # A resume's stream starts after the pause it answered.
