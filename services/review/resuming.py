@@ -38,7 +38,7 @@ def resume(raw: bytes, store: EventStore) -> CommandReply:
     pause = run.paused
     if pause is None:
         return _not_paused(run)
-    step = next(s for s in definition_of(store, run.workspace_id, run.digest).steps if s.id == pause.step_id)
+    step = next(s for s in definition_of(store, run.workspace_id, run.definition.digest).steps if s.id == pause.step_id)
     assert isinstance(step, HumanStep)
     response = checked(step.fields, command.response)
     gate_id = input_gate_id(str(run.id), pause.gate)
