@@ -33,9 +33,13 @@ class OrchestrationRunStepStarted(Payload, frozen=True, kw_only=True):
 
 
 class OrchestrationRunStepDispatched(TaskSubtaskDispatched, frozen=True, kw_only=True):
-    """An agent step's Run to make: exactly a `task.subtask_dispatched`'s shape (the rendered
-    prompt as `description`), so the executor and agent sessions run it as they run a
-    subtask, and the Run's `task_id` is this orchestration run's id."""
+    """An agent step's Run to make: a `task.subtask_dispatched`'s shape (the rendered prompt as
+    `description`, the step's `files` key as `files`), so the executor and agent sessions run it
+    as they run a subtask, and the Run's `task_id` is this orchestration run's id."""
+
+    # The step's repository tools: only these (and `finish`) are offered to the agent. None, in a
+    # dispatch stored before steps named their tools: the agent type's whole set.
+    tools: list[str] | None = None
 
 
 class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
