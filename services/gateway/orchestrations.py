@@ -7,6 +7,7 @@ definition it serves and waits (read-your-writes) until the run completes, pause
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ from contracts.orchestrations import (
 )
 from contracts.subjects import START_ORCHESTRATION
 from libs.domain.orchestration_run import orchestration_run_id
-from libs.readmodels import orchestration_runs
+from libs.readmodels import orchestration_runs, run_files
 from libs.web.auth import caller
 from libs.web.commands import send
 from libs.web.errors import ApiError
@@ -62,6 +63,7 @@ async def run_orchestration(
         digest=found.digest,
         message=data.message,
         max_cost_usd=data.max_cost_usd,
+        files=data.files,
     )
     reply = await send(state.broker, START_ORCHESTRATION, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
@@ -81,6 +83,9 @@ async def settled_answer(state: GatewayState, workspace: str, run_id: str) -> Or
     row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
     if row is None:
         return OrchestrationRunAnswer(status="running", run_id=run_id)
+    if row["status"] == "completed":  # its shared_state is shown: a files key with its contents
+        shown = await asyncio.to_thread(run_files.with_contents, state.store.blobs, workspace, row["shared_state"])
+        row = {**row, "shared_state": shown}
     return answer(row)
 
 
