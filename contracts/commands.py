@@ -21,6 +21,7 @@ class StartOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
     message: str
     max_cost_usd: float | None = None  # the run's own limit (None: the definition's)
+    files: dict[str, str] | None = None  # the run's repository (path -> content): the first files key
 
 
 class ResumeOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):

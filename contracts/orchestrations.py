@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from contracts.tasks import DEFAULT_MODEL, NO_NUL, NonEmpty, Provider, Text
+from contracts.tasks import DEFAULT_MODEL, NO_NUL, NonEmpty, Provider, RepoFiles, Text, check_paths
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -104,10 +104,17 @@ class OrchestrationSummary(msgspec.Struct, frozen=True):
 
 
 class RunOrchestration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`POST /api/v1/orchestrations/{orch_id}/run`: the message goes to the first state key."""
+    """`POST /api/v1/orchestrations/{orch_id}/run`: the message goes to the first state key, and
+    `files` (an extension to spec 004: the repository the run starts from, path -> content, as a
+    task's `repo.files`) to the first state key of type `files`; a definition with none refuses
+    them with a 400."""
 
     message: Annotated[str, msgspec.Meta(max_length=100_000, pattern=NO_NUL)]
     max_cost_usd: Annotated[float, msgspec.Meta(gt=0)] | None = None  # this run's, over the definition's
+    files: RepoFiles | None = None
+
+    def __post_init__(self) -> None:
+        check_paths(self.files or {})
 
 
 class ResumeOrchestration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

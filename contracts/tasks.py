@@ -84,6 +84,27 @@ MAX_TEXT = 65_536
 Prose = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 
 
+# A repository's files as a body gives them: a task's, and an orchestration run's (spec 004).
+RepoFiles = Annotated[
+    dict[str, Text],
+    msgspec.Meta(
+        description=(
+            "Each file's content by its path. A path is relative to the repository's root and "
+            "`/`-separated, at most 4096 characters, with no empty, `.`, `..` or `.git` part and no "
+            "backslash; any other is refused with a 400 naming it."
+        )
+    ),
+]
+
+
+def check_paths(files: dict[str, str]) -> None:
+    """Raises ValueError naming the first path a repository may not hold: checked in a body's
+    `__post_init__` rather than as the keys' type, so the refusal names the path and why."""
+    for path in files:
+        if (problem := path_problem(path)) is not None:
+            raise ValueError(problem)
+
+
 class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
     """A task's repository as submitted: its names go into GitHub API paths and its file paths
     into folders on disk, so each is checked (`contracts.repos`) before anything is stored."""
@@ -92,22 +113,10 @@ class RepoContext(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fi
     repo: RepoName
     branch: Branch
     base_branch: Branch
-    files: Annotated[
-        dict[str, Text],
-        msgspec.Meta(
-            description=(
-                "Each file's content by its path. A path is relative to the repository's root and "
-                "`/`-separated, at most 4096 characters, with no empty, `.`, `..` or `.git` part and no "
-                "backslash; any other is refused with a 400 naming it."
-            )
-        ),
-    ]
+    files: RepoFiles
 
     def __post_init__(self) -> None:
-        # Checked here rather than as the keys' type, so the refusal names the path and why.
-        for path in self.files:
-            if (problem := path_problem(path)) is not None:
-                raise ValueError(problem)
+        check_paths(self.files)
         if self.branch == self.base_branch:
             # Found here, not at the pull request after the paid runs.
             raise ValueError(same_branch(self.branch))

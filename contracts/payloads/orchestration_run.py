@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from contracts.files import FileRef
-from contracts.payloads.shapes import Payload
+from contracts.payloads.shapes import Changes, Payload
 from contracts.payloads.task import TaskSubtaskDispatched
 
 
@@ -22,7 +22,9 @@ class OrchestrationRunStarted(Payload, frozen=True, kw_only=True):
     definition: FileRef
     message: str
     max_cost_usd: float | None = None  # the run's own limit, else the definition's
-    shared_state: dict[str, Any]  # the state the run starts from: the message under the first key
+    # The state the run starts from: the message under the first key, and the run's files (by
+    # digest: `path -> {"digest", "size"}`, stored once as blobs) under its first files key.
+    shared_state: dict[str, Any]
 
 
 class OrchestrationRunStepStarted(Payload, frozen=True, kw_only=True):
@@ -33,9 +35,13 @@ class OrchestrationRunStepStarted(Payload, frozen=True, kw_only=True):
 
 
 class OrchestrationRunStepDispatched(TaskSubtaskDispatched, frozen=True, kw_only=True):
-    """An agent step's Run to make: exactly a `task.subtask_dispatched`'s shape (the rendered
-    prompt as `description`), so the executor and agent sessions run it as they run a
-    subtask, and the Run's `task_id` is this orchestration run's id."""
+    """An agent step's Run to make: a `task.subtask_dispatched`'s shape (the rendered prompt as
+    `description`, the step's `files` key as `files`), so the executor and agent sessions run it
+    as they run a subtask, and the Run's `task_id` is this orchestration run's id."""
+
+    # The step's repository tools: only these (and `finish`) are offered to the agent. None, in a
+    # dispatch stored before steps named their tools: the agent type's whole set.
+    tools: list[str] | None = None
 
 
 class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
@@ -46,6 +52,11 @@ class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
     cost_usd: float = 0.0
     step_run_id: str | None = None  # the executor's Run that did it
     next_step: str | None = None  # a condition's branch: the step it goes to (None: the next one)
+    # What an agent step with the writing tools changed in the state's files key `files_key`:
+    # the files it wrote, by digest (the Run's output names them: no content is copied), and
+    # those it deleted. A files key holds `path -> {"digest", "size"}`.
+    files_key: str | None = None
+    changes: Changes | None = None
 
 
 class OrchestrationRunPaused(Payload, frozen=True, kw_only=True):

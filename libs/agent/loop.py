@@ -19,6 +19,8 @@ from libs.llm.conversation import Conversation, Tool, ToolOutput, Turn, Usage, c
 from libs.llm.providers import ProviderError
 
 NUDGE = "Use the tools to make the change, then call finish with a summary. Do not answer in text only."
+# For an agent offered no tool but finish, which has no change to make.
+NUDGE_FINISH = "Call finish with your answer as its summary. Do not answer in text only."
 
 
 class AgentSpec(msgspec.Struct, frozen=True):
@@ -30,6 +32,8 @@ class AgentSpec(msgspec.Struct, frozen=True):
     max_tokens: int
     temperature: float
     max_turns: int
+    # The tools it may use, by name (an orchestration step's); None: its agent type's set.
+    tools: tuple[str, ...] | None = None
 
 
 class ModelCall(msgspec.Struct, frozen=True):
@@ -77,7 +81,8 @@ class Observer(Protocol):
 
 
 async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: Observer) -> Outcome:
-    bench = Workbench(spec.agent_type, repo)
+    bench = Workbench(spec.agent_type, repo, spec.tools)
+    nudge = NUDGE_FINISH if [t.name for t in bench.tools] == [FINISH] else NUDGE
     conversation = _opening(spec)
     usage, tool_calls = Usage(), 0
 
@@ -106,7 +111,7 @@ async def run_agent(model: Model, spec: AgentSpec, repo: Repository, observer: O
         )
         conversation.add_assistant(turn)
         if not turn.tool_uses:
-            conversation.add_user(NUDGE)
+            conversation.add_user(nudge)
             await observer.turn_done(finished=False)
             continue
         outputs: list[ToolOutput] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -129,11 +129,25 @@ TOOLSETS: dict[str, tuple[Tool, ...]] = {
 }
 
 
-class Workbench:
-    """Runs one agent's tool calls against its repository; collects review comments."""
+# The tools that work on the repository: an agent offered none of them is shown no files.
+REPOSITORY_TOOLS = frozenset(t.name for t in (*_READING, *_WRITING, COMMENT))
 
-    def __init__(self, agent_type: str, repo: Repository) -> None:
-        self.tools = TOOLSETS[agent_type]
+
+def offered(agent_type: str, allowed: Collection[str] | None = None) -> tuple[Tool, ...]:
+    """The tools an agent of `agent_type` is offered: its type's set, or only those of it that
+    `allowed` names (an orchestration step's `tools`), `finish` always, since a run ends by it."""
+    tools = TOOLSETS[agent_type]
+    if allowed is None:
+        return tools
+    return tuple(t for t in tools if t.name in allowed or t.name == FINISH)
+
+
+class Workbench:
+    """Runs one agent's tool calls against its repository; collects review comments. A call to a
+    tool it was not offered is refused as a tool that does not exist is."""
+
+    def __init__(self, agent_type: str, repo: Repository, allowed: Collection[str] | None = None) -> None:
+        self.tools = offered(agent_type, allowed)
         self.repo = repo
         self.comments: list[Comment] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], ToolResult]] = {

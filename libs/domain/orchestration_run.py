@@ -23,6 +23,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunStepDispatched,
     OrchestrationRunStepStarted,
 )
+from contracts.payloads.shapes import Changes
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 
@@ -33,6 +34,15 @@ TERMINAL = frozenset({COMPLETED, FAILED})
 def orchestration_run_id(run_id: str) -> UUID:
     """The aggregate's id from spec 004's `run_id`: a run is found by the id its client holds."""
     return derived_id("orchestration_run", run_id)
+
+
+def with_changes(files: dict[str, Any] | None, changes: Changes) -> dict[str, Any]:
+    """A files key's value (`path -> {"digest", "size"}`; None: not written yet) with a step's
+    changes applied: the files written, then those deleted (as the read model applies them)."""
+    updated = {**(files or {}), **msgspec.to_builtins(changes.files)}
+    for path in changes.deleted:
+        updated.pop(path, None)
+    return updated
 
 
 class StepEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +87,9 @@ class OrchestrationRun(WorkspaceAggregate):
         message: str,
         first_key: str,
         max_cost_usd: float | None,
+        files: dict[str, dict[str, Any]] | None = None,
     ) -> OrchestrationRun:
+        """`files`: the files keys the run starts with (key -> `path -> {"digest", "size"}`)."""
         payload = OrchestrationRunStarted(
             run_id=run_id,
             orchestration_id=orchestration_id,
@@ -85,7 +97,7 @@ class OrchestrationRun(WorkspaceAggregate):
             definition=definition,
             message=message,
             max_cost_usd=max_cost_usd,
-            shared_state={first_key: message},
+            shared_state={first_key: message, **(files or {})},
         )
         return cls._create(cls.Started, id=orchestration_run_id(run_id), workspace_id=workspace_id, payload=payload)
 
@@ -168,6 +180,8 @@ class OrchestrationRun(WorkspaceAggregate):
             p = self.payload
             if p.output is not None:
                 run.shared_state[p.output] = p.value
+            if p.files_key is not None and p.changes is not None:
+                run.shared_state[p.files_key] = with_changes(run.shared_state.get(p.files_key), p.changes)
             run.dispatched = None
             run._last(status=COMPLETED, turns=p.turns, cost_usd=p.cost_usd)
 

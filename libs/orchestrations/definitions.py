@@ -70,6 +70,11 @@ def digest_of(orchestration: Orchestration) -> str:
     return "sha256:" + hashlib.sha256(msgspec.json.encode(orchestration, order="sorted")).hexdigest()
 
 
+def files_key(orchestration: Orchestration) -> str | None:
+    """The state key a run's `files` go to: the first of type `files` (None: it takes none)."""
+    return next((name for name, key in orchestration.state_schema.items() if key.type == "files"), None)
+
+
 def load_dir(folder: Path) -> Catalogue:
     """Every `*.yaml` / `*.yml` file of `folder` (not its subfolders); DefinitionError with all
     problems found when any file is not a valid definition or two share an id."""

@@ -24,6 +24,12 @@ from contracts.payloads.orchestration_run import (
 TABLE = "rm_orchestration_runs"
 # The last entry of `step_history`, its fields merged with a JSON object (%s).
 _LAST = "jsonb_set(step_history, ARRAY[(jsonb_array_length(step_history) - 1)::text], step_history->-1 || %s::jsonb)"
+# A step's changes to a files key (`libs.domain.orchestration_run.with_changes`): the files
+# written (path -> ref), then those deleted.
+_CHANGE_FILES = (
+    "UPDATE rm_orchestration_runs SET shared_state = jsonb_set(shared_state, ARRAY[%s], "
+    "(coalesce(shared_state->%s, '{}'::jsonb) || %s::jsonb) - %s::text[]) WHERE id = %s"
+)
 
 
 def _json(value: Any) -> str:
@@ -63,6 +69,12 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
                     f"step_history = {_LAST}, updated_at = %s WHERE id = %s",
                     (_json(written), _json(done), e.occurred_at, e.aggregate_id),
                 )
+                if p.files_key is not None and p.changes is not None:
+                    changed_files = msgspec.to_builtins(p.changes.files)
+                    cur.execute(
+                        _CHANGE_FILES,
+                        (p.files_key, p.files_key, _json(changed_files), p.changes.deleted, e.aggregate_id),
+                    )
             case OrchestrationRunPaused() as p:
                 cur.execute(
                     f"UPDATE rm_orchestration_runs SET status = 'paused', human_input_required = %s::jsonb, "

@@ -18,6 +18,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from contracts.events import Event, EventEnvelope, typed
+from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
 from contracts.payloads.shapes import Files, ReviewNote, RunOutput
 from contracts.payloads.task import TaskSubtaskDispatched
 from libs.agent.checks import check
@@ -25,6 +26,7 @@ from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_ch
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
 from libs.agent.starting import starting_repository, wanted
+from libs.agent.tools import REPOSITORY_TOOLS, offered
 from libs.config import Settings
 from libs.domain.run import STARTED, Claim, Run, claim_token_hash, new_claim_token
 from libs.eventstore.blobs import carry, stored
@@ -243,16 +245,22 @@ def agent_spec(
     agent type adds to its system prompt."""
     repo = starting_repository(p, loaded)
     earlier = msgspec.to_builtins(p.earlier)  # as the prompt reads them: the wire's camelCase keys
+    # An orchestration step names its tools; its agent is told of those only, and one with no
+    # repository tool is shown no files.
+    allowed = tuple(p.tools) if isinstance(p, OrchestrationRunStepDispatched) and p.tools is not None else None
+    tools = [t.name for t in offered(p.agent_type, allowed)]
+    files = repo.current() if REPOSITORY_TOOLS.intersection(tools) else None
     spec = AgentSpec(
         agent_type=p.agent_type,
         provider=provider_of(p),
         model=model_of(p),
-        system=system_prompt(p.agent_type) + (f"\n\n{soul}" if soul else ""),
-        first_message=first_message(p.description, repo.current(), earlier, p.previous_error, p.attempt),
+        system=system_prompt(p.agent_type, tools) + (f"\n\n{soul}" if soul else ""),
+        first_message=first_message(p.description, files, earlier, p.previous_error, p.attempt),
         max_tokens=p.config.get("maxTokens", 4096),
         temperature=p.config.get("temperature", 0.0),
         # An orchestration's agent step says its own (`max_turns`); a task's subtasks, the setting's.
         max_turns=p.config.get("maxTurns", settings.agent_max_turns),
+        tools=allowed,
     )
     return spec, repo
 

@@ -10,6 +10,7 @@ resume is review's to record. The `/stream` forms answer with the run's events a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ from contracts.orchestrations import (
 )
 from contracts.subjects import RESUME_ORCHESTRATION, START_ORCHESTRATION
 from libs.domain.orchestration_run import orchestration_run_id
-from libs.readmodels import orchestration_runs
+from libs.readmodels import orchestration_runs, run_files
 from libs.web.auth import caller
 from libs.web.commands import send
 from libs.web.errors import ApiError
@@ -88,6 +89,7 @@ async def _start(state: GatewayState, workspace: str, orch_id: str, data: RunOrc
         digest=found.digest,
         message=data.message,
         max_cost_usd=data.max_cost_usd,
+        files=data.files,
     )
     reply = await send(state.broker, START_ORCHESTRATION, command, state.settings.command_timeout_s)
     state.watch.wrote(reply.seq)
@@ -146,6 +148,9 @@ async def settled_answer(
     row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
     if row is None or _token(row) == answered:  # still at the gate answered: going on
         return OrchestrationRunAnswer(status="running", run_id=run_id)
+    if row["status"] == "completed":  # its shared_state is shown: a files key with its contents
+        shown = await asyncio.to_thread(run_files.with_contents, state.store.blobs, workspace, row["shared_state"])
+        row = {**row, "shared_state": shown}
     return answer(row)
 
 

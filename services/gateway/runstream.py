@@ -30,6 +30,7 @@ from contracts.payloads.orchestration_run import (
 )
 from contracts.payloads.run import RunModelCalled, RunToolCalled
 from libs.domain.orchestration_run import OrchestrationRun
+from libs.readmodels.run_files import with_contents
 from libs.web.sse import CONNECTED, KEEPALIVE_S
 from services.gateway.state import GatewayState
 
@@ -50,6 +51,22 @@ class Frame(msgspec.Struct, frozen=True):
         return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.seq, self.type.encode(), _encoder.encode(self.data))
 
 
+class Final(msgspec.Struct, frozen=True):
+    """A completed run's state (its files keys with their contents, as the synchronous answer
+    shows them) and step history."""
+
+    shared_state: dict[str, Any]
+    step_history: list[dict[str, Any]]
+
+
+def _final(state: GatewayState, run_uuid: UUID) -> Final | None:
+    run = state.store.load(run_uuid)
+    if not isinstance(run, OrchestrationRun):
+        return None
+    shown = with_contents(state.store.blobs, run.workspace_id, run.shared_state)
+    return Final(shared_state=shown, step_history=msgspec.to_builtins(run.step_history))
+
+
 class Story:
     """What has been read of one run: the aggregates followed, where the reading stands, the
     step each step Run does, and whether the stream has reached the part the client asked for."""
@@ -62,7 +79,7 @@ class Story:
         self.past_gate = past_gate  # a resume's stream starts after this pause
         self.ended: str | None = None  # "completed" | "failed" | "paused"
 
-    def read(self, events: list[EventEnvelope], final: OrchestrationRun | None) -> tuple[list[Frame], bool]:
+    def read(self, events: list[EventEnvelope], final: Final | None) -> tuple[list[Frame], bool]:
         """The frames of a page of events, and whether to read again at once (a new step Run is
         followed from here: its events interleave with the run's). `final`: the run as it ended,
         for `orchestration_complete`'s state."""
@@ -93,7 +110,7 @@ class Story:
                 return frames, False
         return frames, len(events) == PAGE
 
-    def _frames(self, seq: int, p: Any, final: OrchestrationRun | None) -> list[Frame]:
+    def _frames(self, seq: int, p: Any, final: Final | None) -> list[Frame]:
         run_id = self.run_id
         match p:
             case OrchestrationRunStepStarted():
@@ -125,7 +142,7 @@ class Story:
             case OrchestrationRunCompleted():
                 self.ended = "completed"
                 state = final.shared_state if final is not None else None
-                history = msgspec.to_builtins(final.step_history) if final is not None else None
+                history = final.step_history if final is not None else None
                 answer = {"response": p.response, "final_state": state, "step_history": history}
                 return [Frame(seq, "orchestration_complete", {"run_id": run_id, "status": "completed", **answer})]
             case OrchestrationRunFailed():
@@ -154,7 +171,7 @@ async def follow(
         events = await asyncio.to_thread(state.store.read_aggregates, story.followed, story.last, PAGE)
         final = None
         if any(e.type == "orchestration_run.completed" for e in events):
-            final = await asyncio.to_thread(state.store.load, run_uuid)
+            final = await asyncio.to_thread(_final, state, run_uuid)
         frames, again = story.read(events, final)
         if frames:
             idle = 0.0

@@ -30,15 +30,17 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunStepDispatched,
 )
 from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
+from contracts.payloads.shapes import Changes, Files, RunOutput
+from contracts.tasks import check_paths
 from libs.agent.loop import estimated_usage
 from libs.agent.prompts import system_prompt
 from libs.domain.errors import DomainError
 from libs.domain.orchestration_run import PAUSED, RUNNING, OrchestrationRun
 from libs.domain.run import Run, run_id_for
-from libs.eventstore.blobs import stored
+from libs.eventstore.blobs import Blob, FileRefs, stored
 from libs.eventstore.store import EventStore
 from libs.orchestrations.checks import PLACEHOLDER, check
-from libs.orchestrations.definitions import digest_of
+from libs.orchestrations.definitions import digest_of, files_key
 from libs.orchestrations.stored import definition_of as stored_definition
 from libs.pricing import PriceTable
 
@@ -62,9 +64,14 @@ def start(raw: bytes, store: EventStore) -> CommandReply:
     # The gateway checked it; the owner checks again because it is the owner.
     if check(orchestration) or digest_of(orchestration) != command.digest:
         return CommandReply(error=CommandError(400, "invalid_request", "the definition does not check out"))
+    files = _files(orchestration, command)
+    if isinstance(files, CommandError):
+        return CommandReply(error=files)
     canonical = msgspec.json.encode(orchestration, order="sorted").decode()
     refs, blobs = stored(command.workspace_id, {"definition": canonical})
     definition = msgspec.convert(refs["definition"], FileRef)
+    state_files, file_blobs = files
+    blobs += file_blobs
     first_key = next(iter(orchestration.state_schema))
     limit = command.max_cost_usd if command.max_cost_usd is not None else orchestration.max_cost_usd
     now = int(time.time() * 1000)
@@ -81,6 +88,7 @@ def start(raw: bytes, store: EventStore) -> CommandReply:
             command.message,
             first_key,
             limit,
+            state_files,
         )
         advance(run, orchestration, 0)
         try:
@@ -89,6 +97,25 @@ def start(raw: bytes, store: EventStore) -> CommandReply:
             continue
         return CommandReply(seq=seq, run_id=run_id, status=run.status)
     return CommandReply(error=CommandError(503, "service_unavailable", "too many runs start at once; try again"))
+
+
+def _files(
+    orchestration: Orchestration, command: StartOrchestrationCommand
+) -> tuple[dict[str, FileRefs], list[Blob]] | CommandError:
+    """The run's `files` by digest under the definition's files key, and their blobs to store with
+    its start; a refusal when the definition has no files key or a path is not a repository's."""
+    if command.files is None:
+        return {}, []
+    key = files_key(orchestration)
+    if key is None:
+        message = f"orchestration {orchestration.id} has no state key of type files: it takes no files"
+        return CommandError(400, "invalid_request", message)
+    try:
+        check_paths(command.files)
+    except ValueError as exc:
+        return CommandError(400, "invalid_request", str(exc))
+    refs, blobs = stored(command.workspace_id, command.files)
+    return {key: refs}, blobs
 
 
 def definition_of(run: OrchestrationRun, store: EventStore) -> Orchestration:
@@ -127,7 +154,10 @@ def _over_limit(run: OrchestrationRun, step: AgentStep, spent_now: float = 0.0) 
     step's first model call is estimated to cost, as the executor estimates it before a call."""
     if run.max_cost_usd is None:
         return None
-    chars = len(system_prompt(AGENT_TYPE)) + len(render(step.prompt, run.shared_state))
+    chars = len(system_prompt(AGENT_TYPE, step.tools)) + len(render(step.prompt, run.shared_state))
+    files = run.shared_state.get(step.files) if step.files and step.tools else None
+    if isinstance(files, dict):  # the repository its first request carries: path -> {digest, size}
+        chars += sum(ref.get("size", 0) for ref in files.values() if isinstance(ref, dict))
     estimate = _prices().price(step.model, estimated_usage(chars, MAX_TOKENS)).usd
     projected = run.cost_usd + spent_now + estimate
     if projected <= run.max_cost_usd:
@@ -155,20 +185,31 @@ def _text(value: Any) -> str:
 
 
 def _dispatch(
-    run: OrchestrationRun, step: AgentStep, visit: int, attempt: int, handover: int = 0, error: str | None = None
+    run: OrchestrationRun,
+    step: AgentStep,
+    visit: int,
+    attempt: int,
+    handover: int = 0,
+    error: str | None = None,
+    previous: RunOutput | None = None,
 ) -> OrchestrationRunStepDispatched:
     subtask_id = f"{step.id}{VISIT}{visit}"
     config = {"model": step.model, "provider": str(step.provider), "maxTokens": MAX_TOKENS, "maxTurns": step.max_turns}
+    # The step's files key, by digest, for its tools to work on; a step without tools has none.
+    files = run.shared_state.get(step.files) if step.tools and step.files is not None else None
     return OrchestrationRunStepDispatched(
         subtask_id=subtask_id,
         agent_type=AGENT_TYPE,
         description=render(step.prompt, run.shared_state),
-        files={},  # TODO(issue 17): the state's `files` key for a step with the repository tools
+        files=msgspec.convert(files or {}, Files),
         config=config,
         attempt=attempt,
         previous_error=error,
+        # A retry starts from the failed attempt's changes, as a subtask's self-heal does.
+        previous_output=previous,
         run_id=str(run_id_for(str(run.id), subtask_id, attempt, handover)),
         handover=handover,
+        tools=list(step.tools),
     )
 
 
@@ -227,10 +268,12 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
     visit = run.visits[step_id]
     try:
         if isinstance(p, RunReleased):  # given back by an agent session: the same attempt, anew
-            run.dispatch_step(_dispatch(run, step, visit, current.attempt, current.handover + 1))
+            error, previous = current.previous_error, current.previous_output
+            run.dispatch_step(_dispatch(run, step, visit, current.attempt, current.handover + 1, error, previous))
             return
         turns, cost = _spent(event, store)
         if isinstance(p, RunSucceeded):
+            changes = _changes(step, p.output)
             done = OrchestrationRunStepCompleted(
                 step_id=step_id,
                 output=step.output,
@@ -238,6 +281,8 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
                 turns=turns,
                 cost_usd=cost,
                 step_run_id=event.aggregate_id,
+                files_key=step.files if changes is not None else None,
+                changes=changes,
             )
             run.complete_step(done)
             advance(run, orchestration, at + 1)
@@ -245,13 +290,20 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
             if over := _over_limit(run, step, spent_now=cost):
                 run.fail(over, turns, cost)  # another attempt would cross the run's limit
             else:
-                run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error))
+                run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error, previous=p.output))
         elif isinstance(p, RunFailed):
             run.fail(f"step {step_id} failed: {p.error}", turns, cost)
         else:
             run.fail(f"step {step_id} was stopped by the {p.cap.cap} budget cap", turns, cost)
     except DomainError as exc:
         log.info("ignored %s (seq %d) for orchestration run %s: %s", event.type, event.seq, run.run_id, exc)
+
+
+def _changes(step: AgentStep, output: RunOutput) -> Changes | None:
+    """What the step changed in its files key, by digest; None when it changed no file."""
+    if step.files is None or not (output.files or output.deleted_files):
+        return None
+    return Changes(files=output.files, deleted=output.deleted_files)
 
 
 def _spent(event: Event[Any], store: EventStore) -> tuple[int, float]:

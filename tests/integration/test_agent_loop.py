@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 
 from contracts.payloads.shapes import BudgetCap
-from libs.agent.loop import NUDGE, AgentSpec, ModelCall, Outcome, run_agent
+from libs.agent.loop import NUDGE, NUDGE_FINISH, AgentSpec, ModelCall, Outcome, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository
 from libs.agent.tools import ToolResult
@@ -275,6 +276,47 @@ async def test_a_reviewer_comments_and_cannot_write(provider: str, script: Scrip
         ("write_file", False),
         ("finish", True),
     ]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_step_with_only_the_reading_tools_is_offered_those_and_its_write_is_refused(
+    provider: str, script: Script, providers: Providers
+) -> None:
+    script.push(
+        Behaviour(
+            tool_calls=[
+                ToolCall("write_file", {"path": "src/app.py", "content": "x"}, id="call_w_1"),
+                ToolCall("finish", {"summary": "Plan: document main"}, id="call_f_1"),
+            ]
+        )
+    )
+    spec = msgspec.structs.replace(agent_spec(provider, "orchestration"), tools=("list_files", "read_file", "search"))
+    repo, recorder = Repository(FILES), Recorder()
+
+    outcome = await run_agent(providers, spec, repo, recorder)
+
+    assert outcome.summary == "Plan: document main" and outcome.changes.files == {}
+    assert repo.read("src/app.py") == FILES["src/app.py"]
+    assert [(tool, result.ok) for _, tool, result in recorder.tool_calls] == [("write_file", False), ("finish", True)]
+    assert recorder.tool_calls[0][2].content.startswith("error: there is no tool 'write_file' here")
+    [sent] = script.calls()
+    assert offered(sent) == {"list_files", "read_file", "search", "finish"}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_step_without_tools_is_offered_only_finish_and_nudged_to_it(
+    provider: str, script: Script, providers: Providers
+) -> None:
+    script.push(Behaviour(reply="Three owls."))
+    spec = msgspec.structs.replace(agent_spec(provider, "orchestration"), tools=())
+
+    outcome = await run_agent(providers, spec, Repository(FILES), Recorder())
+
+    # The default answer, offered no write_file, only finishes.
+    assert outcome.summary == "Generated 0 file(s)" and outcome.model_calls == 2
+    first, second = script.calls()
+    assert offered(first) == offered(second) == {"finish"}
+    assert second.request["messages"][-1] == {"role": "user", "content": NUDGE_FINISH}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -39,6 +39,37 @@ def test_the_reviewer_is_told_it_cannot_change_files_and_has_comment() -> None:
     assert "delete_file" not in prompt
 
 
+def test_a_step_with_only_the_reading_tools_is_told_of_those_and_that_it_cannot_change_files() -> None:
+    prompt = system_prompt("orchestration", ["list_files", "read_file", "search", "finish"])
+
+    assert prompt.startswith(ROLES["orchestration"])
+    assert "list_files, read_file and search to look (you cannot change files), and finish to end." in prompt
+    for lacking in ("write_file", "delete_file", "comment", "smallest change"):
+        assert lacking not in prompt
+
+
+def test_a_step_with_some_tools_is_told_of_exactly_those() -> None:
+    prompt = system_prompt("orchestration", ["read_file", "write_file", "finish"])
+
+    assert "through tools: read_file to look, write_file (always the whole new content) to change files, and " in prompt
+    for lacking in ("list_files", "search", "delete_file"):
+        assert lacking not in prompt
+
+
+def test_a_step_without_tools_is_told_it_has_only_finish_and_no_repository() -> None:
+    prompt = system_prompt("orchestration", ["finish"])
+
+    assert prompt == (
+        f"{ROLES['orchestration']} You have no repository and no tool but finish: call it once, with your answer "
+        "as its summary."
+    )
+
+
+def test_an_agent_types_own_set_is_its_default() -> None:
+    for agent_type, tools in TOOLSETS.items():
+        assert system_prompt(agent_type) == system_prompt(agent_type, [t.name for t in tools])
+
+
 def test_the_prompts_differ_per_agent_type() -> None:
     assert len({system_prompt(agent_type) for agent_type in ROLES}) == len(ROLES)
 
@@ -69,6 +100,15 @@ def test_the_first_message_starts_with_the_task_and_carries_the_files_inline() -
     assert "Earlier steps" not in message
     assert "attempt" not in message
     assert "More files" not in message
+
+
+def test_a_first_message_without_a_repository_shows_no_files_and_an_empty_one_shows_it_empty() -> None:
+    assert first_message("Name three owls", None) == "Task: Name three owls"
+    assert first_message("Name three owls", {}).endswith(f"Repository files:\n\n{END_FILES}")
+    retried = first_message("Name three owls", None, previous_error="the model timed out", attempt=2)
+    assert retried == (
+        "Task: Name three owls\n\nThis is attempt 2. The previous attempt failed:\nthe model timed out\nTry again."
+    )
 
 
 def test_the_first_message_lists_the_earlier_steps_with_their_summaries() -> None:

@@ -12,6 +12,7 @@ from libs.agent.tools import (
     Comment,
     ToolResult,
     Workbench,
+    offered,
 )
 
 FILES = {
@@ -55,6 +56,41 @@ def test_every_agent_type_has_a_tool_set_ending_with_finish() -> None:
     assert set(TOOLSETS) == {*WRITERS, "review", "orchestration"}
     for tools in TOOLSETS.values():
         assert tools[-1].name == "finish"
+
+
+def test_an_orchestration_step_is_offered_only_the_tools_it_names_and_finish() -> None:
+    workbench = Workbench("orchestration", Repository(FILES), ["search", "list_files", "read_file"])
+
+    # In its type's order, whatever the order named.
+    assert [t.name for t in workbench.tools] == ["list_files", "read_file", "search", "finish"]
+    assert [t.name for t in offered("orchestration", [])] == ["finish"]
+    assert offered("orchestration", None) == TOOLSETS["orchestration"]
+
+
+def test_a_tool_named_that_the_agent_type_lacks_is_not_offered() -> None:
+    assert [t.name for t in offered("orchestration", ["comment", "ask_human", "read_file"])] == ["read_file", "finish"]
+
+
+def test_a_step_without_the_writing_tools_has_its_write_refused_as_an_unknown_tool() -> None:
+    workbench = Workbench("orchestration", Repository(FILES), ["list_files", "read_file", "search"])
+
+    written = workbench.call("write_file", {"path": "src/app.py", "content": "hacked"})
+    deleted = workbench.call("delete_file", {"path": "README.md"})
+
+    assert not written.ok and not deleted.ok
+    assert written.content == (
+        "error: there is no tool 'write_file' here; the tools are: list_files, read_file, search, finish"
+    )
+    assert deleted.content.startswith("error: there is no tool 'delete_file' here")
+    assert workbench.repo.changes().files == {} and workbench.repo.changes().deleted == []
+    assert workbench.call("read_file", {"path": "README.md"}).content == FILES["README.md"]
+
+
+def test_a_step_without_tools_can_only_finish() -> None:
+    workbench = Workbench("orchestration", Repository(FILES), [])
+
+    assert not workbench.call("read_file", {"path": "README.md"}).ok
+    assert workbench.call("finish", {"summary": "the answer"}).ok
 
 
 def test_every_tool_schema_is_an_object_listing_its_required_arguments() -> None:
