@@ -122,6 +122,18 @@ def test_a_code_change_plans_with_the_reading_tools_changes_the_files_and_pauses
     shown = json.dumps(frames)
     assert json.dumps(greeting)[1:-1] not in shown and json.dumps(app)[1:-1] not in shown
 
+    # Approved, the run completes, and its answer shows the files as they are now, by content.
+    resumed = httpx.post(
+        f"{stack.gateway_url}/api/v1/orchestrations/runs/{body['run_id']}/resume",
+        json={"response": {"decision": "approve"}},
+        headers=auth,
+        timeout=120,
+    )
+    assert resumed.status_code == 200, resumed.text
+    final = resumed.json()
+    assert final["status"] == "completed", final
+    assert final["shared_state"]["files"] == {"src/app.py": greeting}
+
 
 def _run_events(stack: Stack, workspace: str, auth: dict[str, str]) -> list[dict[str, Any]]:
     """The workspace's feed from the start, up to the run's pause."""
