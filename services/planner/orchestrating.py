@@ -25,8 +25,9 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunPaused,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
+    OrchestrationRunStepRetried,
 )
-from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunLeaseExpired, RunReleased, RunSucceeded
 from libs.domain.errors import DomainError
 from libs.domain.orchestration_run import RUNNING, OrchestrationRun
 from libs.domain.run import Run, run_id_for
@@ -133,7 +134,13 @@ def _text(value: Any) -> str:
 
 
 def _dispatch(
-    run: OrchestrationRun, step: AgentStep, visit: int, attempt: int, handover: int = 0, error: str | None = None
+    run: OrchestrationRun,
+    step: AgentStep,
+    visit: int,
+    attempt: int,
+    handover: int = 0,
+    error: str | None = None,
+    previous_run_id: str | None = None,
 ) -> OrchestrationRunStepDispatched:
     subtask_id = f"{step.id}{VISIT}{visit}"
     config = {"model": step.model, "provider": str(step.provider), "maxTokens": MAX_TOKENS, "maxTurns": step.max_turns}
@@ -147,6 +154,7 @@ def _dispatch(
         previous_error=error,
         run_id=str(run_id_for(str(run.id), subtask_id, attempt, handover)),
         handover=handover,
+        previous_run_id=previous_run_id,
     )
 
 
@@ -185,30 +193,63 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
     step = orchestration.steps[at]
     assert isinstance(step, AgentStep)
     visit = run.visits[step_id]
+    # What the step's earlier attempts spent, and this Run: the step's entry shows them all.
+    turns, cost = _spent(event, store)
+    before_turns, before_cost = run.step_spent
+    total_turns, total_cost = before_turns + turns, before_cost + cost
     try:
         if isinstance(p, RunReleased):  # given back by an agent session: the same attempt, anew
-            run.dispatch_step(_dispatch(run, step, visit, current.attempt, current.handover + 1))
-            return
-        turns, cost = _spent(event, store)
-        if isinstance(p, RunSucceeded):
+            c = current
+            again = _dispatch(run, step, visit, c.attempt, c.handover + 1, c.previous_error, c.previous_run_id)
+            run.retry_step(_retried(step_id, event, p.reason or "given back", turns, cost), again)
+        elif isinstance(p, RunSucceeded):
             done = OrchestrationRunStepCompleted(
                 step_id=step_id,
                 output=step.output,
                 value=p.output.summary,
-                turns=turns,
-                cost_usd=cost,
+                turns=total_turns,
+                cost_usd=total_cost,
                 step_run_id=event.aggregate_id,
             )
             run.complete_step(done)
             advance(run, orchestration, at + 1)
         elif isinstance(p, RunFailed) and p.retryable and p.attempt < MAX_ATTEMPTS:
-            run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error))
+            again = _again(run, step, visit, current, event)
+            run.retry_step(_retried(step_id, event, p.error, turns, cost), again)
         elif isinstance(p, RunFailed):
-            run.fail(f"step {step_id} failed: {p.error}", turns, cost)
+            run.fail(f"step {step_id} failed: {p.error}", total_turns, total_cost)
         else:
-            run.fail(f"step {step_id} was stopped by the {p.cap.cap} budget cap", turns, cost)
+            run.fail(f"step {step_id} was stopped by the {p.cap.cap} budget cap", total_turns, total_cost)
     except DomainError as exc:
         log.info("ignored %s (seq %d) for orchestration run %s: %s", event.type, event.seq, run.run_id, exc)
+
+
+def _again(
+    run: OrchestrationRun,
+    step: AgentStep,
+    visit: int,
+    current: OrchestrationRunStepDispatched,
+    event: Event[RunFailed],
+) -> OrchestrationRunStepDispatched:
+    """The next attempt after a retryable failure, with its error. An attempt whose lease
+    expired left nothing: the next one names it (`previous_run_id`) and starts where it did,
+    with the error of the attempt before it, as a task's subtask does."""
+    p = event.payload
+    if isinstance(p, RunLeaseExpired):
+        error = current.previous_error or p.error
+        return _dispatch(run, step, visit, p.attempt + 1, error=error, previous_run_id=event.aggregate_id)
+    return _dispatch(run, step, visit, p.attempt + 1, error=p.error)
+
+
+def _retried(step_id: str, event: Event[Any], reason: str, turns: int, cost: float) -> OrchestrationRunStepRetried:
+    return OrchestrationRunStepRetried(
+        step_id=step_id,
+        step_run_id=event.aggregate_id,
+        attempt=event.payload.attempt,
+        reason=reason,
+        turns=turns,
+        cost_usd=cost,
+    )
 
 
 def _spent(event: Event[Any], store: EventStore) -> tuple[int, float]:

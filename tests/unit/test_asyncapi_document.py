@@ -64,7 +64,7 @@ EVENT_TYPES = {
     *("channel.opened", "channel.message_sent"),
     *("orchestration_run.started", "orchestration_run.step_started", "orchestration_run.step_dispatched"),
     *("orchestration_run.step_completed", "orchestration_run.paused", "orchestration_run.completed"),
-    "orchestration_run.failed",
+    *("orchestration_run.failed", "orchestration_run.step_retried"),
 }
 
 
