@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from contracts.events import Event
+from contracts.payloads.orchestration_run import OrchestrationRunCompleted, OrchestrationRunFailed
 from contracts.payloads.run import (
     RunBudgetStopped,
     RunFailed,
@@ -33,6 +34,9 @@ ENDED = {
     RunReleased: "released",
 }
 RUN_END = RunSucceeded | RunFailed | RunBudgetStopped | RunReleased
+# The end of what queued runs belong to: a task, or an orchestration run (its agent steps' Runs
+# name it as their task).
+TASK_END = TaskCompleted | TaskFailed | TaskCancelled | OrchestrationRunCompleted | OrchestrationRunFailed
 
 _STATEMENT = """
 WITH doc AS (SELECT %s::jsonb AS d),
@@ -132,7 +136,7 @@ def _write(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
                 claimed[e.aggregate_id].update(end)  # the UPDATE below cannot see this batch's inserts
             else:
                 ended.append(end)
-        elif isinstance(p, TaskCompleted | TaskFailed | TaskCancelled):
+        elif isinstance(p, TASK_END):
             ended_tasks.append(e.aggregate_id)  # what it still had queued will never run
     ended_here = set(ended_tasks)  # the DELETE cannot see the rows this statement inserts
     document = {
