@@ -28,6 +28,7 @@ from libs.domain.errors import IllegalTransition
 
 RUNNING, PAUSED, COMPLETED, FAILED = "running", "paused", "completed", "failed"
 TERMINAL = frozenset({COMPLETED, FAILED})
+PURGED = "the workspace was purged"  # why a run that a purge of its workspace stopped failed
 
 
 def orchestration_run_id(run_id: str) -> UUID:

@@ -21,7 +21,7 @@ from contracts.orchestrations import (
     RunOrchestration,
 )
 from contracts.subjects import START_ORCHESTRATION
-from libs.domain.orchestration_run import orchestration_run_id
+from libs.domain.orchestration_run import PURGED, orchestration_run_id
 from libs.readmodels import orchestration_runs
 from libs.web.auth import caller
 from libs.web.commands import send
@@ -77,8 +77,12 @@ async def settled_answer(state: GatewayState, workspace: str, run_id: str) -> Or
         row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
         return row["status"] if row else None
 
-    await state.watch.status_reaches(run_uuid, SETTLED.__contains__, current, state.settings.orchestration_wait_s)
+    reached = await state.watch.status_reaches(
+        run_uuid, SETTLED.__contains__, current, state.settings.orchestration_wait_s
+    )
     row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
+    if row is None and reached == "failed":  # failed and gone: its workspace's purge stopped it
+        return OrchestrationRunAnswer(status="failed", run_id=run_id, response=PURGED)
     if row is None:
         return OrchestrationRunAnswer(status="running", run_id=run_id)
     return answer(row)
