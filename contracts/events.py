@@ -89,8 +89,9 @@ def public_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def task_of(event: EventEnvelope) -> str | None:
     """The task an event is about: a task's own events, and those of its runs, gates, pull
-    request and charges, which name it in their payload; None for a workspace's own events."""
-    if event.type.startswith("task."):
+    request and charges, which name it in their payload; None for a workspace's own events.
+    An orchestration run is the task of its agent steps' Runs: its own events are about it."""
+    if event.type.startswith(("task.", "orchestration_run.")):
         return event.aggregate_id
     task_id = event.payload.get("task_id")
     return task_id if isinstance(task_id, str) else None

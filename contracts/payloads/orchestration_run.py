@@ -44,12 +44,25 @@ class OrchestrationRunStepDispatched(TaskSubtaskDispatched, frozen=True, kw_only
     tools: list[str] | None = None
 
 
+class OrchestrationRunStepRetried(Payload, frozen=True, kw_only=True):
+    """An agent step's Run ended without doing the step (it failed and may be tried again, its
+    lease expired, or its holder gave it back) and the step is dispatched again: what that Run
+    spent is the step's too, so the step's turns and cost add up over its attempts."""
+
+    step_id: str
+    step_run_id: str  # the Run that ended
+    attempt: int
+    reason: str  # its error, or why its holder gave it back
+    turns: int = 0  # its model calls
+    cost_usd: float = 0.0  # its usage, priced as the ledger prices it
+
+
 class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
     step_id: str
     output: str | None = None  # the state key written (none for a condition)
     value: Any = None  # what was written there
-    turns: int = 0  # the agent's model calls
-    cost_usd: float = 0.0
+    turns: int = 0  # the agent's model calls, over all the step's attempts
+    cost_usd: float = 0.0  # likewise
     step_run_id: str | None = None  # the executor's Run that did it
     next_step: str | None = None  # a condition's branch: the step it goes to (None: the next one)
     # What an agent step with the writing tools changed in the state's files key `files_key`:
@@ -85,7 +98,7 @@ class OrchestrationRunCompleted(Payload, frozen=True, kw_only=True):
 class OrchestrationRunFailed(Payload, frozen=True, kw_only=True):
     reason: str
     step_id: str | None = None  # the step it failed at
-    turns: int = 0  # what that step spent before it failed
+    turns: int = 0  # what that step spent before it failed, over all its attempts
     cost_usd: float = 0.0
 
 
@@ -93,6 +106,7 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "orchestration_run.started": OrchestrationRunStarted,
     "orchestration_run.step_started": OrchestrationRunStepStarted,
     "orchestration_run.step_dispatched": OrchestrationRunStepDispatched,
+    "orchestration_run.step_retried": OrchestrationRunStepRetried,
     "orchestration_run.step_completed": OrchestrationRunStepCompleted,
     "orchestration_run.paused": OrchestrationRunPaused,
     "orchestration_run.resumed": OrchestrationRunResumed,

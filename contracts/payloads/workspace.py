@@ -31,7 +31,9 @@ class WorkspaceConfigUpdated(Payload, frozen=True, kw_only=True):
 
 class WorkspacePurged(Payload, frozen=True, kw_only=True):
     purged: list[str]
-    stopped_tasks: list[str] = []  # unfinished when the purge was asked
+    # Unfinished when the purge was asked: tasks, and orchestration runs (the task their agent
+    # steps' Runs name), stopped alike.
+    stopped_tasks: list[str] = []
     closed_questions: list[str] = []  # open then
 
 

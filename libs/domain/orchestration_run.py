@@ -21,6 +21,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunStarted,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
+    OrchestrationRunStepRetried,
     OrchestrationRunStepStarted,
 )
 from contracts.payloads.shapes import Changes
@@ -29,6 +30,7 @@ from libs.domain.errors import IllegalTransition
 
 RUNNING, PAUSED, COMPLETED, FAILED = "running", "paused", "completed", "failed"
 TERMINAL = frozenset({COMPLETED, FAILED})
+PURGED = "the workspace was purged"  # why a run that a purge of its workspace stopped failed
 
 
 def orchestration_run_id(run_id: str) -> UUID:
@@ -113,6 +115,13 @@ class OrchestrationRun(WorkspaceAggregate):
     def cost_usd(self) -> float:
         return sum(s.cost_usd for s in self.step_history)
 
+    @property
+    def step_spent(self) -> tuple[int, float]:
+        """The turns and cost of the step under way so far: its attempts that ended without
+        doing it (a step's entry shows what all its attempts spent, not only the last's)."""
+        last = self.step_history[-1] if self.step_history else None
+        return (last.turns, last.cost_usd) if last is not None and last.status == RUNNING else (0, 0.0)
+
     def _require(self, *statuses: str) -> None:
         if self.status not in statuses:
             raise IllegalTransition(f"orchestration run {self.run_id} is {self.status}")
@@ -129,6 +138,15 @@ class OrchestrationRun(WorkspaceAggregate):
 
     def dispatch_step(self, dispatch: OrchestrationRunStepDispatched) -> None:
         self._require(RUNNING)
+        self.emit(self.StepDispatched, dispatch)
+
+    def retry_step(self, retried: OrchestrationRunStepRetried, dispatch: OrchestrationRunStepDispatched) -> None:
+        """The step's Run ended without doing it: what it spent is counted to the step, which is
+        dispatched again."""
+        self._require(RUNNING)
+        if retried.step_id != self.current_step:
+            raise IllegalTransition(f"orchestration run {self.run_id} is not at step {retried.step_id}")
+        self.emit(self.StepRetried, retried)
         self.emit(self.StepDispatched, dispatch)
 
     def complete_step(self, completed: OrchestrationRunStepCompleted) -> None:
@@ -172,6 +190,14 @@ class OrchestrationRun(WorkspaceAggregate):
 
         def apply(self, run: OrchestrationRun) -> None:
             run.dispatched = self.payload
+
+    class StepRetried(WorkspaceAggregate.Event):
+        payload: OrchestrationRunStepRetried
+
+        def apply(self, run: OrchestrationRun) -> None:
+            turns, cost_usd = run.step_spent
+            run._last(turns=turns + self.payload.turns, cost_usd=cost_usd + self.payload.cost_usd)
+            run.dispatched = None
 
     class StepCompleted(WorkspaceAggregate.Event):
         payload: OrchestrationRunStepCompleted

@@ -118,7 +118,8 @@ class Workspace(WorkspaceAggregate):
         self.emit(self.Purged, purged_event)
 
     class Purged(WorkspaceAggregate.Event):
-        # `stopped_tasks`: unfinished when the purge was asked, the planner cancels them;
+        # `stopped_tasks`: unfinished when the purge was asked, the planner cancels them (and
+        # fails the orchestration runs among them);
         # `closed_questions`: open then, review expires them, so no run waits on them.
         payload: WorkspacePurged
 

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from contracts.events import Event
+from contracts.payloads.orchestration_run import OrchestrationRunCompleted, OrchestrationRunFailed
 from contracts.payloads.run import (
     RunBudgetStopped,
     RunFailed,
@@ -33,6 +34,9 @@ ENDED = {
     RunReleased: "released",
 }
 RUN_END = RunSucceeded | RunFailed | RunBudgetStopped | RunReleased
+# The end of what queued runs belong to: a task, or an orchestration run (its agent steps' Runs
+# name it as their task).
+TASK_END = TaskCompleted | TaskFailed | TaskCancelled | OrchestrationRunCompleted | OrchestrationRunFailed
 
 _STATEMENT = """
 WITH doc AS (SELECT %s::jsonb AS d),
@@ -78,7 +82,7 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
         if isinstance(e.payload, WorkspacePurged):
             _write(cur, segment)
             segment = []
-            purge(cur, e.workspace_id)
+            purge(cur, e.workspace_id, e.payload.stopped_tasks)
         else:
             segment.append(e)
     _write(cur, segment)
@@ -132,7 +136,7 @@ def _write(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
                 claimed[e.aggregate_id].update(end)  # the UPDATE below cannot see this batch's inserts
             else:
                 ended.append(end)
-        elif isinstance(p, TaskCompleted | TaskFailed | TaskCancelled):
+        elif isinstance(p, TASK_END):
             ended_tasks.append(e.aggregate_id)  # what it still had queued will never run
     ended_here = set(ended_tasks)  # the DELETE cannot see the rows this statement inserts
     document = {
@@ -146,8 +150,10 @@ def _write(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
         cur.execute(_STATEMENT, (as_json(document),))
 
 
-def purge(cur: psycopg.Cursor[Any], workspace_id: str) -> None:
-    """A purge drops the workspace's queue and its ended leases (a run still held keeps its
-    lease until it ends: the sweeper must still see it)."""
-    cur.execute("DELETE FROM rm_run_queue WHERE workspace_id = %s", (workspace_id,))
+def purge(cur: psycopg.Cursor[Any], workspace_id: str, stopped: list[str]) -> None:
+    """A purge drops the queued runs of what it stopped (every task or orchestration run not
+    ended when it was asked: an ended one has nothing queued) and the workspace's ended leases (a
+    run still held keeps its lease until it ends: the sweeper must still see it). What was
+    submitted while the purge was recorded goes on, as the read models show it: it stays queued."""
+    cur.execute("DELETE FROM rm_run_queue WHERE workspace_id = %s AND task_id::text = ANY(%s)", (workspace_id, stopped))
     cur.execute("DELETE FROM rm_leases WHERE workspace_id = %s AND status <> 'claimed'", (workspace_id,))

@@ -18,6 +18,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunResumed,
     OrchestrationRunStarted,
     OrchestrationRunStepCompleted,
+    OrchestrationRunStepRetried,
     OrchestrationRunStepStarted,
 )
 
@@ -60,6 +61,18 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
                     "UPDATE rm_orchestration_runs SET step_history = step_history || %s::jsonb, updated_at = %s "
                     "WHERE id = %s",
                     (_json([{**entry, "turns": 0, "cost_usd": 0.0}]), e.occurred_at, e.aggregate_id),
+                )
+            case OrchestrationRunStepRetried() as p:
+                # What an attempt that ended without doing the step spent shows on the step at once.
+                spent = (
+                    "jsonb_build_object('turns', (step_history->-1->>'turns')::int + %s, "
+                    "'cost_usd', (step_history->-1->>'cost_usd')::float8 + %s)"
+                )
+                cur.execute(
+                    "UPDATE rm_orchestration_runs SET step_history = jsonb_set(step_history, "
+                    f"ARRAY[(jsonb_array_length(step_history) - 1)::text], step_history->-1 || {spent}), "
+                    "updated_at = %s WHERE id = %s",
+                    (p.turns, p.cost_usd, e.occurred_at, e.aggregate_id),
                 )
             case OrchestrationRunStepCompleted() as p:
                 written = {p.output: p.value} if p.output is not None else {}
@@ -112,6 +125,34 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
 def status_token(status: str, gate: str | None) -> str:
     """A run's status as waiters see it: `paused:<gate>` while paused, else the status."""
     return f"{status}:{gate}" if status == "paused" else status
+
+
+def purge(cur: psycopg.Cursor[Any], workspace_id: str, seq: int, stopped: list[str]) -> list[str]:
+    """A purge of the workspace takes its runs that ended and those it stopped (`stopped`: the
+    ones unfinished when it was asked); returns the ids of the stopped ones it took. Each is
+    remembered as a purged task is, so what comes of it later (its failure, its steps' Runs'
+    ends and charges) is kept out of every read model. A run started while the purge was being
+    recorded stays, as such a task does."""
+    cur.execute(
+        "WITH gone AS (DELETE FROM rm_orchestration_runs WHERE workspace_id = %s "
+        "AND (status IN ('completed', 'failed') OR id::text = ANY(%s)) RETURNING id, id::text = ANY(%s) AS stopped), "
+        "remembered AS (INSERT INTO rm_purged_tasks (task_id, workspace_id, purged_at_seq, stopped) "
+        "SELECT id, %s, %s, stopped FROM gone ON CONFLICT (task_id) DO NOTHING) "
+        "SELECT id::text FROM gone WHERE stopped",
+        (workspace_id, stopped, stopped, workspace_id, seq),
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+async def unfinished(pool: AsyncConnectionPool, workspace_id: str) -> list[str]:
+    """The workspace's runs still running or paused, by aggregate id: what a purge stops."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id::text FROM rm_orchestration_runs WHERE workspace_id = %s "
+            "AND status NOT IN ('completed', 'failed') ORDER BY created_at, id",
+            (workspace_id,),
+        )
+        return [r[0] for r in await cur.fetchall()]
 
 
 _COLUMNS = "run_id, workspace_id, orchestration_id, status, response, shared_state, step_history, human_input_required"

@@ -158,12 +158,14 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         run_usage.project(cur, kept_typed)
         _project_questions(cur, kept_typed)
         channels.project(cur, kept_typed)  # before a purge in the batch clears them
-        _project_workspaces(cur, kept_typed)
+        runs_changed = orchestration_runs.project(cur, kept_typed)  # likewise
+        # A run a purge stopped fails (the planner's doing), and that is kept out of the read
+        # models with the run: it is announced here, so a request waiting on it is answered.
+        runs_changed.update(dict.fromkeys(_project_workspaces(cur, kept_typed), "failed"))
         # Every event, a purged task's too: a lease its purge kept (its run still held) ends
         # when the run does, and the sweeper stops looking at it.
         leases.project(cur, every_typed)
         agent_sessions.project(cur, kept_typed)
-        runs_changed = orchestration_runs.project(cur, kept_typed)
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.
@@ -206,8 +208,10 @@ def _project_questions(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> No
             )
 
 
-def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
-    """Workspaces and their keys: few events, written as they come, in order."""
+def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> list[str]:
+    """Workspaces and their keys: few events, written as they come, in order; the orchestration
+    runs a purge among them stopped."""
+    stopped_runs: list[str] = []
     for e in events:
         match e.payload:
             case WorkspaceCreated() as p:
@@ -228,7 +232,7 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> N
             case WorkspacePurged() as p:
                 # Everything the workspace's read models hold up to the purge goes; its config and
                 # keys stay, and so does the purge event itself (the feed resumes after it).
-                _purge(cur, e.workspace_id, e.seq, p)
+                stopped_runs += _purge(cur, e.workspace_id, e.seq, p)
                 cur.execute(
                     "UPDATE rm_workspaces SET purged_through = %s WHERE workspace_id = %s", (e.seq, e.workspace_id)
                 )
@@ -237,6 +241,7 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> N
                     "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
                     (_json(p.config), e.workspace_id),
                 )
+    return stopped_runs
 
 
 def _project_tool_calls(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
@@ -261,7 +266,7 @@ def _project_task_log(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> Non
         )
 
 
-def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurged) -> None:
+def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurged) -> list[str]:
     # A task still running that the purge did not stop was submitted while the purge was being
     # recorded: it stays visible rather than run unseen. Likewise a question asked meanwhile.
     # The others are remembered as purged: what comes of them later is kept out (`project`).
@@ -272,6 +277,7 @@ def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurge
         "SELECT task_id, %s, %s, task_id::text = ANY(%s) FROM gone ON CONFLICT (task_id) DO NOTHING",
         (workspace, p.stopped_tasks, workspace, seq, p.stopped_tasks),
     )
+    stopped_runs = orchestration_runs.purge(cur, workspace, seq, p.stopped_tasks)
     channels.purge(cur, workspace, seq)
     cur.execute(
         "DELETE FROM rm_questions WHERE workspace_id = %s AND (status <> 'open' OR question_id = ANY(%s))",
@@ -292,6 +298,7 @@ def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurge
         "AND NOT EXISTS (SELECT 1 FROM rm_tasks t WHERE t.task_id = u.task_id)",
         (workspace,),
     )
+    return stopped_runs
 
 
 NOTIFY_LIMIT = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes

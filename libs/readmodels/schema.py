@@ -118,8 +118,9 @@ CREATE INDEX IF NOT EXISTS rm_tool_calls_status ON rm_tool_calls (workspace_id, 
 CREATE INDEX IF NOT EXISTS rm_tool_calls_session ON rm_tool_calls (workspace_id, session_id, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_agent ON rm_tool_calls (workspace_id, agent_name, seq);
 CREATE INDEX IF NOT EXISTS rm_tool_calls_time ON rm_tool_calls (workspace_id, occurred_at);
--- The tasks a purge dropped from `rm_tasks`: what their runs record as they stop, after the
--- purge, is kept out of every read model (the feed, the tool log, the dump).
+-- The tasks a purge dropped from `rm_tasks` (and the orchestration runs it dropped from
+-- `rm_orchestration_runs`: the task of their steps' Runs): what their runs record as they stop,
+-- after the purge, is kept out of every read model (the feed, the tool log, the dump).
 CREATE TABLE IF NOT EXISTS rm_purged_tasks (
     task_id uuid PRIMARY KEY,
     workspace_id text NOT NULL,
@@ -245,6 +246,7 @@ CREATE TABLE IF NOT EXISTS rm_orchestration_runs (
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL
 );
+CREATE INDEX IF NOT EXISTS rm_orchestration_runs_workspace ON rm_orchestration_runs (workspace_id, status);
 CREATE TABLE IF NOT EXISTS rm_position (
     name text PRIMARY KEY,
     position bigint NOT NULL

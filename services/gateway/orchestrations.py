@@ -28,7 +28,7 @@ from contracts.orchestrations import (
     RunOrchestration,
 )
 from contracts.subjects import RESUME_ORCHESTRATION, START_ORCHESTRATION
-from libs.domain.orchestration_run import orchestration_run_id
+from libs.domain.orchestration_run import PURGED, orchestration_run_id
 from libs.readmodels import orchestration_runs, run_files
 from libs.web.auth import caller
 from libs.web.commands import send
@@ -144,8 +144,10 @@ async def settled_answer(
     def settled(token: str | None) -> bool:
         return token is not None and token.partition(":")[0] in SETTLED and token != answered
 
-    await state.watch.status_reaches(run_uuid, settled, current, state.settings.orchestration_wait_s)
+    reached = await state.watch.status_reaches(run_uuid, settled, current, state.settings.orchestration_wait_s)
     row = await orchestration_runs.run_of(state.pool, workspace, run_uuid)
+    if row is None and reached == "failed":  # failed and gone: its workspace's purge stopped it
+        return OrchestrationRunAnswer(status="failed", run_id=run_id, response=PURGED)
     if row is None or _token(row) == answered:  # still at the gate answered: going on
         return OrchestrationRunAnswer(status="running", run_id=run_id)
     if row["status"] == "completed":  # its shared_state is shown: a files key with its contents

@@ -29,7 +29,7 @@ from contracts.workspaces import (
 )
 from libs.domain.errors import DomainError
 from libs.domain.workspace import Workspace, new_workspace_id, split_key, workspace_aggregate_id
-from libs.readmodels import question_reads, task_reads, workspace_reads
+from libs.readmodels import orchestration_runs, question_reads, task_reads, workspace_reads
 from libs.web.auth import workspace_of
 from libs.web.bodies import decode_body
 from libs.web.errors import ApiError
@@ -158,6 +158,8 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
     # Everything written so far is in the read models, so the unfinished tasks are all known.
     await state.reach_head()
     unfinished = await task_reads.unfinished_tasks(state.pool, workspace_id)
+    # An orchestration run still going is stopped as a task is: it is the task its steps' Runs name.
+    unfinished += await orchestration_runs.unfinished(state.pool, workspace_id)
     questions = [q["id"] for q in await question_reads.open_questions(state.pool, workspace_id)]
     await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))
     return Purged(purged=PURGED)

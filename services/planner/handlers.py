@@ -26,7 +26,7 @@ from contracts.payloads.workspace import WorkspaceConfigUpdated, WorkspacePurged
 from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
-from libs.domain.orchestration_run import OrchestrationRun
+from libs.domain.orchestration_run import PURGED, OrchestrationRun
 from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task
 from libs.eventstore.blobs import Blob, stored
 from libs.eventstore.store import EventStore
@@ -255,11 +255,16 @@ def _paused_since(store: EventStore, after: int, workspace_id: str) -> set[UUID]
 
 
 def _stop_purged(event: Event[WorkspacePurged], batch: Batch) -> None:
-    """A purged workspace's unfinished tasks stop: their later results change nothing."""
+    """A purged workspace's unfinished tasks stop: their later results change nothing. Its
+    orchestration runs still going fail (spec 004 has no cancelled run), so neither a step's Run
+    ending nor a resume takes one further."""
     for task_id in event.payload.stopped_tasks:
         task = batch.get(task_id)
         if task is not None and task.workspace_id == event.workspace_id and task.status not in TERMINAL:
             task.cancel("the workspace was purged")
+        run = batch.orchestrations.get(UUID(task_id))
+        if run is not None and run.workspace_id == event.workspace_id and not run.settled:
+            run.fail(PURGED, *run.step_spent)
 
 
 def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatch_gate: DispatchGate) -> None:

@@ -28,8 +28,9 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunResumed,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
+    OrchestrationRunStepRetried,
 )
-from contracts.payloads.run import RunBudgetStopped, RunFailed, RunReleased, RunSucceeded
+from contracts.payloads.run import RunBudgetStopped, RunFailed, RunLeaseExpired, RunReleased, RunSucceeded
 from contracts.payloads.shapes import Changes, Files, RunOutput
 from contracts.tasks import check_paths
 from libs.agent.loop import estimated_usage
@@ -189,9 +190,11 @@ def _dispatch(
     step: AgentStep,
     visit: int,
     attempt: int,
+    *,
     handover: int = 0,
     error: str | None = None,
     previous: RunOutput | None = None,
+    previous_run_id: str | None = None,
 ) -> OrchestrationRunStepDispatched:
     subtask_id = f"{step.id}{VISIT}{visit}"
     config = {"model": step.model, "provider": str(step.provider), "maxTokens": MAX_TOKENS, "maxTurns": step.max_turns}
@@ -210,6 +213,7 @@ def _dispatch(
         run_id=str(run_id_for(str(run.id), subtask_id, attempt, handover)),
         handover=handover,
         tools=list(step.tools),
+        previous_run_id=previous_run_id,
     )
 
 
@@ -266,20 +270,32 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
     step = orchestration.steps[at]
     assert isinstance(step, AgentStep)
     visit = run.visits[step_id]
+    # What the step's earlier attempts spent, and this Run: the step's entry shows them all.
+    turns, cost = _spent(event, store)
+    before_turns, before_cost = run.step_spent
+    total_turns, total_cost = before_turns + turns, before_cost + cost
     try:
         if isinstance(p, RunReleased):  # given back by an agent session: the same attempt, anew
-            error, previous = current.previous_error, current.previous_output
-            run.dispatch_step(_dispatch(run, step, visit, current.attempt, current.handover + 1, error, previous))
-            return
-        turns, cost = _spent(event, store)
-        if isinstance(p, RunSucceeded):
+            c = current
+            again = _dispatch(
+                run,
+                step,
+                visit,
+                c.attempt,
+                handover=c.handover + 1,
+                error=c.previous_error,
+                previous=c.previous_output,
+                previous_run_id=c.previous_run_id,
+            )
+            run.retry_step(_retried(step_id, event, p.reason or "given back", turns, cost), again)
+        elif isinstance(p, RunSucceeded):
             changes = _changes(step, p.output)
             done = OrchestrationRunStepCompleted(
                 step_id=step_id,
                 output=step.output,
                 value=p.output.summary,
-                turns=turns,
-                cost_usd=cost,
+                turns=total_turns,
+                cost_usd=total_cost,
                 step_run_id=event.aggregate_id,
                 files_key=step.files if changes is not None else None,
                 changes=changes,
@@ -288,13 +304,14 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
             advance(run, orchestration, at + 1)
         elif isinstance(p, RunFailed) and p.retryable and p.attempt < MAX_ATTEMPTS:
             if over := _over_limit(run, step, spent_now=cost):
-                run.fail(over, turns, cost)  # another attempt would cross the run's limit
+                run.fail(over, total_turns, total_cost)  # another attempt would cross the run's limit
             else:
-                run.dispatch_step(_dispatch(run, step, visit, p.attempt + 1, error=p.error, previous=p.output))
+                again = _again(run, step, visit, current, event)
+                run.retry_step(_retried(step_id, event, p.error, turns, cost), again)
         elif isinstance(p, RunFailed):
-            run.fail(f"step {step_id} failed: {p.error}", turns, cost)
+            run.fail(f"step {step_id} failed: {p.error}", total_turns, total_cost)
         else:
-            run.fail(f"step {step_id} was stopped by the {p.cap.cap} budget cap", turns, cost)
+            run.fail(f"step {step_id} was stopped by the {p.cap.cap} budget cap", total_turns, total_cost)
     except DomainError as exc:
         log.info("ignored %s (seq %d) for orchestration run %s: %s", event.type, event.seq, run.run_id, exc)
 
@@ -304,6 +321,37 @@ def _changes(step: AgentStep, output: RunOutput) -> Changes | None:
     if step.files is None or not (output.files or output.deleted_files):
         return None
     return Changes(files=output.files, deleted=output.deleted_files)
+
+
+def _again(
+    run: OrchestrationRun,
+    step: AgentStep,
+    visit: int,
+    current: OrchestrationRunStepDispatched,
+    event: Event[RunFailed],
+) -> OrchestrationRunStepDispatched:
+    """The next attempt after a retryable failure, with its error. An attempt whose lease
+    expired left nothing: the next one names it (`previous_run_id`) and starts where it did,
+    with the error of the attempt before it, as a task's subtask does."""
+    p = event.payload
+    if isinstance(p, RunLeaseExpired):
+        error, previous = current.previous_error or p.error, current.previous_output
+        return _dispatch(
+            run, step, visit, p.attempt + 1, error=error, previous=previous, previous_run_id=event.aggregate_id
+        )
+    # A retry starts from the failed attempt's changes, as a subtask's self-heal does.
+    return _dispatch(run, step, visit, p.attempt + 1, error=p.error, previous=p.output)
+
+
+def _retried(step_id: str, event: Event[Any], reason: str, turns: int, cost: float) -> OrchestrationRunStepRetried:
+    return OrchestrationRunStepRetried(
+        step_id=step_id,
+        step_run_id=event.aggregate_id,
+        attempt=event.payload.attempt,
+        reason=reason,
+        turns=turns,
+        cost_usd=cost,
+    )
 
 
 def _spent(event: Event[Any], store: EventStore) -> tuple[int, float]:

@@ -16,7 +16,7 @@ from contracts.commands import CommandError, CommandReply, ResumeOrchestrationCo
 from contracts.orchestrations import HumanStep
 from contracts.payloads.input_gate import InputGateOpened
 from libs.domain.gate import InputGate, input_gate_id
-from libs.domain.orchestration_run import PAUSED, OrchestrationRun, orchestration_run_id
+from libs.domain.orchestration_run import FAILED, PAUSED, PURGED, OrchestrationRun, orchestration_run_id
 from libs.eventstore.store import EventStore
 from libs.orchestrations.responses import checked
 from libs.orchestrations.stored import definition_of
@@ -35,6 +35,8 @@ def resume(raw: bytes, store: EventStore) -> CommandReply:
     run = store.load(orchestration_run_id(command.run_id))
     if not isinstance(run, OrchestrationRun) or run.workspace_id != command.workspace_id:
         return unknown  # another workspace's run is as unknown as none
+    if run.status == FAILED and run.response == PURGED:
+        return unknown  # its workspace's purge cleared it, as it clears a task
     pause = run.paused
     if pause is None:
         return _not_paused(run)

@@ -4,26 +4,34 @@ unfinished work stopped, the history kept in the log, and a rebuild giving the s
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg
 import pytest
 
 from libs.devstack.stack import Stack
 from libs.domain.ledger import ledger_id
+from libs.domain.orchestration_run import orchestration_run_id
 from libs.eventstore.store import EventStore
 from tests.e2e.helpers import (
     bearer,
     in_review_and_charged,
     live_and_rebuilt,
     log_head,
+    model_calls,
     new_workspace,
+    script_model,
     sse_events,
     submit,
     task_request,
     wait_for,
+    wait_quiet,
 )
+from tests.e2e.test_orchestration_runs import RUN, finish
 
 pytestmark = pytest.mark.e2e
 
@@ -134,3 +142,53 @@ def _late_charge(stack: Stack, task_id: str) -> None:
         store.save([ledger])
     finally:
         store.close()
+
+
+def test_a_purge_stops_the_workspaces_orchestration_runs_and_takes_them_off_the_read_models(stack: Stack) -> None:
+    """A run paused at its gate and one in an agent step's model call: the purge fails both (the
+    waiting `run` is answered so), its step's Run is stopped and the run goes no further, and
+    nothing of either is left to resume or claim."""
+    workspace, key = (created := new_workspace(stack, "purged-runs"))["workspaceId"], bearer(created["apiKey"])
+    gated, working = (f"{what} {uuid.uuid4().hex[:8]}" for what in ("Gated topic", "Working topic"))
+    script_model(
+        stack,
+        {"match": f"each with its source: {gated}", "tool_calls": finish("found")},
+        {"match": f'Write a report in Markdown on "{gated}"', "tool_calls": finish("# Draft")},
+        {"match": f"each with its source: {working}", "delay_ms": 30_000, "tool_calls": finish("too late")},
+    )
+    with httpx.Client(base_url=stack.gateway_url, timeout=120, headers=key) as api, ThreadPoolExecutor(1) as pool:
+        paused = api.post(RUN, json={"message": gated}).json()
+        assert paused["status"] == "paused", paused
+        answered = pool.submit(api.post, RUN, json={"message": working})
+        deadline = time.monotonic() + 20
+        while not model_calls(stack, working):
+            assert time.monotonic() < deadline and not answered.done(), "the working run never called the model"
+            time.sleep(0.05)
+
+        assert api.post(f"/api/v1/workspaces/{workspace}/orchestration/purge").status_code == 200
+        stopped = answered.result(timeout=30).json()
+
+    assert stopped == {"status": "failed", "run_id": stopped["run_id"], "response": "the workspace was purged"}
+    runs = [str(orchestration_run_id(r)) for r in (paused["run_id"], stopped["run_id"])]
+    wait_quiet(stack)
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        for table in ("rm_orchestration_runs", "rm_run_queue"):
+            rows = conn.execute(f"SELECT count(*) FROM {table} WHERE workspace_id = %s", (workspace,)).fetchone()
+            assert rows == (0,), f"{table} keeps the purged workspace's runs"
+    # On record: both failed, and the working step's Run was stopped, not retried or followed.
+    store = EventStore(stack.database_url, pool_size=1)
+    try:
+        events = [e for e in store.read(0, 1_000_000) if e.workspace_id == workspace]
+    finally:
+        store.close()
+    failed = {e.aggregate_id: e.payload["reason"] for e in events if e.type == "orchestration_run.failed"}
+    assert failed == dict.fromkeys(runs, "the workspace was purged")
+    (step_end,) = [e for e in events if e.payload.get("task_id") == runs[1] and e.type == "run.failed"]
+    assert step_end.payload["error"] == "stopped: the workspace was purged"
+    assert model_calls(stack, f'Write a report in Markdown on "{working}"') == []
+    # The paused run's gate is gone with it: a resume finds nothing.
+    resume = f"{stack.gateway_url}/api/v1/orchestrations/runs/{paused['run_id']}/resume"
+    gone = httpx.post(resume, json={"response": {"decision": "approve"}}, headers=key, timeout=30)
+    assert gone.status_code == 404, gone.text
+    live, rebuilt = live_and_rebuilt(stack)
+    assert rebuilt == live

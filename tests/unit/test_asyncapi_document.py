@@ -65,6 +65,7 @@ EVENT_TYPES = {
     *("orchestration_run.started", "orchestration_run.step_started", "orchestration_run.step_dispatched"),
     *("orchestration_run.step_completed", "orchestration_run.paused", "orchestration_run.completed"),
     *("orchestration_run.failed", "orchestration_run.resumed", "input_gate.opened", "input_gate.answered"),
+    "orchestration_run.step_retried",
 }
 
 

@@ -4,6 +4,7 @@ at once, a human step pauses, the end completes; a Run's end moves its step on (
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import pytest
@@ -11,10 +12,11 @@ import pytest
 from contracts.commands import CommandReply, StartOrchestrationCommand
 from contracts.events import Event
 from contracts.payloads.input_gate import InputGateAnswered
-from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
+from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched, OrchestrationRunStepRetried
 from contracts.payloads.run import RunFailed, RunSucceeded
 from contracts.payloads.shapes import RunOutput
 from libs.domain.orchestration_run import COMPLETED, FAILED, PAUSED, RUNNING, OrchestrationRun
+from libs.domain.run import Claim, Run
 from libs.orchestrations import stored
 from libs.orchestrations.definitions import parse
 from services.planner import orchestrating
@@ -51,6 +53,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.blobs = FakeBlobs()
         self.aggregates: list[Any] = []
+        self.runs: dict[UUID, Run] = {}  # the steps' Runs a test made; any other reads as none
 
     def save(self, aggregates: list[Any], blobs: Any = ()) -> int:
         self.blobs.saved.update({b.digest: b.content.decode() for b in blobs})
@@ -58,7 +61,7 @@ class FakeStore:
         return 42
 
     def load(self, aggregate_id: Any) -> Any:
-        return None  # the step's Run: not kept here (its turns read as 0)
+        return self.runs.get(aggregate_id)  # a step's Run not made by the test: its turns read as 0
 
 
 def _started(
@@ -256,3 +259,75 @@ def test_a_step_that_would_cross_the_limit_is_not_started_after_what_the_run_spe
 
 def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None:
     assert orchestrating.render("a {{ x }} b {{y}} c", {"y": 3}) == "a  b 3 c"
+
+
+MODEL = "claude-sonnet-4-20250514"  # $3 / $15 per million input / output tokens
+CALL = {"input_tokens": 1000, "output_tokens": 200}  # $0.006
+
+
+def _claimed(run: OrchestrationRun, store: FakeStore) -> Run:
+    """The Run the step's dispatch names, claimed by the executor as it claims one."""
+    d = run.dispatched
+    assert d is not None
+    claim = Claim(session_id=None, lease_until=1, lease_ttl_s=2, token_hash="h")
+    made = Run.start(
+        "ws", str(run.id), d.subtask_id, d.agent_type, d.attempt, "anthropic", MODEL, claim=claim, handover=d.handover
+    )
+    assert str(made.id) == d.run_id
+    store.runs[made.id] = made
+    return made
+
+
+def _end(step_run: Run) -> Event[Any]:
+    """The Run's last event (its end), as the planner is handed it."""
+    last = step_run.collect_events()[-1]
+    return Event(
+        seq=9, type="run.x", workspace_id="ws", aggregate_id=str(step_run.id), version=9, occurred_at=0,
+        payload=last.payload,
+    )  # fmt: skip
+
+
+def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_both_attempts() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    first = _claimed(run, store)
+    first.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
+    first.start_model_call(2, {"input_tokens": 3000, "output_tokens": 500})  # in flight when the holder died
+    first.expire(lease_until=1)
+    orchestrating.on_run_end(run, _end(first), store)  # type: ignore[arg-type]
+
+    again = run.dispatched
+    assert again is not None and again.attempt == 2 and again.previous_run_id == str(first.id)
+    # Charged as the ledger charges the expired Run: its call, and the one in flight at its estimate.
+    expired_usd = (4000 * 3 + 700 * 15) / 1e6
+    assert (run.step_history[0].status, run.step_history[0].turns) == (RUNNING, 1)
+    assert run.step_history[0].cost_usd == pytest.approx(expired_usd)
+    second = _claimed(run, store)
+    for turn in (1, 2):
+        second.record_model_call(turn, True, 100, CALL, "tool_use", 1, None)
+    second.succeed(RunOutput(files={}, summary="owls hoot"), {"input_tokens": 2000, "output_tokens": 400}, 200, 2)
+    orchestrating.on_run_end(run, _end(second), store)  # type: ignore[arg-type]
+
+    write = run.step_history[0]
+    assert (write.step_id, write.status, write.turns) == ("step-write", COMPLETED, 3)
+    assert write.cost_usd == pytest.approx(expired_usd + 0.012)
+    assert run.status == PAUSED and run.shared_state["notes"] == "owls hoot"
+    # The history says what the lost attempt spent, and why the step went again.
+    retried = [e.payload for e in run.collect_events() if isinstance(e.payload, OrchestrationRunStepRetried)]
+    assert [(r.step_run_id, r.attempt, r.turns) for r in retried] == [(str(first.id), 1, 1)]
+    assert retried[0].reason == first.error
+
+
+def test_a_step_that_fails_for_good_after_a_retry_fails_with_what_all_its_attempts_spent() -> None:
+    store = FakeStore()
+    _, run = _started(store)
+    for attempt in (1, 2):
+        step_run = _claimed(run, store)
+        step_run.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
+        step_run.fail("checks failed", CALL, 100, 1, retryable=attempt == 1)
+        orchestrating.on_run_end(run, _end(step_run), store)  # type: ignore[arg-type]
+
+    assert run.status == FAILED and run.response == "step step-write failed: checks failed"
+    write = run.step_history[0]
+    assert (write.status, write.turns) == (FAILED, 2)
+    assert write.cost_usd == pytest.approx(2 * 0.006)

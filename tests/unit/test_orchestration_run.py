@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from contracts.files import FileRef
@@ -9,6 +10,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunPaused,
     OrchestrationRunStepCompleted,
     OrchestrationRunStepDispatched,
+    OrchestrationRunStepRetried,
 )
 from libs.domain.errors import IllegalTransition
 from libs.domain.orchestration_run import (
@@ -29,9 +31,9 @@ def _run() -> OrchestrationRun:
     return OrchestrationRun.start("ws", "run_orch-a_1", "orch-a", DIGEST, ref, "quantum", "query", None)
 
 
-def _dispatch(step_id: str) -> OrchestrationRunStepDispatched:
+def _dispatch(step_id: str, attempt: int = 1) -> OrchestrationRunStepDispatched:
     return OrchestrationRunStepDispatched(
-        subtask_id=f"{step_id}@1", agent_type="orchestration", description="d", files={}, config={}, attempt=1
+        subtask_id=f"{step_id}@1", agent_type="orchestration", description="d", files={}, config={}, attempt=attempt
     )
 
 
@@ -88,3 +90,24 @@ def test_a_human_step_pauses_the_run() -> None:
     assert run.status == PAUSED and run.step_history[-1].status == PAUSED
     with pytest.raises(IllegalTransition):
         run.start_step("step-next", "Next", "agent")
+
+
+def test_a_steps_entry_adds_up_what_each_of_its_attempts_spent() -> None:
+    run = _run()
+    run.start_step("step-research", "Research", "agent")
+    run.dispatch_step(_dispatch("step-research"))
+    lost = OrchestrationRunStepRetried(
+        step_id="step-research", step_run_id="r-1", attempt=1, reason="lease expired", turns=1, cost_usd=0.02
+    )
+    run.retry_step(lost, _dispatch("step-research", attempt=2))
+
+    assert run.step_history[-1].status == RUNNING and run.step_spent == (1, 0.02)
+    assert run.dispatched is not None and run.dispatched.attempt == 2
+    with pytest.raises(IllegalTransition):
+        run.retry_step(msgspec.structs.replace(lost, step_id="step-other"), _dispatch("step-other"))
+    # The Run that did the step reports the whole step's spend (the planner adds the attempts).
+    run.complete_step(
+        OrchestrationRunStepCompleted(step_id="step-research", output="r", value="v", turns=3, cost_usd=0.05)
+    )
+    assert (run.step_history[-1].turns, run.step_history[-1].cost_usd) == (3, 0.05)
+    assert run.step_spent == (0, 0.0), "no step under way"

@@ -195,6 +195,7 @@ def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
         OrchestrationRunResumed,
         OrchestrationRunStepCompleted,
         OrchestrationRunStepDispatched,
+        OrchestrationRunStepRetried,
     )
 
     definition = FileRef(digest=REF["digest"], size=12)
@@ -205,6 +206,13 @@ def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
             subtask_id="step-one@1", agent_type="orchestration", description="Say hi", files={},
             config={"model": MODEL, "provider": "anthropic"}, attempt=1, run_id="r-1",
         )
+    )  # fmt: skip
+    run.retry_step(
+        OrchestrationRunStepRetried(step_id="step-one", step_run_id="r-1", attempt=1, reason="lease expired", turns=1),
+        OrchestrationRunStepDispatched(
+            subtask_id="step-one@1", agent_type="orchestration", description="Say hi", files={},
+            config={"model": MODEL, "provider": "anthropic"}, attempt=2, run_id="r-2", previous_run_id="r-1",
+        ),
     )  # fmt: skip
     run.complete_step(OrchestrationRunStepCompleted(step_id="step-one", output="answer", value="hi", turns=1))
     run.start_step("step-ok", "OK?", "human")
