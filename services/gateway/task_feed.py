@@ -16,7 +16,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from contracts.commands import RetryTaskCommand, StopTaskCommand
-from contracts.repos import REPOSITORY_PATTERN
+from contracts.repos import MAX_OWNER, MAX_REPO, REPOSITORY_PATTERN
 from contracts.subjects import RETRY_TASK, STOP_TASK
 from contracts.task_feed import DEFAULT_LIMIT, MAX_LIMIT, TASK_ID_PATTERN, TaskHistory, TaskPage, TaskStatusReport
 from contracts.tasks import NO_NUL, AgentType, SubmitTasks, TaskIds, TaskStatus
@@ -43,7 +43,12 @@ async def list_tasks(
         list[TaskStatus] | None, QueryParameter(description="Only tasks in this status; repeat it for several.")
     ] = None,
     repository: Annotated[
-        str | None, QueryParameter(pattern=REPOSITORY_PATTERN, description="Only tasks on `owner/name` (any case).")
+        str | None,
+        QueryParameter(
+            max_length=MAX_OWNER + 1 + MAX_REPO,
+            pattern=REPOSITORY_PATTERN,
+            description="Only tasks on `owner/name` (any case).",
+        ),
     ] = None,
     # Named as the wire names them, so a refusal names what the client sent.
     agentType: Annotated[AgentType | None, QueryParameter(description="Only tasks of this agent type.")] = None,
@@ -60,9 +65,10 @@ async def list_tasks(
     cursor: Cursor = None,
 ) -> TaskPage:
     state, workspace = gateway_state(request), caller(request).workspace_id
+    owner, _, name = (repository or "").partition("/")
     only = TaskFilter(
         statuses=[s.value for s in status] if status else None,
-        repository=tuple(repository.split("/", 1)) if repository else None,  # type: ignore[arg-type]
+        repository=(owner, name) if repository else None,
         agent_type=agentType.value if agentType else None,
         since=paging.since_ms(since) if since is not None else None,
     )
