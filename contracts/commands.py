@@ -33,6 +33,22 @@ class ResumeOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):
     response: Any  # as the client sent it: an object of field -> value, or a plain string
 
 
+class StopTaskCommand(msgspec.Struct, frozen=True):
+    """Cancel a task that has not finished (spec 003's stop), to the owner of Tasks."""
+
+    workspace_id: str
+    task_id: str
+
+
+class RetryTaskCommand(msgspec.Struct, frozen=True):
+    """Run a failed or cancelled task again as a new task linked to it (spec 003's retry). The
+    reply names the new task; `status` is `created`, or `existing` when the task was retried
+    already (the same request sent again creates nothing)."""
+
+    workspace_id: str
+    task_id: str
+
+
 class DecideReviewCommand(msgspec.Struct, frozen=True):
     workspace_id: str
     task_id: str

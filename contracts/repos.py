@@ -37,6 +37,8 @@ MAX_BRANCH = 255
 # tree, and self-heal must never write there), no backslash (read as a separator elsewhere).
 PATH_PATTERN = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!(?:.*/)?\.[Gg][Ii][Tt](?:/|$))[^\x00\\]+$"
 MAX_PATH = 4096
+# A repository as `owner/name` (a list's filter): the two names above, joined by one slash.
+REPOSITORY_PATTERN = "^" + OWNER_PATTERN[1:-1] + "/" + REPO_PATTERN[1:-1] + "$"
 
 Owner = Annotated[
     str,
@@ -70,6 +72,7 @@ Branch = Annotated[
 PATTERN_WORDS = {
     OWNER_PATTERN: "a GitHub owner name (letters, digits, '-' and '_', not starting with '-')",
     REPO_PATTERN: "a GitHub repository name (letters, digits, '.', '_' and '-', not only dots)",
+    REPOSITORY_PATTERN: "a GitHub repository as owner/name, such as acme/api",
     BRANCH_PATTERN: (
         "a git branch name (no '..', '@{', '//', space, control character or any of ~ ^ : ? * [ \\; "
         "no part starting with '.' or ending with '.lock'; not starting with '-' or '/', nor ending with '/' or '.')"

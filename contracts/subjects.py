@@ -23,6 +23,8 @@ def aggregate_events(aggregate: str) -> str:
 # Commands go to the single writer of the aggregate they change (request/reply, queue group).
 SUBMIT_TASKS = "cmd.planner.submit-tasks"
 START_ORCHESTRATION = "cmd.planner.start-orchestration"
+STOP_TASK = "cmd.planner.stop-task"
+RETRY_TASK = "cmd.planner.retry-task"
 DECIDE_REVIEW = "cmd.review.decide"
 ASK_QUESTION = "cmd.review.ask"
 ANSWER_QUESTION = "cmd.review.answer"

@@ -233,6 +233,10 @@ class TaskState(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True)
     pr_url: str | None = None
     revision_of: str | None = None
     revised_by: str | None = None
+    # Extensions: the failed or cancelled task this one runs again (spec 003's retry), and the
+    # task that runs this one again.
+    retry_of: str | None = None
+    retried_by: str | None = None
     plan: PlanInfo | None = None
     paused: PauseInfo | None = None
 

@@ -50,6 +50,8 @@ COMMANDS: tuple[tuple[str, type[msgspec.Struct], str], ...] = (
         commands.StartOrchestrationCommand,
         "Start a run of an orchestration (answered by the planner)",
     ),
+    (subjects.STOP_TASK, commands.StopTaskCommand, "Stop (cancel) a task (answered by the planner)"),
+    (subjects.RETRY_TASK, commands.RetryTaskCommand, "Retry a failed or cancelled task (answered by the planner)"),
     (subjects.DECIDE_REVIEW, commands.DecideReviewCommand, "Record a review decision (answered by review)"),
     (subjects.ASK_QUESTION, commands.AskQuestionCommand, "Ask a person an agent's question (answered by review)"),
     (subjects.ANSWER_QUESTION, commands.AnswerQuestionCommand, "Answer an agent's question (answered by review)"),

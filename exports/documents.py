@@ -21,6 +21,7 @@ from contracts import (
     events,
     logs,
     orchestrations,
+    task_feed,
     tasks,
     toollog,
     workspaces,
@@ -79,6 +80,11 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "ChannelList": agent_runtime.ChannelList,
     "OrchestrationSummary": orchestrations.OrchestrationSummary,
     "OrchestrationDetail": orchestrations.OrchestrationDetail,
+    "TaskPage": task_feed.TaskPage,
+    "TaskHistory": task_feed.TaskHistory,
+    "TaskStatusReport": task_feed.TaskStatusReport,
+    "StopTaskCommand": commands.StopTaskCommand,
+    "RetryTaskCommand": commands.RetryTaskCommand,
 }
 
 

@@ -24,6 +24,7 @@ class TaskSubmitted(Payload, frozen=True, kw_only=True):
     request: dict[str, Any]
     subtasks: list[PlannedSubtask]  # empty while a drafted plan is awaited
     revision_of: str | None = None
+    retry_of: str | None = None  # the failed or cancelled task this one runs again (spec 003's retry)
 
 
 class TaskPlanRequested(Payload, frozen=True, kw_only=True):
@@ -136,6 +137,10 @@ class TaskCancelled(Payload, frozen=True, kw_only=True):
     reason: str
 
 
+class TaskRetried(Payload, frozen=True, kw_only=True):
+    retry_id: str  # the new task that runs this one again
+
+
 PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "task.submitted": TaskSubmitted,
     "task.plan_requested": TaskPlanRequested,
@@ -155,4 +160,5 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "task.child_linked": TaskChildLinked,
     "task.parent_completed": TaskParentCompleted,
     "task.cancelled": TaskCancelled,
+    "task.retried": TaskRetried,
 }

@@ -28,6 +28,7 @@ from contracts.payloads.task import (
     TaskPlanned,
     TaskPlanRequested,
     TaskResumed,
+    TaskRetried,
     TaskReviewRequested,
     TaskRevisionRequested,
     TaskStarted,
@@ -62,6 +63,8 @@ class Task(WorkspaceAggregate):
         self.request = payload.request
         self.subtasks = payload.subtasks
         self.revision_of = payload.revision_of
+        self.retry_of = payload.retry_of
+        self.retried_by: str | None = None
         self.status = PENDING
         self.dispatched: list[str] = []
         self.succeeded: dict[str, SubtaskResult] = {}
@@ -89,8 +92,9 @@ class Task(WorkspaceAggregate):
         request: dict[str, Any],
         subtasks: list[PlannedSubtask],
         revision_of: str | None = None,
+        retry_of: str | None = None,
     ) -> Task:
-        payload = TaskSubmitted(request=request, subtasks=subtasks, revision_of=revision_of)
+        payload = TaskSubmitted(request=request, subtasks=subtasks, revision_of=revision_of, retry_of=retry_of)
         return cls._create(cls.Submitted, id=task_id, workspace_id=workspace_id, payload=payload)
 
     # --- queries the planner decides with -------------------------------------------------
@@ -551,6 +555,42 @@ class Task(WorkspaceAggregate):
         def apply(self, task: Task) -> None:
             task.status = CANCELLED
             task.error = self.payload.reason
+
+    # --- steering on request (spec 003): stop, retry ----------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Cancelled on a client's request. An approved task is refused like a finished one: its
+        pull request is being opened, and a stop could not keep it from appearing."""
+        self._require(PENDING, ASSIGNED, RUNNING, REVIEW, PAUSED, action="stop")
+        self.cancel(reason)
+
+    def retry(self, retry_id: UUID) -> None:
+        """A failed or cancelled task runs again as a new task, `retry_id`, which this event links
+        it to (and whose `task.submitted` links back). Once: a task is retried by one new task."""
+        self._require(FAILED, CANCELLED, action="retry")
+        if self.retried_by is not None:
+            raise IllegalTransition(f"task {self.id} was retried already, by task {self.retried_by}")
+        if self.revised_by is not None:
+            raise IllegalTransition(f"task {self.id} was revised: its revision {self.revised_by} carries its work on")
+        self.emit(self.Retried, TaskRetried(retry_id=str(retry_id)))
+
+    class Retried(WorkspaceAggregate.Event):
+        payload: TaskRetried
+
+        def apply(self, task: Task) -> None:
+            task.retried_by = self.payload.retry_id
+
+    def rerun_request(self) -> dict[str, Any]:
+        """The request a new execution of this task (a revision, a retry) starts from: a task
+        whose parent completed starts where it started, the parent's changes in its files and no
+        parent to wait for; one still waiting for its parent when it ended waits for it again."""
+        request = dict(self.request)
+        if self.waiting_for_parent:
+            return request
+        # The request keeps its files as sent: refs as the wire has them, not FileRef Structs.
+        request["repo"] = {**request["repo"], "files": msgspec.to_builtins(self.base_files())}
+        request["parentTaskId"] = None
+        return request
 
 
 def apply_changes(files: Files, changes: RunOutput | Changes) -> Files:

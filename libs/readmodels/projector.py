@@ -27,7 +27,16 @@ from contracts.payloads.workspace import (
     WorkspacePurged,
 )
 from libs.eventstore.store import EventStore
-from libs.readmodels import agent_sessions, channels, leases, orchestration_runs, run_usage, task_log, toolcalls
+from libs.readmodels import (
+    agent_sessions,
+    channels,
+    leases,
+    orchestration_runs,
+    run_usage,
+    task_history,
+    task_log,
+    toolcalls,
+)
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
 from libs.readmodels.task_view import TaskView
@@ -130,6 +139,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
                 "state = excluded.state, subtask_costs = excluded.subtask_costs",
                 (_json(tasks),),
             )
+        task_history.project(cur, views.values())
         if charges:
             cur.execute(
                 "INSERT INTO rm_charges SELECT * FROM json_populate_recordset(NULL::rm_charges, %s) "
@@ -292,6 +302,7 @@ def _purge(cur: psycopg.Cursor[Any], workspace: str, seq: int, p: WorkspacePurge
         "AND NOT EXISTS (SELECT 1 FROM rm_tasks t WHERE t.task_id::text = l.task_id)",
         (workspace,),
     )
+    task_history.purge(cur, workspace)
     # Like the charges, except the runs of tasks the purge kept (submitted while it was recorded).
     cur.execute(
         "DELETE FROM rm_run_usage u WHERE workspace_id = %s "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from libs.readmodels import channels, orchestration_runs
+from libs.readmodels import channels, orchestration_runs, task_history
 
 TABLES = (
     "rm_tasks",
@@ -22,6 +22,7 @@ TABLES = (
     "rm_leases",
     "rm_agent_sessions",
     orchestration_runs.TABLE,
+    task_history.TABLE,
     *channels.TABLES,
 )
 
@@ -278,6 +279,7 @@ def create(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(4242)")  # the event store's schema lock
         conn.execute(DDL)
         conn.execute(channels.DDL)
+        conn.execute(task_history.DDL)
 
 
 def drop(conn: psycopg.Connection) -> None:

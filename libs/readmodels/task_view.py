@@ -16,6 +16,7 @@ from contracts.payloads.task import (
     TaskPaused,
     TaskPlanned,
     TaskResumed,
+    TaskRetried,
     TaskReviewRequested,
     TaskRevisionRequested,
     TaskStarted,
@@ -24,6 +25,9 @@ from contracts.payloads.task import (
     TaskSubtaskFailed,
     TaskSubtaskSucceeded,
 )
+
+# The statuses a task ends in: its `completedAt` is when it reached one.
+FINAL = frozenset({"completed", "failed", "cancelled"})
 
 ZERO_COST = {
     "inputTokens": 0,
@@ -49,6 +53,8 @@ class TaskView:
         self.state = state
         self.subtask_costs = subtask_costs
         self.request = request
+        # The status changes the events applied here made, in order: `rm_task_history` rows.
+        self.transitions: list[dict[str, Any]] = []
 
     @classmethod
     def submitted(cls, e: Event[TaskSubmitted]) -> TaskView:
@@ -64,11 +70,46 @@ class TaskView:
         }
         if p.revision_of:
             state["revisionOf"] = p.revision_of
-        return cls(state, {}, p.request)
+        if p.retry_of:
+            state["retryOf"] = p.retry_of
+        view = cls(state, {}, p.request)
+        view._moved(e, None)
+        return view
 
     def apply(self, e: Event[Any]) -> None:
         s = self.state
         s["updatedAt"] = max(s["updatedAt"], e.occurred_at)
+        before = s["status"]
+        self._apply(e)
+        if s["status"] != before:
+            self._moved(e, before)
+
+    def _moved(self, e: Event[Any], previous: str | None) -> None:
+        """The task's status changed at `e`: its times (`startedAt`: when it first ran,
+        `completedAt`: when it ended), and a transition for the history."""
+        s = self.state
+        status = s["status"]
+        if status == "running":
+            s.setdefault("startedAt", e.occurred_at)
+        if status in FINAL:
+            s["completedAt"] = e.occurred_at
+        self.transitions.append(
+            {
+                "seq": e.seq,
+                "workspace_id": e.workspace_id,
+                "task_id": s["id"],
+                "status": status,
+                "previous_status": previous,
+                "occurred_at": e.occurred_at,
+                "queued_at": s["createdAt"],
+                "started_at": s.get("startedAt"),
+                "completed_at": s.get("completedAt"),
+                "error": s.get("error") if status in ("failed", "cancelled") else None,
+            }
+        )
+
+    def _apply(self, e: Event[Any]) -> None:
+        s = self.state
         match e.payload:
             case TaskSubtaskDispatched():
                 if s["status"] == "pending":
@@ -116,6 +157,8 @@ class TaskView:
                 s["error"] = p.reason
             case TaskRevisionRequested() as p:
                 s["revisedBy"] = p.revision_id
+            case TaskRetried() as p:
+                s["retriedBy"] = p.retry_id
             case TaskCompleted() as p:
                 s["status"] = "completed"
                 if p.pr_url:

@@ -37,12 +37,11 @@ from libs.observability.logs import redact
 from libs.readmodels.task_log import CHECKS_FAILED, first_line
 from services.executor.asking import TaskStopped
 from services.executor.deps import Deps
-from services.executor.purges import PURGED, cancelling
+from services.executor.purges import TASK_CANCELLED, cancelling
 from services.executor.recorder import RunRecorder, RunTakenOver
 
 log = logging.getLogger(__name__)
 
-TASK_CANCELLED = "stopped: its task was cancelled"
 EXTERNAL = "external"  # `config.agentRuntime`: only agent sessions run the task's subtasks
 
 Dispatch = Event[TaskSubtaskDispatched]
@@ -171,7 +170,8 @@ async def execute(
             # finds the run interrupted.
             agent.cancel()
             raise
-        await _stopped(recorder, p, deps, started, PURGED)  # a purge cancelled the agent
+        # A purge or a stop cancelled the agent.
+        await _stopped(recorder, p, deps, started, deps.purges.reason(event.aggregate_id))
     except TaskStopped:
         await _stopped(recorder, p, deps, started, TASK_CANCELLED)
     except RunTakenOver:
@@ -215,8 +215,8 @@ async def _heartbeat(recorder: RunRecorder, token_hash: str, deps: Deps) -> None
 
 
 async def _stopped(recorder: RunRecorder, p: TaskSubtaskDispatched, deps: Deps, started: float, reason: str) -> None:
-    """The run of a task a purge stopped ends for good, charged for what it spent: its recorded
-    calls, and at its estimate the model call it had under way, which may have been paid."""
+    """The run of a task a purge or a stop ended ends for good, charged for what it spent: its
+    recorded calls, and at its estimate the model call it had under way, which may have been paid."""
     run = recorder.run
     if run.status != STARTED:
         return

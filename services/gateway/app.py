@@ -24,7 +24,7 @@ from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, open_read_models
-from services.gateway import files, livelogs, orchestrations, questions, routes, toollog, workspaces
+from services.gateway import files, livelogs, orchestrations, questions, routes, task_feed, toollog, workspaces
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 from services.gateway.state import GatewayState, gateway_state
@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> Litestar:
             *toollog.ROUTES,
             *files.ROUTES,
             *orchestrations.ROUTES,
+            *task_feed.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],

@@ -44,6 +44,12 @@ def health() -> Health:
 
 @post("/tasks", status_code=201)
 async def submit_tasks(request: Request[Any, Any, Any], data: JSONBody[SubmitTasks]) -> TaskIds:
+    return await submitted(request, data)
+
+
+async def submitted(request: Request[Any, Any, Any], data: SubmitTasks) -> TaskIds:
+    """The tasks submitted to the planner, with the workspace's defaults filled in (spec 000's
+    `POST /tasks`, and spec 003's `POST /api/tasks`, which takes the same body)."""
     state = gateway_state(request)
     workspace = caller(request).workspace_id
     tasks = [msgspec.to_builtins(t) for t in data.tasks]

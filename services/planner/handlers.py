@@ -53,14 +53,15 @@ def new_task(
     task_id: UUID,
     dispatch_gate: DispatchGate,
     revision_of: str | None = None,
+    retry_of: str | None = None,
 ) -> Task:
     if request["config"].get("planner") == "llm":
         # The model drafts the plan (see on_plan_requests); the task waits for it.
-        task = Task.submit(task_id, workspace_id, request, [], revision_of=revision_of)
+        task = Task.submit(task_id, workspace_id, request, [], revision_of=revision_of, retry_of=retry_of)
         task.request_plan()
         return task
     subtasks = plan(str(task_id), request["agentType"], request["description"])
-    task = Task.submit(task_id, workspace_id, request, subtasks, revision_of=revision_of)
+    task = Task.submit(task_id, workspace_id, request, subtasks, revision_of=revision_of, retry_of=retry_of)
     task.dispatch_ready(dispatch_gate)
     return task
 
@@ -98,7 +99,7 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     tasks = [new_task(workspace_id, _by_digest(workspace_id, r, blobs), uuid.uuid4(), slots.gate) for r in requests]
     for task in tasks:
         if task.parent_task_id is not None:
-            _follow_parent(task, parents[task.parent_task_id], slots.gate)
+            follow_parent(task, parents[task.parent_task_id], slots.gate)
     seq = store.save([*tasks, *parents.values(), *slots.to_save()], blobs=blobs)
     return CommandReply(seq=seq, task_ids=[str(t.id) for t in tasks])
 
@@ -124,17 +125,17 @@ def _parents(workspace_id: str, ids: dict[str, UUID | None], loaded: dict[UUID, 
     return parents
 
 
-def _follow_parent(child: Task, parent: Task, dispatch_gate: DispatchGate) -> None:
+def follow_parent(child: Task, parent: Task, dispatch_gate: DispatchGate) -> None:
     """Link the child to its parent, or settle it at once when the parent has already ended."""
     if parent.status == COMPLETED:
         child.start_after_parent(parent, dispatch_gate)
     elif parent.status in TERMINAL:
-        child.cancel(_parent_ended(parent))
+        child.cancel(parent_ended(parent))
     else:
         parent.link_child(str(child.id))
 
 
-def _parent_ended(parent: Task) -> str:
+def parent_ended(parent: Task) -> str:
     detail = f": {parent.error}" if parent.error else ""
     return f"parent task {parent.id} {parent.status}{detail}"
 
@@ -180,7 +181,7 @@ def on_events(events: list[EventEnvelope], store: EventStore) -> list[Any]:
     for event in decoded:
         _react(event, batch, store, slots)
     ended = [t for i, t in batch.tasks.items() if t.status != before.get(i) and t.status in TERMINAL]
-    _settle_children(batch, store, ended, slots.gate)
+    settle_children(batch, store, ended, slots.gate)
     # Slots freed by runs that ended (or a cap raised) go to the subtasks waiting, in order.
     slots.start_waiting(batch.tasks)
     return [*batch.to_save(), *slots.to_save()]
@@ -267,7 +268,7 @@ def _stop_purged(event: Event[WorkspacePurged], batch: Batch) -> None:
             run.fail(PURGED, *run.step_spent)
 
 
-def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatch_gate: DispatchGate) -> None:
+def settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatch_gate: DispatchGate) -> None:
     """Children of tasks that just ended start (the parent completed) or are cancelled (it did
     not); a cancelled child's own children follow, in the same batch."""
     while ended:
@@ -282,7 +283,7 @@ def _settle_children(batch: Batch, store: EventStore, ended: list[Task], dispatc
                 if parent.status == COMPLETED:
                     child.start_after_parent(parent, dispatch_gate)
                 else:
-                    child.cancel(_parent_ended(parent))
+                    child.cancel(parent_ended(parent))
                     next_ended.append(child)
         ended = next_ended
 
@@ -344,13 +345,10 @@ def _gate_decided(task: Task, event: Event[GateDecided], batch: Batch, dispatch_
     elif decision == "revise":
         revision_id = derived_id("revision", task.id)
         task.revise(feedback or "", revision_id)
-        request = dict(task.request)
-        request["description"] = f"{request['description']}\n\nRevision feedback: {feedback}"
         # A chained task's parent has completed by now: the revision starts where the task
         # started, with the parent's changes already in its files, and waits for nothing.
-        # The request keeps its files as sent: refs as the wire has them, not FileRef Structs.
-        request["repo"] = {**request["repo"], "files": msgspec.to_builtins(task.base_files())}
-        request["parentTaskId"] = None
+        request = task.rerun_request()
+        request["description"] = f"{request['description']}\n\nRevision feedback: {feedback}"
         batch.created.append(new_task(task.workspace_id, request, revision_id, dispatch_gate, revision_of=str(task.id)))
 
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.events import EventEnvelope
-from contracts.subjects import START_ORCHESTRATION, SUBMIT_TASKS, aggregate_events
+from contracts.subjects import RETRY_TASK, START_ORCHESTRATION, STOP_TASK, SUBMIT_TASKS, aggregate_events
 from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.runtime import CommandHandler, Service, Started, batch_in_thread, command_in_thread, run
-from services.planner import handlers, orchestrating
+from services.planner import handlers, orchestrating, steering
 
 # Only how runs end matter here, not their model and tool calls; of a gate, only its decision
 # (every event delivered costs a wake-up and a tracking row, acted on or not).
@@ -63,6 +63,8 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
     return {
         SUBMIT_TASKS: command_in_thread(handlers.submit_tasks, store),
         START_ORCHESTRATION: command_in_thread(orchestrating.start, store),
+        STOP_TASK: command_in_thread(steering.stop_task, store),
+        RETRY_TASK: command_in_thread(steering.retry_task, store),
     }
 
 

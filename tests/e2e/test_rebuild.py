@@ -35,6 +35,12 @@ def test_rebuilding_the_read_models_from_the_log_gives_the_live_ones(stack: Stac
         wait_for(api, approved, status_is("completed"))
         revision = wait_for(api, revised, lambda t: "revisedBy" in t)["revisedBy"]
         wait_for(api, revision, in_review_and_charged)
+        # The rejected task retried, and its retry stopped in review (spec 003): both replay too.
+        wait_for(api, rejected, status_is("failed"))
+        retried = api.post(f"/api/tasks/{rejected}/retry")
+        assert retried.status_code == 201, retried.text
+        wait_for(api, retried.json()["id"], in_review_and_charged)
+        assert api.post(f"/api/tasks/{retried.json()['id']}/stop").status_code == 200
     _talk(stack, "default", stack.auth, pending)
     # A capped workspace: its Schedule's events and queued subtasks are in the log too.
     capped = new_workspace(stack, "rebuild-cap")

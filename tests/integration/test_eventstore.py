@@ -307,7 +307,7 @@ def test_read_returns_wire_envelopes(store: EventStore) -> None:
         assert not ENVELOPE_FIELDS & set(e.payload), "envelope fields stay out of the payload"
     assert submitted.occurred_at == int(task.created_on.timestamp() * 1000)
     subtasks = msgspec.to_builtins(task.subtasks)
-    assert submitted.payload == {"request": task.request, "subtasks": subtasks, "revision_of": None}
+    assert submitted.payload == {"request": task.request, "subtasks": subtasks, "revision_of": None, "retry_of": None}
     subtask = task.subtasks[0]
     assert dispatched.payload["subtask_id"] == subtask.id
     assert dispatched.payload["agent_type"] == "codegen"

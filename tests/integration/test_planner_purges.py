@@ -14,6 +14,7 @@ from libs.domain.orchestration_run import FAILED, PAUSED, OrchestrationRun, orch
 from libs.domain.run import Run
 from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
+from libs.orchestrations import stored as stored_definitions
 from libs.orchestrations.definitions import parse
 from services.planner import handlers, orchestrating
 
@@ -35,7 +36,7 @@ steps:
 
 @pytest.fixture(autouse=True)
 def _fresh_definitions() -> None:
-    orchestrating._definition.cache_clear()  # a definition read from another test's database
+    stored_definitions.definition_of.cache_clear()  # a definition read from another test's database
 
 
 def start(store: EventStore, workspace_id: str, message: str) -> OrchestrationRun:

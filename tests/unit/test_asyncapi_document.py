@@ -52,6 +52,7 @@ EVENT_TYPES = {
     *("task.subtask_succeeded", "task.subtask_failed", "task.review_requested", "task.approved"),
     *("task.revision_requested", "task.failed", "task.completed", "task.paused", "task.resumed"),
     *("task.child_linked", "task.parent_completed", "task.plan_requested", "task.planned", "task.cancelled"),
+    "task.retried",
     *("run.started", "run.model_call_started", "run.model_called", "run.tool_called", "run.succeeded"),
     *("run.failed", "run.budget_stopped", "run.lease_expired", "run.released"),
     *("gate.opened", "gate.decided", "question_gate.asked", "question_gate.answered", "question_gate.expired"),

@@ -87,10 +87,9 @@ def test_events_stored_the_old_way_load_into_their_typed_payloads(mapper: Payloa
     # A file stored inline goes on as its content: the dispatch of a retry would name it so.
     assert task.base_files() == {"a.py": "print(1)\n"}
 
-    # Saved again, each is the same bytes (a rebuild or a copy of the log changes nothing).
-    assert mapper.to_stored_event(submitted).state == OLD_SUBMITTED
-    # Saved again it would carry the fields added since, at their defaults (nothing rewrites
+    # Saved again each would carry the fields added since, at their defaults (nothing rewrites
     # a stored event: this only shows no field of it is lost).
+    assert mapper.to_stored_event(submitted).state == OLD_SUBMITTED[:-1] + SUBMIT_DEFAULTS + b"}"
     assert mapper.to_stored_event(dispatched).state == OLD_DISPATCHED[:-1] + DISPATCH_DEFAULTS + b"}"
 
 
@@ -115,7 +114,8 @@ PLAN = [
     PlannedSubtask(id="bbbb0002", agent_type="test", description="Test it", dependencies=["aaaa0001"]),
 ]
 
-# The fields spec 002's leases added, last in the JSON, at their defaults.
+# The fields added since (spec 002's leases, spec 003's retry), last in the JSON, at their defaults.
+SUBMIT_DEFAULTS = b',"retry_of":null'
 DISPATCH_DEFAULTS = b',"run_id":null,"handover":0,"previous_run_id":null'
 RUN_START_DEFAULTS = (
     b',"session_id":null,"lease_until":null,"lease_ttl_s":null,"claim_token_hash":null,"handover":0,'
@@ -142,7 +142,7 @@ BEFORE = [
     b'"agentType":"codegen","repo":{"owner":"acme","repo":"app","branch":"feature","baseBranch":"main",'
     b'"files":{"a.py":' + REF_AB_JSON + b"}}," + CONFIG + b'},"subtasks":[{"id":"aaaa0001","agentType":"codegen",'
     b'"description":"Add a greeting","dependencies":[]},{"id":"bbbb0002","agentType":"test",'
-    b'"description":"Test it","dependencies":["aaaa0001"]}],"revision_of":null}',
+    b'"description":"Test it","dependencies":["aaaa0001"]}],"revision_of":null' + SUBMIT_DEFAULTS + b"}",
     HEAD + WS + b',"subtask_id":"aaaa0001","agent_type":"codegen","description":"Add a greeting",'
     b'"files":{"a.py":' + REF_AB_JSON + b"}," + CONFIG + b',"attempt":1,"earlier":[],"previous_error":null,'
     b'"previous_output":null' + dispatch_fields("aaaa0001", 1) + b"}",

@@ -27,7 +27,8 @@ CONFIG = "/api/v1/workspaces/{workspace_id}/orchestration"
 # What each route can answer besides its success, read from the routes, the guard and the
 # exception handlers: 401/403 the guard (an admin route takes a token, never revoked), 503 the
 # database or an owner away, 404 an id the caller cannot see, 400 a parameter or body refused,
-# 413 a body too large, 409 a workspace that exists or a run not paused, 410 a resume point before a purge.
+# 413 a body too large, 409 a workspace that exists, a run not paused or a task that cannot be stopped or
+# retried now, 410 a resume point before a purge.
 KEY = {401, 403, 503}
 ADMIN = {401, 503}
 EXPECTED = {
@@ -59,6 +60,12 @@ EXPECTED = {
     ("post", "/api/v1/orchestrations/{orch_id}/run/stream"): KEY | {400, 404, 413},
     ("post", "/api/v1/orchestrations/runs/{run_id}/resume"): KEY | {400, 404, 409, 413},
     ("post", "/api/v1/orchestrations/runs/{run_id}/resume/stream"): KEY | {400, 404, 409, 413},
+    ("get", "/api/tasks"): KEY | {400},
+    ("post", "/api/tasks"): KEY | {400, 413},
+    ("get", "/api/tasks/history"): KEY | {400},
+    ("get", "/api/tasks/{task_id}/status"): KEY | {404},
+    ("post", "/api/tasks/{task_id}/retry"): KEY | {404, 409},
+    ("post", "/api/tasks/{task_id}/stop"): KEY | {404, 409},
 }
 
 

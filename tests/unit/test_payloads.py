@@ -170,6 +170,10 @@ def a_whole_life() -> list[Aggregate]:
     failed = Task.submit(uuid.uuid4(), WORKSPACE, _request(), list(PLAN))
     failed.dispatch_ready()
     failed.attempt_failed("aaaa0001", "run-x", 1, "no", False, None)
+    retried_id = uuid.uuid4()
+    failed.retry(retried_id)
+    retried = Task.submit(retried_id, WORKSPACE, failed.rerun_request(), list(PLAN), retry_of=str(failed.id))
+    retried.stop("stopped on request")
 
     workspace.purge(["tasks"], [str(child.id)], ["que_" + "1" * 32])
     others = [PullRequest.skipped(WORKSPACE, str(child.id), "the task changed no files")]
@@ -185,7 +189,8 @@ def a_whole_life() -> list[Aggregate]:
     asked = channel.send(str(session.id), "question", {"text": "which file?"}, {"tag": "t"})
     channel.send(str(session.id), "answer", "b.py", {}, reply_to=asked.message_id)
     others += [session, soul, channel, *_orchestration_runs()]
-    return [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, *others]
+    life = [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, retried]
+    return [*life, *others]
 
 
 def _orchestration_runs() -> list[OrchestrationRun | InputGate]:

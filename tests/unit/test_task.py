@@ -550,7 +550,7 @@ def test_submitted_payload_is_request_subtasks_and_revision_of() -> None:
             "dependencies": ["aaaa0001"],
         },
     ]
-    assert event_payload(event) == {"request": request(), "subtasks": subtasks, "revision_of": "prev"}
+    assert event_payload(event) == {"request": request(), "subtasks": subtasks, "revision_of": "prev", "retry_of": None}
 
 
 def test_reconstructing_from_events_gives_the_same_state() -> None:
