@@ -25,6 +25,8 @@ from contracts.payloads.workspace import (
     WorkspaceKeyIssued,
     WorkspaceKeyRevoked,
     WorkspacePurged,
+    WorkspaceSecretCleared,
+    WorkspaceSecretSet,
 )
 from libs.eventstore.store import EventStore
 from libs.readmodels import agent_sessions, channels, leases, orchestration_runs, run_usage, task_log, toolcalls
@@ -207,7 +209,7 @@ def _project_questions(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> No
 
 
 def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
-    """Workspaces and their keys: few events, written as they come, in order."""
+    """Workspaces, their keys and their credentials: few events, written as they come, in order."""
     for e in events:
         match e.payload:
             case WorkspaceCreated() as p:
@@ -236,6 +238,17 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> N
                 cur.execute(
                     "UPDATE rm_workspaces SET config = %s WHERE workspace_id = %s",
                     (_json(p.config), e.workspace_id),
+                )
+            case WorkspaceSecretSet() as p:
+                # The sealed value stays in the log: a read shows whether one is stored, and its end.
+                cur.execute(
+                    "INSERT INTO rm_workspace_secrets VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, name) "
+                    "DO UPDATE SET last4 = excluded.last4, updated_at = excluded.updated_at",
+                    (e.workspace_id, p.name, p.last4, e.occurred_at),
+                )
+            case WorkspaceSecretCleared() as p:
+                cur.execute(
+                    "DELETE FROM rm_workspace_secrets WHERE workspace_id = %s AND name = %s", (e.workspace_id, p.name)
                 )
 
 
