@@ -75,9 +75,11 @@ class FeedEvent(msgspec.Struct, frozen=True):
 
 
 # Payload fields kept in the event store and on the bus, never shown to a client (the feed, the
-# debug dump): a key's hash is not the key, but it is nobody's business.
+# debug dump): a key's hash is not the key, but it is nobody's business; a sealed credential is
+# not the credential, but whoever holds SECRETS_KEY could open it.
 PRIVATE_FIELDS: dict[str, frozenset[str]] = {
     "workspace.key_issued": frozenset({"key_hash"}),
+    "workspace.secret_set": frozenset({"sealed"}),
     "agent_session.created": frozenset({"token_hash"}),
 }
 

@@ -68,6 +68,10 @@ Branch = Annotated[
     ),
 ]
 
+# A repository a workspace allows its agents to work on (`allowedRepositories`): `owner/name`, or
+# `owner/*` for every repository of the owner; each part as GitHub names it (above).
+ALLOWED_REPOSITORY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?:\*|(?=[^/]{1,100}$)\.*[A-Za-z0-9_-][A-Za-z0-9._-]*)$"
+
 # What msgspec's refusal ("Expected `str` matching regex ...") means, in words for people.
 PATTERN_WORDS = {
     OWNER_PATTERN: "a GitHub owner name (letters, digits, '-' and '_', not starting with '-')",
@@ -77,6 +81,7 @@ PATTERN_WORDS = {
         "a git branch name (no '..', '@{', '//', space, control character or any of ~ ^ : ? * [ \\; "
         "no part starting with '.' or ending with '.lock'; not starting with '-' or '/', nor ending with '/' or '.')"
     ),
+    ALLOWED_REPOSITORY_PATTERN: "'owner/name' or 'owner/*', each part as GitHub names it",
 }
 
 _owner = re.compile(OWNER_PATTERN)

@@ -8,6 +8,7 @@ import msgspec
 
 from contracts.agent_runtime import MAX_TTL_SECONDS
 from contracts.tasks import NO_NUL, NonEmpty, Planner, Provider
+from contracts.workspace_settings import AllowedRepositories, CommandPrefix, DefaultAgentConfig
 
 WorkspaceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Label = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
@@ -79,6 +80,10 @@ class OrchestrationConfig(msgspec.Struct, frozen=True, rename="camel", omit_defa
     review_policy: Literal["required", "auto_approve"] | None = None
     question_expiry_seconds: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
     coordinator: CoordinatorSettings | None = None  # agent sessions' spawning (spec 002)
+    # Spec 003's settings (`/api/config`, `contracts.workspace_settings`): GitHub intake.
+    command_prefix: CommandPrefix | None = None
+    default_agent_config: DefaultAgentConfig | None = None
+    allowed_repositories: AllowedRepositories | None = None
 
 
 class Purged(msgspec.Struct, frozen=True):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 
+from libs.secrets import SecretsKeyError, parse_key
+
 # The example definitions shipped beside the code (spec 004's "Research → Report" among them).
 DEFAULT_ORCHESTRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "orchestrations")
 
@@ -58,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     github_timeout_s: float = 30.0
+    # Seals the credentials workspaces store (32 bytes; `SECRETS_KEY`, base64). Without it the
+    # credential routes answer 503 and stored credentials cannot be used.
+    secrets_key: bytes | None = None
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -73,6 +78,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else None
+
+
+def _secrets_key() -> bytes | None:
+    value = _env("SECRETS_KEY")
+    if value is None:
+        return None
+    try:
+        return parse_key(value)
+    except SecretsKeyError as exc:
+        # A key that cannot be used stops the start: running on would refuse every credential later.
+        raise SystemExit(str(exc)) from None
 
 
 def load_settings(service: str, default_port: int) -> Settings:
@@ -105,6 +121,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
+        secrets_key=_secrets_key(),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),

@@ -151,3 +151,17 @@ class PriceTable:
             + usage.get("cache_write_tokens", 0) * rates.cache_write
         ) / 1_000_000
         return Price(round(usd, 8), True)
+
+
+def provider_of(model: str) -> str:
+    """Which provider's API a model is called through: Anthropic's models are `claude-*`; every
+    other model goes through the OpenAI API (OpenAI's own, or an OpenAI-compatible server's)."""
+    return "anthropic" if model.startswith("claude") else "openai"
+
+
+def models_by_provider(table: PriceTable) -> dict[str, list[str]]:
+    """The models the table prices, by provider, sorted."""
+    found: dict[str, list[str]] = {}
+    for model in sorted(table.prices):
+        found.setdefault(provider_of(model), []).append(model)
+    return found

@@ -37,10 +37,22 @@ class WorkspacePurged(Payload, frozen=True, kw_only=True):
     closed_questions: list[str] = []  # open then
 
 
+class WorkspaceSecretSet(Payload, frozen=True, kw_only=True):
+    name: str  # `contracts.credentials.SecretName`
+    sealed: str  # AES-256-GCM under SECRETS_KEY (`libs.secrets`): private to the store and the bus
+    last4: str  # all a read shows of it
+
+
+class WorkspaceSecretCleared(Payload, frozen=True, kw_only=True):
+    name: str
+
+
 PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "workspace.created": WorkspaceCreated,
     "workspace.key_issued": WorkspaceKeyIssued,
     "workspace.key_revoked": WorkspaceKeyRevoked,
     "workspace.config_updated": WorkspaceConfigUpdated,
     "workspace.purged": WorkspacePurged,
+    "workspace.secret_set": WorkspaceSecretSet,
+    "workspace.secret_cleared": WorkspaceSecretCleared,
 }

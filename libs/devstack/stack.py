@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,7 @@ from typing import Self
 from libs.devstack.nats import EmbeddedNats
 from libs.devstack.postgres import EmbeddedPostgres
 from libs.devstack.processes import ServiceProcess, free_port
+from libs.secrets import new_key
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,20 @@ def admin_token_in(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A secret the stack makes once and keeps with its data (`secrets.env`, `NAME=value` lines,
+    readable by its owner only), so a second `just up` opens what the first one sealed."""
+    path = data_dir / "secrets.env"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+    kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    if name not in kept:
+        kept[name] = make()
+        path.write_text("".join(f"{k}={v}\n" for k, v in kept.items()))
+    return kept[name]
+
+
 def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
@@ -85,6 +101,8 @@ class Stack:
         # Decided once, at construction: the services and the server must agree.
         self.uses_local_github = not (os.environ.get("GITHUB_TOKEN") or self.extra_env.get("GITHUB_TOKEN"))
         self.admin_token = os.environ.get("ADMIN_TOKEN") or admin_token_in(data_dir)
+        # What the workspaces' stored credentials are sealed with: the environment's, or one kept here.
+        self.secrets_key = os.environ.get("SECRETS_KEY") or kept_secret(data_dir, "SECRETS_KEY", new_key)
         # The key of the workspace this stack made for its caller (tests, the benchmark).
         self.api_key: str | None = None
 
@@ -173,6 +191,7 @@ class Stack:
             "HTTP_PORT": str(self.ports.services[name]),
             "PYTHONUNBUFFERED": "1",
             "ADMIN_TOKEN": self.admin_token,
+            "SECRETS_KEY": self.secrets_key,
         }
         # Without provider keys the agents talk to the local model server; with keys, the
         # real providers (the SDKs' default base URLs, unless one is configured).

@@ -37,6 +37,8 @@ def main() -> None:
     if stack.uses_local_github:
         log.info("no GITHUB_TOKEN set: pull requests go to the local GitHub server at %s", stack.github_url)
     log.info("logs: %s", data_dir / "logs")
+    if not os.environ.get("SECRETS_KEY"):
+        log.info("stored credentials are sealed with the SECRETS_KEY kept in %s", data_dir / "secrets.env")
     created = stack.create_workspace("default", "default")
     if created:
         key = (

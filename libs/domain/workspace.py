@@ -1,8 +1,11 @@
-"""Workspace: a team's space, its API keys and its orchestration config; owned by the gateway.
+"""Workspace: a team's space, its API keys, its orchestration config and its stored
+credentials; owned by the gateway.
 
 Keys are shown once, when issued; the store keeps only a SHA-256 of their secret part (random
 256 bits, so a plain hash is enough). A key is `ak_<key id>_<secret>`: the id finds the record
-without a scan, the secret proves it.
+without a scan, the secret proves it. Credentials (a GitHub token, the providers' keys) arrive
+sealed (`libs.secrets`): the aggregate keeps them as sealed, with the last four characters a
+read may show.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from contracts.payloads.workspace import (
     WorkspaceKeyIssued,
     WorkspaceKeyRevoked,
     WorkspacePurged,
+    WorkspaceSecretCleared,
+    WorkspaceSecretSet,
 )
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
@@ -67,6 +72,7 @@ class Workspace(WorkspaceAggregate):
         self.keys: dict[str, str] = {}  # key id -> "active" | "revoked"
         self.config: dict[str, Any] = {}
         self.purges = 0
+        self.secrets: dict[str, WorkspaceSecretSet] = {}  # name -> as last set (sealed)
 
     @classmethod
     def create(cls, workspace_id: str, name: str) -> Workspace:
@@ -125,3 +131,25 @@ class Workspace(WorkspaceAggregate):
 
         def apply(self, workspace: Workspace) -> None:
             workspace.purges += 1
+
+    def set_secret(self, name: str, sealed: str, last4: str) -> None:
+        """Records a credential, sealed by the caller for this workspace and name: the log never
+        holds it in clear. Each setting is recorded, the same value again too (a sealed value
+        cannot be compared without opening it)."""
+        self.emit(self.SecretSet, WorkspaceSecretSet(name=name, sealed=sealed, last4=last4))
+
+    class SecretSet(WorkspaceAggregate.Event):
+        payload: WorkspaceSecretSet
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.secrets[self.payload.name] = self.payload
+
+    def clear_secret(self, name: str) -> None:
+        if name in self.secrets:
+            self.emit(self.SecretCleared, WorkspaceSecretCleared(name=name))
+
+    class SecretCleared(WorkspaceAggregate.Event):
+        payload: WorkspaceSecretCleared
+
+        def apply(self, workspace: Workspace) -> None:
+            workspace.secrets.pop(self.payload.name, None)

@@ -5,13 +5,17 @@ deterministic default answer: the agent JSON protocol, usage 1000 in / 200 out).
 Model routes:
 
 - `POST /v1/messages`: Anthropic Messages, plain JSON or SSE (`stream: true`).
+- `POST /v1/messages/count_tokens`: Anthropic's token count (`{"input_tokens": N}`, N the request's
+  characters / 4): the free call a key is checked with. Scripted behaviours apply to it too.
 - `POST /v1/chat/completions`: OpenAI Chat Completions, plain JSON or SSE chunks ending with
   `data: [DONE]` (`stream_options.include_usage` adds the usage chunk).
 - `GET /v1/models`: one list both SDKs can parse; `GET /health`.
 
 Any non-empty key is accepted: `x-api-key` or `Authorization: Bearer` for Anthropic (the 2.x SDK
 sends its api_key as a bearer token), `Authorization: Bearer` for OpenAI. A missing key gets a
-401 in the provider's error format.
+401 in the provider's error format. A scripted behaviour with `api_key` answers only calls
+presenting that key (a 401 for one key: a refused key); every recorded call keeps its key's last
+four characters, never the key.
 
 Scripting routes: `POST /_script` `{"behaviours": [...]}` appends, `GET /_script` shows the queue
 and the default, `DELETE /_script` clears the queue and recorded calls, `PUT /_script/default`
@@ -361,9 +365,15 @@ def last_user_text(body: dict[str, Any]) -> str:
 # --- Behaviour to answer ----------------------------------------------------------------------
 
 
-async def take_behaviour(script: Script, api: Api, body: dict[str, Any]) -> Behaviour:
-    script.record(api, str(body.get("model", "")), body)
-    behaviour = script.next_for(request_text(body))
+def api_key_of(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("x-api-key", "").strip() or bearer_token(request)
+
+
+async def take_behaviour(
+    script: Script, api: Api, body: dict[str, Any], api_key: str, endpoint: str = "messages"
+) -> Behaviour:
+    script.record(api, str(body.get("model", "")), body, api_key, endpoint)
+    behaviour = script.next_for(request_text(body), api_key)
     if behaviour.delay_ms:
         await asyncio.sleep(behaviour.delay_ms / 1000)
     return behaviour
@@ -485,14 +495,15 @@ def anthropic_sse(message: AnthropicMessage, headers: dict[str, str]) -> ServerS
 @post("/v1/messages", status_code=200)
 async def anthropic_messages(request: Request[Any, Any, Any], script: NamedDependency[Script]) -> Response[Any]:
     headers = {"request-id": new_id("req_")}
-    if not (request.headers.get("x-api-key", "").strip() or bearer_token(request)):
+    api_key = api_key_of(request)
+    if not api_key:
         missing = anthropic_error(401, "x-api-key header is required")
         return json_response(missing, 401, headers)
     body = await read_json_object(request)
     if body is None or not isinstance(body.get("messages"), list):
         invalid = anthropic_error(400, "messages: a JSON body with a messages list is required")
         return json_response(invalid, 400, headers)
-    behaviour = await take_behaviour(script, "anthropic", body)
+    behaviour = await take_behaviour(script, "anthropic", body, api_key)
     headers.update(behaviour.headers)
     if behaviour.status != 200:
         generated = anthropic_error(behaviour.status, scripted_error_message(behaviour.status))
@@ -501,6 +512,28 @@ async def anthropic_messages(request: Request[Any, Any, Any], script: NamedDepen
     if body.get("stream"):
         return anthropic_sse(message, headers)
     return json_response(message, 200, headers)
+
+
+class TokenCount(msgspec.Struct, frozen=True):
+    input_tokens: int
+
+
+@post("/v1/messages/count_tokens", status_code=200)
+async def anthropic_count_tokens(request: Request[Any, Any, Any], script: NamedDependency[Script]) -> Response[Any]:
+    headers = {"request-id": new_id("req_")}
+    api_key = api_key_of(request)
+    if not api_key:
+        return json_response(anthropic_error(401, "x-api-key header is required"), 401, headers)
+    body = await read_json_object(request)
+    if body is None or not isinstance(body.get("messages"), list):
+        invalid = anthropic_error(400, "messages: a JSON body with a messages list is required")
+        return json_response(invalid, 400, headers)
+    behaviour = await take_behaviour(script, "anthropic", body, api_key, "count_tokens")
+    headers.update(behaviour.headers)
+    if behaviour.status != 200:
+        generated = anthropic_error(behaviour.status, scripted_error_message(behaviour.status))
+        return error_response(behaviour, generated, headers)
+    return json_response(TokenCount(input_tokens=len(request_text(body)) // 4 + 1), 200, headers)
 
 
 # --- OpenAI -----------------------------------------------------------------------------------
@@ -587,14 +620,15 @@ def wants_usage_chunk(body: dict[str, Any]) -> bool:
 @post("/v1/chat/completions", status_code=200)
 async def openai_chat_completions(request: Request[Any, Any, Any], script: NamedDependency[Script]) -> Response[Any]:
     headers = {"x-request-id": new_id("req_")}
-    if not bearer_token(request):
+    api_key = bearer_token(request)
+    if not api_key:
         missing = openai_error(401, "You didn't provide an API key (Authorization: Bearer <key>).")
         return json_response(missing, 401, headers)
     body = await read_json_object(request)
     if body is None or not isinstance(body.get("messages"), list):
         invalid = openai_error(400, "A JSON body with a 'messages' list is required.")
         return json_response(invalid, 400, headers)
-    behaviour = await take_behaviour(script, "openai", body)
+    behaviour = await take_behaviour(script, "openai", body, api_key, "chat.completions")
     headers.update(behaviour.headers)
     if behaviour.status != 200:
         generated = openai_error(behaviour.status, scripted_error_message(behaviour.status))
@@ -665,6 +699,7 @@ def create_app(script: Script | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             anthropic_messages,
+            anthropic_count_tokens,
             openai_chat_completions,
             list_models,
             health,

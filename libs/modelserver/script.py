@@ -15,6 +15,8 @@ Behaviour fields (JSON through `POST /_script`, or Python):
 - `headers`: extra response headers (e.g. `retry-after`, `x-should-retry`).
 - `usage`: token usage to report; `None` reports the default (1000 in, 200 out).
 - `match`: a substring the request text must contain; `None` matches anything.
+- `api_key`: the API key the call must present (`x-api-key` or `Authorization: Bearer`); `None`
+  matches any. With `status: 401` it makes the server refuse that one key, as a provider would.
 - `tool_calls`: `[{"name": ..., "arguments": {...}}]`, answered as Anthropic `tool_use` blocks or
   OpenAI `tool_calls`.
 
@@ -92,9 +94,10 @@ class Behaviour(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     usage: Usage | None = None
     match: str | None = None
     tool_calls: list[ToolCall] | None = None
+    api_key: str | None = None
 
-    def matches(self, text: str) -> bool:
-        return self.match is None or self.match in text
+    def matches(self, text: str, api_key: str = "") -> bool:
+        return (self.match is None or self.match in text) and (self.api_key is None or self.api_key == api_key)
 
     @property
     def effective_usage(self) -> Usage:
@@ -106,6 +109,10 @@ class RecordedCall(msgspec.Struct, frozen=True):
     model: str
     request: dict[str, Any]
     timestamp: float
+    # The last four characters of the API key the call presented: which key reached the server,
+    # without the server keeping (or showing) the key.
+    key_last4: str | None = None
+    endpoint: str = "messages"  # `messages`, `count_tokens` (Anthropic) or `chat.completions` (OpenAI)
 
 
 class Script:
@@ -127,10 +134,10 @@ class Script:
             self._queue.extend(behaviours)
             return len(self._queue)
 
-    def next_for(self, text: str) -> Behaviour:
+    def next_for(self, text: str, api_key: str = "") -> Behaviour:
         with self._lock:
             for index, behaviour in enumerate(self._queue):
-                if behaviour.matches(text):
+                if behaviour.matches(text, api_key):
                     return self._queue.pop(index)
             return self._default
 
@@ -153,8 +160,11 @@ class Script:
         with self._lock:
             return list(self._queue)
 
-    def record(self, api: Api, model: str, request: dict[str, Any]) -> RecordedCall:
-        call = RecordedCall(api=api, model=model, request=request, timestamp=time.time())
+    def record(
+        self, api: Api, model: str, request: dict[str, Any], api_key: str = "", endpoint: str = "messages"
+    ) -> RecordedCall:
+        last4 = api_key[-4:] if api_key else None
+        call = RecordedCall(api, model, request, time.time(), key_last4=last4, endpoint=endpoint)
         with self._lock:
             self._calls.append(call)
         return call

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 
-_SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "ADMIN_TOKEN")
+_SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "ADMIN_TOKEN", "SECRETS_KEY")
 _KEY_PATTERN = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|ghp_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,}|ak_[0-9a-f]{16}_[A-Za-z0-9_\-]{8,})"
 )

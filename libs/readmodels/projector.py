@@ -25,6 +25,8 @@ from contracts.payloads.workspace import (
     WorkspaceKeyIssued,
     WorkspaceKeyRevoked,
     WorkspacePurged,
+    WorkspaceSecretCleared,
+    WorkspaceSecretSet,
 )
 from libs.eventstore.store import EventStore
 from libs.readmodels import (
@@ -238,6 +240,18 @@ def _project_workspaces(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> l
                 cur.execute(
                     "UPDATE rm_api_keys SET revoked_at = %s WHERE key_id = %s AND workspace_id = %s",
                     (e.occurred_at, p.key_id, e.workspace_id),
+                )
+            case WorkspaceSecretSet() as p:
+                # The sealed value stays in the log: a read shows whether one is stored, and its end;
+                # credentials are the workspace's own, so a purge keeps them.
+                cur.execute(
+                    "INSERT INTO rm_workspace_secrets VALUES (%s, %s, %s, %s) ON CONFLICT (workspace_id, name) "
+                    "DO UPDATE SET last4 = excluded.last4, updated_at = excluded.updated_at",
+                    (e.workspace_id, p.name, p.last4, e.occurred_at),
+                )
+            case WorkspaceSecretCleared() as p:
+                cur.execute(
+                    "DELETE FROM rm_workspace_secrets WHERE workspace_id = %s AND name = %s", (e.workspace_id, p.name)
                 )
             case WorkspacePurged() as p:
                 # Everything the workspace's read models hold up to the purge goes; its config and

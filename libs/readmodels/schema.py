@@ -13,6 +13,7 @@ TABLES = (
     "rm_position",
     "rm_workspaces",
     "rm_api_keys",
+    "rm_workspace_secrets",
     "rm_tool_calls",
     "rm_questions",
     "rm_run_usage",
@@ -95,6 +96,14 @@ CREATE TABLE IF NOT EXISTS rm_api_keys (
     label text,
     created_at bigint NOT NULL,
     revoked_at bigint
+);
+-- A workspace's stored credentials, as a read may show them: never the value, sealed or not.
+CREATE TABLE IF NOT EXISTS rm_workspace_secrets (
+    workspace_id text NOT NULL,
+    name text NOT NULL,
+    last4 text NOT NULL,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (workspace_id, name)
 );
 CREATE TABLE IF NOT EXISTS rm_tool_calls (
     seq bigint PRIMARY KEY,

@@ -1,5 +1,6 @@
-"""Reads of the workspaces (`rm_workspaces`) and their API keys (`rm_api_keys`): a workspace's
-name and config, its keys, and the key an HTTP request presents."""
+"""Reads of the workspaces (`rm_workspaces`), their API keys (`rm_api_keys`) and their stored
+credentials (`rm_workspace_secrets`): a workspace's name and config, its keys, the key an HTTP
+request presents, and which credentials it stores."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ async def api_key(pool: AsyncConnectionPool, key_id: str) -> dict[str, Any] | No
         )
         row = await cur.fetchone()
     return {"workspace_id": row[0], "key_hash": row[1], "revoked_at": row[2]} if row else None
+
+
+async def workspace_secrets(source: AsyncConnectionPool | AsyncConnection, workspace_id: str) -> dict[str, str]:
+    """The workspace's stored credentials: the last four characters of each, by name."""
+    async with _connection(source) as conn:
+        cur = await conn.execute(
+            "SELECT name, last4 FROM rm_workspace_secrets WHERE workspace_id = %s", (workspace_id,)
+        )
+        rows = await cur.fetchall()
+    return {r[0]: r[1] for r in rows}

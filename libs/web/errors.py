@@ -10,6 +10,7 @@ import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from contracts.credentials import CREDENTIAL_PATTERN, CREDENTIAL_WORDS
 from contracts.events import SEQ_PATTERN, SEQ_WORDS
 from contracts.repos import PATTERN_WORDS
 from libs.domain.errors import EventTooLarge
@@ -59,7 +60,7 @@ EMPTY_BODY = "the request body is empty: send a JSON object"
 # repository's names, the message says what such a name may be instead.
 _PATTERNS = {
     f"Expected `str` matching regex {pattern!r}": words
-    for pattern, words in {**PATTERN_WORDS, SEQ_PATTERN: SEQ_WORDS}.items()
+    for pattern, words in {**PATTERN_WORDS, SEQ_PATTERN: SEQ_WORDS, CREDENTIAL_PATTERN: CREDENTIAL_WORDS}.items()
 }
 
 

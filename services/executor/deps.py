@@ -14,6 +14,7 @@ from libs.config import Settings
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
 from libs.pricing import PriceTable
+from libs.provider_keys import ProviderKeys
 from services.executor.github.branch_locks import BranchLocks
 from services.executor.purges import Purges
 from services.executor.questions import Answers
@@ -32,6 +33,7 @@ class Deps:
     answers: Answers  # the answers runs of this process wait on
     prices: PriceTable  # to estimate a model call against the budget caps
     souls: Souls  # the workspaces' souls, which shape its agents' system prompts (`souls.py`)
+    keys: ProviderKeys  # the workspaces' own provider keys, which their agents call the models with
     # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
     locks: BranchLocks = field(default_factory=BranchLocks)
     purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped

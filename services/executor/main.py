@@ -16,6 +16,7 @@ from libs.eventstore.store import EventStore
 from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.pricing import PriceTable
+from libs.provider_keys import ProviderKeys
 from libs.runtime import CommandHandler, Service, Started, command_in_thread, run
 from services.executor import claims, publishing, runs, under_lease
 from services.executor.deps import Deps
@@ -40,6 +41,7 @@ def _deps(started: Started) -> Deps:
         answers=Answers(store, settings.question_check_s),
         prices=PriceTable.from_env(),
         souls=Souls(store),
+        keys=ProviderKeys(store, settings.secrets_key),
         locks=BranchLocks(settings.database_url),
         purges=Purges(),
     )
@@ -72,6 +74,7 @@ async def _start(deps: Deps) -> None:
     js = deps.nc.jetstream()
     await deps.answers.start(js)
     await deps.purges.start(js)
+    await deps.keys.follow(js)
 
 
 async def _stop(deps: Deps) -> None:

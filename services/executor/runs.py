@@ -22,7 +22,7 @@ from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
 from contracts.payloads.shapes import Files, ReviewNote, RunOutput
 from contracts.payloads.task import TaskSubtaskDispatched
 from libs.agent.checks import check
-from libs.agent.loop import AgentSpec, Outcome, estimated_usage, first_prompt_chars, run_agent
+from libs.agent.loop import AgentSpec, Model, Outcome, estimated_usage, first_prompt_chars, run_agent
 from libs.agent.prompts import first_message, system_prompt
 from libs.agent.repository import Repository, printable
 from libs.agent.starting import starting_repository, wanted
@@ -58,6 +58,8 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         return []  # its task asked for agent sessions: they claim it (`claim-next`), never the executor
     loaded = await _loaded(event.workspace_id, p, deps)
     soul = await asyncio.to_thread(deps.souls.section, event.workspace_id, p.agent_type)
+    # Read before the run is saved: a read that fails sends the dispatch back, and no run is left started.
+    model = deps.providers.for_workspace(await deps.keys.of(event.workspace_id))
     # The agent is set up before its claim: the claim carries its first call's estimate, and
     # the run then starts from this very setup (its prompt is the costly part to build).
     prepared = _prepared(p, deps.settings, loaded, soul)
@@ -90,7 +92,7 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
         await asyncio.to_thread(deps.store.save, [run])
     except IntegrityError:
         return await _recorded(run.id, event, deps)
-    return [await execute(run, token, event, deps, prepared)]
+    return [await execute(run, token, event, deps, model, prepared)]
 
 
 def provider_of(p: TaskSubtaskDispatched) -> str:
@@ -150,16 +152,21 @@ def _estimate(spec: AgentSpec) -> dict[str, int]:
 
 
 async def execute(
-    run: Run, token: str, event: Dispatch, deps: Deps, prepared: tuple[AgentSpec, Repository] | None = None
+    run: Run,
+    token: str,
+    event: Dispatch,
+    deps: Deps,
+    model: Model,
+    prepared: tuple[AgentSpec, Repository] | None = None,
 ) -> Run:
     """Runs the agent for `run`, whose start (its claim, `token`) is on record, to its end (not
-    saved here), heartbeating its lease meanwhile."""
+    saved here), heartbeating its lease meanwhile; `model`: its workspace's model calls."""
     p = event.payload
     recorder = RunRecorder(run, event.aggregate_id, deps, caused_at=event.seq)
     started = time.perf_counter()
     # Its own asyncio task, so that a purge can stop the agent wherever it waits (a model call,
     # a person, its checks) without cancelling the consumer that handles the dispatch.
-    agent = asyncio.create_task(_attempt(recorder, p, deps, started, prepared), name=f"run {run.id}")
+    agent = asyncio.create_task(_attempt(recorder, p, deps, model, started, prepared), name=f"run {run.id}")
     heartbeat = asyncio.create_task(_heartbeat(recorder, claim_token_hash(token), deps), name=f"lease {run.id}")
     try:
         with deps.purges.watching(event.aggregate_id, agent):
@@ -269,6 +276,7 @@ async def _attempt(
     recorder: RunRecorder,
     p: TaskSubtaskDispatched,
     deps: Deps,
+    model: Model,
     started: float,
     prepared: tuple[AgentSpec, Repository] | None,
 ) -> None:
@@ -276,7 +284,7 @@ async def _attempt(
     # Not prepared: its setup failed before the claim; tried again here, it fails the run.
     spec, repo = prepared or agent_spec(p, settings, await _loaded(run.workspace_id, p, deps))
     async with recorder.slot:
-        outcome = await run_agent(deps.providers, spec, repo, recorder)
+        outcome = await run_agent(model, spec, repo, recorder)
     problems = (
         []
         if outcome.error

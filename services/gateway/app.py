@@ -24,7 +24,19 @@ from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, open_read_models
-from services.gateway import files, livelogs, orchestrations, questions, routes, task_feed, toollog, workspaces
+from services.gateway import (
+    credentials,
+    files,
+    key_checks,
+    livelogs,
+    orchestrations,
+    questions,
+    routes,
+    task_feed,
+    toollog,
+    workspace_settings,
+    workspaces,
+)
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 from services.gateway.state import GatewayState, gateway_state
@@ -102,6 +114,9 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *ROUTES,
             *workspaces.ROUTES,
+            *workspace_settings.ROUTES,
+            *credentials.ROUTES,
+            *key_checks.ROUTES,
             *questions.ROUTES,
             *toollog.ROUTES,
             *files.ROUTES,
@@ -124,5 +139,6 @@ def create_app(settings: Settings) -> Litestar:
     routes.document(app.openapi_schema)
     workspaces.document(app.openapi_schema)
     orchestrations.document(app.openapi_schema)
+    key_checks.document(app.openapi_schema)
     openapi.document(app)
     return app

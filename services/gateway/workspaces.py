@@ -47,7 +47,7 @@ async def _load(state: GatewayState, workspace_id: str) -> Workspace | None:
     return found
 
 
-async def _change(state: GatewayState, workspace_id: str, change: Callable[[Workspace], T]) -> T:
+async def change_workspace(state: GatewayState, workspace_id: str, change: Callable[[Workspace], T]) -> T:
     """Applies `change` to the workspace and saves it, again on fresh state when another
     gateway replica wrote in between; waits until the read models show the change."""
     for _ in range(WRITE_ATTEMPTS):
@@ -93,13 +93,13 @@ async def show_workspace(request: Request[Any, Any, Any], workspace_id: FromPath
 
 @post("/admin/workspaces/{workspace_id:str}/keys", status_code=201, opt=ADMIN)
 async def issue_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], data: JSONBody[NewKey]) -> IssuedKey:
-    api_key = await _change(gateway_state(request), workspace_id, lambda w: w.issue_key(data.label))
+    api_key = await change_workspace(gateway_state(request), workspace_id, lambda w: w.issue_key(data.label))
     return IssuedKey(workspace_id=workspace_id, key_id=key_id_of(api_key), api_key=api_key)
 
 
 @delete("/admin/workspaces/{workspace_id:str}/keys/{key_id:str}", status_code=200, opt=ADMIN)
 async def revoke_key(request: Request[Any, Any, Any], workspace_id: FromPath[str], key_id: FromPath[str]) -> Revoked:
-    await _change(gateway_state(request), workspace_id, lambda w: w.revoke_key(key_id))
+    await change_workspace(gateway_state(request), workspace_id, lambda w: w.revoke_key(key_id))
     return Revoked(revoked=True)
 
 
@@ -128,16 +128,22 @@ async def update_config(request: Request[Any, Any, Any], workspace_id: FromPath[
 
     def apply(workspace: Workspace) -> dict[str, Any]:
         merged = merge_patch(workspace.config, changes)
-        if len(msgspec.json.encode(merged)) > MAX_CONFIG_BYTES:
-            raise ApiError(400, "invalid_request", f"the config would be larger than {MAX_CONFIG_BYTES} bytes of JSON")
-        try:
-            msgspec.convert(merged, OrchestrationConfig, strict=True)
-        except msgspec.ValidationError as exc:
-            raise ApiError(400, "invalid_request", f"config: {exc}") from None
+        check_config(merged)
         workspace.update_config(changes, merged)
         return merged
 
-    return await _change(gateway_state(request), workspace_id, apply)
+    return await change_workspace(gateway_state(request), workspace_id, apply)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Refuses (400) a config a workspace may not hold: one too large for its event, or a known
+    key of the wrong type or range (spec 001's and spec 003's routes write the same config)."""
+    if len(msgspec.json.encode(config)) > MAX_CONFIG_BYTES:
+        raise ApiError(400, "invalid_request", f"the config would be larger than {MAX_CONFIG_BYTES} bytes of JSON")
+    try:
+        msgspec.convert(config, OrchestrationConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"config: {exc}") from None
 
 
 def key_id_of(api_key: str) -> str:
@@ -161,7 +167,7 @@ async def purge(request: Request[Any, Any, Any], workspace_id: FromPath[str]) ->
     # An orchestration run still going is stopped as a task is: it is the task its steps' Runs name.
     unfinished += await orchestration_runs.unfinished(state.pool, workspace_id)
     questions = [q["id"] for q in await question_reads.open_questions(state.pool, workspace_id)]
-    await _change(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))
+    await change_workspace(state, workspace_id, lambda w: w.purge(PURGED, unfinished, questions))
     return Purged(purged=PURGED)
 
 

@@ -46,6 +46,7 @@ from tests.factories import stored_request
 pytestmark = pytest.mark.integration
 
 WS, OTHER_WS = "ws-projector", "ws-projector-2"
+SEALED, SEALED_AGAIN = "v1.c2VhbGVkLW9uZQ==", "v1.c2VhbGVkLXR3bw=="  # as libs.secrets.seal makes them
 MODEL = "claude-sonnet-4-20250514"
 PR_URL = "https://github.com/acme/api/pull/7"
 
@@ -224,6 +225,11 @@ def scenario(store: EventStore) -> Scenario:
     workspace.revoke_key(first)
     workspace.update_config({"budgetUsd": 5.0}, {"budgetUsd": 5.0})
     workspace.update_config({"team": {"a": 1}}, {"budgetUsd": 5.0, "team": {"a": 1}})
+    # Its credentials: a provider key stored, stored again, a GitHub token stored and cleared.
+    workspace.set_secret("anthropic_api_key", SEALED, "1111")
+    workspace.set_secret("anthropic_api_key", SEALED_AGAIN, "2222")
+    workspace.set_secret("github_token", SEALED, "3333")
+    workspace.clear_secret("github_token")
     # An agent's questions: one answered, one still open.
     question = QuestionItem(question="Which one?", header="Pick", options=[QuestionOption(label="A")])
     asked = [
@@ -738,3 +744,24 @@ def test_agent_sessions_are_rows_without_their_tokens_hash(
         (True, "stopped", "stopped_by_user", "stopped", False, None),
         (False, "stopped", "parent_stopped", "stopped", False, "helper"),
     ]
+
+
+def test_a_workspaces_credentials_are_rows_of_their_name_and_last_four_characters_only(
+    store: EventStore, conn: psycopg.Connection, scenario: Scenario
+) -> None:
+    projector.catch_up(store, conn)
+
+    rows = conn.execute("SELECT * FROM rm_workspace_secrets").fetchall()
+    (set_at,) = [e.occurred_at for e in store.read(0) if e.type == "workspace.secret_set"][1:2]
+    assert rows == [(WS, "anthropic_api_key", "2222", set_at)]
+    feed = conn.execute(
+        "SELECT type, payload FROM rm_feed WHERE type LIKE 'workspace.secret_%%' ORDER BY seq"
+    ).fetchall()
+    assert feed == [
+        ("workspace.secret_set", {"name": "anthropic_api_key", "last4": "1111"}),
+        ("workspace.secret_set", {"name": "anthropic_api_key", "last4": "2222"}),
+        ("workspace.secret_set", {"name": "github_token", "last4": "3333"}),
+        ("workspace.secret_cleared", {"name": "github_token"}),
+    ]
+    every_row = str(dump(conn))
+    assert SEALED not in every_row and SEALED_AGAIN not in every_row

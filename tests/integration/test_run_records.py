@@ -47,6 +47,7 @@ from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
 from libs.pricing import PriceTable
+from libs.provider_keys import ProviderKeys
 from libs.readmodels import costs, projector, task_reads
 from libs.readmodels.task_files import with_contents
 from services.cost_ledger import handlers as cost_ledger
@@ -120,6 +121,7 @@ async def deps(
             answers,
             PriceTable.from_env(),
             Souls(store),
+            ProviderKeys(store, settings.secrets_key),
         )
     finally:
         await answers.stop()

@@ -59,7 +59,7 @@ EVENT_TYPES = {
     *("ledger.opened", "ledger.charged", "pull_request.opened", "pull_request.skipped", "pull_request.failed"),
     *("schedule.opened", "schedule.queued", "schedule.started", "schedule.finished"),
     *("workspace.created", "workspace.key_issued", "workspace.key_revoked", "workspace.config_updated"),
-    "workspace.purged",
+    *("workspace.purged", "workspace.secret_set", "workspace.secret_cleared"),
     *("agent_session.created", "agent_session.stopped", "agent_soul.created", "agent_soul.set"),
     "agent_session.child_spawned",
     *("channel.opened", "channel.message_sent"),

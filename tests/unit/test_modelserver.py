@@ -463,3 +463,45 @@ def test_health_and_models(model_server: RunningServer, claude: anthropic.Anthro
     assert httpx.get(f"{model_server.url}/health").json() == {"status": "ok"}
     assert CLAUDE in claude_models
     assert GPT in gpt_models
+
+
+# --- Keys: counted, refused, recorded by their last four characters -----------------------------
+
+
+def test_count_tokens_answers_in_anthropics_format(model_server: RunningServer, claude: anthropic.Anthropic) -> None:
+    counted = claude.messages.count_tokens(model=CLAUDE, messages=user("How many tokens is this?"))
+
+    assert counted.input_tokens == len("How many tokens is this?") // 4 + 1
+    (call,) = model_server.script.calls("anthropic")
+    assert (call.endpoint, call.key_last4) == ("count_tokens", "test")
+
+
+def test_a_behaviour_for_one_key_refuses_that_key_only(
+    model_server: RunningServer, claude: anthropic.Anthropic
+) -> None:
+    refused = "sk-ant-refused-" + "x" * 20 + "9876"
+    model_server.script.push(Behaviour(status=401, api_key=refused))
+
+    claude.messages.count_tokens(model=CLAUDE, messages=user("hi"))  # another key: not this behaviour's
+    with pytest.raises(anthropic.AuthenticationError) as failed:
+        claude.with_options(api_key=refused).messages.count_tokens(model=CLAUDE, messages=user("hi"))
+
+    assert failed.value.status_code == 401
+    assert model_server.script.pending() == []
+    assert [c.key_last4 for c in model_server.script.calls()] == ["test", "9876"]
+
+
+def test_each_call_records_the_last_four_characters_of_its_key_and_never_the_key(
+    model_server: RunningServer, claude: anthropic.Anthropic, gpt: openai.OpenAI
+) -> None:
+    own = "sk-own-key-" + "k" * 30 + "abcd"
+    claude.with_options(api_key=own).messages.create(model=CLAUDE, max_tokens=8, messages=user("hi"))
+    gpt.with_options(api_key=own).chat.completions.create(model=GPT, messages=user("hi"))
+
+    shown = httpx.get(f"{model_server.url}/_calls", timeout=10).json()["calls"]
+
+    assert [(c["api"], c["endpoint"], c["key_last4"]) for c in shown] == [
+        ("anthropic", "messages", "abcd"),
+        ("openai", "chat.completions", "abcd"),
+    ]
+    assert own not in json.dumps(shown)

@@ -45,6 +45,15 @@ EXPECTED = {
     ("get", f"{CONFIG}/config"): KEY | {404},
     ("patch", f"{CONFIG}/config"): KEY | {400, 404, 413},
     ("post", f"{CONFIG}/purge"): KEY | {404},
+    # Spec 003's settings and credentials: 503 also without SECRETS_KEY; checking the stored key, 404
+    # when there is none and 409 when it does not open.
+    ("get", "/api/config"): KEY,
+    ("put", "/api/config"): KEY | {400, 413},
+    ("put", "/api/config/credentials"): KEY | {400, 413},
+    ("get", "/api/config/provider-credentials"): KEY,
+    ("put", "/api/config/provider-credentials"): KEY | {400, 413},
+    ("get", "/api/config/providers"): KEY,
+    ("post", "/api/config/validate/anthropic"): KEY | {400, 404, 409, 413},
     ("get", f"{EVENTS}/questions"): KEY | {404},
     ("get", f"{EVENTS}/questions/{{questionID}}"): KEY | {404},
     ("post", f"{EVENTS}/questions/{{questionID}}/answer"): KEY | {400, 404, 413},

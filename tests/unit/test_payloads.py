@@ -91,6 +91,8 @@ def a_whole_life() -> list[Aggregate]:
     key = workspace.issue_key("ci")
     workspace.update_config({"maxConcurrentSubtasks": 1}, {"maxConcurrentSubtasks": 1})
     workspace.revoke_key(key.split("_")[1])
+    workspace.set_secret("anthropic_api_key", "v1.c2VhbGVk", "wxyz")
+    workspace.clear_secret("anthropic_api_key")
 
     schedule = Schedule.open(WORKSPACE)
     task = Task.submit(uuid.uuid4(), WORKSPACE, _request(), [])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.pricing import DEFAULT_PRICES, ModelPrice, Price, PriceTable, PriceTableError
+from libs.pricing import DEFAULT_PRICES, ModelPrice, Price, PriceTable, PriceTableError, models_by_provider
 
 SONNET = "claude-sonnet-4-20250514"
 OVERRIDE_VARS = ("PRICE_TABLE_JSON", "PRICE_TABLE_FILE")
@@ -343,3 +343,17 @@ def test_a_missing_price_file_names_the_variable_and_the_path(monkeypatch: pytes
 
     with pytest.raises(PriceTableError, match=r"^PRICE_TABLE_FILE: cannot read .*nowhere\.toml"):
         PriceTable.from_env()
+
+
+def test_the_models_a_table_prices_are_listed_by_the_provider_they_are_called_through() -> None:
+    table = PriceTable({**DEFAULT_PRICES, "my-local-llama": ModelPrice(input=0.2, output=0.6)})
+
+    models = models_by_provider(table)
+
+    assert set(models) == {"anthropic", "openai"}
+    assert "claude-sonnet-4-6" in models["anthropic"] and "gpt-5.4" in models["openai"]
+    # Anything not Anthropic's goes through the OpenAI API (OpenAI's own, or a compatible server).
+    assert "my-local-llama" in models["openai"]
+    assert all(m.startswith("claude") for m in models["anthropic"])
+    assert models["openai"] == sorted(models["openai"])
+    assert sum(map(len, models.values())) == len(table.prices)

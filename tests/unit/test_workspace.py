@@ -51,3 +51,36 @@ def test_a_config_update_that_changes_nothing_records_nothing() -> None:
 
     assert workspace.collect_events() == []
     assert workspace.config == {"budgetUsd": 5}
+
+
+def test_a_secret_is_recorded_as_given_sealed_and_cleared_once() -> None:
+    workspace = Workspace.create("team-a", "Team A")
+    workspace.collect_events()
+
+    workspace.set_secret("github_token", "v1.sealed-one", "abcd")
+    workspace.set_secret("github_token", "v1.sealed-two", "wxyz")
+    workspace.clear_secret("github_token")
+    workspace.clear_secret("github_token")
+    workspace.clear_secret("openai_api_key")
+
+    events = workspace.collect_events()
+    assert [EventTypes.name(type(e)) for e in events] == [
+        "workspace.secret_set",
+        "workspace.secret_set",
+        "workspace.secret_cleared",
+    ]
+    assert event_payload(events[1]) == {"name": "github_token", "sealed": "v1.sealed-two", "last4": "wxyz"}
+    assert workspace.secrets == {}
+
+
+def test_the_last_secret_set_under_a_name_is_the_one_the_workspace_holds() -> None:
+    workspace = Workspace.create("team-a", "Team A")
+
+    workspace.set_secret("anthropic_api_key", "v1.old", "0000")
+    workspace.set_secret("anthropic_api_key", "v1.new", "1111")
+    workspace.set_secret("openai_api_key", "v1.other", "2222")
+
+    assert {name: (s.sealed, s.last4) for name, s in workspace.secrets.items()} == {
+        "anthropic_api_key": ("v1.new", "1111"),
+        "openai_api_key": ("v1.other", "2222"),
+    }
