@@ -65,6 +65,7 @@ EVENT_TYPES = {
     *("orchestration_run.started", "orchestration_run.step_started", "orchestration_run.step_dispatched"),
     *("orchestration_run.step_completed", "orchestration_run.paused", "orchestration_run.completed"),
     *("orchestration_run.failed", "orchestration_run.resumed", "input_gate.opened", "input_gate.answered"),
+    *("github_account.linked", "github_account.signed_in", "github_installation.linked"),
 }
 
 
