@@ -19,6 +19,7 @@ from contracts import (
     agent_spawn,
     commands,
     events,
+    github,
     logs,
     orchestrations,
     tasks,
@@ -79,6 +80,8 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "ChannelList": agent_runtime.ChannelList,
     "OrchestrationSummary": orchestrations.OrchestrationSummary,
     "OrchestrationDetail": orchestrations.OrchestrationDetail,
+    "LinkedInstallation": github.LinkedInstallation,
+    "AuthDiagnostics": github.AuthDiagnostics,
 }
 
 

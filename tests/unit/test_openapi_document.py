@@ -59,6 +59,13 @@ EXPECTED = {
     ("post", "/api/v1/orchestrations/{orch_id}/run/stream"): KEY | {400, 404, 413},
     ("post", "/api/v1/orchestrations/runs/{run_id}/resume"): KEY | {400, 404, 409, 413},
     ("post", "/api/v1/orchestrations/runs/{run_id}/resume/stream"): KEY | {400, 404, 409, 413},
+    # Spec 003's sign-in: 503 while the server lacks a setting, 502 GitHub away, 409 an
+    # installation of another workspace, 403 also a key-less change without X-Requested-With.
+    ("get", "/api/auth/github"): {503},
+    ("get", "/api/auth/github/callback"): {400, 502, 503},
+    ("get", "/api/auth/github/installed"): KEY | {400, 404, 409, 502},
+    ("get", "/api/auth/diagnostics"): set(),
+    ("post", "/api/auth/logout"): {403},
 }
 
 
