@@ -1,9 +1,10 @@
 """The App's OAuth web flow and the signed-in user's routes.
 
 `GET /login/oauth/authorize` stands in for a person clicking "Authorize": the person is the one
-signed in to this GitHub in the browser (the `user_session` cookie `POST /_session` sets) or, if
-none is, the user GitHub's `login` parameter names; it redirects straight back to the
-`redirect_uri` with a `code` and the `state`. `POST /login/oauth/access_token` exchanges the
+signed in to this GitHub in the browser (the `user_session` cookie that `POST /_session`, or the
+stand-in sign-in page `GET /login?login=<user>`, sets) or, if none is, the user GitHub's `login`
+parameter names; it redirects straight back to the `redirect_uri` with a `code` and the `state`
+(with nobody signed in, to `/login?return_to=...` first, as GitHub does). `POST /login/oauth/access_token` exchanges the
 client's id and secret and the code (once) for the user's token: JSON when asked with
 `Accept: application/json`, else form-encoded, and a refusal is GitHub's 200 with an `error`.
 
@@ -17,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import FromQuery, QueryParameter
@@ -80,10 +82,27 @@ async def authorize(
         return Response("redirect_uri is required: the App has no callback URL", status_code=400)
     user = person(request, accounts, login)
     if user is None:
-        message = 'Sign in to GitHub first: POST /_session {"login": ...} (or name a user with ?login=)'
-        return Response(message, status_code=401, media_type=MediaType.TEXT)
+        # As GitHub does: sign in first, then come back here.
+        return Redirect(with_query("/login", {"return_to": str(request.url)}), status_code=302)
     code = accounts.grant(user, app.client_id, target)
     return Redirect(with_query(target, {"code": code} | back), status_code=302)
+
+
+@get("/login", media_type=MediaType.TEXT, status_code=200)
+async def login_page(
+    hosting: NamedDependency[Hosting],
+    login: FromQuery[str | None] = None,
+    return_to: FromQuery[str | None] = None,
+) -> Response[Any]:
+    """The stand-in for GitHub's sign-in page: `?login=<user>` signs that user in to this GitHub
+    in the browser (a user made with `POST /_users`), then goes back to `return_to`."""
+    if not login:
+        message = "Local GitHub server: sign in as a user made with POST /_users by adding ?login=<user>\n"
+        return Response(message, status_code=200, media_type=MediaType.TEXT)
+    cookie = hosting.accounts.sign_in_browser(login)
+    # Only a path of this server: no redirect elsewhere from a sign-in page.
+    target = return_to if return_to and return_to.startswith("/") and not return_to.startswith("//") else "/"
+    return Redirect(target, status_code=302, cookies=[Cookie(key=USER_SESSION, value=cookie, httponly=True)])
 
 
 async def _fields(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -160,4 +179,4 @@ async def user_installations(
     return json(app_bodies.UserInstallations(total_count=len(found), installations=listed))
 
 
-ROUTES = [authorize, access_token, get_user, user_orgs, user_installations]
+ROUTES = [authorize, login_page, access_token, get_user, user_orgs, user_installations]

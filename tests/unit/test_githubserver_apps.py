@@ -240,14 +240,36 @@ async def test_authorize_sends_the_browser_back_with_a_code_and_the_state(
 async def test_authorize_without_a_signed_in_person_or_for_another_client_does_not_hand_out_a_code(
     control: httpx.AsyncClient, the_app: App
 ) -> None:
-    nobody = await control.get(
-        "/login/oauth/authorize", params={"client_id": the_app.client_id, "redirect_uri": CALLBACK}
-    )
-    unknown = await control.get("/login/oauth/authorize", params={"client_id": "Iv1.nope", "redirect_uri": CALLBACK})
+    asked = {"client_id": the_app.client_id, "redirect_uri": CALLBACK, "state": "s2"}
+    nobody = await control.get("/login/oauth/authorize", params=asked)
+    unknown = await control.get("/login/oauth/authorize", params={**asked, "client_id": "Iv1.nope"})
 
-    assert nobody.status_code == 401
+    # As GitHub does: to its sign-in page first, which comes back here.
+    assert (nobody.status_code, urlsplit(nobody.headers["location"]).path) == (302, "/login")
+    assert "code=" not in nobody.headers["location"]
     assert unknown.status_code == 404
-    assert "location" not in nobody.headers and "location" not in unknown.headers
+    assert "location" not in unknown.headers
+
+
+async def test_the_sign_in_page_signs_a_user_in_and_goes_back_to_authorize(
+    control: httpx.AsyncClient, the_app: App
+) -> None:
+    await made(control, "/_users", {"login": "alice"})
+    asked = {"client_id": the_app.client_id, "redirect_uri": CALLBACK, "state": "s3"}
+    to_sign_in = (await control.get("/login/oauth/authorize", params=asked)).headers["location"]
+    authorize = urlsplit(parse_qs(urlsplit(to_sign_in).query)["return_to"][0])
+
+    signed_in = await control.get(
+        "/login", params={"login": "alice", "return_to": f"{authorize.path}?{authorize.query}"}
+    )
+    back = await control.get(signed_in.headers["location"])
+    elsewhere = await control.get("/login", params={"login": "alice", "return_to": "https://evil.test/"})
+
+    assert signed_in.status_code == 302
+    query = parse_qs(urlsplit(back.headers["location"]).query)
+    assert query["state"] == ["s3"]
+    assert len(query["code"][0]) == 20
+    assert elsewhere.headers["location"] == "/"
 
 
 async def test_a_redirect_elsewhere_than_the_registered_callback_is_sent_to_the_callback_with_an_error(
