@@ -226,7 +226,7 @@ class Accounts:
     def exchange(self, client_id: str, client_secret: str, code: str, redirect_uri: str | None) -> str:
         """A user token for a code, which is used up whatever the outcome once its client is right."""
         app = self.app
-        if client_id != app.client_id or not secrets.compare_digest(client_secret, app.client_secret):
+        if client_id != app.client_id or not secrets.compare_digest(client_secret.encode(), app.client_secret.encode()):
             raise OAuthRefusal(
                 "incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect."
             )

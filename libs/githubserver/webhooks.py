@@ -4,6 +4,7 @@ body (`X-Hub-Signature-256: sha256=<hex>`, and the older SHA-1 `X-Hub-Signature`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import uuid
@@ -13,7 +14,7 @@ import msgspec
 
 from libs.githubserver import app_bodies, app_render, bodies
 from libs.githubserver.common import GitHubError, not_found
-from libs.githubserver.render import Renderer, node_id
+from libs.githubserver.render import Renderer
 from libs.githubserver.state import Comment, Hosting, now
 
 TIMEOUT_S = 10.0  # GitHub gives a receiver ten seconds
@@ -25,6 +26,11 @@ def signature_256(secret: str, body: bytes) -> str:
 
 def signature_1(secret: str, body: bytes) -> str:
     return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+def installation_node_id(installation_id: int) -> str:
+    # GitHub's (legacy) global id of an installation, as its webhooks carry it.
+    return base64.b64encode(f"023:IntegrationInstallation{installation_id}".encode()).decode()
 
 
 def issue_comment(render: Renderer, hosting: Hosting, asked: app_bodies.NewDelivery) -> bytes:
@@ -48,7 +54,7 @@ def issue_comment(render: Renderer, hosting: Hosting, asked: app_bodies.NewDeliv
         comment=app_render.comment(render, repo, issue, comment),
         repository=render.repository(repo, bodies.Repository),
         sender=render.user(asked.sender),
-        installation=app_bodies.InstallationLite(installation.id, node_id("MDIz", installation.id))
+        installation=app_bodies.InstallationLite(installation.id, installation_node_id(installation.id))
         if installation
         else None,
         organization=app_render.organization(render, owner) if owner and owner.type == "Organization" else None,

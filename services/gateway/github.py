@@ -131,7 +131,8 @@ async def installation(settings: Settings, installation_id: int) -> Installation
     doing = f"read installation {installation_id} as the App"
     try:
         with github_errors(doing):
-            auth = AppAuthStrategy(settings.github_app_id, settings.github_app_private_key)
+            # GitHub takes the App's id as an integer `iss` (the settings check that it is one).
+            auth = AppAuthStrategy(int(settings.github_app_id), settings.github_app_private_key)
             async with _client(settings, auth) as github:
                 response = await github.rest.apps.async_get_installation(installation_id)
             found = msgspec.json.decode(response.content, type=InstallationFacts)

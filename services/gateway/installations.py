@@ -57,8 +57,12 @@ async def installed(
     facts = await github.installation(state.settings, installation_id)
     if facts is None:
         raise ApiError(404, "Not found", f"GitHub knows no installation {installation_id} of this App")
-    user = signed_in(request) if who.key_id is None else None
-    if user is not None:
+    if who.key_id is not None:
+        linked_by = f"key:{who.key_id}"
+    else:
+        user = signed_in(request)
+        if user is None:  # its time ran out since the guard read it
+            raise ApiError(401, "unauthorized", "the sign-in has ended: sign in again at /api/auth/github")
         if installation_id not in await github.users_installations(state.settings, user.token):
             raise ApiError(
                 403,
@@ -67,8 +71,6 @@ async def installed(
                 "an owner of that account can link it",
             )
         linked_by = f"github:{user.login}"
-    else:
-        linked_by = f"key:{who.key_id}"
     found, new = await link_installation(state, who.workspace_id, facts, linked_by)
     return LinkedInstallation(
         installation_id=found.installation_id,
