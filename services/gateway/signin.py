@@ -89,11 +89,10 @@ async def finish_sign_in(
     if error:
         raise ApiError(400, "sign_in_refused", f"GitHub did not sign you in: {error}")
     if expected is None or not given_state or not hmac.compare_digest(given_state.encode(), expected.state.encode()):
-        raise ApiError(
-            400,
-            "invalid_state",
-            "the sign-in's state is not this browser's, or was used: start again at /api/auth/github",
-        )
+        # Often a sign-in started on another host than PUBLIC_URL's, whose cookie this one never saw.
+        start = f"{(state.settings.public_url or '').rstrip('/')}/api/auth/github"
+        message = f"the sign-in's state is not this browser's, or was used: start again at {start}"
+        raise ApiError(400, "invalid_state", message)
     if not code:
         raise ApiError(400, "invalid_request", "code: GitHub's code is missing")
     token = await github.exchange_code(state.settings, code)
