@@ -140,6 +140,7 @@ def test_a_state_that_is_not_this_browsers_or_was_used_is_refused(stack: Stack) 
     for refused in (no_sign_in, other_state):
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_state"
+        assert f"start again at {stack.public_url}/api/auth/github" in refused.json()["message"]
     assert (first.status_code, first.headers["location"]) == (302, f"{stack.public_url}/")
     assert replayed.status_code == 400
     assert replayed.json()["error"] == "invalid_state"
