@@ -25,6 +25,8 @@ from libs.domain import (
     agent_soul,
     channel,
     gate,
+    github_account,
+    github_installation,
     ledger,
     orchestration_run,
     pull_request,
@@ -40,6 +42,8 @@ REF = "#/components/schemas/{name}"
 _DOMAIN_MODULES = (
     *(task, run, gate, ledger, pull_request, schedule, workspace, agent_session, agent_soul, channel),
     orchestration_run,
+    github_account,
+    github_installation,
 )
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.

@@ -19,6 +19,7 @@ from contracts import (
     agent_spawn,
     commands,
     events,
+    github,
     logs,
     orchestrations,
     task_feed,
@@ -85,6 +86,8 @@ CONTRACTS: dict[str, type[msgspec.Struct]] = {
     "TaskStatusReport": task_feed.TaskStatusReport,
     "StopTaskCommand": commands.StopTaskCommand,
     "RetryTaskCommand": commands.RetryTaskCommand,
+    "LinkedInstallation": github.LinkedInstallation,
+    "AuthDiagnostics": github.AuthDiagnostics,
 }
 
 

@@ -63,6 +63,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seals the credentials workspaces store (32 bytes; `SECRETS_KEY`, base64). Without it the
     # credential routes answer 503 and stored credentials cannot be used.
     secrets_key: bytes | None = None
+    # GitHub sign-in and the GitHub App (spec 003): where people sign in (`GITHUB_WEB_URL`,
+    # derived from the API's URL when unset), the App's id and private key (PEM), its OAuth
+    # client id and secret, and the secret the sign-in cookie is encrypted with.
+    github_web_url: str = "https://github.com"
+    github_app_id: str | None = None
+    github_app_private_key: str | None = None
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    session_secret: str | None = None
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -89,6 +98,21 @@ def _secrets_key() -> bytes | None:
     except SecretsKeyError as exc:
         # A key that cannot be used stops the start: running on would refuse every credential later.
         raise SystemExit(str(exc)) from None
+
+
+def web_url_for(api_url: str) -> str:
+    """Where people use the GitHub whose API is `api_url`: github.com for api.github.com, the
+    host of a GitHub Enterprise Server (`https://HOST/api/v3`), else the same URL (the local
+    GitHub server serves both)."""
+    url = api_url.rstrip("/")
+    if url == "https://api.github.com":
+        return "https://github.com"
+    return url.removesuffix("/api/v3")
+
+
+def _pem(value: str | None) -> str | None:
+    # A PEM in a one-line .env file is often written with `\n` for its line breaks.
+    return value.replace("\\n", "\n") if value and "\n" not in value else value
 
 
 def load_settings(service: str, default_port: int) -> Settings:
@@ -120,6 +144,12 @@ def load_settings(service: str, default_port: int) -> Settings:
         public_url=_env("PUBLIC_URL"),
         github_token=_env("GITHUB_TOKEN"),
         github_api_url=_env("GITHUB_API_URL") or "https://api.github.com",
+        github_web_url=(_env("GITHUB_WEB_URL") or web_url_for(_env("GITHUB_API_URL") or "https://api.github.com")),
+        github_app_id=_env("GITHUB_APP_ID"),
+        github_app_private_key=_pem(_env("GITHUB_APP_PRIVATE_KEY")),
+        github_client_id=_env("GITHUB_CLIENT_ID"),
+        github_client_secret=_env("GITHUB_CLIENT_SECRET"),
+        session_secret=_env("SESSION_SECRET"),
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         secrets_key=_secrets_key(),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,

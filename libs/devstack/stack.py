@@ -23,6 +23,7 @@ from typing import Self
 from libs.devstack.nats import EmbeddedNats
 from libs.devstack.postgres import EmbeddedPostgres
 from libs.devstack.processes import ServiceProcess, free_port
+from libs.githubserver.accounts import generate_private_key
 from libs.secrets import new_key
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "co
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 # The token the services present to the local GitHub server, which accepts only it.
 LOCAL_GITHUB_TOKEN = "local-github-server"
+# The local GitHub server's App: its id and OAuth client id (neither is a secret).
+LOCAL_GITHUB_APP_ID = "1"
+LOCAL_GITHUB_CLIENT_ID = "Iv1.localorchestrator"
 
 
 @dataclass
@@ -57,29 +61,19 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), services, github_server=free_port())
 
 
-def admin_token_in(data_dir: Path) -> str:
-    """The admin token kept with the data (made on first start, readable by its owner only), so
-    a second `just up` and the admin command find the same one."""
-    path = data_dir / "admin-token"
+def kept_secret(data_dir: Path, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
+    """A secret kept with the data (made on first start, readable by its owner only), so a
+    second `just up`, and the admin command, find the same one."""
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(make())
     return path.read_text().strip()
 
 
-def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
-    """A secret the stack makes once and keeps with its data (`secrets.env`, `NAME=value` lines,
-    readable by its owner only), so a second `just up` opens what the first one sealed."""
-    path = data_dir / "secrets.env"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-    kept = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    if name not in kept:
-        kept[name] = make()
-        path.write_text("".join(f"{k}={v}\n" for k, v in kept.items()))
-    return kept[name]
+def admin_token_in(data_dir: Path) -> str:
+    return kept_secret(data_dir, "admin-token")
 
 
 def _script(name: str) -> str:
@@ -102,7 +96,13 @@ class Stack:
         self.uses_local_github = not (os.environ.get("GITHUB_TOKEN") or self.extra_env.get("GITHUB_TOKEN"))
         self.admin_token = os.environ.get("ADMIN_TOKEN") or admin_token_in(data_dir)
         # What the workspaces' stored credentials are sealed with: the environment's, or one kept here.
-        self.secrets_key = os.environ.get("SECRETS_KEY") or kept_secret(data_dir, "SECRETS_KEY", new_key)
+        self.secrets_key = os.environ.get("SECRETS_KEY") or kept_secret(data_dir, "secrets-key", new_key)
+        # The sign-in cookie's secret; and, for the local GitHub server, its App's key and its
+        # OAuth client's secret, which the gateway is given too.
+        self.session_secret = os.environ.get("SESSION_SECRET") or kept_secret(data_dir, "session-secret")
+        if self.uses_local_github:
+            self.github_app_key = kept_secret(data_dir, "github-app.pem", generate_private_key)
+            self.github_client_secret = kept_secret(data_dir, "github-client-secret")
         # The key of the workspace this stack made for its caller (tests, the benchmark).
         self.api_key: str | None = None
 
@@ -136,6 +136,21 @@ class Stack:
     def github_token(self) -> str:
         return LOCAL_GITHUB_TOKEN
 
+    @property
+    def public_url(self) -> str:
+        """Where people reach the gateway: `PUBLIC_URL`, else the gateway's own URL."""
+        return os.environ.get("PUBLIC_URL") or self.extra_env.get("PUBLIC_URL") or self.gateway_url
+
+    def github_app_env(self) -> dict[str, str]:
+        """The local GitHub server's App, as the gateway signs in and reads installations with it."""
+        return {
+            "GITHUB_APP_ID": LOCAL_GITHUB_APP_ID,
+            "GITHUB_APP_PRIVATE_KEY": self.github_app_key,
+            "GITHUB_CLIENT_ID": LOCAL_GITHUB_CLIENT_ID,
+            "GITHUB_CLIENT_SECRET": self.github_client_secret,
+            "GITHUB_WEB_URL": self.github_url,
+        }
+
     def create_workspace(self, workspace_id: str | None = None, name: str | None = None) -> dict[str, str] | None:
         """A new workspace and its first key (`workspaceId`, `keyId`, `apiKey`) through the admin
         API; None when `workspace_id` exists already (its keys were shown when it was made)."""
@@ -154,6 +169,18 @@ class Stack:
                 return None
             raise
 
+    def local_github(self, path: str, body: dict[str, object]) -> dict[str, object] | None:
+        """A control route of the local GitHub server (`/_users`, `/_installations`, ...): its answer."""
+        request = urllib.request.Request(
+            f"{self.github_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = response.read()
+        return json.loads(answer) if answer else None  # type: ignore[no-any-return]
+
     def start(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.database_url = self.postgres.start()
@@ -170,7 +197,15 @@ class Stack:
             self.github_server = ServiceProcess(
                 name="github-server",
                 argv=[sys.executable, "-m", "libs.githubserver"],
-                env={"GITHUB_SERVER_PORT": str(self.ports.github_server), "GITHUB_SERVER_TOKEN": LOCAL_GITHUB_TOKEN},
+                env={
+                    "GITHUB_SERVER_PORT": str(self.ports.github_server),
+                    "GITHUB_SERVER_TOKEN": LOCAL_GITHUB_TOKEN,
+                    "GITHUB_SERVER_APP_ID": LOCAL_GITHUB_APP_ID,
+                    "GITHUB_SERVER_APP_PRIVATE_KEY": self.github_app_key,
+                    "GITHUB_SERVER_CLIENT_ID": LOCAL_GITHUB_CLIENT_ID,
+                    "GITHUB_SERVER_CLIENT_SECRET": self.github_client_secret,
+                    "GITHUB_SERVER_CALLBACK_URL": f"{self.public_url}/api/auth/github/callback",
+                },
                 log_path=self.data_dir / "logs" / "github-server.log",
                 health_url=f"{self.github_url}/health",
             )
@@ -207,6 +242,12 @@ class Stack:
         # GITHUB_API_URL (GitHub's API unless it is set).
         if self.uses_local_github:
             env.update(GITHUB_API_URL=self.github_url, GITHUB_TOKEN=LOCAL_GITHUB_TOKEN)
+        env["PUBLIC_URL"] = self.public_url
+        if name == "gateway":
+            # Sign-in and installations are the gateway's alone: no other service gets their secrets.
+            env["SESSION_SECRET"] = self.session_secret
+            if self.uses_local_github:
+                env.update(self.github_app_env())
         env.update(self.extra_env)
         return env
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from libs.devstack.stack import Stack
 
 log = logging.getLogger("up")
+LOCAL_USER = "octocat"
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
         log.info("no GITHUB_TOKEN set: pull requests go to the local GitHub server at %s", stack.github_url)
     log.info("logs: %s", data_dir / "logs")
     if not os.environ.get("SECRETS_KEY"):
-        log.info("stored credentials are sealed with the SECRETS_KEY kept in %s", data_dir / "secrets.env")
+        log.info("stored credentials are sealed with the SECRETS_KEY kept in %s", data_dir / "secrets-key")
     created = stack.create_workspace("default", "default")
     if created:
         key = (
@@ -52,6 +53,15 @@ def main() -> None:
             "      .venv/bin/orchestrator-admin issue-key default\n"
         )
     github = f"  Local GitHub server:   {stack.github_url}/_state\n" if stack.uses_local_github else ""
+    if stack.uses_local_github:
+        # Someone to sign in as: the local GitHub server knows only the users it is told of.
+        stack.local_github("/_users", {"login": LOCAL_USER, "name": "The Octocat"})
+        github += (
+            f"  Sign in with GitHub:   open {stack.github_url}/login?login={LOCAL_USER} (the local GitHub's stand-in\n"
+            f"                         sign-in), then {stack.gateway_url}/api/auth/github\n"
+        )
+    else:
+        github += f"  Sign in with GitHub:   {stack.gateway_url}/api/auth/github (settings: /api/auth/diagnostics)\n"
     print(
         f"\nAgent orchestrator is up.\n"
         f"  API (spec 000):        {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/schema)\n"

@@ -24,7 +24,8 @@ def derived_id(*parts: object) -> UUID:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # GitHub is one word on the wire: GitHubAccount is `github_account`.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.replace("GitHub", "Github")).lower()
 
 
 class WorkspaceAggregate(Aggregate):

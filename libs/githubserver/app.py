@@ -1,8 +1,9 @@
 """Litestar app speaking the GitHub REST endpoints that open a pull request the git-data way,
 with GitHub's JSON shapes, status codes and error bodies (state: `libs.githubserver.state`).
 
-GitHub routes (every one needs `Authorization: token <token>` or `Bearer <token>`; a wrong token
-is a 401 "Bad credentials", a missing one a 401 "Requires authentication"):
+Repository routes (every one needs `Authorization: token <token>` or `Bearer <token>`: the
+configured token, a user's or an installation's; a wrong token is a 401 "Bad credentials", a
+missing one a 401 "Requires authentication"):
 
 - `GET /repos/{owner}/{repo}`, `GET branches/{branch}` (its head commit and that commit's tree)
 - `GET git/ref/{ref}`, `GET git/refs[/{ref}]`, `GET git/matching-refs/{ref}`, `POST git/refs`,
@@ -16,7 +17,14 @@ is a 401 "Bad credentials", a missing one a 401 "Requires authentication"):
 Pages (no token): `GET /{owner}/{repo}/pull/{number}` (a pull request's `html_url`, as text) and
 `GET /{owner}/{repo}/raw/{ref}/{path}` (a file's `download_url`).
 
-Control routes (no token): `POST /_repos` `{"owner", "repo", "branch", "files"}` creates (or
+The App, OAuth and the signed-in user (`apps`, `oauth`): `GET /app`, `GET /app/installations[/{id}]`,
+`POST /app/installations/{id}/access_tokens` with the App's JWT; `GET /installation/repositories`
+with an installation's token; `GET /login/oauth/authorize`, `POST /login/oauth/access_token`;
+`GET /user`, `/user/orgs`, `/user/installations` with a user's token. Issues (`issues`):
+`GET issues/{number}`, `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
+An installation's token reaches only the installation's repositories (others are not found).
+
+Control routes (no token; more in `control`): `POST /_repos` `{"owner", "repo", "branch", "files"}` creates (or
 replaces) a repository with those files in one commit on that branch; `GET /_state` lists the
 repositories and every pull request with the files of its head; `DELETE /_state` forgets all;
 `POST /_rate_limit` `{"seconds"}` refuses every GitHub route for that long as GitHub does when
@@ -25,52 +33,25 @@ the rate limit is used up (403, `x-ratelimit-remaining: 0`, `x-ratelimit-reset`)
 
 from __future__ import annotations
 
-import hmac
 import time
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import msgspec
 from litestar import Litestar, Request, Response, Router, delete, get, patch, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from libs.githubserver import bodies
-from libs.githubserver.render import Renderer, pull_page
-from libs.githubserver.state import GitHubError, Hosting, Repository, not_found, rate_limited
+from libs.githubserver import apps, bodies, control, issues, oauth
+from libs.githubserver.credentials import IDENTITY, Identity, require_token
+from libs.githubserver.http import DOCS, docs, json, page_of, read, renderer
+from libs.githubserver.render import pull_page
+from libs.githubserver.state import GitHubError, Hosting, Repository, not_found
 
 # Agent tasks may carry whole files; GitHub accepts blobs up to 100 MB.
 MAX_BODY_BYTES = 100 * 1024 * 1024
-DOCS = "https://docs.github.com/rest"
 REPO = "/repos/{owner:str}/{repo:str}"
-
-T = TypeVar("T")
-
-
-def docs(page: str) -> dict[str, str]:
-    """The `documentation_url` GitHub puts in this route's error bodies."""
-    return {"docs": f"{DOCS}/{page}"}
-
-
-async def read(request: Request[Any, Any, Any], shape: type[T]) -> T:
-    try:
-        return msgspec.json.decode(await request.body(), type=shape)
-    except msgspec.ValidationError as exc:
-        raise GitHubError(422, f"Invalid request.\n\n{exc}") from None
-    except msgspec.DecodeError:
-        raise GitHubError(400, "Problems parsing JSON") from None
-
-
-def renderer(request: Request[Any, Any, Any]) -> Renderer:
-    return Renderer(str(request.base_url))
-
-
-def json(content: Any, status: int = 200) -> Response[Any]:
-    return Response(content=content, status_code=status, media_type=MediaType.JSON)
 
 
 def error_body(request: Request[Any, Any, Any], status: int, message: str, errors: Any = None) -> Response[Any]:
@@ -91,21 +72,6 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     if isinstance(exc, NotFoundException) or exc.status_code == 405:
         return error_body(request, 404, "Not Found")
     return error_body(request, exc.status_code, exc.detail)
-
-
-def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    hosting: Hosting = connection.app.state.hosting
-    header = connection.headers.get("authorization", "")
-    if not header:
-        raise GitHubError(401, "Requires authentication")
-    scheme, _, token = header.partition(" ")
-    valid = scheme.lower() in ("token", "bearer") and hmac.compare_digest(
-        token.strip().encode(), hosting.token.encode()
-    )
-    if not valid:
-        raise GitHubError(401, "Bad credentials")
-    if time.time() < hosting.rate_limited_until:
-        raise rate_limited(hosting.rate_limited_until)
 
 
 # --- repositories -----------------------------------------------------------------------------
@@ -276,8 +242,7 @@ async def list_pulls(
     if wanted not in ("open", "closed", "all"):
         raise GitHubError(422, "Validation Failed", [{"resource": "Search", "field": "state", "code": "invalid"}])
     render = renderer(request)
-    size = min(max(per_page, 1), 100)
-    pulls = repository.list_pulls(wanted, head, base)[(max(page, 1) - 1) * size :][:size]
+    pulls = page_of(repository.list_pulls(wanted, head, base), per_page, page)
     return json([render.pull(repository, pull, bodies.PullSummary) for pull in pulls])
 
 
@@ -427,8 +392,14 @@ GITHUB_ROUTES = [
 ]
 
 
-def repository_of(owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]) -> Repository:
-    """The repository a route's `{owner}/{repo}` names (a 404 in GitHub's words when unknown)."""
+def repository_of(
+    request: Request[Any, Any, Any], owner: FromPath[str], repo: FromPath[str], hosting: NamedDependency[Hosting]
+) -> Repository:
+    """The repository a route's `{owner}/{repo}` names; one an installation's token does not
+    reach is not found, as on GitHub."""
+    identity = request.scope.get("state", {}).get(IDENTITY)
+    if isinstance(identity, Identity) and identity.installation and not identity.installation.covers(owner, repo):
+        raise not_found()
     return hosting.repository(owner, repo)
 
 
@@ -437,6 +408,10 @@ def create_app(hosting: Hosting) -> Litestar:
     return Litestar(
         route_handlers=[
             Router("/", route_handlers=GITHUB_ROUTES, guards=[require_token]),
+            *apps.ROUTES,
+            *oauth.ROUTES,
+            *issues.ROUTES,
+            *control.ROUTES,
             pull_request_page,
             raw_file,
             create_repository,

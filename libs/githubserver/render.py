@@ -86,7 +86,7 @@ class Renderer:
     def html(self, repo: Repository) -> str:
         return f"{self.base}/{repo.full_name}"
 
-    def user(self, login: str) -> bodies.User:
+    def user(self, login: str, type: str = "User") -> bodies.User:
         api = f"{self.base}/users/{login}"
         id = numeric_id(login)
         return bodies.User(
@@ -105,6 +105,7 @@ class Renderer:
             repos_url=f"{api}/repos",
             events_url=f"{api}/events{{/privacy}}",
             received_events_url=f"{api}/received_events",
+            type=type,
         )
 
     def repository(self, repo: Repository, shape: type[R]) -> R:

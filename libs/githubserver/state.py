@@ -17,35 +17,19 @@ import difflib
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import msgspec
 
+from libs.githubserver.accounts import Accounts, App
 from libs.githubserver.bodies import NewSignature, NewTreeEntry
+from libs.githubserver.common import EMAIL, LOGIN, GitHubError, not_found, now
 from libs.githubserver.git import BLOB_MODES, FILE_MODE, Commit, Entry, Listed, ObjectStore, Signature
 
 DEFAULT_BRANCH = "main"
-# The account the configured token belongs to: author of commits and pull requests made with it.
-LOGIN = "agent-orchestrator"
-EMAIL = "agent-orchestrator@users.noreply.localhost"
 BAD_OBJECT_STATE = "GitRPC::BadObjectState"
 SHA_OR_CONTENT = "Must supply either tree.sha or tree.content. Request will be rejected if both are present."
-
-
-class GitHubError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors
-        self.headers = headers or {}
 
 
 RATE_LIMIT = 5000
@@ -63,10 +47,6 @@ def rate_limited(until: float) -> GitHubError:
     return GitHubError(403, "API rate limit exceeded for user ID 1.", headers=headers)
 
 
-def not_found() -> GitHubError:
-    return GitHubError(404, "Not Found")
-
-
 def validation_failed(code: str, field: str | None = None, message: str | None = None) -> GitHubError:
     error = {"resource": "PullRequest", "code": code}
     if field is not None:
@@ -74,11 +54,6 @@ def validation_failed(code: str, field: str | None = None, message: str | None =
     if message is not None:
         error["message"] = message
     return GitHubError(422, "Validation Failed", [error])
-
-
-def now() -> datetime:
-    # GitHub's timestamps have whole seconds.
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def signature(given: NewSignature | None, default: Signature) -> Signature:
@@ -101,6 +76,29 @@ class Pull:
     created_at: datetime
     updated_at: datetime
     state: str = "open"
+
+
+@dataclass
+class Comment:
+    id: int
+    body: str
+    user: str
+    user_type: str  # "User", or "Bot" for an App's installation
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class Issue:
+    number: int
+    id: int
+    title: str
+    body: str | None
+    user: str
+    created_at: datetime
+    updated_at: datetime
+    state: str = "open"
+    comments: list[Comment] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,6 +138,8 @@ class Repository:
         self.objects = ObjectStore()
         self.refs: dict[str, str] = {}
         self.pulls: dict[int, Pull] = {}
+        self.issues: dict[int, Issue] = {}
+        self.roles: dict[str, str] = {}  # lowercased login -> admin | maintain | write | triage | read
 
     @property
     def full_name(self) -> str:
@@ -360,11 +360,51 @@ class Repository:
             raise validation_failed("custom", message=f"A pull request already exists for {self.owner}:{branch}.")
         if head_sha in set(self.objects.ancestors(base_sha)):
             raise validation_failed("custom", message=f"No commits between {base} and {branch}")
-        number = max(self.pulls, default=0) + 1
+        number = self.next_number()
         opened = now()
         pull = Pull(number, id, title, body, branch, base, LOGIN, draft, maintainer_can_modify, opened, opened)
         self.pulls[number] = pull
         return pull
+
+    def next_number(self) -> int:
+        """Issues and pull requests share one sequence of numbers in a repository, as on GitHub."""
+        return max([*self.pulls, *self.issues], default=0) + 1
+
+    # --- issues -------------------------------------------------------------------------------
+
+    def open_issue(self, title: str, body: str | None, user: str, id: int) -> Issue:
+        if not title:
+            raise GitHubError(
+                422, "Validation Failed", [{"resource": "Issue", "code": "missing_field", "field": "title"}]
+            )
+        opened = now()
+        issue = Issue(self.next_number(), id, title, body, user, opened, opened)
+        self.issues[issue.number] = issue
+        return issue
+
+    def issue(self, number: int) -> Issue:
+        issue = self.issues.get(number)
+        if issue is None:
+            raise not_found()
+        return issue
+
+    def comment(self, number: int, body: str, user: str, user_type: str, id: int) -> tuple[Issue, Comment]:
+        issue = self.issue(number)
+        if not body:
+            raise GitHubError(
+                422, "Validation Failed", [{"resource": "IssueComment", "code": "missing_field", "field": "body"}]
+            )
+        written = now()
+        comment = Comment(id, body, user, user_type, written, written)
+        issue.comments.append(comment)
+        issue.updated_at = written
+        return issue, comment
+
+    def role_of(self, login: str) -> str | None:
+        """A user's role here: as set, else admin for the owner's own repository; None for none."""
+        if login.lower() in self.roles:
+            return self.roles[login.lower()]
+        return "admin" if login.lower() == self.owner.lower() else None
 
     def update_pull(self, number: int, title: str | None, body: str | None, state: str | None) -> Pull:
         pull = self.pull(number)
@@ -402,10 +442,12 @@ class Repository:
 
 
 class Hosting:
-    """Every repository of the server, and the one token that may use them."""
+    """Every repository of the server, the token configured for them, and the accounts, the App
+    and the credentials it issued (`accounts`)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, app: App | None = None) -> None:
         self.token = token
+        self.accounts = Accounts(app or App.generate())
         self.repositories: dict[tuple[str, str], Repository] = {}
         self._ids = itertools.count(1)
         self.rate_limited_until = 0.0  # epoch seconds: every API call is refused until then
@@ -432,4 +474,5 @@ class Hosting:
 
     def reset(self) -> None:
         self.repositories.clear()
+        self.accounts.reset()
         self.rate_limited_until = 0.0

@@ -7,16 +7,26 @@ import os
 import re
 from collections.abc import Sequence
 
-_SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "ADMIN_TOKEN", "SECRETS_KEY")
+_SECRET_ENV = (
+    *("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "ADMIN_TOKEN"),
+    *("GITHUB_CLIENT_SECRET", "GITHUB_APP_PRIVATE_KEY", "SESSION_SECRET", "SECRETS_KEY"),
+)
+# GitHub's tokens: personal (ghp_), OAuth (gho_), an App's user (ghu_), installation (ghs_) and
+# refresh (ghr_) tokens; and any PEM private key, whole.
 _KEY_PATTERN = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|ghp_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,}|ak_[0-9a-f]{16}_[A-Za-z0-9_\-]{8,})"
+    r"(sk-[A-Za-z0-9_\-]{8,}|gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,}|ak_[0-9a-f]{16}_[A-Za-z0-9_\-]{8,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)",
+    re.DOTALL,
 )
 REDACTED = "[redacted]"
 
 
 def configured_secrets() -> list[str]:
-    """The keys this process was given (too short a value would mask ordinary words)."""
-    return [v for k in _SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 6]
+    """The keys this process was given (too short a value would mask ordinary words); a PEM
+    key's lines too, so that a part of one is masked as well as the whole."""
+    values = [v for k in _SECRET_ENV if (v := os.environ.get(k)) and len(v) >= 6]
+    lines = [line for v in values if "PRIVATE KEY-----" in v for line in v.splitlines() if "-----" not in line]
+    return values + [line for line in lines if len(line) >= 16]
 
 
 def redact(text: str, secrets: Sequence[str] | None = None) -> str:

@@ -1,6 +1,8 @@
 """API keys at the HTTP edge: every route needs `Authorization: Bearer <key>` unless it is
 marked public (`opt={"public": True}`: health, readiness, metrics, the OpenAPI document), and
 acts inside the key's workspace. Admin routes take the admin token instead (`opt={"admin": True}`).
+Spec 003's `/api/*` routes also take the sign-in cookie (`libs.web.session`) in place of a key:
+the caller is then the signed-in GitHub user, in the workspace its sign-in is linked to.
 
 401 without a key or with one that is not valid, 403 for a revoked key. A WebSocket may carry
 the key as `?access_token=` instead, since browsers cannot set headers on one.
@@ -19,6 +21,7 @@ from litestar.handlers import BaseRouteHandler
 from libs.domain.workspace import key_hash, split_key
 from libs.readmodels import workspace_reads
 from libs.web.errors import ApiError
+from libs.web.session import accepts_session, refuse_cross_site, signed_in
 from libs.web.state import EdgeState, state_of
 
 CALLER = "caller"
@@ -26,7 +29,8 @@ CALLER = "caller"
 
 class Caller(msgspec.Struct, frozen=True):
     workspace_id: str
-    key_id: str
+    key_id: str | None  # None when signed in with GitHub (the cookie)
+    github_login: str | None = None  # the signed-in GitHub user, when signed in
 
 
 def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -59,7 +63,7 @@ def _is_schema(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     token = token_of(connection)
     if token is None:
-        raise ApiError(401, "unauthorized", "this endpoint needs an API key: Authorization: Bearer <key>")
+        return by_session(connection)
     parts = split_key(token)
     record = await workspace_reads.api_key(state_of(connection, EdgeState).pool, parts[0]) if parts else None
     if parts is None or record is None or not hmac.compare_digest(record["key_hash"], key_hash(parts[1])):
@@ -67,6 +71,20 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
     if record["revoked_at"] is not None:
         raise ApiError(403, "forbidden", "this API key was revoked")
     found = Caller(record["workspace_id"], parts[0])
+    connection.scope.setdefault("state", {})[CALLER] = found
+    return found
+
+
+def by_session(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The caller a request without a key is: the signed-in user of its cookie, on the routes
+    that take one."""
+    path: str = connection.scope["path"]
+    user = signed_in(connection) if accepts_session(path) else None
+    if user is None:
+        also = " or a GitHub sign-in (GET /api/auth/github)" if accepts_session(path) else ""
+        raise ApiError(401, "unauthorized", f"this endpoint needs an API key: Authorization: Bearer <key>{also}")
+    refuse_cross_site(connection)
+    found = Caller(user.workspace_id, None, user.login)
     connection.scope.setdefault("state", {})[CALLER] = found
     return found
 
@@ -96,6 +114,8 @@ def key_checker(connection: ASGIConnection[Any, Any, Any, Any]) -> Callable[[], 
     pool, key_id = state_of(connection, EdgeState).pool, caller(connection).key_id
 
     async def still_valid() -> bool:
+        if key_id is None:
+            return True  # a sign-in lasts as long as its cookie
         record = await workspace_reads.api_key(pool, key_id)
         return record is not None and record["revoked_at"] is None
 

@@ -43,12 +43,14 @@ from contracts.agent_runtime import DiagnosticError
 from contracts.tasks import ErrorBody
 from libs.web.diagnostics import AGENT_PREFIX
 from libs.web.errors import RETRY_AFTER_S, WWW_AUTHENTICATE
+from libs.web.session import COOKIE, accepts_session
 
 # A route handler's `opt` key: the error statuses it answers beyond those its kind implies.
 ERRORS = "errors"
 
 COMPONENTS = "#/components/schemas/{name}"
 API_KEY, ADMIN_TOKEN, SESSION_TOKEN = "apiKey", "adminToken", "sessionToken"
+SIGN_IN_COOKIE = "githubSignIn"
 
 WHY = {
     400: "The request is not valid: a parameter or the body breaks the schema, or what it asks is not "
@@ -81,6 +83,14 @@ def document(app: Litestar) -> None:
     if agent_paths:
         described = "An agent session's token (`ags_...`), shown once, when it is made."
         schemes[SESSION_TOKEN] = SecurityScheme(type="http", scheme="bearer", description=described)
+    if any(accepts_session(path) for path in openapi.paths or {}):
+        schemes[SIGN_IN_COOKIE] = SecurityScheme(
+            type="apiKey",
+            security_scheme_in="cookie",
+            name=COOKIE,
+            description="The GitHub sign-in cookie (GET /api/auth/github); a change made with it alone also needs "
+            "the X-Requested-With header.",
+        )
     _components(openapi).security_schemes = schemes
     for path, item in (openapi.paths or {}).items():
         agent = path.startswith(AGENT_PREFIX)
@@ -92,6 +102,8 @@ def document(app: Litestar) -> None:
             if handler is not None:
                 _optional_parameters(operation, handler)
                 operation.security = _security(handler, agent)
+                if operation.security and accepts_session(path):
+                    operation.security.append({SIGN_IN_COOKIE: []})
             _errors(operation, handler, diagnostic_body if agent else error_body)
 
 

@@ -23,15 +23,18 @@ from libs.web.auth import require_key
 from libs.web.bodies import JsonRequest
 from libs.web.errors import HANDLERS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
+from libs.web.session import session_middleware
 from libs.web.state import install, open_read_models
 from services.gateway import (
     credentials,
     files,
+    installations,
     key_checks,
     livelogs,
     orchestrations,
     questions,
     routes,
+    signin,
     task_feed,
     toollog,
     workspace_settings,
@@ -122,12 +125,15 @@ def create_app(settings: Settings) -> Litestar:
             *files.ROUTES,
             *orchestrations.ROUTES,
             *task_feed.ROUTES,
+            *signin.ROUTES,
+            *installations.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],
         lifespan=[lifespan],
         guards=[require_key],
-        middleware=[request_metrics("gateway")],
+        # The sign-in cookie, read on spec 003's /api/* routes only (`libs.web.session`).
+        middleware=[request_metrics("gateway"), *filter(None, [session_middleware(settings)])],
         exception_handlers=HANDLERS,
         request_class=JsonRequest,
         logging_config=None,

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from contracts.events import public_payload, task_of, typed
 from contracts.logs import LogEntry
 from contracts.payloads.agent_session import PermissionPolicy, SpawnBudget
+from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.shapes import BudgetCap, RunOutput, SubtaskResult
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from contracts.tasks import (
@@ -32,6 +33,8 @@ from libs.budgets import load_budget
 from libs.domain.agent_session import AgentSession
 from libs.domain.channel import Channel, ChannelName
 from libs.domain.gate import Gate, QuestionGate
+from libs.domain.github_account import GitHubAccount
+from libs.domain.github_installation import GitHubInstallation
 from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Claim, Run
@@ -252,6 +255,19 @@ def scenario(store: EventStore) -> Scenario:
     question_sent = channel.send("session-1", "question", {"q": "which?"}, {})
     channel.send("session-2", "answer", "that one", {}, reply_to=question_sent.message_id)
     store.save([workspace, *asked, channel])
+    # A GitHub user signed in twice, and an installation of the App linked to the workspace.
+    account = GitHubAccount.link(WS, 583231, "octocat")
+    store.save([account])
+    account.sign_in("octocat")
+    linked = GithubInstallationLinked(
+        installation_id=40_000_001,
+        app_id=1,
+        account="acme",
+        account_type="Organization",
+        repository_selection="all",
+        linked_by="github:octocat",
+    )
+    store.save([account, GitHubInstallation.link(WS, linked)])
     return live_the_lifecycle(store)
 
 
@@ -381,6 +397,9 @@ def test_feed_charges_and_position(store: EventStore, conn: psycopg.Connection, 
         "task.approved",
         "pull_request.opened",
         "task.completed",
+        "github_account.linked",
+        "github_account.signed_in",
+        "github_installation.linked",
     }
 
     charges = [e for e in log if e.type == "ledger.charged"]

@@ -44,3 +44,25 @@ def test_redact_masks_keys_in_any_text(monkeypatch: pytest.MonkeyPatch) -> None:
     text = "env: OPENAI_API_KEY=configured-openai-key, token ghp_abcdefghijklmnop12, key sk-proj-ABCDEFGHijklmnop"
     assert redact(text) == "env: OPENAI_API_KEY=[redacted], token [redacted], key [redacted]"
     assert redact("wrote src/register.py (2340 bytes)") == "wrote src/register.py (2340 bytes)"
+
+
+@pytest.mark.parametrize("name", ["GITHUB_CLIENT_SECRET", "SESSION_SECRET", "GITHUB_APP_PRIVATE_KEY"])
+def test_the_sign_in_secrets_are_masked(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "a-sign-in-secret-value")
+    assert redact("configured with a-sign-in-secret-value") == "configured with [redacted]"
+
+
+@pytest.mark.parametrize("token", ["gho_16C7e42F292c6912E7710c8", "ghu_AbCdEfGh12345678", "ghs_AbCdEfGh12345678"])
+def test_githubs_oauth_user_and_installation_tokens_are_masked(token: str) -> None:
+    assert redact(f"Authorization: token {token}") == "Authorization: token [redacted]"
+
+
+def test_a_private_key_is_masked_whole_and_by_its_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ["MIIEpAIBAAKCAQEAyQ8x4fhvN0mYf0Kq", "b3JjaGVzdHJhdG9yLWxvY2FsLWtleQ=="]
+    pem = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *body, "-----END RSA PRIVATE KEY-----"])
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", pem)
+
+    assert redact(f"key: {pem} loaded") == "key: [redacted] loaded"
+    assert body[1] not in redact(f"a line of it: {body[1]}")
+    monkeypatch.delenv("GITHUB_APP_PRIVATE_KEY")
+    assert redact(f"key: {pem}") == "key: [redacted]"  # a key nobody configured is still masked

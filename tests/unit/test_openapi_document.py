@@ -75,6 +75,13 @@ EXPECTED = {
     ("get", "/api/tasks/{task_id}/status"): KEY | {404},
     ("post", "/api/tasks/{task_id}/retry"): KEY | {404, 409},
     ("post", "/api/tasks/{task_id}/stop"): KEY | {404, 409},
+    # Spec 003's sign-in: 503 while the server lacks a setting, 502 GitHub away, 409 an
+    # installation of another workspace, 403 also a key-less change without X-Requested-With.
+    ("get", "/api/auth/github"): {503},
+    ("get", "/api/auth/github/callback"): {400, 502, 503},
+    ("get", "/api/auth/github/installed"): KEY | {400, 404, 409, 502},
+    ("get", "/api/auth/diagnostics"): set(),
+    ("post", "/api/auth/logout"): {403},
 }
 
 

@@ -16,6 +16,7 @@ from contracts.events import Event, EventEnvelope, UnknownEventType, typed
 from contracts.payloads import PAYLOADS
 from contracts.payloads.agent_session import PermissionPolicy
 from contracts.payloads.agent_soul import AgentSoulSet
+from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.input_gate import InputGateOpened
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
@@ -28,6 +29,8 @@ from libs.domain.agent_soul import AgentSoul
 from libs.domain.base import EventTypes, event_payload, payload_type
 from libs.domain.channel import Channel, parse_name
 from libs.domain.gate import Gate, InputGate, QuestionGate
+from libs.domain.github_account import GitHubAccount
+from libs.domain.github_installation import GitHubInstallation
 from libs.domain.ledger import Ledger
 from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
@@ -190,9 +193,23 @@ def a_whole_life() -> list[Aggregate]:
     channel = Channel.open(WORKSPACE, parse_name(f"task_{tid}"), tid, str(session.id))  # type: ignore[arg-type]
     asked = channel.send(str(session.id), "question", {"text": "which file?"}, {"tag": "t"})
     channel.send(str(session.id), "answer", "b.py", {}, reply_to=asked.message_id)
-    others += [session, soul, channel, *_orchestration_runs()]
+    others += [session, soul, channel, *_orchestration_runs(), *_github()]
     life = [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, retried]
     return [*life, *others]
+
+
+def _github() -> list[GitHubAccount | GitHubInstallation]:
+    account = GitHubAccount.link(WORKSPACE, 583231, "octocat")
+    account.sign_in("octo-cat")
+    linked = GithubInstallationLinked(
+        installation_id=40_000_001,
+        app_id=1,
+        account="acme",
+        account_type="Organization",
+        repository_selection="all",
+        linked_by="github:octocat",
+    )
+    return [account, GitHubInstallation.link(WORKSPACE, linked)]
 
 
 def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
