@@ -118,3 +118,23 @@ def test_an_executor_killed_during_an_agent_step_leaves_the_step_done_once_and_e
     research_usd = sum(c[2] for c in charges if c[1] == "step-research@1")
     assert history[0]["turns"] == 1
     assert history[0]["cost_usd"] == pytest.approx(research_usd) and research_usd > lost[2] > 0
+
+    # Approved, the run completes once, its research step still the one line it was.
+    script_model(stack, {"match": "Finish this approved article", "tool_calls": finish(f"# {topic}\n\nFinal.")})
+    resumed = httpx.post(
+        f"{stack.gateway_url}/api/v1/orchestrations/runs/{body['run_id']}/resume",
+        json={"response": {"decision": "approve"}},
+        headers=stack.auth,
+        timeout=120,
+    ).json()
+    assert resumed["status"] == "completed", resumed
+    assert [s["step_id"] for s in resumed["step_history"]] == [
+        "step-research",
+        "step-report",
+        "step-approve",
+        "step-revise",
+        "step-finalize",
+    ]
+    assert resumed["step_history"][0]["cost_usd"] == pytest.approx(research_usd)
+    ends = [e for e in _events_of(stack, run_uuid) if e.type == "orchestration_run.completed"]
+    assert len(ends) == 1

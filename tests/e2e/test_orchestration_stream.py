@@ -193,3 +193,41 @@ def test_the_streams_take_a_workspace_key_and_show_a_run_only_to_its_workspace(s
     assert theirs.headers["content-type"].startswith("application/json")
     unknown = httpx.post(f"{stack.gateway_url}{BASE}/orch-nope/run/stream", json={"message": "x"}, headers=stack.auth)
     assert unknown.status_code == 404, unknown.text
+
+
+def test_spec_004s_example_streamed_pauses_at_the_editors_gate_and_its_streamed_resume_completes(stack: Stack) -> None:
+    topic = f"AI orchestration trends {uuid.uuid4().hex[:8]}"
+    script_model(
+        stack,
+        {"match": f"each with its source: {topic}", "tool_calls": [finish("three sources")]},
+        {"match": f'Write a report in Markdown on "{topic}"', "tool_calls": [finish(f"# {topic}")]},
+        {"match": "Finish this approved article", "tool_calls": [finish(f"# {topic}\n\nFinal.")]},
+    )
+    with _stream(stack, BASE + "/orch-research-report/run/stream", {"message": topic}) as frames:
+        first = list(frames)
+    asked = first[-2]
+    assert asked["event"] == "human_input_required" and asked["data"]["step_id"] == "step-approve"
+    run_id = asked["data"]["run_id"]
+
+    resume = f"{BASE}/runs/{run_id}/resume/stream"
+    with _stream(stack, resume, {"response": {"decision": "approve", "notes": "Approved via API"}}) as frames:
+        second = list(frames)
+
+    assert [f["event"] for f in second][-2:] == ["orchestration_complete", "done"]
+    final = second[-2]["data"]
+    assert final["final_state"] == {
+        "query": topic,
+        "research_results": "three sources",
+        "article": f"# {topic}\n\nFinal.",
+        "decision": "approve",
+        "notes": "Approved via API",
+    }
+    assert [s["step_id"] for s in final["step_history"]] == [
+        "step-research",
+        "step-report",
+        "step-approve",
+        "step-revise",
+        "step-finalize",
+    ]
+    assert [f["id"] for f in second] == sorted(f["id"] for f in second)
+    assert second[0]["id"] > first[-1]["id"]
