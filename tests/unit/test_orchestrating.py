@@ -4,7 +4,6 @@ at once, a human step pauses, the end completes; a Run's end moves its step on (
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import msgspec
 import pytest
@@ -20,6 +19,7 @@ from libs.domain.run import Claim, Run
 from libs.orchestrations import stored
 from libs.orchestrations.definitions import parse
 from services.planner import orchestrating
+from tests.unit.orchestration_fakes import FakeStore
 
 DEFINITION = """
 id: orch-test
@@ -39,29 +39,6 @@ steps:
     agent_context: "Notes: {{ notes }}"
   - {id: step-end, type: agent, name: End, prompt: "Close {{ notes }}", output: notes}
 """
-
-
-class FakeBlobs:
-    def __init__(self) -> None:
-        self.saved: dict[str, str] = {}
-
-    def load(self, workspace_id: str, digests: Any) -> dict[str, str]:
-        return {d: self.saved[d] for d in digests}
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.blobs = FakeBlobs()
-        self.aggregates: list[Any] = []
-        self.runs: dict[UUID, Run] = {}  # the steps' Runs a test made; any other reads as none
-
-    def save(self, aggregates: list[Any], blobs: Any = ()) -> int:
-        self.blobs.saved.update({b.digest: b.content.decode() for b in blobs})
-        self.aggregates.extend(aggregates)
-        return 42
-
-    def load(self, aggregate_id: Any) -> Any:
-        return self.runs.get(aggregate_id)  # a step's Run not made by the test: its turns read as 0
 
 
 def _started(

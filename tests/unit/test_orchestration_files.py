@@ -21,6 +21,7 @@ from libs.orchestrations import stored as stored_definitions
 from libs.orchestrations.definitions import files_key, parse
 from libs.readmodels import run_files
 from services.planner import orchestrating
+from tests.unit.orchestration_fakes import FakeStore
 
 DEFINITION = """
 id: orch-files
@@ -44,28 +45,6 @@ steps:
     prompt: Keep it?
     fields: [{name: verdict, type: select, label: Verdict, options: [keep, drop]}]
 """
-
-
-class FakeBlobs:
-    def __init__(self) -> None:
-        self.saved: dict[str, str] = {}
-
-    def load(self, workspace_id: str, digests: Any) -> dict[str, str]:
-        return {d: self.saved[d] for d in digests}
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.blobs = FakeBlobs()
-        self.aggregates: list[Any] = []
-
-    def save(self, aggregates: list[Any], blobs: Any = ()) -> int:
-        self.blobs.saved.update({b.digest: b.content.decode() for b in blobs})
-        self.aggregates.extend(aggregates)
-        return 42
-
-    def load(self, aggregate_id: Any) -> Any:
-        return None
 
 
 @pytest.fixture(autouse=True)
