@@ -28,6 +28,7 @@ from libs.web.state import install, open_read_models
 from services.gateway import (
     credentials,
     files,
+    github_data,
     installations,
     key_checks,
     livelogs,
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
             *task_feed.ROUTES,
             *signin.ROUTES,
             *installations.ROUTES,
+            *github_data.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],
