@@ -295,7 +295,13 @@ async def github_summary(request: Request[Any, Any, Any]) -> GitHubSummary:
 
 @get(
     "/api/github/issues/{owner:str}/{repo:str}/{number:int}",
-    opt={ERRORS: READS | {404: "GitHub knows no such issue, or the token cannot see it."}},
+    opt={
+        ERRORS: READS
+        | {
+            400: "An owner, repository name or issue number GitHub could not have.",
+            404: "GitHub knows no such issue, or the token cannot see it.",
+        }
+    },
 )
 async def github_issue(
     request: Request[Any, Any, Any],
