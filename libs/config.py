@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     github_client_id: str | None = None
     github_client_secret: str | None = None
     session_secret: str | None = None
+    # Checks the signatures of GitHub's webhook deliveries (`X-Hub-Signature-256`).
+    github_webhook_secret: str | None = None
+    # Each other service's health URL, by name (`SERVICE_HEALTH_URLS`: `name=url,...`), for the
+    # gateway's `GET /api/startup/check`; `./just up` and the tests' stack set it.
+    service_health_urls: dict[str, str] = msgspec.field(default_factory=dict)
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -115,6 +120,12 @@ def _pem(value: str | None) -> str | None:
     return value.replace("\\n", "\n") if value and "\n" not in value else value
 
 
+def health_urls(value: str | None) -> dict[str, str]:
+    """`planner=http://planner:8080/health,executor=...` as a dict; a part without `=` is skipped."""
+    pairs = (part.strip().partition("=") for part in (value or "").split(","))
+    return {name.strip(): url.strip() for name, sep, url in pairs if sep and name.strip() and url.strip()}
+
+
 def load_settings(service: str, default_port: int) -> Settings:
     database_url = _env("DATABASE_URL")
     if database_url is None:
@@ -150,6 +161,8 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_client_id=_env("GITHUB_CLIENT_ID"),
         github_client_secret=_env("GITHUB_CLIENT_SECRET"),
         session_secret=_env("SESSION_SECRET"),
+        github_webhook_secret=_env("GITHUB_WEBHOOK_SECRET"),
+        service_health_urls=health_urls(_env("SERVICE_HEALTH_URLS")),
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         secrets_key=_secrets_key(),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,

@@ -246,6 +246,12 @@ class Stack:
         if name == "gateway":
             # Sign-in and installations are the gateway's alone: no other service gets their secrets.
             env["SESSION_SECRET"] = self.session_secret
+            # What `GET /api/startup/check` asks for each other service's health.
+            env["SERVICE_HEALTH_URLS"] = ",".join(
+                f"{other}=http://127.0.0.1:{port}/health"
+                for other, port in self.ports.services.items()
+                if other != name
+            )
             if self.uses_local_github:
                 env.update(self.github_app_env())
         env.update(self.extra_env)

@@ -22,6 +22,9 @@ The App, OAuth and the signed-in user (`apps`, `oauth`): `GET /app`, `GET /app/i
 with an installation's token; `GET /login/oauth/authorize`, `POST /login/oauth/access_token`;
 `GET /user`, `/user/orgs`, `/user/installations` with a user's token. Issues (`issues`):
 `GET issues/{number}`, `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
+`GET /rate_limit` and `GET /user/installations/{id}/repositories` (`ratelimit`). Every GET
+answered with a token carries an ETag and answers `If-None-Match` with a 304 that costs no rate
+limit; every other call counts against its token's (`conditional`, `X-RateLimit-*` headers).
 An installation's token reaches only the installation's repositories (others are not found).
 
 Control routes (no token; more in `control`): `POST /_repos` `{"owner", "repo", "branch", "files"}` creates (or
@@ -43,7 +46,8 @@ from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from libs.githubserver import apps, bodies, control, issues, oauth
+from libs.githubserver import apps, bodies, control, issues, oauth, ratelimit
+from libs.githubserver.conditional import RateCounter, conditional
 from libs.githubserver.credentials import IDENTITY, Identity, require_token
 from libs.githubserver.http import DOCS, docs, json, page_of, read, renderer
 from libs.githubserver.render import pull_page
@@ -405,12 +409,14 @@ def repository_of(
 
 def create_app(hosting: Hosting) -> Litestar:
     """The local GitHub server app over `hosting` (also reachable as `app.state.hosting`)."""
+    counter = RateCounter()
     return Litestar(
         route_handlers=[
             Router("/", route_handlers=GITHUB_ROUTES, guards=[require_token]),
             *apps.ROUTES,
             *oauth.ROUTES,
             *issues.ROUTES,
+            *ratelimit.ROUTES,
             *control.ROUTES,
             pull_request_page,
             raw_file,
@@ -425,7 +431,9 @@ def create_app(hosting: Hosting) -> Litestar:
             "repository": Provide(repository_of, sync_to_thread=False),
         },
         exception_handlers={GitHubError: github_error, HTTPException: http_error},
-        state=State({"hosting": hosting}),
+        state=State({"hosting": hosting, "rate": counter}),
+        # ETags, 304s and each token's rate limit, on every API call (`conditional`).
+        middleware=[conditional(counter)],
         openapi_config=None,
         request_max_body_size=MAX_BODY_BYTES,
     )

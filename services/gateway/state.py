@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream.nats import NatsBroker
@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from libs.eventstore.store import EventStore
 from libs.orchestrations.definitions import Catalogue
 from libs.web.state import EdgeState, state_of
+from services.gateway.etag_cache import EtagCache
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 
@@ -29,6 +30,8 @@ class GatewayState(EdgeState):
     store: EventStore  # the gateway is the single writer of Workspaces
     logs: LogFollower  # the live part of the tasks' logs, shared by the WebSockets
     orchestrations: Catalogue  # spec 004's definitions, read from ORCHESTRATIONS_DIR at start
+    # GitHub's answers to this replica's reads, with their ETags (`github_reads`).
+    github_cache: EtagCache = field(default_factory=EtagCache)
 
     async def reach_head(self) -> bool:
         """Waits (briefly) for the read models to reach the log's head: for reads of what other

@@ -82,6 +82,17 @@ EXPECTED = {
     ("get", "/api/auth/github/installed"): KEY | {400, 404, 409, 502},
     ("get", "/api/auth/diagnostics"): set(),
     ("post", "/api/auth/logout"): {403},
+    # Spec 003's GitHub data: 409 a key's workspace without a usable GitHub token, 429 GitHub's rate
+    # limit used up, 502 GitHub away; 403 also a stored personal token GitHub refuses for installations.
+    ("get", "/api/github/profile"): KEY | {409, 429, 502},
+    ("get", "/api/github/orgs"): KEY | {409, 429, 502},
+    ("get", "/api/github/installations"): KEY | {409, 429, 502},
+    ("get", "/api/github/repositories"): KEY | {409, 429, 502},
+    ("get", "/api/github/summary"): KEY | {409, 429, 502},
+    ("get", "/api/github/issues/{owner}/{repo}/{number}"): KEY | {400, 404, 409, 429, 502},
+    ("get", "/api/rate-limit"): KEY | {409, 429, 502},
+    # A dependency away is an item of the answer, not an error.
+    ("get", "/api/startup/check"): KEY,
 }
 
 
