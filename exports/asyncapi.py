@@ -33,6 +33,7 @@ from libs.domain import (
     run,
     schedule,
     task,
+    webhook_delivery,
     workspace,
 )
 from libs.domain.base import EventTypes, payload_type
@@ -44,6 +45,7 @@ _DOMAIN_MODULES = (
     orchestration_run,
     github_account,
     github_installation,
+    webhook_delivery,
 )
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.

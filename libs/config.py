@@ -72,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     github_client_id: str | None = None
     github_client_secret: str | None = None
     session_secret: str | None = None
+    # Checks the signature of GitHub's webhook deliveries (the App's "Webhook secret").
+    github_webhook_secret: str | None = None
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -150,6 +152,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_client_id=_env("GITHUB_CLIENT_ID"),
         github_client_secret=_env("GITHUB_CLIENT_SECRET"),
         session_secret=_env("SESSION_SECRET"),
+        github_webhook_secret=_env("GITHUB_WEBHOOK_SECRET"),
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         secrets_key=_secrets_key(),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,

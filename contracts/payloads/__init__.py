@@ -28,6 +28,7 @@ from contracts.payloads import (
     run,
     schedule,
     task,
+    webhook_delivery,
     workspace,
 )
 
@@ -48,6 +49,7 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = dict(
             **orchestration_run.PAYLOADS,
             **pull_request.PAYLOADS,
             **schedule.PAYLOADS,
+            **webhook_delivery.PAYLOADS,
             **workspace.PAYLOADS,
         }.items()
     )

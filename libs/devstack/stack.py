@@ -100,6 +100,9 @@ class Stack:
         # The sign-in cookie's secret; and, for the local GitHub server, its App's key and its
         # OAuth client's secret, which the gateway is given too.
         self.session_secret = os.environ.get("SESSION_SECRET") or kept_secret(data_dir, "session-secret")
+        # What GitHub's webhook deliveries are signed with: the gateway checks it, and the local
+        # GitHub server signs its deliveries with it.
+        self.webhook_secret = os.environ.get("GITHUB_WEBHOOK_SECRET") or kept_secret(data_dir, "github-webhook-secret")
         if self.uses_local_github:
             self.github_app_key = kept_secret(data_dir, "github-app.pem", generate_private_key)
             self.github_client_secret = kept_secret(data_dir, "github-client-secret")
@@ -204,6 +207,7 @@ class Stack:
                     "GITHUB_SERVER_APP_PRIVATE_KEY": self.github_app_key,
                     "GITHUB_SERVER_CLIENT_ID": LOCAL_GITHUB_CLIENT_ID,
                     "GITHUB_SERVER_CLIENT_SECRET": self.github_client_secret,
+                    "GITHUB_SERVER_WEBHOOK_SECRET": self.webhook_secret,
                     "GITHUB_SERVER_CALLBACK_URL": f"{self.public_url}/api/auth/github/callback",
                 },
                 log_path=self.data_dir / "logs" / "github-server.log",
@@ -246,6 +250,7 @@ class Stack:
         if name == "gateway":
             # Sign-in and installations are the gateway's alone: no other service gets their secrets.
             env["SESSION_SECRET"] = self.session_secret
+            env["GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
             if self.uses_local_github:
                 env.update(self.github_app_env())
         env.update(self.extra_env)

@@ -37,6 +37,7 @@ from services.gateway import (
     signin,
     task_feed,
     toollog,
+    webhooks,
     workspace_settings,
     workspaces,
 )
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
             *task_feed.ROUTES,
             *signin.ROUTES,
             *installations.ROUTES,
+            *webhooks.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],

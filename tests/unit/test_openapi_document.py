@@ -82,6 +82,9 @@ EXPECTED = {
     ("get", "/api/auth/github/installed"): KEY | {400, 404, 409, 502},
     ("get", "/api/auth/diagnostics"): set(),
     ("post", "/api/auth/logout"): {403},
+    # GitHub's deliveries: signed, not keyed (401 a signature that does not match); 503 also
+    # without GITHUB_WEBHOOK_SECRET.
+    ("post", "/api/webhooks/github"): {400, 401, 503},
 }
 
 

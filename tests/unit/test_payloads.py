@@ -22,6 +22,7 @@ from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
 from contracts.payloads.task import TaskSubtaskDispatched
+from contracts.payloads.webhook_delivery import WebhookDeliveryReceived
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from exports.asyncapi import event_classes
 from libs.domain.agent_session import AgentSession
@@ -37,6 +38,7 @@ from libs.domain.pull_request import PullRequest
 from libs.domain.run import LEASE_EXPIRED, Claim, Run
 from libs.domain.schedule import Schedule, slot
 from libs.domain.task import Task
+from libs.domain.webhook_delivery import WebhookDelivery
 from libs.domain.workspace import Workspace
 
 
@@ -198,7 +200,7 @@ def a_whole_life() -> list[Aggregate]:
     return [*life, *others]
 
 
-def _github() -> list[GitHubAccount | GitHubInstallation]:
+def _github() -> list[GitHubAccount | GitHubInstallation | WebhookDelivery]:
     account = GitHubAccount.link(WORKSPACE, 583231, "octocat")
     account.sign_in("octo-cat")
     linked = GithubInstallationLinked(
@@ -209,7 +211,20 @@ def _github() -> list[GitHubAccount | GitHubInstallation]:
         repository_selection="all",
         linked_by="github:octocat",
     )
-    return [account, GitHubInstallation.link(WORKSPACE, linked)]
+    received = WebhookDeliveryReceived(
+        delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        installation_id=40_000_001,
+        owner="acme",
+        repo="shop",
+        issue_number=7,
+        issue_title="Validate input",
+        issue_body="The form accepts anything.",
+        comment_id=9001,
+        commenter="octocat",
+        agent_type="codegen",
+        description="add input validation",
+    )
+    return [account, GitHubInstallation.link(WORKSPACE, linked), WebhookDelivery.receive(WORKSPACE, received)]
 
 
 def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
