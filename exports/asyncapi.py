@@ -27,6 +27,7 @@ from libs.domain import (
     gate,
     github_account,
     github_installation,
+    intake_request,
     ledger,
     orchestration_run,
     pull_request,
@@ -46,6 +47,7 @@ _DOMAIN_MODULES = (
     github_account,
     github_installation,
     webhook_delivery,
+    intake_request,
 )
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.

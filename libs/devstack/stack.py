@@ -28,7 +28,7 @@ from libs.secrets import new_key
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "cost-ledger")
+SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "cost-ledger", "intake")
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 # The token the services present to the local GitHub server, which accepts only it.
 LOCAL_GITHUB_TOKEN = "local-github-server"
@@ -51,6 +51,7 @@ class Ports:
             "executor": 9102,
             "review": 9103,
             "cost-ledger": 9104,
+            "intake": 9105,
         }
     )
     github_server: int = 8901
@@ -253,6 +254,9 @@ class Stack:
             env["GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
             if self.uses_local_github:
                 env.update(self.github_app_env())
+        if name == "intake" and self.uses_local_github:
+            # It acts on repositories as the App's installations: the App's id and key, no more.
+            env.update(GITHUB_APP_ID=LOCAL_GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY=self.github_app_key)
         env.update(self.extra_env)
         return env
 

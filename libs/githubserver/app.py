@@ -21,7 +21,7 @@ The App, OAuth and the signed-in user (`apps`, `oauth`): `GET /app`, `GET /app/i
 `POST /app/installations/{id}/access_tokens` with the App's JWT; `GET /installation/repositories`
 with an installation's token; `GET /login/oauth/authorize`, `POST /login/oauth/access_token`;
 `GET /user`, `/user/orgs`, `/user/installations` with a user's token. Issues (`issues`):
-`GET issues/{number}`, `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
+`GET issues/{number}`, `GET` and `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
 An installation's token reaches only the installation's repositories (others are not found).
 
 Control routes (no token; more in `control`): `POST /_repos` `{"owner", "repo", "branch", "files"}` creates (or
