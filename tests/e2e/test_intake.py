@@ -14,8 +14,17 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
+from tests.e2e.github_browser import unique
 from tests.e2e.github_deliveries import Repository, comment, commenter, linked_repository
-from tests.e2e.helpers import bearer, debug_dump, in_review_and_charged, new_workspace, status_is, wait_for
+from tests.e2e.helpers import (
+    bearer,
+    debug_dump,
+    in_review_and_charged,
+    new_workspace,
+    script_model,
+    status_is,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -120,3 +129,20 @@ def test_a_commenter_without_write_access_is_refused_on_the_issue_and_no_task_is
     events = intake_events(stack, workspace)
     assert [e["type"] for e in events] == ["intake_request.refused", "intake_request.replied"]
     assert events[1]["payload"]["about"] == "refused"
+
+
+def test_a_failed_task_is_said_on_the_issue_with_its_error(stack: Stack) -> None:
+    workspace = new_workspace(stack, "intake-failed")
+    where = linked_repository(stack, workspace)
+    login = commenter(stack, where)
+    description = unique("use a revoked key")
+    script_model(stack, {"match": f"Task: {description}", "status": 401})
+
+    comment(stack, where, login, f"/agent codegen {description}")
+
+    (task,) = eventually(lambda: tasks_of(stack, workspace))
+    api = httpx.Client(base_url=stack.gateway_url, headers=bearer(workspace["apiKey"]), timeout=30)
+    failed = wait_for(api, task["id"], status_is("failed"), timeout=60)
+    _, ended = eventually(lambda: replies(stack, where) if len(replies(stack, where)) == 2 else None)
+    assert ended.startswith("The task failed: ") and "HTTP 401" in ended and failed["error"][:200] in ended
+    assert [e["payload"].get("about") for e in intake_events(stack, workspace)] == [None, "task_created", "failed"]
