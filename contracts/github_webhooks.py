@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from contracts.tasks import NO_NUL
+from contracts.tasks import MAX_TEXT
 
 # What an accepted delivery keeps of the issue's body: an event must fit on the bus, and the
 # task's description quotes it.
 MAX_ISSUE_BODY = 16_384
-# GitHub's own limits on what these hold (a comment or an issue body: 65,536 characters).
-MAX_GITHUB_TEXT = 65_536
-GitHubText = msgspec.Meta(max_length=MAX_GITHUB_TEXT, pattern=NO_NUL)
+# GitHub's own limits are lower (a title: 256 characters; a comment: 65,536): a longer one is
+# not GitHub's, and would not fit in an event.
+MAX_TITLE = 1024
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -33,7 +33,7 @@ class Repository(msgspec.Struct, frozen=True):
 
 class Issue(msgspec.Struct, frozen=True):
     number: int
-    title: str
+    title: Annotated[str, msgspec.Meta(max_length=MAX_TITLE)]
     body: str | None = None
     # Set when the "issue" is a pull request (GitHub's issue comments cover both).
     pull_request: dict[str, object] | None = None
@@ -41,7 +41,7 @@ class Issue(msgspec.Struct, frozen=True):
 
 class Comment(msgspec.Struct, frozen=True):
     id: int
-    body: str
+    body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
     user: Account
 
 

@@ -151,3 +151,14 @@ def test_the_workspaces_prefix_and_allowed_repositories_decide(stack: Stack) -> 
         f"{where.owner}/{where.repo} is not among the workspace's allowedRepositories"
     )
     assert deliveries(stack, workspace) == []
+
+
+def test_a_comment_longer_than_github_allows_is_a_bad_request(stack: Stack) -> None:
+    workspace = new_workspace(stack, "hook-long")
+    where = linked_repository(stack, workspace)
+    login = commenter(stack, where)
+
+    sent = comment(stack, where, login, "/agent codegen " + "x" * 70_000)
+
+    assert sent["status"] == 400
+    assert deliveries(stack, workspace) == []
