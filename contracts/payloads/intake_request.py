@@ -29,9 +29,12 @@ class IntakeRequestRefused(Payload, frozen=True, kw_only=True):
     reason: str
 
 
+# Which reply: the refusal, the task's link, or the task's end (or the planner's refusal of it).
+Reply = Literal["refused", "task_created", "completed", "failed"]
+
+
 class IntakeRequestReplied(Payload, frozen=True, kw_only=True):
-    # Which reply: the refusal, the task's link, or the task's end.
-    about: Literal["refused", "task_created", "completed", "failed"]
+    about: Reply
     comment_id: int
 
 

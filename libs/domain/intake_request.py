@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestReplied, IntakeRequestTaskCreated
+from contracts.payloads.intake_request import (
+    IntakeRequestRefused,
+    IntakeRequestReplied,
+    IntakeRequestTaskCreated,
+    Reply,
+)
 from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.task import keyed_task_id
-
-Reply = str  # "refused", "task_created", "completed" or "failed"
 
 
 def delivery_task_id(workspace_id: str, delivery_id: str) -> UUID:
@@ -55,7 +58,7 @@ class IntakeRequest(WorkspaceAggregate):
 
     def replied(self, about: Reply, comment_id: int) -> None:
         if about not in self.replies:
-            self.emit(self.Replied, IntakeRequestReplied(about=about, comment_id=comment_id))  # type: ignore[arg-type]
+            self.emit(self.Replied, IntakeRequestReplied(about=about, comment_id=comment_id))
 
     class Replied(WorkspaceAggregate.Event):
         payload: IntakeRequestReplied

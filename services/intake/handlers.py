@@ -11,19 +11,17 @@ takes only the steps not yet taken.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from githubkit import GitHub
 
 from contracts.commands import CommandReply, SubmitTasksCommand
 from contracts.events import EventEnvelope, typed
-from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestTaskCreated
+from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestTaskCreated, Reply
 from contracts.payloads.task import TaskCompleted, TaskFailed
 from contracts.payloads.webhook_delivery import WebhookDeliveryReceived
 from contracts.tasks import MAX_TEXT
@@ -33,8 +31,6 @@ from libs.domain.intake_request import IntakeRequest, delivery_task_id, intake_r
 from libs.domain.workspace import config_of, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from services.intake import github, replies
-
-log = logging.getLogger(__name__)
 
 Submit = Callable[[SubmitTasksCommand], Awaitable[CommandReply]]
 
@@ -144,7 +140,7 @@ def _description(received: WebhookDeliveryReceived) -> str:
     return (received.description + context)[:MAX_TEXT]
 
 
-async def _reply(gh: GitHub[Any], request: IntakeRequest, about: str, text: str) -> None:
+async def _reply(gh: GitHub[Any], request: IntakeRequest, about: Reply, text: str) -> None:
     comment_id = await github.comment(gh, request.owner, request.repo, request.issue_number, text)
     request.replied(about, comment_id)
 
@@ -156,6 +152,7 @@ async def on_task_end(event: EventEnvelope, deps: Deps) -> list[Aggregate]:
         return []
     ended = typed(event).payload
     url = replies.status_url(_public_url(deps.settings), event.aggregate_id)
+    about: Reply
     if isinstance(ended, TaskCompleted):
         about, text = "completed", replies.completed(url, ended.pr_url)
     elif isinstance(ended, TaskFailed):
@@ -167,7 +164,3 @@ async def on_task_end(event: EventEnvelope, deps: Deps) -> list[Aggregate]:
     async with github.installation(deps.settings, request.installation_id) as gh:
         await _reply(gh, request, about, text)
     return [request]
-
-
-def decode_reply(raw: bytes) -> CommandReply:
-    return msgspec.json.decode(raw, type=CommandReply)
