@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -36,7 +36,7 @@ class Issue(msgspec.Struct, frozen=True):
     title: Annotated[str, msgspec.Meta(max_length=MAX_TITLE)]
     body: str | None = None
     # Set when the "issue" is a pull request (GitHub's issue comments cover both).
-    pull_request: dict[str, object] | None = None
+    pull_request: dict[str, Any] | None = None
 
 
 class Comment(msgspec.Struct, frozen=True):

@@ -148,5 +148,6 @@ def create_app(settings: Settings) -> Litestar:
     workspaces.document(app.openapi_schema)
     orchestrations.document(app.openapi_schema)
     key_checks.document(app.openapi_schema)
+    webhooks.document(app.openapi_schema)
     openapi.document(app)
     return app

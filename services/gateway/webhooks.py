@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import IntegrityError
 from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 
 from contracts.github_webhooks import MAX_ISSUE_BODY, IssueCommentDelivery, WebhookAnswer
 from contracts.payloads.webhook_delivery import WebhookDeliveryReceived
@@ -24,7 +26,7 @@ from libs.domain.webhook_delivery import WebhookDelivery, webhook_delivery_id
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.web.bodies import decode_body
 from libs.web.errors import ApiError
-from libs.web.openapi import ERRORS
+from libs.web.openapi import ERRORS, register
 from services.gateway.signin_settings import require
 from services.gateway.state import GatewayState, gateway_state
 from services.gateway.webhook_commands import command_of, prefix_of, repository_allowed, signature_valid
@@ -64,6 +66,9 @@ def _header(request: Request[Any, Any, Any], name: str) -> str:
             503: "GITHUB_WEBHOOK_SECRET is not set on this server, or the database is away.",
         },
     },
+    responses={200: ResponseSpec(WebhookAnswer, description="A delivery seen before: `duplicate`, nothing done.")},
+    description="The GitHub App's webhook (its Webhook URL). `accepted`: a command comment, queued for the "
+    "intake; `ignored`: nothing done, `reason` says why.",
 )
 async def github_webhook(request: Request[Any, Any, Any]) -> Response[WebhookAnswer]:
     """A GitHub delivery: 202 `accepted` (a command, queued for the intake) or `ignored` (with
@@ -132,6 +137,31 @@ async def _received(state: GatewayState, delivery_id: str, delivery: IssueCommen
 
 async def _load(state: GatewayState, aggregate_id: Any) -> Any:
     return await asyncio.to_thread(state.store.load, aggregate_id)
+
+
+HEADERS = {
+    "X-Hub-Signature-256": "`sha256=` and the hex HMAC-SHA256 of the raw body with the webhook secret.",
+    "X-GitHub-Event": "The event's name: only `issue_comment` is acted on.",
+    "X-GitHub-Delivery": "The delivery's id (a GUID): the same id again is a duplicate.",
+}
+
+
+def document(openapi: OpenAPI) -> None:
+    """The route reads its body raw (the signature is over the bytes), so Litestar sees none: the
+    body GitHub sends, as far as it is read, and the headers it signs and names it with."""
+    item = (openapi.paths or {})["/api/webhooks/github"]
+    operation = item.post
+    assert isinstance(operation, Operation)
+    body = register(openapi, IssueCommentDelivery)
+    operation.request_body = RequestBody(
+        content={"application/json": OpenAPIMediaType(schema=body)},
+        required=True,
+        description="GitHub's event body (`issue_comment`; other events are acknowledged and ignored).",
+    )
+    operation.parameters = [
+        Parameter(name=name, param_in="header", required=True, description=why, schema=Schema(type="string"))  # type: ignore[arg-type]
+        for name, why in HEADERS.items()
+    ]
 
 
 ROUTES = [github_webhook]

@@ -84,7 +84,7 @@ EXPECTED = {
     ("post", "/api/auth/logout"): {403},
     # GitHub's deliveries: signed, not keyed (401 a signature that does not match); 503 also
     # without GITHUB_WEBHOOK_SECRET.
-    ("post", "/api/webhooks/github"): {400, 401, 503},
+    ("post", "/api/webhooks/github"): {400, 401, 413, 503},
 }
 
 
