@@ -73,6 +73,11 @@ class _Comment(msgspec.Struct):
     id: int
 
 
+class Unreachable(Exception):
+    """GitHub says the installation cannot reach what was asked (404, 410): the App was removed
+    from the repository, or the repository or issue is gone. No retry can change that."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     branch: str  # the default branch the files were read at
@@ -88,6 +93,8 @@ def _github_errors(doing: str) -> Iterator[None]:
         status = exc.response.status_code
         if status in (403, 429) or status >= 500:
             raise TryLater(f"GitHub answered {status} to {doing}") from None
+        if status in (404, 410):
+            raise Unreachable(f"GitHub answered {status} to {doing}") from None
         raise
     except (GitHubException, httpx.HTTPError) as exc:
         raise TryLater(f"GitHub could not be reached to {doing}: {type(exc).__name__}") from None

@@ -11,6 +11,7 @@ takes only the steps not yet taken.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from libs.domain.intake_request import IntakeRequest, delivery_task_id, intake_r
 from libs.domain.workspace import config_of, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from services.intake import github, replies
+
+log = logging.getLogger(__name__)
 
 Submit = Callable[[SubmitTasksCommand], Awaitable[CommandReply]]
 
@@ -62,6 +65,15 @@ def _public_url(settings: Settings) -> str:
 
 
 async def on_delivery(event: EventEnvelope, deps: Deps) -> list[Aggregate]:
+    try:
+        return await _on_delivery(event, deps)
+    except github.Unreachable as exc:
+        # Given up, not retried: what was recorded stays, and the delivery is done with.
+        log.warning("delivery %s: %s; nothing more is done for it", event.payload.get("delivery_id"), exc)
+        return []
+
+
+async def _on_delivery(event: EventEnvelope, deps: Deps) -> list[Aggregate]:
     received = typed(event).payload
     assert isinstance(received, WebhookDeliveryReceived)
     workspace_id = event.workspace_id
@@ -161,6 +173,10 @@ async def on_task_end(event: EventEnvelope, deps: Deps) -> list[Aggregate]:
         return []
     if about in request.replies:
         return []
-    async with github.installation(deps.settings, request.installation_id) as gh:
-        await _reply(gh, request, about, text)
+    try:
+        async with github.installation(deps.settings, request.installation_id) as gh:
+            await _reply(gh, request, about, text)
+    except github.Unreachable as exc:
+        log.warning("task %s ended, but its issue cannot be told: %s", event.aggregate_id, exc)
+        return []
     return [request]

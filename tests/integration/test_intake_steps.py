@@ -21,7 +21,7 @@ from libs.config import Settings
 from libs.domain.intake_request import IntakeRequest, delivery_task_id, intake_request_id
 from libs.eventstore.store import EventStore
 from services.intake import handlers
-from services.intake.github import Snapshot
+from services.intake.github import Snapshot, Unreachable
 
 SETTINGS = Settings(service="intake", database_url="unused", public_url="https://agents.example.com")
 
@@ -31,8 +31,11 @@ class GitHubRecorder:
     level: str = "write"
     comments: list[str] = field(default_factory=list)
     fail_next_comment: bool = False
+    unreachable: bool = False
 
     async def permission(self, gh: Any, owner: str, repo: str, user: str) -> str:
+        if self.unreachable:
+            raise Unreachable("GitHub answered 404 to read the permission")
         return self.level
 
     async def repository_files(self, gh: Any, owner: str, repo: str) -> Snapshot:
@@ -177,3 +180,15 @@ async def test_the_end_of_its_task_is_said_once(store: EventStore, github: GitHu
     assert github.comments[1:] == [
         f"Done: the pull request is https://x/pull/1 (task: https://agents.example.com/api/tasks/{request.task_id}/status)"
     ]
+
+
+async def test_a_repository_the_installation_cannot_reach_is_given_up_not_retried(
+    store: EventStore, github: GitHubRecorder
+) -> None:
+    planner, event = PlannerRecorder(), delivery("ws-intake-gone")
+    github.unreachable = True
+
+    done = await handlers.on_delivery(event, handlers.Deps(SETTINGS, store, planner))
+
+    assert done == []
+    assert planner.sent == [] and github.comments == []
