@@ -10,6 +10,10 @@ import msgspec
 class SubmitTasksCommand(msgspec.Struct, frozen=True):
     workspace_id: str
     tasks: list[dict[str, Any]]  # validated `TaskRequest`s, in wire form
+    # The same key again creates nothing: the tasks' ids derive from it (`keyed_task_id`), and
+    # the reply names the tasks made the first time, `status: existing`. For senders that may
+    # send one submission twice (a redelivered webhook).
+    idempotency_key: str | None = None
 
 
 class StartOrchestrationCommand(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,12 +27,14 @@ from libs.domain import (
     gate,
     github_account,
     github_installation,
+    intake_request,
     ledger,
     orchestration_run,
     pull_request,
     run,
     schedule,
     task,
+    webhook_delivery,
     workspace,
 )
 from libs.domain.base import EventTypes, payload_type
@@ -44,6 +46,8 @@ _DOMAIN_MODULES = (
     orchestration_run,
     github_account,
     github_installation,
+    webhook_delivery,
+    intake_request,
 )
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.

@@ -21,6 +21,7 @@ from contracts.payloads import (
     github_account,
     github_installation,
     input_gate,
+    intake_request,
     ledger,
     orchestration_run,
     pull_request,
@@ -28,6 +29,7 @@ from contracts.payloads import (
     run,
     schedule,
     task,
+    webhook_delivery,
     workspace,
 )
 
@@ -43,11 +45,13 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = dict(
             **github_account.PAYLOADS,
             **github_installation.PAYLOADS,
             **input_gate.PAYLOADS,
+            **intake_request.PAYLOADS,
             **question_gate.PAYLOADS,
             **ledger.PAYLOADS,
             **orchestration_run.PAYLOADS,
             **pull_request.PAYLOADS,
             **schedule.PAYLOADS,
+            **webhook_delivery.PAYLOADS,
             **workspace.PAYLOADS,
         }.items()
     )

@@ -28,7 +28,7 @@ from libs.secrets import new_key
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "cost-ledger")
+SERVICES = ("stream", "gateway", "runtime", "planner", "executor", "review", "cost-ledger", "intake")
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 # The token the services present to the local GitHub server, which accepts only it.
 LOCAL_GITHUB_TOKEN = "local-github-server"
@@ -51,6 +51,7 @@ class Ports:
             "executor": 9102,
             "review": 9103,
             "cost-ledger": 9104,
+            "intake": 9105,
         }
     )
     github_server: int = 8901
@@ -100,6 +101,9 @@ class Stack:
         # The sign-in cookie's secret; and, for the local GitHub server, its App's key and its
         # OAuth client's secret, which the gateway is given too.
         self.session_secret = os.environ.get("SESSION_SECRET") or kept_secret(data_dir, "session-secret")
+        # What GitHub's webhook deliveries are signed with: the gateway checks it, and the local
+        # GitHub server signs its deliveries with it.
+        self.webhook_secret = os.environ.get("GITHUB_WEBHOOK_SECRET") or kept_secret(data_dir, "github-webhook-secret")
         if self.uses_local_github:
             self.github_app_key = kept_secret(data_dir, "github-app.pem", generate_private_key)
             self.github_client_secret = kept_secret(data_dir, "github-client-secret")
@@ -204,6 +208,7 @@ class Stack:
                     "GITHUB_SERVER_APP_PRIVATE_KEY": self.github_app_key,
                     "GITHUB_SERVER_CLIENT_ID": LOCAL_GITHUB_CLIENT_ID,
                     "GITHUB_SERVER_CLIENT_SECRET": self.github_client_secret,
+                    "GITHUB_SERVER_WEBHOOK_SECRET": self.webhook_secret,
                     "GITHUB_SERVER_CALLBACK_URL": f"{self.public_url}/api/auth/github/callback",
                 },
                 log_path=self.data_dir / "logs" / "github-server.log",
@@ -252,8 +257,12 @@ class Stack:
                 for other, port in self.ports.services.items()
                 if other != name
             )
+            env["GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
             if self.uses_local_github:
                 env.update(self.github_app_env())
+        if name == "intake" and self.uses_local_github:
+            # It acts on repositories as the App's installations: the App's id and key, no more.
+            env.update(GITHUB_APP_ID=LOCAL_GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY=self.github_app_key)
         env.update(self.extra_env)
         return env
 

@@ -40,6 +40,12 @@ def main() -> None:
     log.info("logs: %s", data_dir / "logs")
     if not os.environ.get("SECRETS_KEY"):
         log.info("stored credentials are sealed with the SECRETS_KEY kept in %s", data_dir / "secrets-key")
+    if not os.environ.get("GITHUB_WEBHOOK_SECRET"):
+        log.info(
+            "GitHub webhooks (POST %s/api/webhooks/github) are checked with the GITHUB_WEBHOOK_SECRET kept in %s",
+            stack.public_url,
+            data_dir / "github-webhook-secret",
+        )
     created = stack.create_workspace("default", "default")
     if created:
         key = (

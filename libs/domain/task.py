@@ -39,7 +39,7 @@ from contracts.payloads.task import (
     TaskSubtaskSucceeded,
 )
 from contracts.tasks import DEFAULT_MAX_RETRIES
-from libs.domain.base import WorkspaceAggregate
+from libs.domain.base import WorkspaceAggregate, derived_id
 from libs.domain.errors import IllegalTransition
 from libs.domain.run import run_id_for
 
@@ -51,6 +51,12 @@ ACTIVE = frozenset({PENDING, ASSIGNED, RUNNING})
 # The planner's concurrency caps, given to each command that may hand a subtask to the executor:
 # asked first, it answers whether a slot is free (else the subtask is queued). None: no cap to keep.
 DispatchGate = Callable[["Task", str], bool]
+
+
+def keyed_task_id(workspace_id: str, key: str, index: int = 0) -> UUID:
+    """The id of the `index`th task of a submission sent with an idempotency key: the same
+    submission sent again finds the tasks it made."""
+    return derived_id("keyed_task", workspace_id, key, index)
 
 
 class Task(WorkspaceAggregate):

@@ -21,7 +21,7 @@ The App, OAuth and the signed-in user (`apps`, `oauth`): `GET /app`, `GET /app/i
 `POST /app/installations/{id}/access_tokens` with the App's JWT; `GET /installation/repositories`
 with an installation's token; `GET /login/oauth/authorize`, `POST /login/oauth/access_token`;
 `GET /user`, `/user/orgs`, `/user/installations` with a user's token. Issues (`issues`):
-`GET issues/{number}`, `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
+`GET issues/{number}`, `GET` and `POST issues/{number}/comments`, `GET collaborators/{user}/permission`.
 `GET /rate_limit` and `GET /user/installations/{id}/repositories` (`ratelimit`). Every GET
 answered with a token carries an ETag and answers `If-None-Match` with a 304 that costs no rate
 limit; every other call counts against its token's (`conditional`, `X-RateLimit-*` headers).

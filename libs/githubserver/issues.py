@@ -30,6 +30,20 @@ async def get_issue(
     return json(app_render.issue(renderer(request), repository, repository.issue(number)))
 
 
+@get(
+    f"{REPO}/issues/{{number:int}}/comments",
+    guards=[require_token],
+    opt=docs("issues/comments#list-issue-comments"),
+)
+async def list_comments(
+    request: Request[Any, Any, Any], repository: NamedDependency[Repository], number: FromPath[int]
+) -> Response[Any]:
+    """Every comment of the issue, oldest first (one page: the local server's issues are short)."""
+    issue = repository.issue(number)
+    render = renderer(request)
+    return json([app_render.comment(render, repository, issue, comment) for comment in issue.comments])
+
+
 @post(
     f"{REPO}/issues/{{number:int}}/comments",
     guards=[require_token],
@@ -65,4 +79,4 @@ async def get_permission(
     return json(app_render.permission(renderer(request), repository, known.login if known else username))
 
 
-ROUTES = [get_issue, create_comment, get_permission]
+ROUTES = [get_issue, list_comments, create_comment, get_permission]

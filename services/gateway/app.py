@@ -39,6 +39,7 @@ from services.gateway import (
     startup_check,
     task_feed,
     toollog,
+    webhooks,
     workspace_settings,
     workspaces,
 )
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> Litestar:
             *installations.ROUTES,
             *github_data.ROUTES,
             *startup_check.ROUTES,
+            *webhooks.ROUTES,
             ready_route(_is_ready),
             metrics,
         ],
@@ -150,5 +152,6 @@ def create_app(settings: Settings) -> Litestar:
     workspaces.document(app.openapi_schema)
     orchestrations.document(app.openapi_schema)
     key_checks.document(app.openapi_schema)
+    webhooks.document(app.openapi_schema)
     openapi.document(app)
     return app

@@ -27,6 +27,7 @@ PURPOSES = {
     "GITHUB_APP_PRIVATE_KEY": "signs the GitHub App's JWT (the App's RSA private key, PEM)",
     "GITHUB_WEB_URL": "where people sign in: GitHub, or a GitHub Enterprise Server (from GITHUB_API_URL when unset)",
     "GITHUB_API_URL": "GitHub's REST API: the signed-in user, installations (GitHub Enterprise: https://HOST/api/v3)",
+    "GITHUB_WEBHOOK_SECRET": "checks the signature of the App's webhook deliveries (POST /api/webhooks/github)",
 }
 
 
@@ -55,6 +56,7 @@ CHECKS: dict[str, tuple[Callable[[Settings], str | None], Callable[[str], str | 
     "GITHUB_APP_PRIVATE_KEY": (lambda s: s.github_app_private_key, _private_key_problem),
     "GITHUB_WEB_URL": (lambda s: s.github_web_url, _url_problem),
     "GITHUB_API_URL": (lambda s: s.github_api_url, _url_problem),
+    "GITHUB_WEBHOOK_SECRET": (lambda s: s.github_webhook_secret, lambda _: None),
 }
 
 

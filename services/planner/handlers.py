@@ -27,7 +27,7 @@ from contracts.tasks import TaskRequest
 from libs.domain.base import derived_id
 from libs.domain.errors import DomainError
 from libs.domain.orchestration_run import PURGED, OrchestrationRun
-from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task
+from libs.domain.task import COMPLETED, TERMINAL, DispatchGate, Task, keyed_task_id
 from libs.eventstore.blobs import Blob, stored
 from libs.eventstore.store import EventStore
 from libs.llm.providers import Providers
@@ -75,7 +75,7 @@ def submit_tasks(raw: bytes, store: EventStore) -> CommandReply:
         return CommandReply(error=CommandError(400, "invalid_request", str(exc)))
     for attempt in range(SUBMIT_ATTEMPTS):
         try:
-            return _submit(command.workspace_id, requests, store)
+            return _submit(command.workspace_id, requests, store, command.idempotency_key)
         except IntegrityError:
             # A parent task changed while children were linked to it (other submissions, or
             # the parent moving on): again on fresh state, after a short random pause.
@@ -85,7 +85,13 @@ def submit_tasks(raw: bytes, store: EventStore) -> CommandReply:
     )
 
 
-def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore) -> CommandReply:
+def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore, key: str | None) -> CommandReply:
+    if key is None:
+        task_ids = [uuid.uuid4() for _ in requests]
+    else:
+        task_ids = [keyed_task_id(workspace_id, key, index) for index in range(len(requests))]
+        if store.load_many(task_ids):
+            return CommandReply(task_ids=[str(t) for t in task_ids], status="existing")
     wanted = {r["parentTaskId"] for r in requests if r.get("parentTaskId")}
     ids = {w: _uuid(w) for w in wanted}
     # The parents, the workspace (its cap) and its schedule, in one read.
@@ -96,7 +102,10 @@ def _submit(workspace_id: str, requests: list[dict[str, Any]], store: EventStore
     if isinstance(parents, CommandError):
         return CommandReply(error=parents)
     blobs: list[Blob] = []
-    tasks = [new_task(workspace_id, _by_digest(workspace_id, r, blobs), uuid.uuid4(), slots.gate) for r in requests]
+    tasks = [
+        new_task(workspace_id, _by_digest(workspace_id, r, blobs), task_id, slots.gate)
+        for r, task_id in zip(requests, task_ids, strict=True)
+    ]
     for task in tasks:
         if task.parent_task_id is not None:
             follow_parent(task, parents[task.parent_task_id], slots.gate)

@@ -68,6 +68,8 @@ EVENT_TYPES = {
     *("orchestration_run.failed", "orchestration_run.resumed", "input_gate.opened", "input_gate.answered"),
     "orchestration_run.step_retried",
     *("github_account.linked", "github_account.signed_in", "github_installation.linked"),
+    "webhook_delivery.received",
+    *("intake_request.task_created", "intake_request.refused", "intake_request.replied"),
 }
 
 

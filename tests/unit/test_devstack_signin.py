@@ -11,12 +11,12 @@ import pytest
 
 from libs.devstack.stack import LOCAL_GITHUB_APP_ID, LOCAL_GITHUB_CLIENT_ID, Ports, Stack
 
-SIGN_IN_SECRETS = ("SESSION_SECRET", "GITHUB_CLIENT_SECRET", "GITHUB_APP_PRIVATE_KEY")
+SIGN_IN_SECRETS = ("SESSION_SECRET", "GITHUB_CLIENT_SECRET", "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET")
 
 
 @pytest.fixture(autouse=True)
 def no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GITHUB_TOKEN", "SESSION_SECRET", "PUBLIC_URL", "ADMIN_TOKEN"):
+    for name in ("GITHUB_TOKEN", "SESSION_SECRET", "PUBLIC_URL", "ADMIN_TOKEN", "GITHUB_WEBHOOK_SECRET"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -31,6 +31,7 @@ def test_the_gateway_signs_in_with_the_local_github_servers_app(tmp_path: Path) 
     assert gateway["GITHUB_CLIENT_ID"] == LOCAL_GITHUB_CLIENT_ID
     assert gateway["GITHUB_WEB_URL"] == gateway["GITHUB_API_URL"] == stack.github_url
     assert len(gateway["SESSION_SECRET"]) >= 32 and len(gateway["GITHUB_CLIENT_SECRET"]) >= 32
+    assert len(gateway["GITHUB_WEBHOOK_SECRET"]) >= 32
     assert gateway["PUBLIC_URL"] == executor["PUBLIC_URL"] == stack.gateway_url
     assert not set(SIGN_IN_SECRETS) & set(executor)
 
@@ -41,7 +42,7 @@ def test_the_secrets_are_made_once_and_kept_with_the_data_for_their_owner_only(t
 
     for name in SIGN_IN_SECRETS:
         assert first[name] == second[name], name
-    for kept in ("session-secret", "github-client-secret", "github-app.pem"):
+    for kept in ("session-secret", "github-client-secret", "github-app.pem", "github-webhook-secret"):
         assert stat.S_IMODE((tmp_path / kept).stat().st_mode) == 0o600, kept
 
 
@@ -56,3 +57,12 @@ def test_a_session_secret_and_public_url_from_the_environment_win(
     assert gateway["SESSION_SECRET"] == "from-the-environment-" * 3
     assert gateway["PUBLIC_URL"] == "https://agents.example.com"
     assert not (tmp_path / "session-secret").exists()
+
+
+def test_a_webhook_secret_from_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "set-by-the-operator-0123456789")
+
+    gateway = Stack(tmp_path, Ports.free()).service_env("gateway")
+
+    assert gateway["GITHUB_WEBHOOK_SECRET"] == "set-by-the-operator-0123456789"
+    assert not (tmp_path / "github-webhook-secret").exists()

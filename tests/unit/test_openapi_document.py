@@ -93,6 +93,9 @@ EXPECTED = {
     ("get", "/api/rate-limit"): KEY | {409, 429, 502},
     # A dependency away is an item of the answer, not an error.
     ("get", "/api/startup/check"): KEY,
+    # GitHub's deliveries: signed, not keyed (401 a signature that does not match); 503 also
+    # without GITHUB_WEBHOOK_SECRET.
+    ("post", "/api/webhooks/github"): {400, 401, 413, 503},
 }
 
 

@@ -18,10 +18,12 @@ from contracts.payloads.agent_session import PermissionPolicy
 from contracts.payloads.agent_soul import AgentSoulSet
 from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.input_gate import InputGateOpened
+from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestTaskCreated
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
 from contracts.payloads.task import TaskSubtaskDispatched
+from contracts.payloads.webhook_delivery import WebhookDeliveryReceived
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from exports.asyncapi import event_classes
 from libs.domain.agent_session import AgentSession
@@ -31,12 +33,14 @@ from libs.domain.channel import Channel, parse_name
 from libs.domain.gate import Gate, InputGate, QuestionGate
 from libs.domain.github_account import GitHubAccount
 from libs.domain.github_installation import GitHubInstallation
+from libs.domain.intake_request import IntakeRequest
 from libs.domain.ledger import Ledger
 from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import LEASE_EXPIRED, Claim, Run
 from libs.domain.schedule import Schedule, slot
 from libs.domain.task import Task
+from libs.domain.webhook_delivery import WebhookDelivery
 from libs.domain.workspace import Workspace
 
 
@@ -198,7 +202,7 @@ def a_whole_life() -> list[Aggregate]:
     return [*life, *others]
 
 
-def _github() -> list[GitHubAccount | GitHubInstallation]:
+def _github() -> list[GitHubAccount | GitHubInstallation | WebhookDelivery | IntakeRequest]:
     account = GitHubAccount.link(WORKSPACE, 583231, "octocat")
     account.sign_in("octo-cat")
     linked = GithubInstallationLinked(
@@ -209,7 +213,46 @@ def _github() -> list[GitHubAccount | GitHubInstallation]:
         repository_selection="all",
         linked_by="github:octocat",
     )
-    return [account, GitHubInstallation.link(WORKSPACE, linked)]
+    received = WebhookDeliveryReceived(
+        delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        installation_id=40_000_001,
+        owner="acme",
+        repo="shop",
+        issue_number=7,
+        issue_title="Validate input",
+        issue_body="The form accepts anything.",
+        comment_id=9001,
+        commenter="octocat",
+        agent_type="codegen",
+        description="add input validation",
+    )
+    created = IntakeRequest.task_created(
+        WORKSPACE,
+        IntakeRequestTaskCreated(
+            delivery_id=received.delivery_id,
+            task_id=str(uuid.uuid4()),
+            installation_id=40_000_001,
+            owner="acme",
+            repo="shop",
+            issue_number=7,
+        ),
+    )
+    created.replied("task_created", 9002)
+    created.replied("completed", 9003)
+    refused = IntakeRequest.refused(
+        WORKSPACE,
+        IntakeRequestRefused(
+            delivery_id="another",
+            installation_id=40_000_001,
+            owner="acme",
+            repo="shop",
+            issue_number=7,
+            reason="octocat may only read acme/shop",
+        ),
+    )
+    refused.replied("refused", 9004)
+    intake = [created, refused]
+    return [account, GitHubInstallation.link(WORKSPACE, linked), WebhookDelivery.receive(WORKSPACE, received), *intake]
 
 
 def _orchestration_runs() -> list[OrchestrationRun | InputGate]:

@@ -15,6 +15,7 @@ KEY = generate_private_key()
 SECRETS = {
     "github_client_secret": "client-secret-value-0123456789",
     "session_secret": "session-secret-value-0123456789abcdef",
+    "github_webhook_secret": "webhook-secret-value-0123456789",
 }
 
 
@@ -37,7 +38,8 @@ def test_a_configured_server_is_ready_and_shows_no_value() -> None:
 
     assert (found.sign_in, found.installations) == ("ready", "ready")
     assert {s.name: s.status for s in found.settings} == {
-        name: "configured" for name in (*SIGN_IN, *INSTALLATIONS, "GITHUB_WEB_URL", "GITHUB_API_URL")
+        name: "configured"
+        for name in (*SIGN_IN, *INSTALLATIONS, "GITHUB_WEB_URL", "GITHUB_API_URL", "GITHUB_WEBHOOK_SECRET")
     }
     assert all(s.purpose for s in found.settings)
     for value in (*SECRETS.values(), "Iv1.0123456789abcdef", "PRIVATE KEY", KEY.splitlines()[1]):

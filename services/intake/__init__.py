@@ -1,0 +1,1 @@
+"""The intake service: GitHub command comments become tasks, and the issue hears of them."""
