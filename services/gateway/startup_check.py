@@ -144,15 +144,7 @@ def _settings(state: GatewayState) -> list[StartupItem]:
             f"set SECRETS_KEY to 32 random bytes in base64 ({MAKE_ONE}); `./just up` keeps one in .data/secrets-key",
         )
     )
-    found.append(
-        _item(
-            "GITHUB_WEBHOOK_SECRET",
-            "setting",
-            settings.github_webhook_secret is not None,
-            "checks the signature of GitHub's webhook deliveries (X-Hub-Signature-256)",
-            "set GITHUB_WEBHOOK_SECRET to the secret given to the GitHub App's webhook",
-        )
-    )
+    # GITHUB_WEBHOOK_SECRET is one of the sign-in settings above (`signin_settings`).
     found.append(
         StartupItem(
             name="fly",

@@ -28,6 +28,7 @@ def test_each_dependency_and_setting_is_checked_without_its_value(stack: Stack) 
     key = bearer(new_workspace(stack, "startup")["apiKey"])
     answer = check(stack, key)
     items = by_name(answer)
+    assert len(items) == len(answer.json()["checks"]), "each item once"
 
     for name in ("database", "nats", *(f"service:{s}" for s in SERVICES if s != "gateway")):
         assert items[name]["status"] == "ok", items[name]
