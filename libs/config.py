@@ -77,6 +77,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each other service's health URL, by name (`SERVICE_HEALTH_URLS`: `name=url,...`), for the
     # gateway's `GET /api/startup/check`; `./just up` and the tests' stack set it.
     service_health_urls: dict[str, str] = msgspec.field(default_factory=dict)
+    # Where the gateway forwards the stream service's and the runtime's routes, so one base URL
+    # answers them all (`STREAM_URL`, `RUNTIME_URL`; `./just up`, compose and the tests' stack set
+    # them). Unset (Kubernetes), the ingress routes those paths and the gateway does not serve them.
+    stream_url: str | None = None
+    runtime_url: str | None = None
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -165,6 +170,8 @@ def load_settings(service: str, default_port: int) -> Settings:
         service_health_urls=health_urls(_env("SERVICE_HEALTH_URLS")),
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         secrets_key=_secrets_key(),
+        stream_url=_env("STREAM_URL"),
+        runtime_url=_env("RUNTIME_URL"),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),

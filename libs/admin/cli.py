@@ -5,7 +5,8 @@ admin token from `ADMIN_TOKEN`, or from `<data dir>/admin-token`, which `./just 
 A key is printed once, when it is issued: the system keeps only its hash.
 
 Agent sessions (spec 002) are a workspace's own: `create-session` and `stop-session` talk to the
-runtime service (`RUNTIME_URL`, default http://127.0.0.1:8082) with a key of that workspace from
+runtime's workspace API (`RUNTIME_URL`, default the gateway's URL, which forwards it under
+`./just up` and compose, and the ingress routes in Kubernetes) with a key of that workspace from
 `ORCHESTRATOR_API_KEY`. A session's token is printed once, too.
 """
 
@@ -38,13 +39,17 @@ def _api_key() -> str:
     return key
 
 
+def _gateway_url() -> str:
+    return os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+
+
 def _call(method: str, path: str, body: dict[str, Any] | None = None, runtime: bool = False) -> Any:
     """The gateway's admin API with the admin token, or (`runtime`) the runtime service's
     workspace API with a key of the workspace."""
     if runtime:
-        base, token = os.environ.get("RUNTIME_URL", "http://127.0.0.1:8082").rstrip("/"), _api_key()
+        base, token = (os.environ.get("RUNTIME_URL") or _gateway_url()).rstrip("/"), _api_key()
     else:
-        base, token = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/"), _token()
+        base, token = _gateway_url().rstrip("/"), _token()
     request = urllib.request.Request(
         base + path,
         data=json.dumps(body).encode() if body is not None else None,

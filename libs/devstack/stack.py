@@ -258,6 +258,8 @@ class Stack:
                 if other != name
             )
             env["GITHUB_WEBHOOK_SECRET"] = self.webhook_secret
+            # One base URL: the gateway forwards the stream's and the runtime's routes to them.
+            env.update(STREAM_URL=self.stream_url, RUNTIME_URL=self.runtime_url)
             if self.uses_local_github:
                 env.update(self.github_app_env())
         if name == "intake" and self.uses_local_github:

@@ -43,6 +43,7 @@ from services.gateway import (
     workspace_settings,
     workspaces,
 )
+from services.gateway.edge import edge_of
 from services.gateway.logfollower import LogFollower
 from services.gateway.readyourwrites import ProjectionWatch
 from services.gateway.state import GatewayState, gateway_state
@@ -70,6 +71,8 @@ async def _is_ready(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings) -> Litestar:
     # Before anything connects: a definition that is not valid stops the start (DefinitionError).
     catalogue = load_dir(Path(settings.orchestrations_dir))
+    # The stream's and the runtime's routes on this URL too, when told where they are.
+    edge = edge_of(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -135,8 +138,9 @@ def create_app(settings: Settings) -> Litestar:
             *webhooks.ROUTES,
             ready_route(_is_ready),
             metrics,
+            *edge.routes,
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, edge.lifespan],
         guards=[require_key],
         # The sign-in cookie, read on spec 003's /api/* routes only (`libs.web.session`).
         middleware=[request_metrics("gateway"), *filter(None, [session_middleware(settings)])],
