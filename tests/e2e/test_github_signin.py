@@ -23,7 +23,7 @@ from tests.e2e.github_browser import (
     sign_in,
     unique,
 )
-from tests.e2e.helpers import bearer, debug_dump
+from tests.e2e.helpers import bearer, debug_dump, task_request
 
 pytestmark = pytest.mark.e2e
 
@@ -111,13 +111,43 @@ def test_the_cookie_authenticates_spec_003_routes_and_not_the_others(stack: Stac
         spec_001 = client.get(f"{stack.gateway_url}/api/v1/workspaces/{workspace}/orchestration/config")
         spec_000 = client.get(f"{stack.gateway_url}/costs")
         spec_004 = client.get(f"{stack.gateway_url}/api/v1/orchestrations")
+        # Forwarded to the stream service and the runtime, the cookie does not go with them.
+        feed = client.get(f"{stack.gateway_url}/api/v1/workspaces/{workspace}/orchestration/events/connections")
+        sessions = client.get(f"{stack.gateway_url}/api/v1/workspaces/{workspace}/agent-sessions")
 
     assert before.status_code == 401
     assert before.json()["error"] == "unauthorized"
     assert after.status_code == 200, after.text
-    for refused in (spec_001, spec_000, spec_004):
+    for refused in (spec_001, spec_000, spec_004, feed, sessions):
         assert refused.status_code == 401, refused.request.url
         assert refused.json()["error"] == "unauthorized"
+
+
+def test_the_cookie_creates_and_lists_the_signed_in_users_own_tasks(stack: Stack) -> None:
+    login = unique("heidi")
+    installation = an_installation_of_the_users_org(stack, login)
+    description = f"Made by {login} in the browser"
+
+    with browser() as client:
+        sign_in(stack, client, login)
+        workspace = installed(client, stack, installation).json()["workspaceId"]
+        body = {"tasks": [task_request(description)]}
+        cross_site = client.post(f"{stack.gateway_url}/api/tasks", json=body)
+        created = client.post(f"{stack.gateway_url}/api/tasks", json=body, headers={"X-Requested-With": "fetch"})
+        listed = client.get(f"{stack.gateway_url}/api/tasks")
+
+    assert cross_site.status_code == 403, "a change by cookie alone needs X-Requested-With"
+    assert created.status_code == 201, created.text
+    (task_id,) = created.json()["taskIds"]
+    assert listed.status_code == 200, listed.text
+    assert [(t["id"], t["description"]) for t in listed.json()["tasks"]] == [(task_id, description)]
+    # The task is the user's workspace's: its key finds it, another workspace's does not.
+    key = httpx.post(
+        f"{stack.gateway_url}/admin/workspaces/{workspace}/keys", json={}, headers=admin(stack), timeout=10
+    ).json()["apiKey"]
+    status = f"{stack.gateway_url}/api/tasks/{task_id}/status"
+    assert httpx.get(status, headers=bearer(key), timeout=10).status_code == 200
+    assert httpx.get(status, headers=stack.auth, timeout=10).status_code == 404
 
 
 def test_a_state_that_is_not_this_browsers_or_was_used_is_refused(stack: Stack) -> None:
