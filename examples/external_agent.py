@@ -1,7 +1,9 @@
 """An agent process outside the orchestrator, in about 80 lines: it works a workspace's queue
 over spec 002's HTTP API exactly as the built-in executor does.
 
-    ORCHESTRATOR_RUNTIME_URL=http://127.0.0.1:8082 SESSION_TOKEN=ags_... python examples/external_agent.py
+    ORCHESTRATOR_RUNTIME_URL=http://127.0.0.1:8080 SESSION_TOKEN=ags_... python examples/external_agent.py
+
+(the product's one base URL, the gateway's; the runtime's own port, 8082, works the same)
 
 It claims the oldest run it may take (long-polling while the queue is empty), fetches the files
 the claim names, heartbeats while it works, and completes the run with the files it changed and
@@ -16,7 +18,7 @@ import threading
 
 import httpx
 
-RUNTIME = os.environ.get("ORCHESTRATOR_RUNTIME_URL", "http://127.0.0.1:8082")
+RUNTIME = os.environ.get("ORCHESTRATOR_RUNTIME_URL", "http://127.0.0.1:8080")
 TOKEN = os.environ["SESSION_TOKEN"]  # made by a key holder: POST /api/v1/workspaces/{ws}/agent-sessions
 LEASE_S = 30
 
