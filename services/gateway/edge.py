@@ -273,7 +273,7 @@ async def _exchange(
         raise ApiError(
             504,
             "gateway_timeout",
-            f"the {upstream.name} service did not answer within {upstream.read_timeout_s:.0f} s",
+            f"the {upstream.name} service did not answer within {upstream.read_timeout_s:g} s",
         ) from None
     except aiohttp.ClientError as exc:
         log.warning(
@@ -301,4 +301,7 @@ async def _exchange(
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         # Read to its end, the connection goes back to the pool; cut off, it is closed.
-        response.release() if response.content.at_eof() else response.close()
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()

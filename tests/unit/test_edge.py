@@ -1,8 +1,8 @@
 """The gateway's edge forwards a service's routes as a client would see the service itself: the
 status, headers and body as written, an SSE frame the moment it is sent, the query and
 `Last-Event-ID` passed on, a large body whole, a client's departure closing the request
-upstream; and a service that cannot be reached is a 503 (a 502 when it breaks off) in the
-family's error body, never a 500. The services here are small apps served in threads."""
+upstream; and a service that cannot be reached is a 503 (a 502 when it breaks off, a 504 when
+it does not answer in time) in the family's error body, never a 500. The services here are small apps served in threads."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from litestar.response import Stream
 from libs.config import Settings
 from libs.web.auth import require_key
 from libs.web.errors import HANDLERS
-from services.gateway.edge import edge_of, request_headers, response_headers, target
+from services.gateway.edge import STREAM_PATHS, Edge, Upstream, edge_of, request_headers, response_headers, target
 from tests.servers import serve_in_thread
 
 FEED = "/api/v1/workspaces/default/orchestration/events"
 
 
-class Upstream:
+class Seen:
     """What the fake services saw, and the switch that lets the feed's second frame go."""
 
     def __init__(self) -> None:
@@ -38,7 +38,7 @@ class Upstream:
         self.seen: dict[str, Any] = {}
 
 
-def upstream_app(state: Upstream) -> Litestar:
+def upstream_app(state: Seen) -> Litestar:
     @get("/api/v1/workspaces/{workspaceID:str}/orchestration/events")
     async def events(request: Request[Any, Any, Any], workspaceID: FromPath[str]) -> Stream:
         state.seen["feed"] = {
@@ -87,8 +87,8 @@ def gateway_app(settings: Settings) -> Litestar:
 
 
 @pytest.fixture(scope="module")
-def services() -> Iterator[tuple[Upstream, str]]:
-    state = Upstream()
+def services() -> Iterator[tuple[Seen, str]]:
+    state = Seen()
     with serve_in_thread(upstream_app(state)) as upstream:
         settings = Settings(
             service="gateway", database_url="postgresql://unused", stream_url=upstream, runtime_url=upstream
@@ -97,7 +97,7 @@ def services() -> Iterator[tuple[Upstream, str]]:
             yield state, gateway
 
 
-def test_an_sse_frame_arrives_while_the_service_is_still_sending(services: tuple[Upstream, str]) -> None:
+def test_an_sse_frame_arrives_while_the_service_is_still_sending(services: tuple[Seen, str]) -> None:
     state, gateway = services
     state.release.clear()
     state.closed.clear()
@@ -124,7 +124,7 @@ def test_an_sse_frame_arrives_while_the_service_is_still_sending(services: tuple
     }
 
 
-def test_a_client_that_leaves_closes_the_request_upstream(services: tuple[Upstream, str]) -> None:
+def test_a_client_that_leaves_closes_the_request_upstream(services: tuple[Seen, str]) -> None:
     state, gateway = services
     state.release.clear()
     state.closed.clear()
@@ -136,7 +136,7 @@ def test_a_client_that_leaves_closes_the_request_upstream(services: tuple[Upstre
     assert state.closed.wait(5), "the service's feed is still open after the client left"
 
 
-def test_status_headers_and_a_large_body_go_through_as_written(services: tuple[Upstream, str]) -> None:
+def test_status_headers_and_a_large_body_go_through_as_written(services: tuple[Seen, str]) -> None:
     state, gateway = services
     body = bytes(range(256)) * 12_000  # 3 MB: it reaches the gateway in many pieces
 
@@ -172,10 +172,12 @@ def refused_port() -> int:
 
 
 @contextlib.contextmanager
-def hanging_up() -> Iterator[str]:
-    """A server that accepts each connection and closes it without a word."""
+def hanging_up(answer: bool) -> Iterator[str]:
+    """A server that reads each request and closes the connection without a word (`answer`), or
+    keeps it open without one."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
+    held: list[socket.socket] = []
 
     def serve() -> None:
         listener.settimeout(0.1)
@@ -183,7 +185,12 @@ def hanging_up() -> Iterator[str]:
             with contextlib.suppress(TimeoutError):
                 conn, _ = listener.accept()
                 conn.recv(65536)
-                conn.close()
+                if answer:
+                    conn.close()
+                else:
+                    held.append(conn)
+        for conn in held:
+            conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -220,13 +227,24 @@ def test_a_service_that_cannot_be_reached_is_a_503_in_the_familys_body() -> None
 
 
 def test_a_service_that_hangs_up_is_a_502() -> None:
-    with hanging_up() as rude:
+    with hanging_up(answer=True) as rude:
         settings = Settings(service="gateway", database_url="postgresql://unused", stream_url=rude)
         with serve_in_thread(gateway_app(settings)) as gateway:
             answer = httpx.get(f"{gateway}{FEED}", timeout=10)
 
     assert answer.status_code == 502
     assert answer.json() == {"error": "bad_gateway", "message": "the stream service broke off before answering"}
+
+
+def test_a_service_that_does_not_answer_in_time_is_a_504() -> None:
+    with hanging_up(answer=False) as silent:
+        edge = Edge([Upstream("stream", silent, STREAM_PATHS, read_timeout_s=0.5)])
+        app = Litestar(route_handlers=edge.routes, lifespan=[edge.lifespan], exception_handlers=HANDLERS)
+        with serve_in_thread(app) as gateway:
+            answer = httpx.get(f"{gateway}{FEED}", timeout=10)
+
+    assert answer.status_code == 504
+    assert answer.json() == {"error": "gateway_timeout", "message": "the stream service did not answer within 0.5 s"}
 
 
 def test_hop_by_hop_headers_stay_on_their_hop() -> None:
