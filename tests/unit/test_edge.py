@@ -2,7 +2,8 @@
 status, headers and body as written, an SSE frame the moment it is sent, the query and
 `Last-Event-ID` passed on, a large body whole, a client's departure closing the request
 upstream; and a service that cannot be reached is a 503 (a 502 when it breaks off, a 504 when
-it does not answer in time) in the family's error body, never a 500. The services here are small apps served in threads."""
+it does not answer in time) in the family's error body, never a 500. The services here are
+small apps served in threads."""
 
 from __future__ import annotations
 
