@@ -5,7 +5,7 @@ both), the gateway answers every public route of the product on its own URL. The
 its connection count, the tool call log's stream and the debug dump go to the stream service;
 spec 002's `/api/agent/...` and a workspace's agent sessions and souls go to the runtime. Behind
 the Kubernetes ingress neither is set: the ingress routes the same paths itself
-(`deploy/k8s/ingress.yaml`; `tests/unit/test_edge_routes.py` holds the two to one table).
+(`deploy/k8s/ingress.yaml`; `tests/unit/test_edge_routes.py` holds both to the services' routes).
 
 Forwarding is transparent, so an answer is the same on either URL: the method, path, query, body
 and end-to-end headers go up as they came (not the hop-by-hop ones, nor the sign-in cookie: these
@@ -16,9 +16,10 @@ validates its own routes. A client that goes away closes the request upstream (t
 connection count drops at once). A service that cannot be reached is a 503 (504 when it does not
 answer in time, 502 when its answer breaks off before it starts) in the family's error body.
 
-These are Litestar ASGI routes, registered only when an upstream is configured: the router
-refuses, at start, a path the gateway serves itself; the gateway's own routes pay nothing for
-them; and they stay out of the gateway's OpenAPI document (each service documents its own).
+These are Litestar HTTP routes that hand the exchange to an ASGI app of their own, registered only
+when an upstream is configured: the router refuses, at start, a path and method the gateway
+serves itself; the gateway's own routes pay nothing for them; and they stay out of the gateway's
+OpenAPI document (each service documents its own).
 """
 
 from __future__ import annotations
@@ -65,8 +66,7 @@ CONNECT_S = 5.0
 STREAM_READ_S = 3600.0
 RUNTIME_READ_S = 120.0
 
-# RFC 9110 7.6.1: meaningful for one connection only, never forwarded; `host` is the service's
-# own, and the services add their own `date` and `server` (uvicorn would send them twice).
+# RFC 9110 7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -80,7 +80,9 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+# `host` is the service's own; the length is the body's as sent; the cookie stays at the gateway.
 NOT_UP = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"cookie"}
+# The gateway's server adds its own `date` and `server`: the service's would be sent twice.
 NOT_DOWN = HOP_BY_HOP | {b"date", b"server"}
 
 
