@@ -8,7 +8,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.commands import CommandReply, StartOrchestrationCommand
 from contracts.events import Event
 from contracts.payloads.input_gate import InputGateAnswered
 from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched, OrchestrationRunStepRetried
@@ -19,7 +18,7 @@ from libs.domain.run import Claim, Run
 from libs.orchestrations import stored
 from libs.orchestrations.definitions import parse
 from services.planner import orchestrating
-from tests.unit.orchestration_fakes import FakeStore
+from tests.unit.orchestration_fakes import MODEL, FakeStore, ended, start, started, succeeded
 
 DEFINITION = """
 id: orch-test
@@ -41,48 +40,12 @@ steps:
 """
 
 
-def _started(
-    store: FakeStore, message: str = "owls", max_cost_usd: float | None = None
-) -> tuple[CommandReply, OrchestrationRun]:
-    definition = parse(DEFINITION, "test.yaml")
-    command = StartOrchestrationCommand(
-        workspace_id="ws",
-        orchestration=msgspec.to_builtins(definition.orchestration),
-        digest=definition.digest,
-        message=message,
-        max_cost_usd=max_cost_usd,
-    )
-    reply = orchestrating.start(msgspec.json.encode(command), store)  # type: ignore[arg-type]
-    return reply, store.aggregates[-1]
-
-
-def _ended(run: OrchestrationRun, payload: Any) -> Event[Any]:
-    assert run.dispatched is not None
-    return Event(
-        seq=7,
-        type="run.x",
-        workspace_id="ws",
-        aggregate_id=run.dispatched.run_id,
-        version=3,
-        occurred_at=0,
-        payload=payload,
-    )
+def _started(store: FakeStore, max_cost_usd: float | None = None) -> OrchestrationRun:
+    return started(store, DEFINITION, max_cost_usd=max_cost_usd)
 
 
 def _succeeded(run: OrchestrationRun, summary: str, input_tokens: int = 1000) -> Event[RunSucceeded]:
-    assert run.dispatched is not None
-    usage = {"input_tokens": input_tokens, "output_tokens": 200}
-    output = RunOutput(files={}, summary=summary)
-    p = RunSucceeded(
-        task_id=str(run.id),
-        subtask_id=run.dispatched.subtask_id,
-        provider="anthropic",
-        model="claude-sonnet-4-20250514",
-        output=output,
-        usage=usage,
-        attempt=run.dispatched.attempt,
-    )
-    return _ended(run, p)
+    return succeeded(run, RunOutput(files={}, summary=summary), {"input_tokens": input_tokens, "output_tokens": 200})
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +55,8 @@ def _fresh_definitions() -> None:
 
 def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_agent_step() -> None:
     store = FakeStore()
-    reply, run = _started(store)
+    reply = start(store, DEFINITION)
+    run = store.aggregates[-1]
 
     assert reply.seq == 42 and reply.run_id is not None and reply.run_id.startswith("run_orch-test_")
     assert run.run_id == reply.run_id and run.status == RUNNING
@@ -108,7 +72,7 @@ def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_ag
 
 def test_an_agent_steps_answer_goes_to_its_key_and_the_run_pauses_at_the_human_step() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
 
     assert run.status == PAUSED and run.shared_state == {"topic": "owls", "notes": "owls hoot"}
@@ -126,7 +90,7 @@ def test_an_agent_steps_answer_goes_to_its_key_and_the_run_pauses_at_the_human_s
 
 def test_a_condition_taken_jumps_and_the_last_step_completes_the_run() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "skip"), store)  # type: ignore[arg-type]
     assert run.dispatched is not None and run.dispatched.description == "Close skip"
     orchestrating.on_run_end(run, _succeeded(run, "closed"), store)  # type: ignore[arg-type]
@@ -138,7 +102,7 @@ def test_a_condition_taken_jumps_and_the_last_step_completes_the_run() -> None:
 
 def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the_run() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     first = run.dispatched
     assert first is not None
 
@@ -155,7 +119,7 @@ def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the
             attempt=d.attempt,
             retryable=retryable,
         )
-        return _ended(run, p)
+        return ended(run, p)
 
     orchestrating.on_run_end(run, failed(True), store)  # type: ignore[arg-type]
     second = run.dispatched
@@ -187,7 +151,7 @@ def _answered(run: OrchestrationRun, gate: str, response: dict[str, Any]) -> Eve
 
 def test_an_answer_at_the_gate_writes_its_fields_to_the_state_and_the_run_goes_on() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
     assert run.paused is not None and run.paused.gate == "step-ok@1"
 
@@ -200,7 +164,7 @@ def test_an_answer_at_the_gate_writes_its_fields_to_the_state_and_the_run_goes_o
 
 def test_an_answer_to_a_pause_the_run_is_not_at_changes_nothing() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
     before = len(run.pending_events)
 
@@ -211,7 +175,7 @@ def test_an_answer_to_a_pause_the_run_is_not_at_changes_nothing() -> None:
 
 def test_a_run_whose_first_step_would_cross_its_cost_limit_fails_before_starting_it() -> None:
     store = FakeStore()
-    _, run = _started(store, max_cost_usd=0.01)
+    run = _started(store, max_cost_usd=0.01)
 
     # Its first model call alone is estimated at about $0.06 (4,096 tokens out at $15 a million).
     assert run.status == FAILED and run.response == "Cost limit exceeded: $0.07 > max $0.01"
@@ -220,7 +184,7 @@ def test_a_run_whose_first_step_would_cross_its_cost_limit_fails_before_starting
 
 def test_a_step_that_would_cross_the_limit_is_not_started_after_what_the_run_spent() -> None:
     store = FakeStore()
-    _, run = _started(store, max_cost_usd=0.5)
+    run = _started(store, max_cost_usd=0.5)
     assert run.dispatched is not None  # $0.06 of $0.50
     # The step spent $0.45 (150,000 tokens in at $3 a million, 200 out): with the next step's
     # estimate the run would pass $0.50.
@@ -238,7 +202,6 @@ def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None
     assert orchestrating.render("a {{ x }} b {{y}} c", {"y": 3}) == "a  b 3 c"
 
 
-MODEL = "claude-sonnet-4-20250514"  # $3 / $15 per million input / output tokens
 CALL = {"input_tokens": 1000, "output_tokens": 200}  # $0.006
 
 
@@ -266,7 +229,7 @@ def _end(step_run: Run) -> Event[Any]:
 
 def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_both_attempts() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     first = _claimed(run, store)
     first.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
     first.start_model_call(2, {"input_tokens": 3000, "output_tokens": 500})  # in flight when the holder died
@@ -297,7 +260,7 @@ def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_
 
 def test_a_step_that_fails_for_good_after_a_retry_fails_with_what_all_its_attempts_spent() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     for attempt in (1, 2):
         step_run = _claimed(run, store)
         step_run.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
