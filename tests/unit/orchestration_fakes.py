@@ -12,10 +12,11 @@ import msgspec
 
 from contracts.commands import CommandReply, StartOrchestrationCommand
 from contracts.events import Event
+from contracts.payloads.input_gate import InputGateAnswered
 from contracts.payloads.run import RunSucceeded
 from contracts.payloads.shapes import RunOutput
 from libs.domain.orchestration_run import OrchestrationRun
-from libs.domain.run import Run
+from libs.domain.run import Claim, Run
 from libs.eventstore.blobs import carried, carry_done
 from libs.orchestrations.definitions import parse
 from services.planner import orchestrating
@@ -105,3 +106,34 @@ def succeeded(run: OrchestrationRun, output: RunOutput, usage: dict[str, int] | 
         attempt=run.dispatched.attempt,
     )
     return ended(run, p)
+
+
+def claimed(run: OrchestrationRun, store: FakeStore) -> Run:
+    """The Run the step's dispatch names, claimed by the executor as it claims one (the store
+    finds it, for the turns it counts)."""
+    d = run.dispatched
+    assert d is not None
+    claim = Claim(session_id=None, lease_until=1, lease_ttl_s=2, token_hash="h")
+    made = Run.start(
+        "ws", str(run.id), d.subtask_id, d.agent_type, d.attempt, "anthropic", MODEL, claim=claim, handover=d.handover
+    )
+    assert str(made.id) == d.run_id
+    store.runs[made.id] = made
+    return made
+
+
+def end_of(step_run: Run) -> Event[Any]:
+    """The Run's last event (its end), as the planner is handed it."""
+    last = step_run.collect_events()[-1]
+    return Event(
+        seq=9, type="run.x", workspace_id="ws", aggregate_id=str(step_run.id), version=9, occurred_at=0,
+        payload=last.payload,
+    )  # fmt: skip
+
+
+def answered(run: OrchestrationRun, step_id: str, gate: str, response: dict[str, Any]) -> Event[InputGateAnswered]:
+    """Review recorded `response` to the run's `gate` at its human step `step_id`."""
+    p = InputGateAnswered(task_id=str(run.id), run_id=run.run_id, step_id=step_id, gate=gate, response=response)
+    return Event(
+        seq=9, type="input_gate.answered", workspace_id="ws", aggregate_id="g", version=2, occurred_at=0, payload=p
+    )

@@ -251,9 +251,9 @@ class LoadingBlobs:
         self.saved = {b.digest: b.content.decode() for b in blobs}
         self.loads = 0
 
-    def files(self, workspace_id: str, *maps: dict[str, Any]) -> list[dict[str, str]]:
+    def load(self, workspace_id: str, digests: Any) -> dict[str, str]:
         self.loads += 1
-        return [{path: self.saved[ref["digest"]] for path, ref in m.items()} for m in maps]
+        return {d: self.saved[d] for d in digests}
 
 
 def test_an_answers_shared_state_shows_a_files_key_with_its_contents() -> None:
@@ -266,3 +266,16 @@ def test_an_answers_shared_state_shows_a_files_key_with_its_contents() -> None:
     assert state["repo"] == blobs.refs  # the row it was given is left as it was
     assert run_files.with_contents(blobs, "ws", {"request": "r"}) == {"request": "r"}  # type: ignore[arg-type]
     assert blobs.loads == 1  # none for a state without a files key
+
+
+def test_an_answers_shared_state_shows_a_long_answer_and_files_from_one_load() -> None:
+    report = "# Owls\n" + "They hoot. " * 1000
+    blobs = LoadingBlobs({"a.py": "A\n", "report": report})
+    files, answer = {"a.py": blobs.refs["a.py"]}, blobs.refs["report"]
+    old = {"a.py": "inline\n"}  # a files key from an event stored before blobs: contents inline
+    state = {"request": "r", "repo": files, "report": answer, "old": old, "empty": {}}
+
+    shown = run_files.with_contents(blobs, "ws", state)  # type: ignore[arg-type]
+
+    assert shown == {"request": "r", "repo": {"a.py": "A\n"}, "report": report, "old": old, "empty": {}}
+    assert blobs.loads == 1
