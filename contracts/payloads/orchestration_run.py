@@ -60,7 +60,12 @@ class OrchestrationRunStepRetried(Payload, frozen=True, kw_only=True):
 class OrchestrationRunStepCompleted(Payload, frozen=True, kw_only=True):
     step_id: str
     output: str | None = None  # the state key written (none for a condition)
-    value: Any = None  # what was written there
+    # What was written there: inline when short. A longer answer (over a few KiB:
+    # `libs.orchestrations.values`) is stored once as a blob, with this event, and named by
+    # `value_ref` (`value` is then null); the files endpoint serves it by that digest. An event
+    # stored before long answers were blobs has it inline, however long.
+    value: Any = None
+    value_ref: FileRef | None = None
     turns: int = 0  # the agent's model calls, over all the step's attempts
     cost_usd: float = 0.0  # likewise
     step_run_id: str | None = None  # the executor's Run that did it

@@ -7,6 +7,7 @@ envelope fields (`libs.eventstore.mapper`).
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from typing import Any, ClassVar
@@ -14,6 +15,8 @@ from uuid import UUID, uuid5
 
 import msgspec
 from eventsourcing.domain import Aggregate
+
+from libs.domain.payload_check import check_payload
 
 # Deterministic ids let a redelivered message find the aggregate it created the first time.
 ID_NAMESPACE = UUID("6f1c2a4e-8b1d-4f3a-9c55-0d7e2b9a4c11")
@@ -33,11 +36,21 @@ class WorkspaceAggregate(Aggregate):
 
     workspace_id: str
 
+    # Each event's payload is checked against its Struct when the event is made, by `emit`, by
+    # `_create` or otherwise (`libs.domain.payload_check`: why always, and what it costs).
     class Event(Aggregate.Event):
         workspace_id: str
 
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            _check(self)
+
     class Created(Aggregate.Created):
         workspace_id: str
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            _check(self)
 
     def emit(self, event_class: type[Aggregate.Event], payload: msgspec.Struct) -> None:
         self.trigger_event(event_class, workspace_id=self.workspace_id, payload=payload)
@@ -58,11 +71,18 @@ class EventTypes:
         return name
 
 
+@functools.cache
 def payload_type(event_class: type) -> type[msgspec.Struct] | None:
     """The Struct an event class's `payload` field is typed with; None for a class without one
     (the creation event eventsourcing defines for every aggregate, which none of ours emits)."""
     hint = typing.get_type_hints(event_class).get("payload")
     return hint if isinstance(hint, type) and issubclass(hint, msgspec.Struct) else None
+
+
+def _check(event: Any) -> None:
+    declared = payload_type(type(event))
+    if declared is not None:
+        check_payload(type(event), declared, event.payload)
 
 
 # The fields of a stored event's JSON that are not its payload's (the store keeps them flat).

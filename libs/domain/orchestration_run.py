@@ -2,7 +2,8 @@
 
 running -> (paused -> running)* -> completed, or failed. Its `shared_state` and `step_history`
 are folded from its events alone; the definition it follows is a blob by digest, which the
-planner reads to decide the next step (`services.planner.orchestrating`).
+planner reads to decide the next step (`services.planner.orchestrating`), and so is a step's
+long answer in `shared_state` (`libs.orchestrations.values`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def with_changes(files: dict[str, Any] | None, changes: Changes) -> dict[str, An
     for path in changes.deleted:
         updated.pop(path, None)
     return updated
+
+
+def written(completed: OrchestrationRunStepCompleted) -> Any:
+    """What a step's completion writes to its output key: its value, or a long one by digest
+    (`{"digest", "size"}`, as a files key holds a file: `libs.orchestrations.values`)."""
+    ref = completed.value_ref
+    return completed.value if ref is None else {"digest": ref.digest, "size": ref.size}
 
 
 class StepEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,7 +213,7 @@ class OrchestrationRun(WorkspaceAggregate):
         def apply(self, run: OrchestrationRun) -> None:
             p = self.payload
             if p.output is not None:
-                run.shared_state[p.output] = p.value
+                run.shared_state[p.output] = written(p)
             if p.files_key is not None and p.changes is not None:
                 run.shared_state[p.files_key] = with_changes(run.shared_state.get(p.files_key), p.changes)
             run.dispatched = None

@@ -49,7 +49,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from libs.githubserver import apps, bodies, control, issues, oauth, ratelimit
 from libs.githubserver.conditional import RateCounter, conditional
 from libs.githubserver.credentials import IDENTITY, Identity, require_token
-from libs.githubserver.http import DOCS, docs, json, page_of, read, renderer
+from libs.githubserver.http import DOCS, Paging, docs, json, paging, read, renderer
 from libs.githubserver.render import pull_page
 from libs.githubserver.state import GitHubError, Hosting, Repository, not_found
 
@@ -236,17 +236,16 @@ async def get_commit(
 async def list_pulls(
     request: Request[Any, Any, Any],
     repository: NamedDependency[Repository],
+    paging: NamedDependency[Paging],
     # `state` is a name Litestar reserves for the app state.
     wanted: Annotated[str, QueryParameter(name="state")] = "open",
     head: FromQuery[str | None] = None,
     base: FromQuery[str | None] = None,
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
 ) -> Response[Any]:
     if wanted not in ("open", "closed", "all"):
         raise GitHubError(422, "Validation Failed", [{"resource": "Search", "field": "state", "code": "invalid"}])
     render = renderer(request)
-    pulls = page_of(repository.list_pulls(wanted, head, base), per_page, page)
+    pulls = paging.of(repository.list_pulls(wanted, head, base))
     return json([render.pull(repository, pull, bodies.PullSummary) for pull in pulls])
 
 
@@ -429,6 +428,7 @@ def create_app(hosting: Hosting) -> Litestar:
         dependencies={
             "hosting": Provide(lambda: hosting, sync_to_thread=False),
             "repository": Provide(repository_of, sync_to_thread=False),
+            "paging": Provide(paging, sync_to_thread=False),
         },
         exception_handlers={GitHubError: github_error, HTTPException: http_error},
         state=State({"hosting": hosting, "rate": counter}),

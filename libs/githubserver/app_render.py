@@ -3,11 +3,13 @@ with URLs on the server's own base (`Renderer`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from libs.githubserver import app_bodies, bodies
 from libs.githubserver.accounts import APP_EVENTS, APP_PERMISSIONS, LEGACY_PERMISSION, ROLES, Account, App, Installation
 from libs.githubserver.common import LOGIN
+from libs.githubserver.http import Paging
 from libs.githubserver.render import Renderer, node_id, numeric_id
 from libs.githubserver.state import Comment, Issue, Repository
 
@@ -58,6 +60,28 @@ def installation(render: Renderer, app: App, found: Installation) -> app_bodies.
         events=APP_EVENTS,
         created_at=found.created_at,
         updated_at=found.created_at,
+    )
+
+
+def installations_page(
+    render: Renderer, app: App, found: Iterable[Installation], paging: Paging
+) -> tuple[int, list[app_bodies.Installation]]:
+    """How many installations there are, and a page of them in GitHub's order (by id): what the
+    App's list and a user's list of the installations they reach both answer."""
+    ordered = sorted(found, key=lambda i: i.id)
+    return len(ordered), [installation(render, app, i) for i in paging.of(ordered)]
+
+
+def installation_repositories(
+    render: Renderer, found: Installation, repositories: Iterable[Repository], paging: Paging
+) -> app_bodies.InstallationRepositories:
+    """A page of the repositories an installation reaches, by full name as GitHub lists them:
+    asked with the installation's token, or by a user who can reach the installation."""
+    reached = sorted((r for r in repositories if found.covers(r.owner, r.name)), key=lambda r: r.full_name.lower())
+    return app_bodies.InstallationRepositories(
+        total_count=len(reached),
+        repository_selection=found.repository_selection,
+        repositories=[render.repository(r, bodies.Repository) for r in paging.of(reached)],
     )
 
 

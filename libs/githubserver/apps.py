@@ -8,11 +8,11 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
-from libs.githubserver import app_bodies, app_render, bodies
+from libs.githubserver import app_render
 from libs.githubserver.credentials import identity_of, require_app_jwt, require_installation_token
-from libs.githubserver.http import docs, json, page_of, renderer
+from libs.githubserver.http import Paging, docs, json, renderer
 from libs.githubserver.state import Hosting
 
 
@@ -26,12 +26,11 @@ async def get_app(request: Request[Any, Any, Any], hosting: NamedDependency[Host
 async def list_installations(
     request: Request[Any, Any, Any],
     hosting: NamedDependency[Hosting],
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
+    paging: NamedDependency[Paging],
 ) -> Response[Any]:
-    render, accounts = renderer(request), hosting.accounts
-    found = sorted(accounts.installations.values(), key=lambda i: i.id)
-    return json([app_render.installation(render, accounts.app, i) for i in page_of(found, per_page, page)])
+    accounts = hosting.accounts
+    _, listed = app_render.installations_page(renderer(request), accounts.app, accounts.installations.values(), paging)
+    return json(listed)
 
 
 @get(
@@ -66,23 +65,12 @@ async def create_access_token(hosting: NamedDependency[Hosting], installation_id
 async def installation_repositories(
     request: Request[Any, Any, Any],
     hosting: NamedDependency[Hosting],
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
+    paging: NamedDependency[Paging],
 ) -> Response[Any]:
     installation = identity_of(request).installation
     assert installation is not None  # the guard lets only an installation's token through
-    render = renderer(request)
-    reached = sorted(
-        (r for r in hosting.repositories.values() if installation.covers(r.owner, r.name)),
-        key=lambda r: r.full_name.lower(),
-    )
-    return json(
-        app_bodies.InstallationRepositories(
-            total_count=len(reached),
-            repository_selection=installation.repository_selection,
-            repositories=[render.repository(r, bodies.Repository) for r in page_of(reached, per_page, page)],
-        )
-    )
+    repositories = hosting.repositories.values()
+    return json(app_render.installation_repositories(renderer(request), installation, repositories, paging))
 
 
 ROUTES = [get_app, list_installations, get_installation, create_access_token, installation_repositories]

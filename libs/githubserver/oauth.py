@@ -28,7 +28,7 @@ from libs.githubserver import app_bodies, app_render
 from libs.githubserver.accounts import Accounts, OAuthRefusal
 from libs.githubserver.common import GitHubError
 from libs.githubserver.credentials import identity_of, require_person, require_user_token
-from libs.githubserver.http import docs, json, page_of, renderer
+from libs.githubserver.http import Paging, docs, json, renderer
 from libs.githubserver.state import Hosting
 
 USER_SESSION = "user_session"
@@ -154,12 +154,11 @@ async def get_user(request: Request[Any, Any, Any], hosting: NamedDependency[Hos
 async def user_orgs(
     request: Request[Any, Any, Any],
     hosting: NamedDependency[Hosting],
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
+    paging: NamedDependency[Paging],
 ) -> Response[Any]:
     render = renderer(request)
     orgs = hosting.accounts.organizations_of(identity_of(request).login)
-    return json([app_render.organization(render, org) for org in page_of(orgs, per_page, page)])
+    return json([app_render.organization(render, org) for org in paging.of(orgs)])
 
 
 @get(
@@ -170,13 +169,12 @@ async def user_orgs(
 async def user_installations(
     request: Request[Any, Any, Any],
     hosting: NamedDependency[Hosting],
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
+    paging: NamedDependency[Paging],
 ) -> Response[Any]:
-    render, accounts = renderer(request), hosting.accounts
-    found = sorted(accounts.installations_of(identity_of(request).login), key=lambda i: i.id)
-    listed = [app_render.installation(render, accounts.app, i) for i in page_of(found, per_page, page)]
-    return json(app_bodies.UserInstallations(total_count=len(found), installations=listed))
+    accounts = hosting.accounts
+    found = accounts.installations_of(identity_of(request).login)
+    total, listed = app_render.installations_page(renderer(request), accounts.app, found, paging)
+    return json(app_bodies.UserInstallations(total_count=total, installations=listed))
 
 
 ROUTES = [authorize, login_page, access_token, get_user, user_orgs, user_installations]

@@ -10,13 +10,13 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
-from libs.githubserver import app_bodies, bodies
+from libs.githubserver import app_render
 from libs.githubserver.common import GitHubError
 from libs.githubserver.conditional import RateCounter, token_digest
 from libs.githubserver.credentials import identity_of, require_token, require_user_token
-from libs.githubserver.http import docs, json, page_of, renderer
+from libs.githubserver.http import Paging, docs, json, renderer
 from libs.githubserver.state import RATE_LIMIT, Hosting
 
 # GitHub's allowances for the other resources; the local server counts only the core one.
@@ -69,26 +69,15 @@ async def user_installation_repositories(
     request: Request[Any, Any, Any],
     hosting: NamedDependency[Hosting],
     installation_id: FromPath[int],
-    per_page: FromQuery[int] = 30,
-    page: FromQuery[int] = 1,
+    paging: NamedDependency[Paging],
 ) -> Response[Any]:
     accounts = hosting.accounts
     mine = {i.id: i for i in accounts.installations_of(identity_of(request).login)}
     installation = mine.get(installation_id)
     if installation is None:
         raise GitHubError(404, "Not Found")
-    reached = sorted(
-        (r for r in hosting.repositories.values() if installation.covers(r.owner, r.name)),
-        key=lambda r: r.full_name.lower(),
-    )
-    render = renderer(request)
-    return json(
-        app_bodies.InstallationRepositories(
-            total_count=len(reached),
-            repository_selection=installation.repository_selection,
-            repositories=[render.repository(r, bodies.Repository) for r in page_of(reached, per_page, page)],
-        )
-    )
+    repositories = hosting.repositories.values()
+    return json(app_render.installation_repositories(renderer(request), installation, repositories, paging))
 
 
 ROUTES = [rate_limit, user_installation_repositories]

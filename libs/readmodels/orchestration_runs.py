@@ -21,6 +21,7 @@ from contracts.payloads.orchestration_run import (
     OrchestrationRunStepRetried,
     OrchestrationRunStepStarted,
 )
+from libs.domain.orchestration_run import written
 
 TABLE = "rm_orchestration_runs"
 # The last entry of `step_history`, its fields merged with a JSON object (%s).
@@ -75,12 +76,13 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> dict[str, str
                     (p.turns, p.cost_usd, e.occurred_at, e.aggregate_id),
                 )
             case OrchestrationRunStepCompleted() as p:
-                written = {p.output: p.value} if p.output is not None else {}
+                # A long answer by digest, as the aggregate holds it (`written`).
+                value = {p.output: written(p)} if p.output is not None else {}
                 done = {"status": "completed", "turns": p.turns, "cost_usd": p.cost_usd}
                 cur.execute(
                     "UPDATE rm_orchestration_runs SET shared_state = shared_state || %s::jsonb, "
                     f"step_history = {_LAST}, updated_at = %s WHERE id = %s",
-                    (_json(written), _json(done), e.occurred_at, e.aggregate_id),
+                    (_json(value), _json(done), e.occurred_at, e.aggregate_id),
                 )
                 if p.files_key is not None and p.changes is not None:
                     changed_files = msgspec.to_builtins(p.changes.files)

@@ -12,7 +12,7 @@ completes, fails, or pauses at a gate.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +36,7 @@ from services.gateway.state import GatewayState
 
 PAGE = 500
 POLL_S = 1.0  # a read even without a notice: with the projector stopped, the stream still moves
+STEP_COMPLETED = "orchestration_run.step_completed"
 # How a step's Run ends: its events stop there, and it is followed no longer.
 RUN_ENDS = frozenset({"run.succeeded", "run.failed", "run.budget_stopped", "run.lease_expired", "run.released"})
 _encoder = msgspec.json.Encoder()
@@ -79,10 +80,13 @@ class Story:
         self.past_gate = past_gate  # a resume's stream starts after this pause
         self.ended: str | None = None  # "completed" | "failed" | "paused"
 
-    def read(self, events: list[EventEnvelope], final: Final | None) -> tuple[list[Frame], bool]:
+    def read(
+        self, events: list[EventEnvelope], final: Final | None, answers: Mapping[str, str] | None = None
+    ) -> tuple[list[Frame], bool]:
         """The frames of a page of events, and whether to read again at once (a new step Run is
         followed from here: its events interleave with the run's). `final`: the run as it ended,
-        for `orchestration_complete`'s state."""
+        for `orchestration_complete`'s state; `answers`: the long answers the page's steps wrote
+        (`answers_in`), by digest."""
         frames: list[Frame] = []
         for envelope in events:
             self.last = envelope.seq
@@ -105,19 +109,21 @@ class Story:
                 if isinstance(p, OrchestrationRunStepStarted):
                     self.steps[p.step_id] = {"step_name": p.step_name, "type": p.type}
                 continue
-            frames.extend(self._frames(envelope.seq, p, final))
+            frames.extend(self._frames(envelope.seq, p, final, answers or {}))
             if self.ended is not None:
                 return frames, False
         return frames, len(events) == PAGE
 
-    def _frames(self, seq: int, p: Any, final: Final | None) -> list[Frame]:
+    def _frames(self, seq: int, p: Any, final: Final | None, answers: Mapping[str, str]) -> list[Frame]:
         run_id = self.run_id
         match p:
             case OrchestrationRunStepStarted():
                 self.steps[p.step_id] = {"step_name": p.step_name, "type": p.type}
                 return [Frame(seq, "step_start", {"run_id": run_id, "step_id": p.step_id, **self.steps[p.step_id]})]
             case OrchestrationRunStepCompleted():
-                done = {"status": "completed", "output_key": p.output, "output": p.value, "next_step": p.next_step}
+                # A long answer is a blob by digest: spec 004's `output` is the whole of it.
+                output = p.value if p.value_ref is None else answers[p.value_ref.digest]
+                done = {"status": "completed", "output_key": p.output, "output": output, "next_step": p.next_step}
                 cost = {"turns": p.turns, "cost_usd": p.cost_usd}
                 return [Frame(seq, "step_complete", {**self._step(p.step_id), **done, **cost})]
             case OrchestrationRunResumed():
@@ -155,6 +161,20 @@ class Story:
         return {"run_id": self.run_id, "step_id": step_id, **self.steps.get(step_id, {})}
 
 
+def answers_in(events: list[EventEnvelope]) -> dict[str, set[str]]:
+    """The digests of the long answers the events' steps wrote, by workspace."""
+    found: dict[str, set[str]] = {}
+    for e in events:
+        ref = e.payload.get("value_ref") if e.type == STEP_COMPLETED else None
+        if isinstance(ref, dict):
+            found.setdefault(e.workspace_id, set()).add(ref["digest"])
+    return found
+
+
+def _answers(state: GatewayState, wanted: dict[str, set[str]]) -> dict[str, str]:
+    return {d: text for ws, digests in wanted.items() for d, text in state.store.blobs.load(ws, digests).items()}
+
+
 def _step_of(subtask_id: str) -> str:
     return subtask_id.rpartition("@")[0]  # an agent step's Run: `<step id>@<visit>`
 
@@ -172,7 +192,9 @@ async def follow(
         final = None
         if any(e.type == "orchestration_run.completed" for e in events):
             final = await asyncio.to_thread(_final, state, run_uuid)
-        frames, again = story.read(events, final)
+        wanted = answers_in(events)
+        answers = await asyncio.to_thread(_answers, state, wanted) if wanted else None
+        frames, again = story.read(events, final, answers)
         if frames:
             idle = 0.0
             yield b"".join(f.encode() for f in frames)

@@ -38,11 +38,12 @@ from libs.agent.prompts import system_prompt
 from libs.domain.errors import DomainError
 from libs.domain.orchestration_run import PAUSED, RUNNING, OrchestrationRun
 from libs.domain.run import Run, run_id_for
-from libs.eventstore.blobs import Blob, FileRefs, stored
+from libs.eventstore.blobs import Blob, FileRefs, carried, carry, stored
 from libs.eventstore.store import EventStore
 from libs.orchestrations.checks import PLACEHOLDER, check
 from libs.orchestrations.definitions import digest_of, files_key
 from libs.orchestrations.stored import definition_of as stored_definition
+from libs.orchestrations.values import resolved, stored_value
 from libs.pricing import PriceTable
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def start(raw: bytes, store: EventStore) -> CommandReply:
             limit,
             state_files,
         )
-        advance(run, orchestration, 0)
+        advance(run, orchestration, 0, store)
         try:
             seq = store.save([run], blobs=blobs)
         except IntegrityError:
@@ -123,40 +124,48 @@ def definition_of(run: OrchestrationRun, store: EventStore) -> Orchestration:
     return stored_definition(store, run.workspace_id, run.definition.digest)
 
 
-def advance(run: OrchestrationRun, orchestration: Orchestration, at: int) -> None:
+def state_of(run: OrchestrationRun, store: EventStore) -> dict[str, Any]:
+    """The run's state as its templates and conditions read it: a long answer, which the state
+    holds by digest, as its text (files keys stay by digest)."""
+    return resolved(store.blobs, run.workspace_id, run.shared_state, carried([run]))
+
+
+def advance(run: OrchestrationRun, orchestration: Orchestration, at: int, store: EventStore) -> None:
     """From step `at` on: conditions are decided at once, up to the next agent step (dispatched)
     or human step (the run pauses), or the end (the run completes)."""
     steps = orchestration.steps
     index = {s.id: i for i, s in enumerate(steps)}
+    state = state_of(run, store)  # no step entered below writes to it
     while at < len(steps):
         step = steps[at]
         if isinstance(step, ConditionStep) and run.visits.get(step.id, 0) >= step.max_visits:
             run.fail(f"step {step.id} was entered more than {step.max_visits} times")
             return
-        if isinstance(step, AgentStep) and (over := _over_limit(run, step)):
+        if isinstance(step, AgentStep) and (over := _over_limit(run, step, state)):
             run.fail(over)  # the step is not started
             return
         visit = run.start_step(step.id, step.name, _kind(step))
         if isinstance(step, AgentStep):
-            run.dispatch_step(_dispatch(run, step, visit, 1))
+            run.dispatch_step(_dispatch(run, step, state, visit, 1))
             return
         if isinstance(step, HumanStep):
-            run.pause(_paused(run, step, visit))
+            run.pause(_paused(step, state, visit))
             return
-        taken = run.shared_state.get(step.key) == step.equals
+        taken = state.get(step.key) == step.equals
         run.complete_step(OrchestrationRunStepCompleted(step_id=step.id, next_step=step.goto if taken else None))
         at = index[step.goto] if taken else at + 1
     run.complete(f"{orchestration.name} complete.")
 
 
-def _over_limit(run: OrchestrationRun, step: AgentStep, spent_now: float = 0.0) -> str | None:
+def _over_limit(run: OrchestrationRun, step: AgentStep, state: dict[str, Any], spent_now: float = 0.0) -> str | None:
     """Spec 004's refusal when starting the step would cross the run's `max_cost_usd`: what the
     run has spent (its steps' costs, and `spent_now` by the step under way) plus what the
-    step's first model call is estimated to cost, as the executor estimates it before a call."""
+    step's first model call is estimated to cost, as the executor estimates it before a call.
+    `state`: the run's (`state_of`)."""
     if run.max_cost_usd is None:
         return None
-    chars = len(system_prompt(AGENT_TYPE, step.tools)) + len(render(step.prompt, run.shared_state))
-    files = run.shared_state.get(step.files) if step.files and step.tools else None
+    chars = len(system_prompt(AGENT_TYPE, step.tools)) + len(render(step.prompt, state))
+    files = state.get(step.files) if step.files and step.tools else None
     if isinstance(files, dict):  # the repository its first request carries: path -> {digest, size}
         chars += sum(ref.get("size", 0) for ref in files.values() if isinstance(ref, dict))
     estimate = _prices().price(step.model, estimated_usage(chars, MAX_TOKENS)).usd
@@ -188,6 +197,7 @@ def _text(value: Any) -> str:
 def _dispatch(
     run: OrchestrationRun,
     step: AgentStep,
+    state: dict[str, Any],
     visit: int,
     attempt: int,
     *,
@@ -199,11 +209,11 @@ def _dispatch(
     subtask_id = f"{step.id}{VISIT}{visit}"
     config = {"model": step.model, "provider": str(step.provider), "maxTokens": MAX_TOKENS, "maxTurns": step.max_turns}
     # The step's files key, by digest, for its tools to work on; a step without tools has none.
-    files = run.shared_state.get(step.files) if step.tools and step.files is not None else None
+    files = state.get(step.files) if step.tools and step.files is not None else None
     return OrchestrationRunStepDispatched(
         subtask_id=subtask_id,
         agent_type=AGENT_TYPE,
-        description=render(step.prompt, run.shared_state),
+        description=render(step.prompt, state),
         files=msgspec.convert(files or {}, Files),
         config=config,
         attempt=attempt,
@@ -217,9 +227,9 @@ def _dispatch(
     )
 
 
-def _paused(run: OrchestrationRun, step: HumanStep, visit: int) -> OrchestrationRunPaused:
+def _paused(step: HumanStep, state: dict[str, Any], visit: int) -> OrchestrationRunPaused:
     fields = [_field(f) for f in step.fields]
-    context = render(step.agent_context, run.shared_state) if step.agent_context else None
+    context = render(step.agent_context, state) if step.agent_context else None
     gate = f"{step.id}{VISIT}{visit}"
     return OrchestrationRunPaused(step_id=step.id, prompt=step.prompt, fields=fields, agent_context=context, gate=gate)
 
@@ -244,7 +254,7 @@ def on_answer(run: OrchestrationRun, event: Event[Any], store: EventStore) -> No
     orchestration = definition_of(run, store)
     at = next(i for i, s in enumerate(orchestration.steps) if s.id == p.step_id)
     run.resume(OrchestrationRunResumed(step_id=p.step_id, gate=p.gate, values=p.response))
-    advance(run, orchestration, at + 1)
+    advance(run, orchestration, at + 1, store)
 
 
 # --- the end of an agent step's Run ------------------------------------------------------------
@@ -280,6 +290,7 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
             again = _dispatch(
                 run,
                 step,
+                state_of(run, store),
                 visit,
                 c.attempt,
                 handover=c.handover + 1,
@@ -290,10 +301,13 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
             run.retry_step(_retried(step_id, event, p.reason or "given back", turns, cost), again)
         elif isinstance(p, RunSucceeded):
             changes = _changes(step, p.output)
+            # A long answer is a blob, stored with this event (the run's save takes it along).
+            value, value_ref, blobs = stored_value(run.workspace_id, p.output.summary)
             done = OrchestrationRunStepCompleted(
                 step_id=step_id,
                 output=step.output,
-                value=p.output.summary,
+                value=value,
+                value_ref=value_ref,
                 turns=total_turns,
                 cost_usd=total_cost,
                 step_run_id=event.aggregate_id,
@@ -301,12 +315,14 @@ def on_run_end(run: OrchestrationRun, event: Event[Any], store: EventStore) -> N
                 changes=changes,
             )
             run.complete_step(done)
-            advance(run, orchestration, at + 1)
+            carry(run, blobs)
+            advance(run, orchestration, at + 1, store)
         elif isinstance(p, RunFailed) and p.retryable and p.attempt < MAX_ATTEMPTS:
-            if over := _over_limit(run, step, spent_now=cost):
+            state = state_of(run, store)
+            if over := _over_limit(run, step, state, spent_now=cost):
                 run.fail(over, total_turns, total_cost)  # another attempt would cross the run's limit
             else:
-                again = _again(run, step, visit, current, event)
+                again = _again(run, step, state, visit, current, event)
                 run.retry_step(_retried(step_id, event, p.error, turns, cost), again)
         elif isinstance(p, RunFailed):
             run.fail(f"step {step_id} failed: {p.error}", total_turns, total_cost)
@@ -326,6 +342,7 @@ def _changes(step: AgentStep, output: RunOutput) -> Changes | None:
 def _again(
     run: OrchestrationRun,
     step: AgentStep,
+    state: dict[str, Any],
     visit: int,
     current: OrchestrationRunStepDispatched,
     event: Event[RunFailed],
@@ -337,10 +354,10 @@ def _again(
     if isinstance(p, RunLeaseExpired):
         error, previous = current.previous_error or p.error, current.previous_output
         return _dispatch(
-            run, step, visit, p.attempt + 1, error=error, previous=previous, previous_run_id=event.aggregate_id
+            run, step, state, visit, p.attempt + 1, error=error, previous=previous, previous_run_id=event.aggregate_id
         )
     # A retry starts from the failed attempt's changes, as a subtask's self-heal does.
-    return _dispatch(run, step, visit, p.attempt + 1, error=p.error, previous=p.output)
+    return _dispatch(run, step, state, visit, p.attempt + 1, error=p.error, previous=p.output)
 
 
 def _retried(step_id: str, event: Event[Any], reason: str, turns: int, cost: float) -> OrchestrationRunStepRetried:

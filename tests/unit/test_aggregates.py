@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
+from contracts.payloads.shapes import RunOutput
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.errors import GateClosed, IllegalTransition
 from libs.domain.gate import Gate, review_gate_id
@@ -89,7 +91,7 @@ def test_run_starts_with_its_identity() -> None:
 
 def test_run_succeeds_once() -> None:
     run = start_run()
-    output = {"files": {"a.py": "x = 1\n"}, "summary": "added a.py"}
+    output = RunOutput(files={"a.py": "x = 1\n"}, summary="added a.py")
     run.succeed(output, USAGE, duration_ms=250, subrequests=1)
 
     with pytest.raises(IllegalTransition):
@@ -101,7 +103,7 @@ def test_run_succeeds_once() -> None:
     assert names(events) == ["run.started", "run.succeeded"]
     assert run.status == "succeeded"
     payload = event_payload(events[1])
-    assert payload["output"] == output
+    assert payload["output"] == msgspec.to_builtins(output)
     assert payload["usage"] == USAGE
     assert payload["task_id"] == TASK_ID
     assert payload["model"] == "claude-sonnet-4-20250514"

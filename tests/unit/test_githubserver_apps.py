@@ -354,6 +354,34 @@ async def test_a_users_token_reads_the_user_its_organizations_and_its_installati
     assert installations.total_count == 1
 
 
+async def test_the_installation_lists_page_alike_for_the_app_an_installation_and_a_user(
+    server: Litestar, control: httpx.AsyncClient, the_app: App
+) -> None:
+    await made(control, "/_users", {"login": "alice", "orgs": ["acme", "beta", "gamma"]})
+    for org in ("acme", "beta", "gamma"):
+        await made(control, "/_users", {"login": org, "type": "Organization"})
+    for name in ("c", "a", "b"):
+        await made(control, "/_repos", {"owner": "acme", "repo": name, "files": {"README.md": "# x\n"}})
+    ids = [(await made(control, "/_installations", {"account": org}))["id"] for org in ("gamma", "acme", "beta")]
+    token = await signed_in_user_token(control, the_app, "alice")
+
+    async with as_app(server, the_app) as app, as_installation(server, the_app, ids[1]) as acme:
+        by_app = (await app.rest.apps.async_list_installations(per_page=2, page=2)).parsed_data
+        repos = (await acme.rest.apps.async_list_repos_accessible_to_installation(per_page=2, page=1)).parsed_data
+    async with with_token(server, token) as github:
+        apps = github.rest.apps
+        mine = (await apps.async_list_installations_for_authenticated_user(per_page=1, page=3)).parsed_data
+        repos_of = await apps.async_list_installation_repos_for_authenticated_user(ids[1], per_page=1, page=3)
+        beyond = (await apps.async_list_installations_for_authenticated_user(page=9)).parsed_data
+
+    # In GitHub's orders (installations by id, repositories by full name), total counts of all.
+    assert [i.id for i in by_app] == sorted(ids)[2:]
+    assert (repos.total_count, [r.full_name for r in repos.repositories]) == (3, ["acme/a", "acme/b"])
+    assert (mine.total_count, [i.id for i in mine.installations]) == (3, sorted(ids)[2:])
+    assert [r.full_name for r in repos_of.parsed_data.repositories] == ["acme/c"]
+    assert (beyond.total_count, beyond.installations) == (3, [])
+
+
 async def test_only_a_users_app_token_lists_installations(server: Litestar) -> None:
     async with with_token(server, TOKEN) as github:
         with pytest.raises(RequestFailed) as refused:

@@ -3,23 +3,25 @@ at once, a human step pauses, the end completes; a Run's end moves its step on (
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import pytest
 
-from contracts.commands import CommandReply, StartOrchestrationCommand
 from contracts.events import Event
-from contracts.payloads.input_gate import InputGateAnswered
-from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched, OrchestrationRunStepRetried
+from contracts.files import FileRef
+from contracts.payloads.orchestration_run import (
+    OrchestrationRunStepCompleted,
+    OrchestrationRunStepDispatched,
+    OrchestrationRunStepRetried,
+)
 from contracts.payloads.run import RunFailed, RunSucceeded
 from contracts.payloads.shapes import RunOutput
 from libs.domain.orchestration_run import COMPLETED, FAILED, PAUSED, RUNNING, OrchestrationRun
-from libs.domain.run import Claim, Run
+from libs.eventstore.blobs import digest_of
 from libs.orchestrations import stored
 from libs.orchestrations.definitions import parse
+from libs.orchestrations.values import VALUE_INLINE_BYTES
 from services.planner import orchestrating
-from tests.unit.orchestration_fakes import FakeStore
+from tests.unit.orchestration_fakes import FakeStore, answered, claimed, end_of, ended, start, started, succeeded
 
 DEFINITION = """
 id: orch-test
@@ -41,48 +43,12 @@ steps:
 """
 
 
-def _started(
-    store: FakeStore, message: str = "owls", max_cost_usd: float | None = None
-) -> tuple[CommandReply, OrchestrationRun]:
-    definition = parse(DEFINITION, "test.yaml")
-    command = StartOrchestrationCommand(
-        workspace_id="ws",
-        orchestration=msgspec.to_builtins(definition.orchestration),
-        digest=definition.digest,
-        message=message,
-        max_cost_usd=max_cost_usd,
-    )
-    reply = orchestrating.start(msgspec.json.encode(command), store)  # type: ignore[arg-type]
-    return reply, store.aggregates[-1]
-
-
-def _ended(run: OrchestrationRun, payload: Any) -> Event[Any]:
-    assert run.dispatched is not None
-    return Event(
-        seq=7,
-        type="run.x",
-        workspace_id="ws",
-        aggregate_id=run.dispatched.run_id,
-        version=3,
-        occurred_at=0,
-        payload=payload,
-    )
+def _started(store: FakeStore, max_cost_usd: float | None = None) -> OrchestrationRun:
+    return started(store, DEFINITION, max_cost_usd=max_cost_usd)
 
 
 def _succeeded(run: OrchestrationRun, summary: str, input_tokens: int = 1000) -> Event[RunSucceeded]:
-    assert run.dispatched is not None
-    usage = {"input_tokens": input_tokens, "output_tokens": 200}
-    output = RunOutput(files={}, summary=summary)
-    p = RunSucceeded(
-        task_id=str(run.id),
-        subtask_id=run.dispatched.subtask_id,
-        provider="anthropic",
-        model="claude-sonnet-4-20250514",
-        output=output,
-        usage=usage,
-        attempt=run.dispatched.attempt,
-    )
-    return _ended(run, p)
+    return succeeded(run, RunOutput(files={}, summary=summary), {"input_tokens": input_tokens, "output_tokens": 200})
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +58,8 @@ def _fresh_definitions() -> None:
 
 def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_agent_step() -> None:
     store = FakeStore()
-    reply, run = _started(store)
+    reply = start(store, DEFINITION)
+    run = store.aggregates[-1]
 
     assert reply.seq == 42 and reply.run_id is not None and reply.run_id.startswith("run_orch-test_")
     assert run.run_id == reply.run_id and run.status == RUNNING
@@ -108,7 +75,7 @@ def test_a_start_stores_the_definition_by_its_digest_and_dispatches_the_first_ag
 
 def test_an_agent_steps_answer_goes_to_its_key_and_the_run_pauses_at_the_human_step() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
 
     assert run.status == PAUSED and run.shared_state == {"topic": "owls", "notes": "owls hoot"}
@@ -126,7 +93,7 @@ def test_an_agent_steps_answer_goes_to_its_key_and_the_run_pauses_at_the_human_s
 
 def test_a_condition_taken_jumps_and_the_last_step_completes_the_run() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "skip"), store)  # type: ignore[arg-type]
     assert run.dispatched is not None and run.dispatched.description == "Close skip"
     orchestrating.on_run_end(run, _succeeded(run, "closed"), store)  # type: ignore[arg-type]
@@ -138,7 +105,7 @@ def test_a_condition_taken_jumps_and_the_last_step_completes_the_run() -> None:
 
 def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the_run() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     first = run.dispatched
     assert first is not None
 
@@ -155,7 +122,7 @@ def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the
             attempt=d.attempt,
             retryable=retryable,
         )
-        return _ended(run, p)
+        return ended(run, p)
 
     orchestrating.on_run_end(run, failed(True), store)  # type: ignore[arg-type]
     second = run.dispatched
@@ -178,20 +145,13 @@ def test_a_retryable_failure_dispatches_the_step_again_and_a_final_one_fails_the
     assert run.status == FAILED and run.response == "step step-write failed: boom"
 
 
-def _answered(run: OrchestrationRun, gate: str, response: dict[str, Any]) -> Event[InputGateAnswered]:
-    p = InputGateAnswered(task_id=str(run.id), run_id=run.run_id, step_id="step-ok", gate=gate, response=response)
-    return Event(
-        seq=9, type="input_gate.answered", workspace_id="ws", aggregate_id="g", version=2, occurred_at=0, payload=p
-    )
-
-
 def test_an_answer_at_the_gate_writes_its_fields_to_the_state_and_the_run_goes_on() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
     assert run.paused is not None and run.paused.gate == "step-ok@1"
 
-    orchestrating.on_answer(run, _answered(run, "step-ok@1", {"verdict": "publish"}), store)  # type: ignore[arg-type]
+    orchestrating.on_answer(run, answered(run, "step-ok", "step-ok@1", {"verdict": "publish"}), store)  # type: ignore[arg-type]
 
     assert run.status == RUNNING and run.shared_state["verdict"] == "publish"
     assert [(s.step_id, s.status) for s in run.step_history][-2:] == [("step-ok", "completed"), ("step-end", "running")]
@@ -200,18 +160,18 @@ def test_an_answer_at_the_gate_writes_its_fields_to_the_state_and_the_run_goes_o
 
 def test_an_answer_to_a_pause_the_run_is_not_at_changes_nothing() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     orchestrating.on_run_end(run, _succeeded(run, "owls hoot"), store)  # type: ignore[arg-type]
     before = len(run.pending_events)
 
-    orchestrating.on_answer(run, _answered(run, "step-ok@2", {"verdict": "publish"}), store)  # type: ignore[arg-type]
+    orchestrating.on_answer(run, answered(run, "step-ok", "step-ok@2", {"verdict": "publish"}), store)  # type: ignore[arg-type]
 
     assert run.status == PAUSED and len(run.pending_events) == before and "verdict" not in run.shared_state
 
 
 def test_a_run_whose_first_step_would_cross_its_cost_limit_fails_before_starting_it() -> None:
     store = FakeStore()
-    _, run = _started(store, max_cost_usd=0.01)
+    run = _started(store, max_cost_usd=0.01)
 
     # Its first model call alone is estimated at about $0.06 (4,096 tokens out at $15 a million).
     assert run.status == FAILED and run.response == "Cost limit exceeded: $0.07 > max $0.01"
@@ -220,7 +180,7 @@ def test_a_run_whose_first_step_would_cross_its_cost_limit_fails_before_starting
 
 def test_a_step_that_would_cross_the_limit_is_not_started_after_what_the_run_spent() -> None:
     store = FakeStore()
-    _, run = _started(store, max_cost_usd=0.5)
+    run = _started(store, max_cost_usd=0.5)
     assert run.dispatched is not None  # $0.06 of $0.50
     # The step spent $0.45 (150,000 tokens in at $3 a million, 200 out): with the next step's
     # estimate the run would pass $0.50.
@@ -238,40 +198,17 @@ def test_templates_read_missing_keys_as_empty_and_other_values_as_json() -> None
     assert orchestrating.render("a {{ x }} b {{y}} c", {"y": 3}) == "a  b 3 c"
 
 
-MODEL = "claude-sonnet-4-20250514"  # $3 / $15 per million input / output tokens
 CALL = {"input_tokens": 1000, "output_tokens": 200}  # $0.006
-
-
-def _claimed(run: OrchestrationRun, store: FakeStore) -> Run:
-    """The Run the step's dispatch names, claimed by the executor as it claims one."""
-    d = run.dispatched
-    assert d is not None
-    claim = Claim(session_id=None, lease_until=1, lease_ttl_s=2, token_hash="h")
-    made = Run.start(
-        "ws", str(run.id), d.subtask_id, d.agent_type, d.attempt, "anthropic", MODEL, claim=claim, handover=d.handover
-    )
-    assert str(made.id) == d.run_id
-    store.runs[made.id] = made
-    return made
-
-
-def _end(step_run: Run) -> Event[Any]:
-    """The Run's last event (its end), as the planner is handed it."""
-    last = step_run.collect_events()[-1]
-    return Event(
-        seq=9, type="run.x", workspace_id="ws", aggregate_id=str(step_run.id), version=9, occurred_at=0,
-        payload=last.payload,
-    )  # fmt: skip
 
 
 def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_both_attempts() -> None:
     store = FakeStore()
-    _, run = _started(store)
-    first = _claimed(run, store)
+    run = _started(store)
+    first = claimed(run, store)
     first.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
     first.start_model_call(2, {"input_tokens": 3000, "output_tokens": 500})  # in flight when the holder died
     first.expire(lease_until=1)
-    orchestrating.on_run_end(run, _end(first), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, end_of(first), store)  # type: ignore[arg-type]
 
     again = run.dispatched
     assert again is not None and again.attempt == 2 and again.previous_run_id == str(first.id)
@@ -279,11 +216,11 @@ def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_
     expired_usd = (4000 * 3 + 700 * 15) / 1e6
     assert (run.step_history[0].status, run.step_history[0].turns) == (RUNNING, 1)
     assert run.step_history[0].cost_usd == pytest.approx(expired_usd)
-    second = _claimed(run, store)
+    second = claimed(run, store)
     for turn in (1, 2):
         second.record_model_call(turn, True, 100, CALL, "tool_use", 1, None)
     second.succeed(RunOutput(files={}, summary="owls hoot"), {"input_tokens": 2000, "output_tokens": 400}, 200, 2)
-    orchestrating.on_run_end(run, _end(second), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, end_of(second), store)  # type: ignore[arg-type]
 
     write = run.step_history[0]
     assert (write.step_id, write.status, write.turns) == ("step-write", COMPLETED, 3)
@@ -297,14 +234,79 @@ def test_a_step_whose_lease_expired_and_was_retried_shows_the_turns_and_cost_of_
 
 def test_a_step_that_fails_for_good_after_a_retry_fails_with_what_all_its_attempts_spent() -> None:
     store = FakeStore()
-    _, run = _started(store)
+    run = _started(store)
     for attempt in (1, 2):
-        step_run = _claimed(run, store)
+        step_run = claimed(run, store)
         step_run.record_model_call(1, True, 100, CALL, "tool_use", 1, None)
         step_run.fail("checks failed", CALL, 100, 1, retryable=attempt == 1)
-        orchestrating.on_run_end(run, _end(step_run), store)  # type: ignore[arg-type]
+        orchestrating.on_run_end(run, end_of(step_run), store)  # type: ignore[arg-type]
 
     assert run.status == FAILED and run.response == "step step-write failed: checks failed"
     write = run.step_history[0]
     assert (write.status, write.turns) == (FAILED, 2)
     assert write.cost_usd == pytest.approx(2 * 0.006)
+
+
+# --- a long answer: a blob by digest ---------------------------------------------------------------
+
+
+def _completed(run: OrchestrationRun, step_id: str) -> list[OrchestrationRunStepCompleted]:
+    completed = [e.payload for e in run.collect_events() if isinstance(e.payload, OrchestrationRunStepCompleted)]
+    return [p for p in completed if p.step_id == step_id]
+
+
+def test_a_long_answer_is_a_blob_named_by_digest_and_the_next_steps_read_its_text() -> None:
+    store = FakeStore()
+    run = _started(store)
+    notes = "Owls hoot at night. " * 300  # 6,000 bytes: over VALUE_INLINE_BYTES
+    orchestrating.on_run_end(run, _succeeded(run, notes), store)  # type: ignore[arg-type]
+    store.save([run])  # as the planner's consumer saves what its handler changed
+
+    [completed] = _completed(run, "step-write")
+    assert (completed.output, completed.value) == ("notes", None)
+    assert completed.value_ref == FileRef(digest=digest_of(notes), size=len(notes))
+    assert len(msgspec.json.encode(completed)) < 300, "the event names the answer, it does not hold it"
+    # Stored with the run's save, in the same transaction as the event that names it.
+    assert store.blobs.saved[digest_of(notes)] == notes
+    # The state holds it by digest, as a files key holds a file; the templates read its text.
+    assert run.shared_state["notes"] == {"digest": digest_of(notes), "size": len(notes)}
+    assert run.status == PAUSED and run.paused is not None and run.paused.agent_context == f"Notes: {notes}"
+
+    orchestrating.on_answer(run, answered(run, "step-ok", "step-ok@1", {"verdict": "publish"}), store)  # type: ignore[arg-type]
+
+    assert run.dispatched is not None and run.dispatched.description == f"Close {notes}"
+
+
+def test_an_answer_at_the_limit_stays_in_its_event_and_one_byte_more_is_a_blob() -> None:
+    for notes, inline in (("é" * (VALUE_INLINE_BYTES // 2), True), ("é" * (VALUE_INLINE_BYTES // 2) + ".", False)):
+        store = FakeStore()
+        run = _started(store)
+        orchestrating.on_run_end(run, _succeeded(run, notes), store)  # type: ignore[arg-type]
+        store.save([run])
+        [done] = _completed(run, "step-write")
+        assert (done.value == notes, done.value_ref is None, digest_of(notes) in store.blobs.saved) == (
+            inline,
+            inline,
+            not inline,
+        )
+
+
+def test_a_long_answer_decides_a_condition_by_its_text() -> None:
+    store = FakeStore()
+    skip = DEFINITION.replace("equals: skip", "equals: " + "s" * 5000)
+    run = started(store, skip)
+    orchestrating.on_run_end(run, _succeeded(run, "s" * 5000), store)  # type: ignore[arg-type]
+
+    assert [s.step_id for s in run.step_history] == ["step-write", "step-skip", "step-end"]
+    assert run.dispatched is not None and run.dispatched.description == "Close " + "s" * 5000
+
+
+def test_an_answer_stored_inline_before_long_answers_were_blobs_still_reads() -> None:
+    store = FakeStore()
+    run = _started(store)
+    notes = "x" * 10_000
+    old = OrchestrationRunStepCompleted(step_id="step-write", output="notes", value=notes, turns=1)
+    run.complete_step(old)
+
+    assert run.shared_state["notes"] == notes
+    assert orchestrating.state_of(run, store)["notes"] == notes and store.blobs.loads == 0

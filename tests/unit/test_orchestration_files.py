@@ -9,11 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.commands import CommandReply, StartOrchestrationCommand
-from contracts.events import Event
+from contracts.commands import CommandReply
 from contracts.files import FileRef
 from contracts.orchestrations import RunOrchestration
-from contracts.payloads.run import RunFailed, RunReleased, RunSucceeded
+from contracts.payloads.run import RunFailed, RunReleased
 from contracts.payloads.shapes import Changes, Files, RunOutput
 from libs.domain.orchestration_run import PAUSED, OrchestrationRun, with_changes
 from libs.eventstore.blobs import digest_of, stored
@@ -21,7 +20,7 @@ from libs.orchestrations import stored as stored_definitions
 from libs.orchestrations.definitions import files_key, parse
 from libs.readmodels import run_files
 from services.planner import orchestrating
-from tests.unit.orchestration_fakes import FakeStore
+from tests.unit.orchestration_fakes import FakeStore, ended, start, started, succeeded
 
 DEFINITION = """
 id: orch-files
@@ -53,53 +52,16 @@ def _fresh_definitions() -> None:
 
 
 def _start(store: FakeStore, files: dict[str, str] | None = None, text: str = DEFINITION) -> CommandReply:
-    definition = parse(text, "files.yaml")
-    command = StartOrchestrationCommand(
-        workspace_id="ws",
-        orchestration=msgspec.to_builtins(definition.orchestration),
-        digest=definition.digest,
-        message="add a greeting",
-        files=files,
-    )
-    return orchestrating.start(msgspec.json.encode(command), store)  # type: ignore[arg-type]
+    return start(store, text, message="add a greeting", files=files)
 
 
 def _started(store: FakeStore, files: dict[str, str] | None = None) -> OrchestrationRun:
-    assert _start(store, files).error is None
-    run: OrchestrationRun = store.aggregates[-1]
-    return run
-
-
-def _event(run: OrchestrationRun, payload: Any) -> Event[Any]:
-    assert run.dispatched is not None
-    return Event(
-        seq=7,
-        type="run.x",
-        workspace_id="ws",
-        aggregate_id=run.dispatched.run_id,
-        version=3,
-        occurred_at=0,
-        payload=payload,
-    )
+    return started(store, DEFINITION, message="add a greeting", files=files)
 
 
 def _output(written: dict[str, str], deleted: list[str] | None = None, summary: str = "done") -> RunOutput:
     refs, _ = stored("ws", written)
     return RunOutput(files=msgspec.convert(refs, Files), summary=summary, deleted_files=deleted or [])
-
-
-def _succeeded(run: OrchestrationRun, output: RunOutput) -> Event[RunSucceeded]:
-    assert run.dispatched is not None
-    p = RunSucceeded(
-        task_id=str(run.id),
-        subtask_id=run.dispatched.subtask_id,
-        provider="anthropic",
-        model="claude-sonnet-4-20250514",
-        output=output,
-        usage={"input_tokens": 10, "output_tokens": 2},
-        attempt=run.dispatched.attempt,
-    )
-    return _event(run, p)
 
 
 def _ref(content: str) -> dict[str, Any]:
@@ -120,7 +82,7 @@ def test_what_a_writing_step_changed_goes_to_its_files_key_by_digest_for_the_nex
     store = FakeStore()
     run = _started(store)
 
-    orchestrating.on_run_end(run, _succeeded(run, _output({"a.py": "A = 1\n", "b.py": "B\n"})), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, succeeded(run, _output({"a.py": "A = 1\n", "b.py": "B\n"})), store)  # type: ignore[arg-type]
 
     assert run.shared_state["repo"] == {"a.py": _ref("A = 1\n"), "b.py": _ref("B\n")}
     assert run.shared_state["summary"] == "done"
@@ -133,8 +95,8 @@ def test_what_a_writing_step_changed_goes_to_its_files_key_by_digest_for_the_nex
 def test_a_step_without_tools_is_dispatched_no_files_and_no_tools() -> None:
     store = FakeStore()
     run = _started(store)
-    orchestrating.on_run_end(run, _succeeded(run, _output({"a.py": "A = 1\n"})), store)  # type: ignore[arg-type]
-    orchestrating.on_run_end(run, _succeeded(run, _output({}, summary="the plan")), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, succeeded(run, _output({"a.py": "A = 1\n"})), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, succeeded(run, _output({}, summary="the plan")), store)  # type: ignore[arg-type]
 
     talking = run.dispatched
     assert talking is not None and talking.subtask_id == "step-talk@1"
@@ -148,7 +110,7 @@ def test_the_step_completed_event_names_the_changes_by_digest_not_by_content() -
     run = _started(store)
     content = "x" * 10_000
 
-    orchestrating.on_run_end(run, _succeeded(run, _output({"big.py": content})), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, succeeded(run, _output({"big.py": content})), store)  # type: ignore[arg-type]
 
     [completed] = [e for e in run.collect_events() if isinstance(e, OrchestrationRun.StepCompleted)]
     payload = completed.payload
@@ -183,7 +145,7 @@ def test_a_retried_step_starts_from_the_failed_attempts_changes_and_a_released_o
         retryable=True,
         output=broken,
     )
-    orchestrating.on_run_end(run, _event(run, failed), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, ended(run, failed), store)  # type: ignore[arg-type]
     second = run.dispatched
     assert second is not None and second.attempt == 2
     assert (second.previous_error, second.previous_output) == ("checks failed", broken)
@@ -199,7 +161,7 @@ def test_a_retried_step_starts_from_the_failed_attempts_changes_and_a_released_o
         reason=None,
         usage={},
     )
-    orchestrating.on_run_end(run, _event(run, released), store)  # type: ignore[arg-type]
+    orchestrating.on_run_end(run, ended(run, released), store)  # type: ignore[arg-type]
     third = run.dispatched
     assert third is not None and (third.attempt, third.handover) == (2, 1)
     assert (third.previous_error, third.previous_output) == ("checks failed", broken)
@@ -209,7 +171,7 @@ def test_the_run_pauses_with_the_files_key_in_its_state() -> None:
     store = FakeStore()
     run = _started(store)
     for output in (_output({"a.py": "A\n"}), _output({}, summary="plan"), _output({}, summary="said")):
-        orchestrating.on_run_end(run, _succeeded(run, output), store)  # type: ignore[arg-type]
+        orchestrating.on_run_end(run, succeeded(run, output), store)  # type: ignore[arg-type]
 
     assert run.status == PAUSED
     assert run.shared_state == {
@@ -289,9 +251,9 @@ class LoadingBlobs:
         self.saved = {b.digest: b.content.decode() for b in blobs}
         self.loads = 0
 
-    def files(self, workspace_id: str, *maps: dict[str, Any]) -> list[dict[str, str]]:
+    def load(self, workspace_id: str, digests: Any) -> dict[str, str]:
         self.loads += 1
-        return [{path: self.saved[ref["digest"]] for path, ref in m.items()} for m in maps]
+        return {d: self.saved[d] for d in digests}
 
 
 def test_an_answers_shared_state_shows_a_files_key_with_its_contents() -> None:
@@ -304,3 +266,16 @@ def test_an_answers_shared_state_shows_a_files_key_with_its_contents() -> None:
     assert state["repo"] == blobs.refs  # the row it was given is left as it was
     assert run_files.with_contents(blobs, "ws", {"request": "r"}) == {"request": "r"}  # type: ignore[arg-type]
     assert blobs.loads == 1  # none for a state without a files key
+
+
+def test_an_answers_shared_state_shows_a_long_answer_and_files_from_one_load() -> None:
+    report = "# Owls\n" + "They hoot. " * 1000
+    blobs = LoadingBlobs({"a.py": "A\n", "report": report})
+    files, answer = {"a.py": blobs.refs["a.py"]}, blobs.refs["report"]
+    old = {"a.py": "inline\n"}  # a files key from an event stored before blobs: contents inline
+    state = {"request": "r", "repo": files, "report": answer, "old": old, "empty": {}}
+
+    shown = run_files.with_contents(blobs, "ws", state)  # type: ignore[arg-type]
+
+    assert shown == {"request": "r", "repo": {"a.py": "A\n"}, "report": report, "old": old, "empty": {}}
+    assert blobs.loads == 1

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from contracts.events import EventEnvelope
+from contracts.files import FileRef
 from contracts.payloads.orchestration_run import (
     OrchestrationRunCompleted,
     OrchestrationRunPaused,
@@ -20,7 +21,8 @@ from contracts.payloads.orchestration_run import (
 )
 from contracts.payloads.run import RunModelCalled, RunSucceeded, RunToolCalled
 from contracts.payloads.shapes import RunOutput
-from services.gateway.runstream import Story
+from libs.eventstore.blobs import digest_of
+from services.gateway.runstream import Story, answers_in
 
 RUN = uuid.uuid4()
 STEP_RUN = uuid.uuid4()
@@ -120,3 +122,27 @@ def test_frames_say_which_step_and_run_they_are_about() -> None:
         "run_id": RUN_ID, "step_id": "step-a", "tool_name": "read_file", "status": "ok", "preview": "Read a.py",
         "error": None,
     }  # fmt: skip
+
+
+def test_a_long_answer_by_digest_is_sent_whole_and_an_old_inline_one_as_it_is() -> None:
+    answer = "# Report\n" + "Owls hoot. " * 1000
+    ref = FileRef(digest=digest_of(answer), size=len(answer))
+    log = [
+        _envelope(1, "orchestration_run.step_started", RUN, OrchestrationRunStepStarted(
+            step_id="step-a", step_name="A", type="agent")),
+        _envelope(2, "orchestration_run.step_completed", RUN, OrchestrationRunStepCompleted(
+            step_id="step-a", output="report", value_ref=ref, turns=1, cost_usd=0.01)),
+        _envelope(3, "orchestration_run.step_completed", RUN, OrchestrationRunStepCompleted(
+            step_id="step-a", output="old", value="x" * 10_000)),
+    ]  # fmt: skip
+    assert answers_in(log) == {"ws": {ref.digest}}, "the digests to load, by workspace"
+    story = Story(RUN, RUN_ID, None)
+
+    frames, _ = story.read(log, None, {ref.digest: answer})
+
+    long, old = (f.data for f in frames if f.type == "step_complete")
+    assert long == {
+        "run_id": RUN_ID, "step_id": "step-a", "step_name": "A", "type": "agent", "status": "completed",
+        "output_key": "report", "output": answer, "next_step": None, "turns": 1, "cost_usd": 0.01,
+    }  # fmt: skip
+    assert old["output"] == "x" * 10_000

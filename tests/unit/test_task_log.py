@@ -11,6 +11,8 @@ import pytest
 
 from contracts.events import EventEnvelope, typed
 from contracts.logs import LogEntry
+from contracts.payloads.shapes import BudgetCap, RunOutput
+from contracts.questions import QuestionItem, ToolRef
 from libs.domain.base import EventTypes, event_payload
 from libs.domain.gate import QuestionGate
 from libs.domain.pull_request import PullRequest
@@ -89,7 +91,7 @@ def test_a_tool_call_is_its_title_and_a_failed_one_warns() -> None:
 
 def test_a_run_that_succeeds_says_how_long_it_took_and_its_summary() -> None:
     r = run()
-    r.succeed({"files": {}, "summary": "added validation"}, USAGE, 420, 3)
+    r.succeed(RunOutput(files={}, summary="added validation"), USAGE, 420, 3)
     assert line(last_event(r)) == ("log", "[codegen] finished in 420 ms: added validation")
 
 
@@ -115,7 +117,7 @@ def test_a_failed_run_says_how_it_failed(error: str, expected: tuple[str, str]) 
 
 def test_a_budget_stop_says_what_the_call_could_cost_and_what_is_left() -> None:
     r = run()
-    cap = {"cap": "task", "limit_usd": 0.5, "spent_usd": 0.45, "estimate_usd": 0.0734}
+    cap = BudgetCap(cap="task", limit_usd=0.5, spent_usd=0.45, estimate_usd=0.0734)
     r.stop_for_budget(cap, "pause", USAGE, 10, 1, None)
     assert line(last_event(r)) == (
         "warn",
@@ -125,14 +127,14 @@ def test_a_budget_stop_says_what_the_call_could_cost_and_what_is_left() -> None:
 
 def test_an_agents_question_waits_for_a_human_then_is_answered_or_expires() -> None:
     def gate() -> QuestionGate:
-        question = {"question": "Which database?", "header": "DB", "options": [], "multiple": False, "custom": True}
+        question = QuestionItem(question="Which database?", header="DB", options=[], multiple=False, custom=True)
         return QuestionGate.ask(
             WORKSPACE,
             "que_1",
             TASK,
             "run-1",
             [question],
-            {"messageID": "m", "callID": "c"},
+            ToolRef(message_id="m", call_id="c"),
             10**13,
             "codegen-1",
             "codegen",
