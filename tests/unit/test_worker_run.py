@@ -44,12 +44,15 @@ class FakeApi:
         self.ends = ends or [answer("completed")]
         self.heartbeat_error = heartbeat
         self.sent: list[tuple[str, Any]] = []
+        self.third_heartbeat = asyncio.Event()
 
     async def file(self, url: str, digest: str) -> str:
         return ORIGINAL
 
     async def heartbeat(self, run_id: str, claim_token: str) -> None:
         self.sent.append(("heartbeat", claim_token))
+        if len(self.sent) == 3:
+            self.third_heartbeat.set()
         if self.heartbeat_error is not None:
             raise self.heartbeat_error
 
@@ -155,8 +158,7 @@ async def test_heartbeats_keep_the_lease_every_third_of_it_and_a_failed_one_is_n
     model = FakeModel(hang=True)
     working = asyncio.create_task(work(api, model, CLAIM, 1, 5))  # type: ignore[arg-type]
     started = asyncio.get_running_loop().time()
-    while len(api.sent) < 3 and asyncio.get_running_loop().time() - started < 5:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(api.third_heartbeat.wait(), 5)
     # A third of a second apart: three in about a second, every one failed, and the agent still works.
     assert [v for v, _ in api.sent] == ["heartbeat"] * 3 and not working.done()
     assert asyncio.get_running_loop().time() - started >= 0.9
