@@ -156,19 +156,20 @@ def test_a_worker_stopped_mid_run_gives_the_run_back_and_exits_at_once(stack: St
         [str(WORKER)], env=worker_env(stack, token), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        deadline = time.monotonic() + 20
+        # Its start imports both provider SDKs: seconds, and many more on a busy machine.
+        deadline = time.monotonic() + 60
         while not model_calls(stack, "Stop the worker"):
             assert time.monotonic() < deadline and worker.poll() is None, "the worker never called the model"
             time.sleep(0.05)
         stopped_at = time.monotonic()
         worker.send_signal(signal.SIGTERM)
-        log = worker.communicate(timeout=10)[0]
+        log = worker.communicate(timeout=30)[0]
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
 
-    assert worker.returncode == 1 and time.monotonic() - stopped_at < 6, log
+    assert worker.returncode == 1 and time.monotonic() - stopped_at < 10, log  # not the model's 30 s
     assert "stopped; the run was released" in log
     # The same attempt, back in the queue at once (no lease to wait out), for whoever claims next.
     again = claim(stack, team.session("next"))
@@ -183,5 +184,5 @@ def test_a_worker_with_nothing_to_claim_says_so_and_exits_1(stack: Stack, team: 
     started = time.monotonic()
     done = run_worker(stack, team.session("idle"), ORCHESTRATOR_CLAIM_WAIT_SECONDS="1")
 
-    assert done.returncode == 1 and time.monotonic() - started < 15
+    assert done.returncode == 1 and time.monotonic() - started < 60  # its start, then a second
     assert "a run could not be claimed within 1 s: nothing was ready" in done.stdout
