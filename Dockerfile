@@ -6,8 +6,15 @@
 #   docker build -t agent-orchestrator:0.1.0 .
 #   docker run --rm -e DATABASE_URL=... -e NATS_URL=... -p 8080:8080 agent-orchestrator:0.1.0 orchestrator-gateway
 #
+# The worker's image (one agent run per container, e.g. a Fly Machine) is the `worker` target,
+# whose command is orchestrator-worker:
+#
+#   docker build --target worker -t agent-orchestrator-worker:0.1.0 .
+#   docker run --rm -e ORCHESTRATOR_AGENT_URL=... -e ORCHESTRATOR_SESSION_TOKEN=... agent-orchestrator-worker:0.1.0
+#
 # Console scripts: orchestrator-gateway, orchestrator-stream, orchestrator-runtime, orchestrator-planner,
-# orchestrator-executor, orchestrator-review, orchestrator-cost-ledger, orchestrator-model-server.
+# orchestrator-executor, orchestrator-review, orchestrator-cost-ledger, orchestrator-intake,
+# orchestrator-model-server, orchestrator-worker.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -66,3 +73,14 @@ USER 10001:10001
 # gateway 8080, stream 8081, runtime 8082, planner 9101, executor 9102, review 9103, cost-ledger 9104,
 # model server 8900. Each service reads its port from HTTP_PORT.
 EXPOSE 8080 8081 8082 9101 9102 9103 9104 8900
+
+# --- worker: the same image, whose command is the worker (docker build --target worker) -----
+FROM runtime AS worker
+
+LABEL org.opencontainers.image.description="The agent worker of the event-sourced orchestrator: claims one run, works it, reports it"
+
+CMD ["orchestrator-worker"]
+
+# --- services: the default target, the image as the services use it (no command of its own) -
+# Last, so that a build without --target (compose.yaml's, deploy/k8s's) is the one it always was.
+FROM runtime AS services

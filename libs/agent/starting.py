@@ -6,6 +6,7 @@ checks see the same files whoever ran the subtask."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -42,13 +43,18 @@ def starting_repository(p: TaskSubtaskDispatched, loaded: dict[str, str]) -> Rep
 
 
 def _carry_over(repo: Repository, previous: RunOutput | None, loaded: dict[str, str]) -> None:
-    """Deletions first (a deleted file may have become a folder), then the writes."""
     if previous is None:
         return
-    for path in previous.deleted_files:
+    carry_over(repo, contents(refs(previous.files), loaded), previous.deleted_files)
+
+
+def carry_over(repo: Repository, files: Mapping[str, str], deleted: Iterable[str]) -> None:
+    """An earlier attempt's changes (`files`, path -> content, and the `deleted` paths) made to
+    `repo` as its own. Deletions first: a deleted file may have become a folder."""
+    for path in deleted:
         if repo.read(path) is not None:
             repo.delete(path)
-    for path, content in contents(refs(previous.files), loaded).items():
+    for path, content in files.items():
         repo.write(path, content)
 
 

@@ -1,6 +1,7 @@
 """Model calls through the official `anthropic` and `openai` SDKs, one conversation turn each.
 
-Base URLs, keys, timeouts and retries come from settings. The SDKs retry 408, 409, 429 and 5xx
+Base URLs, keys, timeouts and retries come from settings (a service's `Settings`, or a
+`ProviderAccess` for a process that has no `Settings`, such as the worker). The SDKs retry 408, 409, 429 and 5xx
 with exponential backoff, honouring `retry-after`; what still fails arrives here and becomes a
 `ProviderError` that says whether trying again later can help (a timeout, an overload) or not
 (a bad key, an unknown model). Keys are held by the SDK clients only and never logged.
@@ -61,23 +62,52 @@ class OwnKeys:
         return f"OwnKeys(workspace_id={self.workspace_id!r}, providers={sorted(self.keys)!r})"
 
 
+@dataclass(frozen=True, repr=False)
+class ProviderAccess:
+    """Where the providers are, the keys they take, and how long and how often a call is tried:
+    what `Providers` needs of a process's configuration. None: the SDK's own default."""
+
+    anthropic_base_url: str | None = None
+    anthropic_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 2
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProviderAccess:
+        return cls(
+            anthropic_base_url=settings.anthropic_base_url,
+            anthropic_api_key=settings.anthropic_api_key,
+            openai_base_url=settings.openai_base_url,
+            openai_api_key=settings.openai_api_key,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )
+
+    def __repr__(self) -> str:  # the keys never reach a log line through a repr
+        urls = f"anthropic_base_url={self.anthropic_base_url!r}, openai_base_url={self.openai_base_url!r}"
+        return f"ProviderAccess({urls})"
+
+
 class Providers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings | ProviderAccess) -> None:
+        access = settings if isinstance(settings, ProviderAccess) else ProviderAccess.of(settings)
         # The SDKs' aiohttp transport (their `aiohttp` extra): the same client API, with a
         # fraction of httpx's per-request CPU, which the executor's profile was dominated by.
         self.anthropic = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key or "missing-key",
-            base_url=settings.anthropic_base_url,
-            timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
-            http_client=anthropic.DefaultAioHttpClient(timeout=settings.llm_timeout_s),
+            api_key=access.anthropic_api_key or "missing-key",
+            base_url=access.anthropic_base_url,
+            timeout=access.timeout_s,
+            max_retries=access.max_retries,
+            http_client=anthropic.DefaultAioHttpClient(timeout=access.timeout_s),
         )
         self.openai = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key or "missing-key",
-            base_url=settings.openai_base_url,
-            timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
-            http_client=openai.DefaultAioHttpClient(timeout=settings.llm_timeout_s),
+            api_key=access.openai_api_key or "missing-key",
+            base_url=access.openai_base_url,
+            timeout=access.timeout_s,
+            max_retries=access.max_retries,
+            http_client=openai.DefaultAioHttpClient(timeout=access.timeout_s),
         )
         # (workspace, provider) -> (the key's digest, the client copy that sends it)
         self._own: dict[tuple[str, str], tuple[bytes, Any]] = {}
