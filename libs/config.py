@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each other service's health URL, by name (`SERVICE_HEALTH_URLS`: `name=url,...`), for the
     # gateway's `GET /api/startup/check`; `./just up` and the tests' stack set it.
     service_health_urls: dict[str, str] = msgspec.field(default_factory=dict)
+    # The Fly Machines API (container workers, spec 003): Fly's, or the local Fly server's.
+    fly_api_url: str = "https://api.machines.dev"
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -166,6 +168,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         github_timeout_s=float(_env("GITHUB_TIMEOUT_S") or 30.0),
         secrets_key=_secrets_key(),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,
+        fly_api_url=_env("FLY_API_URL") or "https://api.machines.dev",
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
         command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),
