@@ -158,8 +158,8 @@ async def _fly(request: Request[Any, Any, Any], state: GatewayState) -> StartupI
     lacking = [
         what
         for what, there in (
-            ("a Fly API token", SecretName.FLY_API_TOKEN in stored),
-            ("a Fly app", fly_config_of(found["config"] if found else {}) is not None),
+            ("Fly API token", SecretName.FLY_API_TOKEN in stored),
+            ("Fly app", fly_config_of(found["config"] if found else {}) is not None),
         )
         if not there
     ]
