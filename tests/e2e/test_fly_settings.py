@@ -241,3 +241,25 @@ def test_a_fly_that_cannot_be_reached_is_said_so(stack: Stack, api: httpx.Client
         "valid": False,
         "error": "Fly could not be reached at http://127.0.0.1:9 (ConnectError)",
     }
+
+
+def test_spec_001s_config_patch_checks_the_fly_key_alike(
+    stack: Stack, api: httpx.Client, workspace: dict[str, str]
+) -> None:
+    url = f"/api/v1/workspaces/{workspace['workspaceId']}/orchestration/config"
+    head = log_head(stack)
+
+    refused = api.patch(url, json={"fly": {"app": "Acme_Workers", "region": "ams", "image": IMAGE}})
+    accepted = api.patch(url, json={"fly": {"app": "acme-workers", "region": "ams", "image": IMAGE}})
+
+    assert refused.status_code == 400 and "fly" in refused.json()["message"]
+    assert accepted.status_code == 200, accepted.text
+    assert log_head(stack) > head
+    # No token stored: the settings are there, the token is not.
+    assert api.get("/api/config/fly").json() == {
+        **NOTHING,
+        "app": "acme-workers",
+        "region": "ams",
+        "image": IMAGE,
+        "size": "shared-cpu-1x",
+    }
