@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from libs.fly.bodies import (
+    CREATED,
     DESTROYED,
     DESTROYING,
     FAILED,
@@ -39,6 +40,8 @@ SIGNALS = {s.name: s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, si
 async def launch(fleet: Fleet, machine: MachineRecord) -> None:
     """Starts the machine's process; the machine is `started`, or `failed` when the command
     cannot be run."""
+    if machine.state != CREATED:
+        return  # destroyed before it could start
     await machine.become(STARTING, "start", source="user")
     env = machine_environment(machine.config.env)
     try:
