@@ -171,7 +171,7 @@ async def _fly(request: Request[Any, Any, Any], state: GatewayState) -> StartupI
     fix = (
         "PUT /api/config/fly with the API token, app, region, image and size, and check them with POST "
         "/api/config/validate/fly; FLY_API_URL is the Machines API (https://api.machines.dev unless set). "
-        "Without them agents run in the executor"
+        "Without them a task on the `fly` runner cannot start; the others run in the executor"
     )
     # Agents run without Fly: not required.
     return _item("fly", "setting", not lacking, detail, fix, required=False)
