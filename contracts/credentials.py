@@ -20,6 +20,7 @@ class SecretName(enum.StrEnum):
     GITHUB_TOKEN = "github_token"
     ANTHROPIC_API_KEY = "anthropic_api_key"
     OPENAI_API_KEY = "openai_api_key"
+    FLY_API_TOKEN = "fly_api_token"  # container workers on Fly.io (`contracts.fly`)
 
 
 PROVIDERS = ("anthropic", "openai")

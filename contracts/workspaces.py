@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from contracts.agent_runtime import MAX_TTL_SECONDS
+from contracts.fly import FlyConfig
 from contracts.tasks import NO_NUL, NonEmpty, Planner, Provider
 from contracts.workspace_settings import AllowedRepositories, CommandPrefix, DefaultAgentConfig
 
@@ -84,6 +85,7 @@ class OrchestrationConfig(msgspec.Struct, frozen=True, rename="camel", omit_defa
     command_prefix: CommandPrefix | None = None
     default_agent_config: DefaultAgentConfig | None = None
     allowed_repositories: AllowedRepositories | None = None
+    fly: FlyConfig | None = None  # container workers on Fly.io (`/api/config/fly`)
 
 
 class Purged(msgspec.Struct, frozen=True):

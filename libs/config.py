@@ -82,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # them). Unset (Kubernetes), the ingress routes those paths and the gateway does not serve them.
     stream_url: str | None = None
     runtime_url: str | None = None
+    # The Fly Machines API (container workers, spec 003): Fly's, or the local Fly server's.
+    fly_api_url: str = "https://api.machines.dev"
     # The folder of orchestration definitions (spec 004, `*.yaml`) the gateway loads at start.
     orchestrations_dir: str = DEFAULT_ORCHESTRATIONS_DIR
 
@@ -173,6 +175,7 @@ def load_settings(service: str, default_port: int) -> Settings:
         stream_url=_env("STREAM_URL"),
         runtime_url=_env("RUNTIME_URL"),
         orchestrations_dir=_env("ORCHESTRATIONS_DIR") or DEFAULT_ORCHESTRATIONS_DIR,
+        fly_api_url=_env("FLY_API_URL") or "https://api.machines.dev",
         events_stream_replicas=int(_env("EVENTS_STREAM_REPLICAS") or 1),
         read_your_writes_timeout_s=float(_env("READ_YOUR_WRITES_TIMEOUT_S") or 2.0),
         command_timeout_s=float(_env("COMMAND_TIMEOUT_S") or 10.0),

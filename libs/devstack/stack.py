@@ -1,7 +1,7 @@
 """The whole system on one machine: PostgreSQL and NATS from their wheels, the local model
-server, the local GitHub server (unless GITHUB_TOKEN is set), and the six services as separate
-processes. Used by `just up`, the end-to-end tests and the benchmark, so all three run exactly
-the same thing.
+server, the local GitHub server (unless GITHUB_TOKEN is set), the local Fly server (unless
+FLY_API_URL is set), and the six services as separate processes. Used by `just up`, the end-to-end
+tests and the benchmark, so all three run exactly the same thing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from libs.devstack.nats import EmbeddedNats
 from libs.devstack.postgres import EmbeddedPostgres
@@ -35,6 +35,8 @@ LOCAL_GITHUB_TOKEN = "local-github-server"
 # The local GitHub server's App: its id and OAuth client id (neither is a secret).
 LOCAL_GITHUB_APP_ID = "1"
 LOCAL_GITHUB_CLIENT_ID = "Iv1.localorchestrator"
+# The local Fly server's app for container workers (its token is kept with the data).
+LOCAL_FLY_APP = "orchestrator-workers"
 
 
 @dataclass
@@ -55,11 +57,12 @@ class Ports:
         }
     )
     github_server: int = 8901
+    fly_server: int = 8902
 
     @classmethod
     def free(cls) -> Ports:
         services = {name: free_port() for name in SERVICES}
-        return cls(free_port(), free_port(), free_port(), services, github_server=free_port())
+        return cls(free_port(), free_port(), free_port(), services, github_server=free_port(), fly_server=free_port())
 
 
 def kept_secret(data_dir: Path, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
@@ -90,6 +93,7 @@ class Stack:
         self.nats = EmbeddedNats(data_dir / "nats", port=self.ports.nats, monitor_port=self.ports.nats_monitor)
         self.model_server: ServiceProcess | None = None
         self.github_server: ServiceProcess | None = None
+        self.fly_server: ServiceProcess | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.database_url = ""
         self.uses_local_model = False
@@ -107,6 +111,11 @@ class Stack:
         if self.uses_local_github:
             self.github_app_key = kept_secret(data_dir, "github-app.pem", generate_private_key)
             self.github_client_secret = kept_secret(data_dir, "github-client-secret")
+        # Without FLY_API_URL, container workers run on the local Fly server, in its app, reached
+        # by a token kept here (what `PUT /api/config/fly` is given).
+        self.uses_local_fly = not (os.environ.get("FLY_API_URL") or self.extra_env.get("FLY_API_URL"))
+        if self.uses_local_fly:
+            self.fly_token = kept_secret(data_dir, "fly-api-token", lambda: f"fly-local-{secrets.token_urlsafe(32)}")
         # The key of the workspace this stack made for its caller (tests, the benchmark).
         self.api_key: str | None = None
 
@@ -139,6 +148,15 @@ class Stack:
     @property
     def github_token(self) -> str:
         return LOCAL_GITHUB_TOKEN
+
+    @property
+    def fly_url(self) -> str:
+        """The local Fly server (the Machines API), when `uses_local_fly`."""
+        return f"http://127.0.0.1:{self.ports.fly_server}"
+
+    @property
+    def fly_app(self) -> str:
+        return LOCAL_FLY_APP
 
     @property
     def public_url(self) -> str:
@@ -185,6 +203,16 @@ class Stack:
             answer = response.read()
         return json.loads(answer) if answer else None  # type: ignore[no-any-return]
 
+    def local_fly(self, path: str, body: dict[str, object] | None = None) -> Any:
+        """A control route of the local Fly server: `POST /_apps` with a body, `GET /_machines`
+        without one; its answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        method = "POST" if data else "GET"
+        request = urllib.request.Request(f"{self.fly_url}{path}", data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
     def start(self) -> None:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.database_url = self.postgres.start()
@@ -215,14 +243,37 @@ class Stack:
                 health_url=f"{self.github_url}/health",
             )
             self.github_server.start()
+        if self.uses_local_fly:
+            self.fly_server = self._fly_server()
+            self.fly_server.start()
         self.model_server.wait_healthy()
-        if self.github_server:
-            self.github_server.wait_healthy()
+        for server in (self.github_server, self.fly_server):
+            if server:
+                server.wait_healthy()
         for name in SERVICES:
             self.start_service(name)
         for name in SERVICES:
             self.services[name].wait_healthy(timeout=60)
             self._wait_ready(name)
+
+    def _fly_server(self) -> ServiceProcess:
+        env = {
+            "FLY_SERVER_PORT": str(self.ports.fly_server),
+            "FLY_SERVER_APP": LOCAL_FLY_APP,
+            "FLY_SERVER_TOKEN": self.fly_token,
+            "FLY_SERVER_DATA_DIR": str(self.data_dir / "fly-server"),
+        }
+        # What its machines run: the worker beside this Python, unless told otherwise.
+        command = self.extra_env.get("FLY_SERVER_WORKER_COMMAND")
+        if command:
+            env["FLY_SERVER_WORKER_COMMAND"] = command
+        return ServiceProcess(
+            name="fly-server",
+            argv=[sys.executable, "-m", "libs.flyserver"],
+            env=env,
+            log_path=self.data_dir / "logs" / "fly-server.log",
+            health_url=f"{self.fly_url}/health",
+        )
 
     def service_env(self, name: str) -> dict[str, str]:
         env = {
@@ -248,6 +299,9 @@ class Stack:
         if self.uses_local_github:
             env.update(GITHUB_API_URL=self.github_url, GITHUB_TOKEN=LOCAL_GITHUB_TOKEN)
         env["PUBLIC_URL"] = self.public_url
+        # The gateway checks Fly settings, the executor starts and destroys machines.
+        if self.uses_local_fly and name in ("gateway", "executor"):
+            env["FLY_API_URL"] = self.fly_url
         if name == "gateway":
             # Sign-in and installations are the gateway's alone: no other service gets their secrets.
             env["SESSION_SECRET"] = self.session_secret
@@ -304,6 +358,9 @@ class Stack:
                 self.services[name].stop()
         if self.github_server:
             self.github_server.stop()
+        if self.fly_server:
+            # It kills its machines' processes as it stops.
+            self.fly_server.stop()
         if self.model_server:
             self.model_server.stop()
         self.nats.stop()

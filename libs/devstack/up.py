@@ -6,6 +6,7 @@ its tasks and events again.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -76,6 +77,7 @@ def main() -> None:
         f"POST {stack.gateway_url}/api/v1/workspaces/default/agent-sessions)\n"
         f"  The stream and the runtime also answer on their own ports: {stack.stream_url}, {stack.runtime_url}\n"
         f"{github}"
+        f"{fly_lines(stack)}"
         f"{key}"
         f"  Admin (workspaces, keys): .venv/bin/orchestrator-admin --help\n"
         f"  Press Ctrl-C to stop.\n",
@@ -85,6 +87,20 @@ def main() -> None:
     log.info("stopping")
     stack.stop()
     log.info("stopped")
+
+
+def fly_lines(stack: Stack) -> str:
+    """Where container workers run, and the settings that send a workspace's there."""
+    if not stack.uses_local_fly:
+        return "  Container workers:     on Fly.io (FLY_API_URL is set): PUT /api/config/fly with your token and app\n"
+    settings = json.dumps(
+        {"apiToken": stack.fly_token, "app": stack.fly_app, "region": "iad", "image": "orchestrator-worker"}
+    )
+    return (
+        f"  Local Fly server:      {stack.fly_url}/_machines (its machines run orchestrator-worker locally)\n"
+        f"  Container workers:     curl -X PUT {stack.gateway_url}/api/config/fly -H 'Authorization: Bearer <key>' \\\n"
+        f"                           -H 'Content-Type: application/json' -d '{settings}'\n"
+    )
 
 
 if __name__ == "__main__":

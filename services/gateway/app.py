@@ -28,6 +28,8 @@ from libs.web.state import install, open_read_models
 from services.gateway import (
     credentials,
     files,
+    fly_check,
+    fly_settings,
     github_data,
     installations,
     key_checks,
@@ -126,6 +128,8 @@ def create_app(settings: Settings) -> Litestar:
             *workspace_settings.ROUTES,
             *credentials.ROUTES,
             *key_checks.ROUTES,
+            *fly_settings.ROUTES,
+            *fly_check.ROUTES,
             *questions.ROUTES,
             *toollog.ROUTES,
             *files.ROUTES,
@@ -156,6 +160,7 @@ def create_app(settings: Settings) -> Litestar:
     workspaces.document(app.openapi_schema)
     orchestrations.document(app.openapi_schema)
     key_checks.document(app.openapi_schema)
+    fly_check.document(app.openapi_schema)
     webhooks.document(app.openapi_schema)
     openapi.document(app)
     return app

@@ -3,7 +3,8 @@ NATS (connected, and answering a ping), each other service's `/health` (their UR
 `SERVICE_HEALTH_URLS`: the gateway has no other way to find a service that owns no command
 subject, such as the stream or the cost ledger), each provider's key (from the environment or
 stored by the caller's workspace), the GitHub App and sign-in settings, `SECRETS_KEY`, the
-webhook secret, and Fly. Each item `ok`, `missing` or `error`, with how to fix it; never a value.
+webhook secret, and the caller's workspace's Fly settings (container workers). Each item `ok`,
+`missing` or `error`, with how to fix it; never a value.
 
 It answers a caller with a workspace key or the sign-in cookie, not anyone: which settings are
 missing tells an attacker where to look.
@@ -17,7 +18,8 @@ from typing import Any
 import httpx
 from litestar import Request, get
 
-from contracts.credentials import provider_secret
+from contracts.credentials import SecretName, provider_secret
+from contracts.fly import fly_config_of
 from contracts.startup import StartupCheck, StartupItem
 from libs.readmodels import workspace_reads
 from libs.secrets import MAKE_ONE
@@ -145,18 +147,34 @@ def _settings(state: GatewayState) -> list[StartupItem]:
         )
     )
     # GITHUB_WEBHOOK_SECRET is one of the sign-in settings above (`signin_settings`).
-    found.append(
-        StartupItem(
-            name="fly",
-            kind="setting",
-            status="missing",
-            required=False,
-            detail="container workers on Fly.io are not available on this server yet",
-            fix="when they are: PUT /api/config/fly with the Fly API token and app, and FLY_API_URL for the "
-            "Machines API (https://api.machines.dev unless set); agents run in the executor meanwhile",
-        )
-    )
     return found
+
+
+async def _fly(request: Request[Any, Any, Any], state: GatewayState) -> StartupItem:
+    """Container workers: the caller's workspace has a Fly token and app, or says which it lacks."""
+    workspace_id = caller(request).workspace_id
+    found = await workspace_reads.workspace(state.pool, workspace_id)
+    stored = await workspace_reads.workspace_secrets(state.pool, workspace_id)
+    lacking = [
+        what
+        for what, there in (
+            ("Fly API token", SecretName.FLY_API_TOKEN in stored),
+            ("Fly app", fly_config_of(found["config"] if found else {}) is not None),
+        )
+        if not there
+    ]
+    detail = (
+        "your workspace stores a Fly API token and app: tasks on the `fly` runner run in Fly Machines"
+        if not lacking
+        else f"container workers on Fly.io: your workspace has no {' and no '.join(lacking)}"
+    )
+    fix = (
+        "PUT /api/config/fly with the API token, app, region, image and size, and check them with POST "
+        "/api/config/validate/fly; FLY_API_URL is the Machines API (https://api.machines.dev unless set). "
+        "Without them a task on the `fly` runner cannot start; the others run in the executor"
+    )
+    # Agents run without Fly: not required.
+    return _item("fly", "setting", not lacking, detail, fix, required=False)
 
 
 def overall(items: list[StartupItem]) -> Any:
@@ -168,10 +186,10 @@ def overall(items: list[StartupItem]) -> Any:
 async def startup_check(request: Request[Any, Any, Any]) -> StartupCheck:
     """Each required setting and dependency: `ok`, `missing` or `error`, and how to fix it."""
     state = gateway_state(request)
-    database, nats, services, providers = await asyncio.gather(
-        _database(state), _nats(state), _services(state), _providers(request, state)
+    database, nats, services, providers, fly = await asyncio.gather(
+        _database(state), _nats(state), _services(state), _providers(request, state), _fly(request, state)
     )
-    items = [database, nats, *services, *providers, *_settings(state)]
+    items = [database, nats, *services, *providers, *_settings(state), fly]
     return StartupCheck(status=overall(items), checks=items)
 
 

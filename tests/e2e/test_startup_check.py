@@ -38,7 +38,7 @@ def test_each_dependency_and_setting_is_checked_without_its_value(stack: Stack) 
     # The stack's providers are the local model server's, by keys in the environment.
     assert items["ANTHROPIC_API_KEY"]["status"] == "ok"
     assert items["ANTHROPIC_API_KEY"]["detail"] == "ANTHROPIC_API_KEY is set in the environment"
-    # Not built yet, and said so, with how it will be set.
+    # A new workspace has no Fly settings: said so, with how to set them (not required).
     assert items["fly"]["status"] == "missing" and "PUT /api/config/fly" in items["fly"]["fix"]
     assert items["fly"]["required"] is False
     webhook = items["GITHUB_WEBHOOK_SECRET"]
