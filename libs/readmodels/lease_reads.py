@@ -24,18 +24,22 @@ def _rows(store: EventStore, sql: str, params: tuple[Any, ...] | dict[str, Any])
         return list(cur.fetchall())
 
 
-def candidates(store: EventStore, workspace_id: str, agent_types: list[str] | None, limit: int) -> list[dict[str, Any]]:
+def candidates(
+    store: EventStore, workspace_id: str, agent_types: list[str] | None, limit: int, run_id: str | None = None
+) -> list[dict[str, Any]]:
     """The workspace's queued runs a session may claim, oldest task first, then oldest dispatch
     (a run given back keeps its task's place): of tasks still going (a run of an ended task will
-    never be wanted), of `agent_types` when given."""
+    never be wanted), of `agent_types` when given. With `run_id`, that run only (a reserved one
+    too: the caller checks the session it is kept for); without, no reserved run."""
     return _rows(
         store,
         "SELECT q.run_id, q.task_id, q.subtask_id, q.agent_type, q.attempt, q.handover, q.dispatch_seq, q.queued_at, "
-        "q.previous_run_id FROM rm_run_queue q JOIN rm_tasks t ON t.task_id = q.task_id "
+        "q.previous_run_id, q.reserved FROM rm_run_queue q JOIN rm_tasks t ON t.task_id = q.task_id "
         "WHERE q.workspace_id = %(ws)s AND t.status NOT IN ('completed', 'failed', 'cancelled') "
         "AND (%(types)s::text[] IS NULL OR q.agent_type = ANY(%(types)s::text[])) "
+        "AND CASE WHEN %(run)s::uuid IS NULL THEN NOT q.reserved ELSE q.run_id = %(run)s::uuid END "
         "ORDER BY q.task_created_at, q.dispatch_seq LIMIT %(limit)s",
-        {"ws": workspace_id, "types": agent_types, "limit": limit},
+        {"ws": workspace_id, "types": agent_types, "limit": limit, "run": run_id},
     )
 
 
