@@ -38,6 +38,7 @@ def _token(request: Request[Any, Any, Any]) -> str:
             400: "The body is malformed, or the run is not a run of the task named.",
             401: "The callback token is missing, or is not the run's.",
             409: "A different report of the run is on record, or `succeeded` for a run not completed.",
+            503: "The executor cannot answer now: try again.",
         },
     },
 )
