@@ -5,6 +5,7 @@ runtime service claims and sweeps in threads, as the workers do."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from libs.eventstore.recorder import reconnecting
 from libs.eventstore.store import EventStore
@@ -76,3 +77,22 @@ def task_row(store: EventStore, task_id: str) -> dict[str, Any] | None:
         (task_id,),
     )
     return rows[0] if rows else None
+
+
+def with_its_task(store: EventStore, run_id: UUID, task_id: str) -> tuple[tuple[int, int] | None, str | None]:
+    """A held run's last heartbeat (as `latest` gives it), and the status of what it works for:
+    its task, or its orchestration run (an agent step's Run names that as its task); None when
+    neither is in the read models (purged with its workspace). One round trip: every call under
+    a lease needs both."""
+    rows = _rows(
+        store,
+        "SELECT h.lease_until, h.heartbeat_at, coalesce(t.status, o.status) AS status "
+        "FROM (SELECT %(run)s::uuid AS run_id, %(task)s::uuid AS task_id) x "
+        "LEFT JOIN lease_heartbeats h ON h.run_id = x.run_id "
+        "LEFT JOIN rm_tasks t ON t.task_id = x.task_id "
+        "LEFT JOIN rm_orchestration_runs o ON o.id = x.task_id",
+        {"run": run_id, "task": task_id},
+    )
+    row = rows[0]
+    beat = None if row["lease_until"] is None else (row["lease_until"], row["heartbeat_at"])
+    return beat, row["status"]
