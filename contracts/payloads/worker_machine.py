@@ -11,9 +11,8 @@ import msgspec
 from contracts.payloads.shapes import Payload
 
 ReportStatus = Literal["succeeded", "failed"]
-# Why a machine was destroyed: its run ended, its worker reported, it never claimed its run in
-# time, or the machine could not be started at all.
-DestroyReason = Literal["run_ended", "reported", "not_claimed", "start_failed"]
+# Why a machine was destroyed: its run ended, its worker reported, or it did not claim its run in time.
+DestroyReason = Literal["run_ended", "reported", "not_claimed"]
 
 
 class WorkerMachineStarted(Payload, frozen=True, kw_only=True):
