@@ -18,6 +18,7 @@ Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Tokens = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 MAX_RESULT_FILES = 1000
 MAX_FILE_CHARS = 2 * 1024 * 1024
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class ClaimNext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,6 +30,8 @@ class ClaimNext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     lease_ttl_seconds: TTL_S = 30
     # Long-poll: wait up to this long for a run to become ready (0: answer 204 at once).
     wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0
+    # This queued run only (a container worker claims the run it was started for).
+    run_id: Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)] | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -112,6 +112,9 @@ class ClaimRunCommand(msgspec.Struct, frozen=True, kw_only=True):
     # When the edge stops waiting for the answer (ms since the epoch): a claim not made by then
     # is not made at all (its token would reach nobody, and the run would sit out its lease).
     deadline_ms: int | None = None
+    # This queued run only (a container worker claims the run it was started for); a run kept
+    # for a container's session is claimed by that session only.
+    run_id: str | None = None
 
 
 class LeaseCommand(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,3 +156,45 @@ class LeaseReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     heartbeat_at: int | None = None
     refused: LeaseRefusal | None = None
     error: CommandError | None = None  # a command the owner could not read, or a failure (the runtime's)
+
+
+class OpenWorkerSession(msgspec.Struct, frozen=True, kw_only=True):
+    """From the executor to the owner of agent sessions (the runtime): a session for the
+    container it starts to do one run; the token comes back once, in the reply, for the
+    container's environment."""
+
+    workspace_id: str
+    run_id: str
+    name: str
+    agent_type: str
+    provider: str
+    model: str
+    ttl_s: int  # the session stops by then, whatever became of its container
+
+
+class WorkerSessionReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    session_id: str | None = None
+    token: str | None = None
+    error: CommandError | None = None
+
+
+class CloseWorkerSession(msgspec.Struct, frozen=True, kw_only=True):
+    """The container is gone: its session stops (its token is refused from then on)."""
+
+    workspace_id: str
+    session_id: str
+    detail: str
+
+
+class ReportWorker(msgspec.Struct, frozen=True, kw_only=True):
+    """A container worker's report of its run's end (`POST /api/callbacks/complete`), with the
+    per-run callback token it was started with; the owner checks the token against the hash its
+    machine's record keeps."""
+
+    run_id: str
+    task_id: str
+    token: str
+    status: str  # "succeeded" | "failed"
+    pr_url: str | None = None
+    error: str | None = None
+    metadata: dict[str, str | int | float | bool | None] = {}

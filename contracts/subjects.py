@@ -32,3 +32,8 @@ RESUME_ORCHESTRATION = "cmd.review.resume-orchestration"
 # Spec 002's leases, from the agent runtime's edge to the owner of Runs.
 CLAIM_RUN = "cmd.executor.claim-run"
 UNDER_LEASE = "cmd.executor.under-lease"
+# Container workers (spec 003): a worker's report, to the owner of its machine and its run.
+REPORT_WORKER = "cmd.executor.report-worker"
+# From the executor to the owner of agent sessions: a session for a machine it starts, and its end.
+OPEN_WORKER_SESSION = "cmd.runtime.open-worker-session"
+CLOSE_WORKER_SESSION = "cmd.runtime.close-worker-session"

@@ -59,6 +59,15 @@ class AgentRuntime(enum.StrEnum):
     EXTERNAL = "external"
 
 
+class Runner(enum.StrEnum):
+    """Where the task's agents run: in the executor's processes (`executor`), or each run in a
+    container of its own on Fly.io (`fly`, spec 003: the workspace's Fly settings), whose
+    worker claims the run as an agent session. Not in spec 000: an extension."""
+
+    EXECUTOR = "executor"
+    FLY = "fly"
+
+
 class Planner(enum.StrEnum):
     """How a task is decomposed: the agent type's template plan, or a plan the model drafts
     (validated, with the template as the fallback). Not in spec 000: an extension."""
@@ -141,6 +150,7 @@ class AgentConfig(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Fal
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = DEFAULT_MAX_RETRIES
     planner: Planner = Planner.TEMPLATE
     agent_runtime: AgentRuntime = AgentRuntime.INTERNAL
+    runner: Runner = Runner.EXECUTOR
 
 
 class TaskRequest(msgspec.Struct, frozen=True, rename="camel"):

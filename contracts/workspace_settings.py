@@ -9,7 +9,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from contracts.repos import ALLOWED_REPOSITORY_PATTERN
-from contracts.tasks import AgentRuntime, NonEmpty, Planner, Provider
+from contracts.tasks import AgentRuntime, NonEmpty, Planner, Provider, Runner
 
 DEFAULT_COMMAND_PREFIX = "/agent"
 # The config keys `/api/config` owns; a PUT replaces these and leaves every other key alone.
@@ -55,6 +55,7 @@ class DefaultAgentConfig(msgspec.Struct, frozen=True, rename="camel", forbid_unk
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] | UnsetType = UNSET
     planner: Planner | UnsetType = UNSET
     agent_runtime: AgentRuntime | UnsetType = UNSET
+    runner: Runner | UnsetType = UNSET
 
 
 class WorkspaceSettings(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):

@@ -35,6 +35,7 @@ from libs.domain import (
     schedule,
     task,
     webhook_delivery,
+    worker_machine,
     workspace,
 )
 from libs.domain.base import EventTypes, payload_type
@@ -48,6 +49,7 @@ _DOMAIN_MODULES = (
     github_installation,
     webhook_delivery,
     intake_request,
+    worker_machine,
 )
 
 # (subject, what is sent, what comes back): each to the single writer of what it changes.

@@ -50,6 +50,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_ttl_s: int = 30
     # How often the runtime service's sweeper looks for leases that passed.
     lease_sweep_s: float = 0.5
+    # Container workers (a task's `runner: fly`): how long a machine has to claim its run before
+    # it is destroyed and the run failed (a first boot pulls the image), and how often the
+    # executor's reaper looks for machines whose work is over.
+    worker_claim_window_s: float = 300.0
+    worker_reap_s: float = 1.0
     # Self-heal runs pytest's collection on the test files an agent wrote (Python repositories).
     self_heal_collect_tests: bool = True
     # Guards the gateway's admin API (workspaces and their keys); unset, the admin API is off.

@@ -92,6 +92,13 @@ def command_in_thread(handler: Callable[..., msgspec.Struct], *deps: Any) -> Com
     return handle
 
 
+def answer_commands(broker: NatsBroker, subject: str, queue: str, handler: CommandHandler, workers: int) -> None:
+    """Registers `handler` as the answer to `subject`'s commands, in the owner's queue group
+    (one replica answers each), before the broker starts."""
+    subscriber = broker.subscriber(subject, queue=queue, decoder=_raw_body, max_workers=workers)
+    subscriber(_bytes_handler(subject, handler))
+
+
 def _json(body: object, status: int = 200) -> AsgiResponse:
     return AsgiResponse(msgspec.json.encode(body), status, headers={"content-type": "application/json"})
 
@@ -100,10 +107,7 @@ def build_app(service: Service[DepsT], settings: Settings) -> AsgiFastStream:
     store = EventStore(settings.database_url, kept=service.kept_aggregates)
     broker = NatsBroker(settings.nats_servers, logger=None)
     for subject, handler in service.commands(settings, store).items():
-        subscriber = broker.subscriber(
-            subject, queue=service.name, decoder=_raw_body, max_workers=service.command_workers
-        )
-        subscriber(_bytes_handler(subject, handler))
+        answer_commands(broker, subject, service.name, handler, service.command_workers)
 
     consumers: list[EventConsumer] = []
     # What this run of the service started, for `stop_consumers` to close: none of it before

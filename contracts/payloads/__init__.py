@@ -30,6 +30,7 @@ from contracts.payloads import (
     schedule,
     task,
     webhook_delivery,
+    worker_machine,
     workspace,
 )
 
@@ -52,6 +53,7 @@ PAYLOADS: dict[str, type[msgspec.Struct]] = dict(
             **pull_request.PAYLOADS,
             **schedule.PAYLOADS,
             **webhook_delivery.PAYLOADS,
+            **worker_machine.PAYLOADS,
             **workspace.PAYLOADS,
         }.items()
     )

@@ -65,8 +65,10 @@ class AgentSession(WorkspaceAggregate):
         capabilities: list[str],
         permissions: PermissionPolicy | None = None,
         spawn_budget: SpawnBudget | None = None,
+        ttl_expires_at: int | None = None,
     ) -> tuple[AgentSession, str]:
-        """A new root session, and its bearer token (whole, shown once: only its hash is kept)."""
+        """A new root session, and its bearer token (whole, shown once: only its hash is kept);
+        with `ttl_expires_at`, the TTL sweeper stops it then."""
         session_id, secret = uuid.uuid4(), secrets.token_urlsafe(32)
         created = AgentSessionCreated(
             name=name,
@@ -78,6 +80,7 @@ class AgentSession(WorkspaceAggregate):
             root_session_id=str(session_id),
             permissions=permissions or PermissionPolicy(),
             spawn_budget=spawn_budget or SpawnBudget(),
+            ttl_expires_at=ttl_expires_at,
         )
         session = cls._create(cls.Created, id=session_id, workspace_id=workspace_id, payload=created)
         return session, f"{TOKEN_PREFIX}_{session_id.hex}_{secret}"

@@ -22,8 +22,11 @@ from contracts.payloads.run import (
 )
 from contracts.payloads.task import TaskCancelled, TaskCompleted, TaskFailed, TaskSubtaskDispatched
 from contracts.payloads.workspace import WorkspacePurged
+from contracts.tasks import Runner
 from libs.domain.run import run_id_for
 from libs.readmodels.codec import as_json
+
+FLY = Runner.FLY.value
 
 # A lease's status once its run ended, by the event that ended it.
 ENDED = {
@@ -43,7 +46,7 @@ WITH doc AS (SELECT %s::jsonb AS d),
 queued AS (
     INSERT INTO rm_run_queue
     SELECT q.run_id, q.workspace_id, q.task_id, q.subtask_id, q.agent_type, q.attempt, q.handover, q.external,
-        q.dispatch_seq, q.queued_at, q.previous_run_id, coalesce(t.created_at, q.queued_at)
+        q.dispatch_seq, q.queued_at, q.previous_run_id, coalesce(t.created_at, q.queued_at), q.reserved
     FROM jsonb_populate_recordset(NULL::rm_run_queue, (SELECT d->'queued' FROM doc)) q
     LEFT JOIN rm_tasks t ON t.task_id = q.task_id
     ON CONFLICT (run_id) DO NOTHING
@@ -108,6 +111,8 @@ def _write(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
                 "attempt": p.attempt,
                 "handover": p.handover,
                 "external": p.config.get("agentRuntime") == "external",
+                # A container is started for it, whose session alone may claim it.
+                "reserved": p.config.get("runner") == FLY,
                 "dispatch_seq": e.seq,
                 "queued_at": e.occurred_at,
                 "previous_run_id": p.previous_run_id,

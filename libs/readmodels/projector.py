@@ -38,6 +38,7 @@ from libs.readmodels import (
     task_history,
     task_log,
     toolcalls,
+    worker_machines,
 )
 from libs.readmodels.codec import as_json as _json
 from libs.readmodels.schema import PROJECTOR, READMODELS_CHANNEL
@@ -178,6 +179,7 @@ def project(conn: psycopg.Connection, events: list[EventEnvelope], expected: int
         # when the run does, and the sweeper stops looking at it.
         leases.project(cur, every_typed)
         agent_sessions.project(cur, kept_typed)
+        worker_machines.project(cur, every_typed)  # a purge's machines too: the reaper destroys them
         last = events[-1].seq
         # Compare-and-set: a projector that lost its leadership without noticing finds the
         # position moved, and its whole batch rolls back instead of adding costs twice.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from libs.readmodels import channels, orchestration_runs, task_history
+from libs.readmodels import channels, orchestration_runs, task_history, worker_machines
 
 TABLES = (
     "rm_tasks",
@@ -24,6 +24,7 @@ TABLES = (
     "rm_agent_sessions",
     orchestration_runs.TABLE,
     task_history.TABLE,
+    worker_machines.TABLE,
     *channels.TABLES,
 )
 
@@ -196,6 +197,9 @@ CREATE TABLE IF NOT EXISTS rm_run_queue (
     previous_run_id text,
     task_created_at bigint NOT NULL
 );
+-- A run kept for one session (a container worker's, spec 003): `claim-next` leaves it to that
+-- session, which names it. Added after the table; a row written before it is nobody's.
+ALTER TABLE rm_run_queue ADD COLUMN IF NOT EXISTS reserved boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS rm_run_queue_order ON rm_run_queue (workspace_id, task_created_at, dispatch_seq);
 CREATE INDEX IF NOT EXISTS rm_run_queue_task ON rm_run_queue (task_id);
 -- Every claimed run's lease as its claim set it and its end left it (heartbeats move the end
@@ -270,6 +274,8 @@ PROJECTOR = "readmodels"
 RELAY_LOCK, PROJECTOR_LOCK = 7_100_001, 7_100_002
 # Makes the executor's lease sweeper single-active: one actor expires a lease.
 LEASE_SWEEPER_LOCK = 7_100_003
+# Makes the executor's reaper of container workers single-active: one actor destroys a machine.
+WORKER_REAPER_LOCK = 7_100_004
 # The runtime service's sweeper of agent sessions past their TTL: single-active across replicas.
 SESSION_TTL_LOCK = 7_100_021
 # The first key of the runtime's per-workspace spawn locks (a spawn's counts and its save).
@@ -289,6 +295,7 @@ def create(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
         conn.execute(channels.DDL)
         conn.execute(task_history.DDL)
+        conn.execute(worker_machines.DDL)
 
 
 def drop(conn: psycopg.Connection) -> None:

@@ -21,6 +21,7 @@ from contracts.commands import ClaimRunCommand, CommandError, LeaseReply
 from libs.agent.starting import Dispatch, dispatch_at
 from libs.budgets import load_budget
 from libs.domain.run import Claim, Run, claim_token_hash, new_claim_token
+from libs.domain.worker_machine import WorkerMachine, worker_machine_id
 from libs.eventstore.store import EventStore
 from libs.leases.clock import now_ms, until
 from libs.pricing import PriceTable
@@ -61,7 +62,7 @@ def claim_next(store: EventStore, prices: PriceTable, command: ClaimRunCommand) 
     """The run claimed for the command's session, or None when none it may take is ready."""
     if command.agent_types == []:
         return None  # it asked only for types its capabilities exclude
-    rows = lease_reads.candidates(store, command.workspace_id, command.agent_types, CANDIDATES)
+    rows = lease_reads.candidates(store, command.workspace_id, command.agent_types, CANDIDATES, command.run_id)
     # The queue is a read model, a few milliseconds behind: what it still shows may be claimed
     # already. One read of the candidates' Runs spares a doomed claim each (its dispatch read,
     # its budget read, its conflicting insert) when sessions race for the head of the queue.
@@ -71,6 +72,8 @@ def claim_next(store: EventStore, prices: PriceTable, command: ClaimRunCommand) 
             return None  # the session stopped waiting: a claim now would reach nobody
         if uuid.UUID(str(row["run_id"])) in taken:
             continue
+        if row["reserved"] and not _kept_for(store, str(row["run_id"]), command.session_id):
+            continue  # a container's run: its own session claims it
         dispatch = dispatch_at(store, row["dispatch_seq"])
         if dispatch is None or dispatch.workspace_id != command.workspace_id:
             continue
@@ -79,6 +82,12 @@ def claim_next(store: EventStore, prices: PriceTable, command: ClaimRunCommand) 
             run, token, seq = claimed
             return Claimed(run, token, dispatch, row["queued_at"], seq)
     return None
+
+
+def _kept_for(store: EventStore, run_id: str, session_id: str) -> bool:
+    """Whether the reserved run is kept for this session: the one made for its container."""
+    machine = store.load(worker_machine_id(run_id))
+    return isinstance(machine, WorkerMachine) and machine.started.session_id == session_id
 
 
 def _claim(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from githubkit import GitHub
+from libs.fly.machines import Machines
+from libs.fly.settings import FlySettingsReader
 from nats.aio.client import Client as NatsClient
 
 from libs.config import Settings
@@ -34,7 +36,10 @@ class Deps:
     prices: PriceTable  # to estimate a model call against the budget caps
     souls: Souls  # the workspaces' souls, which shape its agents' system prompts (`souls.py`)
     keys: ProviderKeys  # the workspaces' own provider keys, which their agents call the models with
+    fly: FlySettingsReader  # the workspaces' Fly settings, their tokens opened (container workers)
+    machines: Machines  # the Fly Machines API: a machine per run of a task on the `fly` runner
     # One publisher per branch across replicas (a PostgreSQL advisory lock with a pool).
     locks: BranchLocks = field(default_factory=BranchLocks)
     purges: Purges = field(default_factory=Purges)  # stops the runs of tasks a purge stopped
     sweeper: asyncio.Task[None] | None = None  # the lease sweeper (`sweeper.py`), started with the service
+    reaper: asyncio.Task[None] | None = None  # the container reaper (`reaper.py`), likewise

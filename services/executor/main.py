@@ -7,9 +7,11 @@ import contextlib
 from typing import Any
 
 import msgspec
+from libs.fly.machines import Machines
+from libs.fly.settings import FlySettingsReader
 
 from contracts.events import EventEnvelope
-from contracts.subjects import CLAIM_RUN, UNDER_LEASE
+from contracts.subjects import CLAIM_RUN, REPORT_WORKER, UNDER_LEASE
 from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
@@ -18,7 +20,7 @@ from libs.llm.providers import Providers
 from libs.pricing import PriceTable
 from libs.provider_keys import ProviderKeys
 from libs.runtime import CommandHandler, Service, Started, command_in_thread, run
-from services.executor import claims, publishing, runs, under_lease
+from services.executor import claims, publishing, reaper, reports, runs, under_lease
 from services.executor.deps import Deps
 from services.executor.github.branch_locks import BranchLocks
 from services.executor.github.client import close_github_client, github_client
@@ -42,6 +44,8 @@ def _deps(started: Started) -> Deps:
         prices=PriceTable.from_env(),
         souls=Souls(store),
         keys=ProviderKeys(store, settings.secrets_key),
+        fly=FlySettingsReader(store, settings.secrets_key),
+        machines=Machines(settings.fly_api_url),
         locks=BranchLocks(settings.database_url),
         purges=Purges(),
     )
@@ -71,18 +75,22 @@ async def _start(deps: Deps) -> None:
     await asyncio.to_thread(heartbeats.create, deps.store)  # before its first run heartbeats
     settings = deps.settings
     deps.sweeper = asyncio.create_task(sweep_forever(deps.store, settings.database_url, settings.lease_sweep_s))
+    deps.reaper = asyncio.create_task(reaper.reap_forever(deps))
     js = deps.nc.jetstream()
     await deps.answers.start(js)
     await deps.purges.start(js)
     await deps.keys.follow(js)
+    await deps.fly.follow(js)
 
 
 async def _stop(deps: Deps) -> None:
     # What `_deps` opened; the runtime closes what it started (NATS, the log publisher).
-    if deps.sweeper is not None:
-        deps.sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await deps.sweeper
+    for task in (deps.sweeper, deps.reaper):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    await deps.machines.close()
     await deps.providers.close()
     await close_github_client(deps.github)
     await deps.answers.stop()
@@ -95,7 +103,11 @@ def _commands(settings: Settings, store: EventStore) -> dict[str, CommandHandler
     async def under(raw: bytes) -> bytes:
         return msgspec.json.encode(await under_lease.on_command(raw, store, settings.self_heal_collect_tests))
 
-    return {CLAIM_RUN: command_in_thread(claims.claim_run, store, prices), UNDER_LEASE: under}
+    return {
+        CLAIM_RUN: command_in_thread(claims.claim_run, store, prices),
+        UNDER_LEASE: under,
+        REPORT_WORKER: command_in_thread(reports.report_worker, store, settings),
+    }
 
 
 SERVICE = Service(

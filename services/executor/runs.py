@@ -21,6 +21,7 @@ from contracts.events import Event, EventEnvelope, typed
 from contracts.payloads.orchestration_run import OrchestrationRunStepDispatched
 from contracts.payloads.shapes import Files, ReviewNote, RunOutput
 from contracts.payloads.task import TaskSubtaskDispatched
+from contracts.tasks import Runner
 from libs.agent.checks import check
 from libs.agent.loop import AgentSpec, Model, Outcome, estimated_usage, first_prompt_chars, run_agent
 from libs.agent.prompts import first_message, system_prompt
@@ -35,6 +36,7 @@ from libs.leases.clock import now_ms, until
 from libs.leases.fence import lease_end
 from libs.observability.logs import redact
 from libs.readmodels.task_log import CHECKS_FAILED, first_line
+from services.executor import containers
 from services.executor.asking import TaskStopped
 from services.executor.deps import Deps
 from services.executor.purges import TASK_CANCELLED, cancelling
@@ -42,6 +44,7 @@ from services.executor.recorder import RunRecorder, RunTakenOver
 
 log = logging.getLogger(__name__)
 
+FLY = Runner.FLY.value
 EXTERNAL = "external"  # `config.agentRuntime`: only agent sessions run the task's subtasks
 
 Dispatch = Event[TaskSubtaskDispatched]
@@ -56,6 +59,8 @@ async def on_dispatched(envelope: EventEnvelope, deps: Deps) -> list[Any]:
     p = event.payload
     if p.config.get("agentRuntime") == EXTERNAL:
         return []  # its task asked for agent sessions: they claim it (`claim-next`), never the executor
+    if p.config.get("runner") == FLY:
+        return await containers.on_dispatched(event, deps)  # a container of its own claims it
     loaded = await _loaded(event.workspace_id, p, deps)
     soul = await asyncio.to_thread(deps.souls.section, event.workspace_id, p.agent_type)
     # Read before the run is saved: a read that fails sends the dispatch back, and no run is left started.

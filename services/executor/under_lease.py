@@ -62,10 +62,11 @@ def _lease_lost(run: Run) -> Refused:
 class Held:
     """A run the calling session holds, fenced: loaded, checked, with its lease's end."""
 
-    def __init__(self, run: Run, lease_until: int | None, heartbeat_at: int | None) -> None:
+    def __init__(self, run: Run, lease_until: int | None, heartbeat_at: int | None, task_status: str | None) -> None:
         self.run = run
         self.lease_until = lease_until
         self.heartbeat_at = heartbeat_at
+        self.task_status = task_status  # its task's, or its orchestration run's; None: purged
         self.seq = 0
 
 
@@ -119,8 +120,8 @@ async def held(store: EventStore, command: LeaseCommand) -> Held:
         # Another workspace's run is as unknown here as one that does not exist.
         message = f"run {command.run_id} not found"
         raise Refused(LeaseRefusal(status=404, code="run_not_found", message=message, suggested_command=CLAIM_AGAIN))
-    beats = await asyncio.to_thread(heartbeats.latest, store, [run.id])
-    beat_until, beat_at = beats.get(run.id, (None, None))
+    beat, task_status = await asyncio.to_thread(lease_reads.with_its_task, store, run.id, run.task_id)
+    beat_until, beat_at = beat or (None, None)
     refused = refusal(run, command.session_id, command.claim_token, beat_until, now_ms())
     if refused is not None:
         evidence: dict[str, object] = {"run_id": command.run_id}
@@ -135,7 +136,7 @@ async def held(store: EventStore, command: LeaseCommand) -> Held:
                 suggested_command=CLAIM_AGAIN,
             )
         )
-    return Held(run, lease_end(run, beat_until), beat_at)
+    return Held(run, lease_end(run, beat_until), beat_at, task_status)
 
 
 # What a `complete`'s own checks may take (collecting the tests it wrote): its lease is kept
@@ -153,7 +154,7 @@ async def heartbeat(store: EventStore, h: Held, ttl_s: int | None) -> Held:
     if beat is None:
         raise _lease_lost(run)
     new_end, at = beat
-    return Held(run, max(new_end, run.lease_until or 0), at)
+    return Held(run, max(new_end, run.lease_until or 0), at, h.task_status)
 
 
 async def _ended_by_the_same_call(store: EventStore, command: LeaseCommand, refused: Refused) -> LeaseReply | None:
@@ -179,10 +180,9 @@ async def _stop_if_its_task_ended(store: EventStore, h: Held, verb: str, usage: 
     """A run whose task ended (cancelled, failed, completed, or purged with its workspace) is
     nobody's to go on with: it ends here, charged what its holder reports, and the call is
     refused. The executor's own runs are stopped by the purge itself (`purges.py`)."""
-    row = await asyncio.to_thread(lease_reads.task_row, store, h.run.task_id)
-    if row is not None and row["status"] not in ("completed", "failed", "cancelled"):
+    if h.task_status is not None and h.task_status not in ("completed", "failed", "cancelled"):
         return
-    status = row["status"] if row is not None else "purged"
+    status = h.task_status or "purged"
     run = h.run
     run.fail(
         f"stopped: its task is {status}",

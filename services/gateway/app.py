@@ -26,6 +26,7 @@ from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.session import session_middleware
 from libs.web.state import install, open_read_models
 from services.gateway import (
+    callbacks,
     credentials,
     files,
     fly_check,
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> Litestar:
             *github_data.ROUTES,
             *startup_check.ROUTES,
             *webhooks.ROUTES,
+            *callbacks.ROUTES,
             ready_route(_is_ready),
             metrics,
             *edge.routes,

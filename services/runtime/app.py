@@ -12,16 +12,30 @@ from faststream.nats import NatsBroker
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
 
+from contracts.subjects import CLOSE_WORKER_SESSION, OPEN_WORKER_SESSION
 from libs.config import Settings
 from libs.eventstore.listen import Listener
 from libs.eventstore.store import EventStore
 from libs.readmodels.schema import READMODELS_CHANNEL
+from libs.runtime import answer_commands, command_in_thread
 from libs.web import openapi
 from libs.web.bodies import JsonRequest
 from libs.web.diagnostics import HANDLERS_WITH_DIAGNOSTICS
 from libs.web.ops import VERSION, metrics, ready_route, request_metrics
 from libs.web.state import install, installed, open_read_models
-from services.runtime import channels, context, coordinator, leases, me, session_reads, sessions, souls, spawn, stopping
+from services.runtime import (
+    channels,
+    context,
+    coordinator,
+    leases,
+    me,
+    session_reads,
+    sessions,
+    souls,
+    spawn,
+    stopping,
+    worker_sessions,
+)
 from services.runtime.auth import require_caller
 from services.runtime.channel_waits import ChannelWaits
 from services.runtime.state import RuntimeState, runtime_state
@@ -46,7 +60,14 @@ def create_app(settings: Settings) -> Litestar:
         store = await asyncio.to_thread(EventStore, settings.database_url, 8)
         channel_store = await asyncio.to_thread(EventStore, settings.database_url, 2, CHANNELS_KEPT)
         broker = NatsBroker(settings.nats_servers, logger=None)
-        await broker.connect()
+        # The executor's commands about its container workers' sessions (the runtime owns sessions).
+        answer_commands(
+            broker, OPEN_WORKER_SESSION, "runtime", command_in_thread(worker_sessions.open_worker_session, store), 8
+        )
+        answer_commands(
+            broker, CLOSE_WORKER_SESSION, "runtime", command_in_thread(worker_sessions.close_worker_session, store), 8
+        )
+        await broker.start()
         waits = ChannelWaits(settings.database_url)
         await waits.start()
         state = RuntimeState(settings, pool, store=store, broker=broker, channel_store=channel_store, waits=waits)

@@ -108,6 +108,7 @@ async def _claim_in_turn(
         model=details.model,
         agent_types=wanted_types(details.capabilities, [*data.agent_types, *data.capabilities]),
         lease_ttl_s=data.lease_ttl_seconds,
+        run_id=data.run_id,
     )
     deadline = time.monotonic() + data.wait_seconds
     while True:

@@ -70,6 +70,7 @@ EVENT_TYPES = {
     *("github_account.linked", "github_account.signed_in", "github_installation.linked"),
     "webhook_delivery.received",
     *("intake_request.task_created", "intake_request.refused", "intake_request.replied"),
+    *("worker_machine.started", "worker_machine.reported", "worker_machine.destroyed"),
 }
 
 

@@ -99,6 +99,7 @@ EXPECTED = {
     # GitHub's deliveries: signed, not keyed (401 a signature that does not match); 503 also
     # without GITHUB_WEBHOOK_SECRET.
     ("post", "/api/webhooks/github"): {400, 401, 413, 503},
+    ("post", "/api/callbacks/complete"): {400, 401, 409, 413, 503},
 }
 
 

@@ -19,6 +19,7 @@ from contracts.payloads.agent_soul import AgentSoulSet
 from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.input_gate import InputGateOpened
 from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestTaskCreated
+from contracts.payloads.worker_machine import WorkerMachineReported, WorkerMachineStarted
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
@@ -34,6 +35,7 @@ from libs.domain.gate import Gate, InputGate, QuestionGate
 from libs.domain.github_account import GitHubAccount
 from libs.domain.github_installation import GitHubInstallation
 from libs.domain.intake_request import IntakeRequest
+from libs.domain.worker_machine import WorkerMachine
 from libs.domain.ledger import Ledger
 from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
@@ -197,7 +199,7 @@ def a_whole_life() -> list[Aggregate]:
     channel = Channel.open(WORKSPACE, parse_name(f"task_{tid}"), tid, str(session.id))  # type: ignore[arg-type]
     asked = channel.send(str(session.id), "question", {"text": "which file?"}, {"tag": "t"})
     channel.send(str(session.id), "answer", "b.py", {}, reply_to=asked.message_id)
-    others += [session, soul, channel, *_orchestration_runs(), *_github()]
+    others += [session, soul, channel, *_orchestration_runs(), *_github(), _worker_machine()]
     life = [workspace, schedule, task, *runs, question, expired, gate, pull, ledger, child, revised, failed, retried]
     return [*life, *others]
 
@@ -253,6 +255,28 @@ def _github() -> list[GitHubAccount | GitHubInstallation | WebhookDelivery | Int
     refused.replied("refused", 9004)
     intake = [created, refused]
     return [account, GitHubInstallation.link(WORKSPACE, linked), WebhookDelivery.receive(WORKSPACE, received), *intake]
+
+
+def _worker_machine() -> WorkerMachine:
+    machine = WorkerMachine.start(
+        WORKSPACE,
+        WorkerMachineStarted(
+            task_id=str(uuid.uuid4()),
+            run_id=str(uuid.uuid4()),
+            subtask_id="s1",
+            dispatch_seq=42,
+            app="acme-workers",
+            region="ams",
+            machine_id="3d8d9e1f2a4b58",
+            machine_name="run-1",
+            session_id=str(uuid.uuid4()),
+            callback_token_hash="ab" * 32,
+            claim_by=1_700_000_000_000,
+        ),
+    )
+    machine.reported(WorkerMachineReported(status="succeeded", metadata={"machineId": "3d8d9e1f2a4b58", "turns": 3}))
+    machine.destroy("reported")
+    return machine
 
 
 def _orchestration_runs() -> list[OrchestrationRun | InputGate]:
