@@ -81,6 +81,7 @@ PRIVATE_FIELDS: dict[str, frozenset[str]] = {
     "workspace.key_issued": frozenset({"key_hash"}),
     "workspace.secret_set": frozenset({"sealed"}),
     "agent_session.created": frozenset({"token_hash"}),
+    "worker_machine.started": frozenset({"callback_token_hash"}),
 }
 
 

@@ -159,6 +159,8 @@ def load_settings(service: str, default_port: int) -> Settings:
         max_concurrent_runs=max(1, int(_env("MAX_CONCURRENT_RUNS") or 64)),
         lease_ttl_s=min(3600, max(1, int(_env("LEASE_TTL_S") or 30))),
         lease_sweep_s=max(0.05, float(_env("LEASE_SWEEP_S") or 0.5)),
+        worker_claim_window_s=max(1.0, float(_env("WORKER_CLAIM_WINDOW_S") or 300.0)),
+        worker_reap_s=max(0.05, float(_env("WORKER_REAP_S") or 1.0)),
         question_expiry_s=int(_env("QUESTION_EXPIRY_S") or 3600),
         # At least a second: the check is a read of the event store per waiting run.
         question_check_s=max(1.0, float(_env("QUESTION_CHECK_S") or 30.0)),

@@ -43,7 +43,9 @@ async def launch(fleet: Fleet, machine: MachineRecord) -> None:
     if machine.state != CREATED:
         return  # destroyed before it could start
     await machine.become(STARTING, "start", source="user")
-    env = machine_environment(machine.config.env)
+    # What Fly sets in every machine's environment, as its runtime does.
+    runtime = {"FLY_MACHINE_ID": machine.id, "FLY_APP_NAME": machine.app, "FLY_REGION": machine.region}
+    env = {**machine_environment(machine.config.env), **runtime}
     try:
         machine.process = MachineProcess(
             fleet.worker_command,

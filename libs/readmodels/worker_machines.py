@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from contracts.events import Event
 from contracts.payloads.worker_machine import WorkerMachineDestroyed, WorkerMachineStarted
@@ -57,14 +58,12 @@ def project(cur: psycopg.Cursor[Any], events: list[Event[Any]]) -> None:
         cur.execute(_STATEMENT, (as_json({"started": list(started.values()), "destroyed": destroyed}),))
 
 
-def live(cur: psycopg.Cursor[Any], limit: int) -> list[dict[str, Any]]:
+def live(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
     """The machines not destroyed, oldest first."""
-    cur.execute(
-        "SELECT run_id, machine_aggregate_id, workspace_id, claim_by FROM rm_worker_machines "
-        "ORDER BY started_at LIMIT %s",
-        (limit,),
-    )
-    return [
-        {"run_id": str(r[0]), "machine_aggregate_id": str(r[1]), "workspace_id": r[2], "claim_by": r[3]}
-        for r in cur.fetchall()
-    ]
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT run_id::text, machine_aggregate_id::text, workspace_id, claim_by FROM rm_worker_machines "
+            "ORDER BY started_at LIMIT %s",
+            (limit,),
+        )
+        return list(cur.fetchall())

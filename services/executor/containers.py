@@ -25,7 +25,6 @@ import secrets
 from typing import Any
 
 import msgspec
-from libs.fly.client import FlyError
 
 from contracts.commands import CloseWorkerSession, OpenWorkerSession, WorkerSessionReply
 from contracts.payloads.worker_machine import WorkerMachineStarted
@@ -33,6 +32,7 @@ from contracts.subjects import CLOSE_WORKER_SESSION, OPEN_WORKER_SESSION
 from libs.agent.starting import Dispatch
 from libs.domain.run import run_id_for
 from libs.domain.worker_machine import WorkerMachine, callback_hash, worker_machine_id
+from libs.fly.client import FlyError
 from libs.leases.clock import now_ms
 from services.executor.deps import Deps
 from services.executor.unclaimed import unclaimed_failure

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from githubkit import GitHub
-from libs.fly.machines import Machines
-from libs.fly.settings import FlySettingsReader
 from nats.aio.client import Client as NatsClient
 
 from libs.config import Settings
 from libs.eventstore.store import EventStore
+from libs.fly.machines import Machines
+from libs.fly.settings import FlySettingsReader
 from libs.llm.providers import Providers
 from libs.pricing import PriceTable
 from libs.provider_keys import ProviderKeys

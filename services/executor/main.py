@@ -7,14 +7,14 @@ import contextlib
 from typing import Any
 
 import msgspec
-from libs.fly.machines import Machines
-from libs.fly.settings import FlySettingsReader
 
 from contracts.events import EventEnvelope
 from contracts.subjects import CLAIM_RUN, REPORT_WORKER, UNDER_LEASE
 from libs.bus.consumer import EachAlone, Subscription
 from libs.config import Settings
 from libs.eventstore.store import EventStore
+from libs.fly.machines import Machines
+from libs.fly.settings import FlySettingsReader
 from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.pricing import PriceTable

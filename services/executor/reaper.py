@@ -18,13 +18,13 @@ import uuid
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from libs.fly.client import FlyError
 
 from contracts.payloads.worker_machine import DestroyReason
 from libs.agent.starting import dispatch_at
 from libs.domain.run import STARTED, Run
 from libs.domain.worker_machine import WorkerMachine
 from libs.eventstore.leader import hold_lock
+from libs.fly.client import FlyError
 from libs.leases.clock import now_ms
 from libs.readmodels import worker_machines
 from libs.readmodels.schema import WORKER_REAPER_LOCK
@@ -39,8 +39,8 @@ NOT_CLAIMED = "its container worker did not claim the run in time"
 
 
 def _live(deps: Deps) -> list[dict[str, Any]]:
-    with deps.store.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-        return worker_machines.live(cur, PAGE)
+    with deps.store.recorder.datastore.get_connection() as conn:
+        return worker_machines.live(conn, PAGE)
 
 
 def _due(machine: WorkerMachine, run: object, now: int) -> DestroyReason | None:

@@ -202,6 +202,5 @@ def test_the_read_model_lists_the_machines_not_destroyed(store: EventStore, conn
     store.save([gone])
     projector.catch_up(store, conn)
 
-    with conn.cursor() as cur:
-        live = worker_machines.live(cur, 10)
+    live = worker_machines.live(conn, 10)
     assert [(row["run_id"], row["machine_aggregate_id"]) for row in live] == [(run_id, str(kept.id))]

@@ -103,7 +103,8 @@ async def test_a_created_machine_runs_its_process_with_its_environment_and_nothi
     assert machine.config.restart is not None and machine.config.restart.policy == "no"
     assert [e.status for e in machine.events] == ["started", "starting", "created"]  # newest first
     seen = await until(lambda: json.loads(env_file.read_text()) if env_file.exists() else None)
-    assert seen == {**given, "PATH": os.environ["PATH"], "HOME": os.environ["HOME"]}
+    runtime = {"FLY_MACHINE_ID": machine.id, "FLY_APP_NAME": app, "FLY_REGION": "ams"}  # as Fly sets them
+    assert seen == {**given, "PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **runtime}
     process = local_fly.machines()[created.id]
     assert process["running"] and pid_alive(process["pid"])
     await client.destroy(app, created.id)

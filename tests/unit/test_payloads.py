@@ -19,12 +19,12 @@ from contracts.payloads.agent_soul import AgentSoulSet
 from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.input_gate import InputGateOpened
 from contracts.payloads.intake_request import IntakeRequestRefused, IntakeRequestTaskCreated
-from contracts.payloads.worker_machine import WorkerMachineReported, WorkerMachineStarted
 from contracts.payloads.ledger import LedgerCharged
 from contracts.payloads.run import RunFailed, RunStarted
 from contracts.payloads.shapes import BudgetCap, Payload, PlannedSubtask, RunOutput, SubtaskResult
 from contracts.payloads.task import TaskSubtaskDispatched
 from contracts.payloads.webhook_delivery import WebhookDeliveryReceived
+from contracts.payloads.worker_machine import WorkerMachineReported, WorkerMachineStarted
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from exports.asyncapi import event_classes
 from libs.domain.agent_session import AgentSession
@@ -35,7 +35,6 @@ from libs.domain.gate import Gate, InputGate, QuestionGate
 from libs.domain.github_account import GitHubAccount
 from libs.domain.github_installation import GitHubInstallation
 from libs.domain.intake_request import IntakeRequest
-from libs.domain.worker_machine import WorkerMachine
 from libs.domain.ledger import Ledger
 from libs.domain.orchestration_run import OrchestrationRun
 from libs.domain.pull_request import PullRequest
@@ -43,6 +42,7 @@ from libs.domain.run import LEASE_EXPIRED, Claim, Run
 from libs.domain.schedule import Schedule, slot
 from libs.domain.task import Task
 from libs.domain.webhook_delivery import WebhookDelivery
+from libs.domain.worker_machine import WorkerMachine
 from libs.domain.workspace import Workspace
 
 
