@@ -7,6 +7,8 @@ anywhere the user can read."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
-from tests.e2e.helpers import bearer, debug_dump, model_calls, new_workspace, submit, wait_for
+from tests.e2e.helpers import bearer, debug_dump, model_calls, new_workspace, script_model, submit, wait_for
 from tests.factories import task_request
 
 pytestmark = pytest.mark.e2e
@@ -187,3 +189,35 @@ def test_a_fly_task_needs_the_workspaces_own_provider_key(stack: Stack, team: Te
     )
     assert listed.json() == [], "no machine was started"
     assert team.machine_events(task_id) == []
+
+
+def test_a_hung_workers_machine_is_destroyed_when_its_lease_expires(stack: Stack, team: Team) -> None:
+    app, fly_token = fly_app(stack)
+    key = provider_key()
+    assert team.api.put("/api/config/provider-credentials", json={"anthropic": {"apiKey": key}}).status_code == 200
+    fly = {"apiToken": fly_token, "app": app, "region": "ams", "image": IMAGE}
+    assert team.api.put("/api/config/fly", json=fly).status_code == 200
+    script_model(stack, {"match": "Hangs in its container", "delay_ms": 90_000})
+
+    (task_id,) = submit(team.api, task_request("Hangs in its container", config=FLY))
+    started = until("the machine working", lambda: team.machine_events(task_id))[0]["payload"]
+    until("its model call", lambda: model_calls(stack, "Task: Hangs in its container"))
+    (process,) = [m for m in stack.local_fly("/_machines")["machines"] if m["id"] == started["machine_id"]]
+    os.kill(process["pid"], signal.SIGSTOP)  # hung: no heartbeat, no exit, no callback
+
+    task = wait_for(team.api, task_id, lambda t: t["status"] == "failed", timeout=90)
+    assert "lease expired" in str(task), task
+    events = until("the machine destroyed", lambda: destroyed_machines(team, task_id, 1))
+    (machine_events,) = events.values()
+    assert [e["type"] for e in machine_events] == ["worker_machine.started", "worker_machine.destroyed"]
+    assert machine_events[-1]["payload"]["reason"] == "run_ended"
+    until("its process gone", lambda: machine_state(stack, started["machine_id"]) == ("destroyed", False))
+    assert not pid_alive(process["pid"])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
