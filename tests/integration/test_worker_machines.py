@@ -90,6 +90,18 @@ def machine_for(store: EventStore, task: Task, run_id: str, holder: AgentSession
     return machine
 
 
+def claimed_by_its_container(store: EventStore, conn: psycopg.Connection) -> tuple[Task, str, AgentSession, Any]:
+    """A fly task whose run its container's session has claimed: the task, the run's id, the
+    session, the claim."""
+    task, run_id = fly_task(store)
+    container = session(store, "container")
+    machine_for(store, task, run_id, container)
+    projector.catch_up(store, conn)
+    claimed = claim(store, container, run_id)
+    assert claimed is not None
+    return task, run_id, container, claimed
+
+
 def claim(store: EventStore, holder: AgentSession, run_id: str | None = None) -> Any:
     command = ClaimRunCommand(
         workspace_id=WS,
@@ -125,12 +137,7 @@ def test_a_run_kept_for_a_container_is_claimed_by_its_session_only(store: EventS
 def test_a_report_needs_the_runs_callback_token_and_agrees_with_the_run(
     store: EventStore, conn: psycopg.Connection, settings: Settings
 ) -> None:
-    task, run_id = fly_task(store)
-    container = session(store, "container")
-    machine_for(store, task, run_id, container)
-    projector.catch_up(store, conn)
-    claimed = claim(store, container, run_id)
-    assert claimed is not None
+    task, run_id, _, claimed = claimed_by_its_container(store, conn)
 
     wrong = report(store, settings, task, run_id, token="not-the-token")
     assert wrong.error is not None and wrong.error.status == 401
@@ -155,12 +162,7 @@ def test_a_report_needs_the_runs_callback_token_and_agrees_with_the_run(
 def test_a_worker_that_completed_its_run_reports_success_once(
     store: EventStore, conn: psycopg.Connection, settings: Settings
 ) -> None:
-    task, run_id = fly_task(store)
-    container = session(store, "container")
-    machine_for(store, task, run_id, container)
-    projector.catch_up(store, conn)
-    claimed = claim(store, container, run_id)
-    assert claimed is not None
+    task, run_id, container, claimed = claimed_by_its_container(store, conn)
     complete = LeaseCommand(
         verb="complete",
         workspace_id=WS,
