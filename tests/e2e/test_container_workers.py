@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from libs.devstack.stack import Stack
+from tests.conftest import CLAIM_WINDOW_S
 from tests.e2e.helpers import bearer, debug_dump, model_calls, new_workspace, script_model, submit, wait_for
 from tests.factories import task_request
 
@@ -221,3 +222,29 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_machine_that_never_claims_its_run_is_destroyed_and_the_run_failed(stack: Stack, team: Team) -> None:
+    app, fly_token = fly_app(stack)
+    key = provider_key()
+    assert team.api.put("/api/config/provider-credentials", json={"anthropic": {"apiKey": key}}).status_code == 200
+    fly = {"apiToken": fly_token, "app": app, "region": "ams", "image": IMAGE}
+    assert team.api.put("/api/config/fly", json=fly).status_code == 200
+
+    (task_id,) = submit(team.api, task_request("Never claims", config=FLY))
+    # Frozen as it starts, long before its worker could claim: a container stuck at its boot.
+    process = until("its process", lambda: started_process(stack, app), timeout=30)
+    os.kill(process["pid"], signal.SIGSTOP)
+
+    task = wait_for(team.api, task_id, lambda t: t["status"] == "failed", timeout=CLAIM_WINDOW_S + 60)
+    assert "did not claim the run in time" in str(task), task
+    (machine_events,) = until("the machine destroyed", lambda: destroyed_machines(team, task_id, 1)).values()
+    assert [e["payload"].get("reason") for e in machine_events] == [None, "not_claimed"]
+    until("its process gone", lambda: machine_state(stack, process["id"]) == ("destroyed", False))
+    assert not model_calls(stack, "Never claims"), "nothing was spent"
+
+
+def started_process(stack: Stack, app: str) -> dict[str, Any] | None:
+    """The app's one machine, once its process runs."""
+    running = [m for m in stack.local_fly("/_machines")["machines"] if m["app"] == app and m["pid"]]
+    return running[0] if running else None
