@@ -18,6 +18,7 @@ from contracts.logs import LogEntry
 from contracts.payloads.agent_session import PermissionPolicy, SpawnBudget
 from contracts.payloads.github_installation import GithubInstallationLinked
 from contracts.payloads.shapes import BudgetCap, RunOutput, SubtaskResult
+from contracts.payloads.worker_machine import WorkerMachineStarted
 from contracts.questions import QuestionItem, QuestionOption, ToolRef
 from contracts.tasks import (
     AgentOutput,
@@ -39,6 +40,7 @@ from libs.domain.ledger import Ledger, ledger_id
 from libs.domain.pull_request import PullRequest
 from libs.domain.run import Claim, Run
 from libs.domain.task import Task
+from libs.domain.worker_machine import WorkerMachine
 from libs.domain.workspace import Workspace, workspace_aggregate_id
 from libs.eventstore.store import EventStore
 from libs.pricing import PriceTable
@@ -268,7 +270,27 @@ def scenario(store: EventStore) -> Scenario:
         linked_by="github:octocat",
     )
     store.save([account, GitHubInstallation.link(WS, linked)])
+    # Container workers: one machine still at work, one destroyed (only the first is listed).
+    machines = [WorkerMachine.start(WS, machine_started(f"m-{i}")) for i in range(2)]
+    machines[1].destroy("run_ended")
+    store.save(machines)
     return live_the_lifecycle(store)
+
+
+def machine_started(machine_id: str) -> WorkerMachineStarted:
+    return WorkerMachineStarted(
+        task_id=str(uuid.uuid4()),
+        run_id=str(uuid.uuid4()),
+        subtask_id="s1",
+        dispatch_seq=1,
+        app="acme-workers",
+        region="ams",
+        machine_id=machine_id,
+        machine_name=f"run-{machine_id}",
+        session_id=str(uuid.uuid4()),
+        callback_token_hash="ab" * 32,
+        claim_by=10**13,
+    )
 
 
 def dump(conn: psycopg.Connection) -> dict[str, list[str]]:

@@ -43,6 +43,8 @@ from libs.domain.task import Task
 from libs.eventstore.blobs import digest_of
 from libs.eventstore.recorder import ConsumerTracking
 from libs.eventstore.store import EventStore
+from libs.fly.machines import Machines
+from libs.fly.settings import FlySettingsReader
 from libs.leases import heartbeats
 from libs.llm.providers import Providers
 from libs.modelserver.script import Behaviour, RecordedCall, Script, ToolCall, Usage
@@ -108,6 +110,7 @@ async def deps(
     """The executor's dependencies, wired as services/executor/main.py wires them."""
     heartbeats.create(store)  # as the executor's start does
     providers = Providers(settings)
+    machines = Machines(settings.fly_api_url)  # no task here runs on Fly: never called
     answers = Answers(store, settings.question_check_s)
     await answers.start(js)
     try:
@@ -122,10 +125,13 @@ async def deps(
             PriceTable.from_env(),
             Souls(store),
             ProviderKeys(store, settings.secrets_key),
+            FlySettingsReader(store, settings.secrets_key),
+            machines,
         )
     finally:
         await answers.stop()
         await providers.close()
+        await machines.close()
 
 
 def dispatched(store: EventStore) -> EventEnvelope:
