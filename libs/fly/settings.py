@@ -10,27 +10,20 @@ the process), or after `KEEP_S` in case the bus did not bring the news.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from contracts.credentials import SecretName
 from contracts.fly import FlySize, fly_config_of
-from libs.bus.jetstream import follow_from_now
-from libs.domain.workspace import Workspace, workspace_aggregate_id
+from libs.domain.workspace import Workspace
 from libs.eventstore.store import EventStore
 from libs.secrets import SealError, unseal
+from libs.workspace_kept import KEEP_S, WorkspaceKept
 
 log = logging.getLogger(__name__)
 
-WORKSPACE_EVENTS = "events.*.workspace.>"
 CHANGES = frozenset({"secret_set", "secret_cleared", "config_updated"})
-KEEP_S = 60.0
-MAX_KEPT = 4096
 
 
 class FlyAccess(msgspec.Struct, frozen=True):
@@ -73,46 +66,19 @@ def fly_access(workspace_id: str, workspace: Workspace | None, secrets_key: byte
     return FlyAccess(api_token=token, app=config.app, region=config.region, image=config.image, size=config.size)
 
 
-class FlySettingsReader:
+class FlySettingsReader(WorkspaceKept[FlyAccess | None]):
     """The workspaces' `FlyAccess`, kept per workspace. A token that cannot be opened counts as
     none (the reason is logged, without the token)."""
 
     def __init__(self, store: EventStore, secrets_key: bytes | None, keep_s: float = KEEP_S) -> None:
-        self.store = store
+        super().__init__(store, CHANGES, keep_s)
         self.secrets_key = secrets_key
-        self.keep_s = keep_s
-        self._kept: dict[str, tuple[float, FlyAccess | None]] = {}
-        # Bumped when a workspace changes: a read begun before the change is not kept.
-        self._changes: dict[str, int] = {}
 
-    async def follow(self, js: JetStreamContext) -> None:
-        await follow_from_now(js, WORKSPACE_EVENTS, self._on_message)
-
-    async def _on_message(self, msg: Msg) -> None:
-        # `events.<workspace>.workspace.<event>`: the subject says all, nothing to decode.
-        _, workspace_id, _, event = msg.subject.split(".", 3)
-        if event in CHANGES:
-            self.forget(workspace_id)
-
-    def forget(self, workspace_id: str) -> None:
-        self._kept.pop(workspace_id, None)
-        self._changes[workspace_id] = self._changes.get(workspace_id, 0) + 1
-
-    async def of(self, workspace_id: str) -> FlyAccess | None:
+    def opened(self, workspace_id: str, workspace: Workspace | None) -> FlyAccess | None:
         """The workspace's Fly settings and token; None when it has not both (or the token does
-        not open). Reads the log when nothing current is kept."""
-        kept = self._kept.get(workspace_id)
-        if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
-        changes = self._changes.get(workspace_id, 0)
-        found = await asyncio.to_thread(self.store.load, workspace_aggregate_id(workspace_id))
+        not open)."""
         try:
-            access = fly_access(workspace_id, found if isinstance(found, Workspace) else None, self.secrets_key)
+            return fly_access(workspace_id, workspace, self.secrets_key)
         except FlyTokenUnusable as exc:
             log.warning("workspace %s: %s", workspace_id, exc)
-            access = None
-        if self._changes.get(workspace_id, 0) == changes:
-            if len(self._kept) >= MAX_KEPT:
-                self._kept.clear()  # bounded; the next runs read again
-            self._kept[workspace_id] = (time.monotonic() + self.keep_s, access)
-        return access
+            return None
